@@ -1,0 +1,111 @@
+#include "storage/leader_epoch_cache.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace gannet::storage {
+
+Result<std::unique_ptr<LeaderEpochCache>> LeaderEpochCache::load(FileSystem* fs,
+                                                                 const std::string& dir) {
+  std::unique_ptr<LeaderEpochCache> cache(new LeaderEpochCache(fs, dir));
+  const std::string path = join_path(dir, kFileName);
+  if (!fs->exists(path)) return cache;
+  GANNET_ASSIGN_OR_RETURN(std::string text, read_file(fs, path));
+  std::istringstream in(text);
+  int version = -1;
+  size_t count = 0;
+  auto bad = [&](const std::string& why) {
+    return make_error(Errc::kCorruptMessage, path + ": " + why);
+  };
+  if (!(in >> version) || version != 0) return bad("unknown version");
+  if (!(in >> count) || count > 10'000'000) return bad("bad entry count");
+  for (size_t i = 0; i < count; ++i) {
+    EpochEntry e{};
+    if (!(in >> e.epoch >> e.start_offset)) return bad("truncated at entry " + std::to_string(i));
+    if (!cache->entries_.empty() && (e.epoch <= cache->entries_.back().epoch ||
+                                     e.start_offset < cache->entries_.back().start_offset)) {
+      return bad("entries out of order at " + std::to_string(i));
+    }
+    cache->entries_.push_back(e);
+  }
+  return cache;
+}
+
+Status LeaderEpochCache::persist_locked() const {
+  std::string text = "0\n" + std::to_string(entries_.size()) + "\n";
+  for (const auto& e : entries_) {
+    text += std::to_string(e.epoch) + " " + std::to_string(e.start_offset) + "\n";
+  }
+  return write_file_atomic(fs_, join_path(dir_, kFileName), text);
+}
+
+Status LeaderEpochCache::assign(int32_t epoch, int64_t start_offset) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (epoch < 0) return {};
+  if (!entries_.empty()) {
+    if (epoch <= entries_.back().epoch) return {};
+    if (start_offset < entries_.back().start_offset) return {};
+    if (start_offset == entries_.back().start_offset) entries_.pop_back();  // empty epoch
+  }
+  entries_.push_back({epoch, start_offset});
+  return persist_locked();
+}
+
+Status LeaderEpochCache::truncate_from_end(int64_t end_offset) {
+  std::lock_guard<std::mutex> l(mu_);
+  size_t before = entries_.size();
+  while (!entries_.empty() && entries_.back().start_offset >= end_offset) entries_.pop_back();
+  if (entries_.size() == before) return {};
+  return persist_locked();
+}
+
+Status LeaderEpochCache::truncate_from_start(int64_t start_offset) {
+  std::lock_guard<std::mutex> l(mu_);
+  // Keep the last entry starting at or before start_offset (clamped) and all later ones.
+  auto it = std::upper_bound(entries_.begin(), entries_.end(), start_offset,
+                             [](int64_t o, const EpochEntry& e) { return o < e.start_offset; });
+  if (it == entries_.begin()) return {};
+  auto covering = it - 1;
+  if (covering == entries_.begin() && covering->start_offset == start_offset) return {};
+  covering->start_offset = start_offset;
+  entries_.erase(entries_.begin(), covering);
+  return persist_locked();
+}
+
+Status LeaderEpochCache::clear() {
+  std::lock_guard<std::mutex> l(mu_);
+  entries_.clear();
+  return persist_locked();
+}
+
+std::optional<EpochEntry> LeaderEpochCache::latest() const {
+  std::lock_guard<std::mutex> l(mu_);
+  if (entries_.empty()) return std::nullopt;
+  return entries_.back();
+}
+
+std::optional<EpochEntry> LeaderEpochCache::end_offset_for(int32_t epoch,
+                                                          int64_t log_end_offset) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = std::upper_bound(entries_.begin(), entries_.end(), epoch,
+                             [](int32_t ep, const EpochEntry& e) { return ep < e.epoch; });
+  if (it == entries_.begin()) return std::nullopt;
+  int32_t found = (it - 1)->epoch;
+  int64_t end = (it == entries_.end()) ? log_end_offset : it->start_offset;
+  return EpochEntry{found, end};
+}
+
+std::optional<int32_t> LeaderEpochCache::epoch_for_offset(int64_t offset) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = std::upper_bound(entries_.begin(), entries_.end(), offset,
+                             [](int64_t o, const EpochEntry& e) { return o < e.start_offset; });
+  if (it == entries_.begin()) return std::nullopt;
+  return (it - 1)->epoch;
+}
+
+std::vector<EpochEntry> LeaderEpochCache::entries() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return entries_;
+}
+
+}  // namespace gannet::storage

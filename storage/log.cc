@@ -1,0 +1,601 @@
+#include "storage/log.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+
+#include "storage/record_batch.h"
+
+namespace gannet::storage {
+
+Status ReadResult::copy_to(std::string* out) const {
+  size_t at = out->size();
+  out->resize(at + bytes);
+  for (const FileSlice& s : slices) {
+    GANNET_ASSIGN_OR_RETURN(size_t n, s.file->read_at(s.position, out->data() + at, s.size));
+    if (n != s.size) return make_error(Errc::kIoError, "short read of a log segment");
+    at += n;
+  }
+  return {};
+}
+
+Log::Log(std::string dir, Options options)
+    : dir_(std::move(dir)),
+      fs_(options.fs),
+      clock_(options.clock),
+      config_(options.config),
+      segments_(std::make_shared<SegmentList>()),
+      initial_recovery_point_(options.recovery_point),
+      clean_shutdown_(options.clean_shutdown) {}
+
+Log::~Log() = default;
+
+Result<std::unique_ptr<Log>> Log::open(const std::string& dir, Options options) {
+  if (options.fs == nullptr) options.fs = posix_file_system();
+  if (options.clock == nullptr) options.clock = SystemClock::instance();
+  GANNET_RETURN_IF_ERROR(options.config.validate());
+  std::unique_ptr<Log> log(new Log(dir, std::move(options)));
+  GANNET_RETURN_IF_ERROR(log->recover());
+  return log;
+}
+
+Status Log::remove_segment_files(std::span<const int64_t> bases) {
+  for (int64_t base : bases) {
+    LOG(WARNING) << dir_ << ": deleting segment " << base << " found after lost or corrupt data";
+    for (const char* suffix : {".log", ".index", ".timeindex"}) {
+      std::string p = join_path(dir_, Segment::file_name(base, suffix));
+      if (fs_->exists(p)) GANNET_RETURN_IF_ERROR(fs_->remove_file(p));
+    }
+  }
+  return {};
+}
+
+Status Log::recover() {
+  GANNET_RETURN_IF_ERROR(fs_->create_dirs(dir_));
+  GANNET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list_dir(dir_));
+  std::vector<int64_t> bases;
+  for (const std::string& name : names) {
+    if (auto base = Segment::parse_log_name(name)) {
+      bases.push_back(*base);
+    } else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+      GANNET_RETURN_IF_ERROR(fs_->remove_file(join_path(dir_, name)));  // unfinished write
+    }
+  }
+  std::sort(bases.begin(), bases.end());
+  // Segments from recover_from on are re-validated batch by batch.
+  size_t recover_from = 0;
+  if (clean_shutdown_) {
+    recover_from = bases.size();
+  } else if (initial_recovery_point_) {
+    while (recover_from + 1 < bases.size() && bases[recover_from + 1] <= *initial_recovery_point_) {
+      ++recover_from;
+    }
+  }
+  const LogConfig cfg = config();
+  SegmentList list;
+  bool recovered_any = false;
+  for (size_t i = 0; i < bases.size(); ++i) {
+    uint64_t truncated = 0;
+    const bool recover = i >= recover_from;
+    GANNET_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg,
+                            Segment::open(fs_, dir_, bases[i], recover, cfg.index_interval_bytes,
+                                          &truncated));
+    recovered_any |= recover;
+    if (!list.empty() && seg->base_offset() < list.back()->next_offset()) {
+      return make_error(Errc::kCorruptMessage,
+                        dir_ + ": segment " + std::to_string(seg->base_offset()) +
+                            " overlaps the previous one, which ends at " +
+                            std::to_string(list.back()->next_offset()));
+    }
+    // A segment is created at its predecessor's end, so a recovered one that starts later sits
+    // after lost unsynced data (the OS wrote a later file back before an earlier one): it and
+    // everything after it are not a prefix of the log and must go.
+    if (recover && !list.empty() && seg->base_offset() != list.back()->next_offset()) {
+      LOG(WARNING) << dir_ << ": segment " << bases[i] << " does not start where segment "
+                   << list.back()->base_offset() << " ends (" << list.back()->next_offset()
+                   << "); deleting it and any later segment";
+      GANNET_RETURN_IF_ERROR(remove_segment_files(std::span(bases).subspan(i)));
+      break;
+    }
+    const int64_t first_ts = seg->first_timestamp();
+    seg->set_roll_base_ms(first_ts >= 0 ? std::min(first_ts, clock_->now_ms()) : clock_->now_ms());
+    list.push_back(seg);
+    if (truncated > 0) {
+      LOG(WARNING) << dir_ << ": recovery cut " << truncated << " bytes of torn or corrupt data "
+                   << "from segment " << bases[i] << "; log end is now " << seg->next_offset();
+      // Nothing after a bad batch can be trusted: later segments go too.
+      GANNET_RETURN_IF_ERROR(remove_segment_files(std::span(bases).subspan(i + 1)));
+      break;
+    }
+  }
+  if (list.empty()) {
+    const int64_t start = initial_recovery_point_.value_or(0);
+    GANNET_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg, Segment::create(fs_, dir_, start));
+    seg->set_roll_base_ms(clock_->now_ms());
+    list.push_back(seg);
+  }
+  if (recovered_any) {
+    // What recovery kept is made durable now, so the recovery point can start at the log end.
+    for (size_t i = std::min(recover_from, list.size() - 1); i < list.size(); ++i) {
+      GANNET_RETURN_IF_ERROR(list[i]->sync_log());
+      if (i + 1 < list.size()) GANNET_RETURN_IF_ERROR(list[i]->write_indexes(/*sync=*/true));
+    }
+  }
+  GANNET_RETURN_IF_ERROR(fs_->sync_dir(dir_));
+  log_start_.store(list.front()->base_offset());
+  log_end_.store(list.back()->next_offset());
+  recovery_point_ = list.back()->next_offset();
+  last_flush_ms_ = clock_->monotonic_ms();
+  {
+    std::lock_guard<std::mutex> l(segments_mu_);
+    segments_ = std::make_shared<SegmentList>(std::move(list));
+  }
+  GANNET_ASSIGN_OR_RETURN(epoch_cache_, LeaderEpochCache::load(fs_, dir_));
+  GANNET_RETURN_IF_ERROR(epoch_cache_->truncate_from_end(log_end_offset()));
+  GANNET_RETURN_IF_ERROR(epoch_cache_->truncate_from_start(log_start_offset()));
+  return {};
+}
+
+LogConfig Log::config() const {
+  std::lock_guard<std::mutex> l(config_mu_);
+  return config_;
+}
+
+void Log::set_config(const LogConfig& config) {
+  std::lock_guard<std::mutex> l(config_mu_);
+  config_ = config;
+}
+
+std::shared_ptr<const Log::SegmentList> Log::segments() const {
+  std::lock_guard<std::mutex> l(segments_mu_);
+  return segments_;
+}
+
+void Log::publish_segments_locked(SegmentList list) {
+  auto snapshot = std::make_shared<const SegmentList>(std::move(list));
+  std::lock_guard<std::mutex> l(segments_mu_);
+  segments_ = std::move(snapshot);
+}
+
+size_t Log::segment_count() const { return segments()->size(); }
+
+uint64_t Log::size_bytes() const {
+  uint64_t total = 0;
+  for (const auto& s : *segments()) total += s->size_bytes();
+  return total;
+}
+
+std::vector<int64_t> Log::segment_base_offsets() const {
+  std::vector<int64_t> out;
+  for (const auto& s : *segments()) out.push_back(s->base_offset());
+  return out;
+}
+
+int64_t Log::durable_offset() const {
+  std::lock_guard<std::mutex> l(flush_mu_);
+  return recovery_point_;
+}
+
+void Log::update_high_watermark(int64_t hw) {
+  int64_t cur = high_watermark_.load();
+  while (hw > cur && !high_watermark_.compare_exchange_weak(cur, hw)) {
+  }
+}
+
+Status Log::fail(Error e) {
+  if (!offline_.exchange(true)) {
+    LOG(ERROR) << dir_ << ": log is offline after an I/O error: " << e.to_string();
+  }
+  return e;
+}
+
+Status Log::parse_batches(std::span<uint8_t> batches, std::vector<BatchInfo>* infos,
+                          int32_t max_message_bytes) const {
+  if (batches.empty()) return make_error(Errc::kInvalidRecord, "no record batch to append");
+  size_t pos = 0;
+  while (pos < batches.size()) {
+    const uint8_t* p = batches.data() + pos;
+    const size_t avail = batches.size() - pos;
+    GANNET_ASSIGN_OR_RETURN(size_t size,
+                            peek_batch_size(p, avail, static_cast<size_t>(max_message_bytes)));
+    if (size > avail) {
+      return make_error(Errc::kCorruptMessage, "batch at byte " + std::to_string(pos) +
+                                                   " declares " + std::to_string(size) +
+                                                   " bytes but only " + std::to_string(avail) +
+                                                   " remain");
+    }
+    GANNET_RETURN_IF_ERROR(validate_batch(p, size));
+    RecordBatchView v(p, size);
+    BatchInfo b;
+    b.position = pos;
+    b.size = static_cast<uint32_t>(size);
+    b.base_offset = v.base_offset();
+    b.last_offset = v.last_offset();
+    b.max_timestamp = v.max_timestamp();
+    b.leader_epoch = v.leader_epoch();
+    b.record_count = v.record_count();
+    infos->push_back(b);
+    pos += size;
+  }
+  return {};
+}
+
+Result<AppendResult> Log::append(std::span<uint8_t> batches, int32_t leader_epoch) {
+  std::vector<BatchInfo> infos;
+  GANNET_RETURN_IF_ERROR(parse_batches(batches, &infos, config().max_message_bytes));
+  Result<AppendResult> result = AppendResult{};
+  int64_t flush_target = -1;
+  {
+    std::lock_guard<std::mutex> l(append_mu_);
+    if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+    int64_t next = log_end_offset();
+    for (BatchInfo& b : infos) {
+      uint8_t* p = batches.data() + b.position;
+      set_base_offset(p, next);
+      set_leader_epoch(p, leader_epoch);
+      b.last_offset = next + (b.last_offset - b.base_offset);
+      b.base_offset = next;
+      b.leader_epoch = leader_epoch;
+      next = b.last_offset + 1;
+    }
+    if (leader_epoch >= 0) {
+      auto latest = epoch_cache_->latest();
+      if (!latest || leader_epoch > latest->epoch) {
+        Status st = epoch_cache_->assign(leader_epoch, infos.front().base_offset);
+        if (!st.ok()) return fail(st.error()).error();
+      }
+    }
+    result = append_locked(batches, infos);
+    if (result.ok() && unflushed_messages_ >= config().flush_messages) flush_target = next;
+  }
+  if (flush_target >= 0) GANNET_RETURN_IF_ERROR(flush_to(flush_target));
+  return result;
+}
+
+Result<AppendResult> Log::append_as_follower(std::span<uint8_t> batches) {
+  std::vector<BatchInfo> infos;
+  // A follower stores what its leader accepted, whatever its own max.message.bytes.
+  GANNET_RETURN_IF_ERROR(parse_batches(batches, &infos, INT32_MAX));
+  Result<AppendResult> result = AppendResult{};
+  int64_t flush_target = -1;
+  {
+    std::lock_guard<std::mutex> l(append_mu_);
+    if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+    int64_t expected = log_end_offset();
+    for (const BatchInfo& b : infos) {
+      if (b.base_offset < expected || b.last_offset < b.base_offset) {
+        return make_error(Errc::kInvalidOffset,
+                          "follower batch at offset " + std::to_string(b.base_offset) +
+                              " does not follow offset " + std::to_string(expected - 1));
+      }
+      expected = b.last_offset + 1;
+    }
+    for (const BatchInfo& b : infos) {
+      auto latest = epoch_cache_->latest();
+      if (b.leader_epoch >= 0 && (!latest || b.leader_epoch > latest->epoch)) {
+        Status st = epoch_cache_->assign(b.leader_epoch, b.base_offset);
+        if (!st.ok()) return fail(st.error()).error();
+      }
+    }
+    result = append_locked(batches, infos);
+    if (result.ok() && unflushed_messages_ >= config().flush_messages) flush_target = expected;
+  }
+  if (flush_target >= 0) GANNET_RETURN_IF_ERROR(flush_to(flush_target));
+  return result;
+}
+
+Result<AppendResult> Log::append_locked(std::span<uint8_t> batches, std::vector<BatchInfo>& infos) {
+  const LogConfig cfg = config();
+  GANNET_RETURN_IF_ERROR(maybe_roll_locked(batches.size(), infos.back().last_offset));
+  std::shared_ptr<Segment> active = segments()->back();
+  // A follower's first batch may start past the log end (a compacted leader): roll to keep the
+  // segment's offsets contiguous with its name.
+  Status st = active->append(batches.data(), batches.size(), infos, cfg.index_interval_bytes);
+  if (!st.ok()) return fail(st.error()).error();
+  AppendResult r;
+  r.base_offset = infos.front().base_offset;
+  r.last_offset = infos.back().last_offset;
+  r.batch_count = static_cast<int32_t>(infos.size());
+  r.bytes = batches.size();
+  for (const BatchInfo& b : infos) {
+    r.record_count += b.record_count;
+    r.max_timestamp = std::max(r.max_timestamp, b.max_timestamp);
+  }
+  unflushed_messages_ += r.record_count;
+  log_end_.store(r.last_offset + 1, std::memory_order_release);
+  return r;
+}
+
+Status Log::maybe_roll_locked(size_t incoming, int64_t last_offset) {
+  const LogConfig cfg = config();
+  const std::shared_ptr<Segment>& active = segments()->back();
+  if (active->empty()) return {};
+  const bool full = active->size_bytes() + incoming > static_cast<uint64_t>(cfg.segment_bytes);
+  const bool old = clock_->now_ms() - active->roll_base_ms() >= cfg.segment_ms;
+  // Index entries hold 32-bit relative offsets and positions.
+  const bool offsets_overflow = last_offset - active->base_offset() > INT32_MAX;
+  const bool position_overflow = active->size_bytes() + incoming > UINT32_MAX;
+  if (!full && !old && !offsets_overflow && !position_overflow) return {};
+  return roll_locked(log_end_offset());
+}
+
+Status Log::roll_locked(int64_t base_offset) {
+  auto current = segments();
+  auto created = Segment::create(fs_, dir_, base_offset);
+  if (!created.ok()) return fail(created.error());
+  std::shared_ptr<Segment> seg = std::move(created).value();
+  seg->set_roll_base_ms(clock_->now_ms());
+  // The new file's name must be durable before anything synced into it can count.
+  Status st = fs_->sync_dir(dir_);
+  if (!st.ok()) return fail(st.error());
+  // The old active segment's indexes are complete now; flush() syncs them with its log.
+  st = current->back()->write_indexes(/*sync=*/false);
+  if (!st.ok()) return fail(st.error());
+  pending_sync_.push_back(current->back());
+  SegmentList next = *current;
+  next.push_back(std::move(seg));
+  publish_segments_locked(std::move(next));
+  return {};
+}
+
+Status Log::flush() { return flush_to(log_end_offset()); }
+
+Status Log::flush_to(int64_t offset) {
+  std::unique_lock<std::mutex> fl(flush_mu_);
+  while (true) {
+    if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+    if (recovery_point_ >= offset) return {};
+    if (!flushing_) break;
+    flush_cv_.wait(fl);
+  }
+  flushing_ = true;
+  fl.unlock();
+
+  int64_t target;
+  uint64_t generation;
+  SegmentList rolled;
+  std::shared_ptr<Segment> active;
+  {
+    std::lock_guard<std::mutex> l(append_mu_);
+    target = log_end_offset();
+    generation = generation_.load();
+    rolled.swap(pending_sync_);
+    active = segments()->back();
+    unflushed_messages_ = 0;
+    last_flush_ms_ = clock_->monotonic_ms();
+  }
+  // Syncing outside append_mu_ lets appends continue; they join the next group commit.
+  Status st;
+  for (const auto& seg : rolled) {
+    st = seg->sync_log();
+    if (st.ok()) st = seg->write_indexes(/*sync=*/true);
+    if (!st.ok()) break;
+  }
+  if (st.ok()) st = active->sync_log();
+  if (st.ok() && !rolled.empty()) st = fs_->sync_dir(dir_);
+  if (!st.ok()) (void)fail(st.error());  // after a failed fsync the page cache cannot be trusted
+
+  fl.lock();
+  flushing_ = false;
+  if (st.ok() && generation_.load() == generation) {
+    recovery_point_ = std::max(recovery_point_, target);
+  }
+  flush_cv_.notify_all();
+  if (!st.ok()) return st;
+  fl.unlock();
+  // If a truncation raced with this sync, or offset was beyond target, go again.
+  return flush_to(std::min(offset, log_end_offset()));
+}
+
+Status Log::flush_if_due() {
+  int64_t due;
+  {
+    std::lock_guard<std::mutex> l(append_mu_);
+    if (unflushed_messages_ == 0) return {};
+    due = last_flush_ms_ + config().flush_ms;
+  }
+  if (clock_->monotonic_ms() < due && config().flush_ms != 0) return {};
+  return flush();
+}
+
+Result<ReadResult> Log::read(int64_t offset, size_t max_bytes, const ReadOptions& options) const {
+  for (int attempt = 0;; ++attempt) {
+    const uint64_t generation = generation_.load(std::memory_order_acquire);
+    auto list = segments();
+    ReadResult out;
+    out.log_start_offset = log_start_offset();
+    out.log_end_offset = log_end_offset();
+    if (offset < out.log_start_offset || offset > out.log_end_offset) {
+      return make_error(Errc::kOffsetOutOfRange,
+                        "offset " + std::to_string(offset) + " is outside [" +
+                            std::to_string(out.log_start_offset) + ", " +
+                            std::to_string(out.log_end_offset) + "]");
+    }
+    const int64_t upper = std::min(out.log_end_offset, options.max_offset);
+    auto it = std::upper_bound(list->begin(), list->end(), offset,
+                               [](int64_t o, const std::shared_ptr<Segment>& s) {
+                                 return o < s->base_offset();
+                               });
+    if (it != list->begin()) --it;
+    size_t remaining = max_bytes;
+    bool first = true;
+    for (; it != list->end() && offset < upper; ++it) {
+      const Segment& seg = **it;
+      uint64_t start = 0;
+      if (first) {
+        GANNET_ASSIGN_OR_RETURN(start, seg.position_of(offset));
+      }
+      first = false;
+      uint64_t end = seg.end_position();
+      if (upper < seg.next_offset()) {
+        GANNET_ASSIGN_OR_RETURN(end, seg.position_of(upper));
+      }
+      if (end <= start) continue;
+      bool limited = false;
+      if (end - start > remaining) {
+        if (out.bytes > 0 || !options.min_one_batch) {
+          if (remaining == 0) break;
+        }
+        GANNET_ASSIGN_OR_RETURN(uint64_t b, seg.batch_boundary_before(start, start + remaining));
+        if (b - start > remaining && (out.bytes > 0 || !options.min_one_batch)) break;
+        end = std::min(end, b);
+        limited = true;
+      }
+      if (end > start) {
+        out.slices.push_back(FileSlice{seg.log_file(), start, end - start});
+        out.bytes += end - start;
+        remaining -= std::min<uint64_t>(remaining, end - start);
+      }
+      if (limited || remaining == 0) break;
+    }
+    if (generation_.load(std::memory_order_acquire) == generation) return out;
+    if (attempt >= 100) {
+      return make_error(Errc::kIoError, "read of " + dir_ + " kept racing with truncation");
+    }
+  }
+}
+
+Result<std::optional<TimestampOffset>> Log::offset_for_timestamp(int64_t timestamp) const {
+  auto list = segments();
+  for (const auto& seg : *list) {
+    if (seg->max_timestamp() < timestamp) continue;
+    GANNET_ASSIGN_OR_RETURN(std::optional<BatchInfo> b, seg->first_batch_with_timestamp(timestamp));
+    if (!b) continue;
+    std::string bytes(b->size, '\0');
+    GANNET_ASSIGN_OR_RETURN(size_t n, seg->log_file()->read_at(b->position, bytes.data(), b->size));
+    if (n != b->size) return make_error(Errc::kIoError, "short read of a log segment");
+    RecordBatchView view(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    GANNET_ASSIGN_OR_RETURN(RecordIterator iter, RecordIterator::create(view));
+    Record rec;
+    while (true) {
+      GANNET_ASSIGN_OR_RETURN(bool more, iter.next(&rec));
+      if (!more) break;
+      if (rec.timestamp >= timestamp) return std::optional<TimestampOffset>({rec.timestamp, rec.offset});
+    }
+  }
+  return std::optional<TimestampOffset>();
+}
+
+Status Log::truncate_to(int64_t offset) {
+  std::lock_guard<std::mutex> l(append_mu_);
+  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+  if (offset >= log_end_offset()) return {};
+  if (offset <= log_start_offset()) return truncate_fully_locked(offset);
+  // Crash safety: at every step the files on disk hold a prefix of the old log. Whole segments
+  // go first, from the last one back, and their removal is made durable before the segment
+  // that keeps a part is cut; the cut is synced before the epoch cache forgets the epochs.
+  SegmentList list = *segments();
+  SegmentList doomed;
+  while (list.size() > 1 && list.back()->base_offset() >= offset) {
+    doomed.push_back(list.back());
+    list.pop_back();
+  }
+  generation_.fetch_add(1);
+  publish_segments_locked(list);
+  for (const auto& seg : doomed) {
+    std::erase(pending_sync_, seg);
+    Status st = seg->remove_files();
+    if (!st.ok()) return fail(st.error());
+  }
+  if (!doomed.empty()) {
+    Status st = fs_->sync_dir(dir_);
+    if (!st.ok()) return fail(st.error());
+  }
+  Status st = list.back()->truncate_to(offset);
+  if (st.ok()) st = list.back()->sync_log();
+  if (!st.ok()) return fail(st.error());
+  log_end_.store(list.back()->next_offset());
+  st = epoch_cache_->truncate_from_end(log_end_offset());
+  if (!st.ok()) return fail(st.error());
+  std::lock_guard<std::mutex> fl(flush_mu_);
+  recovery_point_ = std::min(recovery_point_, log_end_offset());
+  return {};
+}
+
+Status Log::truncate_fully_and_start_at(int64_t offset) {
+  std::lock_guard<std::mutex> l(append_mu_);
+  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+  return truncate_fully_locked(offset);
+}
+
+Status Log::truncate_fully_locked(int64_t offset) {
+  // Every old segment is removed durably before the new one exists, so a crash in between
+  // leaves an empty log rather than old data followed by a gap.
+  SegmentList old = *segments();
+  generation_.fetch_add(1);
+  pending_sync_.clear();
+  for (const auto& seg : old) {
+    Status st = seg->remove_files();
+    if (!st.ok()) return fail(st.error());
+  }
+  Status st = fs_->sync_dir(dir_);
+  if (!st.ok()) return fail(st.error());
+  st = epoch_cache_->clear();
+  if (!st.ok()) return fail(st.error());
+  auto created = Segment::create(fs_, dir_, offset);
+  if (!created.ok()) return fail(created.error());
+  (*created)->set_roll_base_ms(clock_->now_ms());
+  st = fs_->sync_dir(dir_);
+  if (!st.ok()) return fail(st.error());
+  publish_segments_locked(SegmentList{*created});
+  log_start_.store(offset);
+  log_end_.store(offset);
+  std::lock_guard<std::mutex> fl(flush_mu_);
+  recovery_point_ = offset;
+  return {};
+}
+
+Result<int> Log::enforce_retention() {
+  std::lock_guard<std::mutex> l(append_mu_);
+  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+  const LogConfig cfg = config();
+  SegmentList list = *segments();
+  const int64_t hw = high_watermark();
+  const int64_t bound = hw >= 0 ? std::min(hw, log_end_offset()) : log_end_offset();
+  const int64_t now = clock_->now_ms();
+  uint64_t total = 0;
+  for (const auto& s : list) total += s->size_bytes();
+  size_t drop = 0;
+  while (drop + 1 < list.size()) {
+    const Segment& seg = *list[drop];
+    if (list[drop + 1]->base_offset() > bound) break;
+    const bool expired = cfg.retention_ms >= 0 && !seg.empty() &&
+                         seg.max_timestamp() < now - cfg.retention_ms;
+    const bool over_size = cfg.retention_bytes >= 0 &&
+                           total - seg.size_bytes() >= static_cast<uint64_t>(cfg.retention_bytes);
+    if (!expired && !over_size) break;
+    total -= seg.size_bytes();
+    ++drop;
+  }
+  if (drop == 0) return 0;
+  SegmentList doomed(list.begin(), list.begin() + drop);
+  list.erase(list.begin(), list.begin() + drop);
+  generation_.fetch_add(1);
+  log_start_.store(list.front()->base_offset());
+  publish_segments_locked(std::move(list));
+  for (const auto& seg : doomed) {
+    std::erase(pending_sync_, seg);
+    Status st = seg->remove_files();
+    if (!st.ok()) return fail(st.error()).error();
+  }
+  Status st = fs_->sync_dir(dir_);
+  if (!st.ok()) return fail(st.error()).error();
+  st = epoch_cache_->truncate_from_start(log_start_offset());
+  if (!st.ok()) return fail(st.error()).error();
+  LOG(INFO) << dir_ << ": retention deleted " << drop << " segment(s); log start is now "
+            << log_start_offset();
+  return static_cast<int>(drop);
+}
+
+Status Log::close() {
+  GANNET_RETURN_IF_ERROR(flush());
+  std::lock_guard<std::mutex> l(append_mu_);
+  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+  Status st = segments()->back()->write_indexes(/*sync=*/true);
+  if (!st.ok()) return fail(st.error());
+  st = fs_->sync_dir(dir_);
+  if (!st.ok()) return fail(st.error());
+  return {};
+}
+
+}  // namespace gannet::storage

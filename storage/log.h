@@ -1,0 +1,183 @@
+// Log: one partition's log: a directory of segments plus its leader-epoch checkpoint
+// (DESIGN.md, "Storage format"; files in FORMAT.md). Used for every topic partition and for the
+// Raft metadata log.
+//
+// Offsets: [log_start_offset, log_end_offset) are readable. The recovery point (durable_offset)
+// is the end of what has been fsynced; everything below it survives a crash.
+//
+// Locking: append_mu_ serializes writers (append, roll, truncate, retention, close). Reads take no
+// writer lock: they copy the segment list snapshot and bound themselves by the published log end,
+// and retry if a truncation raced with them (generation_). flush_mu_ guards the group commit:
+// one thread runs fdatasync while later callers wait and share the next one. Lock order:
+// flush_mu_ is never held while taking append_mu_ (flush takes them one after the other).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "storage/file.h"
+#include "storage/leader_epoch_cache.h"
+#include "storage/log_config.h"
+#include "storage/segment.h"
+
+namespace gannet::storage {
+
+struct AppendResult {
+  int64_t base_offset = -1;  // first offset of the first batch
+  int64_t last_offset = -1;  // last offset of the last batch
+  int32_t batch_count = 0;
+  int32_t record_count = 0;
+  int64_t max_timestamp = -1;
+  uint64_t bytes = 0;
+};
+
+// A byte range of a segment file holding whole batches.
+struct FileSlice {
+  std::shared_ptr<File> file;
+  uint64_t position = 0;
+  uint64_t size = 0;
+};
+
+struct ReadResult {
+  std::vector<FileSlice> slices;  // whole batches, in offset order
+  uint64_t bytes = 0;
+  int64_t log_start_offset = 0;
+  int64_t log_end_offset = 0;
+
+  bool empty() const { return bytes == 0; }
+  // Copies the slices' bytes into *out (appending). For callers that cannot send file ranges.
+  Status copy_to(std::string* out) const;
+};
+
+struct ReadOptions {
+  // Only batches whose last offset is below this are returned (a consumer's high watermark).
+  int64_t max_offset = INT64_MAX;
+  // Return the first batch even if it alone exceeds max_bytes, so a reader always progresses.
+  bool min_one_batch = true;
+};
+
+struct TimestampOffset {
+  int64_t timestamp;
+  int64_t offset;
+};
+
+class Log {
+ public:
+  struct Options {
+    FileSystem* fs = nullptr;
+    Clock* clock = nullptr;
+    LogConfig config;
+    // The last checkpointed recovery point: segments holding it and later are re-validated (CRC
+    // of every batch); earlier ones are trusted. nullopt re-validates every segment.
+    std::optional<int64_t> recovery_point;
+    // The previous shutdown was clean (all segments synced and indexes written): trust them all.
+    bool clean_shutdown = false;
+  };
+
+  // Opens (creating if needed) the log in `dir`, recovering as described in Options.
+  static Result<std::unique_ptr<Log>> open(const std::string& dir, Options options);
+  // No I/O: a Log dropped without close() behaves like a crashed process.
+  ~Log();
+
+  // Leader append: validates every batch in `batches` (CRC, magic, size <= max.message.bytes),
+  // then assigns offsets from the log end and stamps `leader_epoch`, rewriting only those header
+  // fields in place, and writes them with one write. Nothing is written if any batch is bad.
+  Result<AppendResult> append(std::span<uint8_t> batches, int32_t leader_epoch);
+  // Follower append: keeps the batches' offsets and epochs; the first must start at or after
+  // the log end (kInvalidOffset otherwise) and offsets must increase.
+  Result<AppendResult> append_as_follower(std::span<uint8_t> batches);
+
+  // Whole batches from the one holding `offset`, up to `max_bytes` (see ReadOptions), as file
+  // ranges; no record is decoded. kOffsetOutOfRange outside [log start, log end].
+  Result<ReadResult> read(int64_t offset, size_t max_bytes, const ReadOptions& options = {}) const;
+  // The first record with timestamp >= `timestamp` (Kafka's ListOffsets by time).
+  Result<std::optional<TimestampOffset>> offset_for_timestamp(int64_t timestamp) const;
+
+  // Removes every batch whose last offset is >= `offset` (follower divergence).
+  Status truncate_to(int64_t offset);
+  // Deletes every segment and restarts the log, empty, at `offset`.
+  Status truncate_fully_and_start_at(int64_t offset);
+
+  // Makes everything appended so far durable; concurrent callers share one fdatasync.
+  Status flush();
+  // Makes offsets below `offset` durable.
+  Status flush_to(int64_t offset);
+  // Flushes if flush.ms has passed since the last flush and something is unflushed.
+  Status flush_if_due();
+  // Deletes whole old segments by retention.ms / retention.bytes, never past the high watermark
+  // (or the log end when none is set) and never the active segment. Returns segments deleted.
+  Result<int> enforce_retention();
+  // Flushes, writes the active segment's indexes, syncs; the log stays usable.
+  Status close();
+
+  int64_t log_start_offset() const { return log_start_.load(std::memory_order_acquire); }
+  int64_t log_end_offset() const { return log_end_.load(std::memory_order_acquire); }
+  int64_t durable_offset() const;
+  // Monotonic: max() with the current value. Bounds retention.
+  void update_high_watermark(int64_t hw);
+  int64_t high_watermark() const { return high_watermark_.load(std::memory_order_acquire); }
+  bool offline() const { return offline_.load(std::memory_order_acquire); }
+  LeaderEpochCache& epoch_cache() { return *epoch_cache_; }
+  const std::string& dir() const { return dir_; }
+  LogConfig config() const;
+  void set_config(const LogConfig& config);
+  size_t segment_count() const;
+  uint64_t size_bytes() const;
+  std::vector<int64_t> segment_base_offsets() const;
+
+ private:
+  using SegmentList = std::vector<std::shared_ptr<Segment>>;
+
+  Log(std::string dir, Options options);
+  Status recover();
+  Status remove_segment_files(std::span<const int64_t> bases);
+  // Validates a buffer of batches; fills infos with positions relative to the buffer.
+  Status parse_batches(std::span<uint8_t> batches, std::vector<BatchInfo>* infos,
+                       int32_t max_message_bytes) const;
+  Result<AppendResult> append_locked(std::span<uint8_t> batches, std::vector<BatchInfo>& infos);
+  Status maybe_roll_locked(size_t incoming, int64_t last_offset);
+  Status roll_locked(int64_t base_offset);
+  Status truncate_fully_locked(int64_t offset);
+  void publish_segments_locked(SegmentList list);
+  std::shared_ptr<const SegmentList> segments() const;
+  Status fail(Error e);  // marks the log offline and returns e
+
+  const std::string dir_;
+  FileSystem* const fs_;
+  Clock* const clock_;
+
+  mutable std::mutex config_mu_;
+  LogConfig config_;
+
+  std::mutex append_mu_;
+  // Copy-on-write list, replaced under append_mu_; readers take a snapshot under segments_mu_.
+  mutable std::mutex segments_mu_;
+  std::shared_ptr<const SegmentList> segments_;
+  SegmentList pending_sync_;  // rolled segments whose log or indexes are not yet synced
+  int64_t unflushed_messages_ = 0;
+  int64_t last_flush_ms_ = 0;  // monotonic
+
+  std::unique_ptr<LeaderEpochCache> epoch_cache_;
+  std::atomic<int64_t> log_start_{0};
+  std::atomic<int64_t> log_end_{0};
+  std::atomic<int64_t> high_watermark_{-1};
+  std::atomic<uint64_t> generation_{0};  // bumped by every truncation and segment deletion
+  std::atomic<bool> offline_{false};
+
+  mutable std::mutex flush_mu_;
+  std::condition_variable flush_cv_;
+  bool flushing_ = false;
+  int64_t recovery_point_ = 0;  // only increases, except when the log is truncated below it
+  std::optional<int64_t> initial_recovery_point_;
+  bool clean_shutdown_ = false;
+};
+
+}  // namespace gannet::storage

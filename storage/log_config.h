@@ -1,0 +1,34 @@
+// LogConfig: the per-log settings, named and defaulted as Kafka's topic configs are.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <string>
+
+#include "storage/error.h"
+
+namespace gannet::storage {
+
+struct LogConfig {
+  static constexpr int64_t kNoLimit = -1;
+
+  int64_t segment_bytes = 1LL << 30;                // segment.bytes: roll past this size
+  int64_t segment_ms = 7LL * 24 * 3600 * 1000;      // segment.ms: roll a segment this old
+  int32_t index_interval_bytes = 4096;              // index.interval.bytes: sparse index spacing
+  int64_t flush_messages = std::numeric_limits<int64_t>::max();  // flush.messages
+  int64_t flush_ms = std::numeric_limits<int64_t>::max();        // flush.ms
+  int64_t retention_ms = 7LL * 24 * 3600 * 1000;    // retention.ms (-1: keep forever)
+  int64_t retention_bytes = kNoLimit;               // retention.bytes (-1: no size limit)
+  int32_t max_message_bytes = 1048588;              // max.message.bytes: largest batch accepted
+
+  // Checks every value's range; kInvalidConfig names the offending key.
+  Status validate() const;
+
+  // Starts from `base` and applies the keys above found in `props`; unknown keys are ignored
+  // (they belong to other layers); a malformed or out-of-range value is kInvalidConfig.
+  static Result<LogConfig> from_properties(const std::map<std::string, std::string>& props,
+                                           const LogConfig& base);
+};
+
+}  // namespace gannet::storage
