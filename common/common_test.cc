@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -43,6 +44,31 @@ TEST(Crc32c, MatchesBitwiseReferenceAcrossSizesAndSplits) {
     c = crc32c::extend(c, buf.data() + split, n - split);
     EXPECT_EQ(c, want) << "split n=" << n;
   }
+}
+
+TEST(Crc32c, EveryImplementationAgreesAcrossLengthsAndAlignments) {
+  std::mt19937_64 rng(7);
+  std::vector<uint8_t> buf(70000 + 64);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  const bool fold = std::string(crc32c::implementation()) == "avx512 vpclmulqdq";
+  for (size_t n : {256ul, 257ul, 300ul, 319ul, 320ul, 511ul, 512ul, 1000ul, 1024ul, 4096ul,
+                   16384ul, 16447ul, 65536ul, 70000ul}) {
+    for (size_t align : {0ul, 1ul, 7ul, 33ul}) {
+      const uint8_t* p = buf.data() + align;
+      uint32_t want = reference_crc32c(p, n);
+      EXPECT_EQ(crc32c::testing::extend_with(0, 0, p, n), want) << n;
+      if (crc32c::hardware_accelerated()) {
+        EXPECT_EQ(crc32c::testing::extend_with(1, 0, p, n), want) << n;
+      }
+      if (fold) {
+        EXPECT_EQ(crc32c::testing::extend_with(2, 0, p, n), want) << "n=" << n << " align=" << align;
+        // A non-zero starting state goes into the first bytes.
+        uint32_t head = crc32c::value(p, 5);
+        EXPECT_EQ(crc32c::testing::extend_with(2, head, p + 5, n - 5), want) << n;
+      }
+    }
+  }
+  std::cout << "crc32c implementation: " << crc32c::implementation() << std::endl;
 }
 
 TEST(Varint, RoundTripsAndRejectsTruncation) {

@@ -23,11 +23,13 @@ Result<std::unique_ptr<LeaderEpochCache>> LeaderEpochCache::load(FileSystem* fs,
     EpochEntry e{};
     if (!(in >> e.epoch >> e.start_offset)) return bad("truncated at entry " + std::to_string(i));
     if (!cache->entries_.empty() && (e.epoch <= cache->entries_.back().epoch ||
-                                     e.start_offset < cache->entries_.back().start_offset)) {
+                                     e.start_offset <= cache->entries_.back().start_offset)) {
       return bad("entries out of order at " + std::to_string(i));
     }
     cache->entries_.push_back(e);
   }
+  std::string rest;
+  if (in >> rest) return bad("unexpected data after " + std::to_string(count) + " entries");
   return cache;
 }
 

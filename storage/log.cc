@@ -3,20 +3,25 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "storage/record_batch.h"
 
 namespace gannet::storage {
 
+Status ReadResult::copy_to(uint8_t* dst) const {
+  for (const FileSlice& s : slices) {
+    GANNET_ASSIGN_OR_RETURN(size_t n, s.file->read_at(s.position, dst, s.size));
+    if (n != s.size) return make_error(Errc::kIoError, "short read of a log segment");
+    dst += n;
+  }
+  return {};
+}
+
 Status ReadResult::copy_to(std::string* out) const {
   size_t at = out->size();
   out->resize(at + bytes);
-  for (const FileSlice& s : slices) {
-    GANNET_ASSIGN_OR_RETURN(size_t n, s.file->read_at(s.position, out->data() + at, s.size));
-    if (n != s.size) return make_error(Errc::kIoError, "short read of a log segment");
-    at += n;
-  }
-  return {};
+  return copy_to(reinterpret_cast<uint8_t*>(out->data()) + at);
 }
 
 Log::Log(std::string dir, Options options)
@@ -25,6 +30,7 @@ Log::Log(std::string dir, Options options)
       clock_(options.clock),
       config_(options.config),
       segments_(std::make_shared<SegmentList>()),
+      on_recovery_point_lowered_(std::move(options.on_recovery_point_lowered)),
       initial_recovery_point_(options.recovery_point),
       clean_shutdown_(options.clean_shutdown) {}
 
@@ -54,14 +60,28 @@ Status Log::recover() {
   GANNET_RETURN_IF_ERROR(fs_->create_dirs(dir_));
   GANNET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list_dir(dir_));
   std::vector<int64_t> bases;
+  std::vector<std::string> index_files;
+  auto ends_with = [](const std::string& s, const char* suffix) {
+    const size_t n = std::strlen(suffix);
+    return s.size() > n && s.compare(s.size() - n, n, suffix) == 0;
+  };
   for (const std::string& name : names) {
     if (auto base = Segment::parse_log_name(name)) {
       bases.push_back(*base);
-    } else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+    } else if (ends_with(name, ".tmp")) {
       GANNET_RETURN_IF_ERROR(fs_->remove_file(join_path(dir_, name)));  // unfinished write
+    } else if (ends_with(name, ".index") || ends_with(name, ".timeindex")) {
+      index_files.push_back(name);
     }
   }
   std::sort(bases.begin(), bases.end());
+  for (const std::string& name : index_files) {  // indexes of deleted segments
+    const std::string log_name = name.substr(0, name.find('.')) + ".log";
+    if (!Segment::parse_log_name(log_name) ||
+        !std::binary_search(bases.begin(), bases.end(), *Segment::parse_log_name(log_name))) {
+      GANNET_RETURN_IF_ERROR(fs_->remove_file(join_path(dir_, name)));
+    }
+  }
   // Segments from recover_from on are re-validated batch by batch.
   size_t recover_from = 0;
   if (clean_shutdown_) {
@@ -87,10 +107,11 @@ Status Log::recover() {
                             " overlaps the previous one, which ends at " +
                             std::to_string(list.back()->next_offset()));
     }
-    // A segment is created at its predecessor's end, so a recovered one that starts later sits
-    // after lost unsynced data (the OS wrote a later file back before an earlier one): it and
-    // everything after it are not a prefix of the log and must go.
-    if (recover && !list.empty() && seg->base_offset() != list.back()->next_offset()) {
+    // A segment is created at its predecessor's end, so one that starts later sits after lost
+    // unsynced data (the OS wrote a later file back before an earlier one): it and everything
+    // after it are not a prefix of the log and must go. (Log compaction, when it comes, must
+    // keep this contiguity or record its gaps.)
+    if (!list.empty() && seg->base_offset() != list.back()->next_offset()) {
       LOG(WARNING) << dir_ << ": segment " << bases[i] << " does not start where segment "
                    << list.back()->base_offset() << " ends (" << list.back()->next_offset()
                    << "); deleting it and any later segment";
@@ -262,6 +283,22 @@ Result<AppendResult> Log::append_as_follower(std::span<uint8_t> batches) {
     std::lock_guard<std::mutex> l(append_mu_);
     if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
     int64_t expected = log_end_offset();
+    // A compacted leader may skip offsets, but a segment holds 32-bit relative offsets: a gap
+    // that no segment could span is refused (rare enough not to need a gapped roll), except on
+    // an empty log, which simply restarts at the batch.
+    const std::shared_ptr<Segment> active = segments()->back();
+    if (infos.back().last_offset - active->base_offset() > INT32_MAX &&
+        infos.front().base_offset - expected > INT32_MAX / 2) {
+      if (segments()->size() == 1 && active->empty()) {
+        Status st = truncate_fully_locked(infos.front().base_offset);
+        if (!st.ok()) return st.error();
+        expected = log_end_offset();
+      } else {
+        return make_error(Errc::kInvalidOffset,
+                          "follower batch at offset " + std::to_string(infos.front().base_offset) +
+                              " is too far past the log end " + std::to_string(expected));
+      }
+    }
     for (const BatchInfo& b : infos) {
       if (b.base_offset < expected || b.last_offset < b.base_offset) {
         return make_error(Errc::kInvalidOffset,
@@ -288,8 +325,6 @@ Result<AppendResult> Log::append_locked(std::span<uint8_t> batches, std::vector<
   const LogConfig cfg = config();
   GANNET_RETURN_IF_ERROR(maybe_roll_locked(batches.size(), infos.back().last_offset));
   std::shared_ptr<Segment> active = segments()->back();
-  // A follower's first batch may start past the log end (a compacted leader): roll to keep the
-  // segment's offsets contiguous with its name.
   Status st = active->append(batches.data(), batches.size(), infos, cfg.index_interval_bytes);
   if (!st.ok()) return fail(st.error()).error();
   AppendResult r;
@@ -388,13 +423,12 @@ Status Log::flush_to(int64_t offset) {
 }
 
 Status Log::flush_if_due() {
-  int64_t due;
   {
     std::lock_guard<std::mutex> l(append_mu_);
     if (unflushed_messages_ == 0) return {};
-    due = last_flush_ms_ + config().flush_ms;
+    // Compare elapsed time, never last + flush.ms: the default flush.ms is INT64_MAX.
+    if (clock_->monotonic_ms() - last_flush_ms_ < config().flush_ms) return {};
   }
-  if (clock_->monotonic_ms() < due && config().flush_ms != 0) return {};
   return flush();
 }
 
@@ -477,10 +511,24 @@ Result<std::optional<TimestampOffset>> Log::offset_for_timestamp(int64_t timesta
 }
 
 Status Log::truncate_to(int64_t offset) {
-  std::lock_guard<std::mutex> l(append_mu_);
+  {
+    std::lock_guard<std::mutex> l(append_mu_);
+    if (offset >= log_end_offset()) return {};
+    GANNET_RETURN_IF_ERROR(offset <= log_start_offset() ? truncate_fully_locked(offset)
+                                                        : truncate_locked(offset));
+  }
+  return notify_recovery_point_lowered();
+}
+
+Status Log::notify_recovery_point_lowered() {
+  if (!on_recovery_point_lowered_) return {};
+  Status st = on_recovery_point_lowered_();
+  if (!st.ok()) return fail(st.error());
+  return {};
+}
+
+Status Log::truncate_locked(int64_t offset) {
   if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
-  if (offset >= log_end_offset()) return {};
-  if (offset <= log_start_offset()) return truncate_fully_locked(offset);
   // Crash safety: at every step the files on disk hold a prefix of the old log. Whole segments
   // go first, from the last one back, and their removal is made durable before the segment
   // that keeps a part is cut; the cut is synced before the epoch cache forgets the epochs.
@@ -513,12 +561,15 @@ Status Log::truncate_to(int64_t offset) {
 }
 
 Status Log::truncate_fully_and_start_at(int64_t offset) {
-  std::lock_guard<std::mutex> l(append_mu_);
-  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
-  return truncate_fully_locked(offset);
+  {
+    std::lock_guard<std::mutex> l(append_mu_);
+    GANNET_RETURN_IF_ERROR(truncate_fully_locked(offset));
+  }
+  return notify_recovery_point_lowered();
 }
 
 Status Log::truncate_fully_locked(int64_t offset) {
+  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
   // Every old segment is removed durably before the new one exists, so a crash in between
   // leaves an empty log rather than old data followed by a gap.
   SegmentList old = *segments();

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,8 @@ struct ReadResult {
   bool empty() const { return bytes == 0; }
   // Copies the slices' bytes into *out (appending). For callers that cannot send file ranges.
   Status copy_to(std::string* out) const;
+  // Copies the slices' bytes to dst, which must hold `bytes` bytes.
+  Status copy_to(uint8_t* dst) const;
 };
 
 struct ReadOptions {
@@ -80,6 +83,11 @@ class Log {
     std::optional<int64_t> recovery_point;
     // The previous shutdown was clean (all segments synced and indexes written): trust them all.
     bool clean_shutdown = false;
+    // Called (without the log's locks) after a truncation lowered durable_offset(), before the
+    // truncating call returns. Whoever checkpoints recovery points must persist the lower value
+    // here: a stale, higher checkpoint would make the next recovery trust segments written after
+    // the truncation that were never synced. An error takes the log offline.
+    std::function<Status()> on_recovery_point_lowered;
   };
 
   // Opens (creating if needed) the log in `dir`, recovering as described in Options.
@@ -145,7 +153,9 @@ class Log {
   Result<AppendResult> append_locked(std::span<uint8_t> batches, std::vector<BatchInfo>& infos);
   Status maybe_roll_locked(size_t incoming, int64_t last_offset);
   Status roll_locked(int64_t base_offset);
+  Status truncate_locked(int64_t offset);
   Status truncate_fully_locked(int64_t offset);
+  Status notify_recovery_point_lowered();
   void publish_segments_locked(SegmentList list);
   std::shared_ptr<const SegmentList> segments() const;
   Status fail(Error e);  // marks the log offline and returns e
@@ -165,6 +175,7 @@ class Log {
   int64_t unflushed_messages_ = 0;
   int64_t last_flush_ms_ = 0;  // monotonic
 
+  const std::function<Status()> on_recovery_point_lowered_;
   std::unique_ptr<LeaderEpochCache> epoch_cache_;
   std::atomic<int64_t> log_start_{0};
   std::atomic<int64_t> log_end_{0};

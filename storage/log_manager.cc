@@ -112,6 +112,7 @@ Status LogManager::load_all() {
       o.clock = clock_;
       o.config = options_.default_config;
       o.clean_shutdown = clean;
+      o.on_recovery_point_lowered = [this] { return checkpoint_recovery_points(); };
       if (auto it = checkpoints.find(tp.dir_name()); it != checkpoints.end()) {
         o.recovery_point = it->second;
       }
@@ -143,12 +144,25 @@ Result<std::shared_ptr<Log>> LogManager::create(const TopicPartition& tp,
   if (!valid_topic_name(tp.topic) || tp.partition < 0) {
     return make_error(Errc::kInvalidConfig, "invalid topic partition '" + tp.dir_name() + "'");
   }
-  std::lock_guard<std::mutex> l(mu_);
+  std::shared_ptr<Log> shared;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    GANNET_ASSIGN_OR_RETURN(shared, create_locked(tp, config));
+  }
+  // A checkpoint entry left by an earlier log of the same partition must not be trusted for
+  // this one.
+  GANNET_RETURN_IF_ERROR(checkpoint_recovery_points());
+  return shared;
+}
+
+Result<std::shared_ptr<Log>> LogManager::create_locked(const TopicPartition& tp,
+                                                       std::optional<LogConfig> config) {
   if (logs_.count(tp)) return make_error(Errc::kAlreadyExists, tp.dir_name() + " already exists");
   Log::Options o;
   o.fs = fs_;
   o.clock = clock_;
   o.config = config.value_or(options_.default_config);
+  o.on_recovery_point_lowered = [this] { return checkpoint_recovery_points(); };
   const std::string path = join_path(options_.data_dir, tp.dir_name());
   if (fs_->exists(path)) GANNET_RETURN_IF_ERROR(fs_->remove_all(path));  // stray leftovers
   GANNET_ASSIGN_OR_RETURN(std::unique_ptr<Log> log, Log::open(path, o));
@@ -180,7 +194,8 @@ Status LogManager::remove(const TopicPartition& tp) {
       path + "." + std::to_string(clock_->now_ms()) + "." + std::to_string(reinterpret_cast<uintptr_t>(log.get()) & 0xffff) + kDeleteSuffix;
   GANNET_RETURN_IF_ERROR(fs_->rename(path, doomed));
   GANNET_RETURN_IF_ERROR(fs_->sync_dir(options_.data_dir));
-  return fs_->remove_all(doomed);
+  GANNET_RETURN_IF_ERROR(fs_->remove_all(doomed));
+  return checkpoint_recovery_points();
 }
 
 std::vector<TopicPartition> LogManager::partitions() const {

@@ -80,6 +80,8 @@ class LogManager {
  private:
   explicit LogManager(Options options) : options_(std::move(options)) {}
   Status load_all();
+  Result<std::shared_ptr<Log>> create_locked(const TopicPartition& tp,
+                                             std::optional<LogConfig> config);
   void background_loop();
 
   Options options_;

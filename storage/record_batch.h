@@ -102,13 +102,15 @@ class RecordBatchView {
 
 // Reads the header of the batch at the front of [data, data + avail) and returns the batch's
 // total size (length + 12). Fails with kCorruptMessage when fewer than 17 bytes are available or
-// the length is below the header size or above `max_batch_bytes`; kInvalidRecord when the magic
-// is not 2. Does not check the CRC and does not require the whole batch to be available.
+// the length is negative or below the header size; kInvalidRecord when the magic is not 2;
+// kRecordTooLarge when the batch is larger than `max_batch_bytes`. Does not check the CRC and
+// does not require the whole batch to be available.
 Result<size_t> peek_batch_size(const uint8_t* data, size_t avail, size_t max_batch_bytes);
 
 // Full check of one untrusted batch occupying exactly [data, data + size): header sanity (magic,
-// length == size - 12, last offset delta >= 0, record count in [0, last offset delta + 1],
-// timestamps), then the CRC. Does not decode records.
+// length == size - 12, last offset delta >= 0, record count in [0, last offset delta + 1]: else
+// kInvalidRecord), then the CRC (kCorruptMessage), then the codec (kUnsupportedCompression).
+// Does not decode records.
 Status validate_batch(const uint8_t* data, size_t size);
 
 // In-place rewrites of the fields outside the CRC.

@@ -26,7 +26,8 @@ class BatchScanner {
   // With `whole`, the full batch is read and validated (CRC included).
   Result<std::optional<BatchInfo>> next(bool whole) {
     if (pos_ >= to_) return std::optional<BatchInfo>();
-    GANNET_RETURN_IF_ERROR(fill(pos_, std::min<uint64_t>(kBatchHeaderSize, to_ - pos_)));
+    GANNET_RETURN_IF_ERROR(
+        fill(pos_, std::min<uint64_t>(kBatchHeaderSize, to_ - pos_), /*header_only=*/!whole));
     const uint8_t* p = at(pos_);
     size_t avail = static_cast<size_t>(std::min<uint64_t>(buf_end() - pos_, to_ - pos_));
     GANNET_ASSIGN_OR_RETURN(size_t size, peek_batch_size(p, avail, kMaxScannableBatch));
@@ -35,7 +36,7 @@ class BatchScanner {
                         "batch at position " + std::to_string(pos_) + " runs past the end");
     }
     if (whole) {
-      GANNET_RETURN_IF_ERROR(fill(pos_, size));
+      GANNET_RETURN_IF_ERROR(fill(pos_, size, /*header_only=*/false));
       p = at(pos_);
       GANNET_RETURN_IF_ERROR(validate_batch(p, size));
     } else if (avail < kBatchHeaderSize) {
@@ -54,21 +55,27 @@ class BatchScanner {
       return make_error(Errc::kCorruptMessage, "negative last offset delta");
     }
     pos_ += size;
+    last_size_ = size;
     return std::optional<BatchInfo>(b);
   }
 
   uint64_t position() const { return pos_; }
 
  private:
+  // Whole-batch scans (recovery) read ahead in big chunks. Header walks read ahead a little only
+  // while batches are small (many headers per read), else just the header, so walking a few
+  // large batches does not read their bodies.
   static constexpr size_t kReadAhead = 64 * 1024;
+  static constexpr size_t kHeaderReadAhead = 8 * 1024;
 
   uint64_t buf_end() const { return buf_pos_ + buf_.size(); }
   const uint8_t* at(uint64_t pos) const { return buf_.data() + (pos - buf_pos_); }
 
   // Ensures [pos, pos + n) is buffered (short only at end of file).
-  Status fill(uint64_t pos, size_t n) {
+  Status fill(uint64_t pos, size_t n, bool header_only) {
     if (pos >= buf_pos_ && pos + n <= buf_end()) return {};
-    size_t want = std::max(n, kReadAhead);
+    size_t ahead = !header_only ? kReadAhead : (last_size_ < kHeaderReadAhead / 4 ? kHeaderReadAhead : 0);
+    size_t want = std::max(n, ahead);
     want = static_cast<size_t>(std::min<uint64_t>(want, to_ - pos));
     want = std::max(want, n);
     buf_.resize(want);
@@ -83,6 +90,7 @@ class BatchScanner {
   const uint64_t to_;
   std::vector<uint8_t> buf_;
   uint64_t buf_pos_ = 0;
+  size_t last_size_ = SIZE_MAX;  // size of the previous batch (none yet: assume large)
 };
 
 }  // namespace
@@ -273,8 +281,10 @@ Status Segment::load_indexes(int32_t index_interval_bytes) {
       ok = false;
     }
   }
-  // Missing or inconsistent: rebuild from the headers. A torn tail found here is cut too.
-  return rebuild(/*check_crc=*/false, index_interval_bytes, nullptr);
+  // Missing or inconsistent: rebuild from the headers (a torn tail found here is cut too) and
+  // write the indexes back, so the next start does not rebuild again.
+  GANNET_RETURN_IF_ERROR(rebuild(/*check_crc=*/false, index_interval_bytes, nullptr));
+  return write_indexes(/*sync=*/true);
 }
 
 Result<uint64_t> Segment::position_of(int64_t offset) const {
@@ -368,6 +378,8 @@ Status Segment::truncate_to(int64_t offset) {
 }
 
 Status Segment::write_indexes(bool sync) {
+  std::lock_guard<std::mutex> l(files_mu_);
+  if (removed_) return {};  // never resurrect the files of a deleted segment
   for (auto [suffix, bytes] : {std::pair<const char*, std::string>{".index", offset_index_.serialize()},
                                {".timeindex", time_index_.serialize()}}) {
     GANNET_ASSIGN_OR_RETURN(std::shared_ptr<File> f, fs_->open(path(suffix), /*create=*/true));
@@ -381,6 +393,8 @@ Status Segment::write_indexes(bool sync) {
 Status Segment::sync_log() { return log_->sync(); }
 
 Status Segment::remove_files() {
+  std::lock_guard<std::mutex> l(files_mu_);
+  removed_ = true;
   for (const char* suffix : {".log", ".index", ".timeindex"}) {
     std::string p = path(suffix);
     if (fs_->exists(p)) GANNET_RETURN_IF_ERROR(fs_->remove_file(p));

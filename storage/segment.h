@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -119,6 +120,9 @@ class Segment {
   std::atomic<int64_t> roll_base_ms_{0};
   // Appender-only state.
   uint64_t bytes_since_index_entry_ = 0;
+  // Orders write_indexes (which a flush may run outside the log's lock) against remove_files.
+  std::mutex files_mu_;
+  bool removed_ = false;  // guarded by files_mu_
 };
 
 }  // namespace gannet::storage

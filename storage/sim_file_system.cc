@@ -221,6 +221,23 @@ Status SimFileSystem::remove_all(const std::string& path) {
 Status SimFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard<std::mutex> l(mu_);
   if (auto e = take_fault(Op::kRename, from, nullptr)) return *e;
+  if (dirs_.count(from)) {
+    // A directory moves with everything under it, at once and durably (like its creation).
+    if (dirs_.count(to) || files_.count(to)) {
+      return make_error(Errc::kAlreadyExists, "rename " + from + ": " + to + " exists");
+    }
+    auto moved = [&](const std::string& p) { return to + p.substr(from.size()); };
+    auto under = [&](const std::string& p) { return p == from || has_prefix(p, from + "/"); };
+    for (auto* m : {&files_, &durable_files_}) {
+      std::map<std::string, std::shared_ptr<Inode>> next;
+      for (auto& [p, inode] : *m) next[under(p) ? moved(p) : p] = inode;
+      *m = std::move(next);
+    }
+    std::set<std::string> dirs;
+    for (const auto& d : dirs_) dirs.insert(under(d) ? moved(d) : d);
+    dirs_ = std::move(dirs);
+    return {};
+  }
   auto it = files_.find(from);
   if (it == files_.end()) return make_error(Errc::kNotFound, "rename " + from + ": no such file");
   auto inode = it->second;
