@@ -72,6 +72,22 @@ class PosixFile final : public File {
   }
 
   uint64_t size() const override { return size_.load(std::memory_order_acquire); }
+  bool preallocate(uint64_t offset, uint64_t len) override {
+    return ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                       static_cast<off_t>(len)) == 0;
+  }
+
+  void release_preallocated() override {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return;
+    const uint64_t size = size_.load(std::memory_order_acquire);
+    const uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+    if (allocated <= size) return;
+    // Truncating to the current size frees blocks reserved past it (ext4, xfs); a hole punched
+    // past the end would not (ext4 ignores holes beyond i_size).
+    (void)::ftruncate(fd_, static_cast<off_t>(size));
+  }
+
   int fd() const override { return fd_; }
 
  private:

@@ -30,6 +30,12 @@ class File {
   virtual Status truncate(uint64_t size) = 0;
   // Bytes in the file, including unsynced ones.
   virtual uint64_t size() const = 0;
+  // Reserves disk blocks for [offset, offset + len) without changing size() (an optimization:
+  // later appends skip block allocation). Returns false when the file system cannot; never fails
+  // otherwise visible.
+  virtual bool preallocate(uint64_t offset, uint64_t len) { return false; }
+  // Gives back blocks reserved past size() (at roll and close).
+  virtual void release_preallocated() {}
   // The OS file descriptor, for zero-copy transfer (sendfile); -1 when the file is not a real one.
   virtual int fd() const { return -1; }
 };

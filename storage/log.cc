@@ -325,7 +325,8 @@ Result<AppendResult> Log::append_locked(std::span<uint8_t> batches, std::vector<
   const LogConfig cfg = config();
   GANNET_RETURN_IF_ERROR(maybe_roll_locked(batches.size(), infos.back().last_offset));
   std::shared_ptr<Segment> active = segments()->back();
-  Status st = active->append(batches.data(), batches.size(), infos, cfg.index_interval_bytes);
+  Status st = active->append(batches.data(), batches.size(), infos, cfg.index_interval_bytes,
+                             std::min(cfg.segment_preallocate_bytes, cfg.segment_bytes));
   if (!st.ok()) return fail(st.error()).error();
   AppendResult r;
   r.base_offset = infos.front().base_offset;
@@ -364,6 +365,7 @@ Status Log::roll_locked(int64_t base_offset) {
   Status st = fs_->sync_dir(dir_);
   if (!st.ok()) return fail(st.error());
   // The old active segment's indexes are complete now; flush() syncs them with its log.
+  current->back()->release_preallocated();
   st = current->back()->write_indexes(/*sync=*/false);
   if (!st.ok()) return fail(st.error());
   pending_sync_.push_back(current->back());
@@ -642,6 +644,7 @@ Status Log::close() {
   GANNET_RETURN_IF_ERROR(flush());
   std::lock_guard<std::mutex> l(append_mu_);
   if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+  segments()->back()->release_preallocated();
   Status st = segments()->back()->write_indexes(/*sync=*/true);
   if (!st.ok()) return fail(st.error());
   st = fs_->sync_dir(dir_);

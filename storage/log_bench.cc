@@ -2,11 +2,12 @@
 // in the same run on the same file system (README "Benchmarks" records the figures).
 //
 //   bazel run -c opt //storage:log_bench -- [--dir DIR] [--total-mb N] [--synced-ops N]
-//                                           [--rounds N] [--only buffered|synced|read]
+//                                           [--rounds N] [--only buffered|synced|read] [--verbose]
 //                                           [--output text|json]
 //
 // Measures:
-//   raw write            write() of the batch-sized buffer, the same total bytes
+//   raw write            write() of the batch-sized buffer, the same total bytes (also with
+//                        blocks reserved ahead by fallocate, as the log does)
 //   append 16KiB / 1MiB  Log::append of 1 KiB records in 16 KiB and 1 MiB batches (CRC checked,
 //                        offsets assigned, indexed)
 //   synced               append + flush() per batch, next to write() + fdatasync() per batch;
@@ -45,7 +46,8 @@ struct Options {
   std::string dir;
   uint64_t total_bytes = 1ull << 30;
   int synced_ops = 4000;
-  int rounds = 5;
+  int rounds = 7;
+  bool verbose = false;  // print every round
   bool json = false;
   std::string only;  // run one part: "buffered", "synced" or "read"
 
@@ -108,12 +110,20 @@ void die(const std::string& what) {
 }
 
 // MB/s of writing `total` bytes in `chunk`-sized write() calls, optionally fdatasync after each.
-double raw_write(const std::string& path, const std::string& chunk, uint64_t total, bool sync_each) {
+// With `prealloc`, reserves blocks 16 MiB ahead as the log does (fallocate, size unchanged).
+double raw_write(const std::string& path, const std::string& chunk, uint64_t total, bool sync_each,
+                 bool prealloc = false) {
   int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0644);
   if (fd < 0) die("open " + path);
   const uint64_t n = total / chunk.size();
+  const uint64_t step = 16 << 20;
+  uint64_t reserved = 0;
   auto t = Clock::now();
   for (uint64_t i = 0; i < n; ++i) {
+    if (prealloc && (i + 1) * chunk.size() > reserved) {
+      if (::fallocate(fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(reserved), step) != 0) die("fallocate");
+      reserved += step;
+    }
     if (::write(fd, chunk.data(), chunk.size()) != static_cast<ssize_t>(chunk.size())) die("write");
     if (sync_each && ::fdatasync(fd) != 0) die("fdatasync");
   }
@@ -237,14 +247,16 @@ double memcpy_bandwidth() {
   return 8.0 * a.size() / seconds_since(t) / 1e6;
 }
 
-double crc_bandwidth() {
-  std::string a(16 << 20, 'a');
+// CRC-32C over a buffer of one batch's size, as the append path checks it (cache-warm).
+double crc_bandwidth(size_t size) {
+  std::string a(size, 'a');
+  const int n = static_cast<int>((1u << 30) / size);
   auto t = Clock::now();
   uint32_t c = 0;
-  for (int i = 0; i < 16; ++i) c = crc32c::extend(c, a.data(), a.size());
+  for (int i = 0; i < n; ++i) c = crc32c::extend(c, a.data(), a.size());
   double s = seconds_since(t);
   if (c == 42) std::printf("!");
-  return 16.0 * a.size() / s / 1e6;
+  return static_cast<double>(n) * a.size() / s / 1e6;
 }
 
 template <typename F>
@@ -263,8 +275,11 @@ int run(const Options& opt) {
 
   rep.progress("memcpy and CRC-32C");
   rep.figure("memcpy MB/s", memcpy_bandwidth(), "MB/s");
-  rep.figure(std::string("crc32c MB/s (") + crc32c::implementation() + ")",
-             crc_bandwidth(), "MB/s");
+  for (size_t size : {size_t{16} << 10, size_t{1} << 20}) {
+    rep.figure(std::string("crc32c ") + (size == (16u << 10) ? "16KiB" : "1MiB") + " MB/s (" +
+                   crc32c::implementation() + ")",
+               crc_bandwidth(size), "MB/s");
+  }
 
   auto want = [&](const char* part) { return opt.only.empty() || opt.only == part; };
   for (size_t batch_size : {size_t{16} << 10, size_t{1} << 20}) {
@@ -274,22 +289,34 @@ int run(const Options& opt) {
     rep.progress("buffered writes, " + label + " batches");
     // Interleave raw and log rounds, alternating which goes first, and let the kernel finish
     // writeback and deletes between them, so background work hits both alike. Best of each.
-    double raw = 0, log = 0;
+    double raw = 0, log = 0, raw_prealloc = 0;
     for (int i = 0; i < rounds; ++i) {
-      for (int j = 0; j < 2; ++j) {
-        if ((i + j) % 2 == 0) {
-          raw = std::max(raw, raw_write(raw_path, batch, opt.total_bytes, false));
+      for (int j = 0; j < 3; ++j) {
+        if (j == 2) {
+          double v = raw_write(raw_path, batch, opt.total_bytes, false, /*prealloc=*/true);
+          if (opt.verbose) std::fprintf(stderr, "  round %d raw+fallocate %.0f MB/s\n", i, v);
+          raw_prealloc = std::max(raw_prealloc, v);
+          std::filesystem::remove(raw_path);
+        } else if ((i + j) % 2 == 0) {
+          double v = raw_write(raw_path, batch, opt.total_bytes, false);
+          if (opt.verbose) std::fprintf(stderr, "  round %d raw %.0f MB/s\n", i, v);
+          raw = std::max(raw, v);
           std::filesystem::remove(raw_path);
         } else {
-          log = std::max(log, log_append(log_dir, batch, opt.total_bytes, false));
+          double v = log_append(log_dir, batch, opt.total_bytes, false);
+          if (opt.verbose) std::fprintf(stderr, "  round %d log %.0f MB/s\n", i, v);
+          log = std::max(log, v);
           std::filesystem::remove_all(log_dir);
         }
         settle();
       }
     }
     rep.figure("raw write " + label + " MB/s", raw, "MB/s");
+    rep.figure("raw write+fallocate " + label + " MB/s", raw_prealloc, "MB/s");
     rep.figure("log append " + label + " MB/s", log, "MB/s");
     rep.ratio("append_" + label, log / raw);
+    // The log reserves blocks ahead; against a raw writer that does the same:
+    rep.ratio("append_" + label + "_vs_raw_fallocate", log / raw_prealloc);
   }
 
   if (want("synced")) {
@@ -375,11 +402,12 @@ int main(int argc, char** argv) {
     else if (a == "--synced-ops") opt.synced_ops = std::stoi(value());
     else if (a == "--output") opt.json = value() == "json";
     else if (a == "--only") opt.only = value();
+    else if (a == "--verbose") opt.verbose = true;
     else if (a == "--rounds") opt.rounds = std::max(1, std::stoi(value()));
     else {
       std::fprintf(stderr,
                    "usage: log_bench [--dir DIR] [--total-mb N] [--synced-ops N] [--output text|json]\n"
-                   "                 [--rounds N] [--only buffered|synced|read]\n");
+                   "                 [--rounds N] [--only buffered|synced|read] [--verbose]\n");
       return 2;
     }
   }

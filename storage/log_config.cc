@@ -24,6 +24,8 @@ Status LogConfig::validate() const {
   GANNET_RETURN_IF_ERROR(check(retention_bytes >= -1, "retention.bytes", retention_bytes, ">= -1"));
   GANNET_RETURN_IF_ERROR(
       check(max_message_bytes >= 0, "max.message.bytes", max_message_bytes, ">= 0"));
+  GANNET_RETURN_IF_ERROR(check(segment_preallocate_bytes >= 0, "segment.preallocate.bytes",
+                               segment_preallocate_bytes, ">= 0"));
   return {};
 }
 
@@ -52,6 +54,7 @@ Result<LogConfig> LogConfig::from_properties(const std::map<std::string, std::st
   GANNET_RETURN_IF_ERROR(parse("retention.ms", &c.retention_ms));
   GANNET_RETURN_IF_ERROR(parse("retention.bytes", &c.retention_bytes));
   GANNET_RETURN_IF_ERROR(parse("max.message.bytes", &c.max_message_bytes));
+  GANNET_RETURN_IF_ERROR(parse("segment.preallocate.bytes", &c.segment_preallocate_bytes));
   GANNET_RETURN_IF_ERROR(c.validate());
   return c;
 }

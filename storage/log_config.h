@@ -21,6 +21,9 @@ struct LogConfig {
   int64_t retention_ms = 7LL * 24 * 3600 * 1000;    // retention.ms (-1: keep forever)
   int64_t retention_bytes = kNoLimit;               // retention.bytes (-1: no size limit)
   int32_t max_message_bytes = 1048588;              // max.message.bytes: largest batch accepted
+  // segment.preallocate.bytes (Gannet's): reserve disk blocks for the active segment this far
+  // ahead (fallocate, size unchanged); freed at roll and close. 0 disables.
+  int64_t segment_preallocate_bytes = 16LL << 20;
 
   // Checks every value's range; kInvalidConfig names the offending key.
   Status validate() const;

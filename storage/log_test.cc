@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include "common/byte_order.h"
 #include "common/clock.h"
 #include "storage/leader_epoch_cache.h"
@@ -2173,6 +2175,47 @@ TEST_F(PosixLogTest, ConcurrentAppendAndFlushToAllSucceed) {
   std::set<std::string> seen;
   for (const Rec& r : recs) seen.insert(r.value);
   EXPECT_EQ(seen.size(), recs.size());
+}
+
+}  // namespace
+}  // namespace gannet::storage
+
+// ---- Preallocation (real file system) ----------------------------------------------------------
+
+namespace gannet::storage {
+namespace {
+
+TEST(PreallocationTest, ReservesAheadKeepsTheLogicalSizeAndReleasesAtClose) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir = std::string(tmp ? tmp : "/tmp") + "/prealloc-0";
+  ASSERT_TRUE(posix_file_system()->remove_all(dir).ok());
+  LogConfig cfg;
+  cfg.segment_preallocate_bytes = 4 << 20;
+  Log::Options o;
+  o.config = cfg;
+  auto opened = Log::open(dir, o);
+  ASSERT_TRUE(opened.ok()) << opened.error().to_string();
+  auto log = std::move(opened).value();
+  std::string batch = make_batch({"a", "b", "c"}, 1'700'000'000'000);
+  auto r = log->append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(batch.data()), batch.size()), 0);
+  ASSERT_TRUE(r.ok());
+  const std::string seg = dir + "/" + Segment::file_name(0, ".log");
+  struct stat st;
+  ASSERT_EQ(::stat(seg.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<size_t>(st.st_size), batch.size()) << "preallocation changed the size";
+  const bool supported = static_cast<uint64_t>(st.st_blocks) * 512 >= (4u << 20);
+  if (!supported) GTEST_SKIP() << "this file system does not preallocate";
+  ASSERT_TRUE(log->close().ok());
+  ASSERT_EQ(::stat(seg.c_str(), &st), 0);
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, 1u << 20) << "close kept the reserved blocks";
+  // A crash with blocks reserved leaves the logical size intact: reopen without recovery hints.
+  r = log->append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(batch.data()), batch.size()), 0);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(log->flush().ok());
+  log.reset();
+  auto again = Log::open(dir, o);
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  EXPECT_EQ((*again)->log_end_offset(), 6);
 }
 
 }  // namespace

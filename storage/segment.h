@@ -74,7 +74,9 @@ class Segment {
   // `data`), in order, the first at next_offset() or later. On an I/O error the segment is cut back to its previous end (best
   // effort) and the error returned.
   Status append(const uint8_t* data, size_t n, std::span<const BatchInfo> batches,
-                int32_t index_interval_bytes);
+                int32_t index_interval_bytes, int64_t preallocate_bytes = 0);
+  // Frees blocks reserved past the end by preallocation (the segment is no longer appended to).
+  void release_preallocated();
 
   // Position of the first batch whose last offset is >= `offset` (the batch holding it), or
   // end_position() when there is none. Reads at most one index interval of headers.
@@ -120,6 +122,8 @@ class Segment {
   std::atomic<int64_t> roll_base_ms_{0};
   // Appender-only state.
   uint64_t bytes_since_index_entry_ = 0;
+  uint64_t preallocated_end_ = 0;  // blocks are reserved up to here (0: none, or unsupported)
+  bool preallocate_failed_ = false;
   // Orders write_indexes (which a flush may run outside the log's lock) against remove_files.
   std::mutex files_mu_;
   bool removed_ = false;  // guarded by files_mu_
