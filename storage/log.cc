@@ -226,16 +226,7 @@ Status Log::parse_batches(std::span<uint8_t> batches, std::vector<BatchInfo>* in
                                                    " remain");
     }
     GANNET_RETURN_IF_ERROR(validate_batch(p, size));
-    RecordBatchView v(p, size);
-    BatchInfo b;
-    b.position = pos;
-    b.size = static_cast<uint32_t>(size);
-    b.base_offset = v.base_offset();
-    b.last_offset = v.last_offset();
-    b.max_timestamp = v.max_timestamp();
-    b.leader_epoch = v.leader_epoch();
-    b.record_count = v.record_count();
-    infos->push_back(b);
+    infos->push_back(BatchInfo::of(RecordBatchView(p, size), pos, size));
     pos += size;
   }
   return {};

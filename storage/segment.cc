@@ -43,14 +43,7 @@ class BatchScanner {
       return make_error(Errc::kCorruptMessage, "truncated batch header");
     }
     RecordBatchView v(p, std::max<size_t>(size, kBatchHeaderSize));
-    BatchInfo b;
-    b.position = pos_;
-    b.size = static_cast<uint32_t>(size);
-    b.base_offset = v.base_offset();
-    b.last_offset = v.last_offset();
-    b.max_timestamp = v.max_timestamp();
-    b.leader_epoch = v.leader_epoch();
-    b.record_count = v.record_count();
+    BatchInfo b = BatchInfo::of(v, pos_, size);
     if (v.last_offset_delta() < 0) {
       return make_error(Errc::kCorruptMessage, "negative last offset delta");
     }

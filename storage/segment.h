@@ -20,6 +20,7 @@
 #include <string>
 
 #include "storage/file.h"
+#include "storage/record_batch.h"
 #include "storage/segment_index.h"
 
 namespace gannet::storage {
@@ -33,6 +34,19 @@ struct BatchInfo {
   int64_t max_timestamp = 0;
   int32_t leader_epoch = 0;
   int32_t record_count = 0;
+
+  // What a batch's header says, for a batch of `size` bytes at `position`.
+  static BatchInfo of(const RecordBatchView& v, uint64_t position, size_t size) {
+    BatchInfo b;
+    b.position = position;
+    b.size = static_cast<uint32_t>(size);
+    b.base_offset = v.base_offset();
+    b.last_offset = v.last_offset();
+    b.max_timestamp = v.max_timestamp();
+    b.leader_epoch = v.leader_epoch();
+    b.record_count = v.record_count();
+    return b;
+  }
 };
 
 class Segment {
