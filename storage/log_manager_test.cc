@@ -143,7 +143,7 @@ TEST(TopicNameTest, ParseDirectoryNames) {
     EXPECT_EQ(*back, t);
   }
 
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string(""), std::string("orders"), std::string("orders-"), std::string("-0"),
         std::string(".-0"), std::string("..-0"), std::string("a b-0"), std::string("a/b-0"),
         std::string("orders-x"), std::string("orders-1x"), std::string("orders- 1"), std::string("orders-+1"),
@@ -306,7 +306,7 @@ TEST_P(LogManagerTest, CreateOfAnExistingPartitionIsAlreadyExists) {
 TEST_P(LogManagerTest, InvalidTopicNamesAreRejected) {
   auto m = open_manager();
   ASSERT_NE(m, nullptr);
-  for (const std::string bad : {std::string(""), std::string("."), std::string(".."), std::string(250, 'x'),
+  for (const std::string& bad : {std::string(""), std::string("."), std::string(".."), std::string(250, 'x'),
                                 std::string("a/b"), std::string("a b"), std::string("../escape")}) {
     auto r = m->create(tp(bad, 0));
     ASSERT_FALSE(r.ok()) << "created '" << bad << "'";
@@ -347,7 +347,9 @@ TEST_P(LogManagerTest, CleanCloseWritesMarkerAndCheckpointAndReopenRestoresEvery
   ASSERT_TRUE(fs_->exists(path(LogManager::kRecoveryPointFile)));
   EXPECT_EQ(read_checkpoint(), (std::map<std::string, int64_t>{
                                    {"empty-0", 0}, {"events-0", 3}, {"events-1", 5}, {"events-2", 7}}));
-  if (GetParam()) EXPECT_EQ(sim_.unsynced_bytes(), 0u);
+  if (GetParam()) {
+    EXPECT_EQ(sim_.unsynced_bytes(), 0u);
+  }
   m.reset();
 
   m = open_manager(2, small);

@@ -467,7 +467,9 @@ TEST_F(LogTest, ReadHonorsMaxBytes) {
     std::vector<Meta> metas;
     ASSERT_TRUE(decode(*bytes, &recs, &metas)) << c.offset << "/" << c.max_bytes;
     EXPECT_EQ(metas.size(), c.batches) << c.offset << "/" << c.max_bytes;
-    if (!metas.empty()) EXPECT_EQ(metas.front().base, c.offset / 2 * 2);
+    if (!metas.empty()) {
+      EXPECT_EQ(metas.front().base, c.offset / 2 * 2);
+    }
   }
 
   // A limit below one batch: min_one_batch returns the whole first batch, otherwise nothing.

@@ -473,7 +473,7 @@ TEST_F(LeaderEpochCacheTest, PersistsAcrossLoadOnRealFileSystem) {
 }
 
 TEST_F(LeaderEpochCacheTest, MalformedFileIsCorruptMessage) {
-  for (const std::string text : {
+  for (const std::string& text : {
            std::string(""),
            std::string("garbage"),
            std::string("1\n1\n1 0\n"),           // unknown version
@@ -499,7 +499,7 @@ TEST_F(LeaderEpochCacheTest, MalformedFileIsCorruptMessage) {
 // A checkpoint holding more entries than its count (or trailing junk) is malformed too: silently
 // dropping the extra epochs would make end_offset_for() answer wrongly after a restart.
 TEST_F(LeaderEpochCacheTest, ExtraEntriesOrTrailingJunkIsCorruptMessage) {
-  for (const std::string text : {
+  for (const std::string& text : {
            std::string("0\n1\n1 0\n2 5\n"),
            std::string("0\n1\n1 0\njunk\n"),
        }) {
