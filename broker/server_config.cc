@@ -1,0 +1,896 @@
+#include "broker/server_config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <limits>
+#include <set>
+#include <system_error>
+#include <utility>
+
+namespace gannet::broker {
+namespace {
+
+using Status = Result<void, ConfigError>;
+
+// A properties file larger than this is refused rather than read (a bound on the read loop;
+// real ones are a few KiB).
+constexpr size_t kMaxPropertiesFileBytes = 8 << 20;
+
+// Kafka's defaults that are not already the defaults of a field.
+constexpr const char* kDefaultListeners = "PLAINTEXT://:9092";
+constexpr int32_t kDefaultLogRetentionHours = 168;
+constexpr int64_t kMsPerMinute = 60LL * 1000;
+constexpr int64_t kMsPerHour = 3600LL * 1000;
+
+ConfigError make_error(std::string message) { return ConfigError{std::move(message)}; }
+
+// "<key>=<value>: <reason>", the shape of every value error.
+ConfigError bad_value(std::string_view key, std::string_view value, std::string_view reason) {
+  std::string m(key);
+  m += '=';
+  m += value;
+  m += ": ";
+  m += reason;
+  return make_error(std::move(m));
+}
+
+// Whitespace as java.util.Properties sees it inside a line.
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\f'; }
+
+std::string_view trim(std::string_view s) {
+  auto space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\f' || c == '\r' || c == '\n' || c == '\v';
+  };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::string to_upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return out;
+}
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+template <typename T, typename F>
+std::string join(const std::vector<T>& items, F&& render) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += render(items[i]);
+  }
+  return out;
+}
+
+// ---- Properties text ----------------------------------------------------------------------------
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Reads the 4 hex digits of a \uXXXX escape starting at s[i].
+bool read_hex4(std::string_view s, size_t i, uint32_t* out) {
+  if (i + 4 > s.size()) return false;
+  uint32_t v = 0;
+  for (size_t k = 0; k < 4; ++k) {
+    int d = hex_digit(s[i + k]);
+    if (d < 0) return false;
+    v = v * 16 + static_cast<uint32_t>(d);
+  }
+  *out = v;
+  return true;
+}
+
+// `cp` is a Unicode scalar value (not a surrogate, <= 0x10FFFF).
+void append_utf8(uint32_t cp, std::string* out) {
+  if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+std::string line_prefix(int line) { return "line " + std::to_string(line) + ": "; }
+
+// Resolves the escapes of a raw key or value of the logical line starting at `line`, and drops
+// trailing unescaped whitespace.
+Result<std::string, ConfigError> unescape(std::string_view raw, int line) {
+  std::string out;
+  size_t keep = 0;  // out[0, keep) ends with a non-blank or escaped character
+  size_t i = 0;
+  while (i < raw.size()) {
+    char c = raw[i++];
+    if (c != '\\') {
+      out.push_back(c);
+      if (!is_blank(c)) keep = out.size();
+      continue;
+    }
+    // A trailing odd backslash was taken as a line continuation by the caller, so an escape
+    // always has its character; stay safe anyway.
+    if (i == raw.size()) break;
+    char e = raw[i++];
+    switch (e) {
+      case 't': out.push_back('\t'); break;
+      case 'n': out.push_back('\n'); break;
+      case 'r': out.push_back('\r'); break;
+      case 'f': out.push_back('\f'); break;
+      case 'u': {
+        uint32_t cp = 0;
+        if (!read_hex4(raw, i, &cp)) {
+          return make_error(line_prefix(line) + "malformed \\uXXXX escape");
+        }
+        i += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {  // high surrogate: its low half must follow
+          uint32_t low = 0;
+          if (i + 2 <= raw.size() && raw[i] == '\\' && raw[i + 1] == 'u' &&
+              read_hex4(raw, i + 2, &low) && low >= 0xDC00 && low <= 0xDFFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+            i += 6;
+          } else {
+            return make_error(line_prefix(line) + "\\u escape with an unpaired surrogate");
+          }
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+          return make_error(line_prefix(line) + "\\u escape with an unpaired surrogate");
+        }
+        append_utf8(cp, &out);
+        break;
+      }
+      default: out.push_back(e); break;  // \\ \= \: \# \! "\ " and any other: the character
+    }
+    keep = out.size();
+  }
+  out.resize(keep);
+  return out;
+}
+
+// Splits one logical line (continuations joined, leading whitespace gone, not a comment) into
+// key and value and stores them.
+Status parse_logical_line(std::string_view s, int line, ConfigMap* out) {
+  size_t i = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == '\\') {
+      i += 2;
+      continue;
+    }
+    if (c == '=' || c == ':' || is_blank(c)) break;
+    ++i;
+  }
+  i = std::min(i, s.size());
+  std::string_view raw_key = s.substr(0, i);
+  // At most one '=' or ':' separates key and value, with optional whitespace around it.
+  if (i < s.size() && (s[i] == '=' || s[i] == ':')) {
+    ++i;
+  } else {
+    while (i < s.size() && is_blank(s[i])) ++i;
+    if (i < s.size() && (s[i] == '=' || s[i] == ':')) ++i;
+  }
+  while (i < s.size() && is_blank(s[i])) ++i;
+  std::string_view raw_value = s.substr(i);
+
+  GANNET_ASSIGN_OR_RETURN(std::string key, unescape(raw_key, line));
+  if (key.empty()) {
+    return make_error(line_prefix(line) + "empty key in '" + std::string(s) +
+                      "' (expected key=value)");
+  }
+  GANNET_ASSIGN_OR_RETURN(std::string value, unescape(raw_value, line));
+  (*out)[std::move(key)] = std::move(value);  // a later duplicate wins
+  return {};
+}
+
+}  // namespace
+
+Result<ConfigMap, ConfigError> parse_properties(std::string_view text) {
+  ConfigMap out;
+  std::string logical;      // the logical line being assembled
+  int logical_line = 0;     // the natural line it started on
+  bool continuing = false;  // the previous natural line ended in an odd backslash
+  int line_no = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find_first_of("\r\n", pos);
+    std::string_view natural = text.substr(pos, end == std::string_view::npos ? end : end - pos);
+    if (end == std::string_view::npos) {
+      pos = text.size();
+    } else {
+      pos = end + ((text[end] == '\r' && end + 1 < text.size() && text[end + 1] == '\n') ? 2 : 1);
+    }
+    ++line_no;
+    while (!natural.empty() && is_blank(natural.front())) natural.remove_prefix(1);
+    if (!continuing) {
+      // Blank and comment lines; a comment never continues, whatever it ends with.
+      if (natural.empty() || natural.front() == '#' || natural.front() == '!') continue;
+      logical.clear();
+      logical_line = line_no;
+    }
+    size_t backslashes = 0;
+    while (backslashes < natural.size() && natural[natural.size() - 1 - backslashes] == '\\') {
+      ++backslashes;
+    }
+    continuing = backslashes % 2 == 1;
+    if (continuing) natural.remove_suffix(1);
+    logical.append(natural);
+    if (!continuing) GANNET_RETURN_IF_ERROR(parse_logical_line(logical, logical_line, &out));
+  }
+  // A continuation at the end of the text ends the line there (as Java does).
+  if (continuing) GANNET_RETURN_IF_ERROR(parse_logical_line(logical, logical_line, &out));
+  return out;
+}
+
+Result<ConfigMap, ConfigError> load_properties_file(const std::string& path) {
+  auto cannot_read = [&](int err) {
+    return make_error("cannot read properties file " + path + ": " +
+                      std::generic_category().message(err));
+  };
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return cannot_read(errno);
+  std::string text;
+  char buf[8192];
+  size_t n = 0;
+  bool too_large = false;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
+    text.append(buf, n);
+    if (text.size() > kMaxPropertiesFileBytes) {
+      too_large = true;
+      break;
+    }
+  }
+  int err = errno;
+  bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return cannot_read(err);
+  if (too_large) {
+    return make_error("cannot read properties file " + path + ": larger than " +
+                      std::to_string(kMaxPropertiesFileBytes) + " bytes");
+  }
+  auto parsed = parse_properties(text);
+  if (!parsed.ok()) return make_error(path + ": " + parsed.error().message);
+  return parsed;
+}
+
+Result<ConfigMap, ConfigError> apply_overrides(ConfigMap props,
+                                               const std::vector<std::string>& overrides) {
+  // Check them all first so that a bad one leaves nothing half-applied.
+  std::vector<std::pair<std::string, std::string>> parsed;
+  parsed.reserve(overrides.size());
+  for (const std::string& o : overrides) {
+    size_t eq = o.find('=');
+    if (eq == std::string::npos) {
+      return make_error("override '" + o + "': expected key=value");
+    }
+    std::string_view key = trim(std::string_view(o).substr(0, eq));
+    if (key.empty()) return make_error("override '" + o + "': empty key");
+    parsed.emplace_back(std::string(key), std::string(trim(std::string_view(o).substr(eq + 1))));
+  }
+  for (auto& [key, value] : parsed) props[key] = std::move(value);
+  return props;
+}
+
+// ---- Value parsers ------------------------------------------------------------------------------
+
+namespace {
+
+// Reads settings by key and remembers which keys it was asked about, so the rest can go to
+// ServerConfig::extra.
+class Reader {
+ public:
+  explicit Reader(const ConfigMap& props) : props_(props) {}
+
+  // The trimmed value of `key`, or nullopt when it is not set. Marks `key` as known.
+  std::optional<std::string> get(const char* key) {
+    known_.insert(key);
+    auto it = props_.find(key);
+    if (it == props_.end()) return std::nullopt;
+    return std::string(trim(it->second));
+  }
+
+  ConfigMap unknown() const {
+    ConfigMap out;
+    for (const auto& [key, value] : props_) {
+      if (known_.count(key) == 0) out.emplace(key, value);
+    }
+    return out;
+  }
+
+ private:
+  const ConfigMap& props_;
+  std::set<std::string> known_;
+};
+
+ConfigError missing(std::string_view key, std::string_view hint = {}) {
+  std::string m = "missing required config " + std::string(key);
+  if (!hint.empty()) m += " (" + std::string(hint) + ")";
+  return make_error(std::move(m));
+}
+
+// A decimal integer of type T in [min, max]. Java's parseInt also takes a leading '+'.
+template <typename T>
+Result<T, ConfigError> parse_int(std::string_view key, std::string_view value, int64_t min,
+                                 int64_t max = std::numeric_limits<T>::max()) {
+  std::string_view s = value;
+  if (s.size() > 1 && s[0] == '+' && s[1] >= '0' && s[1] <= '9') s.remove_prefix(1);
+  int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  bool whole = ptr == s.data() + s.size();
+  if (ec == std::errc::result_out_of_range && whole) {
+    v = s[0] == '-' ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max();
+  } else if (ec != std::errc() || !whole) {
+    return bad_value(key, value, "not an integer");
+  }
+  if (v < min) return bad_value(key, value, "must be >= " + std::to_string(min));
+  if (v > max) return bad_value(key, value, "must be <= " + std::to_string(max));
+  return static_cast<T>(v);
+}
+
+// Sets *field from `key` when it is set. T is the key's type (its range); F the field's.
+template <typename T, typename F>
+Status read_int(Reader& r, const char* key, int64_t min, F* field) {
+  auto value = r.get(key);
+  if (!value) return {};
+  GANNET_ASSIGN_OR_RETURN(*field, parse_int<T>(key, *value, min));
+  return {};
+}
+
+// "true" or "false" in any case, as Kafka's ConfigDef reads booleans.
+Status read_bool(Reader& r, const char* key, bool* field) {
+  auto value = r.get(key);
+  if (!value) return {};
+  std::string lower = to_lower(*value);
+  if (lower == "true") {
+    *field = true;
+  } else if (lower == "false") {
+    *field = false;
+  } else {
+    return bad_value(key, *value, "must be true or false");
+  }
+  return {};
+}
+
+// A comma-separated list, entries trimmed; "" is the empty list; an empty entry is an error.
+Result<std::vector<std::string>, ConfigError> parse_list(std::string_view key,
+                                                         std::string_view value) {
+  std::vector<std::string> out;
+  if (value.empty()) return out;
+  size_t pos = 0;
+  while (true) {
+    size_t comma = value.find(',', pos);
+    std::string_view entry =
+        trim(value.substr(pos, comma == std::string_view::npos ? comma : comma - pos));
+    if (entry.empty()) return bad_value(key, value, "empty entry in the list");
+    out.emplace_back(entry);
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// Listener names: letters, digits, '_' and '-', upper-cased.
+Result<std::string, ConfigError> parse_listener_name(std::string_view key, std::string_view value,
+                                                     std::string_view name) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+        return is_alnum(c) || c == '_' || c == '-';
+      })) {
+    return bad_value(key, value,
+                     "bad listener name '" + std::string(name) + "' (letters, digits, _ and -)");
+  }
+  return to_upper(name);
+}
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// "host:port" or "[ipv6]:port", one `entry` of the setting `key`=`value`; ports below
+// `min_port` are refused. The host may be empty here; callers that need one check it.
+Result<HostPort, ConfigError> parse_host_port(std::string_view key, std::string_view value,
+                                              std::string_view entry, int min_port) {
+  auto fail = [&](const std::string& reason) {
+    return bad_value(key, value, "'" + std::string(entry) + "': " + reason);
+  };
+  std::string_view host;
+  std::string_view port;
+  if (!entry.empty() && entry.front() == '[') {
+    size_t close = entry.find(']');
+    if (close == std::string_view::npos || close + 1 >= entry.size() || entry[close + 1] != ':') {
+      return fail("expected [ipv6-address]:port");
+    }
+    host = entry.substr(1, close - 1);
+    port = entry.substr(close + 2);
+    if (host.empty() || !std::all_of(host.begin(), host.end(), [](char c) {
+          return hex_digit(c) >= 0 || c == ':' || c == '.' || c == '%' || is_alnum(c);
+        })) {
+      return fail("bad IPv6 address");
+    }
+  } else {
+    size_t colon = entry.rfind(':');
+    if (colon == std::string_view::npos) return fail("expected host:port");
+    host = entry.substr(0, colon);
+    port = entry.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return fail("an IPv6 address must be in brackets, [addr]:port");
+    }
+    if (!std::all_of(host.begin(), host.end(), [](char c) {
+          return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '%';
+        })) {
+      return fail("bad host name");
+    }
+  }
+  int64_t p = -1;
+  if (!port.empty() && port.size() <= 5 &&
+      std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    p = 0;
+    for (char c : port) p = p * 10 + (c - '0');
+  }
+  if (p < min_port || p > 65535) {
+    return fail("port must be " + std::to_string(min_port) + "..65535");
+  }
+  return HostPort{std::string(host), static_cast<uint16_t>(p)};
+}
+
+std::string render_address(const std::string& host, uint16_t port) {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+bool is_wildcard_host(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "::";
+}
+
+Result<std::vector<ProcessRole>, ConfigError> parse_roles(std::string_view key,
+                                                          std::string_view value) {
+  GANNET_ASSIGN_OR_RETURN(auto names, parse_list(key, value));
+  if (names.empty()) return bad_value(key, value, "must contain broker and/or controller");
+  std::vector<ProcessRole> roles;
+  for (const std::string& name : names) {
+    ProcessRole role;
+    if (name == "broker") {
+      role = ProcessRole::kBroker;
+    } else if (name == "controller") {
+      role = ProcessRole::kController;
+    } else {
+      return bad_value(key, value,
+                       "unknown role '" + name + "' (expected broker and/or controller)");
+    }
+    if (std::find(roles.begin(), roles.end(), role) != roles.end()) {
+      return bad_value(key, value, "duplicate role '" + name + "'");
+    }
+    roles.push_back(role);
+  }
+  return roles;
+}
+
+Result<std::vector<QuorumVoter>, ConfigError> parse_voters(std::string_view key,
+                                                           std::string_view value) {
+  GANNET_ASSIGN_OR_RETURN(auto entries, parse_list(key, value));
+  std::vector<QuorumVoter> voters;
+  for (const std::string& entry : entries) {
+    size_t at = entry.find('@');
+    if (at == std::string::npos) {
+      return bad_value(key, value, "'" + entry + "': expected id@host:port");
+    }
+    auto id = parse_int<int32_t>(key, entry.substr(0, at), 0);
+    if (!id.ok()) {
+      return bad_value(key, value, "'" + entry + "': voter id must be an integer >= 0");
+    }
+    GANNET_ASSIGN_OR_RETURN(HostPort hp,
+                            parse_host_port(key, value, std::string_view(entry).substr(at + 1), 1));
+    if (hp.host.empty()) return bad_value(key, value, "'" + entry + "': empty host");
+    for (const QuorumVoter& v : voters) {
+      if (v.id == *id) {
+        return bad_value(key, value, "duplicate voter id " + std::to_string(*id));
+      }
+    }
+    voters.push_back(QuorumVoter{*id, std::move(hp.host), hp.port});
+  }
+  return voters;
+}
+
+Result<std::vector<Endpoint>, ConfigError> parse_listeners(std::string_view key,
+                                                           std::string_view value) {
+  GANNET_ASSIGN_OR_RETURN(auto entries, parse_list(key, value));
+  if (entries.empty()) return bad_value(key, value, "must name at least one listener");
+  std::vector<Endpoint> out;
+  for (const std::string& entry : entries) {
+    size_t sep = entry.find("://");
+    if (sep == std::string::npos) {
+      return bad_value(key, value, "'" + entry + "': expected NAME://host:port");
+    }
+    std::string_view name_part = std::string_view(entry).substr(0, sep);
+    std::string_view rest = std::string_view(entry).substr(sep + 3);
+    GANNET_ASSIGN_OR_RETURN(std::string name, parse_listener_name(key, value, name_part));
+    GANNET_ASSIGN_OR_RETURN(HostPort hp, parse_host_port(key, value, rest, 0));
+    for (const Endpoint& e : out) {
+      if (e.name == name) return bad_value(key, value, "duplicate listener name " + name);
+      // Two sockets cannot bind one port on overlapping addresses (port 0 picks a free one).
+      if (hp.port != 0 && e.port == hp.port &&
+          (e.host == hp.host || is_wildcard_host(e.host) || is_wildcard_host(hp.host))) {
+        return bad_value(key, value,
+                         "listeners " + e.name + " and " + name + " both bind port " +
+                             std::to_string(hp.port));
+      }
+    }
+    out.push_back(Endpoint{std::move(name), std::move(hp.host), hp.port});
+  }
+  return out;
+}
+
+Result<std::vector<std::string>, ConfigError> parse_listener_names(std::string_view key,
+                                                                   std::string_view value) {
+  GANNET_ASSIGN_OR_RETURN(auto entries, parse_list(key, value));
+  if (entries.empty()) return bad_value(key, value, "must name at least one listener");
+  std::vector<std::string> names;
+  for (const std::string& entry : entries) {
+    GANNET_ASSIGN_OR_RETURN(std::string name, parse_listener_name(key, value, entry));
+    if (std::find(names.begin(), names.end(), name) != names.end()) {
+      return bad_value(key, value, "duplicate listener name " + name);
+    }
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
+// Kafka's retention precedence: log.retention.ms, else .minutes, else .hours (default 168). Every
+// key that is set must parse, used or not. A negative result means keep forever (-1); 0 is
+// refused, as Kafka does.
+Result<int64_t, ConfigError> read_retention_ms(Reader& r) {
+  auto ms = r.get("log.retention.ms");
+  auto minutes = r.get("log.retention.minutes");
+  auto hours = r.get("log.retention.hours");
+  int64_t ms_v = 0;
+  int32_t minutes_v = 0;
+  int32_t hours_v = kDefaultLogRetentionHours;
+  if (ms) {
+    GANNET_ASSIGN_OR_RETURN(ms_v, parse_int<int64_t>("log.retention.ms", *ms,
+                                                     std::numeric_limits<int64_t>::min()));
+  }
+  if (minutes) {
+    GANNET_ASSIGN_OR_RETURN(minutes_v, parse_int<int32_t>("log.retention.minutes", *minutes,
+                                                          std::numeric_limits<int32_t>::min()));
+  }
+  if (hours) {
+    GANNET_ASSIGN_OR_RETURN(hours_v, parse_int<int32_t>("log.retention.hours", *hours,
+                                                        std::numeric_limits<int32_t>::min()));
+  }
+  // int32 * 3.6e6 fits easily in int64.
+  const char* used_key = "log.retention.hours";
+  std::string used_value = hours ? *hours : std::to_string(hours_v);
+  int64_t result = hours_v * kMsPerHour;
+  if (ms) {
+    used_key = "log.retention.ms";
+    used_value = *ms;
+    result = ms_v;
+  } else if (minutes) {
+    used_key = "log.retention.minutes";
+    used_value = *minutes;
+    result = minutes_v * kMsPerMinute;
+  }
+  if (result == 0) return bad_value(used_key, used_value, "must be -1 (keep forever) or >= 1");
+  return result < 0 ? storage::LogConfig::kNoLimit : result;
+}
+
+// Kafka's roll precedence: log.roll.ms, else log.roll.hours (default 168).
+Result<int64_t, ConfigError> read_roll_ms(Reader& r) {
+  auto ms = r.get("log.roll.ms");
+  auto hours = r.get("log.roll.hours");
+  int64_t result = storage::LogConfig().segment_ms;
+  if (hours) {
+    GANNET_ASSIGN_OR_RETURN(int32_t h, parse_int<int32_t>("log.roll.hours", *hours, 1));
+    result = h * kMsPerHour;
+  }
+  if (ms) {
+    GANNET_ASSIGN_OR_RETURN(result, parse_int<int64_t>("log.roll.ms", *ms, 1));
+  }
+  return result;
+}
+
+Result<storage::LogConfig, ConfigError> read_log_config(Reader& r) {
+  storage::LogConfig c;  // storage's defaults are Kafka's broker defaults
+  GANNET_RETURN_IF_ERROR(read_int<int32_t>(r, "log.segment.bytes", 14, &c.segment_bytes));
+  GANNET_ASSIGN_OR_RETURN(c.segment_ms, read_roll_ms(r));
+  GANNET_ASSIGN_OR_RETURN(c.retention_ms, read_retention_ms(r));
+  if (auto v = r.get("log.retention.bytes")) {
+    GANNET_ASSIGN_OR_RETURN(int64_t bytes, parse_int<int64_t>("log.retention.bytes", *v,
+                                                              std::numeric_limits<int64_t>::min()));
+    c.retention_bytes = bytes < 0 ? storage::LogConfig::kNoLimit : bytes;
+  }
+  GANNET_RETURN_IF_ERROR(
+      read_int<int64_t>(r, "log.flush.interval.messages", 1, &c.flush_messages));
+  GANNET_RETURN_IF_ERROR(read_int<int64_t>(r, "log.flush.interval.ms", 0, &c.flush_ms));
+  GANNET_RETURN_IF_ERROR(
+      read_int<int32_t>(r, "log.index.interval.bytes", 0, &c.index_interval_bytes));
+  GANNET_RETURN_IF_ERROR(read_int<int32_t>(r, "message.max.bytes", 0, &c.max_message_bytes));
+  // The checks above cover storage's; this only guards against the two drifting apart.
+  auto valid = c.validate();
+  if (!valid.ok()) return make_error("log defaults: " + valid.error().message);
+  return c;
+}
+
+// Escapes `s` so that parse_properties reads it back unchanged.
+std::string escape(std::string_view s, bool is_key) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\f': out += "\\f"; break;
+      case ' ':
+        // Spaces end a key, and the parser trims them around a value.
+        out += (is_key || i == 0 || i + 1 == s.size()) ? "\\ " : " ";
+        break;
+      case '=':
+      case ':':
+        if (is_key) out += '\\';
+        out += c;
+        break;
+      case '#':
+      case '!':
+        if (is_key && i == 0) out += '\\';
+        out += c;
+        break;
+      default: out += c; break;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- Endpoint, QuorumVoter ----------------------------------------------------------------------
+
+std::string Endpoint::address() const { return render_address(host, port); }
+
+std::string Endpoint::to_string() const { return name + "://" + address(); }
+
+std::string QuorumVoter::address() const { return render_address(host, port); }
+
+std::string QuorumVoter::to_string() const { return std::to_string(id) + "@" + address(); }
+
+// ---- ServerConfig -------------------------------------------------------------------------------
+
+Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap& props) {
+  Reader r(props);
+  ServerConfig c;
+
+  // Identity and roles.
+  auto node_id = r.get("node.id");
+  if (!node_id) return missing("node.id");
+  GANNET_ASSIGN_OR_RETURN(c.node_id, parse_int<int32_t>("node.id", *node_id, 0));
+
+  auto roles = r.get("process.roles");
+  if (!roles) return missing("process.roles", "broker, controller or broker,controller");
+  GANNET_ASSIGN_OR_RETURN(c.process_roles, parse_roles("process.roles", *roles));
+
+  // Kafka's default is "", which means unset.
+  auto voters = r.get("controller.quorum.voters");
+  if (!voters || voters->empty()) {
+    return missing("controller.quorum.voters", "id@host:port,... of the metadata quorum");
+  }
+  GANNET_ASSIGN_OR_RETURN(c.quorum_voters, parse_voters("controller.quorum.voters", *voters));
+
+  std::string listeners = r.get("listeners").value_or(kDefaultListeners);
+  GANNET_ASSIGN_OR_RETURN(c.listeners, parse_listeners("listeners", listeners));
+
+  std::string controller_names = r.get("controller.listener.names").value_or("CONTROLLER");
+  GANNET_ASSIGN_OR_RETURN(c.controller_listener_names,
+                          parse_listener_names("controller.listener.names", controller_names));
+
+  // Storage: log.dirs wins over log.dir.
+  auto log_dirs = r.get("log.dirs");
+  auto log_dir = r.get("log.dir");
+  const char* dirs_key = log_dirs ? "log.dirs" : "log.dir";
+  if (!log_dirs && !log_dir) return missing("log.dirs", "or log.dir");
+  const std::string& dirs_value = log_dirs ? *log_dirs : *log_dir;
+  GANNET_ASSIGN_OR_RETURN(c.log_dirs, parse_list(dirs_key, dirs_value));
+  if (c.log_dirs.empty()) return bad_value(dirs_key, dirs_value, "must name a directory");
+  for (size_t i = 0; i < c.log_dirs.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (c.log_dirs[i] == c.log_dirs[j]) {
+        return bad_value(dirs_key, dirs_value, "duplicate directory " + c.log_dirs[i]);
+      }
+    }
+  }
+
+  if (auto cluster_id = r.get("cluster.id")) {
+    if (cluster_id->empty()) return bad_value("cluster.id", "", "must not be empty when set");
+    c.cluster_id = *cluster_id;
+  }
+
+  // Timers and defaults for new topics.
+  GANNET_RETURN_IF_ERROR(
+      read_int<int32_t>(r, "broker.heartbeat.interval.ms", 1, &c.broker_heartbeat_interval_ms));
+  GANNET_RETURN_IF_ERROR(
+      read_int<int32_t>(r, "broker.session.timeout.ms", 1, &c.broker_session_timeout_ms));
+  GANNET_RETURN_IF_ERROR(read_int<int32_t>(r, "controller.quorum.election.timeout.ms", 1,
+                                           &c.controller_quorum_election_timeout_ms));
+  GANNET_RETURN_IF_ERROR(read_int<int32_t>(r, "controller.quorum.fetch.timeout.ms", 1,
+                                           &c.controller_quorum_fetch_timeout_ms));
+  GANNET_RETURN_IF_ERROR(read_int<int32_t>(r, "controller.quorum.election.backoff.max.ms", 1,
+                                           &c.controller_quorum_election_backoff_max_ms));
+  GANNET_RETURN_IF_ERROR(
+      read_int<int64_t>(r, "replica.lag.time.max.ms", 1, &c.replica_lag_time_max_ms));
+  GANNET_RETURN_IF_ERROR(read_int<int32_t>(r, "num.partitions", 1, &c.num_partitions));
+  GANNET_RETURN_IF_ERROR(
+      read_int<int16_t>(r, "default.replication.factor", 1, &c.default_replication_factor));
+  GANNET_RETURN_IF_ERROR(read_int<int32_t>(r, "min.insync.replicas", 1, &c.min_insync_replicas));
+  GANNET_RETURN_IF_ERROR(
+      read_bool(r, "unclean.leader.election.enable", &c.unclean_leader_election_enable));
+  GANNET_RETURN_IF_ERROR(
+      read_int<int32_t>(r, "offsets.topic.num.partitions", 1, &c.offsets_topic_num_partitions));
+  GANNET_RETURN_IF_ERROR(read_int<int16_t>(r, "offsets.topic.replication.factor", 1,
+                                           &c.offsets_topic_replication_factor));
+  GANNET_RETURN_IF_ERROR(read_bool(r, "auto.create.topics.enable", &c.auto_create_topics_enable));
+  GANNET_ASSIGN_OR_RETURN(c.default_log_config, read_log_config(r));
+
+  c.extra = r.unknown();
+
+  // Rules between keys (Kafka's KRaft checks).
+  if (c.broker_session_timeout_ms <= c.broker_heartbeat_interval_ms) {
+    return bad_value("broker.session.timeout.ms", std::to_string(c.broker_session_timeout_ms),
+                     "must be greater than broker.heartbeat.interval.ms=" +
+                         std::to_string(c.broker_heartbeat_interval_ms));
+  }
+  const bool voter = std::any_of(c.quorum_voters.begin(), c.quorum_voters.end(),
+                                 [&](const QuorumVoter& v) { return v.id == c.node_id; });
+  if (c.is_controller() && !voter) {
+    return make_error("node.id=" + *node_id + " is not in controller.quorum.voters=" + *voters +
+                      ": a controller must be one of the voters");
+  }
+  if (!c.is_controller() && voter) {
+    return make_error("node.id=" + *node_id + " is in controller.quorum.voters=" + *voters +
+                      ": a node without the controller role must not be a voter");
+  }
+  auto is_controller_listener = [&](const Endpoint& e) {
+    return std::find(c.controller_listener_names.begin(), c.controller_listener_names.end(),
+                     e.name) != c.controller_listener_names.end();
+  };
+  if (c.is_controller()) {
+    for (const std::string& name : c.controller_listener_names) {
+      if (!c.listener(name)) {
+        return make_error("controller.listener.names=" + controller_names + ": no listener " +
+                          name + " in listeners=" + listeners +
+                          " (a controller listens on every controller listener)");
+      }
+    }
+  }
+  for (const Endpoint& e : c.listeners) {
+    if (c.is_controller() && !c.is_broker() && !is_controller_listener(e)) {
+      return make_error("listeners=" + listeners + ": listener " + e.name +
+                        " is not in controller.listener.names=" + controller_names +
+                        " (process.roles=controller has only controller listeners)");
+    }
+    if (c.is_broker() && !c.is_controller() && is_controller_listener(e)) {
+      return make_error("listeners=" + listeners + ": controller listener " + e.name +
+                        " (controller.listener.names=" + controller_names +
+                        ") on a node with process.roles=broker");
+    }
+  }
+  if (c.is_broker() && c.broker_listeners().empty()) {
+    return make_error("listeners=" + listeners +
+                      ": a broker needs a listener not in controller.listener.names=" +
+                      controller_names);
+  }
+  return c;
+}
+
+bool ServerConfig::is_broker() const {
+  return std::find(process_roles.begin(), process_roles.end(), ProcessRole::kBroker) !=
+         process_roles.end();
+}
+
+bool ServerConfig::is_controller() const {
+  return std::find(process_roles.begin(), process_roles.end(), ProcessRole::kController) !=
+         process_roles.end();
+}
+
+std::optional<Endpoint> ServerConfig::listener(std::string_view name) const {
+  std::string wanted = to_upper(name);
+  for (const Endpoint& e : listeners) {
+    if (e.name == wanted) return e;
+  }
+  return std::nullopt;
+}
+
+std::vector<Endpoint> ServerConfig::broker_listeners() const {
+  std::vector<Endpoint> out;
+  for (const Endpoint& e : listeners) {
+    if (std::find(controller_listener_names.begin(), controller_listener_names.end(), e.name) ==
+        controller_listener_names.end()) {
+      out.push_back(e);
+    }
+  }
+  return out;
+}
+
+ConfigMap ServerConfig::to_properties() const {
+  ConfigMap m = extra;  // unknown keys never collide with the known ones below
+  auto set = [&](const char* key, std::string value) { m[key] = std::move(value); };
+  auto num = [&](const char* key, int64_t value) { m[key] = std::to_string(value); };
+  auto flag = [&](const char* key, bool value) { m[key] = value ? "true" : "false"; };
+
+  num("node.id", node_id);
+  set("process.roles", join(process_roles, [](ProcessRole role) {
+        return std::string(role == ProcessRole::kBroker ? "broker" : "controller");
+      }));
+  set("controller.quorum.voters", join(quorum_voters, [](const QuorumVoter& v) {
+        return v.to_string();
+      }));
+  set("listeners", join(listeners, [](const Endpoint& e) { return e.to_string(); }));
+  set("controller.listener.names",
+      join(controller_listener_names, [](const std::string& s) { return s; }));
+  set("log.dirs", join(log_dirs, [](const std::string& s) { return s; }));
+  if (cluster_id) set("cluster.id", *cluster_id);
+
+  num("broker.heartbeat.interval.ms", broker_heartbeat_interval_ms);
+  num("broker.session.timeout.ms", broker_session_timeout_ms);
+  num("controller.quorum.election.timeout.ms", controller_quorum_election_timeout_ms);
+  num("controller.quorum.fetch.timeout.ms", controller_quorum_fetch_timeout_ms);
+  num("controller.quorum.election.backoff.max.ms", controller_quorum_election_backoff_max_ms);
+  num("replica.lag.time.max.ms", replica_lag_time_max_ms);
+  num("num.partitions", num_partitions);
+  num("default.replication.factor", default_replication_factor);
+  num("min.insync.replicas", min_insync_replicas);
+  flag("unclean.leader.election.enable", unclean_leader_election_enable);
+  num("offsets.topic.num.partitions", offsets_topic_num_partitions);
+  num("offsets.topic.replication.factor", offsets_topic_replication_factor);
+  flag("auto.create.topics.enable", auto_create_topics_enable);
+
+  const storage::LogConfig& lc = default_log_config;
+  num("log.segment.bytes", lc.segment_bytes);
+  num("log.roll.ms", lc.segment_ms);
+  num("log.retention.ms", lc.retention_ms);
+  num("log.retention.bytes", lc.retention_bytes);
+  num("log.flush.interval.messages", lc.flush_messages);
+  num("log.flush.interval.ms", lc.flush_ms);
+  num("log.index.interval.bytes", lc.index_interval_bytes);
+  num("message.max.bytes", lc.max_message_bytes);
+  return m;
+}
+
+std::string ServerConfig::describe() const {
+  std::string out;
+  for (const auto& [key, value] : to_properties()) {  // std::map: sorted by key
+    std::string lower = to_lower(key);
+    bool hidden = extra.count(key) != 0 && (lower.find("password") != std::string::npos ||
+                                            lower.find("secret") != std::string::npos);
+    out += escape(key, /*is_key=*/true);
+    out += '=';
+    out += hidden ? "[hidden]" : escape(value, /*is_key=*/false);
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace gannet::broker

@@ -1,0 +1,157 @@
+// ServerConfig: the settings of one `gannetd` process (DESIGN.md, "Processes and roles"), read
+// from a Kafka-style properties file plus `key=value` command-line overrides. Key names, defaults
+// and validation rules are Kafka's (KRaft mode) wherever Kafka has the key, so a Kafka
+// server.properties mostly carries over; keys this module does not know are kept in `extra` for
+// later layers.
+//
+// Flow: parse_properties or load_properties_file, then apply_overrides, then
+// ServerConfig::from_properties.
+// Every step returns errors as values (ConfigError); nothing here throws or aborts on bad input.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "storage/log_config.h"
+
+namespace gannet::broker {
+
+// A configuration that cannot be used. `message` names the key and the offending value (or the
+// line, for a properties-file syntax error), ready to print before exiting.
+struct ConfigError {
+  std::string message;
+};
+
+using ConfigMap = std::map<std::string, std::string>;
+
+// ---- Properties text ----------------------------------------------------------------------------
+
+// Parses java.util.Properties-style text:
+//  - natural lines end at \n, \r\n or \r; a line ending in an odd number of backslashes continues
+//    on the next one (the backslash and the next line's leading whitespace are dropped);
+//  - leading whitespace is skipped; blank lines and lines starting with '#' or '!' are comments
+//    (a continuation line is never a comment);
+//  - the key ends at the first unescaped '=', ':' or whitespace; whitespace around one '=' or ':'
+//    separator is skipped, so `k=v`, `k: v` and `k v` are the same; trailing unescaped whitespace
+//    of the value is trimmed (Kafka trims every value);
+//  - escapes in keys and values: \t \n \r \f, \uXXXX (written as UTF-8), and backslash + any
+//    other character is that character (\\ \= \: \# \! "\ ").
+// A later duplicate key replaces the earlier one. An empty key ("=v") or a malformed \u escape is
+// an error naming the (first) line number of the logical line.
+Result<ConfigMap, ConfigError> parse_properties(std::string_view text);
+
+// Reads and parses the file at `path`; errors are prefixed with the path (unreadable file:
+// "cannot read properties file <path>: <reason>").
+Result<ConfigMap, ConfigError> load_properties_file(const std::string& path);
+
+// Returns `props` with each `key=value` of `overrides` applied in order (split at the first '=',
+// key and value trimmed, no escape processing: the shell has already done that). An override
+// without '=' or with an empty key is an error, and then nothing is applied.
+Result<ConfigMap, ConfigError> apply_overrides(ConfigMap props,
+                                               const std::vector<std::string>& overrides);
+
+// ---- Server configuration -----------------------------------------------------------------------
+
+enum class ProcessRole { kBroker, kController };
+
+// One listener: `NAME://host:port` in `listeners`.
+struct Endpoint {
+  std::string name;   // listener name, upper-cased (Kafka normalises listener names); unique
+  std::string host;   // without IPv6 brackets; "" = all interfaces (Kafka's meaning)
+  uint16_t port = 0;  // 0 = pick a free port when binding
+
+  // "host:port", "[v6::addr]:port", or ":port" for all interfaces.
+  std::string address() const;
+  // "NAME://host:port", the form `listeners` takes.
+  std::string to_string() const;
+  bool operator==(const Endpoint&) const = default;
+};
+
+// One member of `controller.quorum.voters`: `id@host:port`.
+struct QuorumVoter {
+  int32_t id = -1;    // >= 0, unique among the voters
+  std::string host;   // non-empty, without IPv6 brackets
+  uint16_t port = 0;  // 1..65535 (peers must know the real port)
+
+  std::string address() const;    // "host:port" or "[v6::addr]:port"
+  std::string to_string() const;  // "id@host:port"
+  bool operator==(const QuorumVoter&) const = default;
+};
+
+// A validated configuration: once from_properties has returned it, every invariant written on
+// the fields below holds. Default-constructed, it holds Kafka's defaults but no node identity
+// (node_id -1, no roles, no log dirs) and is not valid.
+struct ServerConfig {
+  // node.id (required): >= 0.
+  int32_t node_id = -1;
+  // process.roles (required): non-empty, no duplicates, in the order given.
+  std::vector<ProcessRole> process_roles;
+  // controller.quorum.voters (required in every role, as in Kafka: a broker finds the quorum
+  // through it): non-empty; contains node_id iff this node is a controller.
+  std::vector<QuorumVoter> quorum_voters;
+  // listeners (default "PLAINTEXT://:9092"): non-empty, unique names; no two share a non-zero
+  // port on overlapping addresses. A controller listens on every controller listener name; a
+  // broker has at least one listener that is not a controller listener; a controller-only node
+  // has only controller listeners; a broker-only node has none.
+  std::vector<Endpoint> listeners;
+  // controller.listener.names (default "CONTROLLER"): non-empty, upper-cased, unique.
+  std::vector<std::string> controller_listener_names = {"CONTROLLER"};
+  // log.dirs, else log.dir (required): non-empty, no empty or duplicate entries.
+  std::vector<std::string> log_dirs;
+  // cluster.id (optional): non-empty when set.
+  std::optional<std::string> cluster_id;
+
+  int32_t broker_heartbeat_interval_ms = 2000;              // >= 1
+  int32_t broker_session_timeout_ms = 9000;                 // > broker_heartbeat_interval_ms
+  int32_t controller_quorum_election_timeout_ms = 1000;     // >= 1
+  int32_t controller_quorum_fetch_timeout_ms = 2000;        // >= 1
+  int32_t controller_quorum_election_backoff_max_ms = 1000; // >= 1
+  int64_t replica_lag_time_max_ms = 30000;                  // >= 1
+  int32_t num_partitions = 1;                               // >= 1
+  int16_t default_replication_factor = 1;                   // >= 1
+  int32_t min_insync_replicas = 1;                          // >= 1
+  bool unclean_leader_election_enable = false;
+  int32_t offsets_topic_num_partitions = 50;                // >= 1
+  int16_t offsets_topic_replication_factor = 3;             // >= 1
+  bool auto_create_topics_enable = true;
+
+  // The broker-wide defaults for every partition log, from Kafka's broker keys:
+  //   log.segment.bytes -> segment_bytes          log.roll.ms | log.roll.hours -> segment_ms
+  //   log.retention.ms | .minutes | .hours -> retention_ms (first one set wins; negative: -1,
+  //     keep forever; 0 is refused as in Kafka)
+  //   log.retention.bytes -> retention_bytes (negative: -1, no limit)
+  //   log.flush.interval.messages -> flush_messages   log.flush.interval.ms -> flush_ms
+  //   log.index.interval.bytes -> index_interval_bytes   message.max.bytes -> max_message_bytes
+  // Always passes storage::LogConfig::validate().
+  storage::LogConfig default_log_config;
+
+  // Keys this module does not know, verbatim (later layers read their own keys from here).
+  ConfigMap extra;
+
+  // Builds and validates a configuration. Values are trimmed; integers are decimal (an optional
+  // '+' as in Java); booleans are "true" or "false" in any case, as in Kafka. A missing required
+  // key, a malformed or out-of-range value, or a rule between keys broken gives an error naming
+  // the key(s) and value(s).
+  static Result<ServerConfig, ConfigError> from_properties(const ConfigMap& props);
+
+  bool is_broker() const;
+  bool is_controller() const;
+  // The listener called `name` (case-insensitive), if any.
+  std::optional<Endpoint> listener(std::string_view name) const;
+  // The listeners clients and follower brokers use: those not named in controller_listener_names.
+  std::vector<Endpoint> broker_listeners() const;
+
+  // Every setting in canonical form (including defaults and `extra`), keyed by Kafka's names.
+  // from_properties(to_properties()) gives back an equal configuration.
+  ConfigMap to_properties() const;
+  // to_properties() as one escaped `key=value` per line, sorted by key, for the startup log.
+  // Values of `extra` keys containing "password" or "secret" are shown as [hidden].
+  std::string describe() const;
+};
+
+}  // namespace gannet::broker
