@@ -112,9 +112,18 @@ class PosixFileSystem final : public FileSystem {
   }
 
   Status create_dirs(const std::string& path) override {
+    // The directories this call creates, deepest first.
+    std::vector<std::string> created;
+    for (std::string p = path; !p.empty() && p != "/" && p != "." && !exists(p); p = parent_dir(p)) {
+      created.push_back(p);
+    }
     std::error_code ec;
     std::filesystem::create_directories(path, ec);
     if (ec) return errno_error("mkdir", path, ec.value());
+    // Durable at once (file.h): each new entry's parent is synced, outermost first.
+    for (auto it = created.rbegin(); it != created.rend(); ++it) {
+      GANNET_RETURN_IF_ERROR(sync_dir(parent_dir(*it)));
+    }
     return {};
   }
 

@@ -1,9 +1,33 @@
 #include "storage/leader_epoch_cache.h"
 
 #include <algorithm>
-#include <sstream>
+#include <charconv>
+#include <string_view>
 
 namespace gannet::storage {
+
+namespace {
+
+// A non-negative decimal with no sign and no leading zero (one spelling per value).
+bool parse_exact(std::string_view s, int64_t* out) {
+  if (s.empty() || s.size() > 19 || (s.size() > 1 && s[0] == '0')) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size() && *out >= 0;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t at = 0;
+  while (at <= s.size()) {
+    size_t next = s.find(sep, at);
+    if (next == std::string_view::npos) next = s.size();
+    out.push_back(s.substr(at, next - at));
+    at = next + 1;
+  }
+  return out;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<LeaderEpochCache>> LeaderEpochCache::load(FileSystem* fs,
                                                                  const std::string& dir) {
@@ -11,25 +35,31 @@ Result<std::unique_ptr<LeaderEpochCache>> LeaderEpochCache::load(FileSystem* fs,
   const std::string path = join_path(dir, kFileName);
   if (!fs->exists(path)) return cache;
   GANNET_ASSIGN_OR_RETURN(std::string text, read_file(fs, path));
-  std::istringstream in(text);
-  int version = -1;
-  size_t count = 0;
   auto bad = [&](const std::string& why) {
     return make_error(Errc::kCorruptMessage, path + ": " + why);
   };
-  if (!(in >> version) || version != 0) return bad("unknown version");
-  if (!(in >> count) || count > 10'000'000) return bad("bad entry count");
-  for (size_t i = 0; i < count; ++i) {
-    EpochEntry e{};
-    if (!(in >> e.epoch >> e.start_offset)) return bad("truncated at entry " + std::to_string(i));
+  // Exactly: "0\n", "<count>\n", then count lines "<epoch> <offset>\n", nothing else.
+  if (text.empty() || text.back() != '\n') return bad("does not end with a newline");
+  std::vector<std::string_view> lines = split(std::string_view(text).substr(0, text.size() - 1), '\n');
+  int64_t version = -1, count = -1;
+  if (lines.size() < 2 || !parse_exact(lines[0], &version) || version != 0) return bad("unknown version");
+  if (!parse_exact(lines[1], &count) || static_cast<size_t>(count) != lines.size() - 2) {
+    return bad("entry count does not match the entries");
+  }
+  for (size_t i = 2; i < lines.size(); ++i) {
+    std::vector<std::string_view> f = split(lines[i], ' ');
+    int64_t epoch = -1, offset = -1;
+    if (f.size() != 2 || !parse_exact(f[0], &epoch) || !parse_exact(f[1], &offset) ||
+        epoch > INT32_MAX) {
+      return bad("malformed entry " + std::to_string(i - 2));
+    }
+    EpochEntry e{static_cast<int32_t>(epoch), offset};
     if (!cache->entries_.empty() && (e.epoch <= cache->entries_.back().epoch ||
                                      e.start_offset <= cache->entries_.back().start_offset)) {
-      return bad("entries out of order at " + std::to_string(i));
+      return bad("entries out of order at " + std::to_string(i - 2));
     }
     cache->entries_.push_back(e);
   }
-  std::string rest;
-  if (in >> rest) return bad("unexpected data after " + std::to_string(count) + " entries");
   return cache;
 }
 

@@ -4,10 +4,28 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "storage/record_batch.h"
 
 namespace gannet::storage {
+namespace {
+
+// Seqlock writer side: the generation is odd while a change that shrinks the log is in progress
+// and moves on once it is done, so a reader that saw the same even value before and after did
+// not overlap with it.
+class GenerationWrite {
+ public:
+  explicit GenerationWrite(std::atomic<uint64_t>& g) : g_(g) { g_.fetch_add(1, std::memory_order_acq_rel); }
+  ~GenerationWrite() { g_.fetch_add(1, std::memory_order_acq_rel); }
+  GenerationWrite(const GenerationWrite&) = delete;
+  GenerationWrite& operator=(const GenerationWrite&) = delete;
+
+ private:
+  std::atomic<uint64_t>& g_;
+};
+
+}  // namespace
 
 Status ReadResult::copy_to(uint8_t* dst) const {
   for (const FileSlice& s : slices) {
@@ -211,14 +229,13 @@ Status Log::fail(Error e) {
 }
 
 Status Log::parse_batches(std::span<uint8_t> batches, std::vector<BatchInfo>* infos,
-                          int32_t max_message_bytes) const {
+                          size_t max_batch_bytes, bool from_client) const {
   if (batches.empty()) return make_error(Errc::kInvalidRecord, "no record batch to append");
   size_t pos = 0;
   while (pos < batches.size()) {
     const uint8_t* p = batches.data() + pos;
     const size_t avail = batches.size() - pos;
-    GANNET_ASSIGN_OR_RETURN(size_t size,
-                            peek_batch_size(p, avail, static_cast<size_t>(max_message_bytes)));
+    GANNET_ASSIGN_OR_RETURN(size_t size, peek_batch_size(p, avail, max_batch_bytes));
     if (size > avail) {
       return make_error(Errc::kCorruptMessage, "batch at byte " + std::to_string(pos) +
                                                    " declares " + std::to_string(size) +
@@ -226,7 +243,22 @@ Status Log::parse_batches(std::span<uint8_t> batches, std::vector<BatchInfo>* in
                                                    " remain");
     }
     GANNET_RETURN_IF_ERROR(validate_batch(p, size));
-    infos->push_back(BatchInfo::of(RecordBatchView(p, size), pos, size));
+    RecordBatchView v(p, size);
+    if (from_client && (v.record_count() <= 0 ||
+                        static_cast<int64_t>(v.record_count()) != int64_t{v.last_offset_delta()} + 1)) {
+      // A producer's batch holds exactly one record per offset it spans (only compaction, on a
+      // leader, leaves gaps).
+      return make_error(Errc::kInvalidRecord,
+                        "batch at byte " + std::to_string(pos) + " has " +
+                            std::to_string(v.record_count()) + " records but spans " +
+                            std::to_string(int64_t{v.last_offset_delta()} + 1) + " offsets");
+    }
+    if (!from_client && (v.base_offset() < 0 || v.base_offset() > INT64_MAX / 2)) {
+      return make_error(Errc::kInvalidOffset,
+                        "batch at byte " + std::to_string(pos) + " has base offset " +
+                            std::to_string(v.base_offset()));
+    }
+    infos->push_back(BatchInfo::of(v, pos, size));
     pos += size;
   }
   return {};
@@ -234,30 +266,25 @@ Status Log::parse_batches(std::span<uint8_t> batches, std::vector<BatchInfo>* in
 
 Result<AppendResult> Log::append(std::span<uint8_t> batches, int32_t leader_epoch) {
   std::vector<BatchInfo> infos;
-  GANNET_RETURN_IF_ERROR(parse_batches(batches, &infos, config().max_message_bytes));
+  GANNET_RETURN_IF_ERROR(parse_batches(batches, &infos,
+                                       static_cast<size_t>(config().max_message_bytes),
+                                       /*from_client=*/true));
   Result<AppendResult> result = AppendResult{};
   int64_t flush_target = -1;
   {
     std::lock_guard<std::mutex> l(append_mu_);
-    if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+    GANNET_RETURN_IF_ERROR(check_writable_locked());
+    // Offsets come from the log end and each batch's own span, never from the client's base
+    // offset (which may be anything).
     int64_t next = log_end_offset();
     for (BatchInfo& b : infos) {
-      uint8_t* p = batches.data() + b.position;
-      set_base_offset(p, next);
-      set_leader_epoch(p, leader_epoch);
-      b.last_offset = next + (b.last_offset - b.base_offset);
+      const int64_t span = RecordBatchView(batches.data() + b.position, b.size).last_offset_delta();
       b.base_offset = next;
+      b.last_offset = next + span;
       b.leader_epoch = leader_epoch;
       next = b.last_offset + 1;
     }
-    if (leader_epoch >= 0) {
-      auto latest = epoch_cache_->latest();
-      if (!latest || leader_epoch > latest->epoch) {
-        Status st = epoch_cache_->assign(leader_epoch, infos.front().base_offset);
-        if (!st.ok()) return fail(st.error()).error();
-      }
-    }
-    result = append_locked(batches, infos);
+    result = append_locked(batches, infos, leader_epoch);
     if (result.ok() && unflushed_messages_ >= config().flush_messages) flush_target = next;
   }
   if (flush_target >= 0) GANNET_RETURN_IF_ERROR(flush_to(flush_target));
@@ -267,29 +294,14 @@ Result<AppendResult> Log::append(std::span<uint8_t> batches, int32_t leader_epoc
 Result<AppendResult> Log::append_as_follower(std::span<uint8_t> batches) {
   std::vector<BatchInfo> infos;
   // A follower stores what its leader accepted, whatever its own max.message.bytes.
-  GANNET_RETURN_IF_ERROR(parse_batches(batches, &infos, INT32_MAX));
+  GANNET_RETURN_IF_ERROR(parse_batches(batches, &infos, kMaxBatchBytes, /*from_client=*/false));
   Result<AppendResult> result = AppendResult{};
   int64_t flush_target = -1;
   {
     std::lock_guard<std::mutex> l(append_mu_);
-    if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+    GANNET_RETURN_IF_ERROR(check_writable_locked());
     int64_t expected = log_end_offset();
-    // A compacted leader may skip offsets, but a segment holds 32-bit relative offsets: a gap
-    // that no segment could span is refused (rare enough not to need a gapped roll), except on
-    // an empty log, which simply restarts at the batch.
-    const std::shared_ptr<Segment> active = segments()->back();
-    if (infos.back().last_offset - active->base_offset() > INT32_MAX &&
-        infos.front().base_offset - expected > INT32_MAX / 2) {
-      if (segments()->size() == 1 && active->empty()) {
-        Status st = truncate_fully_locked(infos.front().base_offset);
-        if (!st.ok()) return st.error();
-        expected = log_end_offset();
-      } else {
-        return make_error(Errc::kInvalidOffset,
-                          "follower batch at offset " + std::to_string(infos.front().base_offset) +
-                              " is too far past the log end " + std::to_string(expected));
-      }
-    }
+    // Check the whole request before changing anything.
     for (const BatchInfo& b : infos) {
       if (b.base_offset < expected || b.last_offset < b.base_offset) {
         return make_error(Errc::kInvalidOffset,
@@ -298,24 +310,59 @@ Result<AppendResult> Log::append_as_follower(std::span<uint8_t> batches) {
       }
       expected = b.last_offset + 1;
     }
-    for (const BatchInfo& b : infos) {
-      auto latest = epoch_cache_->latest();
-      if (b.leader_epoch >= 0 && (!latest || b.leader_epoch > latest->epoch)) {
-        Status st = epoch_cache_->assign(b.leader_epoch, b.base_offset);
-        if (!st.ok()) return fail(st.error()).error();
+    // A compacted leader may skip offsets, but a segment holds 32-bit relative offsets and starts
+    // where its predecessor ends: a request that no segment rolled at the log end could hold is
+    // refused, except on an empty log, which simply restarts at the request's first offset.
+    const std::shared_ptr<Segment> active = segments()->back();
+    if (infos.back().last_offset - log_end_offset() > INT32_MAX) {
+      if (segments()->size() == 1 && active->empty() &&
+          infos.back().last_offset - infos.front().base_offset <= INT32_MAX) {
+        GANNET_RETURN_IF_ERROR(truncate_fully_locked(infos.front().base_offset));
+        GANNET_RETURN_IF_ERROR(notify_recovery_point_lowered_locked());
+      } else {
+        return make_error(Errc::kInvalidOffset,
+                          "follower request up to offset " + std::to_string(infos.back().last_offset) +
+                              " is too far past the log end " + std::to_string(log_end_offset()));
       }
     }
-    result = append_locked(batches, infos);
+    result = append_locked(batches, infos, /*leader_epoch=*/-1);
     if (result.ok() && unflushed_messages_ >= config().flush_messages) flush_target = expected;
   }
   if (flush_target >= 0) GANNET_RETURN_IF_ERROR(flush_to(flush_target));
   return result;
 }
 
-Result<AppendResult> Log::append_locked(std::span<uint8_t> batches, std::vector<BatchInfo>& infos) {
+Status Log::check_writable_locked() const {
+  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+  if (closed_) return make_error(Errc::kLogOffline, dir_ + " is closed");
+  return {};
+}
+
+Result<AppendResult> Log::append_locked(std::span<uint8_t> batches, std::vector<BatchInfo>& infos,
+                                        int32_t leader_epoch) {
   const LogConfig cfg = config();
   GANNET_RETURN_IF_ERROR(maybe_roll_locked(batches.size(), infos.back().last_offset));
   std::shared_ptr<Segment> active = segments()->back();
+  if (infos.back().last_offset - active->base_offset() > INT32_MAX) {
+    // One request spanning more offsets than a segment can index (rolling did not help).
+    return make_error(Errc::kInvalidRecord, "request spans more than 2^31 offsets");
+  }
+  // The epochs go into the checkpoint before the batches that start them reach the log.
+  for (const BatchInfo& b : infos) {
+    const int32_t epoch = leader_epoch >= 0 ? leader_epoch : b.leader_epoch;
+    auto latest = epoch_cache_->latest();
+    if (epoch >= 0 && (!latest || epoch > latest->epoch)) {
+      Status st = epoch_cache_->assign(epoch, b.base_offset);
+      if (!st.ok()) return fail(st.error()).error();
+    }
+  }
+  if (leader_epoch >= 0) {
+    for (const BatchInfo& b : infos) {
+      uint8_t* p = batches.data() + b.position;
+      set_base_offset(p, b.base_offset);
+      set_leader_epoch(p, leader_epoch);
+    }
+  }
   Status st = active->append(batches.data(), batches.size(), infos, cfg.index_interval_bytes,
                              std::min(cfg.segment_preallocate_bytes, cfg.segment_bytes));
   if (!st.ok()) return fail(st.error()).error();
@@ -427,101 +474,130 @@ Status Log::flush_if_due() {
 
 Result<ReadResult> Log::read(int64_t offset, size_t max_bytes, const ReadOptions& options) const {
   for (int attempt = 0;; ++attempt) {
+    // Writers that shrink the log (truncation, retention) bump generation_ before and after the
+    // change (a seqlock): an odd value or a change during the read means retry.
     const uint64_t generation = generation_.load(std::memory_order_acquire);
-    auto list = segments();
-    ReadResult out;
-    out.log_start_offset = log_start_offset();
-    out.log_end_offset = log_end_offset();
-    if (offset < out.log_start_offset || offset > out.log_end_offset) {
-      return make_error(Errc::kOffsetOutOfRange,
-                        "offset " + std::to_string(offset) + " is outside [" +
-                            std::to_string(out.log_start_offset) + ", " +
-                            std::to_string(out.log_end_offset) + "]");
+    auto r = read_once(offset, max_bytes, options);
+    const bool stable = generation % 2 == 0 &&
+                        generation_.load(std::memory_order_acquire) == generation;
+    if (stable) return r;
+    if (attempt >= 50) {
+      // Starved by a stream of truncations: read once with writers held off.
+      std::lock_guard<std::mutex> l(append_mu_);
+      return read_once(offset, max_bytes, options);
     }
-    const int64_t upper = std::min(out.log_end_offset, options.max_offset);
-    auto it = std::upper_bound(list->begin(), list->end(), offset,
-                               [](int64_t o, const std::shared_ptr<Segment>& s) {
-                                 return o < s->base_offset();
-                               });
-    if (it != list->begin()) --it;
-    size_t remaining = max_bytes;
-    bool first = true;
-    for (; it != list->end() && offset < upper; ++it) {
-      const Segment& seg = **it;
-      uint64_t start = 0;
-      if (first) {
-        GANNET_ASSIGN_OR_RETURN(start, seg.position_of(offset));
-      }
-      first = false;
-      uint64_t end = seg.end_position();
-      if (upper < seg.next_offset()) {
-        GANNET_ASSIGN_OR_RETURN(end, seg.position_of(upper));
-      }
-      if (end <= start) continue;
-      bool limited = false;
-      if (end - start > remaining) {
-        if (out.bytes > 0 || !options.min_one_batch) {
-          if (remaining == 0) break;
-        }
-        GANNET_ASSIGN_OR_RETURN(uint64_t b, seg.batch_boundary_before(start, start + remaining));
-        if (b - start > remaining && (out.bytes > 0 || !options.min_one_batch)) break;
-        end = std::min(end, b);
-        limited = true;
-      }
-      if (end > start) {
-        out.slices.push_back(FileSlice{seg.log_file(), start, end - start});
-        out.bytes += end - start;
-        remaining -= std::min<uint64_t>(remaining, end - start);
-      }
-      if (limited || remaining == 0) break;
-    }
-    if (generation_.load(std::memory_order_acquire) == generation) return out;
-    if (attempt >= 100) {
-      return make_error(Errc::kIoError, "read of " + dir_ + " kept racing with truncation");
-    }
+    std::this_thread::yield();
   }
+}
+
+Result<ReadResult> Log::read_once(int64_t offset, size_t max_bytes,
+                                  const ReadOptions& options) const {
+  auto list = segments();
+  ReadResult out;
+  out.log_start_offset = log_start_offset();
+  out.log_end_offset = log_end_offset();
+  if (offset < out.log_start_offset || offset > out.log_end_offset) {
+    return make_error(Errc::kOffsetOutOfRange,
+                      "offset " + std::to_string(offset) + " is outside [" +
+                          std::to_string(out.log_start_offset) + ", " +
+                          std::to_string(out.log_end_offset) + "]");
+  }
+  const int64_t upper = std::min(out.log_end_offset, options.max_offset);
+  auto it = std::upper_bound(list->begin(), list->end(), offset,
+                             [](int64_t o, const std::shared_ptr<Segment>& s) {
+                               return o < s->base_offset();
+                             });
+  if (it != list->begin()) --it;
+  size_t remaining = max_bytes;
+  bool first = true;
+  for (; it != list->end() && offset < upper; ++it) {
+    const Segment& seg = **it;
+    uint64_t start = 0;
+    if (first) {
+      GANNET_ASSIGN_OR_RETURN(start, seg.position_of(offset));
+    }
+    first = false;
+    uint64_t end = seg.end_position();
+    if (upper < seg.next_offset()) {
+      GANNET_ASSIGN_OR_RETURN(end, seg.position_of(upper));
+    }
+    if (end <= start) continue;
+    bool limited = false;
+    if (end - start > remaining) {
+      if ((out.bytes > 0 || !options.min_one_batch) && remaining == 0) break;
+      GANNET_ASSIGN_OR_RETURN(uint64_t b, seg.batch_boundary_before(start, start + remaining));
+      if (b - start > remaining && (out.bytes > 0 || !options.min_one_batch)) break;
+      end = std::min(end, b);
+      limited = true;
+    }
+    if (end > start) {
+      out.slices.push_back(FileSlice{seg.log_file(), start, end - start});
+      out.bytes += end - start;
+      remaining -= std::min<uint64_t>(remaining, end - start);
+    }
+    if (limited || remaining == 0) break;
+  }
+  return out;
 }
 
 Result<std::optional<TimestampOffset>> Log::offset_for_timestamp(int64_t timestamp) const {
   auto list = segments();
   for (const auto& seg : *list) {
-    if (seg->max_timestamp() < timestamp) continue;
-    GANNET_ASSIGN_OR_RETURN(std::optional<BatchInfo> b, seg->first_batch_with_timestamp(timestamp));
-    if (!b) continue;
-    std::string bytes(b->size, '\0');
-    GANNET_ASSIGN_OR_RETURN(size_t n, seg->log_file()->read_at(b->position, bytes.data(), b->size));
-    if (n != b->size) return make_error(Errc::kIoError, "short read of a log segment");
-    RecordBatchView view(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-    GANNET_ASSIGN_OR_RETURN(RecordIterator iter, RecordIterator::create(view));
-    Record rec;
+    uint64_t from = 0;
     while (true) {
-      GANNET_ASSIGN_OR_RETURN(bool more, iter.next(&rec));
-      if (!more) break;
-      if (rec.timestamp >= timestamp) return std::optional<TimestampOffset>({rec.timestamp, rec.offset});
+      GANNET_ASSIGN_OR_RETURN(std::optional<BatchInfo> b,
+                              seg->first_batch_with_timestamp(timestamp, from));
+      if (!b) break;
+      std::string bytes(b->size, '\0');
+      GANNET_ASSIGN_OR_RETURN(size_t n, seg->log_file()->read_at(b->position, bytes.data(), b->size));
+      if (n != b->size) return make_error(Errc::kIoError, "short read of a log segment");
+      RecordBatchView view(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      GANNET_ASSIGN_OR_RETURN(RecordIterator iter, RecordIterator::create(view));
+      Record rec;
+      while (true) {
+        GANNET_ASSIGN_OR_RETURN(bool more, iter.next(&rec));
+        if (!more) break;
+        if (rec.timestamp >= timestamp) {
+          return std::optional<TimestampOffset>({rec.timestamp, rec.offset});
+        }
+      }
+      // The header's max timestamp promised more than its records hold: go on after it.
+      from = b->position + b->size;
     }
   }
   return std::optional<TimestampOffset>();
 }
 
 Status Log::truncate_to(int64_t offset) {
-  {
-    std::lock_guard<std::mutex> l(append_mu_);
-    if (offset >= log_end_offset()) return {};
-    GANNET_RETURN_IF_ERROR(offset <= log_start_offset() ? truncate_fully_locked(offset)
-                                                        : truncate_locked(offset));
-  }
-  return notify_recovery_point_lowered();
+  std::lock_guard<std::mutex> l(append_mu_);
+  GANNET_RETURN_IF_ERROR(check_writable_locked());
+  if (offset >= log_end_offset()) return {};
+  GANNET_RETURN_IF_ERROR(offset <= log_start_offset() ? truncate_fully_locked(offset)
+                                                      : truncate_locked(offset));
+  return notify_recovery_point_lowered_locked();
 }
 
-Status Log::notify_recovery_point_lowered() {
+Status Log::notify_recovery_point_lowered_locked() {
+  // Still under append_mu_: no append can slip in between the truncation and the checkpoint.
   if (!on_recovery_point_lowered_) return {};
   Status st = on_recovery_point_lowered_();
   if (!st.ok()) return fail(st.error());
   return {};
 }
 
+void Log::detach_recovery_point_listener() {
+  std::lock_guard<std::mutex> l(append_mu_);
+  on_recovery_point_lowered_ = nullptr;
+}
+
+void Log::mark_deleted() {
+  std::lock_guard<std::mutex> l(append_mu_);
+  closed_ = true;
+  on_recovery_point_lowered_ = nullptr;
+}
+
 Status Log::truncate_locked(int64_t offset) {
-  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+  GANNET_RETURN_IF_ERROR(check_writable_locked());
   // Crash safety: at every step the files on disk hold a prefix of the old log. Whole segments
   // go first, from the last one back, and their removal is made durable before the segment
   // that keeps a part is cut; the cut is synced before the epoch cache forgets the epochs.
@@ -531,7 +607,7 @@ Status Log::truncate_locked(int64_t offset) {
     doomed.push_back(list.back());
     list.pop_back();
   }
-  generation_.fetch_add(1);
+  GenerationWrite generation_write(generation_);  // odd until this function returns
   publish_segments_locked(list);
   for (const auto& seg : doomed) {
     std::erase(pending_sync_, seg);
@@ -554,19 +630,17 @@ Status Log::truncate_locked(int64_t offset) {
 }
 
 Status Log::truncate_fully_and_start_at(int64_t offset) {
-  {
-    std::lock_guard<std::mutex> l(append_mu_);
-    GANNET_RETURN_IF_ERROR(truncate_fully_locked(offset));
-  }
-  return notify_recovery_point_lowered();
+  std::lock_guard<std::mutex> l(append_mu_);
+  GANNET_RETURN_IF_ERROR(truncate_fully_locked(offset));
+  return notify_recovery_point_lowered_locked();
 }
 
 Status Log::truncate_fully_locked(int64_t offset) {
-  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+  GANNET_RETURN_IF_ERROR(check_writable_locked());
   // Every old segment is removed durably before the new one exists, so a crash in between
   // leaves an empty log rather than old data followed by a gap.
   SegmentList old = *segments();
-  generation_.fetch_add(1);
+  GenerationWrite generation_write(generation_);  // odd until this function returns
   pending_sync_.clear();
   for (const auto& seg : old) {
     Status st = seg->remove_files();
@@ -591,7 +665,7 @@ Status Log::truncate_fully_locked(int64_t offset) {
 
 Result<int> Log::enforce_retention() {
   std::lock_guard<std::mutex> l(append_mu_);
-  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+  GANNET_RETURN_IF_ERROR(check_writable_locked());
   const LogConfig cfg = config();
   SegmentList list = *segments();
   const int64_t hw = high_watermark();
@@ -614,7 +688,7 @@ Result<int> Log::enforce_retention() {
   if (drop == 0) return 0;
   SegmentList doomed(list.begin(), list.begin() + drop);
   list.erase(list.begin(), list.begin() + drop);
-  generation_.fetch_add(1);
+  GenerationWrite generation_write(generation_);  // odd until this function returns
   log_start_.store(list.front()->base_offset());
   publish_segments_locked(std::move(list));
   for (const auto& seg : doomed) {
@@ -632,14 +706,20 @@ Result<int> Log::enforce_retention() {
 }
 
 Status Log::close() {
+  {
+    std::lock_guard<std::mutex> l(append_mu_);
+    if (closed_) return {};
+  }
   GANNET_RETURN_IF_ERROR(flush());
   std::lock_guard<std::mutex> l(append_mu_);
-  if (offline()) return make_error(Errc::kLogOffline, dir_ + " is offline");
+  GANNET_RETURN_IF_ERROR(check_writable_locked());
   segments()->back()->release_preallocated();
   Status st = segments()->back()->write_indexes(/*sync=*/true);
   if (!st.ok()) return fail(st.error());
   st = fs_->sync_dir(dir_);
   if (!st.ok()) return fail(st.error());
+  // After close nothing may change the files: a clean-shutdown marker written next trusts them.
+  closed_ = true;
   return {};
 }
 

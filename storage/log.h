@@ -35,7 +35,7 @@ struct AppendResult {
   int64_t base_offset = -1;  // first offset of the first batch
   int64_t last_offset = -1;  // last offset of the last batch
   int32_t batch_count = 0;
-  int32_t record_count = 0;
+  int64_t record_count = 0;
   int64_t max_timestamp = -1;
   uint64_t bytes = 0;
 };
@@ -83,8 +83,8 @@ class Log {
     std::optional<int64_t> recovery_point;
     // The previous shutdown was clean (all segments synced and indexes written): trust them all.
     bool clean_shutdown = false;
-    // Called (without the log's locks) after a truncation lowered durable_offset(), before the
-    // truncating call returns. Whoever checkpoints recovery points must persist the lower value
+    // Called (under the log's append lock, so no append can come between) after a truncation
+    // lowered durable_offset(), before the truncating call returns. Whoever checkpoints recovery points must persist the lower value
     // here: a stale, higher checkpoint would make the next recovery trust segments written after
     // the truncation that were never synced. An error takes the log offline.
     std::function<Status()> on_recovery_point_lowered;
@@ -123,8 +123,13 @@ class Log {
   // Deletes whole old segments by retention.ms / retention.bytes, never past the high watermark
   // (or the log end when none is set) and never the active segment. Returns segments deleted.
   Result<int> enforce_retention();
-  // Flushes, writes the active segment's indexes, syncs; the log stays usable.
+  // Flushes, writes the active segment's indexes, syncs, and closes the log to writes (appends,
+  // truncation and retention then fail with kLogOffline); reads still work. Idempotent.
   Status close();
+  // The partition is being deleted: refuse every further write at once (no flush).
+  void mark_deleted();
+  // The owner of the recovery-point checkpoint goes away: stop calling it.
+  void detach_recovery_point_listener();
 
   int64_t log_start_offset() const { return log_start_.load(std::memory_order_acquire); }
   int64_t log_end_offset() const { return log_end_.load(std::memory_order_acquire); }
@@ -148,14 +153,18 @@ class Log {
   Status recover();
   Status remove_segment_files(std::span<const int64_t> bases);
   // Validates a buffer of batches; fills infos with positions relative to the buffer.
+  // `from_client`: a producer's batches (one record per offset; base offsets are ignored).
   Status parse_batches(std::span<uint8_t> batches, std::vector<BatchInfo>* infos,
-                       int32_t max_message_bytes) const;
-  Result<AppendResult> append_locked(std::span<uint8_t> batches, std::vector<BatchInfo>& infos);
+                       size_t max_batch_bytes, bool from_client) const;
+  Result<AppendResult> append_locked(std::span<uint8_t> batches, std::vector<BatchInfo>& infos,
+                                     int32_t leader_epoch);
+  Status check_writable_locked() const;
   Status maybe_roll_locked(size_t incoming, int64_t last_offset);
   Status roll_locked(int64_t base_offset);
   Status truncate_locked(int64_t offset);
   Status truncate_fully_locked(int64_t offset);
-  Status notify_recovery_point_lowered();
+  Status notify_recovery_point_lowered_locked();
+  Result<ReadResult> read_once(int64_t offset, size_t max_bytes, const ReadOptions& options) const;
   void publish_segments_locked(SegmentList list);
   std::shared_ptr<const SegmentList> segments() const;
   Status fail(Error e);  // marks the log offline and returns e
@@ -167,7 +176,7 @@ class Log {
   mutable std::mutex config_mu_;
   LogConfig config_;
 
-  std::mutex append_mu_;
+  mutable std::mutex append_mu_;
   // Copy-on-write list, replaced under append_mu_; readers take a snapshot under segments_mu_.
   mutable std::mutex segments_mu_;
   std::shared_ptr<const SegmentList> segments_;
@@ -175,12 +184,13 @@ class Log {
   int64_t unflushed_messages_ = 0;
   int64_t last_flush_ms_ = 0;  // monotonic
 
-  const std::function<Status()> on_recovery_point_lowered_;
+  std::function<Status()> on_recovery_point_lowered_;  // guarded by append_mu_
+  bool closed_ = false;                                // guarded by append_mu_
   std::unique_ptr<LeaderEpochCache> epoch_cache_;
   std::atomic<int64_t> log_start_{0};
   std::atomic<int64_t> log_end_{0};
   std::atomic<int64_t> high_watermark_{-1};
-  std::atomic<uint64_t> generation_{0};  // bumped by every truncation and segment deletion
+  std::atomic<uint64_t> generation_{0};  // seqlock: odd while a truncation or deletion runs
   std::atomic<bool> offline_{false};
 
   mutable std::mutex flush_mu_;

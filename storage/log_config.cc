@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "storage/record_batch.h"
+
 namespace gannet::storage {
 namespace {
 
@@ -22,8 +24,9 @@ Status LogConfig::validate() const {
   GANNET_RETURN_IF_ERROR(check(flush_ms >= 0, "flush.ms", flush_ms, ">= 0"));
   GANNET_RETURN_IF_ERROR(check(retention_ms >= -1, "retention.ms", retention_ms, ">= -1"));
   GANNET_RETURN_IF_ERROR(check(retention_bytes >= -1, "retention.bytes", retention_bytes, ">= -1"));
-  GANNET_RETURN_IF_ERROR(
-      check(max_message_bytes >= 0, "max.message.bytes", max_message_bytes, ">= 0"));
+  GANNET_RETURN_IF_ERROR(check(max_message_bytes >= 0 &&
+                                   static_cast<size_t>(max_message_bytes) <= kMaxBatchBytes,
+                               "max.message.bytes", max_message_bytes, "in [0, 1073741824]"));
   GANNET_RETURN_IF_ERROR(check(segment_preallocate_bytes >= 0, "segment.preallocate.bytes",
                                segment_preallocate_bytes, ">= 0"));
   return {};

@@ -50,6 +50,7 @@ std::optional<TopicPartition> TopicPartition::parse(const std::string& dir_name)
   std::string topic = dir_name.substr(0, dash);
   std::string num = dir_name.substr(dash + 1);
   if (!valid_topic_name(topic) || num.size() > 9) return std::nullopt;
+  if (num.size() > 1 && num[0] == '0') return std::nullopt;  // one spelling per partition
   int32_t p = 0;
   for (char c : num) {
     if (c < '0' || c > '9') return std::nullopt;
@@ -66,11 +67,17 @@ Result<std::unique_ptr<LogManager>> LogManager::open(Options options) {
   m->fs_ = m->options_.fs;
   m->clock_ = m->options_.clock;
   GANNET_RETURN_IF_ERROR(m->load_all());
+  // Recovery may have cut logs below their checkpointed points: record where they are now.
+  GANNET_RETURN_IF_ERROR(m->checkpoint_recovery_points());
   if (m->options_.background) m->bg_thread_ = std::thread([p = m.get()] { p->background_loop(); });
   return m;
 }
 
 LogManager::~LogManager() {
+  // Logs handed out may outlive the manager: they must not call back into it.
+  for (const TopicPartition& tp : partitions()) {
+    if (auto log = get(tp)) log->detach_recovery_point_listener();
+  }
   {
     std::lock_guard<std::mutex> l(bg_mu_);
     stopping_ = true;
@@ -187,6 +194,9 @@ Status LogManager::remove(const TopicPartition& tp) {
     log = it->second;
     logs_.erase(it);
   }
+  // Fence the log first: a handle someone still holds must not write into the directory (or a
+  // re-created partition's directory of the same name).
+  log->mark_deleted();
   // Rename first (durably), so a crash mid-delete finishes the delete at the next startup
   // instead of resurrecting a half-deleted partition.
   const std::string path = join_path(options_.data_dir, tp.dir_name());

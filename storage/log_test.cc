@@ -2210,7 +2210,15 @@ TEST(PreallocationTest, ReservesAheadKeepsTheLogicalSizeAndReleasesAtClose) {
   ASSERT_TRUE(log->close().ok());
   ASSERT_EQ(::stat(seg.c_str(), &st), 0);
   EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, 1u << 20) << "close kept the reserved blocks";
-  // A crash with blocks reserved leaves the logical size intact: reopen without recovery hints.
+  // A closed log refuses writes; a reopened one reserves again, and a crash with blocks
+  // reserved leaves the logical size intact: reopen without recovery hints.
+  r = log->append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(batch.data()), batch.size()), 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kLogOffline);
+  log.reset();
+  auto reopened = Log::open(dir, o);
+  ASSERT_TRUE(reopened.ok());
+  log = std::move(reopened).value();
   r = log->append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(batch.data()), batch.size()), 0);
   ASSERT_TRUE(r.ok());
   ASSERT_TRUE(log->flush().ok());

@@ -41,6 +41,8 @@ inline constexpr size_t kRecords = 61;          // records start here
 inline constexpr size_t kBatchHeaderSize = batch_field::kRecords;  // 61
 inline constexpr size_t kLogOverhead = 12;  // base offset + length: bytes not counted in length
 inline constexpr int8_t kMagicV2 = 2;
+// No batch, from a client or a leader, may be larger: scans treat a larger length as garbage.
+inline constexpr size_t kMaxBatchBytes = size_t{1} << 30;
 
 enum class Compression : uint8_t { kNone = 0, kGzip = 1, kSnappy = 2, kLz4 = 3, kZstd = 4 };
 enum class TimestampType : uint8_t { kCreateTime = 0, kLogAppendTime = 1 };
@@ -77,8 +79,15 @@ class RecordBatchView {
   bool is_transactional() const { return attributes() & kTransactionalBit; }
   bool is_control() const { return attributes() & kControlBit; }
   int32_t last_offset_delta() const { return i32(batch_field::kLastOffsetDelta); }
-  int64_t last_offset() const { return base_offset() + last_offset_delta(); }
-  int64_t next_offset() const { return last_offset() + 1; }
+  // Wrapping arithmetic: a hostile header must not be undefined behaviour; callers reject
+  // offsets that wrapped (see Log's checks).
+  int64_t last_offset() const {
+    return static_cast<int64_t>(static_cast<uint64_t>(base_offset()) +
+                                static_cast<uint64_t>(static_cast<int64_t>(last_offset_delta())));
+  }
+  int64_t next_offset() const {
+    return static_cast<int64_t>(static_cast<uint64_t>(last_offset()) + 1);
+  }
   int64_t base_timestamp() const { return i64(batch_field::kBaseTimestamp); }
   int64_t max_timestamp() const { return i64(batch_field::kMaxTimestamp); }
   int64_t producer_id() const { return i64(batch_field::kProducerId); }

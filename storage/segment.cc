@@ -11,9 +11,9 @@
 namespace gannet::storage {
 namespace {
 
-// Batches larger than this are treated as corruption by scans: the log never accepts one (the
-// largest max.message.bytes is below it), so such a length can only be garbage.
-constexpr size_t kMaxScannableBatch = size_t{1} << 30;
+// Batches larger than this are treated as corruption by scans: the log never accepts one
+// (max.message.bytes and follower appends are capped at it), so such a length is garbage.
+constexpr size_t kMaxScannableBatch = kMaxBatchBytes;
 
 // Reads batch headers (or whole batches) sequentially from a file through a read-ahead buffer,
 // so a scan costs one read per 64 KiB, not one per batch.
@@ -324,12 +324,14 @@ Result<uint64_t> Segment::batch_boundary_before(uint64_t start, uint64_t limit) 
   }
 }
 
-Result<std::optional<BatchInfo>> Segment::first_batch_with_timestamp(int64_t timestamp) const {
+Result<std::optional<BatchInfo>> Segment::first_batch_with_timestamp(int64_t timestamp,
+                                                                   uint64_t min_position) const {
   if (max_timestamp() < timestamp) return std::optional<BatchInfo>();
   uint64_t from = 0;
   if (auto t = time_index_.lookup_before(timestamp)) {
     if (auto e = offset_index_.lookup_offset(t->relative_offset)) from = e->position;
   }
+  from = std::max(from, min_position);
   BatchScanner scanner(*log_, from, end_position());
   while (true) {
     GANNET_ASSIGN_OR_RETURN(std::optional<BatchInfo> b, scanner.next(/*whole=*/false));
@@ -350,6 +352,8 @@ Result<std::vector<BatchInfo>> Segment::scan(uint64_t from, uint64_t to) const {
 Status Segment::truncate_to(int64_t offset) {
   GANNET_ASSIGN_OR_RETURN(uint64_t pos, position_of(offset));
   if (pos >= end_position()) return {};
+  // Readers bound themselves by end_position(): lower it before the bytes go.
+  end_position_.store(pos, std::memory_order_release);
   GANNET_RETURN_IF_ERROR(log_->truncate(pos));
   offset_index_.truncate_to_position(pos);
   // Recompute the appender state from what is left: the time entries still valid, then the

@@ -98,9 +98,10 @@ class Segment {
   // The end position of the last whole batch lying within [start, limit]; if the batch at
   // `start` alone is larger than limit - start, its end (so a read always makes progress).
   Result<uint64_t> batch_boundary_before(uint64_t start, uint64_t limit) const;
-  // The first offset at or after `offset` with a record timestamp >= `timestamp`, scanning
-  // batches from the time index; nullopt if no batch in the segment qualifies.
-  Result<std::optional<BatchInfo>> first_batch_with_timestamp(int64_t timestamp) const;
+  // The first batch at or after `min_position` whose max timestamp is >= `timestamp`, scanning
+  // from the time index; nullopt if none qualifies.
+  Result<std::optional<BatchInfo>> first_batch_with_timestamp(int64_t timestamp,
+                                                              uint64_t min_position = 0) const;
   // Reads the headers of the batches in [from, to) (for the epoch cache, tests, tools).
   Result<std::vector<BatchInfo>> scan(uint64_t from, uint64_t to) const;
 
