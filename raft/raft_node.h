@@ -1,0 +1,108 @@
+// RaftNode: runs a RaftCore for real: wall-clock ticks, RaftStore on disk, gRPC between voters.
+//
+// Threads: one loop thread owns the core (every core call happens on it, under mu_); the gRPC
+// server's threads hand inbound messages to it and wait for the matching response; per peer, two
+// sender threads (one for the long-polling Fetch, one for everything else) make the outbound
+// calls and feed the responses back. Each Ready is handled as the core's contract requires: hard
+// state and snapshot saved (synced) first, then log writes, a sync (one fdatasync shared by
+// everything in the Ready), then messages are sent and committed entries published.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "raft/raft_core.h"
+#include "raft/raft_store.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace gannet::raft {
+
+struct RaftNodeOptions {
+  NodeId id = kNoNode;
+  std::map<NodeId, std::string> voters;  // id -> host:port (all voters, this node included)
+  std::string listen_address;            // host:port to serve on ("host:0": pick a port)
+  std::string data_dir;
+  int64_t election_timeout_ms = 1000;
+  int64_t fetch_timeout_ms = 2000;
+  int64_t fetch_max_wait_ms = 500;
+  int64_t tick_ms = 10;
+};
+
+struct AppendOutcome {
+  bool ok = false;
+  NodeId leader = kNoNode;  // when not ok because this node does not lead
+  int64_t last_offset = -1;
+  std::string error;
+  bool timed_out = false;
+};
+
+struct QuorumStatus {
+  NodeId id = kNoNode;
+  Role role = Role::kUnattached;
+  NodeId leader = kNoNode;
+  Epoch epoch = 0;
+  int64_t high_watermark = 0;
+  int64_t log_end_offset = 0;
+  int64_t log_start_offset = 0;
+  std::vector<ReplicaStatus> replicas;  // leader only
+  int64_t now_ms = 0;
+};
+
+class RaftNode {
+ public:
+  static storage::Result<std::unique_ptr<RaftNode>> start(RaftNodeOptions options);
+  ~RaftNode();
+
+  // Appends records if this node leads and waits until they are committed (HW past them).
+  AppendOutcome append(const std::vector<std::string>& records, int64_t timeout_ms);
+  QuorumStatus status();
+  // The port the server listens on.
+  int port() const { return port_; }
+  // Graceful stop: a leader first hands leadership over (EndQuorumEpoch).
+  void shutdown();
+
+  // Internal (gRPC service): an inbound request; waits for the core's response to it.
+  bool exchange(const Message& in, Body* response, int64_t wait_ms);
+  void deliver(Message m);  // an inbound message that needs no response
+
+ private:
+  class Service;
+  struct Peer;
+
+  explicit RaftNode(RaftNodeOptions options);
+  void loop();
+  void handle_ready_locked(std::unique_lock<std::mutex>& l);
+  void send_locked(Message m);
+  int64_t now_ms() const;
+
+  RaftNodeOptions options_;
+  std::unique_ptr<RaftStore> store_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Service> service_;
+  int port_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;        // the loop waits here
+  std::condition_variable waiters_;   // responses and commits
+  std::unique_ptr<RaftCore> core_;
+  std::deque<Message> inbox_;
+  bool stopping_ = false;
+  // Responses the core produced for requests a gRPC handler is waiting on, by (peer, kind).
+  std::map<std::pair<NodeId, size_t>, Body> responses_;
+  std::map<std::pair<NodeId, size_t>, uint64_t> waiting_;  // handler ticket per slot
+  uint64_t next_ticket_ = 1;
+  std::map<NodeId, std::unique_ptr<Peer>> peers_;
+  std::thread loop_thread_;
+};
+
+}  // namespace gannet::raft
