@@ -257,7 +257,7 @@ void RaftNode::shutdown() {
     if (stopping_) return;
     if (core_ && core_->role() == Role::kLeader) {
       core_->resign(now_ms());
-      handle_ready_locked(l);
+      cv_.notify_one();  // the loop persists the change and sends EndQuorumEpoch
     }
   }
   // Let the EndQuorumEpoch go out before the senders stop.
@@ -330,21 +330,32 @@ void RaftNode::send_locked(Message m) {
 }
 
 void RaftNode::handle_ready_locked(std::unique_lock<std::mutex>& l) {
+  // Loop thread only. The disk work runs without mu_, so proposals and inbound messages keep
+  // arriving meanwhile and the next Ready carries all of them: one fdatasync for many appends
+  // (group commit). Nothing else calls take_ready(), so Readies are handled in order.
   for (int guard = 0; core_->has_ready() && guard < 100; ++guard) {
     Ready rd = core_->take_ready();
+    const bool wrote = rd.truncate_to || !rd.append.empty() || rd.snapshot;
+    l.unlock();
     storage::Status st;
-    // The order is the core's durability contract.
+    // The order is the core's durability contract: hard state and snapshot are durable before
+    // any message goes out; log writes need not be (the leader counts only what on_synced
+    // reports, a follower fetches only from its synced end), so the messages go out before the
+    // log's fdatasync and followers work while the leader syncs.
     if (rd.hard_state) st = store_->save_hard_state(*rd.hard_state);
     if (st.ok() && rd.snapshot) st = store_->save_snapshot(*rd.snapshot);
     if (st.ok() && rd.truncate_to) st = store_->truncate(*rd.truncate_to);
     if (st.ok() && !rd.append.empty()) st = store_->append(rd.append);
-    const bool wrote = rd.truncate_to || !rd.append.empty() || rd.snapshot;
-    if (st.ok() && wrote) st = store_->sync();
-    if (st.ok() && rd.compact_before) st = store_->compact_before(*rd.compact_before);
     // A quorum member that cannot persist must stop: going on could break the protocol.
     CHECK(st.ok()) << "quorum storage failed: " << st.error().to_string();
-    if (wrote) core_->on_synced(rd.write_id, now_ms());
+    l.lock();
     for (Message& m : rd.messages) send_locked(std::move(m));
+    l.unlock();
+    if (wrote) st = store_->sync();
+    if (st.ok() && rd.compact_before) st = store_->compact_before(*rd.compact_before);
+    CHECK(st.ok()) << "quorum storage failed: " << st.error().to_string();
+    l.lock();
+    if (wrote) core_->on_synced(rd.write_id, now_ms());
     if (rd.leader_change) {
       LOG(INFO) << "quorum node " << options_.id << ": epoch " << rd.leader_change->epoch
                 << ", leader " << rd.leader_change->leader;
@@ -358,7 +369,7 @@ void RaftNode::loop() {
   int64_t last_tick = now_ms();
   while (!stopping_) {
     cv_.wait_for(l, std::chrono::milliseconds(options_.tick_ms),
-                 [&] { return stopping_ || !inbox_.empty(); });
+                 [&] { return stopping_ || !inbox_.empty() || core_->has_ready(); });
     if (stopping_) break;
     while (!inbox_.empty()) {
       Message m = std::move(inbox_.front());
@@ -385,7 +396,7 @@ AppendOutcome RaftNode::append(const std::vector<std::string>& records, int64_t 
   }
   const int64_t last = std::get<int64_t>(r);
   const Epoch epoch = core_->epoch();
-  handle_ready_locked(l);
+  cv_.notify_one();  // the loop writes, syncs and replicates it
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   waiters_.wait_until(l, deadline, [&] {
     return stopping_ || core_->high_watermark() > last || core_->epoch() != epoch;
