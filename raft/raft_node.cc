@@ -220,6 +220,7 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
   LOG(INFO) << "quorum node " << o.id << ": restored epoch " << restored.hard_state.epoch
             << ", vote " << restored.hard_state.voted_for << ", " << restored.log.size()
             << " log entries" << (restored.snapshot ? " and a snapshot" : "");
+  if (o.listener && restored.snapshot) o.listener->on_snapshot(*restored.snapshot);
   node->core_ = std::make_unique<RaftCore>(c, std::move(restored), node->now_ms());
 
   node->service_ = std::make_unique<Service>(node.get());
@@ -336,6 +337,9 @@ void RaftNode::handle_ready_locked(std::unique_lock<std::mutex>& l) {
   for (int guard = 0; core_->has_ready() && guard < 100; ++guard) {
     Ready rd = core_->take_ready();
     const bool wrote = rd.truncate_to || !rd.append.empty() || rd.snapshot;
+    // A snapshot this node's state machine took (compact_before) is persisted with the Ready.
+    std::optional<Snapshot> local_snapshot;
+    if (rd.compact_before && core_->snapshot()) local_snapshot = core_->snapshot();
     l.unlock();
     storage::Status st;
     // The order is the core's durability contract: hard state and snapshot are durable before
@@ -343,7 +347,7 @@ void RaftNode::handle_ready_locked(std::unique_lock<std::mutex>& l) {
     // reports, a follower fetches only from its synced end), so the messages go out before the
     // log's fdatasync and followers work while the leader syncs.
     if (rd.hard_state) st = store_->save_hard_state(*rd.hard_state);
-    if (st.ok() && rd.snapshot) st = store_->save_snapshot(*rd.snapshot);
+    if (st.ok() && rd.snapshot) st = store_->save_snapshot(*rd.snapshot, /*installed=*/true);
     if (st.ok() && rd.truncate_to) st = store_->truncate(*rd.truncate_to);
     if (st.ok() && !rd.append.empty()) st = store_->append(rd.append);
     // A quorum member that cannot persist must stop: going on could break the protocol.
@@ -352,8 +356,17 @@ void RaftNode::handle_ready_locked(std::unique_lock<std::mutex>& l) {
     for (Message& m : rd.messages) send_locked(std::move(m));
     l.unlock();
     if (wrote) st = store_->sync();
+    if (st.ok() && rd.compact_before && local_snapshot) {
+      st = store_->save_snapshot(*local_snapshot, /*installed=*/false);
+    }
     if (st.ok() && rd.compact_before) st = store_->compact_before(*rd.compact_before);
     CHECK(st.ok()) << "quorum storage failed: " << st.error().to_string();
+    // The listener runs without the lock, in log order (only this thread calls it).
+    if (options_.listener) {
+      if (rd.leader_change) options_.listener->on_leader_change(rd.leader_change->epoch, rd.leader_change->leader);
+      if (rd.snapshot) options_.listener->on_snapshot(*rd.snapshot);
+      if (!rd.committed.empty()) options_.listener->on_commit(rd.committed);
+    }
     l.lock();
     if (wrote) core_->on_synced(rd.write_id, now_ms());
     if (rd.leader_change) {
@@ -411,6 +424,12 @@ AppendOutcome RaftNode::append(const std::vector<std::string>& records, int64_t 
                                         : "timed out waiting for the records to commit";
   }
   return out;
+}
+
+void RaftNode::snapshot_taken(Snapshot s) {
+  std::lock_guard<std::mutex> l(mu_);
+  core_->snapshot_taken(std::move(s));
+  cv_.notify_one();
 }
 
 QuorumStatus RaftNode::status() {

@@ -27,6 +27,19 @@ class Server;
 
 namespace gannet::raft {
 
+// What the metadata layer plugs in. Called from the node's loop thread, one call at a time, in
+// log order, never with the node's lock held (a listener may call append() or snapshot_taken()).
+class RaftListener {
+ public:
+  virtual ~RaftListener() = default;
+  // Load this state: it covers every entry below s.id.end_offset (at start, and when a leader
+  // sends a snapshot because this node fell behind the log start).
+  virtual void on_snapshot(const Snapshot& s) = 0;
+  // Newly committed entries, in offset order, continuing the last snapshot or commit.
+  virtual void on_commit(const std::vector<Entry>& entries) = 0;
+  virtual void on_leader_change(Epoch epoch, NodeId leader) = 0;
+};
+
 struct RaftNodeOptions {
   NodeId id = kNoNode;
   std::map<NodeId, std::string> voters;  // id -> host:port (all voters, this node included)
@@ -36,6 +49,7 @@ struct RaftNodeOptions {
   int64_t fetch_timeout_ms = 2000;
   int64_t fetch_max_wait_ms = 500;
   int64_t tick_ms = 10;
+  RaftListener* listener = nullptr;  // optional; must outlive the node
 };
 
 struct AppendOutcome {
@@ -66,6 +80,9 @@ class RaftNode {
   // Appends records if this node leads and waits until they are committed (HW past them).
   AppendOutcome append(const std::vector<std::string>& records, int64_t timeout_ms);
   QuorumStatus status();
+  // The state machine captured every committed entry below s.id.end_offset in s.data: the
+  // quorum keeps it (and serves it to replicas behind) and may drop the log below it.
+  void snapshot_taken(Snapshot s);
   // The port the server listens on.
   int port() const { return port_; }
   // Graceful stop: a leader first hands leadership over (EndQuorumEpoch).

@@ -86,12 +86,13 @@ storage::Status RaftStore::save_hard_state(const HardState& hs) {
                                         std::to_string(hs.leader) + "\n");
 }
 
-storage::Status RaftStore::save_snapshot(const Snapshot& s) {
+storage::Status RaftStore::save_snapshot(const Snapshot& s, bool installed) {
   GANNET_RETURN_IF_ERROR(storage::write_file_atomic(
       storage::posix_file_system(), storage::join_path(dir_, "snapshot"),
       "0 " + std::to_string(s.id.end_offset) + " " + std::to_string(s.id.epoch) + "\n" + s.data));
   // An installed snapshot replaces the log.
-  if (log_->log_end_offset() != s.id.end_offset || log_->log_start_offset() > s.id.end_offset) {
+  if (installed &&
+      (log_->log_end_offset() != s.id.end_offset || log_->log_start_offset() > s.id.end_offset)) {
     GANNET_RETURN_IF_ERROR(log_->truncate_fully_and_start_at(s.id.end_offset));
   }
   return {};

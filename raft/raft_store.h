@@ -20,7 +20,9 @@ class RaftStore {
   storage::Result<RaftCore::Restored> load();
 
   storage::Status save_hard_state(const HardState& hs);
-  storage::Status save_snapshot(const Snapshot& s);  // and drops the log below it
+  // `installed`: a leader's snapshot that replaces the whole log; else one this node took, which
+  // only lets the log below it go.
+  storage::Status save_snapshot(const Snapshot& s, bool installed);
   storage::Status truncate(int64_t end);
   storage::Status append(const std::vector<Entry>& entries);
   storage::Status compact_before(int64_t offset);
