@@ -341,6 +341,20 @@ class Sim {
         if (!n.core) return;
         ++result_.crashes;
         trace("node " + std::to_string(n.id) + " crashes");
+        // Unsynced writes are lost, except that a prefix of the entries appended since the last
+        // sync may have reached the disk anyway (the storage layer cuts a torn batch, so what
+        // survives is whole entries). The hard state and snapshots were written synchronously.
+        {
+          Disk& d = n.disk;
+          const size_t common = std::min(d.durable.size(), d.written.size());
+          if (d.written.size() > d.durable.size() &&
+              std::equal(d.durable.begin(), d.durable.begin() + common, d.written.begin())) {
+            const size_t extra = d.written.size() - d.durable.size();
+            const size_t keep = rng_() % 3 == 0 ? rng_() % (extra + 1) : 0;
+            d.durable.insert(d.durable.end(), d.written.begin() + d.durable.size(),
+                             d.written.begin() + d.durable.size() + keep);
+          }
+        }
         n.core.reset();
         n.paused = false;
         break;

@@ -3,7 +3,8 @@
 // topology, the timing and the faults; the same seed replays the same run exactly.
 //
 // Faults: the network drops, duplicates, delays (so reorders) messages and makes symmetric and
-// asymmetric partitions; nodes crash (losing every write not yet synced), restart and pause. The
+// asymmetric partitions; nodes crash (losing writes not yet synced, except a random prefix of
+// the unsynced entries: a torn tail as storage/ recovers it), restart and pause. The
 // disk syncs after a random delay; hard state and snapshots are written synchronously, as the
 // driver contract requires.
 //
