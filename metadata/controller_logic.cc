@@ -1,0 +1,416 @@
+#include "metadata/controller_logic.h"
+
+#include <algorithm>
+#include <set>
+#include <string>
+
+#include "storage/log_config.h"
+
+namespace gannet::metadata {
+namespace {
+
+Decision refuse(ApiError e, std::string message) {
+  Decision d;
+  d.error = e;
+  d.message = std::move(message);
+  return d;
+}
+
+v1::MetadataRecord change_record(const std::string& topic_id, int32_t partition,
+                                 std::optional<int32_t> leader,
+                                 std::optional<std::vector<int32_t>> isr) {
+  v1::MetadataRecord r;
+  auto* c = r.mutable_partition_change();
+  c->set_topic_id(topic_id);
+  c->set_partition_id(partition);
+  if (leader) c->set_leader(*leader);
+  if (isr) {
+    for (int32_t x : *isr) c->mutable_isr()->add_ids(x);
+  }
+  return r;
+}
+
+bool contains(const std::vector<int32_t>& v, int32_t x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+}  // namespace
+
+const char* api_error_name(ApiError e) {
+  switch (e) {
+    case ApiError::kNone: return "NONE";
+    case ApiError::kTopicAlreadyExists: return "TOPIC_ALREADY_EXISTS";
+    case ApiError::kInvalidTopic: return "INVALID_TOPIC_EXCEPTION";
+    case ApiError::kInvalidPartitions: return "INVALID_PARTITIONS";
+    case ApiError::kInvalidReplicationFactor: return "INVALID_REPLICATION_FACTOR";
+    case ApiError::kInvalidConfig: return "INVALID_CONFIG";
+    case ApiError::kUnknownTopic: return "UNKNOWN_TOPIC_OR_PARTITION";
+    case ApiError::kStaleBrokerEpoch: return "STALE_BROKER_EPOCH";
+    case ApiError::kFencedLeaderEpoch: return "FENCED_LEADER_EPOCH";
+    case ApiError::kInvalidUpdateVersion: return "INVALID_UPDATE_VERSION";
+    case ApiError::kIneligibleReplica: return "INELIGIBLE_REPLICA";
+    case ApiError::kNotLeaderOrFollower: return "NOT_LEADER_OR_FOLLOWER";
+  }
+  return "?";
+}
+
+bool valid_topic_name(const std::string& name) {
+  if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+  });
+}
+
+bool ControllerLogic::live(const MetadataImage& image, int32_t broker) const {
+  auto it = image.brokers().find(broker);
+  return it != image.brokers().end() && !it->second.fenced && !it->second.in_controlled_shutdown;
+}
+
+std::string ControllerLogic::new_topic_id() {
+  std::string id(16, '\0');
+  for (size_t i = 0; i < 16; i += 8) {
+    const uint64_t v = rng_();
+    for (size_t j = 0; j < 8; ++j) id[i + j] = static_cast<char>(v >> (8 * j));
+  }
+  id[6] = static_cast<char>((id[6] & 0x0f) | 0x40);  // a version-4 UUID
+  id[8] = static_cast<char>((id[8] & 0x3f) | 0x80);
+  return id;
+}
+
+Decision ControllerLogic::create_topic(const MetadataImage& image, const std::string& name,
+                                       int32_t partitions, int16_t replication_factor,
+                                       const std::map<std::string, std::string>& configs) {
+  if (!valid_topic_name(name)) {
+    return refuse(ApiError::kInvalidTopic,
+                  "topic name '" + name + "' must be 1-249 characters of [a-zA-Z0-9._-], not . or ..");
+  }
+  if (image.topic_by_name(name)) return refuse(ApiError::kTopicAlreadyExists, "topic " + name + " already exists");
+  if (partitions <= 0) partitions = config_.default_partitions;
+  if (replication_factor <= 0) replication_factor = config_.default_replication_factor;
+  if (partitions > 100'000) return refuse(ApiError::kInvalidPartitions, "too many partitions");
+  auto placement = place(image, 0, partitions, replication_factor);
+  if (!placement.ok()) return refuse(ApiError::kInvalidReplicationFactor, placement.error().message);
+  // Topic configs: the log's keys (validated by storage), plus the topic-level ones.
+  std::map<std::string, std::string> log_keys;
+  for (const auto& [k, v] : configs) {
+    if (k == "cleanup.policy") {
+      if (v != "delete" && v != "compact" && v != "compact,delete" && v != "delete,compact") {
+        return refuse(ApiError::kInvalidConfig, "cleanup.policy=" + v + ": must be delete and/or compact");
+      }
+    } else if (k == "min.insync.replicas") {
+      int64_t m = 0;
+      try {
+        m = std::stoll(v);
+      } catch (...) {
+        return refuse(ApiError::kInvalidConfig, "min.insync.replicas=" + v + ": not a number");
+      }
+      if (m < 1 || m > replication_factor) {
+        return refuse(ApiError::kInvalidConfig, "min.insync.replicas=" + v + ": must be in [1, " +
+                                                    std::to_string(replication_factor) + "]");
+      }
+    } else if (k == "retention.ms" || k == "retention.bytes" || k == "segment.bytes" ||
+               k == "segment.ms" || k == "max.message.bytes" || k == "flush.messages" ||
+               k == "flush.ms" || k == "index.interval.bytes" || k == "segment.preallocate.bytes") {
+      log_keys[k] = v;
+    } else {
+      return refuse(ApiError::kInvalidConfig, "unknown topic config " + k);
+    }
+  }
+  auto lc = storage::LogConfig::from_properties(log_keys, storage::LogConfig{});
+  if (!lc.ok()) return refuse(ApiError::kInvalidConfig, lc.error().message);
+
+  Decision d;
+  const std::string id = new_topic_id();
+  v1::MetadataRecord t;
+  t.mutable_topic()->set_name(name);
+  t.mutable_topic()->set_topic_id(id);
+  d.records.push_back(std::move(t));
+  for (int32_t p = 0; p < partitions; ++p) {
+    v1::MetadataRecord r;
+    auto* pr = r.mutable_partition();
+    pr->set_topic_id(id);
+    pr->set_partition_id(p);
+    for (int32_t x : (*placement)[p]) {
+      pr->add_replicas(x);
+      pr->add_isr(x);
+    }
+    pr->set_leader((*placement)[p].front());
+    d.records.push_back(std::move(r));
+  }
+  for (const auto& [k, v] : configs) {
+    v1::MetadataRecord c;
+    c.mutable_config()->set_resource_type(v1::ConfigRecord::TOPIC);
+    c.mutable_config()->set_resource_name(name);
+    c.mutable_config()->set_name(k);
+    c.mutable_config()->set_value(v);
+    d.records.push_back(std::move(c));
+  }
+  return d;
+}
+
+Decision ControllerLogic::delete_topic(const MetadataImage& image, const std::string& name) {
+  const TopicImage* t = image.topic_by_name(name);
+  if (!t) return refuse(ApiError::kUnknownTopic, "unknown topic " + name);
+  Decision d;
+  v1::MetadataRecord r;
+  r.mutable_remove_topic()->set_topic_id(t->id);
+  d.records.push_back(std::move(r));
+  return d;
+}
+
+Decision ControllerLogic::create_partitions(const MetadataImage& image, const std::string& name,
+                                            int32_t total) {
+  const TopicImage* t = image.topic_by_name(name);
+  if (!t) return refuse(ApiError::kUnknownTopic, "unknown topic " + name);
+  const int32_t have = static_cast<int32_t>(t->partitions.size());
+  if (total <= have || total > 100'000) {
+    return refuse(ApiError::kInvalidPartitions, "topic " + name + " has " + std::to_string(have) +
+                                                    " partitions; cannot go to " + std::to_string(total));
+  }
+  const int16_t rf = static_cast<int16_t>(t->partitions.begin()->second.replicas.size());
+  auto placement = place(image, have, total - have, rf);
+  if (!placement.ok()) return refuse(ApiError::kInvalidReplicationFactor, placement.error().message);
+  Decision d;
+  for (int32_t i = 0; i < total - have; ++i) {
+    v1::MetadataRecord r;
+    auto* pr = r.mutable_partition();
+    pr->set_topic_id(t->id);
+    pr->set_partition_id(have + i);
+    for (int32_t x : (*placement)[i]) {
+      pr->add_replicas(x);
+      pr->add_isr(x);
+    }
+    pr->set_leader((*placement)[i].front());
+    d.records.push_back(std::move(r));
+  }
+  return d;
+}
+
+Result<std::vector<std::vector<int32_t>>> ControllerLogic::place(const MetadataImage& image,
+                                                                  int32_t first_partition,
+                                                                  int32_t count, int16_t rf) {
+  // The live (registered, unfenced) brokers, racks alternating, so consecutive brokers sit in
+  // different racks when racks are set.
+  std::map<std::string, std::vector<int32_t>> by_rack;
+  for (const auto& [id, b] : image.brokers()) {
+    if (live(image, id)) by_rack[b.rack].push_back(id);
+  }
+  std::vector<int32_t> order;
+  for (size_t i = 0;; ++i) {
+    bool any = false;
+    for (auto& [rack, ids] : by_rack) {
+      if (i < ids.size()) {
+        order.push_back(ids[i]);
+        any = true;
+      }
+    }
+    if (!any) break;
+  }
+  const int n = static_cast<int>(order.size());
+  if (rf <= 0 || rf > n) {
+    return Error{"replication factor " + std::to_string(rf) + " needs that many live brokers; " +
+                 std::to_string(n) + " available"};
+  }
+  // Leaders rotate over the brokers from a random start, so each leads an equal share; the
+  // followers are the next brokers in rack order, shifted every full round so that the same
+  // brokers do not always replicate together.
+  const int start = static_cast<int>(rng_() % static_cast<uint64_t>(n));
+  std::vector<std::vector<int32_t>> out;
+  for (int32_t k = 0; k < count; ++k) {
+    const int32_t p = first_partition + k;
+    const int first = (start + p) % n;
+    const int shift = n > 1 ? 1 + (p / n) % (n - 1) : 0;
+    std::vector<int32_t> replicas{order[first]};
+    std::set<std::string> racks{image.brokers().at(order[first]).rack};
+    // First pass: brokers in racks this partition does not use yet; then anyone left.
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int i = 0; static_cast<int>(replicas.size()) < rf && i < n; ++i) {
+        const int32_t b = order[(first + shift + i) % n];
+        if (contains(replicas, b)) continue;
+        const std::string& rack = image.brokers().at(b).rack;
+        if (pass == 0 && racks.count(rack)) continue;
+        replicas.push_back(b);
+        racks.insert(rack);
+      }
+    }
+    out.push_back(std::move(replicas));
+  }
+  return out;
+}
+
+Decision ControllerLogic::register_broker(const MetadataImage& image, int32_t id,
+                                          const std::string& incarnation,
+                                          const std::vector<Endpoint>& endpoints,
+                                          const std::string& rack, int64_t next_offset,
+                                          int64_t now_ms) {
+  if (id < 0) return refuse(ApiError::kInvalidConfig, "broker id must be >= 0");
+  Decision d;
+  // A new incarnation of a live broker: its old session's leaderships are void.
+  auto it = image.brokers().find(id);
+  if (it != image.brokers().end() && it->second.incarnation_id != incarnation && !it->second.fenced) {
+    evict_broker(image, id, &d.records);
+  }
+  v1::MetadataRecord r;
+  auto* rb = r.mutable_register_broker();
+  rb->set_broker_id(id);
+  rb->set_incarnation_id(incarnation);
+  rb->set_broker_epoch(next_offset + static_cast<int64_t>(d.records.size()));
+  rb->set_rack(rack);
+  rb->set_fenced(true);
+  for (const Endpoint& e : endpoints) {
+    auto* pe = rb->add_endpoints();
+    pe->set_name(e.name);
+    pe->set_host(e.host);
+    pe->set_port(e.port);
+  }
+  d.records.push_back(std::move(r));
+  last_heartbeat_ms_[id] = now_ms;
+  return d;
+}
+
+Decision ControllerLogic::heartbeat(const MetadataImage& image, int32_t id, int64_t broker_epoch,
+                                   int64_t metadata_offset, int64_t high_watermark,
+                                   bool want_shutdown, int64_t now_ms) {
+  auto it = image.brokers().find(id);
+  if (it == image.brokers().end() || it->second.epoch != broker_epoch) {
+    return refuse(ApiError::kStaleBrokerEpoch, "broker " + std::to_string(id) + " epoch " +
+                                                   std::to_string(broker_epoch) + " is not registered");
+  }
+  last_heartbeat_ms_[id] = now_ms;
+  const BrokerRegistration& b = it->second;
+  Decision d;
+  auto change = [&](v1::BrokerRegistrationChangeRecord::Change c) {
+    v1::MetadataRecord r;
+    r.mutable_broker_registration_change()->set_broker_id(id);
+    r.mutable_broker_registration_change()->set_broker_epoch(broker_epoch);
+    r.mutable_broker_registration_change()->set_change(c);
+    d.records.push_back(std::move(r));
+  };
+  if (want_shutdown) {
+    if (!b.in_controlled_shutdown) {
+      change(v1::BrokerRegistrationChangeRecord::CONTROLLED_SHUTDOWN);
+      evict_broker(image, id, &d.records);
+    }
+    return d;
+  }
+  if (b.fenced && metadata_offset >= high_watermark) {
+    change(v1::BrokerRegistrationChangeRecord::UNFENCE);
+    // Partitions left without a leader get one back if this broker is in their ISR.
+    for (const auto& [tid, t] : image.topics()) {
+      for (const auto& [pid, p] : t->partitions) {
+        if (p.leader == kNoLeader && contains(p.isr, id)) {
+          d.records.push_back(change_record(tid, pid, id, std::nullopt));
+        }
+      }
+    }
+  }
+  return d;
+}
+
+void ControllerLogic::evict_broker(const MetadataImage& image, int32_t broker,
+                                   std::vector<v1::MetadataRecord>* out) {
+  for (const auto& [tid, t] : image.topics()) {
+    for (const auto& [pid, p] : t->partitions) {
+      if (!contains(p.isr, broker) && p.leader != broker) continue;
+      std::vector<int32_t> isr;
+      for (int32_t x : p.isr) {
+        if (x != broker) isr.push_back(x);
+      }
+      std::optional<int32_t> leader;
+      if (p.leader == broker) {
+        leader = kNoLeader;
+        for (int32_t r : p.replicas) {  // preference order
+          if (r != broker && contains(isr, r) && live(image, r)) {
+            leader = r;
+            break;
+          }
+        }
+        if (*leader == kNoLeader && config_.unclean_leader_election) {
+          for (int32_t r : p.replicas) {
+            if (r != broker && live(image, r)) {
+              leader = r;
+              isr = {r};
+              break;
+            }
+          }
+        }
+      }
+      // The ISR never empties: with no other member the last one stays (it holds the data).
+      if (isr.empty()) isr = {broker};
+      out->push_back(change_record(tid, pid, leader, isr));
+    }
+  }
+}
+
+Decision ControllerLogic::tick(const MetadataImage& image, int64_t now_ms) {
+  Decision d;
+  for (const auto& [id, b] : image.brokers()) {
+    if (b.fenced) continue;
+    auto it = last_heartbeat_ms_.find(id);
+    if (it == last_heartbeat_ms_.end()) {
+      last_heartbeat_ms_[id] = now_ms;  // a new controller gives every broker a full session
+      continue;
+    }
+    if (now_ms - it->second < config_.session_timeout_ms) continue;
+    v1::MetadataRecord r;
+    r.mutable_broker_registration_change()->set_broker_id(id);
+    r.mutable_broker_registration_change()->set_broker_epoch(b.epoch);
+    r.mutable_broker_registration_change()->set_change(v1::BrokerRegistrationChangeRecord::FENCE);
+    d.records.push_back(std::move(r));
+    evict_broker(image, id, &d.records);
+  }
+  return d;
+}
+
+Decision ControllerLogic::alter_partition(const MetadataImage& image, const std::string& topic_id,
+                                          int32_t partition, int32_t leader, int32_t leader_epoch,
+                                          int32_t partition_epoch,
+                                          const std::vector<int32_t>& new_isr) {
+  const TopicImage* t = image.topic_by_id(topic_id);
+  if (!t || !t->partitions.count(partition)) {
+    return refuse(ApiError::kUnknownTopic, "unknown partition " + std::to_string(partition));
+  }
+  const PartitionState& p = t->partitions.at(partition);
+  if (leader != p.leader) {
+    return refuse(ApiError::kNotLeaderOrFollower, "broker " + std::to_string(leader) +
+                                                      " does not lead " + t->name + "-" + std::to_string(partition));
+  }
+  if (leader_epoch != p.leader_epoch) {
+    return refuse(ApiError::kFencedLeaderEpoch, "leader epoch " + std::to_string(leader_epoch) +
+                                                    " is not the current " + std::to_string(p.leader_epoch));
+  }
+  if (partition_epoch != p.partition_epoch) {
+    return refuse(ApiError::kInvalidUpdateVersion,
+                  "partition epoch " + std::to_string(partition_epoch) + " is not the current " +
+                      std::to_string(p.partition_epoch));
+  }
+  if (!contains(new_isr, leader)) return refuse(ApiError::kIneligibleReplica, "the ISR must hold the leader");
+  for (int32_t x : new_isr) {
+    if (!contains(p.replicas, x)) {
+      return refuse(ApiError::kIneligibleReplica, "broker " + std::to_string(x) + " is not a replica");
+    }
+    // Adding a member requires it to be live; keeping one that already is in the ISR does not.
+    if (!contains(p.isr, x) && !live(image, x)) {
+      return refuse(ApiError::kIneligibleReplica, "broker " + std::to_string(x) + " is fenced");
+    }
+  }
+  Decision d;
+  d.records.push_back(change_record(topic_id, partition, std::nullopt, new_isr));
+  return d;
+}
+
+Decision ControllerLogic::rebalance_preferred_leaders(const MetadataImage& image) {
+  Decision d;
+  for (const auto& [tid, t] : image.topics()) {
+    for (const auto& [pid, p] : t->partitions) {
+      const int32_t preferred = p.replicas.front();
+      if (p.leader != preferred && contains(p.isr, preferred) && live(image, preferred)) {
+        d.records.push_back(change_record(tid, pid, preferred, std::nullopt));
+      }
+    }
+  }
+  return d;
+}
+
+}  // namespace gannet::metadata

@@ -1,0 +1,102 @@
+// ControllerLogic: the quorum controller's decisions as plain code (STYLE.md: events in, records
+// out). It reads the current MetadataImage, keeps only the soft state the log does not hold
+// (broker heartbeat times), and returns the records to append; the controller driver appends
+// them through the Raft quorum and replays them like every other node. No I/O, no clock: time
+// comes in as an argument.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "metadata/metadata_image.h"
+
+namespace gannet::metadata {
+
+// Errors a controller request can get; each maps onto one of Kafka's codes (noted).
+enum class ApiError {
+  kNone,
+  kTopicAlreadyExists,         // TOPIC_ALREADY_EXISTS
+  kInvalidTopic,               // INVALID_TOPIC_EXCEPTION
+  kInvalidPartitions,          // INVALID_PARTITIONS
+  kInvalidReplicationFactor,   // INVALID_REPLICATION_FACTOR
+  kInvalidConfig,              // INVALID_CONFIG
+  kUnknownTopic,               // UNKNOWN_TOPIC_OR_PARTITION
+  kStaleBrokerEpoch,           // STALE_BROKER_EPOCH
+  kFencedLeaderEpoch,          // FENCED_LEADER_EPOCH
+  kInvalidUpdateVersion,       // INVALID_UPDATE_VERSION (stale partition epoch)
+  kIneligibleReplica,          // INELIGIBLE_REPLICA
+  kNotLeaderOrFollower,        // NOT_LEADER_OR_FOLLOWER
+};
+const char* api_error_name(ApiError e);
+
+struct Decision {
+  ApiError error = ApiError::kNone;
+  std::string message;
+  std::vector<v1::MetadataRecord> records;
+  bool ok() const { return error == ApiError::kNone; }
+};
+
+struct ControllerConfig {
+  int64_t session_timeout_ms = 9000;  // broker.session.timeout.ms
+  bool unclean_leader_election = false;
+  int32_t default_partitions = 1;
+  int16_t default_replication_factor = 1;
+};
+
+class ControllerLogic {
+ public:
+  ControllerLogic(ControllerConfig config, uint64_t seed) : config_(config), rng_(seed) {}
+
+  // CreateTopics: validates the name (Kafka's rules), counts and configs, places replicas over
+  // unfenced brokers (balanced; rack-aware when racks are set; the first replica is the
+  // preferred leader, rotated so each broker leads an equal share) and returns Topic, Partition
+  // and Config records. partitions / replication_factor <= 0 mean the defaults.
+  Decision create_topic(const MetadataImage& image, const std::string& name, int32_t partitions,
+                        int16_t replication_factor,
+                        const std::map<std::string, std::string>& configs);
+  Decision delete_topic(const MetadataImage& image, const std::string& name);
+  Decision create_partitions(const MetadataImage& image, const std::string& name, int32_t total);
+
+  // Broker lifecycle. register_broker's record gets broker epoch `next_offset` (the offset it
+  // will have); the broker starts fenced. A heartbeat keeps the session; it unfences the broker
+  // once its metadata offset has caught up with `high_watermark`.
+  Decision register_broker(const MetadataImage& image, int32_t id, const std::string& incarnation,
+                           const std::vector<Endpoint>& endpoints, const std::string& rack,
+                           int64_t next_offset, int64_t now_ms);
+  Decision heartbeat(const MetadataImage& image, int32_t id, int64_t broker_epoch,
+                     int64_t metadata_offset, int64_t high_watermark, bool want_shutdown,
+                     int64_t now_ms);
+  // Fences brokers whose session expired and moves their leaderships away (ISR shrinks too).
+  Decision tick(const MetadataImage& image, int64_t now_ms);
+
+  // AlterPartition from a partition leader: accepted only with the current leader epoch and
+  // partition epoch, and an ISR of live replicas that includes the leader.
+  Decision alter_partition(const MetadataImage& image, const std::string& topic_id,
+                           int32_t partition, int32_t leader, int32_t leader_epoch,
+                           int32_t partition_epoch, const std::vector<int32_t>& new_isr);
+
+  // Moves leadership back to the preferred replica where it is in the ISR and unfenced.
+  Decision rebalance_preferred_leaders(const MetadataImage& image);
+
+ private:
+  bool live(const MetadataImage& image, int32_t broker) const;
+  // Replica lists for partitions [first_partition, first_partition + count) over live brokers.
+  Result<std::vector<std::vector<int32_t>>> place(const MetadataImage& image,
+                                                  int32_t first_partition, int32_t count,
+                                                  int16_t rf);
+  // Records that take `broker` out of every partition's leadership and ISR.
+  void evict_broker(const MetadataImage& image, int32_t broker, std::vector<v1::MetadataRecord>* out);
+  std::string new_topic_id();
+
+  ControllerConfig config_;
+  std::mt19937_64 rng_;
+  std::map<int32_t, int64_t> last_heartbeat_ms_;  // soft state: rebuilt from heartbeats
+};
+
+bool valid_topic_name(const std::string& name);
+
+}  // namespace gannet::metadata

@@ -1,0 +1,187 @@
+// The controller's decisions with no network: build an image, ask, replay the records it returns.
+#include "metadata/controller_logic.h"
+
+#include <gtest/gtest.h>
+
+namespace gannet::metadata {
+namespace {
+
+class ControllerLogicTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    image_ = std::make_shared<const MetadataImage>();
+    for (int b = 1; b <= 3; ++b) register_and_unfence(b, b == 3 ? "r2" : (b == 1 ? "r1" : "r2"));
+  }
+
+  void apply(const Decision& d) {
+    ASSERT_TRUE(d.ok()) << api_error_name(d.error) << ": " << d.message;
+    MetadataDelta delta(image_);
+    for (const auto& r : d.records) {
+      auto st = delta.replay(r, image_->offset() + (&r - d.records.data()));
+      ASSERT_TRUE(st.ok()) << st.error().message;
+    }
+    image_ = delta.apply();
+  }
+
+  void register_and_unfence(int32_t id, const std::string& rack) {
+    apply(logic_.register_broker(*image_, id, "inc-" + std::to_string(id),
+                                 {Endpoint{"CLIENT", "127.0.0.1", 9000 + id}}, rack,
+                                 image_->offset(), now_));
+    const int64_t epoch = image_->brokers().at(id).epoch;
+    apply(logic_.heartbeat(*image_, id, epoch, image_->offset(), image_->offset(), false, now_));
+  }
+
+  const PartitionState& part(const std::string& topic, int p) {
+    return image_->topic_by_name(topic)->partitions.at(p);
+  }
+
+  ControllerLogic logic_{ControllerConfig{}, 7};
+  std::shared_ptr<const MetadataImage> image_;
+  int64_t now_ = 1'000'000;
+};
+
+TEST_F(ControllerLogicTest, CreateTopicPlacesBalancedAndRackAwareReplicas) {
+  apply(logic_.create_topic(*image_, "orders", 6, 3, {{"retention.ms", "60000"}}));
+  std::map<int32_t, int> leaders;
+  for (int p = 0; p < 6; ++p) {
+    const PartitionState& s = part("orders", p);
+    ASSERT_EQ(s.replicas.size(), 3u);
+    EXPECT_EQ(std::set<int32_t>(s.replicas.begin(), s.replicas.end()).size(), 3u) << "distinct";
+    EXPECT_EQ(s.leader, s.replicas.front()) << "the preferred replica leads";
+    EXPECT_EQ(s.isr, s.replicas);
+    ++leaders[s.leader];
+  }
+  EXPECT_EQ(leaders, (std::map<int32_t, int>{{1, 2}, {2, 2}, {3, 2}})) << "each broker leads 2";
+  EXPECT_EQ(image_->configs({v1::ConfigRecord::TOPIC, "orders"}).at("retention.ms"), "60000");
+  // RF 2 over racks r1 {1} and r2 {2, 3}: every partition spans both racks.
+  apply(logic_.create_topic(*image_, "racked", 4, 2, {}));
+  for (int p = 0; p < 4; ++p) {
+    const auto& r = part("racked", p).replicas;
+    const bool has_r1 = std::count(r.begin(), r.end(), 1) == 1;
+    EXPECT_TRUE(has_r1) << "partition " << p << " is not rack-aware";
+  }
+}
+
+TEST_F(ControllerLogicTest, CreateTopicRefusesBadRequestsWithTypedErrors) {
+  apply(logic_.create_topic(*image_, "t", 1, 1, {}));
+  EXPECT_EQ(logic_.create_topic(*image_, "t", 1, 1, {}).error, ApiError::kTopicAlreadyExists);
+  for (const std::string& bad : {std::string(""), std::string("."), std::string(".."),
+                                 std::string(250, 'x'), std::string("a/b"), std::string("a b")}) {
+    EXPECT_EQ(logic_.create_topic(*image_, bad, 1, 1, {}).error, ApiError::kInvalidTopic) << bad;
+  }
+  EXPECT_EQ(logic_.create_topic(*image_, std::string(249, 'y'), 1, 1, {}).error, ApiError::kNone);
+  EXPECT_EQ(logic_.create_topic(*image_, "rf4", 1, 4, {}).error, ApiError::kInvalidReplicationFactor);
+  EXPECT_EQ(logic_.create_topic(*image_, "c1", 1, 1, {{"cleanup.policy", "shred"}}).error,
+            ApiError::kInvalidConfig);
+  EXPECT_EQ(logic_.create_topic(*image_, "c2", 1, 2, {{"min.insync.replicas", "3"}}).error,
+            ApiError::kInvalidConfig);
+  EXPECT_EQ(logic_.create_topic(*image_, "c3", 1, 1, {{"retention.ms", "-7"}}).error,
+            ApiError::kInvalidConfig);
+  EXPECT_EQ(logic_.create_topic(*image_, "c4", 1, 1, {{"no.such.config", "1"}}).error,
+            ApiError::kInvalidConfig);
+  EXPECT_EQ(logic_.delete_topic(*image_, "missing").error, ApiError::kUnknownTopic);
+}
+
+TEST_F(ControllerLogicTest, SessionExpiryFencesAndMovesLeadershipWithinTheIsr) {
+  apply(logic_.create_topic(*image_, "t", 3, 3, {}));
+  // Brokers 2 and 3 keep heartbeating; broker 1 goes silent.
+  for (int step = 0; step < 10; ++step) {
+    now_ += 1000;
+    for (int b : {2, 3}) {
+      apply(logic_.heartbeat(*image_, b, image_->brokers().at(b).epoch, image_->offset(),
+                             image_->offset(), false, now_));
+    }
+    apply(logic_.tick(*image_, now_));
+  }
+  EXPECT_TRUE(image_->brokers().at(1).fenced);
+  for (int p = 0; p < 3; ++p) {
+    const PartitionState& s = part("t", p);
+    EXPECT_NE(s.leader, 1);
+    EXPECT_NE(s.leader, kNoLeader);
+    EXPECT_EQ(std::count(s.isr.begin(), s.isr.end(), 1), 0) << "fenced broker left the ISR";
+  }
+  // The partition broker 1 led got a new leader epoch.
+  bool moved = false;
+  for (int p = 0; p < 3; ++p) moved |= part("t", p).leader_epoch > 0;
+  EXPECT_TRUE(moved);
+  // Broker 1 comes back (heartbeat, caught up): unfenced; preferred leaders return when its
+  // leader re-adds it to the ISR and a rebalance runs.
+  apply(logic_.heartbeat(*image_, 1, image_->brokers().at(1).epoch, image_->offset(),
+                         image_->offset(), false, now_));
+  EXPECT_FALSE(image_->brokers().at(1).fenced);
+  for (int p = 0; p < 3; ++p) {
+    const PartitionState s = part("t", p);
+    std::vector<int32_t> isr = s.isr;
+    isr.push_back(1);
+    apply(logic_.alter_partition(*image_, image_->topic_by_name("t")->id, p, s.leader,
+                                 s.leader_epoch, s.partition_epoch, isr));
+  }
+  apply(logic_.rebalance_preferred_leaders(*image_));
+  for (int p = 0; p < 3; ++p) EXPECT_EQ(part("t", p).leader, part("t", p).replicas.front());
+}
+
+TEST_F(ControllerLogicTest, NoUncleanElectionUnlessEnabled) {
+  apply(logic_.create_topic(*image_, "t", 1, 2, {}));
+  const PartitionState s = part("t", 0);
+  const std::string tid = image_->topic_by_name("t")->id;
+  // Shrink the ISR to the leader alone, then let the leader's session expire.
+  apply(logic_.alter_partition(*image_, tid, 0, s.leader, s.leader_epoch, s.partition_epoch, {s.leader}));
+  now_ += 20'000;
+  for (int b = 1; b <= 3; ++b) {
+    if (b != s.leader) {
+      apply(logic_.heartbeat(*image_, b, image_->brokers().at(b).epoch, image_->offset(),
+                             image_->offset(), false, now_));
+    }
+  }
+  apply(logic_.tick(*image_, now_));
+  EXPECT_EQ(part("t", 0).leader, kNoLeader) << "an out-of-sync replica must not lead";
+  EXPECT_EQ(part("t", 0).isr, std::vector<int32_t>{s.leader}) << "the last ISR member stays";
+  // When the old leader returns and catches up it leads again.
+  apply(logic_.heartbeat(*image_, s.leader, image_->brokers().at(s.leader).epoch, image_->offset(),
+                         image_->offset(), false, now_));
+  EXPECT_EQ(part("t", 0).leader, s.leader);
+}
+
+TEST_F(ControllerLogicTest, AlterPartitionChecksEpochsAndMembers) {
+  apply(logic_.create_topic(*image_, "t", 1, 3, {}));
+  const PartitionState s = part("t", 0);
+  const std::string tid = image_->topic_by_name("t")->id;
+  std::vector<int32_t> smaller(s.isr.begin(), s.isr.end() - 1);
+  EXPECT_EQ(logic_.alter_partition(*image_, tid, 0, s.leader, s.leader_epoch + 1, s.partition_epoch, smaller).error,
+            ApiError::kFencedLeaderEpoch);
+  EXPECT_EQ(logic_.alter_partition(*image_, tid, 0, s.leader, s.leader_epoch, s.partition_epoch - 1, smaller).error,
+            ApiError::kInvalidUpdateVersion);
+  EXPECT_EQ(logic_.alter_partition(*image_, tid, 0, s.replicas[1], s.leader_epoch, s.partition_epoch, smaller).error,
+            ApiError::kNotLeaderOrFollower);
+  EXPECT_EQ(logic_.alter_partition(*image_, tid, 0, s.leader, s.leader_epoch, s.partition_epoch, {s.replicas[1]}).error,
+            ApiError::kIneligibleReplica);
+  EXPECT_EQ(logic_.alter_partition(*image_, tid, 0, s.leader, s.leader_epoch, s.partition_epoch, {s.leader, 42}).error,
+            ApiError::kIneligibleReplica);
+  EXPECT_EQ(logic_.alter_partition(*image_, "nope", 0, 1, 0, 0, {1}).error, ApiError::kUnknownTopic);
+  apply(logic_.alter_partition(*image_, tid, 0, s.leader, s.leader_epoch, s.partition_epoch, {s.leader}));
+  EXPECT_EQ(part("t", 0).isr, std::vector<int32_t>{s.leader});
+  EXPECT_EQ(part("t", 0).partition_epoch, s.partition_epoch + 1);
+  // The old partition epoch is now stale.
+  EXPECT_EQ(logic_.alter_partition(*image_, tid, 0, s.leader, s.leader_epoch, s.partition_epoch, s.isr).error,
+            ApiError::kInvalidUpdateVersion);
+}
+
+TEST_F(ControllerLogicTest, ControlledShutdownMovesLeadershipAndCreatePartitionsGrows) {
+  apply(logic_.create_topic(*image_, "t", 3, 2, {}));
+  const int32_t leaving = part("t", 0).leader;
+  apply(logic_.heartbeat(*image_, leaving, image_->brokers().at(leaving).epoch, image_->offset(),
+                         image_->offset(), /*want_shutdown=*/true, now_));
+  EXPECT_TRUE(image_->brokers().at(leaving).in_controlled_shutdown);
+  for (int p = 0; p < 3; ++p) EXPECT_NE(part("t", p).leader, leaving);
+  apply(logic_.create_partitions(*image_, "t", 5));
+  EXPECT_EQ(image_->topic_by_name("t")->partitions.size(), 5u);
+  for (int p = 3; p < 5; ++p) {
+    EXPECT_EQ(part("t", p).replicas.size(), 2u);
+    EXPECT_EQ(std::count(part("t", p).replicas.begin(), part("t", p).replicas.end(), leaving), 0)
+        << "a broker shutting down gets no new replicas";
+  }
+  EXPECT_EQ(logic_.create_partitions(*image_, "t", 4).error, ApiError::kInvalidPartitions);
+}
+
+}  // namespace
+}  // namespace gannet::metadata
