@@ -1,0 +1,57 @@
+// MetadataPublisher: plugs into the quorum (raft::RaftListener) on every node and turns committed
+// metadata records into images: each on_commit() batch becomes one MetadataDelta, published as
+// the next MetadataImage to the subscribers (replica manager, coordinator, controller), in commit
+// order. Every `snapshot_every` records it encodes the image and hands it to `snapshot_sink`
+// (RaftNode::snapshot_taken) so a restart does not replay the whole log.
+//
+// Thread safety: the quorum calls the listener methods from one thread; image() may be called
+// from any thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "metadata/metadata_image.h"
+#include "raft/raft_node.h"
+
+namespace gannet::metadata {
+
+class MetadataPublisher : public raft::RaftListener {
+ public:
+  using Subscriber = std::function<void(const MetadataDelta& delta,
+                                        const std::shared_ptr<const MetadataImage>& image)>;
+
+  explicit MetadataPublisher(int64_t snapshot_every = 10'000) : snapshot_every_(snapshot_every) {}
+
+  // Subscribers registered before the quorum starts see every change.
+  void subscribe(Subscriber s);
+  void set_snapshot_sink(std::function<void(raft::Snapshot)> sink);
+  std::shared_ptr<const MetadataImage> image() const;
+  raft::NodeId leader() const;
+  int64_t records_skipped() const;
+
+  // raft::RaftListener.
+  void on_snapshot(const raft::Snapshot& s) override;
+  void on_commit(const std::vector<raft::Entry>& entries) override;
+  void on_leader_change(raft::Epoch epoch, raft::NodeId leader) override;
+
+ private:
+  void publish(const MetadataDelta& delta, std::shared_ptr<const MetadataImage> image);
+
+  const int64_t snapshot_every_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const MetadataImage> image_ = std::make_shared<const MetadataImage>();
+  std::vector<Subscriber> subscribers_;
+  std::function<void(raft::Snapshot)> snapshot_sink_;
+  raft::NodeId leader_ = raft::kNoNode;
+  raft::Epoch last_epoch_ = 0;
+  int64_t since_snapshot_ = 0;
+  int64_t skipped_ = 0;
+};
+
+// A record as a quorum entry's data, and back.
+std::string encode_record(const v1::MetadataRecord& r);
+
+}  // namespace gannet::metadata
