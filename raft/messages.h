@@ -65,6 +65,7 @@ struct FetchRequest {
   NodeId replica = kNoNode;
   int64_t fetch_offset = 0;     // the fetcher holds (durably) every entry below this
   Epoch last_fetched_epoch = 0;  // epoch of entry fetch_offset - 1 (0 if none)
+  int64_t high_watermark = 0;    // the fetcher's HW: a leader with a newer one answers at once
 };
 
 struct DivergingEpoch {

@@ -181,6 +181,7 @@ void RaftCore::become_leader(int64_t now_ms) {
 }
 
 void RaftCore::maybe_step_down(Epoch epoch, NodeId leader, int64_t now_ms) {
+  if (epoch >= kMaxEpoch || (leader != kNoNode && !voters_.count(leader))) return;
   if (epoch > hs_.epoch) {
     if (leader != kNoNode && leader != config_.id) {
       become_follower(epoch, leader, now_ms);
@@ -225,6 +226,11 @@ void RaftCore::tick(int64_t now_ms) {
       maybe_send_fetch(now_ms);
       break;
     case Role::kObserver:
+      // An observer whose leader went quiet asks the voters again (it never votes, and the
+      // announcements of a new epoch go to voters only).
+      if (hs_.leader != kNoNode && now_ms - last_leader_contact_ms_ >= config_.fetch_timeout_ms) {
+        become_unattached(hs_.epoch, now_ms);
+      }
       maybe_send_fetch(now_ms);
       break;
     case Role::kUnattached:
@@ -247,6 +253,9 @@ void RaftCore::step(const Message& m, int64_t now_ms) {
 std::variant<int64_t, ProposeError> RaftCore::propose(const std::vector<std::string>& records,
                                                       int64_t now_ms) {
   if (role_ != Role::kLeader) return ProposeError::kNotLeader;
+  for (const std::string& r : records) {
+    if (r.size() > config_.max_record_bytes) return ProposeError::kRecordTooLarge;
+  }
   std::vector<Entry> entries;
   for (const std::string& r : records) {
     Entry e;
@@ -332,6 +341,10 @@ void RaftCore::handle(const Message& m, const VoteRequest& r, int64_t now_ms) {
     send(m.from, VoteResponse{hs_.epoch, false, false, live_leader(now_ms)});
     return;
   }
+  if (r.epoch >= kMaxEpoch) {
+    send(m.from, VoteResponse{hs_.epoch, false, false, live_leader(now_ms)});
+    return;
+  }
   if (r.epoch > hs_.epoch) become_unattached(r.epoch, now_ms);
   bool granted = false;
   if ((hs_.voted_for == kNoNode || hs_.voted_for == r.candidate) && hs_.leader == kNoNode &&
@@ -360,7 +373,9 @@ void RaftCore::handle(const Message& m, const VoteResponse& r, int64_t now_ms) {
 }
 
 void RaftCore::handle(const Message& m, const BeginQuorumEpoch& r, int64_t now_ms) {
-  if (r.epoch < hs_.epoch) return;
+  if (r.epoch < hs_.epoch || r.epoch >= kMaxEpoch || m.from != r.leader || !voters_.count(r.leader)) {
+    return;
+  }
   if (r.epoch == hs_.epoch && role_ == Role::kLeader) return;  // cannot happen: one leader per epoch
   become_follower(r.epoch, r.leader, now_ms);
 }
@@ -379,11 +394,13 @@ void RaftCore::handle(const Message& m, const EndQuorumEpoch& r, int64_t now_ms)
 // ---- Fetch: the leader's side ----------------------------------------------------------------
 
 void RaftCore::handle(const Message& m, const FetchRequest& r, int64_t now_ms) {
-  if (r.epoch > hs_.epoch) {
-    // The fetcher knows a newer epoch than we do: we are stale.
+  if (r.replica != m.from || r.replica == config_.id) return;  // malformed
+  if (r.epoch > hs_.epoch && voters_.count(r.replica) && r.epoch < kMaxEpoch) {
+    // A voter knows a newer epoch than we do: we are stale. (A non-voter's claim is not
+    // trusted: one hostile fetch must not depose the leader or push the epoch to its limit.)
     become_unattached(r.epoch, now_ms);
   }
-  if (role_ != Role::kLeader || r.epoch < hs_.epoch) {
+  if (role_ != Role::kLeader || r.epoch != hs_.epoch) {
     FetchResponse resp;
     resp.epoch = hs_.epoch;
     resp.leader = hs_.leader;
@@ -405,9 +422,13 @@ void RaftCore::handle(const Message& m, const FetchRequest& r, int64_t now_ms) {
   if (!resp.diverging && !resp.snapshot) {
     // A valid fetch: the replica holds every entry below fetch_offset, as we do.
     peer.end_offset = r.fetch_offset;
+    const int64_t hw_before = hw_;
     maybe_advance_hw(now_ms);
-    if (resp.entries.empty() && r.fetch_offset == end_offset()) {
-      // Nothing new: long poll until data or a HW change arrives, or the wait expires.
+    if (hw_ != hw_before) {
+      resp = answer_fetch(r);  // this fetch completed a majority: tell it the new HW now
+    } else if (resp.entries.empty() && r.fetch_offset == end_offset() &&
+               r.high_watermark >= std::min(hw_, r.fetch_offset)) {
+      // Nothing new, HW known: long poll until data or a HW change arrives, or the wait expires.
       parked_[r.replica] = ParkedFetch{r, now_ms + config_.fetch_max_wait_ms};
       return;
     }
@@ -423,8 +444,14 @@ FetchResponse RaftCore::answer_fetch(const FetchRequest& r) {
   resp.high_watermark = hw_;
   resp.log_start_offset = log_start_;
   if (r.fetch_offset < log_start_ || r.fetch_offset > end_offset()) {
-    if (r.fetch_offset < log_start_ && snapshot_) {
-      resp.snapshot = snapshot_->id;
+    if (r.fetch_offset < log_start_) {
+      // Below the log: the snapshot covers it; with none (or a negative offset), start over at
+      // the log start.
+      if (snapshot_ && r.fetch_offset >= 0) {
+        resp.snapshot = snapshot_->id;
+      } else {
+        resp.diverging = DivergingEpoch{0, log_start_};
+      }
       return resp;
     }
     if (r.fetch_offset > end_offset()) {
@@ -519,7 +546,7 @@ void RaftCore::maybe_send_fetch(int64_t now_ms) {
     return;
   }
   fetch_sent_offset_ = end_offset();
-  send(target, FetchRequest{hs_.epoch, config_.id, end_offset(), epoch_at(end_offset() - 1)});
+  send(target, FetchRequest{hs_.epoch, config_.id, end_offset(), epoch_at(end_offset() - 1), hw_});
 }
 
 void RaftCore::handle(const Message& m, const FetchResponse& r, int64_t now_ms) {

@@ -55,6 +55,7 @@ struct Config {
   int64_t fetch_max_wait_ms = 500;        // long poll at the leader
   int64_t request_timeout_ms = 1500;      // resend an unanswered fetch
   size_t max_fetch_bytes = 1 << 20;
+  size_t max_record_bytes = 1 << 20;  // larger proposals are refused (kRecordTooLarge)
   size_t snapshot_chunk_bytes = 64 << 10;
   uint64_t seed = 1;
   Bugs bugs;
@@ -105,7 +106,11 @@ struct ReplicaStatus {
   int64_t last_fetch_ms = -1;  // when it last fetched (-1: never)
 };
 
-enum class ProposeError { kNotLeader };
+enum class ProposeError { kNotLeader, kRecordTooLarge };
+
+// Epochs stop short of INT32_MAX so that epoch + 1 never overflows; messages claiming more are
+// refused.
+inline constexpr Epoch kMaxEpoch = INT32_MAX - 1;
 
 class RaftCore {
  public:

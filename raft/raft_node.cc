@@ -15,6 +15,8 @@ constexpr size_t kVoteResponse = 1;
 constexpr size_t kFetchResponse = 5;
 constexpr size_t kFetchSnapshotResponse = 7;
 constexpr size_t kMaxQueued = 256;  // per peer lane: older messages are dropped past this
+// A fetch response holds up to max_fetch_bytes plus one entry of at most max_record_bytes.
+constexpr int kMaxRpcBytes = 16 << 20;
 
 bool is_response(const Body& b) {
   return b.index() == kVoteResponse || b.index() == kFetchResponse ||
@@ -163,7 +165,9 @@ class RaftNode::Service final : public v1::Quorum::Service {
     if (r.ok) {
       resp->set_error(gannet::v1::NONE);
     } else {
-      resp->set_error(r.timed_out ? gannet::v1::REQUEST_TIMED_OUT : gannet::v1::NOT_CONTROLLER);
+      resp->set_error(r.too_large   ? gannet::v1::MESSAGE_TOO_LARGE
+                      : r.timed_out ? gannet::v1::REQUEST_TIMED_OUT
+                                    : gannet::v1::NOT_CONTROLLER);
       resp->set_message(r.error);
     }
     return grpc::Status::OK;
@@ -215,7 +219,9 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
   c.election_timeout_ms = o.election_timeout_ms;
   c.fetch_timeout_ms = o.fetch_timeout_ms;
   c.fetch_max_wait_ms = o.fetch_max_wait_ms;
-  c.request_timeout_ms = o.fetch_max_wait_ms + 1000;
+  // Resend an unanswered fetch well before the fetch timeout would start an election.
+  c.request_timeout_ms = o.fetch_max_wait_ms +
+                         std::max<int64_t>(50, std::min<int64_t>(1000, (o.fetch_timeout_ms - o.fetch_max_wait_ms) / 2));
   c.seed = static_cast<uint64_t>(node->now_ms()) ^ static_cast<uint64_t>(o.id);
   LOG(INFO) << "quorum node " << o.id << ": restored epoch " << restored.hard_state.epoch
             << ", vote " << restored.hard_state.voted_for << ", " << restored.log.size()
@@ -226,6 +232,8 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
   node->service_ = std::make_unique<Service>(node.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.listen_address, grpc::InsecureServerCredentials(), &node->port_);
+  builder.SetMaxReceiveMessageSize(kMaxRpcBytes);
+  builder.SetMaxSendMessageSize(kMaxRpcBytes);
   builder.RegisterService(node->service_.get());
   node->server_ = builder.BuildAndStart();
   if (!node->server_ || node->port_ == 0) {
@@ -235,7 +243,11 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
     if (id == o.id) continue;
     auto peer = std::make_unique<Peer>();
     peer->id = id;
-    peer->stub = v1::Quorum::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(kMaxRpcBytes);
+    args.SetMaxSendMessageSize(kMaxRpcBytes);
+    peer->stub = v1::Quorum::NewStub(
+        grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args));
     Peer* p = peer.get();
     RaftNode* self = node.get();
     const int64_t wait = o.fetch_max_wait_ms;
@@ -253,6 +265,8 @@ RaftNode::RaftNode(RaftNodeOptions options) : options_(std::move(options)) {}
 RaftNode::~RaftNode() { shutdown(); }
 
 void RaftNode::shutdown() {
+  // One caller does the work; the loop thread itself must not (it cannot join itself).
+  if (shutdown_started_.exchange(true) || std::this_thread::get_id() == loop_thread_.get_id()) return;
   {
     std::unique_lock<std::mutex> l(mu_);
     if (stopping_) return;
@@ -373,7 +387,7 @@ void RaftNode::handle_ready_locked(std::unique_lock<std::mutex>& l) {
       LOG(INFO) << "quorum node " << options_.id << ": epoch " << rd.leader_change->epoch
                 << ", leader " << rd.leader_change->leader;
     }
-    if (!rd.committed.empty()) waiters_.notify_all();
+    if (!rd.committed.empty() || rd.leader_change) waiters_.notify_all();
   }
 }
 
@@ -404,19 +418,34 @@ AppendOutcome RaftNode::append(const std::vector<std::string>& records, int64_t 
   auto r = core_->propose(records, now_ms());
   if (std::holds_alternative<ProposeError>(r)) {
     out.leader = core_->leader();
-    out.error = "node " + std::to_string(options_.id) + " is not the quorum leader";
+    out.too_large = std::get<ProposeError>(r) == ProposeError::kRecordTooLarge;
+    out.error = out.too_large ? "a record is larger than the quorum accepts"
+                              : "node " + std::to_string(options_.id) + " is not the quorum leader";
     return out;
   }
   const int64_t last = std::get<int64_t>(r);
   const Epoch epoch = core_->epoch();
+  out.last_offset = last;
+  out.proposed = true;
   cv_.notify_one();  // the loop writes, syncs and replicates it
+  if (std::this_thread::get_id() == loop_thread_.get_id()) {
+    // Called from a listener on the loop thread: only that thread can commit it, so do not wait.
+    out.error = "proposed from the quorum thread; commit is not awaited";
+    return out;
+  }
+  // Committed means: the HW passed it and the entry there is still ours (a later leader may
+  // have replaced it; its epoch then ends before `last`).
+  auto committed = [&] {
+    if (core_->high_watermark() <= last) return false;
+    auto e = core_->end_offset_for_epoch(epoch);
+    return e && e->epoch == epoch && e->end_offset > last;
+  };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   waiters_.wait_until(l, deadline, [&] {
-    return stopping_ || core_->high_watermark() > last || core_->epoch() != epoch;
+    return stopping_ || committed() || core_->epoch() != epoch;
   });
-  out.last_offset = last;
   out.leader = core_->leader();
-  if (core_->high_watermark() > last) {
+  if (committed()) {
     out.ok = true;
   } else {
     out.timed_out = true;

@@ -8,6 +8,7 @@
 // everything in the Ready), then messages are sent and committed entries published.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -53,7 +54,9 @@ struct RaftNodeOptions {
 };
 
 struct AppendOutcome {
-  bool ok = false;
+  bool ok = false;          // committed
+  bool proposed = false;    // appended to the leader's log (maybe not committed yet)
+  bool too_large = false;   // refused: a record exceeds the quorum's limit
   NodeId leader = kNoNode;  // when not ok because this node does not lead
   int64_t last_offset = -1;
   std::string error;
@@ -120,6 +123,7 @@ class RaftNode {
   uint64_t next_ticket_ = 1;
   std::map<NodeId, std::unique_ptr<Peer>> peers_;
   std::thread loop_thread_;
+  std::atomic<bool> shutdown_started_{false};
 };
 
 }  // namespace gannet::raft

@@ -59,6 +59,7 @@ v1::FetchRequest to_proto(const FetchRequest& m) {
   p.set_replica(m.replica);
   p.set_fetch_offset(m.fetch_offset);
   p.set_last_fetched_epoch(m.last_fetched_epoch);
+  p.set_high_watermark(m.high_watermark);
   return p;
 }
 
@@ -121,7 +122,8 @@ EndQuorumEpoch from_proto(const v1::EndQuorumEpochRequest& p) {
 }
 
 FetchRequest from_proto(const v1::FetchRequest& p) {
-  return FetchRequest{p.epoch(), p.replica(), p.fetch_offset(), p.last_fetched_epoch()};
+  return FetchRequest{p.epoch(), p.replica(), p.fetch_offset(), p.last_fetched_epoch(),
+                      p.high_watermark()};
 }
 
 FetchResponse from_proto(const v1::FetchResponse& p) {
