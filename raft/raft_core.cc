@@ -422,16 +422,18 @@ void RaftCore::handle(const Message& m, const FetchRequest& r, int64_t now_ms) {
   if (!resp.diverging && !resp.snapshot) {
     // A valid fetch: the replica holds every entry below fetch_offset, as we do.
     peer.end_offset = r.fetch_offset;
-    const int64_t hw_before = hw_;
     maybe_advance_hw(now_ms);
-    if (hw_ != hw_before) {
-      resp = answer_fetch(r);  // this fetch completed a majority: tell it the new HW now
-    } else if (resp.entries.empty() && r.fetch_offset == end_offset() &&
-               r.high_watermark >= std::min(hw_, r.fetch_offset)) {
-      // Nothing new, HW known: long poll until data or a HW change arrives, or the wait expires.
-      parked_[r.replica] = ParkedFetch{r, now_ms + config_.fetch_max_wait_ms};
+    if (resp.entries.empty() && r.fetch_offset == end_offset()) {
+      // Nothing new: long poll until data or a HW change arrives. A fetcher that does not know
+      // the current HW yet (it may have just completed the majority) waits only briefly: new
+      // entries within that time carry the HW for free, else it gets an answer of its own.
+      const bool stale_hw = r.high_watermark < std::min(hw_, r.fetch_offset);
+      const int64_t wait = stale_hw ? std::min<int64_t>(config_.hw_notify_wait_ms, config_.fetch_max_wait_ms)
+                                    : config_.fetch_max_wait_ms;
+      parked_[r.replica] = ParkedFetch{r, now_ms + wait};
       return;
     }
+    resp.high_watermark = hw_;  // this fetch may have moved it
   }
   send(m.from, std::move(resp));
 }

@@ -53,6 +53,7 @@ struct Config {
   int64_t election_timeout_ms = 1000;     // randomized in [t, 2t)
   int64_t fetch_timeout_ms = 2000;        // follower: no leader contact -> election; leader: resign
   int64_t fetch_max_wait_ms = 500;        // long poll at the leader
+  int64_t hw_notify_wait_ms = 5;          // at most this late a follower learns a new HW
   int64_t request_timeout_ms = 1500;      // resend an unanswered fetch
   size_t max_fetch_bytes = 1 << 20;
   size_t max_record_bytes = 1 << 20;  // larger proposals are refused (kRecordTooLarge)

@@ -188,7 +188,10 @@ TEST(RaftCoreEdge, FollowerWhoseFetchAdvancesTheHwLearnsItWithoutWaiting) {
   ASSERT_NE(l, kNoNode);
   ASSERT_TRUE(std::holds_alternative<int64_t>(net.at(l).propose({"x"}, net.now())));
   net.pump(l);
-  net.deliver_all();  // no time passes: no long poll expires
+  net.deliver_all();
+  // Far less than a long poll (fetch_max_wait_ms) passes: a HW notice is due within
+  // hw_notify_wait_ms (plus a tick).
+  net.run(30);
   const int64_t hw = net.at(l).high_watermark();
   ASSERT_EQ(hw, net.at(l).end_offset()) << "the record did not commit";
   int behind = 0;
