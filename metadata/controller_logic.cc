@@ -5,6 +5,7 @@
 #include <string>
 
 #include "storage/log_config.h"
+#include "storage/log_manager.h"
 
 namespace gannet::metadata {
 namespace {
@@ -14,6 +15,20 @@ Decision refuse(ApiError e, std::string message) {
   d.error = e;
   d.message = std::move(message);
   return d;
+}
+
+v1::MetadataRecord partition_record(const std::string& topic_id, int32_t partition,
+                                    const std::vector<int32_t>& replicas) {
+  v1::MetadataRecord r;
+  auto* pr = r.mutable_partition();
+  pr->set_topic_id(topic_id);
+  pr->set_partition_id(partition);
+  for (int32_t x : replicas) {
+    pr->add_replicas(x);
+    pr->add_isr(x);
+  }
+  pr->set_leader(replicas.front());
+  return r;
 }
 
 v1::MetadataRecord change_record(const std::string& topic_id, int32_t partition,
@@ -54,14 +69,6 @@ const char* api_error_name(ApiError e) {
   return "?";
 }
 
-bool valid_topic_name(const std::string& name) {
-  if (name.empty() || name.size() > 249 || name == "." || name == "..") return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
-  });
-}
-
 bool ControllerLogic::live(const MetadataImage& image, int32_t broker) const {
   auto it = image.brokers().find(broker);
   return it != image.brokers().end() && !it->second.fenced && !it->second.in_controlled_shutdown;
@@ -81,7 +88,7 @@ std::string ControllerLogic::new_topic_id() {
 Decision ControllerLogic::create_topic(const MetadataImage& image, const std::string& name,
                                        int32_t partitions, int16_t replication_factor,
                                        const std::map<std::string, std::string>& configs) {
-  if (!valid_topic_name(name)) {
+  if (!storage::valid_topic_name(name)) {
     return refuse(ApiError::kInvalidTopic,
                   "topic name '" + name + "' must be 1-249 characters of [a-zA-Z0-9._-], not . or ..");
   }
@@ -126,18 +133,7 @@ Decision ControllerLogic::create_topic(const MetadataImage& image, const std::st
   t.mutable_topic()->set_name(name);
   t.mutable_topic()->set_topic_id(id);
   d.records.push_back(std::move(t));
-  for (int32_t p = 0; p < partitions; ++p) {
-    v1::MetadataRecord r;
-    auto* pr = r.mutable_partition();
-    pr->set_topic_id(id);
-    pr->set_partition_id(p);
-    for (int32_t x : (*placement)[p]) {
-      pr->add_replicas(x);
-      pr->add_isr(x);
-    }
-    pr->set_leader((*placement)[p].front());
-    d.records.push_back(std::move(r));
-  }
+  for (int32_t p = 0; p < partitions; ++p) d.records.push_back(partition_record(id, p, (*placement)[p]));
   for (const auto& [k, v] : configs) {
     v1::MetadataRecord c;
     c.mutable_config()->set_resource_type(v1::ConfigRecord::TOPIC);
@@ -173,16 +169,7 @@ Decision ControllerLogic::create_partitions(const MetadataImage& image, const st
   if (!placement.ok()) return refuse(ApiError::kInvalidReplicationFactor, placement.error().message);
   Decision d;
   for (int32_t i = 0; i < total - have; ++i) {
-    v1::MetadataRecord r;
-    auto* pr = r.mutable_partition();
-    pr->set_topic_id(t->id);
-    pr->set_partition_id(have + i);
-    for (int32_t x : (*placement)[i]) {
-      pr->add_replicas(x);
-      pr->add_isr(x);
-    }
-    pr->set_leader((*placement)[i].front());
-    d.records.push_back(std::move(r));
+    d.records.push_back(partition_record(t->id, have + i, (*placement)[i]));
   }
   return d;
 }

@@ -97,6 +97,4 @@ class ControllerLogic {
   std::map<int32_t, int64_t> last_heartbeat_ms_;  // soft state: rebuilt from heartbeats
 };
 
-bool valid_topic_name(const std::string& name);
-
 }  // namespace gannet::metadata
