@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "metadata/controller_logic.h"
+#include "raft/local_quorum.h"
 #include "tests/process_harness.h"
 
 namespace gannet::metadata {
@@ -21,8 +22,7 @@ struct Node {
 
 TEST(MetadataPublisher, EveryNodeBuildsTheSameImageAndSnapshotsCatchUpALaggard) {
   const std::string dir = testing::test_dir("publisher");
-  std::map<raft::NodeId, std::string> voters;
-  for (raft::NodeId id = 1; id <= 3; ++id) voters[id] = "127.0.0.1:" + std::to_string(testing::free_port());
+  std::map<raft::NodeId, std::string> voters = raft::loopback_voters(3);
   std::map<raft::NodeId, Node> nodes;
   auto start = [&](raft::NodeId id) {
     Node& n = nodes[id];
@@ -30,15 +30,7 @@ TEST(MetadataPublisher, EveryNodeBuildsTheSameImageAndSnapshotsCatchUpALaggard) 
     n.pub->subscribe([&n](const MetadataDelta& d, const std::shared_ptr<const MetadataImage>&) {
       n.created += static_cast<int>(d.created_topics().size());
     });
-    raft::RaftNodeOptions o;
-    o.id = id;
-    o.voters = voters;
-    o.listen_address = voters[id];
-    o.data_dir = dir + "/node" + std::to_string(id);
-    o.election_timeout_ms = 300;
-    o.fetch_timeout_ms = 800;
-    o.fetch_max_wait_ms = 100;
-    o.listener = n.pub.get();
+    raft::RaftNodeOptions o = raft::local_node_options(id, voters, dir, n.pub.get());
     auto r = raft::RaftNode::start(o);
     ASSERT_TRUE(r.ok()) << r.error().to_string();
     n.raft = std::move(r).value();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "raft/raft_node.h"
+#include "raft/local_quorum.h"
 #include "tests/process_harness.h"
 
 namespace gannet::raft {
@@ -115,16 +116,10 @@ int main(int argc, char** argv) {
   const double fsync_p50 = fsync_lat.pct(0.5), fsync_p99 = fsync_lat.pct(0.99);
 
   std::fprintf(stderr, "quorum_bench: starting 3 voters...\n");
-  std::map<NodeId, std::string> voters;
-  for (NodeId id = 1; id <= 3; ++id) voters[id] = "127.0.0.1:" + std::to_string(testing::free_port());
+  std::map<NodeId, std::string> voters = loopback_voters(3);
   std::vector<std::unique_ptr<RaftNode>> nodes;
   for (NodeId id = 1; id <= 3; ++id) {
-    RaftNodeOptions o;
-    o.id = id;
-    o.voters = voters;
-    o.listen_address = voters[id];
-    o.data_dir = dir + "/node" + std::to_string(id);
-    o.election_timeout_ms = 300;
+    RaftNodeOptions o = local_node_options(id, voters, dir);
     o.fetch_timeout_ms = 1000;
     o.fetch_max_wait_ms = 200;
     auto n = RaftNode::start(o);

@@ -20,6 +20,7 @@
 #include "proto/raft.grpc.pb.h"
 #include "raft/raft_core.h"
 #include "raft/raft_node.h"
+#include "raft/local_quorum.h"
 #include "tests/process_harness.h"
 
 namespace gannet::raft {
@@ -439,21 +440,12 @@ TEST(RaftNodeEdge, ListenerMayCallAppend) {
 // (max_record_bytes) and the gRPC limits sit above the largest fetch response.
 TEST(RaftNodeEdge, AnEntryTheLeaderAcceptsCanBeReplicated) {
   const std::string dir = testing::test_dir("raft_review_big");
-  std::map<NodeId, std::string> voters;
-  for (NodeId id = 1; id <= 3; ++id) voters[id] = "127.0.0.1:" + std::to_string(testing::free_port());
+  std::map<NodeId, std::string> voters = loopback_voters(3);
   std::map<NodeId, std::unique_ptr<Commits>> commits;
   std::map<NodeId, std::unique_ptr<RaftNode>> nodes;
   for (NodeId id = 1; id <= 3; ++id) {
     commits[id] = std::make_unique<Commits>();
-    RaftNodeOptions o;
-    o.id = id;
-    o.voters = voters;
-    o.listen_address = voters[id];
-    o.data_dir = dir + "/node" + std::to_string(id);
-    o.election_timeout_ms = 300;
-    o.fetch_timeout_ms = 800;
-    o.fetch_max_wait_ms = 100;
-    o.listener = commits[id].get();
+    RaftNodeOptions o = local_node_options(id, voters, dir, commits[id].get());
     auto n = RaftNode::start(o);
     ASSERT_TRUE(n.ok()) << n.error().to_string();
     nodes[id] = std::move(n).value();

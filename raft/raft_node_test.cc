@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "raft/local_quorum.h"
 #include "tests/process_harness.h"
 
 namespace gannet::raft {
@@ -68,19 +69,11 @@ class Recorder : public RaftListener {
 class ThreeNodes {
  public:
   ThreeNodes() : dir_(testing::test_dir("raft_node")) {
-    for (NodeId id = 1; id <= 3; ++id) voters_[id] = "127.0.0.1:" + std::to_string(testing::free_port());
+    voters_ = loopback_voters(3);
   }
   void start(NodeId id) {
     recorders_[id] = std::make_unique<Recorder>();
-    RaftNodeOptions o;
-    o.id = id;
-    o.voters = voters_;
-    o.listen_address = voters_[id];
-    o.data_dir = dir_ + "/node" + std::to_string(id);
-    o.election_timeout_ms = 300;
-    o.fetch_timeout_ms = 800;
-    o.fetch_max_wait_ms = 100;
-    o.listener = recorders_[id].get();
+    RaftNodeOptions o = local_node_options(id, voters_, dir_, recorders_[id].get());
     auto n = RaftNode::start(o);
     ASSERT_TRUE(n.ok()) << n.error().to_string();
     nodes_[id] = std::move(n).value();
