@@ -1,18 +1,28 @@
 // gannetd: the Gannet server. Reads a Kafka-style properties file (--config FILE) with
-// --override key=value on top, and runs the roles it names. Today: the metadata quorum
-// (process.roles=controller); the broker role arrives with the metadata layer.
+// --override key=value on top, and runs the roles it names: controller (a voter of the metadata
+// quorum and, when it leads, the active controller), broker (partition logs and the client API;
+// an observer of the metadata log), or both. Every data directory must carry the meta.properties
+// that `gannet storage format` writes.
 //
 //   gannetd --config server.properties [--override key=value ...]
 //
-// Stops gracefully on SIGTERM or SIGINT (a quorum leader hands leadership over first).
+// Stops gracefully on SIGTERM or SIGINT: a broker first has the controller move its leaderships
+// away (controlled shutdown), a quorum leader hands leadership over.
 #include <glog/logging.h>
 #include <signal.h>
 
 #include <cstdio>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "broker/broker_server.h"
+#include "broker/controller_service.h"
+#include "broker/meta_properties.h"
 #include "broker/server_config.h"
+#include "metadata/metadata_publisher.h"
+#include "metadata/quorum_controller.h"
 #include "raft/raft_node.h"
 
 namespace {
@@ -59,13 +69,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   LOG(INFO) << "gannetd starting with:\n" << cfg->describe();
-  if (!cfg->is_controller()) {
-    std::fprintf(stderr, "gannetd: process.roles=broker alone is not supported yet; "
-                         "run with process.roles=controller (or broker,controller)\n");
-    return 2;
-  }
-  if (cfg->is_broker()) {
-    LOG(WARNING) << "the broker role is not implemented yet; running the controller role only";
+
+  // Every data directory must have been formatted for this cluster and node.
+  std::string cluster_id;
+  for (const std::string& dir : cfg->log_dirs) {
+    auto meta = broker::check_meta_properties(dir, cfg->node_id, cfg->cluster_id);
+    if (!meta.ok()) {
+      std::fprintf(stderr, "gannetd: %s\n", meta.error().message.c_str());
+      return 2;
+    }
+    if (!cluster_id.empty() && meta->cluster_id != cluster_id) {
+      std::fprintf(stderr, "gannetd: data directories of two clusters (%s, %s)\n", cluster_id.c_str(),
+                   meta->cluster_id.c_str());
+      return 2;
+    }
+    cluster_id = meta->cluster_id;
   }
 
   // Block the stop signals before any thread starts, then wait for one.
@@ -75,29 +93,110 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
+  std::map<int32_t, std::string> voters;
+  for (const auto& v : cfg->quorum_voters) voters[v.id] = v.address();
+  auto extra_int = [&](const char* key, int64_t dflt) -> int64_t {
+    auto it = cfg->extra.find(key);
+    if (it == cfg->extra.end()) return dflt;
+    try {
+      return std::stoll(it->second);
+    } catch (...) {
+      LOG(WARNING) << key << "=" << it->second << " is not a number; using " << dflt;
+      return dflt;
+    }
+  };
+  auto extra_bool = [&](const char* key, bool dflt) {
+    auto it = cfg->extra.find(key);
+    return it == cfg->extra.end() ? dflt : (it->second == "true" || it->second == "TRUE");
+  };
+
+  metadata::MetadataPublisher publisher(extra_int("metadata.snapshot.every.records", 10'000));
+
+  // The broker role: partition logs, the client listener, and (after the quorum starts)
+  // registration and heartbeats.
+  std::unique_ptr<broker::BrokerServer> broker_server;
+  if (cfg->is_broker()) {
+    auto listeners = cfg->broker_listeners();
+    broker::BrokerServerOptions bo;
+    bo.node_id = cfg->node_id;
+    bo.cluster_id = cluster_id;
+    bo.voters = voters;
+    bo.listener_name = listeners.front().name;
+    bo.listen_address = (listeners.front().host.empty() ? "0.0.0.0" : listeners.front().host) + ":" +
+                        std::to_string(listeners.front().port);
+    bo.advertised_host = listeners.front().host.empty() ? "127.0.0.1" : listeners.front().host;
+    if (auto it = cfg->extra.find("broker.rack"); it != cfg->extra.end()) bo.rack = it->second;
+    bo.data_dir = cfg->log_dirs.front();
+    bo.default_log_config = cfg->default_log_config;
+    bo.heartbeat_interval_ms = cfg->broker_heartbeat_interval_ms;
+    auto b = broker::BrokerServer::create(bo, &publisher);
+    if (!b.ok()) {
+      std::fprintf(stderr, "gannetd: cannot start the broker: %s\n", b.error().c_str());
+      return 1;
+    }
+    broker_server = std::move(b).value();
+  }
+
+  // The controller role: the quorum controller, served next to the Raft service.
+  std::unique_ptr<metadata::QuorumController> controller;
+  std::unique_ptr<broker::ControllerService> controller_service;
+  if (cfg->is_controller()) {
+    metadata::QuorumControllerOptions co;
+    co.cluster_id = cluster_id;
+    co.logic.session_timeout_ms = cfg->broker_session_timeout_ms;
+    co.logic.unclean_leader_election = cfg->unclean_leader_election_enable;
+    co.logic.default_partitions = cfg->num_partitions;
+    co.logic.default_replication_factor = cfg->default_replication_factor;
+    co.tick_interval_ms = std::max<int64_t>(100, cfg->broker_heartbeat_interval_ms / 4);
+    co.rebalance_interval_ms = extra_bool("auto.leader.rebalance.enable", true)
+                                   ? extra_int("leader.imbalance.check.interval.seconds", 300) * 1000
+                                   : 0;
+    controller = std::make_unique<metadata::QuorumController>(co, nullptr, &publisher);
+    controller_service = std::make_unique<broker::ControllerService>(controller.get(), voters);
+  }
+
   raft::RaftNodeOptions o;
   o.id = cfg->node_id;
-  for (const auto& v : cfg->quorum_voters) o.voters[v.id] = v.address();
-  auto listener = cfg->listener(cfg->controller_listener_names.front());
-  if (!listener) {
-    std::fprintf(stderr, "gannetd: no %s listener\n", cfg->controller_listener_names.front().c_str());
-    return 2;
+  o.voters = voters;
+  if (cfg->is_controller()) {
+    auto listener = cfg->listener(cfg->controller_listener_names.front());
+    if (!listener) {
+      std::fprintf(stderr, "gannetd: no %s listener\n", cfg->controller_listener_names.front().c_str());
+      return 2;
+    }
+    o.listen_address = (listener->host.empty() ? "0.0.0.0" : listener->host) + ":" +
+                       std::to_string(listener->port);
+    o.services.push_back(controller_service.get());
+  } else {
+    // An observer serves nothing the voters need; it still runs the node's server on any port.
+    o.listen_address = "127.0.0.1:0";
   }
-  o.listen_address = (listener->host.empty() ? "0.0.0.0" : listener->host) + ":" +
-                     std::to_string(listener->port);
   o.data_dir = cfg->log_dirs.front();
   o.election_timeout_ms = cfg->controller_quorum_election_timeout_ms;
   o.fetch_timeout_ms = cfg->controller_quorum_fetch_timeout_ms;
   o.fetch_max_wait_ms = std::max<int64_t>(50, cfg->controller_quorum_fetch_timeout_ms / 4);
+  o.listener = &publisher;
   auto node = raft::RaftNode::start(o);
   if (!node.ok()) {
     std::fprintf(stderr, "gannetd: cannot start the quorum: %s\n", node.error().to_string().c_str());
     return 1;
   }
-  LOG(INFO) << "gannetd node " << o.id << " running; quorum listener on port " << (*node)->port();
+  publisher.set_snapshot_sink([n = node->get()](raft::Snapshot s) { n->snapshot_taken(std::move(s)); });
+  if (controller) {
+    controller->set_node(node->get());
+    controller->start();
+  }
+  if (broker_server) broker_server->start();
+  LOG(INFO) << "gannetd node " << o.id << " running (cluster " << cluster_id << "); quorum port "
+            << (*node)->port() << (broker_server ? "; client port " + std::to_string(broker_server->port()) : "");
+
   int sig = 0;
   sigwait(&stop, &sig);
   LOG(INFO) << "gannetd: signal " << sig << ", stopping";
+  if (broker_server) broker_server->controlled_shutdown(10'000);
+  if (controller) controller->stop();
+  if (broker_server) broker_server->stop();
   (*node)->shutdown();
+  LOG(INFO) << "gannetd node " << o.id << " stopped";
   return 0;
 }

@@ -92,40 +92,16 @@ Decision ControllerLogic::create_topic(const MetadataImage& image, const std::st
     return refuse(ApiError::kInvalidTopic,
                   "topic name '" + name + "' must be 1-249 characters of [a-zA-Z0-9._-], not . or ..");
   }
+  if (storage::is_internal_metadata_topic(name)) {
+    return refuse(ApiError::kInvalidTopic, "topic name '" + name + "' is reserved for the metadata log");
+  }
   if (image.topic_by_name(name)) return refuse(ApiError::kTopicAlreadyExists, "topic " + name + " already exists");
   if (partitions <= 0) partitions = config_.default_partitions;
   if (replication_factor <= 0) replication_factor = config_.default_replication_factor;
   if (partitions > 100'000) return refuse(ApiError::kInvalidPartitions, "too many partitions");
   auto placement = place(image, 0, partitions, replication_factor);
   if (!placement.ok()) return refuse(ApiError::kInvalidReplicationFactor, placement.error().message);
-  // Topic configs: the log's keys (validated by storage), plus the topic-level ones.
-  std::map<std::string, std::string> log_keys;
-  for (const auto& [k, v] : configs) {
-    if (k == "cleanup.policy") {
-      if (v != "delete" && v != "compact" && v != "compact,delete" && v != "delete,compact") {
-        return refuse(ApiError::kInvalidConfig, "cleanup.policy=" + v + ": must be delete and/or compact");
-      }
-    } else if (k == "min.insync.replicas") {
-      int64_t m = 0;
-      try {
-        m = std::stoll(v);
-      } catch (...) {
-        return refuse(ApiError::kInvalidConfig, "min.insync.replicas=" + v + ": not a number");
-      }
-      if (m < 1 || m > replication_factor) {
-        return refuse(ApiError::kInvalidConfig, "min.insync.replicas=" + v + ": must be in [1, " +
-                                                    std::to_string(replication_factor) + "]");
-      }
-    } else if (k == "retention.ms" || k == "retention.bytes" || k == "segment.bytes" ||
-               k == "segment.ms" || k == "max.message.bytes" || k == "flush.messages" ||
-               k == "flush.ms" || k == "index.interval.bytes" || k == "segment.preallocate.bytes") {
-      log_keys[k] = v;
-    } else {
-      return refuse(ApiError::kInvalidConfig, "unknown topic config " + k);
-    }
-  }
-  auto lc = storage::LogConfig::from_properties(log_keys, storage::LogConfig{});
-  if (!lc.ok()) return refuse(ApiError::kInvalidConfig, lc.error().message);
+  if (Decision v = validate_topic_configs(configs, replication_factor); !v.ok()) return v;
 
   Decision d;
   const std::string id = new_topic_id();
@@ -171,6 +147,67 @@ Decision ControllerLogic::create_partitions(const MetadataImage& image, const st
   for (int32_t i = 0; i < total - have; ++i) {
     d.records.push_back(partition_record(t->id, have + i, (*placement)[i]));
   }
+  return d;
+}
+
+Decision ControllerLogic::validate_topic_configs(const std::map<std::string, std::string>& configs,
+                                                int replication_factor) const {
+  // The log's keys (validated by storage), plus the topic-level ones.
+  std::map<std::string, std::string> log_keys;
+  for (const auto& [k, v] : configs) {
+    if (k == "cleanup.policy") {
+      if (v != "delete" && v != "compact" && v != "compact,delete" && v != "delete,compact") {
+        return refuse(ApiError::kInvalidConfig, "cleanup.policy=" + v + ": must be delete and/or compact");
+      }
+    } else if (k == "min.insync.replicas") {
+      int64_t m = 0;
+      try {
+        m = std::stoll(v);
+      } catch (...) {
+        return refuse(ApiError::kInvalidConfig, "min.insync.replicas=" + v + ": not a number");
+      }
+      if (m < 1 || m > replication_factor) {
+        return refuse(ApiError::kInvalidConfig, "min.insync.replicas=" + v + ": must be in [1, " +
+                                                    std::to_string(replication_factor) + "]");
+      }
+    } else if (k == "retention.ms" || k == "retention.bytes" || k == "segment.bytes" ||
+               k == "segment.ms" || k == "max.message.bytes" || k == "flush.messages" ||
+               k == "flush.ms" || k == "index.interval.bytes" || k == "segment.preallocate.bytes") {
+      log_keys[k] = v;
+    } else {
+      return refuse(ApiError::kInvalidConfig, "unknown topic config " + k);
+    }
+  }
+  auto lc = storage::LogConfig::from_properties(log_keys, storage::LogConfig{});
+  if (!lc.ok()) return refuse(ApiError::kInvalidConfig, lc.error().message);
+
+  return {};
+}
+
+Decision ControllerLogic::alter_topic_configs(const MetadataImage& image, const std::string& topic,
+                                              const std::map<std::string, std::string>& set,
+                                              const std::vector<std::string>& remove) {
+  const TopicImage* t = image.topic_by_name(topic);
+  if (!t) return refuse(ApiError::kUnknownTopic, "unknown topic " + topic);
+  const int rf = t->partitions.empty() ? 1 : static_cast<int>(t->partitions.begin()->second.replicas.size());
+  // Validate the configuration as it will be: current overrides, minus removals, plus sets.
+  std::map<std::string, std::string> next = image.configs({v1::ConfigRecord::TOPIC, topic});
+  for (const std::string& k : remove) next.erase(k);
+  for (const auto& [k, v] : set) next[k] = v;
+  if (Decision v = validate_topic_configs(next, rf); !v.ok()) return v;
+  Decision d;
+  auto record = [&](const std::string& k, const std::string* v) {
+    v1::MetadataRecord c;
+    c.mutable_config()->set_resource_type(v1::ConfigRecord::TOPIC);
+    c.mutable_config()->set_resource_name(topic);
+    c.mutable_config()->set_name(k);
+    if (v) c.mutable_config()->set_value(*v);
+    d.records.push_back(std::move(c));
+  };
+  for (const std::string& k : remove) {
+    if (!set.count(k)) record(k, nullptr);
+  }
+  for (const auto& [k, v] : set) record(k, &v);
   return d;
 }
 
@@ -253,18 +290,19 @@ Decision ControllerLogic::register_broker(const MetadataImage& image, int32_t id
   }
   d.records.push_back(std::move(r));
   last_heartbeat_ms_[id] = now_ms;
+  broker_offsets_[id] = -1;
   return d;
 }
 
 Decision ControllerLogic::heartbeat(const MetadataImage& image, int32_t id, int64_t broker_epoch,
-                                   int64_t metadata_offset, int64_t high_watermark,
-                                   bool want_shutdown, int64_t now_ms) {
+                                   int64_t metadata_offset, bool want_shutdown, int64_t now_ms) {
   auto it = image.brokers().find(id);
   if (it == image.brokers().end() || it->second.epoch != broker_epoch) {
     return refuse(ApiError::kStaleBrokerEpoch, "broker " + std::to_string(id) + " epoch " +
                                                    std::to_string(broker_epoch) + " is not registered");
   }
   last_heartbeat_ms_[id] = now_ms;
+  broker_offsets_[id] = metadata_offset;
   const BrokerRegistration& b = it->second;
   Decision d;
   auto change = [&](v1::BrokerRegistrationChangeRecord::Change c) {
@@ -281,7 +319,7 @@ Decision ControllerLogic::heartbeat(const MetadataImage& image, int32_t id, int6
     }
     return d;
   }
-  if (b.fenced && metadata_offset >= high_watermark) {
+  if (b.fenced && metadata_offset > b.epoch) {
     change(v1::BrokerRegistrationChangeRecord::UNFENCE);
     // Partitions left without a leader get one back if this broker is in their ISR.
     for (const auto& [tid, t] : image.topics()) {

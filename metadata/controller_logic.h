@@ -63,13 +63,13 @@ class ControllerLogic {
 
   // Broker lifecycle. register_broker's record gets broker epoch `next_offset` (the offset it
   // will have); the broker starts fenced. A heartbeat keeps the session; it unfences the broker
-  // once its metadata offset has caught up with `high_watermark`.
+  // once its metadata image includes its own registration (metadata_offset > broker epoch), so
+  // an unfenced broker always knows the partitions it was given.
   Decision register_broker(const MetadataImage& image, int32_t id, const std::string& incarnation,
                            const std::vector<Endpoint>& endpoints, const std::string& rack,
                            int64_t next_offset, int64_t now_ms);
   Decision heartbeat(const MetadataImage& image, int32_t id, int64_t broker_epoch,
-                     int64_t metadata_offset, int64_t high_watermark, bool want_shutdown,
-                     int64_t now_ms);
+                     int64_t metadata_offset, bool want_shutdown, int64_t now_ms);
   // Fences brokers whose session expired and moves their leaderships away (ISR shrinks too).
   Decision tick(const MetadataImage& image, int64_t now_ms);
 
@@ -82,6 +82,14 @@ class ControllerLogic {
   // Moves leadership back to the preferred replica where it is in the ISR and unfenced.
   Decision rebalance_preferred_leaders(const MetadataImage& image);
 
+  // Incremental AlterConfigs of a topic: `set` adds or replaces, `remove` resets to the default.
+  Decision alter_topic_configs(const MetadataImage& image, const std::string& topic,
+                               const std::map<std::string, std::string>& set,
+                               const std::vector<std::string>& remove);
+
+  // The metadata offset each broker reported in its last heartbeat (soft state).
+  const std::map<int32_t, int64_t>& broker_offsets() const { return broker_offsets_; }
+
  private:
   bool live(const MetadataImage& image, int32_t broker) const;
   // Replica lists for partitions [first_partition, first_partition + count) over live brokers.
@@ -91,10 +99,15 @@ class ControllerLogic {
   // Records that take `broker` out of every partition's leadership and ISR.
   void evict_broker(const MetadataImage& image, int32_t broker, std::vector<v1::MetadataRecord>* out);
   std::string new_topic_id();
+  // Validates topic configs (the log's keys through storage::LogConfig, plus cleanup.policy and
+  // min.insync.replicas against the replication factor).
+  Decision validate_topic_configs(const std::map<std::string, std::string>& configs,
+                                  int replication_factor) const;
 
   ControllerConfig config_;
   std::mt19937_64 rng_;
   std::map<int32_t, int64_t> last_heartbeat_ms_;  // soft state: rebuilt from heartbeats
+  std::map<int32_t, int64_t> broker_offsets_;
 };
 
 }  // namespace gannet::metadata

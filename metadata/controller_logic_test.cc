@@ -28,7 +28,7 @@ class ControllerLogicTest : public ::testing::Test {
                                  {Endpoint{"CLIENT", "127.0.0.1", 9000 + id}}, rack,
                                  image_->offset(), now_));
     const int64_t epoch = image_->brokers().at(id).epoch;
-    apply(logic_.heartbeat(*image_, id, epoch, image_->offset(), image_->offset(), false, now_));
+    apply(logic_.heartbeat(*image_, id, epoch, image_->offset(), false, now_));
   }
 
   const PartitionState& part(const std::string& topic, int p) {
@@ -89,7 +89,7 @@ TEST_F(ControllerLogicTest, SessionExpiryFencesAndMovesLeadershipWithinTheIsr) {
     now_ += 1000;
     for (int b : {2, 3}) {
       apply(logic_.heartbeat(*image_, b, image_->brokers().at(b).epoch, image_->offset(),
-                             image_->offset(), false, now_));
+                             false, now_));
     }
     apply(logic_.tick(*image_, now_));
   }
@@ -107,7 +107,7 @@ TEST_F(ControllerLogicTest, SessionExpiryFencesAndMovesLeadershipWithinTheIsr) {
   // Broker 1 comes back (heartbeat, caught up): unfenced; preferred leaders return when its
   // leader re-adds it to the ISR and a rebalance runs.
   apply(logic_.heartbeat(*image_, 1, image_->brokers().at(1).epoch, image_->offset(),
-                         image_->offset(), false, now_));
+                         false, now_));
   EXPECT_FALSE(image_->brokers().at(1).fenced);
   for (int p = 0; p < 3; ++p) {
     const PartitionState s = part("t", p);
@@ -130,7 +130,7 @@ TEST_F(ControllerLogicTest, NoUncleanElectionUnlessEnabled) {
   for (int b = 1; b <= 3; ++b) {
     if (b != s.leader) {
       apply(logic_.heartbeat(*image_, b, image_->brokers().at(b).epoch, image_->offset(),
-                             image_->offset(), false, now_));
+                             false, now_));
     }
   }
   apply(logic_.tick(*image_, now_));
@@ -138,7 +138,7 @@ TEST_F(ControllerLogicTest, NoUncleanElectionUnlessEnabled) {
   EXPECT_EQ(part("t", 0).isr, std::vector<int32_t>{s.leader}) << "the last ISR member stays";
   // When the old leader returns and catches up it leads again.
   apply(logic_.heartbeat(*image_, s.leader, image_->brokers().at(s.leader).epoch, image_->offset(),
-                         image_->offset(), false, now_));
+                         false, now_));
   EXPECT_EQ(part("t", 0).leader, s.leader);
 }
 
@@ -170,7 +170,7 @@ TEST_F(ControllerLogicTest, ControlledShutdownMovesLeadershipAndCreatePartitions
   apply(logic_.create_topic(*image_, "t", 3, 2, {}));
   const int32_t leaving = part("t", 0).leader;
   apply(logic_.heartbeat(*image_, leaving, image_->brokers().at(leaving).epoch, image_->offset(),
-                         image_->offset(), /*want_shutdown=*/true, now_));
+                         /*want_shutdown=*/true, now_));
   EXPECT_TRUE(image_->brokers().at(leaving).in_controlled_shutdown);
   for (int p = 0; p < 3; ++p) EXPECT_NE(part("t", p).leader, leaving);
   apply(logic_.create_partitions(*image_, "t", 5));

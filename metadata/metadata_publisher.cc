@@ -21,6 +21,12 @@ std::shared_ptr<const MetadataImage> MetadataPublisher::image() const {
   return image_;
 }
 
+bool MetadataPublisher::wait_for_offset(int64_t offset, int64_t timeout_ms) const {
+  std::unique_lock<std::mutex> l(mu_);
+  return published_.wait_for(l, std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms)),
+                             [&] { return image_->offset() >= offset; });
+}
+
 raft::NodeId MetadataPublisher::leader() const {
   std::lock_guard<std::mutex> l(mu_);
   return leader_;
@@ -40,6 +46,7 @@ void MetadataPublisher::publish(const MetadataDelta& delta,
     subs = subscribers_;
   }
   for (const auto& s : subs) s(delta, image);
+  published_.notify_all();
 }
 
 void MetadataPublisher::on_snapshot(const raft::Snapshot& s) {

@@ -8,6 +8,7 @@
 // from any thread.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,8 @@ class MetadataPublisher : public raft::RaftListener {
   void subscribe(Subscriber s);
   void set_snapshot_sink(std::function<void(raft::Snapshot)> sink);
   std::shared_ptr<const MetadataImage> image() const;
+  // Waits until the published image covers every offset below `offset`; false on timeout.
+  bool wait_for_offset(int64_t offset, int64_t timeout_ms) const;
   raft::NodeId leader() const;
   int64_t records_skipped() const;
 
@@ -42,6 +45,7 @@ class MetadataPublisher : public raft::RaftListener {
 
   const int64_t snapshot_every_;
   mutable std::mutex mu_;
+  mutable std::condition_variable published_;
   std::shared_ptr<const MetadataImage> image_ = std::make_shared<const MetadataImage>();
   std::vector<Subscriber> subscribers_;
   std::function<void(raft::Snapshot)> snapshot_sink_;

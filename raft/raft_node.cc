@@ -235,6 +235,7 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
   builder.SetMaxReceiveMessageSize(kMaxRpcBytes);
   builder.SetMaxSendMessageSize(kMaxRpcBytes);
   builder.RegisterService(node->service_.get());
+  for (grpc::Service* extra : o.services) builder.RegisterService(extra);
   node->server_ = builder.BuildAndStart();
   if (!node->server_ || node->port_ == 0) {
     return storage::make_error(storage::Errc::kIoError, "cannot listen on " + o.listen_address);
@@ -246,6 +247,11 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(kMaxRpcBytes);
     args.SetMaxSendMessageSize(kMaxRpcBytes);
+    // Reconnect to a restarted peer within a fraction of a second, not after gRPC's default
+    // exponential backoff (up to 120 s).
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     peer->stub = v1::Quorum::NewStub(
         grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args));
     Peer* p = peer.get();
@@ -412,9 +418,16 @@ void RaftNode::loop() {
   }
 }
 
-AppendOutcome RaftNode::append(const std::vector<std::string>& records, int64_t timeout_ms) {
+AppendOutcome RaftNode::append(const std::vector<std::string>& records, int64_t timeout_ms,
+                               Epoch expected_epoch) {
   AppendOutcome out;
   std::unique_lock<std::mutex> l(mu_);
+  if (expected_epoch > 0 && core_->epoch() != expected_epoch) {
+    out.leader = core_->leader();
+    out.error = "the quorum epoch is " + std::to_string(core_->epoch()) + ", not " +
+                std::to_string(expected_epoch);
+    return out;
+  }
   auto r = core_->propose(records, now_ms());
   if (std::holds_alternative<ProposeError>(r)) {
     out.leader = core_->leader();

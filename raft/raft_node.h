@@ -24,6 +24,7 @@
 
 namespace grpc {
 class Server;
+class Service;
 }
 
 namespace gannet::raft {
@@ -51,6 +52,8 @@ struct RaftNodeOptions {
   int64_t fetch_max_wait_ms = 500;
   int64_t tick_ms = 10;
   RaftListener* listener = nullptr;  // optional; must outlive the node
+  // More gRPC services to serve on listen_address (the controller API); must outlive the node.
+  std::vector<grpc::Service*> services;
 };
 
 struct AppendOutcome {
@@ -81,7 +84,11 @@ class RaftNode {
   ~RaftNode();
 
   // Appends records if this node leads and waits until they are committed (HW past them).
-  AppendOutcome append(const std::vector<std::string>& records, int64_t timeout_ms);
+  // With expected_epoch > 0 the records are refused (as from a non-leader) unless this node
+  // leads in exactly that epoch: a controller that decided on an image of one term never
+  // appends its decision into another.
+  AppendOutcome append(const std::vector<std::string>& records, int64_t timeout_ms,
+                       Epoch expected_epoch = 0);
   QuorumStatus status();
   // The state machine captured every committed entry below s.id.end_offset in s.data: the
   // quorum keeps it (and serves it to replicas behind) and may drop the log below it.

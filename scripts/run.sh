@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Starts a working local Gannet cluster on a fresh machine: installs what is missing, builds, and
-# runs three nodes on 127.0.0.1 (the metadata quorum: process.roles=controller, ports 19091-19093)
-# with their data under .gannet/cluster in the repo. Ctrl-C stops them (gracefully).
+# runs three combined nodes on 127.0.0.1 (process.roles=broker,controller): controller listeners
+# on ports 19091-19093 (the metadata quorum), client listeners on 9092-9094, data under
+# .gannet/cluster in the repo (formatted on first use with a new cluster id, kept in
+# .gannet/cluster/cluster.id). Ctrl-C stops them gracefully (controlled shutdown).
 #
 #   ./scripts/run.sh                   # foreground; Ctrl-C to stop
-#   GANNET_BASE_PORT=29091 ./scripts/run.sh
+#   GANNET_BASE_PORT=29091 GANNET_CLIENT_PORT=29092 ./scripts/run.sh
 #   GANNET_DATA_DIR=/some/dir ./scripts/run.sh
-#
-# (The broker role joins with the metadata layer, issue 4.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,8 +20,14 @@ BIN="$ROOT/bazel-bin"
 
 DATA="${GANNET_DATA_DIR:-$ROOT/.gannet/cluster}"
 BASE="${GANNET_BASE_PORT:-19091}"
+CLIENT="${GANNET_CLIENT_PORT:-9092}"
 mkdir -p "$DATA"
 VOTERS="1@127.0.0.1:${BASE},2@127.0.0.1:$((BASE + 1)),3@127.0.0.1:$((BASE + 2))"
+BOOTSTRAP="127.0.0.1:${CLIENT},127.0.0.1:$((CLIENT + 1)),127.0.0.1:$((CLIENT + 2))"
+if [[ ! -s "$DATA/cluster.id" ]]; then
+  "$BIN/tools/gannet" storage random-uuid > "$DATA/cluster.id"
+fi
+CLUSTER_ID=$(cat "$DATA/cluster.id")
 
 pids=()
 stop() {
@@ -36,30 +42,35 @@ for i in 1 2 3; do
   cfg="$DATA/node$i.properties"
   cat > "$cfg" <<CFG
 node.id=$i
-process.roles=controller
+process.roles=broker,controller
 controller.quorum.voters=$VOTERS
-listeners=CONTROLLER://127.0.0.1:$((BASE + i - 1))
+listeners=CONTROLLER://127.0.0.1:$((BASE + i - 1)),PLAINTEXT://127.0.0.1:$((CLIENT + i - 1))
 controller.listener.names=CONTROLLER
 log.dirs=$DATA/node$i
+num.partitions=3
+default.replication.factor=3
 CFG
+  "$BIN/tools/gannet" storage format --cluster-id "$CLUSTER_ID" --config "$cfg" --ignore-formatted >/dev/null
   "$BIN/broker/gannetd" --config "$cfg" >> "$DATA/node$i.log" 2>&1 &
   pids+=($!)
 done
 
-echo "started nodes 1-3 (logs: $DATA/node*.log); waiting for a quorum leader..."
-for _ in $(seq 1 100); do
-  if "$BIN/tools/gannet" quorum status --bootstrap-controller "127.0.0.1:$BASE" --output json 2>/dev/null \
-      | grep -q '"leader":[1-9]'; then
+echo "started nodes 1-3 of cluster $CLUSTER_ID (logs: $DATA/node*.log); waiting for the brokers..."
+for _ in $(seq 1 150); do
+  if "$BIN/tools/gannet" cluster info --bootstrap-server "$BOOTSTRAP" --output json 2>/dev/null \
+      | grep -o '"fenced":false' | wc -l | grep -q 3; then
     break
   fi
-  sleep 0.1
+  sleep 0.2
 done
-"$BIN/tools/gannet" quorum status --bootstrap-controller "127.0.0.1:$BASE" || true
+"$BIN/tools/gannet" cluster info --bootstrap-server "$BOOTSTRAP" || true
 cat <<MSG
 
 The cluster is running. Try:
+  $BIN/tools/gannet topic create clicks --partitions 6 --replication-factor 3 --bootstrap-server $BOOTSTRAP
+  $BIN/tools/gannet topic describe clicks --bootstrap-server $BOOTSTRAP
+  $BIN/tools/gannet cluster info --bootstrap-server $BOOTSTRAP
   $BIN/tools/gannet quorum status --bootstrap-controller 127.0.0.1:$BASE
-  $BIN/tools/gannet quorum append --bootstrap-controller 127.0.0.1:$BASE hello world
 Ctrl-C stops it.
 MSG
 wait

@@ -25,6 +25,8 @@ struct LogConfig {
   // ahead (fallocate, size unchanged); freed at roll and close. 0 disables.
   int64_t segment_preallocate_bytes = 16LL << 20;
 
+  bool operator==(const LogConfig&) const = default;
+
   // Checks every value's range; kInvalidConfig names the offending key.
   Status validate() const;
 

@@ -103,7 +103,10 @@ Status LogManager::load_all() {
       GANNET_RETURN_IF_ERROR(fs_->remove_all(path));  // a delete interrupted by a crash
       continue;
     }
-    if (auto tp = TopicPartition::parse(name)) todo.emplace_back(*tp, path);
+    // The metadata quorum's log lives in the same directory but belongs to raft/, not here.
+    if (auto tp = TopicPartition::parse(name); tp && !is_internal_metadata_topic(tp->topic)) {
+      todo.emplace_back(*tp, path);
+    }
   }
   // Open in parallel: recovery of a big active segment is I/O and CRC bound.
   std::atomic<size_t> next{0};
@@ -148,7 +151,7 @@ Status LogManager::load_all() {
 
 Result<std::shared_ptr<Log>> LogManager::create(const TopicPartition& tp,
                                                 std::optional<LogConfig> config) {
-  if (!valid_topic_name(tp.topic) || tp.partition < 0) {
+  if (!valid_topic_name(tp.topic) || tp.partition < 0 || is_internal_metadata_topic(tp.topic)) {
     return make_error(Errc::kInvalidConfig, "invalid topic partition '" + tp.dir_name() + "'");
   }
   std::shared_ptr<Log> shared;
@@ -177,6 +180,90 @@ Result<std::shared_ptr<Log>> LogManager::create_locked(const TopicPartition& tp,
   auto shared = std::shared_ptr<Log>(std::move(log));
   logs_[tp] = shared;
   return shared;
+}
+
+Result<std::shared_ptr<Log>> LogManager::open_new(const TopicPartition& tp,
+                                                  std::optional<LogConfig> config,
+                                                  const std::string& topic_id) {
+  Log::Options o;
+  o.fs = fs_;
+  o.clock = clock_;
+  o.config = config.value_or(options_.default_config);
+  o.on_recovery_point_lowered = [this] { return checkpoint_recovery_points(); };
+  const std::string path = join_path(options_.data_dir, tp.dir_name());
+  if (fs_->exists(path)) GANNET_RETURN_IF_ERROR(fs_->remove_all(path));  // stray leftovers
+  if (!topic_id.empty()) {
+    GANNET_RETURN_IF_ERROR(fs_->create_dirs(path));
+    std::string hex;
+    static const char* kHex = "0123456789abcdef";
+    for (unsigned char c : topic_id) {
+      hex += kHex[c >> 4];
+      hex += kHex[c & 15];
+    }
+    GANNET_ASSIGN_OR_RETURN(auto f, fs_->open(join_path(path, kPartitionMetadataFile), true));
+    const std::string text = "version: 0\ntopic_id: " + hex + "\n";
+    GANNET_RETURN_IF_ERROR(f->append(text.data(), text.size()));
+  }
+  GANNET_ASSIGN_OR_RETURN(std::unique_ptr<Log> log, Log::open(path, o));
+  return std::shared_ptr<Log>(std::move(log));
+}
+
+Status LogManager::create_many(const std::vector<NewLog>& logs) {
+  std::vector<const NewLog*> todo;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const NewLog& n : logs) {
+      if (!valid_topic_name(n.tp.topic) || n.tp.partition < 0 || is_internal_metadata_topic(n.tp.topic)) {
+        return make_error(Errc::kInvalidConfig, "invalid topic partition '" + n.tp.dir_name() + "'");
+      }
+      if (!logs_.count(n.tp)) todo.push_back(&n);
+    }
+  }
+  std::atomic<size_t> next{0};
+  std::mutex result_mu;
+  std::optional<Error> first_error;
+  auto worker = [&] {
+    for (size_t i = next++; i < todo.size(); i = next++) {
+      auto log = open_new(todo[i]->tp, todo[i]->config, todo[i]->topic_id);
+      std::lock_guard<std::mutex> l(result_mu);
+      if (!log.ok()) {
+        if (!first_error) first_error = log.error();
+        continue;
+      }
+      std::lock_guard<std::mutex> ml(mu_);
+      if (!logs_.count(todo[i]->tp)) logs_[todo[i]->tp] = *log;
+    }
+  };
+  std::vector<std::thread> threads;
+  const int n = std::max(1, std::min<int>(4, static_cast<int>(todo.size())));
+  for (int i = 0; i < n; ++i) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  if (!todo.empty()) {
+    GANNET_RETURN_IF_ERROR(fs_->sync_dir(options_.data_dir));
+    GANNET_RETURN_IF_ERROR(checkpoint_recovery_points());
+  }
+  if (first_error) return *first_error;
+  return {};
+}
+
+std::string LogManager::topic_id(const TopicPartition& tp) const {
+  auto text = read_file(fs_, join_path(join_path(options_.data_dir, tp.dir_name()), kPartitionMetadataFile));
+  if (!text.ok()) return "";
+  const std::string key = "topic_id: ";
+  auto at = text->find(key);
+  if (at == std::string::npos || at + key.size() + 32 > text->size()) return "";
+  std::string id;
+  for (size_t i = at + key.size(); i < at + key.size() + 32; i += 2) {
+    auto nib = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    const int hi = nib((*text)[i]), lo = nib((*text)[i + 1]);
+    if (hi < 0 || lo < 0) return "";
+    id += static_cast<char>(hi << 4 | lo);
+  }
+  return id;
 }
 
 std::shared_ptr<Log> LogManager::get(const TopicPartition& tp) const {

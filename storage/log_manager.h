@@ -38,6 +38,10 @@ struct TopicPartition {
 // Kafka's topic name rule: 1..249 chars of [a-zA-Z0-9._-], not "." or "..".
 bool valid_topic_name(const std::string& name);
 
+// `__cluster_metadata`: the metadata quorum's log (raft/) shares the data directory; the log
+// manager never opens, creates or deletes it, and no topic may take the name.
+inline bool is_internal_metadata_topic(const std::string& topic) { return topic == "__cluster_metadata"; }
+
 class LogManager {
  public:
   struct Options {
@@ -62,6 +66,22 @@ class LogManager {
   // kAlreadyExists if the partition has a log; kInvalidConfig for a bad topic name.
   Result<std::shared_ptr<Log>> create(const TopicPartition& tp,
                                       std::optional<LogConfig> config = std::nullopt);
+  // Creates many logs at once (a broker given thousands of partitions): in parallel, with one
+  // directory sync and one recovery-point checkpoint for all. `topic_id` (16 bytes, may be empty)
+  // is kept in the partition's `partition.metadata` file so a later incarnation of the topic
+  // (deleted and re-created under the same name) is told apart from this one. The file is not
+  // synced: a new log is empty, and a lost id reads back as "" (unknown). Logs that already
+  // exist are skipped. Returns the first error; the other logs are still created.
+  struct NewLog {
+    TopicPartition tp;
+    std::optional<LogConfig> config;
+    std::string topic_id;
+  };
+  Status create_many(const std::vector<NewLog>& logs);
+  // The topic id recorded for the partition's log ("" if none or unreadable).
+  std::string topic_id(const TopicPartition& tp) const;
+  static constexpr const char* kPartitionMetadataFile = "partition.metadata";
+
   std::shared_ptr<Log> get(const TopicPartition& tp) const;
   // Deletes the partition's log and directory; kNotFound if there is none.
   Status remove(const TopicPartition& tp);
@@ -82,6 +102,9 @@ class LogManager {
   Status load_all();
   Result<std::shared_ptr<Log>> create_locked(const TopicPartition& tp,
                                              std::optional<LogConfig> config);
+  // Opens a new, empty log (no data-directory sync, no checkpoint); mu_ not held.
+  Result<std::shared_ptr<Log>> open_new(const TopicPartition& tp, std::optional<LogConfig> config,
+                                        const std::string& topic_id);
   void background_loop();
 
   Options options_;

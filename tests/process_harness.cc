@@ -46,6 +46,7 @@ std::string test_dir(const std::string& name) {
 }
 
 void write_file(const std::string& path, const std::string& contents) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   std::ofstream out(path);
   out << contents;
 }

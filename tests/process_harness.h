@@ -21,6 +21,7 @@ std::string runfile(const std::string& path);
 // A scratch directory unique to this test run.
 std::string test_dir(const std::string& name);
 
+// Writes `contents` to `path`, creating missing parent directories.
 void write_file(const std::string& path, const std::string& contents);
 
 // Polls `done` every `step` until it is true or `timeout` passes; returns whether it became true.

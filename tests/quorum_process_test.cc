@@ -36,8 +36,14 @@ class QuorumCluster {
                                    "/data" + std::to_string(id) +
                                    "\ncontroller.quorum.election.timeout.ms=500"
                                    "\ncontroller.quorum.fetch.timeout.ms=1000\n");
-      stubs_[id] = Quorum::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                                       grpc::InsecureChannelCredentials()));
+      testing::write_file(dir_ + "/data" + std::to_string(id) + "/meta.properties",
+                          "version=1\ncluster.id=quorum-test\nnode.id=" + std::to_string(id) + "\n");
+      // Reconnect quickly to a restarted node (gRPC's default backoff grows to minutes).
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+      stubs_[id] = Quorum::NewStub(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                                             grpc::InsecureChannelCredentials(), args));
       procs_[id] = std::make_unique<testing::Process>();
     }
   }
@@ -52,6 +58,7 @@ class QuorumCluster {
   std::optional<raft::v1::DescribeQuorumResponse> describe(int id) {
     raft::v1::DescribeQuorumResponse resp;
     grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(procs_[id]->running());  // a restarted node: wait for it to listen
     ctx.set_deadline(std::chrono::system_clock::now() + 1s);
     if (!stubs_[id]->DescribeQuorum(&ctx, {}, &resp).ok()) return std::nullopt;
     return resp;

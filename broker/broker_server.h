@@ -1,0 +1,114 @@
+// BrokerServer: the broker role of gannetd (DESIGN.md, "Processes and roles").
+//
+//  - Lifecycle: registers with the active controller (a broker epoch per process incarnation),
+//    then heartbeats every broker.heartbeat.interval.ms with the offset of its metadata image;
+//    the controller unfences it once that image includes its registration. A stale epoch (the
+//    controller fenced and forgot this incarnation) means register again. Controlled shutdown
+//    asks the controller to move leaderships away and waits until it says none are left.
+//  - Replica manager: follows the metadata log (MetadataPublisher; an observer of the quorum, or
+//    a voter in combined mode) and keeps the partition logs this broker hosts in step with the
+//    image: creates the logs of replicas assigned here, deletes those of deleted topics. Work is
+//    done on its own thread, never on the quorum's. Stray logs (a topic deleted while this broker
+//    was down) are only deleted once the controller has unfenced this broker, i.e. once its image
+//    is known to be current; a log whose recorded topic id differs from the image's is a former
+//    incarnation of the topic and is replaced.
+//  - Client API (proto/broker.proto) on the client listener: Metadata from the local image; admin
+//    requests forwarded to the active controller.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/controller_channel.h"
+#include "metadata/metadata_publisher.h"
+#include "storage/log_manager.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace gannet::broker {
+
+struct BrokerServerOptions {
+  int32_t node_id = -1;
+  std::string cluster_id;
+  std::map<int32_t, std::string> voters;   // controller listeners, id -> host:port
+  std::string listener_name = "PLAINTEXT";
+  std::string listen_address;               // host:port of the client listener (port 0: any)
+  std::string advertised_host;              // what other nodes and clients dial
+  std::string rack;
+  std::string data_dir;
+  storage::LogConfig default_log_config;
+  int64_t heartbeat_interval_ms = 2000;
+};
+
+struct BrokerStatus {
+  int64_t broker_epoch = -1;
+  bool registered = false;
+  bool fenced = true;
+  int64_t metadata_offset = 0;
+  size_t local_logs = 0;
+};
+
+class BrokerServer {
+ public:
+  // Opens the data directory's logs and subscribes to `publisher` (call before the quorum starts
+  // so no change is missed), then serves the client listener.
+  static Result<std::unique_ptr<BrokerServer>, std::string> create(BrokerServerOptions options,
+                                                                    metadata::MetadataPublisher* publisher);
+  ~BrokerServer();
+
+  // Starts registering and heartbeating.
+  void start();
+  // Controlled shutdown: asks the controller to move this broker's leaderships away; waits up
+  // to timeout_ms for it. Returns whether the controller confirmed.
+  bool controlled_shutdown(int64_t timeout_ms);
+  // Stops serving, stops the threads, closes the logs cleanly.
+  void stop();
+
+  int port() const { return port_; }
+  BrokerStatus status() const;
+  storage::LogManager* log_manager() { return logs_.get(); }
+
+ private:
+  class Service;
+  BrokerServer(BrokerServerOptions options, metadata::MetadataPublisher* publisher);
+
+  void lifecycle_loop();
+  bool register_once();
+  void heartbeat_once();
+  void replica_loop();
+  void reconcile(const std::shared_ptr<const metadata::MetadataImage>& image);
+
+  BrokerServerOptions options_;
+  metadata::MetadataPublisher* const publisher_;
+  std::unique_ptr<storage::LogManager> logs_;
+  std::unique_ptr<ControllerChannel> controller_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::string incarnation_id_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  bool want_shutdown_ = false;
+  bool shutdown_confirmed_ = false;
+  int64_t broker_epoch_ = -1;
+  bool fenced_ = true;
+  bool unfenced_once_ = false;  // the image was current at least once in this process
+  std::shared_ptr<const metadata::MetadataImage> pending_image_;  // newest, for the replica thread
+  std::set<std::string> seen_topic_ids_;                           // every topic id ever in an image
+  std::map<storage::TopicPartition, std::string> local_ids_;       // replica thread only
+  std::thread lifecycle_thread_, replica_thread_;
+};
+
+}  // namespace gannet::broker

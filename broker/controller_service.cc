@@ -1,0 +1,317 @@
+#include "broker/controller_service.h"
+
+#include <glog/logging.h>
+
+namespace gannet::broker {
+
+using metadata::ApiError;
+using metadata::ControllerLogic;
+using metadata::Decision;
+using metadata::MetadataImage;
+using metadata::WriteOutcome;
+using gannet::v1::ErrorCode;
+
+namespace {
+
+int64_t timeout_of(int32_t requested) { return requested > 0 ? requested : 30'000; }
+
+void set_result(cv1::TopicResult* r, const std::string& name, const WriteOutcome& o) {
+  r->set_name(name);
+  if (o.not_controller) {
+    r->set_error_code(gannet::v1::NOT_CONTROLLER);
+  } else if (o.timed_out) {
+    r->set_error_code(gannet::v1::REQUEST_TIMED_OUT);
+  } else {
+    r->set_error_code(to_error_code(o.error));
+  }
+  if (r->error_code() != gannet::v1::NONE) r->set_error_message(o.message);
+}
+
+void fill_topic(cv1::TopicResult* r, const MetadataImage& image) {
+  if (const auto* t = image.topic_by_name(r->name())) {
+    r->set_topic_id(t->id);
+    r->set_num_partitions(static_cast<int32_t>(t->partitions.size()));
+    if (!t->partitions.empty()) {
+      r->set_replication_factor(static_cast<int32_t>(t->partitions.begin()->second.replicas.size()));
+    }
+  }
+}
+
+}  // namespace
+
+ErrorCode to_error_code(ApiError e) {
+  switch (e) {
+    case ApiError::kNone: return gannet::v1::NONE;
+    case ApiError::kTopicAlreadyExists: return gannet::v1::TOPIC_ALREADY_EXISTS;
+    case ApiError::kInvalidTopic: return gannet::v1::INVALID_TOPIC_EXCEPTION;
+    case ApiError::kInvalidPartitions: return gannet::v1::INVALID_PARTITIONS;
+    case ApiError::kInvalidReplicationFactor: return gannet::v1::INVALID_REPLICATION_FACTOR;
+    case ApiError::kInvalidConfig: return gannet::v1::INVALID_CONFIG;
+    case ApiError::kUnknownTopic: return gannet::v1::UNKNOWN_TOPIC_OR_PARTITION;
+    case ApiError::kStaleBrokerEpoch: return gannet::v1::STALE_BROKER_EPOCH;
+    case ApiError::kFencedLeaderEpoch: return gannet::v1::FENCED_LEADER_EPOCH;
+    case ApiError::kInvalidUpdateVersion: return gannet::v1::INVALID_UPDATE_VERSION;
+    case ApiError::kIneligibleReplica: return gannet::v1::INELIGIBLE_REPLICA;
+    case ApiError::kNotLeaderOrFollower: return gannet::v1::NOT_LEADER_OR_FOLLOWER;
+  }
+  return gannet::v1::UNKNOWN_SERVER_ERROR;
+}
+
+template <typename Resp>
+bool ControllerService::request_level(const WriteOutcome& o, Resp* resp) {
+  if (o.not_controller) {
+    resp->set_error_code(gannet::v1::NOT_CONTROLLER);
+    resp->set_error_message(o.message);
+    resp->mutable_controller()->set_controller_id(o.leader);
+    if (auto it = voters_.find(o.leader); it != voters_.end()) {
+      resp->mutable_controller()->set_controller_address(it->second);
+    }
+    return false;
+  }
+  if (o.timed_out) {
+    resp->set_error_code(gannet::v1::REQUEST_TIMED_OUT);
+    resp->set_error_message(o.message);
+    return false;
+  }
+  return true;
+}
+
+grpc::Status ControllerService::CreateTopics(grpc::ServerContext*, const cv1::CreateTopicsRequest* req,
+                                             cv1::CreateTopicsResponse* resp) {
+  for (const cv1::CreatableTopic& t : req->topics()) {
+    std::map<std::string, std::string> configs;
+    for (const auto& c : t.configs()) configs[c.name()] = c.value();
+    if (t.replication_factor() > INT16_MAX) {
+      auto* r = resp->add_topics();
+      r->set_name(t.name());
+      r->set_error_code(gannet::v1::INVALID_REPLICATION_FACTOR);
+      r->set_error_message("replication factor " + std::to_string(t.replication_factor()) + " is too large");
+      continue;
+    }
+    WriteOutcome o = controller_->write(
+        [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
+          Decision d = logic.create_topic(image, t.name(), t.num_partitions(),
+                                          static_cast<int16_t>(t.replication_factor()), configs);
+          if (req->validate_only()) d.records.clear();
+          return d;
+        },
+        timeout_of(req->timeout_ms()));
+    if (!request_level(o, resp)) return grpc::Status::OK;
+    auto* r = resp->add_topics();
+    set_result(r, t.name(), o);
+    if (o.ok()) fill_topic(r, *controller_->publisher()->image());
+  }
+  resp->set_metadata_offset(controller_->publisher()->image()->offset());
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::DeleteTopics(grpc::ServerContext*, const cv1::DeleteTopicsRequest* req,
+                                             cv1::DeleteTopicsResponse* resp) {
+  for (const std::string& name : req->names()) {
+    WriteOutcome o = controller_->write(
+        [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
+          return logic.delete_topic(image, name);
+        },
+        timeout_of(req->timeout_ms()));
+    if (!request_level(o, resp)) return grpc::Status::OK;
+    set_result(resp->add_topics(), name, o);
+  }
+  resp->set_metadata_offset(controller_->publisher()->image()->offset());
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::CreatePartitions(grpc::ServerContext*, const cv1::CreatePartitionsRequest* req,
+                                                 cv1::CreatePartitionsResponse* resp) {
+  for (const auto& t : req->topics()) {
+    WriteOutcome o = controller_->write(
+        [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
+          Decision d = logic.create_partitions(image, t.name(), t.count());
+          if (req->validate_only()) d.records.clear();
+          return d;
+        },
+        timeout_of(req->timeout_ms()));
+    if (!request_level(o, resp)) return grpc::Status::OK;
+    auto* r = resp->add_topics();
+    set_result(r, t.name(), o);
+    if (o.ok()) fill_topic(r, *controller_->publisher()->image());
+  }
+  resp->set_metadata_offset(controller_->publisher()->image()->offset());
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::AlterConfigs(grpc::ServerContext*, const cv1::AlterConfigsRequest* req,
+                                             cv1::AlterConfigsResponse* resp) {
+  for (const auto& res : req->resources()) {
+    std::map<std::string, std::string> set;
+    for (const auto& c : res.set()) set[c.name()] = c.value();
+    std::vector<std::string> remove(res.remove().begin(), res.remove().end());
+    WriteOutcome o = controller_->write(
+        [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
+          Decision d = logic.alter_topic_configs(image, res.topic(), set, remove);
+          if (req->validate_only()) d.records.clear();
+          return d;
+        },
+        timeout_of(req->timeout_ms()));
+    if (!request_level(o, resp)) return grpc::Status::OK;
+    set_result(resp->add_resources(), res.topic(), o);
+  }
+  resp->set_metadata_offset(controller_->publisher()->image()->offset());
+  return grpc::Status::OK;
+}
+
+void describe_configs(const MetadataImage& image, const cv1::DescribeConfigsRequest& req,
+                      cv1::DescribeConfigsResponse* resp) {
+  std::vector<std::string> names(req.topics().begin(), req.topics().end());
+  if (names.empty()) {
+    for (const auto& [id, t] : image.topics()) names.push_back(t->name);
+  }
+  for (const std::string& name : names) {
+    auto* r = resp->add_resources();
+    r->set_topic(name);
+    if (!image.topic_by_name(name)) {
+      r->set_error_code(gannet::v1::UNKNOWN_TOPIC_OR_PARTITION);
+      r->set_error_message("unknown topic " + name);
+      continue;
+    }
+    for (const auto& [k, v] : image.configs({metadata::v1::ConfigRecord::TOPIC, name})) {
+      auto* c = r->add_configs();
+      c->set_name(k);
+      c->set_value(v);
+    }
+  }
+}
+
+grpc::Status ControllerService::DescribeConfigs(grpc::ServerContext*, const cv1::DescribeConfigsRequest* req,
+                                                cv1::DescribeConfigsResponse* resp) {
+  describe_configs(*controller_->publisher()->image(), *req, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::BrokerRegistration(grpc::ServerContext*, const cv1::BrokerRegistrationRequest* req,
+                                                   cv1::BrokerRegistrationResponse* resp) {
+  const std::string& cluster = controller_->options().cluster_id;
+  if (!cluster.empty() && req->cluster_id() != cluster) {
+    resp->set_error_code(gannet::v1::INCONSISTENT_CLUSTER_ID);
+    resp->set_error_message("broker " + std::to_string(req->broker_id()) + " belongs to cluster '" +
+                            req->cluster_id() + "', this is cluster '" + cluster + "'");
+    return grpc::Status::OK;
+  }
+  if (req->incarnation_id().empty()) {
+    resp->set_error_code(gannet::v1::INVALID_REQUEST);
+    resp->set_error_message("incarnation_id is required");
+    return grpc::Status::OK;
+  }
+  std::vector<metadata::Endpoint> eps;
+  for (const auto& e : req->endpoints()) eps.push_back({e.name(), e.host(), e.port()});
+  WriteOutcome o = controller_->write([&](ControllerLogic& logic, const MetadataImage& image,
+                                          int64_t next_offset, int64_t now) {
+    return logic.register_broker(image, req->broker_id(), req->incarnation_id(), eps, req->rack(),
+                                 next_offset, now);
+  });
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  resp->set_error_code(to_error_code(o.error));
+  resp->set_error_message(o.message);
+  if (o.ok()) {
+    auto image = controller_->publisher()->image();
+    if (auto it = image->brokers().find(req->broker_id()); it != image->brokers().end()) {
+      resp->set_broker_epoch(it->second.epoch);
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::BrokerHeartbeat(grpc::ServerContext*, const cv1::BrokerHeartbeatRequest* req,
+                                                cv1::BrokerHeartbeatResponse* resp) {
+  WriteOutcome o = controller_->write(
+      [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t now) {
+        return logic.heartbeat(image, req->broker_id(), req->broker_epoch(), req->metadata_offset(),
+                               req->want_shut_down(), now);
+      },
+      10'000);
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  resp->set_error_code(to_error_code(o.error));
+  resp->set_error_message(o.message);
+  if (!o.ok()) return grpc::Status::OK;
+  auto image = controller_->publisher()->image();
+  auto it = image->brokers().find(req->broker_id());
+  if (it == image->brokers().end()) return grpc::Status::OK;
+  resp->set_is_fenced(it->second.fenced);
+  if (it->second.in_controlled_shutdown) {
+    bool leads = false;
+    for (const auto& [tid, t] : image->topics()) {
+      for (const auto& [pid, p] : t->partitions) leads = leads || p.leader == req->broker_id();
+    }
+    resp->set_should_shut_down(!leads);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::AlterPartition(grpc::ServerContext*, const cv1::AlterPartitionRequest* req,
+                                               cv1::AlterPartitionResponse* resp) {
+  std::vector<int32_t> isr(req->new_isr().begin(), req->new_isr().end());
+  WriteOutcome o = controller_->write([&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
+    auto b = image.brokers().find(req->broker_id());
+    if (b == image.brokers().end() || b->second.epoch != req->broker_epoch()) {
+      Decision d;
+      d.error = ApiError::kStaleBrokerEpoch;
+      d.message = "broker " + std::to_string(req->broker_id()) + " epoch " +
+                  std::to_string(req->broker_epoch()) + " is not registered";
+      return d;
+    }
+    return logic.alter_partition(image, req->topic_id(), req->partition(), req->broker_id(),
+                                 req->leader_epoch(), req->partition_epoch(), isr);
+  });
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  resp->set_error_code(to_error_code(o.error));
+  resp->set_error_message(o.message);
+  auto image = controller_->publisher()->image();
+  if (const auto* t = image->topic_by_id(req->topic_id())) {
+    if (auto it = t->partitions.find(req->partition()); it != t->partitions.end()) {
+      resp->set_leader(it->second.leader);
+      resp->set_leader_epoch(it->second.leader_epoch);
+      resp->set_partition_epoch(it->second.partition_epoch);
+      for (int32_t x : it->second.isr) resp->add_isr(x);
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::DescribeCluster(grpc::ServerContext*, const cv1::DescribeClusterRequest*,
+                                                cv1::DescribeClusterResponse* resp) {
+  WriteOutcome o = controller_->read([&](const ControllerLogic& logic, const MetadataImage& image,
+                                         const raft::QuorumStatus& status) {
+    resp->set_cluster_id(controller_->options().cluster_id);
+    resp->set_controller_id(status.id);
+    resp->set_metadata_offset(image.offset());
+    resp->set_quorum_epoch(static_cast<int32_t>(status.epoch));
+    std::map<int32_t, std::pair<int32_t, int32_t>> counts;  // broker -> (leaderships, replicas)
+    for (const auto& [tid, t] : image.topics()) {
+      for (const auto& [pid, p] : t->partitions) {
+        if (p.leader >= 0) ++counts[p.leader].first;
+        for (int32_t r : p.replicas) ++counts[r].second;
+      }
+    }
+    for (const auto& [id, b] : image.brokers()) {
+      auto* d = resp->add_brokers();
+      d->set_broker_id(id);
+      for (const auto& e : b.endpoints) {
+        auto* pe = d->add_endpoints();
+        pe->set_name(e.name);
+        pe->set_host(e.host);
+        pe->set_port(e.port);
+      }
+      d->set_rack(b.rack);
+      d->set_fenced(b.fenced);
+      d->set_in_controlled_shutdown(b.in_controlled_shutdown);
+      d->set_broker_epoch(b.epoch);
+      auto off = logic.broker_offsets().find(id);
+      d->set_metadata_offset(off == logic.broker_offsets().end() ? -1 : off->second);
+      d->set_leaderships(counts[id].first);
+      d->set_replicas(counts[id].second);
+    }
+  }, 10'000);
+  request_level(o, resp);
+  return grpc::Status::OK;
+}
+
+}  // namespace gannet::broker

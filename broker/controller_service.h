@@ -1,0 +1,55 @@
+// ControllerService: the controller API (proto/controller.proto) over gRPC, served next to the
+// Raft service on a controller's listener. Writes go through metadata::QuorumController; a node
+// that is not the active controller answers NOT_CONTROLLER with the active one's address.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "metadata/quorum_controller.h"
+#include "proto/controller.grpc.pb.h"
+
+namespace gannet::broker {
+
+namespace cv1 = gannet::controller::v1;
+
+gannet::v1::ErrorCode to_error_code(metadata::ApiError e);
+
+class ControllerService final : public cv1::Controller::Service {
+ public:
+  // voters: id -> host:port of each controller listener (for NOT_CONTROLLER hints).
+  ControllerService(metadata::QuorumController* controller, std::map<int32_t, std::string> voters)
+      : controller_(controller), voters_(std::move(voters)) {}
+
+  grpc::Status CreateTopics(grpc::ServerContext*, const cv1::CreateTopicsRequest*, cv1::CreateTopicsResponse*) override;
+  grpc::Status DeleteTopics(grpc::ServerContext*, const cv1::DeleteTopicsRequest*, cv1::DeleteTopicsResponse*) override;
+  grpc::Status CreatePartitions(grpc::ServerContext*, const cv1::CreatePartitionsRequest*,
+                                cv1::CreatePartitionsResponse*) override;
+  grpc::Status AlterConfigs(grpc::ServerContext*, const cv1::AlterConfigsRequest*, cv1::AlterConfigsResponse*) override;
+  grpc::Status DescribeConfigs(grpc::ServerContext*, const cv1::DescribeConfigsRequest*,
+                               cv1::DescribeConfigsResponse*) override;
+  grpc::Status BrokerRegistration(grpc::ServerContext*, const cv1::BrokerRegistrationRequest*,
+                                  cv1::BrokerRegistrationResponse*) override;
+  grpc::Status BrokerHeartbeat(grpc::ServerContext*, const cv1::BrokerHeartbeatRequest*,
+                               cv1::BrokerHeartbeatResponse*) override;
+  grpc::Status AlterPartition(grpc::ServerContext*, const cv1::AlterPartitionRequest*,
+                              cv1::AlterPartitionResponse*) override;
+  grpc::Status DescribeCluster(grpc::ServerContext*, const cv1::DescribeClusterRequest*,
+                               cv1::DescribeClusterResponse*) override;
+
+ private:
+  // Fills the request-level fields of `resp` from a write outcome; false if the request failed
+  // as a whole (not controller, timed out).
+  template <typename Resp>
+  bool request_level(const metadata::WriteOutcome& o, Resp* resp);
+
+  metadata::QuorumController* const controller_;
+  const std::map<int32_t, std::string> voters_;
+};
+
+// Describe-configs from any node's image (controller or broker).
+void describe_configs(const metadata::MetadataImage& image, const cv1::DescribeConfigsRequest& req,
+                      cv1::DescribeConfigsResponse* resp);
+
+}  // namespace gannet::broker

@@ -1,0 +1,589 @@
+// Three real gannetd processes on loopback, each a combined node (broker + controller), driven
+// over the client and controller APIs: topics are created with balanced replicas and leaders and
+// their logs appear on the brokers; a SIGKILLed broker is fenced, loses its leaderships and ISR
+// memberships, and is unfenced after a restart; deleted topics' directories go; every bad input
+// gets its typed error; a controller failover and a controlled shutdown; data directories of
+// another node or cluster are refused.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "proto/broker.grpc.pb.h"
+#include "proto/controller.grpc.pb.h"
+#include "tests/process_harness.h"
+
+namespace gannet {
+namespace {
+
+using namespace std::chrono_literals;
+namespace bv1 = broker::v1;
+namespace cv1 = controller::v1;
+using gannet::v1::ErrorCode;
+using gannet::v1::ErrorCode_Name;
+
+constexpr const char* kClusterId = "gannet-test-cluster";
+
+class Cluster {
+ public:
+  explicit Cluster(int n, const std::string& extra = "") : dir_(testing::test_dir("cluster")) {
+    for (int i = 1; i <= n; ++i) {
+      controller_ports_[i] = testing::free_port();
+      client_ports_[i] = testing::free_port();
+    }
+    std::string voters;
+    for (const auto& [id, port] : controller_ports_) {
+      voters += (voters.empty() ? "" : ",") + std::to_string(id) + "@127.0.0.1:" + std::to_string(port);
+    }
+    for (int id = 1; id <= n; ++id) {
+      testing::write_file(config(id),
+                          "node.id=" + std::to_string(id) +
+                              "\nprocess.roles=broker,controller\ncontroller.quorum.voters=" + voters +
+                              "\nlisteners=CONTROLLER://127.0.0.1:" + std::to_string(controller_ports_[id]) +
+                              ",PLAINTEXT://127.0.0.1:" + std::to_string(client_ports_[id]) +
+                              "\ncontroller.listener.names=CONTROLLER\nlog.dirs=" + data_dir(id) +
+                              "\ncontroller.quorum.election.timeout.ms=500"
+                              "\ncontroller.quorum.fetch.timeout.ms=1000"
+                              "\nbroker.heartbeat.interval.ms=500"
+                              "\nbroker.session.timeout.ms=4000\n" +
+                              extra);
+      testing::write_file(data_dir(id) + "/meta.properties",
+                          std::string("version=1\ncluster.id=") + kClusterId + "\nnode.id=" + std::to_string(id) + "\n");
+      broker_stubs_[id] = bv1::Broker::NewStub(channel(client_ports_[id]));
+      controller_stubs_[id] = cv1::Controller::NewStub(channel(controller_ports_[id]));
+      procs_[id] = std::make_unique<testing::Process>();
+    }
+  }
+
+  // A channel that reconnects quickly to a (re)started server.
+  static std::shared_ptr<grpc::Channel> channel(int port) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+    return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(), args);
+  }
+
+  std::string config(int id) const { return dir_ + "/node" + std::to_string(id) + ".properties"; }
+  std::string data_dir(int id) const { return dir_ + "/data" + std::to_string(id); }
+  std::string log_path(int id) const { return dir_ + "/node" + std::to_string(id) + ".log"; }
+  std::vector<int> ids() const {
+    std::vector<int> v;
+    for (const auto& [id, p] : procs_) v.push_back(id);
+    return v;
+  }
+  bool running(int id) const { return procs_.at(id)->running(); }
+  std::string bootstrap() const {
+    std::string s;
+    for (const auto& [id, port] : client_ports_) s += (s.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
+    return s;
+  }
+
+  void start(int id) {
+    procs_[id]->start({testing::runfile("broker/gannetd"), "--config", config(id)}, log_path(id));
+  }
+  void start_all() {
+    for (int id : ids()) start(id);
+  }
+  void kill(int id, int sig) { procs_[id]->kill(sig); }
+
+  // A live broker to ask.
+  int any_live(int avoid = -1) const {
+    for (const auto& [id, p] : procs_) {
+      if (p->running() && id != avoid) return id;
+    }
+    return -1;
+  }
+
+  std::optional<cv1::DescribeClusterResponse> describe_cluster(int via = -1) {
+    if (via < 0) via = any_live();
+    cv1::DescribeClusterResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    grpc::Status st = broker_stubs_[via]->DescribeCluster(&ctx, {}, &resp);
+    if (!st.ok()) return std::nullopt;
+    if (resp.error_code() != gannet::v1::NONE) return std::nullopt;
+    return resp;
+  }
+
+  // Waits until exactly the given brokers are unfenced.
+  bool wait_unfenced(const std::set<int>& want, std::chrono::milliseconds timeout) {
+    return testing::wait_until([&] {
+      auto d = describe_cluster();
+      if (!d) return false;
+      std::set<int> unfenced;
+      for (const auto& b : d->brokers()) {
+        if (!b.fenced()) unfenced.insert(b.broker_id());
+      }
+      return unfenced == want;
+    }, timeout, 100ms);
+  }
+
+  bv1::MetadataResponse metadata(const std::vector<std::string>& topics, int via = -1) {
+    if (via < 0) via = any_live();
+    bv1::MetadataRequest req;
+    for (const auto& t : topics) req.add_topics(t);
+    bv1::MetadataResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    EXPECT_TRUE(broker_stubs_[via]->Metadata(&ctx, req, &resp).ok());
+    return resp;
+  }
+
+  cv1::CreateTopicsResponse create(const std::string& name, int partitions, int rf,
+                                   const std::map<std::string, std::string>& configs = {}, int via = -1) {
+    if (via < 0) via = any_live();
+    cv1::CreateTopicsRequest req;
+    auto* t = req.add_topics();
+    t->set_name(name);
+    t->set_num_partitions(partitions);
+    t->set_replication_factor(rf);
+    for (const auto& [k, v] : configs) {
+      auto* c = t->add_configs();
+      c->set_name(k);
+      c->set_value(v);
+    }
+    cv1::CreateTopicsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    grpc::Status st = broker_stubs_[via]->CreateTopics(&ctx, req, &resp);
+    if (!st.ok()) resp.set_error_message("gRPC: " + st.error_message());
+    return resp;
+  }
+
+  // The per-topic error of a one-topic create (or the request-level one).
+  ErrorCode create_error(const std::string& name, int partitions, int rf,
+                         const std::map<std::string, std::string>& configs = {}) {
+    auto r = create(name, partitions, rf, configs);
+    if (r.error_code() != gannet::v1::NONE || r.topics_size() != 1) return r.error_code();
+    return r.topics(0).error_code();
+  }
+
+  ErrorCode delete_topic(const std::string& name) {
+    cv1::DeleteTopicsRequest req;
+    req.add_names(name);
+    cv1::DeleteTopicsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    EXPECT_TRUE(broker_stubs_[any_live()]->DeleteTopics(&ctx, req, &resp).ok());
+    if (resp.error_code() != gannet::v1::NONE || resp.topics_size() != 1) return resp.error_code();
+    return resp.topics(0).error_code();
+  }
+
+  ErrorCode add_partitions(const std::string& name, int total) {
+    cv1::CreatePartitionsRequest req;
+    auto* t = req.add_topics();
+    t->set_name(name);
+    t->set_count(total);
+    cv1::CreatePartitionsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    EXPECT_TRUE(broker_stubs_[any_live()]->CreatePartitions(&ctx, req, &resp).ok());
+    if (resp.error_code() != gannet::v1::NONE || resp.topics_size() != 1) return resp.error_code();
+    return resp.topics(0).error_code();
+  }
+
+  ErrorCode alter_config(const std::string& topic, const std::map<std::string, std::string>& set,
+                         const std::vector<std::string>& remove = {}) {
+    cv1::AlterConfigsRequest req;
+    auto* r = req.add_resources();
+    r->set_topic(topic);
+    for (const auto& [k, v] : set) {
+      auto* c = r->add_set();
+      c->set_name(k);
+      c->set_value(v);
+    }
+    for (const auto& k : remove) r->add_remove(k);
+    cv1::AlterConfigsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    EXPECT_TRUE(broker_stubs_[any_live()]->AlterConfigs(&ctx, req, &resp).ok());
+    if (resp.error_code() != gannet::v1::NONE || resp.resources_size() != 1) return resp.error_code();
+    return resp.resources(0).error_code();
+  }
+
+  cv1::Controller::Stub* controller(int id) { return controller_stubs_[id].get(); }
+
+  bool partition_dir_exists(int id, const std::string& topic, int p) const {
+    return std::filesystem::exists(data_dir(id) + "/" + topic + "-" + std::to_string(p));
+  }
+
+ private:
+  std::string dir_;
+  std::map<int, int> controller_ports_, client_ports_;
+  std::map<int, std::unique_ptr<bv1::Broker::Stub>> broker_stubs_;
+  std::map<int, std::unique_ptr<cv1::Controller::Stub>> controller_stubs_;
+  std::map<int, std::unique_ptr<testing::Process>> procs_;  // killed on destruction
+};
+
+int64_t ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::set<int> as_set(const google::protobuf::RepeatedField<int32_t>& v) { return {v.begin(), v.end()}; }
+
+TEST(ClusterProcess, TopicsFencingAndRestart) {
+  Cluster c(3);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 30s)) << "the three brokers did not all register and unfence";
+
+  // A 6-partition RF=3 topic: 3 replicas, full ISR, 2 leaderships per broker.
+  auto created = c.create("events", 6, 3);
+  ASSERT_EQ(created.error_code(), gannet::v1::NONE) << created.error_message();
+  ASSERT_EQ(created.topics_size(), 1);
+  ASSERT_EQ(created.topics(0).error_code(), gannet::v1::NONE) << created.topics(0).error_message();
+  EXPECT_EQ(created.topics(0).num_partitions(), 6);
+  EXPECT_EQ(created.topics(0).topic_id().size(), 16u);
+  auto md = c.metadata({"events"});
+  ASSERT_EQ(md.topics_size(), 1);
+  ASSERT_EQ(md.topics(0).partitions_size(), 6);
+  std::map<int, int> leads;
+  for (const auto& p : md.topics(0).partitions()) {
+    EXPECT_EQ(p.replicas_size(), 3);
+    EXPECT_EQ(as_set(p.replicas()), (std::set<int>{1, 2, 3}));
+    EXPECT_EQ(as_set(p.isr()), (std::set<int>{1, 2, 3}));
+    EXPECT_EQ(p.leader(), p.replicas(0)) << "the leader is the preferred replica";
+    ++leads[p.leader()];
+  }
+  EXPECT_EQ(leads, (std::map<int, int>{{1, 2}, {2, 2}, {3, 2}}));
+  // Every broker creates the six logs.
+  for (int id : c.ids()) {
+    EXPECT_TRUE(testing::wait_until([&] {
+      for (int p = 0; p < 6; ++p) {
+        if (!c.partition_dir_exists(id, "events", p)) return false;
+      }
+      return true;
+    }, 10s)) << "broker " << id << " did not create the partition logs";
+  }
+
+  // SIGKILL a broker that is not the active controller: fenced within 15 s, its leaderships
+  // moved, out of every ISR.
+  auto d = c.describe_cluster();
+  ASSERT_TRUE(d);
+  const int victim = d->controller_id() == 3 ? 2 : 3;
+  c.kill(victim, SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  std::set<int> rest;
+  for (int id : c.ids()) {
+    if (id != victim) rest.insert(id);
+  }
+  ASSERT_TRUE(c.wait_unfenced(rest, 15s)) << "broker " << victim << " was not fenced within 15 s";
+  std::cout << "broker " << victim << " fenced " << ms_since(killed) << " ms after SIGKILL" << std::endl;
+  ASSERT_TRUE(testing::wait_until([&] {
+    auto m = c.metadata({"events"});
+    for (const auto& p : m.topics(0).partitions()) {
+      if (p.leader() == victim || p.leader() < 0 || as_set(p.isr()).count(victim)) return false;
+    }
+    return true;
+  }, 5s)) << "leaderships or ISR memberships of the fenced broker remain";
+  md = c.metadata({"events"});
+  for (const auto& p : md.topics(0).partitions()) {
+    EXPECT_EQ(p.isr_size(), 2);
+    EXPECT_TRUE(as_set(p.offline_replicas()).count(victim));
+  }
+
+  // Restarted, it registers again (a new broker epoch) and is unfenced.
+  const int64_t old_epoch = [&] {
+    for (const auto& b : d->brokers()) {
+      if (b.broker_id() == victim) return b.broker_epoch();
+    }
+    return int64_t{-1};
+  }();
+  c.start(victim);
+  ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 15s)) << "the restarted broker was not unfenced";
+  d = c.describe_cluster();
+  ASSERT_TRUE(d);
+  for (const auto& b : d->brokers()) {
+    if (b.broker_id() == victim) EXPECT_GT(b.broker_epoch(), old_epoch);
+    EXPECT_GE(b.metadata_offset(), 0) << "broker " << b.broker_id() << " reported no metadata offset";
+  }
+
+  // Deleting the topic removes its directories everywhere.
+  ASSERT_EQ(c.delete_topic("events"), gannet::v1::NONE);
+  EXPECT_EQ(c.metadata({"events"}).topics(0).error_code(), gannet::v1::UNKNOWN_TOPIC_OR_PARTITION);
+  for (int id : c.ids()) {
+    EXPECT_TRUE(testing::wait_until([&] {
+      for (int p = 0; p < 6; ++p) {
+        if (c.partition_dir_exists(id, "events", p)) return false;
+      }
+      return true;
+    }, 10s)) << "broker " << id << " kept the deleted topic's directories";
+  }
+}
+
+TEST(ClusterProcess, BadInputsGetTypedErrors) {
+  Cluster c(3);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 30s));
+
+  for (const std::string& bad : {std::string(""), std::string("a b"), std::string("."), std::string(".."),
+                                 std::string(250, 'a'), std::string("x/y"), std::string("__cluster_metadata")}) {
+    EXPECT_EQ(c.create_error(bad, 1, 1), gannet::v1::INVALID_TOPIC_EXCEPTION) << "name '" << bad << "'";
+  }
+  ASSERT_EQ(c.create_error("orders", 3, 2), gannet::v1::NONE);
+  EXPECT_EQ(c.create_error("orders", 3, 2), gannet::v1::TOPIC_ALREADY_EXISTS);
+  EXPECT_EQ(c.create_error("wide", 1, 4), gannet::v1::INVALID_REPLICATION_FACTOR);
+  EXPECT_EQ(c.create_error("huge", 1'000'000, 1), gannet::v1::INVALID_PARTITIONS);
+  EXPECT_EQ(c.create_error("cfg1", 1, 1, {{"retention.ms", "soon"}}), gannet::v1::INVALID_CONFIG);
+  EXPECT_EQ(c.create_error("cfg2", 1, 3, {{"min.insync.replicas", "4"}}), gannet::v1::INVALID_CONFIG);
+  EXPECT_EQ(c.create_error("cfg3", 1, 1, {{"no.such.config", "1"}}), gannet::v1::INVALID_CONFIG);
+  EXPECT_EQ(c.create_error("cfg4", 1, 1, {{"cleanup.policy", "shred"}}), gannet::v1::INVALID_CONFIG);
+  EXPECT_EQ(c.metadata({"cfg1"}).topics(0).error_code(), gannet::v1::UNKNOWN_TOPIC_OR_PARTITION)
+      << "a refused topic must not exist";
+
+  EXPECT_EQ(c.delete_topic("nope"), gannet::v1::UNKNOWN_TOPIC_OR_PARTITION);
+  EXPECT_EQ(c.add_partitions("nope", 4), gannet::v1::UNKNOWN_TOPIC_OR_PARTITION);
+  EXPECT_EQ(c.add_partitions("orders", 2), gannet::v1::INVALID_PARTITIONS);
+  EXPECT_EQ(c.add_partitions("orders", 3), gannet::v1::INVALID_PARTITIONS);
+  ASSERT_EQ(c.add_partitions("orders", 5), gannet::v1::NONE);
+  EXPECT_EQ(c.metadata({"orders"}).topics(0).partitions_size(), 5);
+
+  EXPECT_EQ(c.alter_config("nope", {{"retention.ms", "1000"}}), gannet::v1::UNKNOWN_TOPIC_OR_PARTITION);
+  EXPECT_EQ(c.alter_config("orders", {{"retention.ms", "-5x"}}), gannet::v1::INVALID_CONFIG);
+  EXPECT_EQ(c.alter_config("orders", {{"min.insync.replicas", "3"}}), gannet::v1::INVALID_CONFIG);
+  ASSERT_EQ(c.alter_config("orders", {{"retention.ms", "3600000"}, {"cleanup.policy", "compact"}}), gannet::v1::NONE);
+  ASSERT_EQ(c.alter_config("orders", {}, {"cleanup.policy"}), gannet::v1::NONE);
+  auto md = c.metadata({"orders"});
+  std::map<std::string, std::string> cfg;
+  for (const auto& e : md.topics(0).configs()) cfg[e.name()] = e.value();
+  EXPECT_EQ(cfg, (std::map<std::string, std::string>{{"retention.ms", "3600000"}}));
+
+  // Straight to the controllers: a follower says NOT_CONTROLLER and names the active one.
+  auto d = c.describe_cluster();
+  ASSERT_TRUE(d);
+  const int active = d->controller_id();
+  const int follower = active == 1 ? 2 : 1;
+  {
+    cv1::CreateTopicsRequest req;
+    req.add_topics()->set_name("direct");
+    cv1::CreateTopicsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    ASSERT_TRUE(c.controller(follower)->CreateTopics(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.error_code(), gannet::v1::NOT_CONTROLLER);
+    EXPECT_EQ(resp.controller().controller_id(), active);
+    EXPECT_FALSE(resp.controller().controller_address().empty());
+  }
+  // AlterPartition with stale epochs, heartbeats and registrations that do not fit.
+  md = c.metadata({"orders"});
+  const auto& p0 = md.topics(0).partitions(0);
+  int64_t leader_epoch_of_broker = -1;
+  for (const auto& b : d->brokers()) {
+    if (b.broker_id() == p0.leader()) leader_epoch_of_broker = b.broker_epoch();
+  }
+  auto alter = [&](int32_t leader_epoch, int32_t partition_epoch, int64_t broker_epoch) {
+    cv1::AlterPartitionRequest req;
+    req.set_broker_id(p0.leader());
+    req.set_broker_epoch(broker_epoch);
+    req.set_topic_id(md.topics(0).topic_id());
+    req.set_partition(0);
+    req.set_leader_epoch(leader_epoch);
+    req.set_partition_epoch(partition_epoch);
+    req.add_new_isr(p0.leader());
+    cv1::AlterPartitionResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    EXPECT_TRUE(c.controller(active)->AlterPartition(&ctx, req, &resp).ok());
+    return resp.error_code();
+  };
+  EXPECT_EQ(alter(p0.leader_epoch() - 1, p0.partition_epoch(), leader_epoch_of_broker), gannet::v1::FENCED_LEADER_EPOCH);
+  EXPECT_EQ(alter(p0.leader_epoch(), p0.partition_epoch() + 7, leader_epoch_of_broker), gannet::v1::INVALID_UPDATE_VERSION);
+  EXPECT_EQ(alter(p0.leader_epoch(), p0.partition_epoch(), leader_epoch_of_broker + 1000), gannet::v1::STALE_BROKER_EPOCH);
+  // A valid shrink is accepted and bumps the partition epoch (brokers learn it from the log).
+  EXPECT_EQ(alter(p0.leader_epoch(), p0.partition_epoch(), leader_epoch_of_broker), gannet::v1::NONE);
+  EXPECT_TRUE(testing::wait_until([&] {
+    auto after = c.metadata({"orders"}).topics(0).partitions(0);
+    return after.isr_size() == 1 && after.partition_epoch() == p0.partition_epoch() + 1 &&
+           after.leader_epoch() == p0.leader_epoch();
+  }, 5s)) << c.metadata({"orders"}).topics(0).partitions(0).ShortDebugString();
+  // The same request again is stale now.
+  EXPECT_EQ(alter(p0.leader_epoch(), p0.partition_epoch(), leader_epoch_of_broker), gannet::v1::INVALID_UPDATE_VERSION);
+  {
+    cv1::BrokerHeartbeatRequest req;
+    req.set_broker_id(1);
+    req.set_broker_epoch(123456789);
+    cv1::BrokerHeartbeatResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    ASSERT_TRUE(c.controller(active)->BrokerHeartbeat(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.error_code(), gannet::v1::STALE_BROKER_EPOCH);
+  }
+  {
+    cv1::BrokerRegistrationRequest req;
+    req.set_broker_id(9);
+    req.set_cluster_id("some-other-cluster");
+    req.set_incarnation_id(std::string(16, 'x'));
+    cv1::BrokerRegistrationResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    ASSERT_TRUE(c.controller(active)->BrokerRegistration(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.error_code(), gannet::v1::INCONSISTENT_CLUSTER_ID);
+  }
+  // Garbage bytes on the wire get a gRPC error, and the cluster keeps serving.
+  {
+    auto channel = grpc::CreateChannel(c.bootstrap().substr(0, c.bootstrap().find(',')), grpc::InsecureChannelCredentials());
+    grpc::GenericStub generic(channel);
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    grpc::Slice junk(std::string("\xff\xff\xff\xff\x0f garbage", 14));
+    grpc::ByteBuffer in(&junk, 1), out;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    grpc::Status st;
+    generic.UnaryCall(&ctx, "/gannet.broker.v1.Broker/CreateTopics", grpc::StubOptions(), &in, &out,
+                      [&](grpc::Status s) {
+                        std::lock_guard<std::mutex> l(mu);
+                        st = s;
+                        done = true;
+                        cv.notify_all();
+                      });
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, 10s, [&] { return done; }));
+    EXPECT_FALSE(st.ok()) << "a request that does not parse must fail";
+  }
+  EXPECT_EQ(c.create_error("still-serving", 2, 3), gannet::v1::NONE);
+  EXPECT_TRUE(c.wait_unfenced({1, 2, 3}, 1s));
+}
+
+TEST(ClusterProcess, ControllerFailoverAndControlledShutdown) {
+  Cluster c(3, "leader.imbalance.check.interval.seconds=1\n");
+  c.start_all();
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 30s));
+  std::cout << "all three unfenced " << ms_since(t0) << " ms after start" << std::endl;
+  ASSERT_EQ(c.create_error("before", 6, 3), gannet::v1::NONE);
+  auto d = c.describe_cluster();
+  ASSERT_TRUE(d);
+  const int old_controller = d->controller_id();
+
+  // SIGKILL the active controller; a new one accepts CreateTopics.
+  c.kill(old_controller, SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  int64_t took = -1;
+  ASSERT_TRUE(testing::wait_until([&] {
+    if (c.create_error("after", 3, 2) != gannet::v1::NONE) return false;
+    took = ms_since(killed);
+    return true;
+  }, 20s, 20ms)) << "no controller accepted CreateTopics after the active one was killed";
+  std::cout << "controller failover: CreateTopics accepted " << took << " ms after SIGKILL of controller "
+            << old_controller << std::endl;
+  EXPECT_LT(took, 5000);
+  auto d2 = c.describe_cluster();
+  ASSERT_TRUE(d2);
+  EXPECT_NE(d2->controller_id(), old_controller);
+  EXPECT_GT(d2->quorum_epoch(), d->quorum_epoch());
+  // The restarted node registers again: a new broker epoch, then unfenced.
+  c.start(old_controller);
+  ASSERT_TRUE(testing::wait_until([&] {
+    auto now = c.describe_cluster();
+    if (!now) return false;
+    for (const auto& b : now->brokers()) {
+      if (b.broker_id() == old_controller) {
+        for (const auto& old : d->brokers()) {
+          if (old.broker_id() == old_controller && b.broker_epoch() > old.broker_epoch() && !b.fenced()) return true;
+        }
+      }
+    }
+    return false;
+  }, 20s)) << "the restarted controller's broker did not register again and unfence";
+
+  // Controlled shutdown: SIGTERM; the broker leaves leading nothing and exits promptly.
+  auto md = c.metadata({"before"});
+  int target = -1;
+  for (const auto& p : md.topics(0).partitions()) {
+    if (p.leader() >= 0 && p.leader() != d2->controller_id()) target = p.leader();
+  }
+  if (target < 0) target = md.topics(0).partitions(0).leader();
+  ASSERT_GE(target, 0);
+  // Partitions with another ISR member must get a new leader; the rest go leaderless (unclean
+  // election is off) rather than stay with the stopped broker.
+  std::map<std::string, bool> other_in_isr;
+  const auto before_stop = c.metadata({"before", "after"});
+  for (const auto& t : before_stop.topics()) {
+    for (const auto& p : t.partitions()) {
+      other_in_isr[t.name() + "-" + std::to_string(p.partition())] = p.isr_size() > 1;
+    }
+  }
+  const auto term = std::chrono::steady_clock::now();
+  c.kill(target, SIGTERM);
+  const int64_t stop_ms = ms_since(term);
+  std::cout << "controlled shutdown of broker " << target << " took " << stop_ms << " ms" << std::endl;
+  EXPECT_LT(stop_ms, 15000);
+  md = c.metadata({"before", "after"});
+  for (const auto& t : md.topics()) {
+    for (const auto& p : t.partitions()) {
+      EXPECT_NE(p.leader(), target) << t.name() << "-" << p.partition() << " is still led by the stopped broker";
+      if (other_in_isr[t.name() + "-" + std::to_string(p.partition())]) {
+        EXPECT_GE(p.leader(), 0) << t.name() << "-" << p.partition() << " has no leader";
+      }
+    }
+  }
+  std::ifstream log(c.log_path(target));
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_NE(text.str().find("controlled shutdown confirmed"), std::string::npos);
+}
+
+// Runs gannetd to completion (it must refuse to start); returns its exit code and output.
+std::pair<int, std::string> run_to_exit(const std::string& config, const std::string& out) {
+  const std::string cmd = "timeout 20 " + testing::runfile("broker/gannetd") + " --config " + config + " > " + out + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  std::ifstream in(out);
+  std::stringstream text;
+  text << in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
+}
+
+TEST(ClusterProcess, DataDirectoryIdentityIsChecked) {
+  const std::string dir = testing::test_dir("identity");
+  const int port = testing::free_port();
+  const std::string cfg = dir + "/node1.properties";
+  auto write_config = [&](const std::string& extra) {
+    testing::write_file(cfg, "node.id=1\nprocess.roles=broker,controller\ncontroller.quorum.voters=1@127.0.0.1:" +
+                                 std::to_string(port) + "\nlisteners=CONTROLLER://127.0.0.1:" + std::to_string(port) +
+                                 ",PLAINTEXT://127.0.0.1:0\nlog.dirs=" + dir + "/data\n" + extra);
+  };
+  write_config("");
+  auto [code, out] = run_to_exit(cfg, dir + "/out1");
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("not formatted"), std::string::npos) << out;
+
+  testing::write_file(dir + "/data/meta.properties", "version=1\ncluster.id=abc\nnode.id=2\n");
+  std::tie(code, out) = run_to_exit(cfg, dir + "/out2");
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("node 2"), std::string::npos) << out;
+
+  testing::write_file(dir + "/data/meta.properties", "version=1\ncluster.id=abc\nnode.id=1\n");
+  write_config("cluster.id=xyz\n");
+  std::tie(code, out) = run_to_exit(cfg, dir + "/out3");
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("abc"), std::string::npos) << out;
+  EXPECT_NE(out.find("xyz"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace gannet
