@@ -191,6 +191,9 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   grpc::ServerBuilder builder;
   builder.AddListeningPort(b->options_.listen_address, grpc::InsecureServerCredentials(), &b->port_);
   builder.SetMaxReceiveMessageSize(64 << 20);
+  // Never share the port with another process (gRPC sets SO_REUSEPORT by default): a second
+  // server on it would silently take a share of the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxSendMessageSize(64 << 20);
   builder.RegisterService(b->service_.get());
   b->server_ = builder.BuildAndStart();

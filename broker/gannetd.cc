@@ -84,6 +84,11 @@ int main(int argc, char** argv) {
       return 2;
     }
     cluster_id = meta->cluster_id;
+    auto lock = broker::lock_data_directory(dir);
+    if (!lock.ok()) {
+      std::fprintf(stderr, "gannetd: %s\n", lock.error().message.c_str());
+      return 2;
+    }
   }
 
   // Block the stop signals before any thread starts, then wait for one.

@@ -1,12 +1,14 @@
 #include "broker/meta_properties.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <random>
@@ -224,6 +226,21 @@ Result<MetaProperties, ConfigError> check_meta_properties(
                       ", but cluster.id is " + *expected_cluster_id);
   }
   return std::move(*meta);
+}
+
+Result<int, ConfigError> lock_data_directory(const std::string& dir) {
+  const std::string path = dir + "/.lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ConfigError{"cannot open " + path + ": " + std::strerror(errno)};
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return ConfigError{"data directory " + dir + " is in use by another process (" + path + " is locked)"};
+    }
+    return ConfigError{"cannot lock " + path + ": " + std::strerror(err)};
+  }
+  return fd;  // held until the process exits
 }
 
 }  // namespace gannet::broker

@@ -52,6 +52,10 @@ Result<std::optional<MetaProperties>, ConfigError> read_meta_properties(const st
 Result<MetaProperties, ConfigError> check_meta_properties(
     const std::string& dir, int32_t node_id, const std::optional<std::string>& expected_cluster_id);
 
+// Takes an exclusive lock (flock) on `dir`/.lock for the life of the process, so two processes
+// never use one data directory. The error names the directory when another process holds it.
+Result<int, ConfigError> lock_data_directory(const std::string& dir);
+
 // A new cluster id as Kafka makes them: 16 random bytes in URL-safe base64 without padding
 // (22 chars). Never starts with '-' (it would read as a command-line flag).
 std::string random_cluster_id();

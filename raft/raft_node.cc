@@ -233,6 +233,9 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.listen_address, grpc::InsecureServerCredentials(), &node->port_);
   builder.SetMaxReceiveMessageSize(kMaxRpcBytes);
+  // Never share the port with another process (gRPC sets SO_REUSEPORT by default): a second
+  // server on it would silently take a share of the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxSendMessageSize(kMaxRpcBytes);
   builder.RegisterService(node->service_.get());
   for (grpc::Service* extra : o.services) builder.RegisterService(extra);

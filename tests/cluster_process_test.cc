@@ -577,7 +577,23 @@ TEST(ClusterProcess, DataDirectoryIdentityIsChecked) {
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("node 2"), std::string::npos) << out;
 
+  // A second process on a directory in use is refused.
   testing::write_file(dir + "/data/meta.properties", "version=1\ncluster.id=abc\nnode.id=1\n");
+  {
+    testing::Process first;
+    first.start({testing::runfile("broker/gannetd"), "--config", cfg}, dir + "/first.log");
+    ASSERT_TRUE(testing::wait_until([&] {
+      std::ifstream in(dir + "/first.log");
+      std::stringstream t;
+      t << in.rdbuf();
+      return t.str().find("running") != std::string::npos;
+    }, 20s));
+    std::tie(code, out) = run_to_exit(cfg, dir + "/out-locked");
+    EXPECT_EQ(code, 2);
+    EXPECT_NE(out.find("in use by another process"), std::string::npos) << out;
+    first.kill(SIGKILL);
+  }
+
   write_config("cluster.id=xyz\n");
   std::tie(code, out) = run_to_exit(cfg, dir + "/out3");
   EXPECT_EQ(code, 2);
