@@ -113,6 +113,7 @@ void RaftCore::become_follower(Epoch epoch, NodeId leader, int64_t now_ms) {
     parked_.clear();
     fetch_in_flight_ = false;
     last_leader_contact_ms_ = now_ms;  // give the new leader a full fetch timeout
+    last_heard_from_leader_ms_ = std::numeric_limits<int64_t>::min() / 2;  // not heard it yet
   }
   reset_election_timer(now_ms);
   maybe_send_fetch(now_ms);
@@ -316,7 +317,7 @@ void RaftCore::resign(int64_t now_ms) {
 NodeId RaftCore::live_leader(int64_t now_ms) const {
   if (role_ == Role::kLeader) return config_.id;
   if ((role_ == Role::kFollower || role_ == Role::kObserver) &&
-      now_ms - last_leader_contact_ms_ < config_.fetch_timeout_ms) {
+      now_ms - last_heard_from_leader_ms_ < config_.fetch_timeout_ms) {
     return hs_.leader;
   }
   return kNoNode;
@@ -378,6 +379,7 @@ void RaftCore::handle(const Message& m, const BeginQuorumEpoch& r, int64_t now_m
   }
   if (r.epoch == hs_.epoch && role_ == Role::kLeader) return;  // cannot happen: one leader per epoch
   become_follower(r.epoch, r.leader, now_ms);
+  last_heard_from_leader_ms_ = now_ms;  // from the leader itself
 }
 
 void RaftCore::handle(const Message& m, const EndQuorumEpoch& r, int64_t now_ms) {
@@ -577,11 +579,18 @@ void RaftCore::handle(const Message& m, const FetchResponse& r, int64_t now_ms) 
   }
   if (m.from != hs_.leader) return;
   last_leader_contact_ms_ = now_ms;
+  last_heard_from_leader_ms_ = now_ms;
   if (r.snapshot) {
     downloading_ = r.snapshot;
     download_.clear();
   } else if (r.diverging) {
-    truncate(std::min(r.diverging->end_offset, end_offset()));
+    // The leader's log ends epoch `diverging.epoch` at `diverging.end_offset`; ours may end that
+    // epoch earlier (later entries of ours belong to epochs the leader never had). Truncate to
+    // where both agree, the lower of the two ends (KIP-595), or the next fetch gets the same
+    // answer forever.
+    int64_t to = std::min(r.diverging->end_offset, end_offset());
+    if (auto mine = end_offset_for_epoch(r.diverging->epoch)) to = std::min(to, mine->end_offset);
+    truncate(to);
   } else {
     // The leader validated our log below fetch_offset: it matches the leader's, so what it now
     // sends extends it and its HW applies to it.
@@ -621,6 +630,7 @@ void RaftCore::handle(const Message& m, const FetchSnapshotResponse& r, int64_t 
     return;
   }
   last_leader_contact_ms_ = now_ms;
+  last_heard_from_leader_ms_ = now_ms;
   if (r.position != static_cast<int64_t>(download_.size())) return;
   download_ += r.chunk;
   if (static_cast<int64_t>(download_.size()) >= r.size) {

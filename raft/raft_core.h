@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -230,7 +231,13 @@ class RaftCore {
 
   // Timers.
   int64_t election_deadline_ms_ = 0;
-  int64_t last_leader_contact_ms_ = -1;  // follower: last valid response from the leader
+  int64_t last_leader_contact_ms_ = -1;  // follower: its fetch timer (reset on following anew)
+  // The last time the leader itself answered (a valid fetch or snapshot response, or its
+  // BeginQuorumEpoch). Only this vouches for a live leader to candidates (live_leader()): a
+  // node that follows a leader on someone else's word has not heard it. Otherwise two
+  // followers of a dead leader keep sending each other back to it through pre-vote answers
+  // and never elect (seen in a real cluster; the simulator's lose_leader_at_heal runs).
+  int64_t last_heard_from_leader_ms_ = std::numeric_limits<int64_t>::min() / 2;
 
   // Elections.
   std::set<NodeId> votes_;

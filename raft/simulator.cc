@@ -339,29 +339,12 @@ class Sim {
       case EventType::kCrash: {
         Node& n = node(e.node);
         if (!n.core) return;
-        ++result_.crashes;
-        trace("node " + std::to_string(n.id) + " crashes");
-        // Unsynced writes are lost, except that a prefix of the entries appended since the last
-        // sync may have reached the disk anyway (the storage layer cuts a torn batch, so what
-        // survives is whole entries). The hard state and snapshots were written synchronously.
-        {
-          Disk& d = n.disk;
-          const size_t common = std::min(d.durable.size(), d.written.size());
-          if (d.written.size() > d.durable.size() &&
-              std::equal(d.durable.begin(), d.durable.begin() + common, d.written.begin())) {
-            const size_t extra = d.written.size() - d.durable.size();
-            const size_t keep = rng_() % 3 == 0 ? rng_() % (extra + 1) : 0;
-            d.durable.insert(d.durable.end(), d.written.begin() + d.durable.size(),
-                             d.written.begin() + d.durable.size() + keep);
-          }
-        }
-        n.core.reset();
-        n.paused = false;
+        crash_now(n);
         break;
       }
       case EventType::kRestart: {
         Node& n = node(e.node);
-        if (n.core) return;
+        if (n.core || n.id == lost_) return;
         start(n);
         break;
       }
@@ -391,6 +374,27 @@ class Sim {
         heal();
         break;
     }
+  }
+
+  void crash_now(Node& n) {
+    ++result_.crashes;
+    trace("node " + std::to_string(n.id) + " crashes");
+    // Unsynced writes are lost, except that a prefix of the entries appended since the last
+    // sync may have reached the disk anyway (the storage layer cuts a torn batch, so what
+    // survives is whole entries). The hard state and snapshots were written synchronously.
+    {
+      Disk& d = n.disk;
+      const size_t common = std::min(d.durable.size(), d.written.size());
+      if (d.written.size() > d.durable.size() &&
+          std::equal(d.durable.begin(), d.durable.begin() + common, d.written.begin())) {
+        const size_t extra = d.written.size() - d.durable.size();
+        const size_t keep = rng_() % 3 == 0 ? rng_() % (extra + 1) : 0;
+        d.durable.insert(d.durable.end(), d.written.begin() + d.durable.size(),
+                         d.written.begin() + d.durable.size() + keep);
+      }
+    }
+    n.core.reset();
+    n.paused = false;
   }
 
   void status() {
@@ -467,9 +471,25 @@ class Sim {
     trace("heal");
     healed_ = true;
     blocked_.clear();
+    if (opt_.lose_leader_at_heal) {
+      // The leader (or, with none, a random voter) dies for good, as a machine that never comes
+      // back: the others still follow it and must notice and elect among themselves.
+      Node* victim = nullptr;
+      Epoch best = -1;
+      for (Node& n : nodes_) {
+        if (n.core && n.core->role() == Role::kLeader && n.core->epoch() > best) {
+          victim = &n;
+          best = n.core->epoch();
+        }
+      }
+      if (!victim) victim = &node(voter_ids_[rng_() % voter_ids_.size()]);
+      lost_ = victim->id;
+      trace("node " + std::to_string(lost_) + " is lost for good");
+      if (victim->core) crash_now(*victim);
+    }
     for (Node& n : nodes_) {
       n.paused = false;
-      if (!n.core) start(n);
+      if (!n.core && n.id != lost_) start(n);
     }
     progress_marker_ = committed_upto();
   }
@@ -613,6 +633,7 @@ class Sim {
   std::set<std::pair<NodeId, NodeId>> blocked_;
   std::vector<Partition> partitions_;
   bool healed_ = false;
+  NodeId lost_ = kNoNode;  // lose_leader_at_heal: never restarted
   int64_t progress_marker_ = -1;
   int64_t finish_at_ = -1;
   uint64_t proposal_ = 0;

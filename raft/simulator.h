@@ -30,6 +30,9 @@ struct SimOptions {
   int64_t fault_ms = 12'000;       // virtual time with faults
   int64_t heal_bound_ms = 12'000;  // after healing, progress must come within this
   bool trace = false;              // print every event (for replaying a seed)
+  // At heal time the leader (or a random voter) crashes and never returns: the rest must elect
+  // a leader among themselves and commit within heal_bound_ms.
+  bool lose_leader_at_heal = false;
 };
 
 struct SimResult {

@@ -127,6 +127,13 @@ class PosixFileSystem final : public FileSystem {
     return {};
   }
 
+  Status create_dirs_unsynced(const std::string& path) override {
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec) return errno_error("mkdir", path, ec.value());
+    return {};
+  }
+
   Result<std::vector<std::string>> list_dir(const std::string& path) override {
     DIR* d = ::opendir(path.c_str());
     if (d == nullptr) return errno_error("opendir", path, errno);

@@ -48,6 +48,9 @@ class FileSystem {
   virtual Result<std::shared_ptr<File>> open(const std::string& path, bool create) = 0;
   // mkdir -p. Directory creation is durable at once.
   virtual Status create_dirs(const std::string& path) = 0;
+  // mkdir -p, durable only after a later sync_dir of the parent (for creating many directories
+  // with one sync). The default is create_dirs.
+  virtual Status create_dirs_unsynced(const std::string& path) { return create_dirs(path); }
   // Names (not paths) of the entries in a directory, in no particular order.
   virtual Result<std::vector<std::string>> list_dir(const std::string& path) = 0;
   virtual bool exists(const std::string& path) = 0;

@@ -50,7 +50,8 @@ Log::Log(std::string dir, Options options)
       segments_(std::make_shared<SegmentList>()),
       on_recovery_point_lowered_(std::move(options.on_recovery_point_lowered)),
       initial_recovery_point_(options.recovery_point),
-      clean_shutdown_(options.clean_shutdown) {}
+      clean_shutdown_(options.clean_shutdown),
+      options_defer_new_dir_sync_(options.defer_new_dir_sync) {}
 
 Log::~Log() = default;
 
@@ -147,6 +148,7 @@ Status Log::recover() {
       break;
     }
   }
+  const bool brand_new = list.empty();
   if (list.empty()) {
     const int64_t start = initial_recovery_point_.value_or(0);
     GANNET_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg, Segment::create(fs_, dir_, start));
@@ -160,7 +162,11 @@ Status Log::recover() {
       if (i + 1 < list.size()) GANNET_RETURN_IF_ERROR(list[i]->write_indexes(/*sync=*/true));
     }
   }
-  GANNET_RETURN_IF_ERROR(fs_->sync_dir(dir_));
+  if (brand_new && options_defer_new_dir_sync_) {
+    dir_sync_pending_ = true;
+  } else {
+    GANNET_RETURN_IF_ERROR(fs_->sync_dir(dir_));
+  }
   log_start_.store(list.front()->base_offset());
   log_end_.store(list.back()->next_offset());
   recovery_point_ = list.back()->next_offset();
@@ -447,7 +453,9 @@ Status Log::flush_to(int64_t offset) {
     if (!st.ok()) break;
   }
   if (st.ok()) st = active->sync_log();
-  if (st.ok() && !rolled.empty()) st = fs_->sync_dir(dir_);
+  // A new segment's name (or a new log's first segment, see defer_new_dir_sync) must be durable
+  // before what was synced into it counts.
+  if (st.ok() && (dir_sync_pending_.exchange(false) || !rolled.empty())) st = fs_->sync_dir(dir_);
   if (!st.ok()) (void)fail(st.error());  // after a failed fsync the page cache cannot be trusted
 
   fl.lock();

@@ -88,6 +88,10 @@ class Log {
     // here: a stale, higher checkpoint would make the next recovery trust segments written after
     // the truncation that were never synced. An error takes the log offline.
     std::function<Status()> on_recovery_point_lowered;
+    // A brand-new (empty) log skips syncing its directory at open; the first flush() does it
+    // instead. For creating thousands of partitions at once: an empty log lost in a crash holds
+    // nothing and is simply created again, and no data in it is durable before a flush.
+    bool defer_new_dir_sync = false;
   };
 
   // Opens (creating if needed) the log in `dir`, recovering as described in Options.
@@ -173,6 +177,7 @@ class Log {
   FileSystem* const fs_;
   Clock* const clock_;
 
+  std::atomic<bool> dir_sync_pending_{false};  // see Options::defer_new_dir_sync
   mutable std::mutex config_mu_;
   LogConfig config_;
 
@@ -199,6 +204,7 @@ class Log {
   int64_t recovery_point_ = 0;  // only increases, except when the log is truncated below it
   std::optional<int64_t> initial_recovery_point_;
   bool clean_shutdown_ = false;
+  bool options_defer_new_dir_sync_ = false;
 };
 
 }  // namespace gannet::storage

@@ -190,10 +190,11 @@ Result<std::shared_ptr<Log>> LogManager::open_new(const TopicPartition& tp,
   o.clock = clock_;
   o.config = config.value_or(options_.default_config);
   o.on_recovery_point_lowered = [this] { return checkpoint_recovery_points(); };
+  o.defer_new_dir_sync = true;  // create_many syncs the data directory once for all
   const std::string path = join_path(options_.data_dir, tp.dir_name());
   if (fs_->exists(path)) GANNET_RETURN_IF_ERROR(fs_->remove_all(path));  // stray leftovers
+  GANNET_RETURN_IF_ERROR(fs_->create_dirs_unsynced(path));
   if (!topic_id.empty()) {
-    GANNET_RETURN_IF_ERROR(fs_->create_dirs(path));
     std::string hex;
     static const char* kHex = "0123456789abcdef";
     for (unsigned char c : topic_id) {
