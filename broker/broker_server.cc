@@ -180,9 +180,16 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   BrokerServer* self = b.get();
   publisher->subscribe([self](const metadata::MetadataDelta& delta,
                               const std::shared_ptr<const MetadataImage>& image) {
-    // On the quorum's thread: hand the newest image to the replica thread and return.
+    // On the quorum's thread: hand the newest image, and which topics changed since the replica
+    // thread last looked, to the replica thread and return.
     std::lock_guard<std::mutex> l(self->mu_);
     self->pending_image_ = image;
+    if (!delta.deleted_topics().empty()) self->pending_full_ = true;
+    for (const std::string& id : delta.created_topics()) self->pending_topics_.insert(id);
+    for (const auto& [id, parts] : delta.changed_partitions()) self->pending_topics_.insert(id);
+    for (const auto& [type, name] : delta.changed_configs()) {
+      if (const auto* t = image->topic_by_name(name)) self->pending_topics_.insert(t->id);
+    }
     self->cv_.notify_all();
   });
   b->replica_thread_ = std::thread([self] { self->replica_loop(); });
@@ -335,30 +342,47 @@ void BrokerServer::stop() {
 void BrokerServer::replica_loop() {
   std::unique_lock<std::mutex> l(mu_);
   bool last_unfenced = false;
+  bool first = true;
   std::shared_ptr<const MetadataImage> current;
   while (true) {
     cv_.wait(l, [&] { return stopping_ || pending_image_ || (unfenced_once_ && !last_unfenced); });
     if (stopping_) return;
     if (pending_image_) current = std::move(pending_image_);
     pending_image_ = nullptr;
+    // A full pass (every local log against the image) at the first image, when this broker is
+    // first unfenced (strays may go now) and after topic deletions; else only changed topics.
+    const bool full = first || pending_full_ || (unfenced_once_ && !last_unfenced);
+    std::set<std::string> topics;
+    topics.swap(pending_topics_);
+    pending_full_ = false;
     last_unfenced = unfenced_once_;
     l.unlock();
-    if (current) reconcile(current);
+    if (current) {
+      reconcile(current, full ? nullptr : &topics);
+      first = false;
+    }
     l.lock();
   }
 }
 
-void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image) {
+void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
+                             const std::set<std::string>* only) {
   const int32_t me = options_.node_id;
   bool strays_ok;
   {
     std::lock_guard<std::mutex> l(mu_);
-    for (const auto& [id, t] : image->topics()) seen_topic_ids_.insert(id);
+    if (only) {
+      for (const std::string& id : *only) seen_topic_ids_.insert(id);
+    } else {
+      for (const auto& [id, t] : image->topics()) seen_topic_ids_.insert(id);
+    }
     strays_ok = unfenced_once_;
   }
-  // What should be here: every partition that lists this broker as a replica.
+  // What should be here: every partition (of the topics looked at) that lists this broker as a
+  // replica.
   std::map<storage::TopicPartition, const metadata::TopicImage*> want;
   for (const auto& [id, t] : image->topics()) {
+    if (only && !only->count(id)) continue;
     for (const auto& [pid, p] : t->partitions) {
       if (std::find(p.replicas.begin(), p.replicas.end(), me) != p.replicas.end()) {
         want[{t->name, pid}] = t.get();
@@ -366,7 +390,13 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image) 
     }
   }
   std::set<storage::TopicPartition> have;
-  for (const auto& tp : logs_->partitions()) have.insert(tp);
+  if (only) {
+    for (const auto& [tp, t] : want) {
+      if (logs_->get(tp)) have.insert(tp);
+    }
+  } else {
+    for (const auto& tp : logs_->partitions()) have.insert(tp);
+  }
   std::set<storage::TopicPartition> removed_tps;
   // Remove what should not be here.
   int removed = 0;

@@ -86,7 +86,10 @@ class BrokerServer {
   bool register_once();
   void heartbeat_once();
   void replica_loop();
-  void reconcile(const std::shared_ptr<const metadata::MetadataImage>& image);
+  // Brings the local logs in step with the image: every local log when `only` is null, else
+  // just the logs of those topic ids.
+  void reconcile(const std::shared_ptr<const metadata::MetadataImage>& image,
+                 const std::set<std::string>* only);
 
   BrokerServerOptions options_;
   metadata::MetadataPublisher* const publisher_;
@@ -106,6 +109,8 @@ class BrokerServer {
   bool fenced_ = true;
   bool unfenced_once_ = false;  // the image was current at least once in this process
   std::shared_ptr<const metadata::MetadataImage> pending_image_;  // newest, for the replica thread
+  std::set<std::string> pending_topics_;  // topic ids changed since the replica thread looked
+  bool pending_full_ = false;             // a topic was deleted: look at every local log
   std::set<std::string> seen_topic_ids_;                           // every topic id ever in an image
   std::map<storage::TopicPartition, std::string> local_ids_;       // replica thread only
   std::thread lifecycle_thread_, replica_thread_;

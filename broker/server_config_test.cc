@@ -310,8 +310,8 @@ TEST(ServerConfig, DefaultsAreKafkas) {
   EXPECT_FALSE(c.cluster_id.has_value());
   EXPECT_EQ(c.broker_heartbeat_interval_ms, 2000);
   EXPECT_EQ(c.broker_session_timeout_ms, 9000);
-  EXPECT_EQ(c.controller_quorum_election_timeout_ms, 1000);
-  EXPECT_EQ(c.controller_quorum_fetch_timeout_ms, 2000);
+  EXPECT_EQ(c.controller_quorum_election_timeout_ms, 500);
+  EXPECT_EQ(c.controller_quorum_fetch_timeout_ms, 1000);
   EXPECT_EQ(c.controller_quorum_election_backoff_max_ms, 1000);
   EXPECT_EQ(c.replica_lag_time_max_ms, 30000);
   EXPECT_EQ(c.num_partitions, 1);
