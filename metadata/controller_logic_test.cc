@@ -183,5 +183,43 @@ TEST_F(ControllerLogicTest, ControlledShutdownMovesLeadershipAndCreatePartitions
   EXPECT_EQ(logic_.create_partitions(*image_, "t", 4).error, ApiError::kInvalidPartitions);
 }
 
+TEST_F(ControllerLogicTest, UnfenceWaitsUntilTheBrokerHasAppliedItsOwnRegistration) {
+  apply(logic_.register_broker(*image_, 4, "inc-4", {Endpoint{"CLIENT", "127.0.0.1", 9004}}, "",
+                               image_->offset(), now_));
+  const int64_t epoch = image_->brokers().at(4).epoch;
+  ASSERT_TRUE(image_->brokers().at(4).fenced);
+  // Its image ends just before its registration: still fenced, nothing written.
+  Decision early = logic_.heartbeat(*image_, 4, epoch, epoch, false, now_);
+  ASSERT_TRUE(early.ok());
+  EXPECT_TRUE(early.records.empty());
+  EXPECT_EQ(logic_.broker_offsets().at(4), epoch);
+  // Once it includes the registration: unfenced.
+  apply(logic_.heartbeat(*image_, 4, epoch, epoch + 1, false, now_));
+  EXPECT_FALSE(image_->brokers().at(4).fenced);
+  // A heartbeat of another epoch is stale.
+  EXPECT_EQ(logic_.heartbeat(*image_, 4, epoch + 100, epoch + 1, false, now_).error, ApiError::kStaleBrokerEpoch);
+}
+
+TEST_F(ControllerLogicTest, AlterTopicConfigsSetsRemovesAndValidatesTheResult) {
+  apply(logic_.create_topic(*image_, "logs", 2, 3, {{"retention.ms", "60000"}}));
+  const ConfigResource res{v1::ConfigRecord::TOPIC, "logs"};
+  apply(logic_.alter_topic_configs(*image_, "logs", {{"cleanup.policy", "compact"}, {"min.insync.replicas", "2"}}, {}));
+  EXPECT_EQ(image_->configs(res), (std::map<std::string, std::string>{
+                                      {"cleanup.policy", "compact"}, {"min.insync.replicas", "2"}, {"retention.ms", "60000"}}));
+  apply(logic_.alter_topic_configs(*image_, "logs", {}, {"retention.ms", "cleanup.policy"}));
+  EXPECT_EQ(image_->configs(res), (std::map<std::string, std::string>{{"min.insync.replicas", "2"}}));
+  // Refused: bad values, min.insync.replicas above the replication factor, unknown keys and
+  // topics; nothing changes.
+  EXPECT_EQ(logic_.alter_topic_configs(*image_, "logs", {{"retention.ms", "soon"}}, {}).error, ApiError::kInvalidConfig);
+  EXPECT_EQ(logic_.alter_topic_configs(*image_, "logs", {{"min.insync.replicas", "4"}}, {}).error, ApiError::kInvalidConfig);
+  EXPECT_EQ(logic_.alter_topic_configs(*image_, "logs", {{"no.such.key", "1"}}, {}).error, ApiError::kInvalidConfig);
+  EXPECT_EQ(logic_.alter_topic_configs(*image_, "nope", {{"retention.ms", "1"}}, {}).error, ApiError::kUnknownTopic);
+  EXPECT_EQ(image_->configs(res), (std::map<std::string, std::string>{{"min.insync.replicas", "2"}}));
+}
+
+TEST_F(ControllerLogicTest, TheMetadataLogsNameIsReserved) {
+  EXPECT_EQ(logic_.create_topic(*image_, "__cluster_metadata", 1, 1, {}).error, ApiError::kInvalidTopic);
+}
+
 }  // namespace
 }  // namespace gannet::metadata

@@ -39,21 +39,33 @@ constexpr const char* kClusterId = "gannet-test-cluster";
 
 class Cluster {
  public:
-  explicit Cluster(int n, const std::string& extra = "") : dir_(testing::test_dir("cluster")) {
+  // n combined nodes; or, with `controllers` > 0, nodes 1..controllers controller-only and the
+  // rest broker-only (observers of the metadata log).
+  explicit Cluster(int n, const std::string& extra = "", int controllers = 0)
+      : dir_(testing::test_dir("cluster")) {
     for (int i = 1; i <= n; ++i) {
-      controller_ports_[i] = testing::free_port();
-      client_ports_[i] = testing::free_port();
+      const bool controller = controllers == 0 || i <= controllers;
+      const bool broker = controllers == 0 || i > controllers;
+      if (controller) controller_ports_[i] = testing::free_port();
+      if (broker) client_ports_[i] = testing::free_port();
     }
     std::string voters;
     for (const auto& [id, port] : controller_ports_) {
       voters += (voters.empty() ? "" : ",") + std::to_string(id) + "@127.0.0.1:" + std::to_string(port);
     }
     for (int id = 1; id <= n; ++id) {
+      const bool controller = controller_ports_.count(id) > 0;
+      const bool broker = client_ports_.count(id) > 0;
+      std::string listeners, roles;
+      if (controller) listeners = "CONTROLLER://127.0.0.1:" + std::to_string(controller_ports_[id]);
+      if (broker) {
+        listeners += (listeners.empty() ? "" : ",") + std::string("PLAINTEXT://127.0.0.1:") +
+                     std::to_string(client_ports_[id]);
+      }
+      roles = controller && broker ? "broker,controller" : (controller ? "controller" : "broker");
       testing::write_file(config(id),
-                          "node.id=" + std::to_string(id) +
-                              "\nprocess.roles=broker,controller\ncontroller.quorum.voters=" + voters +
-                              "\nlisteners=CONTROLLER://127.0.0.1:" + std::to_string(controller_ports_[id]) +
-                              ",PLAINTEXT://127.0.0.1:" + std::to_string(client_ports_[id]) +
+                          "node.id=" + std::to_string(id) + "\nprocess.roles=" + roles +
+                              "\ncontroller.quorum.voters=" + voters + "\nlisteners=" + listeners +
                               "\ncontroller.listener.names=CONTROLLER\nlog.dirs=" + data_dir(id) +
                               "\ncontroller.quorum.election.timeout.ms=500"
                               "\ncontroller.quorum.fetch.timeout.ms=1000"
@@ -62,8 +74,8 @@ class Cluster {
                               extra);
       testing::write_file(data_dir(id) + "/meta.properties",
                           std::string("version=1\ncluster.id=") + kClusterId + "\nnode.id=" + std::to_string(id) + "\n");
-      broker_stubs_[id] = bv1::Broker::NewStub(channel(client_ports_[id]));
-      controller_stubs_[id] = cv1::Controller::NewStub(channel(controller_ports_[id]));
+      if (broker) broker_stubs_[id] = bv1::Broker::NewStub(channel(client_ports_[id]));
+      if (controller) controller_stubs_[id] = cv1::Controller::NewStub(channel(controller_ports_[id]));
       procs_[id] = std::make_unique<testing::Process>();
     }
   }
@@ -100,9 +112,10 @@ class Cluster {
   void kill(int id, int sig) { procs_[id]->kill(sig); }
 
   // A live broker to ask.
+  // A live broker to ask.
   int any_live(int avoid = -1) const {
     for (const auto& [id, p] : procs_) {
-      if (p->running() && id != avoid) return id;
+      if (p->running() && id != avoid && broker_stubs_.count(id)) return id;
     }
     return -1;
   }
@@ -546,6 +559,55 @@ TEST(ClusterProcess, ControllerFailoverAndControlledShutdown) {
   std::stringstream text;
   text << log.rdbuf();
   EXPECT_NE(text.str().find("controlled shutdown confirmed"), std::string::npos);
+}
+
+// Separate roles: three controller-only nodes (the quorum) and two broker-only nodes that follow
+// the metadata log as observers. Only the brokers host partitions; losing a broker fences it.
+TEST(ClusterProcess, ControllerOnlyAndBrokerOnlyNodes) {
+  Cluster c(5, "", /*controllers=*/3);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({4, 5}, 30s)) << "the broker-only nodes did not register and unfence";
+  auto d = c.describe_cluster();
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->brokers_size(), 2) << "controller-only nodes are not brokers";
+  EXPECT_GE(d->controller_id(), 1);
+  EXPECT_LE(d->controller_id(), 3);
+  EXPECT_EQ(c.create_error("wide", 1, 3), gannet::v1::INVALID_REPLICATION_FACTOR) << "only 2 brokers";
+  ASSERT_EQ(c.create_error("pair", 4, 2), gannet::v1::NONE);
+  auto md = c.metadata({"pair"});
+  std::map<int, int> leads;
+  for (const auto& p : md.topics(0).partitions()) {
+    EXPECT_EQ(as_set(p.replicas()), (std::set<int>{4, 5}));
+    ++leads[p.leader()];
+  }
+  EXPECT_EQ(leads, (std::map<int, int>{{4, 2}, {5, 2}}));
+  for (int id : {4, 5}) {
+    EXPECT_TRUE(testing::wait_until([&] {
+      for (int p = 0; p < 4; ++p) {
+        if (!c.partition_dir_exists(id, "pair", p)) return false;
+      }
+      return true;
+    }, 10s)) << "broker " << id << " did not create its logs";
+  }
+  for (int id : {1, 2, 3}) EXPECT_FALSE(c.partition_dir_exists(id, "pair", 0)) << "controller " << id << " hosts a log";
+  // SIGKILL of a broker-only node: fenced, leadership moves to the other.
+  c.kill(5, SIGKILL);
+  ASSERT_TRUE(c.wait_unfenced({4}, 15s)) << "broker 5 was not fenced";
+  ASSERT_TRUE(testing::wait_until([&] {
+    const auto m = c.metadata({"pair"});
+    for (const auto& p : m.topics(0).partitions()) {
+      if (p.leader() != 4) return false;
+    }
+    return true;
+  }, 5s));
+  // The active controller dies too: the other two controllers carry on, and broker 4 follows.
+  d = c.describe_cluster();
+  ASSERT_TRUE(d);
+  c.kill(d->controller_id(), SIGKILL);
+  EXPECT_TRUE(testing::wait_until([&] { return c.create_error("after", 2, 1) == gannet::v1::NONE; }, 20s));
+  EXPECT_TRUE(testing::wait_until([&] { return c.partition_dir_exists(4, "after", 0) || c.partition_dir_exists(4, "after", 1); }, 10s));
+  c.start(5);
+  EXPECT_TRUE(c.wait_unfenced({4, 5}, 20s)) << "broker 5 did not come back";
 }
 
 // Runs gannetd to completion (it must refuse to start); returns its exit code and output.
