@@ -181,6 +181,7 @@ int main(int argc, char** argv) {
   o.fetch_timeout_ms = cfg->controller_quorum_fetch_timeout_ms;
   o.fetch_max_wait_ms = std::max<int64_t>(50, cfg->controller_quorum_fetch_timeout_ms / 4);
   o.listener = &publisher;
+  o.allow_append_rpc = extra_bool("quorum.append.rpc.enable", false);
   auto node = raft::RaftNode::start(o);
   if (!node.ok()) {
     std::fprintf(stderr, "gannetd: cannot start the quorum: %s\n", node.error().to_string().c_str());

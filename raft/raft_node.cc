@@ -153,6 +153,12 @@ class RaftNode::Service final : public v1::Quorum::Service {
   }
 
   grpc::Status Append(grpc::ServerContext*, const v1::AppendRequest* req, v1::AppendResponse* resp) override {
+    if (!node_->options_.allow_append_rpc) {
+      // Raw records would bypass the controller's validation of metadata.
+      resp->set_error(gannet::v1::INVALID_REQUEST);
+      resp->set_message("raw appends are disabled on this node (quorum.append.rpc.enable=false)");
+      return grpc::Status::OK;
+    }
     std::vector<std::string> records(req->records().begin(), req->records().end());
     if (records.empty()) {
       resp->set_error(gannet::v1::INVALID_REQUEST);

@@ -52,6 +52,9 @@ struct RaftNodeOptions {
   int64_t fetch_max_wait_ms = 500;
   int64_t tick_ms = 10;
   RaftListener* listener = nullptr;  // optional; must outlive the node
+  // Serve the Append RPC (raw records into the log, for tests and quorum debugging). gannetd
+  // turns it off unless quorum.append.rpc.enable=true: raw records bypass the controller.
+  bool allow_append_rpc = true;
   // More gRPC services to serve on listen_address (the controller API); must outlive the node.
   std::vector<grpc::Service*> services;
 };

@@ -24,6 +24,7 @@
 
 #include "proto/broker.grpc.pb.h"
 #include "proto/controller.grpc.pb.h"
+#include "proto/raft.grpc.pb.h"
 #include "tests/process_harness.h"
 
 namespace gannet {
@@ -234,6 +235,7 @@ class Cluster {
   }
 
   cv1::Controller::Stub* controller(int id) { return controller_stubs_[id].get(); }
+  int controller_port(int id) const { return controller_ports_.at(id); }
 
   bool partition_dir_exists(int id, const std::string& topic, int p) const {
     return std::filesystem::exists(data_dir(id) + "/" + topic + "-" + std::to_string(p));
@@ -477,6 +479,18 @@ TEST(ClusterProcess, BadInputsGetTypedErrors) {
     std::unique_lock<std::mutex> l(mu);
     ASSERT_TRUE(cv.wait_for(l, 10s, [&] { return done; }));
     EXPECT_FALSE(st.ok()) << "a request that does not parse must fail";
+  }
+  // Raw appends to the metadata log (a debugging RPC) are off by default: they would bypass the
+  // controller's validation.
+  {
+    auto quorum = raft::v1::Quorum::NewStub(Cluster::channel(c.controller_port(active)));
+    raft::v1::AppendRequest req;
+    req.add_records("garbage");
+    raft::v1::AppendResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    ASSERT_TRUE(quorum->Append(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.error(), gannet::v1::INVALID_REQUEST) << resp.message();
   }
   EXPECT_EQ(c.create_error("still-serving", 2, 3), gannet::v1::NONE);
   EXPECT_TRUE(c.wait_unfenced({1, 2, 3}, 1s));

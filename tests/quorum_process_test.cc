@@ -35,7 +35,8 @@ class QuorumCluster {
                                    "\ncontroller.listener.names=CONTROLLER\nlog.dirs=" + dir_ +
                                    "/data" + std::to_string(id) +
                                    "\ncontroller.quorum.election.timeout.ms=500"
-                                   "\ncontroller.quorum.fetch.timeout.ms=1000\n");
+                                   "\ncontroller.quorum.fetch.timeout.ms=1000"
+                                   "\nquorum.append.rpc.enable=true\n");
       testing::write_file(dir_ + "/data" + std::to_string(id) + "/meta.properties",
                           "version=1\ncluster.id=quorum-test\nnode.id=" + std::to_string(id) + "\n");
       // Reconnect quickly to a restarted node (gRPC's default backoff grows to minutes).
