@@ -536,11 +536,12 @@ TEST(CliProcess, TopicLifecycleErrorsAndFailover) {
     EXPECT_TRUE(contains(r.err, dead)) << "the message must name the address" << r.dump();
     EXPECT_TRUE(r.out.empty()) << r.dump();
     EXPECT_LT(ms_since(start), 15000) << r.dump();
-    // In JSON mode too. (stdout is left empty here: there is no response to print, so this is
-    // not asserted either way; see the report on the "JSON even when the exit status is 1" rule.)
+    // In JSON mode too, with an error object on stdout for scripts.
     CliRun j = gannet_cli({"cluster", "info", "--bootstrap-server", dead, "--timeout-ms", "5000", "--output", "json"});
     EXPECT_EQ(j.code, 1) << j.dump();
     EXPECT_TRUE(contains(j.err, dead)) << j.dump();
+    EXPECT_TRUE(contains(j.out, "NETWORK_EXCEPTION")) << j.dump();
+    EXPECT_TRUE(parse_json(j.out).has_value()) << j.dump();
   }
 
   // ---- a dead first bootstrap address ----------------------------------------------------------

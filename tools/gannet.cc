@@ -69,6 +69,7 @@ namespace {
 
 using gannet::tools::Args;
 using gannet::tools::join;
+using gannet::tools::json_quote;
 using gannet::tools::Json;
 using gannet::tools::parse_int32;
 using gannet::tools::split;
@@ -243,13 +244,20 @@ bool call_cluster(const ClusterOptions& o, Call call, Resp* resp) {
       tried.push_back(address + " (" + why + ")");
       continue;
     }
-    std::fprintf(stderr, "gannet: %s: %s%s\n", address.c_str(), why.c_str(),
-                 st.error_code() == grpc::StatusCode::UNIMPLEMENTED
-                     ? " (is this a broker's client listener?)"
-                     : "");
+    const std::string hint = st.error_code() == grpc::StatusCode::UNIMPLEMENTED
+                                 ? " (is this a broker's client listener?)"
+                                 : "";
+    std::fprintf(stderr, "gannet: %s: %s%s\n", address.c_str(), why.c_str(), hint.c_str());
+    if (o.json) {
+      std::printf("{\"error_code\":\"UNKNOWN_SERVER_ERROR\",\"error_message\":%s}\n",
+                  json_quote(address + ": " + why + hint).c_str());
+    }
     return false;
   }
-  std::fprintf(stderr, "gannet: cannot reach the cluster; tried %s\n", join(tried, ", ").c_str());
+  const std::string message = "cannot reach the cluster; tried " + join(tried, ", ");
+  std::fprintf(stderr, "gannet: %s\n", message.c_str());
+  // Scripts reading --output json get an object even now (Kafka's name for a lost connection).
+  if (o.json) std::printf("{\"error_code\":\"NETWORK_EXCEPTION\",\"error_message\":%s}\n", json_quote(message).c_str());
   return false;
 }
 
