@@ -184,7 +184,9 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
     // thread last looked, to the replica thread and return.
     std::lock_guard<std::mutex> l(self->mu_);
     self->pending_image_ = image;
-    if (!delta.deleted_topics().empty()) self->pending_full_ = true;
+    // A loaded snapshot replaces the image wholesale (topics may have gone in between); a
+    // deletion leaves logs to remove: both need a full pass.
+    if (delta.replaces_image() || !delta.deleted_topics().empty()) self->pending_full_ = true;
     for (const std::string& id : delta.created_topics()) self->pending_topics_.insert(id);
     for (const auto& [id, parts] : delta.changed_partitions()) self->pending_topics_.insert(id);
     for (const auto& [type, name] : delta.changed_configs()) {
@@ -356,9 +358,11 @@ void BrokerServer::replica_loop() {
     topics.swap(pending_topics_);
     pending_full_ = false;
     last_unfenced = unfenced_once_;
+    // Whether the image is known current, read together with the image it applies to.
+    const bool current_known = unfenced_once_;
     l.unlock();
     if (current) {
-      reconcile(current, full ? nullptr : &topics);
+      reconcile(current, full ? nullptr : &topics, current_known);
       first = false;
     }
     l.lock();
@@ -366,9 +370,12 @@ void BrokerServer::replica_loop() {
 }
 
 void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
-                             const std::set<std::string>* only) {
+                             const std::set<std::string>* only, bool image_current) {
   const int32_t me = options_.node_id;
-  bool strays_ok;
+  // Until the image is known to be current (the controller unfenced this broker after it applied
+  // its registration), it may be an old snapshot: nothing is deleted on its word except logs of
+  // topics seen and then deleted.
+  const bool strays_ok = image_current;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (only) {
@@ -376,7 +383,6 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
     } else {
       for (const auto& [id, t] : image->topics()) seen_topic_ids_.insert(id);
     }
-    strays_ok = unfenced_once_;
   }
   // What should be here: every partition (of the topics looked at) that lists this broker as a
   // replica.
@@ -410,7 +416,9 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
       // Known deleted (we saw its topic id and it is gone), or a stray once the image is current.
       remove = (!local_id.empty() && seen_topic_ids_.count(local_id) && !image->topic_by_id(local_id)) || strays_ok;
     } else if (!local_id.empty() && local_id != it->second->id) {
-      remove = true;  // a former incarnation of a topic of the same name
+      // A former incarnation of a topic of the same name, or (with an old image) a newer one:
+      // only a current image can tell.
+      remove = strays_ok || (seen_topic_ids_.count(local_id) && !image->topic_by_id(local_id));
     }
     if (!remove) continue;
     auto st = logs_->remove(tp);

@@ -89,7 +89,7 @@ class BrokerServer {
   // Brings the local logs in step with the image: every local log when `only` is null, else
   // just the logs of those topic ids.
   void reconcile(const std::shared_ptr<const metadata::MetadataImage>& image,
-                 const std::set<std::string>* only);
+                 const std::set<std::string>* only, bool image_current);
 
   BrokerServerOptions options_;
   metadata::MetadataPublisher* const publisher_;

@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 
+#include <set>
+
 namespace gannet::broker {
 
 using metadata::ApiError;
@@ -13,18 +15,9 @@ using gannet::v1::ErrorCode;
 
 namespace {
 
-int64_t timeout_of(int32_t requested) { return requested > 0 ? requested : 30'000; }
-
-void set_result(cv1::TopicResult* r, const std::string& name, const WriteOutcome& o) {
-  r->set_name(name);
-  if (o.not_controller) {
-    r->set_error_code(gannet::v1::NOT_CONTROLLER);
-  } else if (o.timed_out) {
-    r->set_error_code(gannet::v1::REQUEST_TIMED_OUT);
-  } else {
-    r->set_error_code(to_error_code(o.error));
-  }
-  if (r->error_code() != gannet::v1::NONE) r->set_error_message(o.message);
+// A client's timeout, bounded: one request must not hold the controller for days.
+int64_t timeout_of(int32_t requested) {
+  return requested > 0 ? std::min<int64_t>(requested, 120'000) : 30'000;
 }
 
 void fill_topic(cv1::TopicResult* r, const MetadataImage& image) {
@@ -53,6 +46,7 @@ ErrorCode to_error_code(ApiError e) {
     case ApiError::kInvalidUpdateVersion: return gannet::v1::INVALID_UPDATE_VERSION;
     case ApiError::kIneligibleReplica: return gannet::v1::INELIGIBLE_REPLICA;
     case ApiError::kNotLeaderOrFollower: return gannet::v1::NOT_LEADER_OR_FOLLOWER;
+    case ApiError::kInvalidRequest: return gannet::v1::INVALID_REQUEST;
   }
   return gannet::v1::UNKNOWN_SERVER_ERROR;
 }
@@ -76,85 +70,147 @@ bool ControllerService::request_level(const WriteOutcome& o, Resp* resp) {
   return true;
 }
 
+// Admin requests are one decision each: every item is checked against the image as the earlier
+// items of the same request leave it, the accepted items' records are appended as one entry
+// (all or nothing), and each item gets its own result. A request cut short by a failover is
+// then never half applied, and a retry meets a clean slate.
+namespace {
+
+struct ItemResult {
+  std::string name;
+  ApiError error = ApiError::kNone;
+  std::string message;
+};
+
+// Runs `decide_item(logic, image, i)` for each of n items inside one write; `image` already
+// holds the records of the items accepted before i.
+template <typename DecideItem>
+WriteOutcome write_items(metadata::QuorumController* controller, size_t n, DecideItem decide_item,
+                         bool validate_only, int64_t timeout_ms, std::vector<ItemResult>* results) {
+  return controller->write(
+      [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
+        results->assign(n, ItemResult{});
+        Decision all;
+        std::shared_ptr<const MetadataImage> cur = std::make_shared<const MetadataImage>(image);
+        for (size_t i = 0; i < n; ++i) {
+          Decision d = decide_item(logic, *cur, i, &(*results)[i].name);
+          (*results)[i].error = d.error;
+          (*results)[i].message = d.message;
+          if (!d.ok() || d.records.empty()) continue;
+          metadata::MetadataDelta delta(cur);
+          for (const auto& r : d.records) (void)delta.replay(r, cur->offset());
+          cur = delta.apply();
+          for (auto& r : d.records) all.records.push_back(std::move(r));
+        }
+        if (validate_only) all.records.clear();
+        return all;
+      },
+      timeout_ms);
+}
+
+void set_item(cv1::TopicResult* r, const ItemResult& item) {
+  r->set_name(item.name);
+  r->set_error_code(to_error_code(item.error));
+  if (item.error != ApiError::kNone) r->set_error_message(item.message);
+}
+
+Decision refused(ApiError e, std::string message) {
+  Decision d;
+  d.error = e;
+  d.message = std::move(message);
+  return d;
+}
+
+}  // namespace
+
 grpc::Status ControllerService::CreateTopics(grpc::ServerContext*, const cv1::CreateTopicsRequest* req,
                                              cv1::CreateTopicsResponse* resp) {
-  for (const cv1::CreatableTopic& t : req->topics()) {
-    std::map<std::string, std::string> configs;
-    for (const auto& c : t.configs()) configs[c.name()] = c.value();
-    if (t.replication_factor() > INT16_MAX) {
-      auto* r = resp->add_topics();
-      r->set_name(t.name());
-      r->set_error_code(gannet::v1::INVALID_REPLICATION_FACTOR);
-      r->set_error_message("replication factor " + std::to_string(t.replication_factor()) + " is too large");
-      continue;
-    }
-    WriteOutcome o = controller_->write(
-        [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
-          Decision d = logic.create_topic(image, t.name(), t.num_partitions(),
-                                          static_cast<int16_t>(t.replication_factor()), configs);
-          if (req->validate_only()) d.records.clear();
-          return d;
-        },
-        timeout_of(req->timeout_ms()));
-    if (!request_level(o, resp)) return grpc::Status::OK;
+  std::vector<ItemResult> results;
+  std::set<std::string> seen;
+  WriteOutcome o = write_items(
+      controller_, req->topics_size(),
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i, std::string* name) {
+        const cv1::CreatableTopic& t = req->topics(static_cast<int>(i));
+        *name = t.name();
+        if (!seen.insert(t.name()).second) {
+          return refused(ApiError::kInvalidRequest, "topic " + t.name() + " appears twice in the request");
+        }
+        if (t.replication_factor() > INT16_MAX) {
+          return refused(ApiError::kInvalidReplicationFactor,
+                         "replication factor " + std::to_string(t.replication_factor()) + " is too large");
+        }
+        std::map<std::string, std::string> configs;
+        for (const auto& c : t.configs()) configs[c.name()] = c.value();
+        // <= 0 means the cluster default; never narrow a negative value into a positive one.
+        const int16_t rf = t.replication_factor() > 0 ? static_cast<int16_t>(t.replication_factor()) : 0;
+        return logic.create_topic(image, t.name(), t.num_partitions(), rf, configs);
+      },
+      req->validate_only(), timeout_of(req->timeout_ms()), &results);
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  auto image = controller_->publisher()->image();
+  for (const ItemResult& item : results) {
     auto* r = resp->add_topics();
-    set_result(r, t.name(), o);
-    if (o.ok()) fill_topic(r, *controller_->publisher()->image());
+    set_item(r, item);
+    if (item.error == ApiError::kNone && !req->validate_only()) fill_topic(r, *image);
   }
-  resp->set_metadata_offset(controller_->publisher()->image()->offset());
+  resp->set_metadata_offset(image->offset());
   return grpc::Status::OK;
 }
 
 grpc::Status ControllerService::DeleteTopics(grpc::ServerContext*, const cv1::DeleteTopicsRequest* req,
                                              cv1::DeleteTopicsResponse* resp) {
-  for (const std::string& name : req->names()) {
-    WriteOutcome o = controller_->write(
-        [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
-          return logic.delete_topic(image, name);
-        },
-        timeout_of(req->timeout_ms()));
-    if (!request_level(o, resp)) return grpc::Status::OK;
-    set_result(resp->add_topics(), name, o);
-  }
+  std::vector<ItemResult> results;
+  WriteOutcome o = write_items(
+      controller_, req->names_size(),
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i, std::string* name) {
+        *name = req->names(static_cast<int>(i));
+        return logic.delete_topic(image, *name);
+      },
+      false, timeout_of(req->timeout_ms()), &results);
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  for (const ItemResult& item : results) set_item(resp->add_topics(), item);
   resp->set_metadata_offset(controller_->publisher()->image()->offset());
   return grpc::Status::OK;
 }
 
 grpc::Status ControllerService::CreatePartitions(grpc::ServerContext*, const cv1::CreatePartitionsRequest* req,
                                                  cv1::CreatePartitionsResponse* resp) {
-  for (const auto& t : req->topics()) {
-    WriteOutcome o = controller_->write(
-        [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
-          Decision d = logic.create_partitions(image, t.name(), t.count());
-          if (req->validate_only()) d.records.clear();
-          return d;
-        },
-        timeout_of(req->timeout_ms()));
-    if (!request_level(o, resp)) return grpc::Status::OK;
+  std::vector<ItemResult> results;
+  WriteOutcome o = write_items(
+      controller_, req->topics_size(),
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i, std::string* name) {
+        const auto& t = req->topics(static_cast<int>(i));
+        *name = t.name();
+        return logic.create_partitions(image, t.name(), t.count());
+      },
+      req->validate_only(), timeout_of(req->timeout_ms()), &results);
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  auto image = controller_->publisher()->image();
+  for (const ItemResult& item : results) {
     auto* r = resp->add_topics();
-    set_result(r, t.name(), o);
-    if (o.ok()) fill_topic(r, *controller_->publisher()->image());
+    set_item(r, item);
+    if (item.error == ApiError::kNone) fill_topic(r, *image);
   }
-  resp->set_metadata_offset(controller_->publisher()->image()->offset());
+  resp->set_metadata_offset(image->offset());
   return grpc::Status::OK;
 }
 
 grpc::Status ControllerService::AlterConfigs(grpc::ServerContext*, const cv1::AlterConfigsRequest* req,
                                              cv1::AlterConfigsResponse* resp) {
-  for (const auto& res : req->resources()) {
-    std::map<std::string, std::string> set;
-    for (const auto& c : res.set()) set[c.name()] = c.value();
-    std::vector<std::string> remove(res.remove().begin(), res.remove().end());
-    WriteOutcome o = controller_->write(
-        [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
-          Decision d = logic.alter_topic_configs(image, res.topic(), set, remove);
-          if (req->validate_only()) d.records.clear();
-          return d;
-        },
-        timeout_of(req->timeout_ms()));
-    if (!request_level(o, resp)) return grpc::Status::OK;
-    set_result(resp->add_resources(), res.topic(), o);
-  }
+  std::vector<ItemResult> results;
+  WriteOutcome o = write_items(
+      controller_, req->resources_size(),
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i, std::string* name) {
+        const auto& res = req->resources(static_cast<int>(i));
+        *name = res.topic();
+        std::map<std::string, std::string> set;
+        for (const auto& c : res.set()) set[c.name()] = c.value();
+        std::vector<std::string> remove(res.remove().begin(), res.remove().end());
+        return logic.alter_topic_configs(image, res.topic(), set, remove);
+      },
+      req->validate_only(), timeout_of(req->timeout_ms()), &results);
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  for (const ItemResult& item : results) set_item(resp->add_resources(), item);
   resp->set_metadata_offset(controller_->publisher()->image()->offset());
   return grpc::Status::OK;
 }
@@ -222,6 +278,7 @@ grpc::Status ControllerService::BrokerRegistration(grpc::ServerContext*, const c
 
 grpc::Status ControllerService::BrokerHeartbeat(grpc::ServerContext*, const cv1::BrokerHeartbeatRequest* req,
                                                 cv1::BrokerHeartbeatResponse* resp) {
+  controller_->note_heartbeat(req->broker_id());
   WriteOutcome o = controller_->write(
       [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t now) {
         return logic.heartbeat(image, req->broker_id(), req->broker_epoch(), req->metadata_offset(),

@@ -65,6 +65,7 @@ const char* api_error_name(ApiError e) {
     case ApiError::kInvalidUpdateVersion: return "INVALID_UPDATE_VERSION";
     case ApiError::kIneligibleReplica: return "INELIGIBLE_REPLICA";
     case ApiError::kNotLeaderOrFollower: return "NOT_LEADER_OR_FOLLOWER";
+    case ApiError::kInvalidRequest: return "INVALID_REQUEST";
   }
   return "?";
 }
@@ -74,15 +75,20 @@ bool ControllerLogic::live(const MetadataImage& image, int32_t broker) const {
   return it != image.brokers().end() && !it->second.fenced && !it->second.in_controlled_shutdown;
 }
 
-std::string ControllerLogic::new_topic_id() {
-  std::string id(16, '\0');
-  for (size_t i = 0; i < 16; i += 8) {
-    const uint64_t v = rng_();
-    for (size_t j = 0; j < 8; ++j) id[i + j] = static_cast<char>(v >> (8 * j));
+std::string ControllerLogic::new_topic_id(const MetadataImage& image) {
+  // From the OS's entropy, not the placement generator: a generator seeded per controller term
+  // could repeat ids across terms or nodes, and a repeated id would merge two topics.
+  static thread_local std::random_device entropy;
+  for (;;) {
+    std::string id(16, '\0');
+    for (size_t i = 0; i < 16; i += 4) {
+      const uint32_t v = entropy();
+      for (size_t j = 0; j < 4; ++j) id[i + j] = static_cast<char>(v >> (8 * j));
+    }
+    id[6] = static_cast<char>((id[6] & 0x0f) | 0x40);  // a version-4 UUID
+    id[8] = static_cast<char>((id[8] & 0x3f) | 0x80);
+    if (!image.topic_by_id(id)) return id;
   }
-  id[6] = static_cast<char>((id[6] & 0x0f) | 0x40);  // a version-4 UUID
-  id[8] = static_cast<char>((id[8] & 0x3f) | 0x80);
-  return id;
 }
 
 Decision ControllerLogic::create_topic(const MetadataImage& image, const std::string& name,
@@ -104,7 +110,7 @@ Decision ControllerLogic::create_topic(const MetadataImage& image, const std::st
   if (Decision v = validate_topic_configs(configs, replication_factor); !v.ok()) return v;
 
   Decision d;
-  const std::string id = new_topic_id();
+  const std::string id = new_topic_id(image);
   v1::MetadataRecord t;
   t.mutable_topic()->set_name(name);
   t.mutable_topic()->set_topic_id(id);
@@ -136,6 +142,7 @@ Decision ControllerLogic::create_partitions(const MetadataImage& image, const st
   const TopicImage* t = image.topic_by_name(name);
   if (!t) return refuse(ApiError::kUnknownTopic, "unknown topic " + name);
   const int32_t have = static_cast<int32_t>(t->partitions.size());
+  if (have == 0) return refuse(ApiError::kInvalidPartitions, "topic " + name + " has no partitions to copy the replication factor from");
   if (total <= have || total > 100'000) {
     return refuse(ApiError::kInvalidPartitions, "topic " + name + " has " + std::to_string(have) +
                                                     " partitions; cannot go to " + std::to_string(total));
@@ -279,7 +286,7 @@ Decision ControllerLogic::register_broker(const MetadataImage& image, int32_t id
   auto* rb = r.mutable_register_broker();
   rb->set_broker_id(id);
   rb->set_incarnation_id(incarnation);
-  rb->set_broker_epoch(next_offset + static_cast<int64_t>(d.records.size()));
+  rb->set_broker_epoch(next_offset);  // the offset of the entry holding this decision
   rb->set_rack(rack);
   rb->set_fenced(true);
   for (const Endpoint& e : endpoints) {
@@ -363,13 +370,23 @@ void ControllerLogic::evict_broker(const MetadataImage& image, int32_t broker,
       }
       // The ISR never empties: with no other member the last one stays (it holds the data).
       if (isr.empty()) isr = {broker};
+      if (isr == p.isr && (!leader || *leader == p.leader)) continue;  // nothing would change
       out->push_back(change_record(tid, pid, leader, isr));
     }
   }
 }
 
-Decision ControllerLogic::tick(const MetadataImage& image, int64_t now_ms) {
+Decision ControllerLogic::tick(const MetadataImage& image, int64_t now_ms,
+                               const std::map<int32_t, int64_t>& arrivals) {
   Decision d;
+  // Each eviction is decided on the image the previous ones produce: two brokers expiring
+  // together must not elect each other.
+  std::shared_ptr<const MetadataImage> cur = std::make_shared<const MetadataImage>(image);
+  auto advance = [&](size_t from) {
+    MetadataDelta delta(cur);
+    for (size_t i = from; i < d.records.size(); ++i) (void)delta.replay(d.records[i], cur->offset());
+    cur = delta.apply();
+  };
   for (const auto& [id, b] : image.brokers()) {
     if (b.fenced) continue;
     auto it = last_heartbeat_ms_.find(id);
@@ -377,13 +394,26 @@ Decision ControllerLogic::tick(const MetadataImage& image, int64_t now_ms) {
       last_heartbeat_ms_[id] = now_ms;  // a new controller gives every broker a full session
       continue;
     }
+    if (auto a = arrivals.find(id); a != arrivals.end()) it->second = std::max(it->second, a->second);
     if (now_ms - it->second < config_.session_timeout_ms) continue;
+    const size_t from = d.records.size();
     v1::MetadataRecord r;
     r.mutable_broker_registration_change()->set_broker_id(id);
     r.mutable_broker_registration_change()->set_broker_epoch(b.epoch);
     r.mutable_broker_registration_change()->set_change(v1::BrokerRegistrationChangeRecord::FENCE);
     d.records.push_back(std::move(r));
-    evict_broker(image, id, &d.records);
+    advance(from);
+    const size_t moves = d.records.size();
+    evict_broker(*cur, id, &d.records);
+    advance(moves);
+  }
+  // Repair: a fenced broker never leads and never stays in an ISR with other members (a decision
+  // cut short, or an older controller's mistake, must not leave it there forever).
+  for (const auto& [id, b] : cur->brokers()) {
+    if (!b.fenced) continue;
+    const size_t from = d.records.size();
+    evict_broker(*cur, id, &d.records);
+    if (d.records.size() > from) advance(from);
   }
   return d;
 }
@@ -411,6 +441,9 @@ Decision ControllerLogic::alter_partition(const MetadataImage& image, const std:
                       std::to_string(p.partition_epoch));
   }
   if (!contains(new_isr, leader)) return refuse(ApiError::kIneligibleReplica, "the ISR must hold the leader");
+  if (std::set<int32_t>(new_isr.begin(), new_isr.end()).size() != new_isr.size()) {
+    return refuse(ApiError::kIneligibleReplica, "the ISR lists a replica twice");
+  }
   for (int32_t x : new_isr) {
     if (!contains(p.replicas, x)) {
       return refuse(ApiError::kIneligibleReplica, "broker " + std::to_string(x) + " is not a replica");

@@ -30,6 +30,7 @@ enum class ApiError {
   kInvalidUpdateVersion,       // INVALID_UPDATE_VERSION (stale partition epoch)
   kIneligibleReplica,          // INELIGIBLE_REPLICA
   kNotLeaderOrFollower,        // NOT_LEADER_OR_FOLLOWER
+  kInvalidRequest,             // INVALID_REQUEST
 };
 const char* api_error_name(ApiError e);
 
@@ -70,8 +71,12 @@ class ControllerLogic {
                            int64_t next_offset, int64_t now_ms);
   Decision heartbeat(const MetadataImage& image, int32_t id, int64_t broker_epoch,
                      int64_t metadata_offset, bool want_shutdown, int64_t now_ms);
-  // Fences brokers whose session expired and moves their leaderships away (ISR shrinks too).
-  Decision tick(const MetadataImage& image, int64_t now_ms);
+  // Fences brokers whose session expired and moves their leaderships away (ISR shrinks too),
+  // one broker after the other on the image the previous evictions produced; also repairs any
+  // partition still led by (or listing in its ISR) a fenced broker. `arrivals`: heartbeats that
+  // arrived (wall ms) but may not have been processed yet; they keep a session alive too.
+  Decision tick(const MetadataImage& image, int64_t now_ms,
+                const std::map<int32_t, int64_t>& arrivals = {});
 
   // AlterPartition from a partition leader: accepted only with the current leader epoch and
   // partition epoch, and an ISR of live replicas that includes the leader.
@@ -98,7 +103,8 @@ class ControllerLogic {
                                                   int16_t rf);
   // Records that take `broker` out of every partition's leadership and ISR.
   void evict_broker(const MetadataImage& image, int32_t broker, std::vector<v1::MetadataRecord>* out);
-  std::string new_topic_id();
+  // A random version-4 UUID not used by any topic in `image`.
+  std::string new_topic_id(const MetadataImage& image);
   // Validates topic configs (the log's keys through storage::LogConfig, plus cleanup.policy and
   // min.insync.replicas against the replication factor).
   Decision validate_topic_configs(const std::map<std::string, std::string>& configs,

@@ -116,7 +116,9 @@ std::vector<v1::MetadataRecord> MetadataImage::to_records() const {
 }
 
 MetadataDelta::MetadataDelta(std::shared_ptr<const MetadataImage> base)
-    : base_(base ? std::move(base) : std::make_shared<const MetadataImage>()), next_(*base_) {}
+    : replaces_image_(base == nullptr),
+      base_(base ? std::move(base) : std::make_shared<const MetadataImage>()),
+      next_(*base_) {}
 
 TopicImage* MetadataDelta::mutable_topic(const std::string& id) {
   auto it = next_.topics_.find(id);

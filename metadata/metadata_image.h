@@ -110,9 +110,13 @@ class MetadataDelta {
   const std::map<std::string, std::set<int32_t>>& changed_partitions() const { return changed_partitions_; }
   const std::set<ConfigResource>& changed_configs() const { return changed_configs_; }
   bool empty() const;
+  // Built from nothing (a snapshot being loaded): the next image replaces the previous one
+  // wholesale, so subscribers must compare everything, not just the change sets.
+  bool replaces_image() const { return replaces_image_; }
 
  private:
   TopicImage* mutable_topic(const std::string& id);
+  bool replaces_image_ = false;
 
   std::shared_ptr<const MetadataImage> base_;
   MetadataImage next_;  // copy-on-write of base_: topics are cloned when first changed

@@ -4,7 +4,11 @@
 
 namespace gannet::metadata {
 
-std::string encode_record(const v1::MetadataRecord& r) { return r.SerializeAsString(); }
+std::string encode_batch(const std::vector<v1::MetadataRecord>& records) {
+  v1::MetadataBatch b;
+  for (const auto& r : records) *b.add_records() = r;
+  return b.SerializeAsString();
+}
 
 void MetadataPublisher::subscribe(Subscriber s) {
   std::lock_guard<std::mutex> l(mu_);
@@ -69,21 +73,23 @@ void MetadataPublisher::on_commit(const std::vector<raft::Entry>& entries) {
   for (const raft::Entry& e : entries) {
     last_epoch_ = e.epoch;
     if (e.control) continue;
-    v1::MetadataRecord r;
-    if (!r.ParseFromString(e.data)) {
+    v1::MetadataBatch batch;
+    if (!batch.ParseFromString(e.data)) {
       LOG(ERROR) << "metadata offset " << e.offset << " does not parse; skipped";
       std::lock_guard<std::mutex> l(mu_);
       ++skipped_;
       continue;
     }
-    auto st = delta.replay(r, e.offset);
-    if (!st.ok()) {
-      LOG(ERROR) << "metadata offset " << e.offset << " refused: " << st.error().message;
-      std::lock_guard<std::mutex> l(mu_);
-      ++skipped_;
-      continue;
+    for (const v1::MetadataRecord& r : batch.records()) {
+      auto st = delta.replay(r, e.offset);
+      if (!st.ok()) {
+        LOG(ERROR) << "metadata offset " << e.offset << ": a record was refused: " << st.error().message;
+        std::lock_guard<std::mutex> l(mu_);
+        ++skipped_;
+        continue;
+      }
+      ++applied;
     }
-    ++applied;
   }
   // Control entries advance the offset too (replay never saw them).
   if (!entries.empty()) {

@@ -55,7 +55,7 @@ class MetadataPublisher : public raft::RaftListener {
   int64_t skipped_ = 0;
 };
 
-// A record as a quorum entry's data, and back.
-std::string encode_record(const v1::MetadataRecord& r);
+// The records of one decision as one quorum entry's data (a MetadataBatch).
+std::string encode_batch(const std::vector<v1::MetadataRecord>& records);
 
 }  // namespace gannet::metadata

@@ -54,7 +54,7 @@ TEST(MetadataPublisher, EveryNodeBuildsTheSameImageAndSnapshotsCatchUpALaggard) 
     v1::MetadataRecord t;
     t.mutable_topic()->set_name(name);
     t.mutable_topic()->set_topic_id(std::string(15, 'x') + name.back());
-    auto o = leader->append({encode_record(t)}, 5000);
+    auto o = leader->append({encode_batch({t})}, 5000);
     ASSERT_TRUE(o.ok) << o.error;
   };
   create("t1");

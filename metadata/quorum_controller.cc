@@ -38,25 +38,30 @@ WriteOutcome QuorumController::prepare_locked(int64_t deadline_ms, raft::QuorumS
     return out;
   }
   *status = node->status();
-  if (status->role != raft::Role::kLeader) {
+  auto not_leading = [&](const raft::QuorumStatus& s) {
     out.not_controller = true;
-    out.leader = status->leader;
-    out.message = "node " + std::to_string(status->id) + " is not the active controller";
+    out.leader = s.leader;
+    out.message = "node " + std::to_string(s.id) + " is not the active controller";
     return out;
-  }
+  };
+  if (status->role != raft::Role::kLeader) return not_leading(*status);
   if (status->epoch != active_epoch_) {
     // A new term: soft state starts over (every broker gets a full session).
     logic_ = std::make_unique<ControllerLogic>(options_.logic, seed_ ^ static_cast<uint64_t>(status->epoch));
     active_epoch_ = status->epoch;
     LOG(INFO) << "controller " << status->id << " active in quorum epoch " << status->epoch;
   }
-  // Everything in this leader's log must be in the image before deciding on it.
-  const int64_t wait = deadline_ms - clock_->monotonic_ms();
-  if (!publisher_->wait_for_offset(status->log_end_offset, wait)) {
-    out.timed_out = true;
-    out.message = "the controller's metadata image did not catch up with offset " +
-                  std::to_string(status->log_end_offset) + " in time";
-    return out;
+  // Everything in this leader's log must be in the image before deciding on it. Wait in short
+  // slices, giving up as soon as this node stops leading.
+  while (!publisher_->wait_for_offset(status->log_end_offset, std::min<int64_t>(100, std::max<int64_t>(0, deadline_ms - clock_->monotonic_ms())))) {
+    raft::QuorumStatus now = node->status();
+    if (now.role != raft::Role::kLeader || now.epoch != status->epoch) return not_leading(now);
+    if (clock_->monotonic_ms() >= deadline_ms) {
+      out.timed_out = true;
+      out.message = "the controller's metadata image did not catch up with offset " +
+                    std::to_string(status->log_end_offset) + " in time";
+      return out;
+    }
   }
   return out;
 }
@@ -64,7 +69,8 @@ WriteOutcome QuorumController::prepare_locked(int64_t deadline_ms, raft::QuorumS
 WriteOutcome QuorumController::read(const Inspect& inspect, int64_t timeout_ms) {
   if (timeout_ms <= 0) timeout_ms = options_.write_timeout_ms;
   const int64_t deadline = clock_->monotonic_ms() + timeout_ms;
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::timed_mutex> l(mu_, std::defer_lock);
+  if (!lock_until(l, deadline)) return busy();
   raft::QuorumStatus status;
   WriteOutcome out = prepare_locked(deadline, &status);
   if (out.not_controller || out.timed_out) return out;
@@ -75,7 +81,8 @@ WriteOutcome QuorumController::read(const Inspect& inspect, int64_t timeout_ms) 
 WriteOutcome QuorumController::write(const Decide& decide, int64_t timeout_ms) {
   if (timeout_ms <= 0) timeout_ms = options_.write_timeout_ms;
   const int64_t deadline = clock_->monotonic_ms() + timeout_ms;
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::timed_mutex> l(mu_, std::defer_lock);
+  if (!lock_until(l, deadline)) return busy();
   raft::QuorumStatus status;
   WriteOutcome out = prepare_locked(deadline, &status);
   if (out.not_controller || out.timed_out) return out;
@@ -84,21 +91,19 @@ WriteOutcome QuorumController::write(const Decide& decide, int64_t timeout_ms) {
   out.error = d.error;
   out.message = d.message;
   if (!d.ok() || d.records.empty()) return out;
-  std::vector<std::string> encoded;
-  encoded.reserve(d.records.size());
-  for (auto& r : d.records) encoded.push_back(encode_record(r));
-  out.records = encoded.size();
-  raft::AppendOutcome a = node_.load()->append(encoded, std::max<int64_t>(1, deadline - clock_->monotonic_ms()),
-                                        status.epoch);
+  // One decision, one quorum entry: it commits (and every node applies it) whole or not at all.
+  out.records = d.records.size();
+  raft::AppendOutcome a = node_.load()->append({encode_batch(d.records)},
+                                               std::max<int64_t>(1, deadline - clock_->monotonic_ms()), status.epoch);
   out.last_offset = a.last_offset;
   if (!a.ok) {
     if (!a.proposed) {
       out.not_controller = true;
       out.leader = a.leader;
-      out.message = a.too_large ? "a metadata record is larger than the quorum accepts" : a.error;
+      out.message = a.too_large ? "the change is larger than one metadata log entry may be (8 MiB)" : a.error;
       if (a.too_large) {
         out.not_controller = false;
-        out.error = ApiError::kInvalidConfig;
+        out.error = ApiError::kInvalidRequest;
       }
     } else {
       // Proposed but not known committed: it may still commit (or vanish with a new leader).
@@ -117,6 +122,22 @@ WriteOutcome QuorumController::write(const Decide& decide, int64_t timeout_ms) {
   return out;
 }
 
+bool QuorumController::lock_until(std::unique_lock<std::timed_mutex>& l, int64_t deadline_ms) {
+  return l.try_lock_for(std::chrono::milliseconds(std::max<int64_t>(0, deadline_ms - clock_->monotonic_ms())));
+}
+
+WriteOutcome QuorumController::busy() {
+  WriteOutcome out;
+  out.timed_out = true;
+  out.message = "the controller was busy with other changes until the request's deadline";
+  return out;
+}
+
+void QuorumController::note_heartbeat(int32_t broker) {
+  std::lock_guard<std::mutex> l(arrivals_mu_);
+  arrivals_[broker] = clock_->now_ms();
+}
+
 void QuorumController::periodic() {
   int64_t last_rebalance = clock_->monotonic_ms();
   std::unique_lock<std::mutex> l(stop_mu_);
@@ -125,8 +146,14 @@ void QuorumController::periodic() {
     if (stopping_) break;
     l.unlock();
     if (raft::RaftNode* node = node_.load(); node && node->status().role == raft::Role::kLeader) {
-      WriteOutcome o = write([](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t now) {
-        return logic.tick(image, now);
+      // Heartbeats that arrived but still wait for the lock count as alive.
+      std::map<int32_t, int64_t> arrivals;
+      {
+        std::lock_guard<std::mutex> al(arrivals_mu_);
+        arrivals = arrivals_;
+      }
+      WriteOutcome o = write([&arrivals](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t now) {
+        return logic.tick(image, now, arrivals);
       }, std::max<int64_t>(options_.tick_interval_ms * 4, 2000));
       if (o.records > 0) {
         LOG(INFO) << "controller: session expiry wrote " << o.records << " record(s)"

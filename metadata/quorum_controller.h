@@ -5,7 +5,8 @@
 //      term that includes every entry an earlier leader wrote), so decisions never act on a
 //      stale image;
 //   3. decide (ControllerLogic: image in, records out);
-//   4. append the records in that same quorum epoch and wait for them to commit;
+//   4. append the records, as one quorum entry, in that same quorum epoch and wait for them to
+//      commit (a decision is applied whole or not at all);
 //   5. wait until the image includes them, so the next write (and the caller) sees its effect.
 // A background thread runs the periodic decisions: fencing brokers whose session expired, and
 // preferred-leader rebalancing.
@@ -19,6 +20,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -71,8 +73,13 @@ class QuorumController {
   void start();
   void stop();
 
+  // Waits at most timeout_ms in all (for the lock, the image, the commit).
   WriteOutcome write(const Decide& decide, int64_t timeout_ms = 0);
   WriteOutcome read(const Inspect& inspect, int64_t timeout_ms = 0);
+
+  // A heartbeat from `broker` arrived (called before it queues for the lock): session expiry
+  // counts it even if a long write delays its processing.
+  void note_heartbeat(int32_t broker);
 
   const QuorumControllerOptions& options() const { return options_; }
   MetadataPublisher* publisher() const { return publisher_; }
@@ -81,16 +88,21 @@ class QuorumController {
   // Steps 1-2: returns an outcome with not_controller/timed_out set when the write cannot go on.
   WriteOutcome prepare_locked(int64_t deadline_ms, raft::QuorumStatus* status);
   void periodic();
+  bool lock_until(std::unique_lock<std::timed_mutex>& l, int64_t deadline_ms);
+  static WriteOutcome busy();
 
   const QuorumControllerOptions options_;
   std::atomic<raft::RaftNode*> node_;
   MetadataPublisher* const publisher_;
   Clock* const clock_;
 
-  std::mutex mu_;  // one write at a time
+  std::timed_mutex mu_;  // one write at a time
   std::unique_ptr<ControllerLogic> logic_;
   raft::Epoch active_epoch_ = 0;  // the term logic_'s soft state belongs to
   uint64_t seed_;
+
+  std::mutex arrivals_mu_;
+  std::map<int32_t, int64_t> arrivals_;  // broker -> wall time its last heartbeat arrived
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -57,7 +57,10 @@ struct Config {
   int64_t hw_notify_wait_ms = 5;          // at most this late a follower learns a new HW
   int64_t request_timeout_ms = 1500;      // resend an unanswered fetch
   size_t max_fetch_bytes = 1 << 20;
-  size_t max_record_bytes = 1 << 20;  // larger proposals are refused (kRecordTooLarge)
+  // Larger proposals are refused (kRecordTooLarge). One entry holds one whole controller decision
+  // (a 100,000-partition CreateTopics is about 6 MB), as KRaft's 8 MiB batches; a fetch always
+  // carries at least one entry, and RPCs allow 16 MiB.
+  size_t max_record_bytes = 8 << 20;
   size_t snapshot_chunk_bytes = 64 << 10;
   uint64_t seed = 1;
   Bugs bugs;

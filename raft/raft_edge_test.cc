@@ -462,10 +462,10 @@ TEST(RaftNodeEdge, AnEntryTheLeaderAcceptsCanBeReplicated) {
   AppendOutcome small = leader->append({"small"}, 5000);
   ASSERT_TRUE(small.ok) << small.error;
   // Records above the quorum's limit are refused with a typed error; one at the limit replicates.
-  AppendOutcome too_big = leader->append({std::string(5 << 20, 'x')}, 5000);
+  AppendOutcome too_big = leader->append({std::string((8 << 20) + 1, 'x')}, 5000);
   EXPECT_FALSE(too_big.ok);
   EXPECT_TRUE(too_big.too_large) << too_big.error;
-  const std::string big(1 << 20, 'x');
+  const std::string big(8 << 20, 'x');
   AppendOutcome r = leader->append({big}, 8000);
   ASSERT_TRUE(r.ok) << r.error;
   ASSERT_TRUE(testing::wait_until(

@@ -463,16 +463,19 @@ AppendOutcome RaftNode::append(const std::vector<std::string>& records, int64_t 
     return e && e->epoch == epoch && e->end_offset > last;
   };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  // Stop waiting when this node no longer leads (a new epoch, or check-quorum resigned it in
+  // this one): nothing it proposed can commit through it any more.
   waiters_.wait_until(l, deadline, [&] {
-    return stopping_ || committed() || core_->epoch() != epoch;
+    return stopping_ || committed() || core_->epoch() != epoch || core_->role() != Role::kLeader;
   });
   out.leader = core_->leader();
   if (committed()) {
     out.ok = true;
   } else {
     out.timed_out = true;
-    out.error = core_->epoch() != epoch ? "leadership changed before the records committed"
-                                        : "timed out waiting for the records to commit";
+    out.error = core_->epoch() != epoch || core_->role() != Role::kLeader
+                    ? "leadership changed before the records committed"
+                    : "timed out waiting for the records to commit";
   }
   return out;
 }

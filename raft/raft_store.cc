@@ -16,7 +16,7 @@ storage::Result<std::unique_ptr<RaftStore>> RaftStore::open(const std::string& d
   o.config.retention_ms = -1;
   o.config.segment_bytes = 64 << 20;
   o.config.segment_preallocate_bytes = 1 << 20;
-  o.config.max_message_bytes = 8 << 20;
+  o.config.max_message_bytes = 9 << 20;  // an entry of max_record_bytes (8 MiB) plus its batch framing
   GANNET_ASSIGN_OR_RETURN(s->log_, storage::Log::open(storage::join_path(dir, "__cluster_metadata-0"), o));
   return s;
 }

@@ -51,7 +51,8 @@ Log::Log(std::string dir, Options options)
       on_recovery_point_lowered_(std::move(options.on_recovery_point_lowered)),
       initial_recovery_point_(options.recovery_point),
       clean_shutdown_(options.clean_shutdown),
-      options_defer_new_dir_sync_(options.defer_new_dir_sync) {}
+      options_defer_new_dir_sync_(options.defer_new_dir_sync),
+      before_new_dir_sync_(std::move(options.before_new_dir_sync)) {}
 
 Log::~Log() = default;
 
@@ -455,7 +456,9 @@ Status Log::flush_to(int64_t offset) {
   if (st.ok()) st = active->sync_log();
   // A new segment's name (or a new log's first segment, see defer_new_dir_sync) must be durable
   // before what was synced into it counts.
-  if (st.ok() && (dir_sync_pending_.exchange(false) || !rolled.empty())) st = fs_->sync_dir(dir_);
+  const bool new_dir = dir_sync_pending_.exchange(false);
+  if (st.ok() && new_dir && before_new_dir_sync_) st = before_new_dir_sync_();
+  if (st.ok() && (new_dir || !rolled.empty())) st = fs_->sync_dir(dir_);
   if (!st.ok()) (void)fail(st.error());  // after a failed fsync the page cache cannot be trusted
 
   fl.lock();
@@ -724,6 +727,10 @@ Status Log::close() {
   segments()->back()->release_preallocated();
   Status st = segments()->back()->write_indexes(/*sync=*/true);
   if (!st.ok()) return fail(st.error());
+  if (dir_sync_pending_.exchange(false) && before_new_dir_sync_) {
+    st = before_new_dir_sync_();
+    if (!st.ok()) return fail(st.error());
+  }
   st = fs_->sync_dir(dir_);
   if (!st.ok()) return fail(st.error());
   // After close nothing may change the files: a clean-shutdown marker written next trusts them.

@@ -92,6 +92,9 @@ class Log {
     // instead. For creating thousands of partitions at once: an empty log lost in a crash holds
     // nothing and is simply created again, and no data in it is durable before a flush.
     bool defer_new_dir_sync = false;
+    // With defer_new_dir_sync: called once, just before that deferred directory sync (the owner
+    // makes its own files in the directory durable along with it).
+    std::function<Status()> before_new_dir_sync;
   };
 
   // Opens (creating if needed) the log in `dir`, recovering as described in Options.
@@ -178,6 +181,7 @@ class Log {
   Clock* const clock_;
 
   std::atomic<bool> dir_sync_pending_{false};  // see Options::defer_new_dir_sync
+  std::function<Status()> before_new_dir_sync_;
   mutable std::mutex config_mu_;
   LogConfig config_;
 

@@ -191,7 +191,13 @@ Result<std::shared_ptr<Log>> LogManager::open_new(const TopicPartition& tp,
   o.config = config.value_or(options_.default_config);
   o.on_recovery_point_lowered = [this] { return checkpoint_recovery_points(); };
   o.defer_new_dir_sync = true;  // create_many syncs the data directory once for all
+  // The topic id file is written unsynced below; it becomes durable with the log's first sync.
   const std::string path = join_path(options_.data_dir, tp.dir_name());
+  o.before_new_dir_sync = [fs = fs_, file = join_path(path, kPartitionMetadataFile)]() -> Status {
+    if (!fs->exists(file)) return {};
+    GANNET_ASSIGN_OR_RETURN(auto f, fs->open(file, false));
+    return f->sync();
+  };
   if (fs_->exists(path)) GANNET_RETURN_IF_ERROR(fs_->remove_all(path));  // stray leftovers
   GANNET_RETURN_IF_ERROR(fs_->create_dirs_unsynced(path));
   if (!topic_id.empty()) {
@@ -288,8 +294,10 @@ Status LogManager::remove(const TopicPartition& tp) {
   // Rename first (durably), so a crash mid-delete finishes the delete at the next startup
   // instead of resurrecting a half-deleted partition.
   const std::string path = join_path(options_.data_dir, tp.dir_name());
+  // The doomed name must fit in a file name (255 bytes) even for a 249-character topic name.
   const std::string doomed =
-      path + "." + std::to_string(clock_->now_ms()) + "." + std::to_string(reinterpret_cast<uintptr_t>(log.get()) & 0xffff) + kDeleteSuffix;
+      join_path(options_.data_dir, tp.dir_name().substr(0, 200)) + "." + std::to_string(clock_->now_ms()) + "." +
+      std::to_string(reinterpret_cast<uintptr_t>(log.get()) & 0xffff) + kDeleteSuffix;
   GANNET_RETURN_IF_ERROR(fs_->rename(path, doomed));
   GANNET_RETURN_IF_ERROR(fs_->sync_dir(options_.data_dir));
   GANNET_RETURN_IF_ERROR(fs_->remove_all(doomed));

@@ -1,0 +1,220 @@
+// Review findings on BrokerServer's replica manager (partition logs following the metadata image).
+// No controller and no quorum: the test plays the quorum and calls the MetadataPublisher's
+// listener methods itself (on_snapshot at start, on_commit as records commit). The broker is
+// never started (no registration, so it is never unfenced: "strays" must stay untouched).
+// Each test fails because of the bug named in its comment.
+#include "broker/broker_server.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <span>
+#include <thread>
+
+#include "metadata/metadata_image.h"
+#include "metadata/metadata_publisher.h"
+#include "storage/record_batch.h"
+#include "tests/process_harness.h"
+
+namespace gannet::broker {
+namespace {
+
+using namespace std::chrono_literals;
+using metadata::v1::MetadataRecord;
+
+constexpr int32_t kMe = 1;
+
+std::string topic_id(char c) { return std::string(16, c); }
+
+MetadataRecord register_me() {
+  MetadataRecord r;
+  r.mutable_register_broker()->set_broker_id(kMe);
+  r.mutable_register_broker()->set_incarnation_id("inc");
+  r.mutable_register_broker()->set_broker_epoch(0);
+  r.mutable_register_broker()->set_fenced(true);
+  return r;
+}
+
+MetadataRecord topic(const std::string& name, const std::string& id) {
+  MetadataRecord r;
+  r.mutable_topic()->set_name(name);
+  r.mutable_topic()->set_topic_id(id);
+  return r;
+}
+
+MetadataRecord partition_here(const std::string& id, int32_t p) {
+  MetadataRecord r;
+  auto* pr = r.mutable_partition();
+  pr->set_topic_id(id);
+  pr->set_partition_id(p);
+  pr->add_replicas(kMe);
+  pr->add_isr(kMe);
+  pr->set_leader(kMe);
+  return r;
+}
+
+MetadataRecord remove_topic(const std::string& id) {
+  MetadataRecord r;
+  r.mutable_remove_topic()->set_topic_id(id);
+  return r;
+}
+
+// Plays the quorum: commits records at increasing offsets, or installs snapshots.
+class FakeQuorum {
+ public:
+  explicit FakeQuorum(metadata::MetadataPublisher* pub) : pub_(pub) {}
+  void commit(const std::vector<MetadataRecord>& records) {
+    std::vector<raft::Entry> entries;
+    for (const auto& r : records) {
+      raft::Entry e;
+      e.offset = next_++;
+      e.epoch = 1;
+      e.data = metadata::encode_batch({r});
+      entries.push_back(std::move(e));
+    }
+    pub_->on_commit(entries);
+  }
+  // A snapshot of the image made of `records`, ending at `end_offset`.
+  void snapshot(const std::vector<MetadataRecord>& records, int64_t end_offset) {
+    metadata::MetadataDelta d(nullptr);
+    for (const auto& r : records) ASSERT_TRUE(d.replay(r, end_offset - 1).ok());
+    raft::Snapshot s;
+    s.id = raft::SnapshotId{end_offset, 1};
+    s.data = metadata::encode_snapshot(*d.apply());
+    pub_->on_snapshot(s);
+    next_ = end_offset;
+  }
+
+ private:
+  metadata::MetadataPublisher* pub_;
+  int64_t next_ = 0;
+};
+
+std::unique_ptr<BrokerServer> make_broker(const std::string& dir, metadata::MetadataPublisher* pub) {
+  BrokerServerOptions o;
+  o.node_id = kMe;
+  o.cluster_id = "c";
+  o.voters = {{1, "127.0.0.1:1"}};
+  o.listen_address = "127.0.0.1:0";
+  o.advertised_host = "127.0.0.1";
+  o.data_dir = dir;
+  auto b = BrokerServer::create(o, pub);
+  EXPECT_TRUE(b.ok()) << (b.ok() ? "" : b.error());
+  return b.ok() ? std::move(b).value() : nullptr;
+}
+
+void append_records(storage::Log& log, int n) {
+  for (int i = 0; i < n; ++i) {
+    storage::RecordBatchBuilder b;
+    b.add(1000, std::string_view("k"), std::string_view("value-" + std::to_string(i)));
+    auto built = b.build();
+    ASSERT_TRUE(built.ok());
+    std::string bytes = *built;
+    auto r = log.append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(bytes.data()), bytes.size()), 1);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+  }
+}
+
+// BUG (data loss; contradicts docs/design-notes.md 9 "an old snapshot at startup can never
+// delete live data"): at startup the publisher first publishes the quorum's last snapshot,
+// which can be far behind the partition logs on disk. reconcile() runs on that stale image and
+// its topic-id rule ("a log whose topic id differs from the image's is a former incarnation")
+// deletes the log of the *current* incarnation of a topic that was deleted and re-created after
+// the snapshot. The image then catches up and an empty log is created in its place.
+TEST(BrokerServerReview, AnOldSnapshotAtStartupDoesNotDeleteTheLogOfARecreatedTopic) {
+  const std::string dir = testing::test_dir("broker-old-snapshot");
+  const storage::TopicPartition tp{"orders", 0};
+  // Before the restart: "orders" was deleted (id A) and re-created (id B); this broker hosts
+  // partition 0 of incarnation B with 5 records.
+  {
+    storage::LogManager::Options lo;
+    lo.data_dir = dir;
+    auto m = storage::LogManager::open(lo);
+    ASSERT_TRUE(m.ok()) << m.error().to_string();
+    ASSERT_TRUE((*m)->create_many({{tp, std::nullopt, topic_id('B')}}).ok());
+    append_records(*(*m)->get(tp), 5);
+    ASSERT_TRUE((*m)->close().ok());
+  }
+  metadata::MetadataPublisher pub;
+  auto broker = make_broker(dir, &pub);
+  ASSERT_TRUE(broker);
+  ASSERT_EQ(broker->log_manager()->get(tp)->log_end_offset(), 5);
+
+  // The restart: the quorum's snapshot predates the deletion (orders is still incarnation A)...
+  FakeQuorum q(&pub);
+  q.snapshot({register_me(), topic("orders", topic_id('A')), partition_here(topic_id('A'), 0)}, 3);
+  std::this_thread::sleep_for(500ms);  // the replica thread looks at the snapshot's image
+  // ... then the log after it commits: the deletion and the re-creation.
+  q.commit({remove_topic(topic_id('A')), topic("orders", topic_id('B')), partition_here(topic_id('B'), 0)});
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto log = broker->log_manager()->get(tp);
+        return log && broker->log_manager()->topic_id(tp) == topic_id('B');
+      },
+      5s));
+  std::this_thread::sleep_for(300ms);
+  auto log = broker->log_manager()->get(tp);
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->log_end_offset(), 5) << "the live log of orders (incarnation B) was deleted and re-created empty";
+  broker->stop();
+}
+
+// BUG (disk leak): when a snapshot is installed while running (this node fell behind the
+// leader's log start), MetadataPublisher::on_snapshot publishes a delta "from the empty image"
+// with no deleted topics, so the replica thread only looks at the topics in the snapshot: the
+// logs of topics deleted in the skipped part of the log are never deleted (until some later
+// deletion or a restart happens to trigger a full pass).
+TEST(BrokerServerReview, TopicsDeletedWhileASnapshotIsInstalledLoseTheirLogs) {
+  const std::string dir = testing::test_dir("broker-snapshot-install");
+  metadata::MetadataPublisher pub;
+  auto broker = make_broker(dir, &pub);
+  ASSERT_TRUE(broker);
+  FakeQuorum q(&pub);
+  const storage::TopicPartition gone{"gone", 0}, kept{"kept", 0};
+  q.commit({register_me(), topic("gone", topic_id('G')), partition_here(topic_id('G'), 0)});
+  ASSERT_TRUE(testing::wait_until([&] { return broker->log_manager()->get(gone) != nullptr; }, 5s));
+  // The node falls behind; the leader sends a snapshot at offset 100 in which "gone" was deleted
+  // and "kept" created.
+  q.snapshot({register_me(), topic("kept", topic_id('K')), partition_here(topic_id('K'), 0)}, 100);
+  ASSERT_TRUE(testing::wait_until([&] { return broker->log_manager()->get(kept) != nullptr; }, 5s));
+  q.commit({MetadataRecord()});  // life goes on
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(broker->log_manager()->get(gone), nullptr)
+      << "the log of deleted topic 'gone' (id seen by this broker, absent from the image) is kept forever";
+  broker->stop();
+}
+
+// BUG: the controller accepts topic names of up to 249 characters, but LogManager::remove renames
+// the partition directory to "<topic>-<p>.<ms>.<n>-delete" first: past NAME_MAX (255) for names
+// longer than about 225 characters the rename fails (ENAMETOOLONG). The log leaves the manager's
+// map but its directory, with all its data, stays on disk; the next start opens it again as a
+// partition log (a deleted topic's data resurrected, never cleaned up).
+TEST(BrokerServerReview, DeletingATopicWithALongNameDeletesItsLogs) {
+  const std::string dir = testing::test_dir("broker-long-name");
+  const std::string name(240, 'x');
+  const storage::TopicPartition tp{name, 0};
+  {
+    metadata::MetadataPublisher pub;
+    auto broker = make_broker(dir, &pub);
+    ASSERT_TRUE(broker);
+    FakeQuorum q(&pub);
+    q.commit({register_me(), topic(name, topic_id('A')), partition_here(topic_id('A'), 0)});
+    ASSERT_TRUE(testing::wait_until([&] { return broker->log_manager()->get(tp) != nullptr; }, 5s));
+    append_records(*broker->log_manager()->get(tp), 3);
+    q.commit({remove_topic(topic_id('A'))});
+    ASSERT_TRUE(testing::wait_until([&] { return broker->log_manager()->get(tp) == nullptr; }, 5s));
+    std::this_thread::sleep_for(200ms);
+    broker->stop();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/" + tp.dir_name()))
+      << "the deleted topic's partition directory is still on disk";
+  storage::LogManager::Options lo;
+  lo.data_dir = dir;
+  auto m = storage::LogManager::open(lo);
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  EXPECT_EQ((*m)->get(tp), nullptr) << "the deleted topic's log is back after a restart";
+}
+
+}  // namespace
+}  // namespace gannet::broker
