@@ -21,6 +21,7 @@ void QuorumController::start() {
 }
 
 void QuorumController::stop() {
+  stopped_ = true;  // writes waiting for the image give up (a shutdown must not wait for them)
   {
     std::lock_guard<std::mutex> l(stop_mu_);
     stopping_ = true;
@@ -32,9 +33,9 @@ void QuorumController::stop() {
 WriteOutcome QuorumController::prepare_locked(int64_t deadline_ms, raft::QuorumStatus* status) {
   WriteOutcome out;
   raft::RaftNode* node = node_.load();
-  if (!node) {
+  if (!node || stopped_.load()) {
     out.not_controller = true;
-    out.message = "the controller is starting";
+    out.message = node ? "the controller is stopping" : "the controller is starting";
     return out;
   }
   *status = node->status();
@@ -55,7 +56,7 @@ WriteOutcome QuorumController::prepare_locked(int64_t deadline_ms, raft::QuorumS
   // slices, giving up as soon as this node stops leading.
   while (!publisher_->wait_for_offset(status->log_end_offset, std::min<int64_t>(100, std::max<int64_t>(0, deadline_ms - clock_->monotonic_ms())))) {
     raft::QuorumStatus now = node->status();
-    if (now.role != raft::Role::kLeader || now.epoch != status->epoch) return not_leading(now);
+    if (now.role != raft::Role::kLeader || now.epoch != status->epoch || stopped_.load()) return not_leading(now);
     if (clock_->monotonic_ms() >= deadline_ms) {
       out.timed_out = true;
       out.message = "the controller's metadata image did not catch up with offset " +

@@ -104,6 +104,7 @@ class QuorumController {
   std::mutex arrivals_mu_;
   std::map<int32_t, int64_t> arrivals_;  // broker -> wall time its last heartbeat arrived
 
+  std::atomic<bool> stopped_{false};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
