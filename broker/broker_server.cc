@@ -330,6 +330,7 @@ void BrokerServer::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  if (controller_) controller_->cancel_all();  // forwarded calls and heartbeats end now
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   if (lifecycle_thread_.joinable()) lifecycle_thread_.join();
   if (replica_thread_.joinable()) replica_thread_.join();

@@ -39,4 +39,22 @@ void ControllerChannel::forget(int32_t id) {
   if (known_ == id) known_ = -1;
 }
 
+bool ControllerChannel::track(grpc::ClientContext* ctx) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopping_.load()) return false;
+  active_.insert(ctx);
+  return true;
+}
+
+void ControllerChannel::untrack(grpc::ClientContext* ctx) {
+  std::lock_guard<std::mutex> l(mu_);
+  active_.erase(ctx);
+}
+
+void ControllerChannel::cancel_all() {
+  std::lock_guard<std::mutex> l(mu_);
+  stopping_ = true;
+  for (grpc::ClientContext* ctx : active_) ctx->TryCancel();
+}
+
 }  // namespace gannet::broker

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <chrono>
+#include <atomic>
 #include <functional>
+#include <set>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,14 +36,16 @@ class ControllerChannel {
     const auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms);
     grpc::Status st(grpc::StatusCode::DEADLINE_EXCEEDED, "no controller answered");
     int attempt = 0;
-    while (std::chrono::system_clock::now() < deadline) {
+    while (std::chrono::system_clock::now() < deadline && !stopping_.load()) {
       const int32_t target = pick(attempt++);
       grpc::ClientContext ctx;
       // One try gets a bounded slice of the time, so a dead voter does not eat all of it.
       ctx.set_deadline(std::min(deadline, std::chrono::system_clock::now() + std::chrono::milliseconds(
                                                                               std::max<int64_t>(2000, timeout_ms / 2))));
+      if (!track(&ctx)) break;
       resp->Clear();
       st = rpc(stubs_.at(target).get(), &ctx, resp);
+      untrack(&ctx);
       if (st.ok() && resp->error_code() != gannet::v1::NOT_CONTROLLER) {
         remember(target);
         return st;
@@ -54,10 +58,16 @@ class ControllerChannel {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(attempt > static_cast<int>(stubs_.size()) ? 100 : 10));
     }
+    if (stopping_.load()) st = grpc::Status(grpc::StatusCode::CANCELLED, "the broker is stopping");
     return st;
   }
 
+  // Cancels calls in flight and refuses new ones (the broker is stopping).
+  void cancel_all();
+
  private:
+  bool track(grpc::ClientContext* ctx);
+  void untrack(grpc::ClientContext* ctx);
   int32_t pick(int attempt);
   void remember(int32_t id);
   void forget(int32_t id);
@@ -67,6 +77,8 @@ class ControllerChannel {
   std::function<int32_t()> leader_hint_;
   std::mutex mu_;
   int32_t known_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::set<grpc::ClientContext*> active_;
   size_t rotate_ = 0;
 };
 
