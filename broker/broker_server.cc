@@ -3,7 +3,10 @@
 #include <glog/logging.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <random>
+
+#include "common/clock.h"
 
 #include "broker/controller_service.h"
 #include "proto/broker.grpc.pb.h"
@@ -137,7 +140,165 @@ class BrokerServer::Service final : public bv1::Broker::Service {
         resp, 10'000, /*read_back=*/false);
   }
 
+  grpc::Status Produce(grpc::ServerContext*, const bv1::ProduceRequest* req, bv1::ProduceResponse* resp) override {
+    const int acks = req->acks();
+    if (acks != 0 && acks != 1 && acks != -1) {
+      for (const auto& pd : req->partitions()) {
+        auto* r = resp->add_partitions();
+        r->set_topic(pd.topic());
+        r->set_partition(pd.partition());
+        r->set_error_code(gannet::v1::INVALID_REQUIRED_ACKS);
+        r->set_error_message("acks must be 0, 1 or -1");
+      }
+      return grpc::Status::OK;
+    }
+    struct Pending {
+      bv1::ProduceResponse::PartitionResult* result;
+      std::shared_ptr<Partition> part;
+      int64_t last_offset;
+      int32_t epoch;
+    };
+    std::vector<Pending> waits;
+    for (const auto& pd : req->partitions()) {
+      auto* r = resp->add_partitions();
+      r->set_topic(pd.topic());
+      r->set_partition(pd.partition());
+      auto part = b_->partition({pd.topic(), pd.partition()});
+      if (!part) {
+        not_here(pd.topic(), pd.partition(), r);
+        continue;
+      }
+      std::string records = pd.records();  // appended in place (offsets, epoch)
+      ProduceOutcome o = part->append_as_leader(&records, acks);
+      r->set_error_code(o.error);
+      r->set_error_message(o.message);
+      r->set_base_offset(o.base_offset);
+      r->set_leader_id(o.leader);
+      r->set_leader_epoch(o.leader_epoch);
+      r->set_log_start_offset(part->log()->log_start_offset());
+      if (o.error == gannet::v1::NONE && acks == -1) waits.push_back({r, part, o.last_offset, o.leader_epoch});
+    }
+    // acks=all: wait (no polling) until the ISR holds every batch, within the request's timeout.
+    const int64_t timeout = req->timeout_ms() > 0 ? std::min(req->timeout_ms(), 300'000) : 30'000;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+    for (Pending& w : waits) {
+      const int64_t left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                    deadline - std::chrono::steady_clock::now()).count());
+      ErrorCode e = w.part->wait_for_replication(w.last_offset, w.epoch, left);
+      if (e != gannet::v1::NONE) {
+        w.result->set_error_code(e);
+        w.result->set_error_message(e == gannet::v1::REQUEST_TIMED_OUT
+                                        ? "the in-sync replicas did not all have the records in time"
+                                        : "leadership moved before the in-sync replicas had the records");
+      }
+    }
+    if (acks == 0) resp->Clear();  // nobody waits for it
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp) override {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(std::clamp(req->max_wait_ms(), 0, 30'000));
+    const size_t max_bytes = req->max_bytes() > 0 ? static_cast<size_t>(req->max_bytes()) : (64u << 20);
+    for (;;) {
+      uint64_t seen;
+      {
+        std::lock_guard<std::mutex> l(b_->data_mu_);
+        seen = b_->data_version_;
+      }
+      resp->Clear();
+      size_t total = 0;
+      bool errors = false;
+      const int64_t now = SystemClock::instance()->monotonic_ms();
+      for (const auto& pd : req->partitions()) {
+        auto* r = resp->add_partitions();
+        r->set_topic(pd.topic());
+        r->set_partition(pd.partition());
+        auto part = b_->partition({pd.topic(), pd.partition()});
+        if (!part) {
+          bv1::ProduceResponse::PartitionResult tmp;
+          not_here(pd.topic(), pd.partition(), &tmp);
+          r->set_error_code(tmp.error_code());
+          r->set_error_message(tmp.error_message());
+          r->set_leader_id(tmp.leader_id());
+          errors = true;
+          continue;
+        }
+        const size_t part_max = pd.partition_max_bytes() > 0 ? static_cast<size_t>(pd.partition_max_bytes()) : (1u << 20);
+        const size_t room = total >= max_bytes ? 0 : max_bytes - total;
+        FetchOutcome o = part->read(req->replica_id(), pd.fetch_offset(), pd.current_leader_epoch(),
+                                    pd.last_fetched_epoch(), room == 0 ? 1 : std::min(part_max, room), now);
+        if (room == 0 && !o.records.empty()) o.records.clear();  // over the response budget
+        r->set_error_code(o.error);
+        r->set_error_message(o.message);
+        r->set_high_watermark(o.high_watermark);
+        r->set_log_start_offset(o.log_start_offset);
+        r->set_log_end_offset(o.log_end_offset);
+        r->set_leader_id(o.leader);
+        r->set_leader_epoch(o.leader_epoch);
+        if (o.diverging) {
+          r->mutable_diverging_epoch()->set_epoch(o.diverging->first);
+          r->mutable_diverging_epoch()->set_end_offset(o.diverging->second);
+          errors = true;
+        }
+        errors |= o.error != gannet::v1::NONE;
+        total += o.records.size();
+        r->set_records(std::move(o.records));
+      }
+      if (total >= static_cast<size_t>(std::max(1, req->min_bytes())) || errors ||
+          std::chrono::steady_clock::now() >= deadline || ctx->IsCancelled()) {
+        return grpc::Status::OK;
+      }
+      // Long poll: sleep until new data or a HW move anywhere on this broker (or the deadline).
+      b_->wait_data(seen, deadline);
+      if (b_->stopping()) return grpc::Status::OK;
+    }
+  }
+
+  grpc::Status ListOffsets(grpc::ServerContext*, const bv1::ListOffsetsRequest* req,
+                           bv1::ListOffsetsResponse* resp) override {
+    for (const auto& pd : req->partitions()) {
+      auto* r = resp->add_partitions();
+      r->set_topic(pd.topic());
+      r->set_partition(pd.partition());
+      auto part = b_->partition({pd.topic(), pd.partition()});
+      if (!part) {
+        bv1::ProduceResponse::PartitionResult tmp;
+        not_here(pd.topic(), pd.partition(), &tmp);
+        r->set_error_code(tmp.error_code());
+        r->set_error_message(tmp.error_message());
+        r->set_leader_id(tmp.leader_id());
+        continue;
+      }
+      ProduceOutcome o = part->list_offset(pd.timestamp(), pd.current_leader_epoch());
+      r->set_error_code(o.error);
+      r->set_error_message(o.message);
+      r->set_offset(o.base_offset);
+      r->set_timestamp(o.last_offset);
+      r->set_leader_id(o.leader);
+      r->set_leader_epoch(o.leader_epoch);
+    }
+    return grpc::Status::OK;
+  }
+
  private:
+  // A partition this broker does not host: unknown, or led elsewhere (named).
+  void not_here(const std::string& topic, int32_t partition, bv1::ProduceResponse::PartitionResult* r) {
+    auto image = b_->publisher_->image();
+    const metadata::TopicImage* t = image->topic_by_name(topic);
+    if (!t || !t->partitions.count(partition)) {
+      r->set_error_code(gannet::v1::UNKNOWN_TOPIC_OR_PARTITION);
+      r->set_error_message("unknown topic or partition " + topic + "-" + std::to_string(partition));
+      return;
+    }
+    const auto& p = t->partitions.at(partition);
+    r->set_error_code(gannet::v1::NOT_LEADER_OR_FOLLOWER);
+    r->set_error_message("broker " + std::to_string(b_->options_.node_id) + " does not lead " + topic + "-" +
+                         std::to_string(partition));
+    r->set_leader_id(p.leader);
+    r->set_leader_epoch(p.leader_epoch);
+  }
+
   template <typename Resp>
   grpc::Status forward(const std::function<grpc::Status(ControllerChannel::Stub*, grpc::ClientContext*, Resp*)>& rpc,
                        Resp* resp, int64_t timeout_ms = kForwardTimeoutMs, bool read_back = true) {
@@ -216,6 +377,171 @@ BrokerServer::~BrokerServer() { stop(); }
 
 void BrokerServer::start() {
   lifecycle_thread_ = std::thread([this] { lifecycle_loop(); });
+  isr_thread_ = std::thread([this] { isr_loop(); });
+}
+
+std::shared_ptr<Partition> BrokerServer::partition(const storage::TopicPartition& tp) const {
+  std::lock_guard<std::mutex> l(partitions_mu_);
+  auto it = partitions_.find(tp);
+  return it == partitions_.end() ? nullptr : it->second;
+}
+
+void BrokerServer::notify_data() {
+  {
+    std::lock_guard<std::mutex> l(data_mu_);
+    ++data_version_;
+  }
+  data_cv_.notify_all();
+}
+
+uint64_t BrokerServer::wait_data(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> l(data_mu_);
+  data_cv_.wait_until(l, deadline, [&] { return data_version_ != seen || stopping(); });
+  return data_version_;
+}
+
+void BrokerServer::fetch_loop(int32_t leader) {
+  std::unique_ptr<bv1::Broker::Stub> stub;
+  std::string stub_address;
+  int failures = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      if (stopping_) return;
+      if (failures > 0) {
+        cv_.wait_for(l, std::chrono::milliseconds(std::min(1000, 50 * failures)), [&] { return stopping_; });
+        if (stopping_) return;
+      }
+    }
+    // Every partition this broker follows `leader` in, with where to fetch from.
+    std::vector<std::pair<std::shared_ptr<Partition>, Partition::FollowerFetch>> work;
+    {
+      std::lock_guard<std::mutex> l(partitions_mu_);
+      for (const auto& [tp, part] : partitions_) {
+        if (auto f = part->follower_fetch_state(leader)) work.emplace_back(part, *f);
+      }
+    }
+    if (work.empty()) {
+      std::unique_lock<std::mutex> l(mu_);
+      fetch_cv_.wait_for(l, std::chrono::milliseconds(500), [&] { return stopping_; });
+      continue;
+    }
+    std::string address;
+    {
+      auto image = publisher_->image();
+      auto b = image->brokers().find(leader);
+      if (b != image->brokers().end()) {
+        for (const auto& e : b->second.endpoints) {
+          if (e.name == options_.listener_name || address.empty()) address = e.host + ":" + std::to_string(e.port);
+        }
+      }
+    }
+    if (address.empty()) {
+      ++failures;
+      continue;
+    }
+    if (address != stub_address) {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(64 << 20);
+      args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+      stub = bv1::Broker::NewStub(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+      stub_address = address;
+    }
+    bv1::FetchRequest req;
+    req.set_replica_id(options_.node_id);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      req.set_broker_epoch(broker_epoch_);
+    }
+    req.set_max_wait_ms(static_cast<int32_t>(options_.replica_fetch_wait_max_ms));
+    req.set_min_bytes(1);
+    req.set_max_bytes(16 << 20);
+    std::map<storage::TopicPartition, size_t> index;
+    for (size_t i = 0; i < work.size(); ++i) {
+      auto* pd = req.add_partitions();
+      pd->set_topic(work[i].first->tp().topic);
+      pd->set_partition(work[i].first->tp().partition);
+      pd->set_fetch_offset(work[i].second.fetch_offset);
+      pd->set_current_leader_epoch(work[i].second.leader_epoch);
+      pd->set_last_fetched_epoch(work[i].second.last_fetched_epoch);
+      pd->set_partition_max_bytes(1 << 20);
+      index[work[i].first->tp()] = i;
+    }
+    bv1::FetchResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(options_.replica_fetch_wait_max_ms + 5000));
+    grpc::Status st = stub->Fetch(&ctx, req, &resp);
+    if (!st.ok()) {
+      ++failures;
+      continue;
+    }
+    bool any_error = false;
+    for (const auto& pd : resp.partitions()) {
+      auto it = index.find({pd.topic(), pd.partition()});
+      if (it == index.end()) continue;
+      auto& [part, f] = work[it->second];
+      FetchOutcome o;
+      o.error = pd.error_code();
+      o.high_watermark = pd.high_watermark();
+      o.log_start_offset = pd.log_start_offset();
+      if (pd.has_diverging_epoch()) o.diverging = std::make_pair(pd.diverging_epoch().epoch(), pd.diverging_epoch().end_offset());
+      o.records = pd.records();
+      any_error |= part->apply_leader_response(f.leader_epoch, o) != gannet::v1::NONE;
+    }
+    failures = any_error ? failures + 1 : 0;
+  }
+}
+
+void BrokerServer::isr_loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_for(l, std::chrono::milliseconds(std::clamp<int64_t>(options_.replica_lag_time_max_ms / 4, 50, 1000)),
+                   [&] { return stopping_; });
+      if (stopping_) return;
+    }
+    std::vector<std::shared_ptr<Partition>> led;
+    {
+      std::lock_guard<std::mutex> l(partitions_mu_);
+      for (const auto& [tp, part] : partitions_) {
+        if (part->is_leader()) led.push_back(part);
+      }
+    }
+    const int64_t now = SystemClock::instance()->monotonic_ms();
+    for (const auto& part : led) {
+      auto proposal = part->isr_proposal(now, options_.replica_lag_time_max_ms);
+      if (!proposal) continue;
+      cv1::AlterPartitionRequest req;
+      req.set_broker_id(options_.node_id);
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        req.set_broker_epoch(broker_epoch_);
+      }
+      req.set_topic_id(part->topic_id());
+      req.set_partition(part->tp().partition);
+      req.set_leader_epoch(proposal->leader_epoch);
+      req.set_partition_epoch(proposal->partition_epoch);
+      for (int32_t r : proposal->isr) req.add_new_isr(r);
+      cv1::AlterPartitionResponse resp;
+      grpc::Status st = controller_->call<cv1::AlterPartitionResponse>(
+          [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::AlterPartitionResponse* r) {
+            return s->AlterPartition(c, req, r);
+          },
+          &resp, 5000);
+      if (!st.ok() || resp.error_code() != gannet::v1::NONE) {
+        LOG(WARNING) << "broker " << options_.node_id << ": ISR change of " << part->tp().dir_name() << " refused: "
+                     << (st.ok() ? gannet::v1::ErrorCode_Name(resp.error_code()) + ": " + resp.error_message()
+                                 : st.error_message());
+        part->isr_proposal_failed();
+      } else {
+        std::string isr;
+        for (int32_t r : proposal->isr) isr += (isr.empty() ? "" : ",") + std::to_string(r);
+        LOG(INFO) << "broker " << options_.node_id << ": ISR of " << part->tp().dir_name() << " is now {" << isr << "}";
+      }
+    }
+  }
 }
 
 BrokerStatus BrokerServer::status() const {
@@ -332,8 +658,17 @@ void BrokerServer::stop() {
   cv_.notify_all();
   if (controller_) controller_->cancel_all();  // forwarded calls and heartbeats end now
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  fetch_cv_.notify_all();
+  notify_data();  // long-polling fetches see stopping() and return
   if (lifecycle_thread_.joinable()) lifecycle_thread_.join();
   if (replica_thread_.joinable()) replica_thread_.join();
+  if (isr_thread_.joinable()) isr_thread_.join();
+  std::map<int32_t, std::thread> fetchers;
+  {
+    std::lock_guard<std::mutex> l(partitions_mu_);
+    fetchers.swap(fetchers_);
+  }
+  for (auto& [leader, t] : fetchers) t.join();
   if (logs_) {
     auto st = logs_->close();
     if (!st.ok()) LOG(ERROR) << "closing the partition logs: " << st.error().to_string();
@@ -430,6 +765,8 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
     local_ids_.erase(tp);
     removed_tps.insert(tp);
     ++removed;
+    std::lock_guard<std::mutex> pl(partitions_mu_);
+    partitions_.erase(tp);
   }
   // Create what is missing, with the topic's configs over the broker defaults.
   std::vector<storage::LogManager::NewLog> create;
@@ -458,6 +795,41 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
               << create.size() << ", deleted " << removed << " partition log(s); hosting "
               << logs_->partitions().size();
   }
+  // Leader or follower, in which epochs, with which ISR: every replica looked at learns it.
+  const int64_t now = SystemClock::instance()->monotonic_ms();
+  for (const auto& [tp, t] : want) {
+    auto log = logs_->get(tp);
+    if (!log) continue;
+    std::shared_ptr<Partition> part;
+    {
+      std::lock_guard<std::mutex> pl(partitions_mu_);
+      auto& slot = partitions_[tp];
+      if (!slot || slot->log() != log || slot->topic_id() != t->id) {
+        slot = std::make_shared<Partition>(tp, t->id, log, me);
+        slot->set_on_data([this] { notify_data(); });
+      }
+      part = slot;
+    }
+    const metadata::PartitionState& ps = t->partitions.at(tp.partition);
+    int32_t min_insync = options_.min_insync_replicas;
+    const auto& cfg = image->configs({metadata::v1::ConfigRecord::TOPIC, t->name});
+    if (auto m = cfg.find("min.insync.replicas"); m != cfg.end()) min_insync = std::atoi(m->second.c_str());
+    if (part->apply_metadata(PartitionMetadata{ps.replicas, ps.isr, ps.leader, ps.leader_epoch, ps.partition_epoch},
+                             min_insync, now)) {
+      VLOG(1) << "broker " << me << " leads " << tp.dir_name() << " in epoch " << ps.leader_epoch;
+    }
+  }
+  {
+    // Replica fetchers: one per leader broker, for every partition this broker follows.
+    std::lock_guard<std::mutex> pl(partitions_mu_);
+    for (auto& [tp, part] : partitions_) {
+      const int32_t leader = part->leader();
+      if (leader >= 0 && leader != me && !fetchers_.count(leader)) {
+        fetchers_[leader] = std::thread([this, leader] { fetch_loop(leader); });
+      }
+    }
+  }
+  fetch_cv_.notify_all();
 }
 
 }  // namespace gannet::broker

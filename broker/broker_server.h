@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "broker/controller_channel.h"
+#include "broker/partition.h"
 #include "metadata/metadata_publisher.h"
 #include "storage/log_manager.h"
 
@@ -48,6 +50,9 @@ struct BrokerServerOptions {
   std::string data_dir;
   storage::LogConfig default_log_config;
   int64_t heartbeat_interval_ms = 2000;
+  int32_t min_insync_replicas = 1;           // min.insync.replicas (topics may override)
+  int64_t replica_lag_time_max_ms = 30'000;  // replica.lag.time.max.ms
+  int64_t replica_fetch_wait_max_ms = 500;   // replica.fetch.wait.max.ms
 };
 
 struct BrokerStatus {
@@ -75,8 +80,14 @@ class BrokerServer {
   void stop();
 
   int port() const { return port_; }
+  bool stopping() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return stopping_;
+  }
   BrokerStatus status() const;
   storage::LogManager* log_manager() { return logs_.get(); }
+  // The partition replica hosted here, if any.
+  std::shared_ptr<Partition> partition(const storage::TopicPartition& tp) const;
 
  private:
   class Service;
@@ -86,6 +97,11 @@ class BrokerServer {
   bool register_once();
   void heartbeat_once();
   void replica_loop();
+  void fetch_loop(int32_t leader);  // a replica fetcher: every partition this broker follows `leader` in
+  void isr_loop();                  // proposes ISR changes of the partitions led here
+  void notify_data();               // data or a HW moved: wake long-polling fetches
+  // Waits until notify_data() is called after `seen`, or the deadline; returns the new version.
+  uint64_t wait_data(uint64_t seen, std::chrono::steady_clock::time_point deadline);
   // Brings the local logs in step with the image: every local log when `only` is null, else
   // just the logs of those topic ids.
   void reconcile(const std::shared_ptr<const metadata::MetadataImage>& image,
@@ -113,7 +129,16 @@ class BrokerServer {
   bool pending_full_ = false;             // a topic was deleted: look at every local log
   std::set<std::string> seen_topic_ids_;                           // every topic id ever in an image
   std::map<storage::TopicPartition, std::string> local_ids_;       // replica thread only
-  std::thread lifecycle_thread_, replica_thread_;
+  std::thread lifecycle_thread_, replica_thread_, isr_thread_;
+
+  mutable std::mutex partitions_mu_;
+  std::map<storage::TopicPartition, std::shared_ptr<Partition>> partitions_;
+  std::map<int32_t, std::thread> fetchers_;  // by leader broker id
+  std::condition_variable fetch_cv_;         // with mu_: the fetchers' idle wait
+
+  std::mutex data_mu_;
+  std::condition_variable data_cv_;
+  uint64_t data_version_ = 0;
 };
 
 }  // namespace gannet::broker

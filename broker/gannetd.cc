@@ -134,6 +134,9 @@ int main(int argc, char** argv) {
     bo.data_dir = cfg->log_dirs.front();
     bo.default_log_config = cfg->default_log_config;
     bo.heartbeat_interval_ms = cfg->broker_heartbeat_interval_ms;
+    bo.min_insync_replicas = cfg->min_insync_replicas;
+    bo.replica_lag_time_max_ms = cfg->replica_lag_time_max_ms;
+    bo.replica_fetch_wait_max_ms = extra_int("replica.fetch.wait.max.ms", 500);
     auto b = broker::BrokerServer::create(bo, &publisher);
     if (!b.ok()) {
       std::fprintf(stderr, "gannetd: cannot start the broker: %s\n", b.error().c_str());

@@ -1,0 +1,276 @@
+#include "broker/partition.h"
+
+#include <glog/logging.h>
+
+#include <chrono>
+
+#include "storage/error_code.h"
+
+namespace gannet::broker {
+
+namespace {
+
+ErrorCode storage_code(const storage::Error& e) { return storage::to_error_code(e.code); }
+
+}  // namespace
+
+Partition::Partition(storage::TopicPartition tp, std::string topic_id, std::shared_ptr<storage::Log> log, int32_t me)
+    : tp_(std::move(tp)), topic_id_(std::move(topic_id)), log_(std::move(log)), me_(me), state_(me) {}
+
+bool Partition::apply_metadata(const PartitionMetadata& m, int32_t min_insync_replicas, int64_t now_ms) {
+  bool became_leader;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    min_insync_ = std::max(1, min_insync_replicas);
+    became_leader = state_.apply_metadata(m, log_->log_end_offset(), log_->high_watermark(), now_ms);
+    if (became_leader) {
+      // The new epoch starts at the log end: followers of an older epoch are told to truncate
+      // to where this leader's history and theirs agree.
+      auto st = log_->epoch_cache().assign(m.leader_epoch, log_->log_end_offset());
+      if (!st.ok()) LOG(ERROR) << tp_.dir_name() << ": cannot record leader epoch: " << st.error().to_string();
+      log_->update_high_watermark(state_.high_watermark());
+    }
+  }
+  hw_cv_.notify_all();  // acks=all waiters re-check their leader epoch
+  if (on_data_) on_data_();
+  return became_leader;
+}
+
+ErrorCode Partition::check_epoch_locked(int32_t current_leader_epoch) const {
+  if (current_leader_epoch < 0) return gannet::v1::NONE;
+  if (current_leader_epoch < state_.leader_epoch()) return gannet::v1::FENCED_LEADER_EPOCH;
+  if (current_leader_epoch > state_.leader_epoch()) return gannet::v1::UNKNOWN_LEADER_EPOCH;
+  return gannet::v1::NONE;
+}
+
+ProduceOutcome Partition::append_as_leader(std::string* batches, int acks) {
+  ProduceOutcome out;
+  bool moved = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    out.leader = state_.leader();
+    out.leader_epoch = state_.leader_epoch();
+    if (!state_.is_leader()) {
+      out.error = gannet::v1::NOT_LEADER_OR_FOLLOWER;
+      out.message = "broker " + std::to_string(me_) + " does not lead " + tp_.dir_name();
+      return out;
+    }
+    if (acks == -1 && static_cast<int>(state_.isr().size()) < min_insync_) {
+      out.error = gannet::v1::NOT_ENOUGH_REPLICAS;
+      out.message = tp_.dir_name() + " has " + std::to_string(state_.isr().size()) +
+                    " in-sync replicas; min.insync.replicas is " + std::to_string(min_insync_);
+      return out;
+    }
+    auto r = log_->append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(batches->data()), batches->size()),
+                          state_.leader_epoch());
+    if (!r.ok()) {
+      out.error = storage_code(r.error());
+      out.message = r.error().to_string();
+      return out;
+    }
+    out.base_offset = r->base_offset;
+    out.last_offset = r->last_offset;
+    moved = state_.on_local_append(log_->log_end_offset());
+    if (moved) log_->update_high_watermark(state_.high_watermark());
+  }
+  if (moved) hw_cv_.notify_all();
+  if (on_data_) on_data_();
+  return out;
+}
+
+ErrorCode Partition::wait_for_replication(int64_t last_offset, int32_t leader_epoch, int64_t timeout_ms) {
+  std::unique_lock<std::mutex> l(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  const bool done = hw_cv_.wait_until(l, deadline, [&] {
+    return state_.high_watermark() > last_offset || !state_.is_leader() || state_.leader_epoch() != leader_epoch;
+  });
+  if (state_.high_watermark() > last_offset && state_.leader_epoch() == leader_epoch) return gannet::v1::NONE;
+  if (!state_.is_leader() || state_.leader_epoch() != leader_epoch) {
+    // Leadership moved before the ISR had it: the records may or may not survive.
+    return gannet::v1::NOT_LEADER_OR_FOLLOWER;
+  }
+  (void)done;
+  return gannet::v1::REQUEST_TIMED_OUT;
+}
+
+FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t current_leader_epoch,
+                             int32_t last_fetched_epoch, size_t max_bytes, int64_t now_ms) {
+  FetchOutcome out;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    out.leader = state_.leader();
+    out.leader_epoch = state_.leader_epoch();
+    out.log_start_offset = log_->log_start_offset();
+    out.log_end_offset = log_->log_end_offset();
+    out.high_watermark = state_.is_leader() ? state_.high_watermark() : log_->high_watermark();
+    if (!state_.is_leader()) {
+      out.error = gannet::v1::NOT_LEADER_OR_FOLLOWER;
+      return out;
+    }
+    if (ErrorCode e = check_epoch_locked(current_leader_epoch); e != gannet::v1::NONE) {
+      out.error = e;
+      return out;
+    }
+    if (replica_id >= 0) {
+      // A follower: its history must match ours up to fetch_offset, else it truncates first.
+      const int64_t end = log_->log_end_offset();
+      if (last_fetched_epoch >= 0) {
+        auto e = log_->epoch_cache().end_offset_for(last_fetched_epoch, end);
+        if (!e || e->epoch != last_fetched_epoch || e->start_offset < fetch_offset) {
+          out.diverging = e ? std::make_pair(e->epoch, e->start_offset) : std::make_pair(-1, log_->log_start_offset());
+          return out;
+        }
+      } else if (fetch_offset > end) {
+        out.diverging = std::make_pair(-1, end);
+        return out;
+      }
+      if (fetch_offset > end) {
+        out.diverging = std::make_pair(last_fetched_epoch, end);
+        return out;
+      }
+      out.hw_moved = state_.on_follower_fetch(replica_id, fetch_offset, now_ms);
+      if (out.hw_moved) log_->update_high_watermark(state_.high_watermark());
+      out.high_watermark = state_.high_watermark();
+    }
+  }
+  if (out.hw_moved) {
+    hw_cv_.notify_all();
+    if (on_data_) on_data_();
+  }
+  storage::ReadOptions ro;
+  if (replica_id < 0) ro.max_offset = out.high_watermark;  // consumers see committed records only
+  if (fetch_offset == out.log_end_offset || (replica_id < 0 && fetch_offset == out.high_watermark)) return out;
+  auto r = log_->read(fetch_offset, max_bytes, ro);
+  if (!r.ok()) {
+    out.error = storage_code(r.error());
+    out.message = r.error().to_string();
+    return out;
+  }
+  auto st = r->copy_to(&out.records);
+  if (!st.ok()) {
+    out.error = storage_code(st.error());
+    out.records.clear();
+  }
+  return out;
+}
+
+ProduceOutcome Partition::list_offset(int64_t timestamp, int32_t current_leader_epoch) {
+  ProduceOutcome out;
+  std::lock_guard<std::mutex> l(mu_);
+  out.leader = state_.leader();
+  out.leader_epoch = state_.leader_epoch();
+  if (!state_.is_leader()) {
+    out.error = gannet::v1::NOT_LEADER_OR_FOLLOWER;
+    return out;
+  }
+  if (ErrorCode e = check_epoch_locked(current_leader_epoch); e != gannet::v1::NONE) {
+    out.error = e;
+    return out;
+  }
+  if (timestamp == -1) {
+    out.base_offset = state_.high_watermark();
+  } else if (timestamp == -2) {
+    out.base_offset = log_->log_start_offset();
+  } else {
+    auto r = log_->offset_for_timestamp(timestamp);
+    if (!r.ok()) {
+      out.error = storage_code(r.error());
+      out.message = r.error().to_string();
+      return out;
+    }
+    // Only committed records are visible.
+    out.base_offset = (*r && (*r)->offset < state_.high_watermark()) ? (*r)->offset : -1;
+    out.last_offset = *r ? (*r)->timestamp : -1;
+  }
+  return out;
+}
+
+std::optional<Partition::FollowerFetch> Partition::follower_fetch_state(int32_t leader) const {
+  std::lock_guard<std::mutex> l(mu_);
+  if (state_.is_leader() || state_.leader() != leader) return std::nullopt;
+  FollowerFetch f;
+  f.fetch_offset = log_->log_end_offset();
+  auto latest = log_->epoch_cache().latest();
+  f.last_fetched_epoch = latest ? latest->epoch : -1;
+  f.leader_epoch = state_.leader_epoch();
+  return f;
+}
+
+ErrorCode Partition::apply_leader_response(int32_t leader_epoch, const FetchOutcome& r) {
+  bool changed = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (state_.is_leader() || state_.leader_epoch() != leader_epoch) return gannet::v1::NONE;  // stale
+    if (r.error != gannet::v1::NONE) return r.error;
+    if (r.diverging) {
+      // Truncate to where both histories agree: the leader's end of that epoch, or ours if lower.
+      int64_t to = std::min(r.diverging->second, log_->log_end_offset());
+      if (r.diverging->first >= 0) {
+        if (auto mine = log_->epoch_cache().end_offset_for(r.diverging->first, log_->log_end_offset())) {
+          to = std::min(to, mine->start_offset);
+        }
+      }
+      auto st = to <= log_->log_start_offset() && to < log_->log_end_offset()
+                    ? log_->truncate_fully_and_start_at(std::max(to, r.log_start_offset))
+                    : log_->truncate_to(to);
+      if (!st.ok()) {
+        LOG(ERROR) << tp_.dir_name() << ": truncation to " << to << " failed: " << st.error().to_string();
+        return storage_code(st.error());
+      }
+      LOG(INFO) << tp_.dir_name() << ": diverged from leader " << state_.leader() << " (epoch "
+                << r.diverging->first << " ends at " << r.diverging->second << "); truncated to " << to;
+      return gannet::v1::NONE;
+    }
+    if (!r.records.empty()) {
+      std::string copy = r.records;
+      auto a = log_->append_as_follower(std::span<uint8_t>(reinterpret_cast<uint8_t*>(copy.data()), copy.size()));
+      if (!a.ok()) {
+        LOG(WARNING) << tp_.dir_name() << ": follower append failed: " << a.error().to_string();
+        return storage_code(a.error());
+      }
+      changed = true;
+    }
+    const int64_t hw = std::min(r.high_watermark, log_->log_end_offset());
+    if (hw > log_->high_watermark()) {
+      log_->update_high_watermark(hw);
+      changed = true;
+    }
+  }
+  if (changed && on_data_) on_data_();
+  return gannet::v1::NONE;
+}
+
+std::optional<Partition::IsrProposal> Partition::isr_proposal(int64_t now_ms, int64_t lag_time_max_ms) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto isr = state_.wanted_isr(now_ms, lag_time_max_ms);
+  if (!isr) return std::nullopt;
+  state_.set_pending_isr(*isr);
+  return IsrProposal{*isr, state_.leader_epoch(), state_.partition_epoch()};
+}
+
+void Partition::isr_proposal_failed() {
+  std::lock_guard<std::mutex> l(mu_);
+  state_.clear_pending_isr();
+}
+
+bool Partition::is_leader() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return state_.is_leader();
+}
+
+int32_t Partition::leader() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return state_.leader();
+}
+
+int32_t Partition::leader_epoch() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return state_.leader_epoch();
+}
+
+int64_t Partition::high_watermark() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return state_.is_leader() ? state_.high_watermark() : log_->high_watermark();
+}
+
+}  // namespace gannet::broker

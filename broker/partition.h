@@ -1,0 +1,118 @@
+// Partition: one partition replica hosted by this broker: its log and its PartitionState, with the
+// I/O and waiting around them (DESIGN.md, "Write path" and "Read path").
+//
+// Leader: appends producers' batches in its leader epoch; acks=all waits (on a condition
+// variable, no polling) until the HW passes the batch; answers followers' fetches, checking their
+// last fetched epoch against its epoch cache (a diverging follower is told where to truncate),
+// and consumers' fetches below the HW. Follower: appends what the leader sends, truncates where
+// told, and takes the leader's HW up to its own log end.
+//
+// Thread safety: every method locks mu_; appends are serialized per partition.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/partition_state.h"
+#include "proto/errors.pb.h"
+#include "storage/log.h"
+#include "storage/log_manager.h"
+
+namespace gannet::broker {
+
+using gannet::v1::ErrorCode;
+
+struct ProduceOutcome {
+  ErrorCode error = gannet::v1::NONE;
+  std::string message;
+  int64_t base_offset = -1;
+  int64_t last_offset = -1;
+  int32_t leader = -1;
+  int32_t leader_epoch = -1;
+};
+
+struct FetchOutcome {
+  ErrorCode error = gannet::v1::NONE;
+  std::string message;
+  int64_t high_watermark = 0;
+  int64_t log_start_offset = 0;
+  int64_t log_end_offset = 0;
+  std::optional<std::pair<int32_t, int64_t>> diverging;  // epoch, end offset
+  int32_t leader = -1;
+  int32_t leader_epoch = -1;
+  std::string records;
+  bool hw_moved = false;  // a follower's fetch advanced the HW
+};
+
+class Partition {
+ public:
+  Partition(storage::TopicPartition tp, std::string topic_id, std::shared_ptr<storage::Log> log, int32_t me);
+
+  const storage::TopicPartition& tp() const { return tp_; }
+  const std::string& topic_id() const { return topic_id_; }
+  std::shared_ptr<storage::Log> log() const { return log_; }
+
+  // Metadata changed (leader, epochs, ISR). Returns true if this replica became leader.
+  bool apply_metadata(const PartitionMetadata& m, int32_t min_insync_replicas, int64_t now_ms);
+
+  // Leader: appends `batches` (rewritten in place: offsets, epoch). acks=-1 first checks the ISR
+  // against min.insync.replicas.
+  ProduceOutcome append_as_leader(std::string* batches, int acks);
+  // Leader: waits until the HW passes `last_offset` in `leader_epoch`, or the deadline.
+  ErrorCode wait_for_replication(int64_t last_offset, int32_t leader_epoch, int64_t timeout_ms);
+
+  // A fetch: replica_id < 0 a consumer (below the HW), else a follower (its progress counts).
+  FetchOutcome read(int32_t replica_id, int64_t fetch_offset, int32_t current_leader_epoch,
+                    int32_t last_fetched_epoch, size_t max_bytes, int64_t now_ms);
+
+  // ListOffsets: -1 latest (HW), -2 earliest, else by timestamp.
+  ProduceOutcome list_offset(int64_t timestamp, int32_t current_leader_epoch);
+
+  // Follower: where to fetch from next (offset, epoch of the batch before it or -1), if this
+  // replica follows `leader` in some epoch.
+  struct FollowerFetch {
+    int64_t fetch_offset;
+    int32_t last_fetched_epoch;
+    int32_t leader_epoch;
+  };
+  std::optional<FollowerFetch> follower_fetch_state(int32_t leader) const;
+  // Follower: apply the leader's answer. Returns an error to back off on.
+  ErrorCode apply_leader_response(int32_t leader_epoch, const FetchOutcome& r);
+
+  // Leader: an ISR change to propose, with the epochs it is guarded by.
+  struct IsrProposal {
+    std::vector<int32_t> isr;
+    int32_t leader_epoch;
+    int32_t partition_epoch;
+  };
+  std::optional<IsrProposal> isr_proposal(int64_t now_ms, int64_t lag_time_max_ms);
+  void isr_proposal_failed();
+
+  bool is_leader() const;
+  int32_t leader() const;
+  int32_t leader_epoch() const;
+  int64_t high_watermark() const;
+
+  // Called (without mu_ held) whenever data or the HW moves, for long-polling fetches.
+  void set_on_data(std::function<void()> f) { on_data_ = std::move(f); }
+
+ private:
+  ErrorCode check_epoch_locked(int32_t current_leader_epoch) const;
+
+  const storage::TopicPartition tp_;
+  const std::string topic_id_;
+  const std::shared_ptr<storage::Log> log_;
+  const int32_t me_;
+  mutable std::mutex mu_;
+  std::condition_variable hw_cv_;
+  PartitionState state_;
+  int32_t min_insync_ = 1;
+  std::function<void()> on_data_;
+};
+
+}  // namespace gannet::broker

@@ -1,0 +1,243 @@
+// A cluster of real gannetd processes on free loopback ports for multi-process tests: combined
+// nodes by default, or controller-only plus broker-only nodes; data directories formatted for
+// the test cluster; stubs that reconnect quickly to restarted nodes; helpers for the admin API.
+// Every process is killed when the Cluster goes away.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "proto/broker.grpc.pb.h"
+#include "proto/controller.grpc.pb.h"
+#include "tests/process_harness.h"
+
+namespace gannet::testing {
+
+using namespace std::chrono_literals;
+namespace bv1 = broker::v1;
+namespace cv1 = controller::v1;
+using gannet::v1::ErrorCode;
+
+inline constexpr const char* kClusterId = "gannet-test-cluster";
+
+class Cluster {
+ public:
+  // n combined nodes; or, with `controllers` > 0, nodes 1..controllers controller-only and the
+  // rest broker-only (observers of the metadata log).
+  explicit Cluster(int n, const std::string& extra = "", int controllers = 0)
+      : dir_(test_dir("cluster")) {
+    for (int i = 1; i <= n; ++i) {
+      const bool controller = controllers == 0 || i <= controllers;
+      const bool broker = controllers == 0 || i > controllers;
+      if (controller) controller_ports_[i] = free_port();
+      if (broker) client_ports_[i] = free_port();
+    }
+    std::string voters;
+    for (const auto& [id, port] : controller_ports_) {
+      voters += (voters.empty() ? "" : ",") + std::to_string(id) + "@127.0.0.1:" + std::to_string(port);
+    }
+    for (int id = 1; id <= n; ++id) {
+      const bool controller = controller_ports_.count(id) > 0;
+      const bool broker = client_ports_.count(id) > 0;
+      std::string listeners, roles;
+      if (controller) listeners = "CONTROLLER://127.0.0.1:" + std::to_string(controller_ports_[id]);
+      if (broker) {
+        listeners += (listeners.empty() ? "" : ",") + std::string("PLAINTEXT://127.0.0.1:") +
+                     std::to_string(client_ports_[id]);
+      }
+      roles = controller && broker ? "broker,controller" : (controller ? "controller" : "broker");
+      write_file(config(id),
+                          "node.id=" + std::to_string(id) + "\nprocess.roles=" + roles +
+                              "\ncontroller.quorum.voters=" + voters + "\nlisteners=" + listeners +
+                              "\ncontroller.listener.names=CONTROLLER\nlog.dirs=" + data_dir(id) +
+                              "\ncontroller.quorum.election.timeout.ms=500"
+                              "\ncontroller.quorum.fetch.timeout.ms=1000"
+                              "\nbroker.heartbeat.interval.ms=500"
+                              "\nbroker.session.timeout.ms=4000\n" +
+                              extra);
+      write_file(data_dir(id) + "/meta.properties",
+                          std::string("version=1\ncluster.id=") + kClusterId + "\nnode.id=" + std::to_string(id) + "\n");
+      if (broker) broker_stubs_[id] = bv1::Broker::NewStub(channel(client_ports_[id]));
+      if (controller) controller_stubs_[id] = cv1::Controller::NewStub(channel(controller_ports_[id]));
+      procs_[id] = std::make_unique<Process>();
+    }
+  }
+
+  // A channel that reconnects quickly to a (re)started server.
+  static std::shared_ptr<grpc::Channel> channel(int port) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+    return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(), args);
+  }
+
+  std::string config(int id) const { return dir_ + "/node" + std::to_string(id) + ".properties"; }
+  std::string data_dir(int id) const { return dir_ + "/data" + std::to_string(id); }
+  std::string log_path(int id) const { return dir_ + "/node" + std::to_string(id) + ".log"; }
+  std::vector<int> ids() const {
+    std::vector<int> v;
+    for (const auto& [id, p] : procs_) v.push_back(id);
+    return v;
+  }
+  bool running(int id) const { return procs_.at(id)->running(); }
+  std::string bootstrap() const {
+    std::string s;
+    for (const auto& [id, port] : client_ports_) s += (s.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
+    return s;
+  }
+
+  void start(int id) {
+    procs_[id]->start({runfile("broker/gannetd"), "--config", config(id)}, log_path(id));
+  }
+  void start_all() {
+    for (int id : ids()) start(id);
+  }
+  void kill(int id, int sig) { procs_[id]->kill(sig); }
+
+  // A live broker to ask.
+  // A live broker to ask.
+  int any_live(int avoid = -1) const {
+    for (const auto& [id, p] : procs_) {
+      if (p->running() && id != avoid && broker_stubs_.count(id)) return id;
+    }
+    return -1;
+  }
+
+  std::optional<cv1::DescribeClusterResponse> describe_cluster(int via = -1) {
+    if (via < 0) via = any_live();
+    cv1::DescribeClusterResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    grpc::Status st = broker_stubs_[via]->DescribeCluster(&ctx, {}, &resp);
+    if (!st.ok()) return std::nullopt;
+    if (resp.error_code() != gannet::v1::NONE) return std::nullopt;
+    return resp;
+  }
+
+  // Waits until exactly the given brokers are unfenced.
+  bool wait_unfenced(const std::set<int>& want, std::chrono::milliseconds timeout) {
+    return wait_until([&] {
+      auto d = describe_cluster();
+      if (!d) return false;
+      std::set<int> unfenced;
+      for (const auto& b : d->brokers()) {
+        if (!b.fenced()) unfenced.insert(b.broker_id());
+      }
+      return unfenced == want;
+    }, timeout, 100ms);
+  }
+
+  bv1::MetadataResponse metadata(const std::vector<std::string>& topics, int via = -1) {
+    if (via < 0) via = any_live();
+    bv1::MetadataRequest req;
+    for (const auto& t : topics) req.add_topics(t);
+    bv1::MetadataResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    EXPECT_TRUE(broker_stubs_[via]->Metadata(&ctx, req, &resp).ok());
+    return resp;
+  }
+
+  cv1::CreateTopicsResponse create(const std::string& name, int partitions, int rf,
+                                   const std::map<std::string, std::string>& configs = {}, int via = -1) {
+    if (via < 0) via = any_live();
+    cv1::CreateTopicsRequest req;
+    auto* t = req.add_topics();
+    t->set_name(name);
+    t->set_num_partitions(partitions);
+    t->set_replication_factor(rf);
+    for (const auto& [k, v] : configs) {
+      auto* c = t->add_configs();
+      c->set_name(k);
+      c->set_value(v);
+    }
+    cv1::CreateTopicsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    grpc::Status st = broker_stubs_[via]->CreateTopics(&ctx, req, &resp);
+    if (!st.ok()) resp.set_error_message("gRPC: " + st.error_message());
+    return resp;
+  }
+
+  // The per-topic error of a one-topic create (or the request-level one).
+  ErrorCode create_error(const std::string& name, int partitions, int rf,
+                         const std::map<std::string, std::string>& configs = {}) {
+    auto r = create(name, partitions, rf, configs);
+    if (r.error_code() != gannet::v1::NONE || r.topics_size() != 1) return r.error_code();
+    return r.topics(0).error_code();
+  }
+
+  ErrorCode delete_topic(const std::string& name) {
+    cv1::DeleteTopicsRequest req;
+    req.add_names(name);
+    cv1::DeleteTopicsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    EXPECT_TRUE(broker_stubs_[any_live()]->DeleteTopics(&ctx, req, &resp).ok());
+    if (resp.error_code() != gannet::v1::NONE || resp.topics_size() != 1) return resp.error_code();
+    return resp.topics(0).error_code();
+  }
+
+  ErrorCode add_partitions(const std::string& name, int total) {
+    cv1::CreatePartitionsRequest req;
+    auto* t = req.add_topics();
+    t->set_name(name);
+    t->set_count(total);
+    cv1::CreatePartitionsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    EXPECT_TRUE(broker_stubs_[any_live()]->CreatePartitions(&ctx, req, &resp).ok());
+    if (resp.error_code() != gannet::v1::NONE || resp.topics_size() != 1) return resp.error_code();
+    return resp.topics(0).error_code();
+  }
+
+  ErrorCode alter_config(const std::string& topic, const std::map<std::string, std::string>& set,
+                         const std::vector<std::string>& remove = {}) {
+    cv1::AlterConfigsRequest req;
+    auto* r = req.add_resources();
+    r->set_topic(topic);
+    for (const auto& [k, v] : set) {
+      auto* c = r->add_set();
+      c->set_name(k);
+      c->set_value(v);
+    }
+    for (const auto& k : remove) r->add_remove(k);
+    cv1::AlterConfigsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);  // a node just (re)started: wait for it to listen
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    EXPECT_TRUE(broker_stubs_[any_live()]->AlterConfigs(&ctx, req, &resp).ok());
+    if (resp.error_code() != gannet::v1::NONE || resp.resources_size() != 1) return resp.error_code();
+    return resp.resources(0).error_code();
+  }
+
+  cv1::Controller::Stub* controller(int id) { return controller_stubs_[id].get(); }
+  bv1::Broker::Stub* broker(int id) { return broker_stubs_[id].get(); }
+  int controller_port(int id) const { return controller_ports_.at(id); }
+
+  bool partition_dir_exists(int id, const std::string& topic, int p) const {
+    return std::filesystem::exists(data_dir(id) + "/" + topic + "-" + std::to_string(p));
+  }
+
+ private:
+  std::string dir_;
+  std::map<int, int> controller_ports_, client_ports_;
+  std::map<int, std::unique_ptr<bv1::Broker::Stub>> broker_stubs_;
+  std::map<int, std::unique_ptr<cv1::Controller::Stub>> controller_stubs_;
+  std::map<int, std::unique_ptr<Process>> procs_;  // killed on destruction
+};
+
+}  // namespace gannet::testing
