@@ -63,6 +63,7 @@
 #include "proto/controller.pb.h"
 #include "proto/errors.pb.h"
 #include "proto/raft.grpc.pb.h"
+#include "tools/data_commands.h"
 #include "tools/cli.h"
 
 namespace {
@@ -87,7 +88,8 @@ constexpr int32_t kDefaultTimeoutMs = 30000;
 constexpr int32_t kDeadlineGraceMs = 2000;
 
 // Flags that take no value.
-const std::set<std::string> kBooleanFlags = {"help", "ignore-formatted"};
+const std::set<std::string> kBooleanFlags = {"help", "ignore-formatted", "from-beginning", "print-key",
+                                             "print-timestamp"};
 
 // ---- Output helpers -----------------------------------------------------------------------------
 
@@ -157,6 +159,7 @@ void print_usage(std::FILE* to) {
       {"cluster", "Cluster:"},
       {"quorum", "Metadata quorum (through a controller's listener):"},
       {"storage", "Storage (local, before a node first starts):"},
+      {"perf", "Performance (through the brokers):"},
   };
   std::fprintf(to, "usage: gannet GROUP COMMAND [OPERANDS] [FLAGS]\n");
   std::string_view group;
@@ -168,6 +171,12 @@ void print_usage(std::FILE* to) {
     }
     std::fprintf(to, "  %s\n", synopsis(c, false).c_str());
   }
+  std::fprintf(to,
+               "\nRecords:\n"
+               "  gannet produce TOPIC [--key-separator SEP] [--partition N] [--acks all|1|0] [--linger-ms MS]"
+               " [--batch-size BYTES] [--compression C]   (lines from stdin)\n"
+               "  gannet consume TOPIC [--from-beginning] [--partition N] [--offset N] [--max-messages N]"
+               " [--timeout-ms IDLE_MS] [--print-key] [--print-timestamp] [--output json]\n");
   std::fprintf(to,
                "\nExit status: 0 ok; 1 error (from the cluster, cluster unreachable, storage);"
                " 2 usage error.\n");
@@ -1001,6 +1010,12 @@ const std::vector<Command>& commands() {
        "--cluster-id ID --config FILE [--override KEY=VALUE]... [--ignore-formatted]", false,
        {"cluster-id", "config", "override", "ignore-formatted"}, storage_format},
       {"storage", "random-uuid", "", false, {}, storage_random_uuid},
+      {"perf", "produce",
+       "TOPIC [--num-records N] [--record-size BYTES] [--throughput RECORDS_PER_SEC] [--acks all|1|0] "
+       "[--batch-size BYTES] [--linger-ms MS] [--compression none|gzip|snappy|lz4|zstd] [--buffer-memory BYTES]",
+       true, {"num-records", "record-size", "throughput", "acks", "batch-size", "linger-ms", "compression", "buffer-memory"},
+       gannet::tools::perf_produce_command},
+      {"perf", "consume", "TOPIC [--num-records N]", true, {"num-records"}, gannet::tools::perf_consume_command},
   };
   return kCommands;
 }
@@ -1019,6 +1034,9 @@ int main(int argc, char** argv) {
     }
     return usage_error("no command given");
   }
+  // The one-word record commands.
+  if (a.positional[0] == "produce") return gannet::tools::produce_command(a);
+  if (a.positional[0] == "consume") return gannet::tools::consume_command(a);
   if (a.positional.size() < 2) {
     if (a.has("help")) {
       print_usage(stdout);

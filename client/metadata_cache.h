@@ -1,0 +1,50 @@
+// MetadataCache: what a client knows of the cluster (brokers, topics, partition leaders and
+// epochs), from the brokers' Metadata answers; refreshed on demand, e.g. after a
+// NOT_LEADER_OR_FOLLOWER. One gRPC channel per broker address, shared by everyone.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proto/broker.grpc.pb.h"
+
+namespace gannet::client {
+
+namespace bv1 = gannet::broker::v1;
+
+struct PartitionInfo {
+  int32_t leader = -1;
+  int32_t leader_epoch = -1;
+};
+
+class MetadataCache {
+ public:
+  explicit MetadataCache(std::vector<std::string> bootstrap);
+
+  // Refreshes from the first broker that answers; false if none did.
+  bool refresh(const std::vector<std::string>& topics = {});
+  // The partitions of `topic` (refreshing once if unknown); empty if the topic does not exist.
+  std::vector<PartitionInfo> partitions(const std::string& topic);
+  int32_t partition_count(const std::string& topic);
+  // The stub of broker `id` (nullptr if unknown).
+  bv1::Broker::Stub* broker(int32_t id);
+  int64_t refreshes() const;
+
+ private:
+  bv1::Broker::Stub* stub_for(const std::string& address);
+
+  const std::vector<std::string> bootstrap_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<bv1::Broker::Stub>> stubs_;  // by address
+  std::map<int32_t, std::string> brokers_;                           // id -> address
+  std::map<std::string, std::vector<PartitionInfo>> topics_;
+  int64_t refreshes_ = 0;
+};
+
+}  // namespace gannet::client

@@ -1,0 +1,253 @@
+#include "client/producer.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace gannet::client {
+
+using gannet::v1::ErrorCode;
+
+Producer::Producer(ProducerConfig config)
+    : config_(std::move(config)),
+      partitioner_(config_.partitioner ? config_.partitioner : std::make_shared<DefaultPartitioner>()),
+      metadata_(config_.bootstrap_servers) {
+  sender_ = std::thread([this] { sender_loop(); });
+}
+
+Producer::~Producer() { close(); }
+
+int64_t Producer::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+bool Producer::retriable(ErrorCode e) {
+  switch (e) {
+    case gannet::v1::NOT_LEADER_OR_FOLLOWER:
+    case gannet::v1::LEADER_NOT_AVAILABLE:
+    case gannet::v1::UNKNOWN_TOPIC_OR_PARTITION:
+    case gannet::v1::NOT_ENOUGH_REPLICAS:
+    case gannet::v1::NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case gannet::v1::REQUEST_TIMED_OUT:
+    case gannet::v1::FENCED_LEADER_EPOCH:
+    case gannet::v1::UNKNOWN_LEADER_EPOCH:
+    case gannet::v1::KAFKA_STORAGE_ERROR:
+    case gannet::v1::BROKER_NOT_AVAILABLE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::future<RecordMetadata> Producer::send(ProducerRecord record) {
+  auto promise = std::make_shared<std::promise<RecordMetadata>>();
+  auto f = promise->get_future();
+  send(std::move(record), [promise](const RecordMetadata& m) { promise->set_value(m); });
+  return f;
+}
+
+void Producer::send(ProducerRecord record, Callback cb) {
+  auto fail = [&](ErrorCode e, std::string message) {
+    RecordMetadata m;
+    m.topic = record.topic;
+    m.partition = record.partition.value_or(-1);
+    m.error = e;
+    m.message = std::move(message);
+    cb(m);
+  };
+  const int32_t n = metadata_.partition_count(record.topic);
+  if (n <= 0) return fail(gannet::v1::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic " + record.topic);
+  int32_t p = record.partition.value_or(-1);
+  if (record.partition && (p < 0 || p >= n)) {
+    return fail(gannet::v1::UNKNOWN_TOPIC_OR_PARTITION, "topic " + record.topic + " has " + std::to_string(n) + " partitions");
+  }
+  if (!record.partition) p = partitioner_->partition(record.topic, record.key, n);
+  const size_t bytes = 64 + (record.key ? record.key->size() : 0) + (record.value ? record.value->size() : 0);
+  if (bytes > config_.buffer_memory) return fail(gannet::v1::MESSAGE_TOO_LARGE, "the record is larger than buffer.memory");
+  const int64_t ts = record.timestamp >= 0
+                         ? record.timestamp
+                         : std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  std::unique_lock<std::mutex> l(mu_);
+  // Back-pressure: wait for room in buffer.memory.
+  if (!space_cv_.wait_for(l, std::chrono::milliseconds(config_.max_block_ms),
+                          [&] { return closing_ || buffered_ + bytes <= config_.buffer_memory; })) {
+    l.unlock();
+    return fail(gannet::v1::REQUEST_TIMED_OUT, "buffer.memory stayed full for max.block.ms");
+  }
+  if (closing_) {
+    l.unlock();
+    return fail(gannet::v1::UNKNOWN_SERVER_ERROR, "the producer is closed");
+  }
+  auto& q = queues_[{record.topic, p}];
+  // A new batch when the last is full or is being retried (a retry resends exactly what failed).
+  if (q.empty() || q.back()->attempts > 0 || q.back()->bytes + bytes > config_.batch_size) {
+    auto b = std::make_unique<Batch>();
+    b->topic = record.topic;
+    b->partition = p;
+    storage::BatchOptions o;
+    o.compression = config_.compression;
+    b->builder = std::make_unique<storage::RecordBatchBuilder>(o);
+    b->created_ms = now_ms();
+    q.push_back(std::move(b));
+    if (!record.partition && !record.key && q.size() > 1) partitioner_->on_new_batch(record.topic, p);
+  }
+  Batch& b = *q.back();
+  b.builder->add(ts, record.key ? std::optional<std::string_view>(*record.key) : std::nullopt,
+                 record.value ? std::optional<std::string_view>(*record.value) : std::nullopt);
+  b.records.push_back(Pending{std::move(cb), bytes});
+  b.bytes += bytes;
+  buffered_ += bytes;
+  ++outstanding_;
+  if (b.bytes >= config_.batch_size || q.size() > 1) cv_.notify_one();
+}
+
+void Producer::complete(Batch& b, int64_t base_offset, ErrorCode error, const std::string& message) {
+  RecordMetadata m;
+  m.topic = b.topic;
+  m.partition = b.partition;
+  m.error = error;
+  m.message = message;
+  for (size_t i = 0; i < b.records.size(); ++i) {
+    m.offset = error == gannet::v1::NONE && base_offset >= 0 ? base_offset + static_cast<int64_t>(i) : -1;
+    if (b.records[i].cb) b.records[i].cb(m);
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  buffered_ -= b.bytes;
+  outstanding_ -= b.records.size();
+  space_cv_.notify_all();
+  if (outstanding_ == 0) idle_cv_.notify_all();
+}
+
+void Producer::sender_loop() {
+  for (;;) {
+    // Ready batches (the head of each partition's queue, none in flight), by leader.
+    std::map<int32_t, std::vector<std::unique_ptr<Batch>>> by_leader;
+    std::vector<std::unique_ptr<Batch>> expired, unroutable;
+    bool need_metadata = false;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      const int64_t now = now_ms();
+      int64_t next_wake = now + 100;
+      for (auto& [key, q] : queues_) {
+        if (q.empty() || in_flight_[key]) continue;
+        Batch& head = *q.front();
+        const bool full = head.bytes >= config_.batch_size || q.size() > 1;
+        const bool lingered = now - head.created_ms >= config_.linger_ms;
+        if (!(full || lingered || flushing_ || closing_) || head.retry_at_ms > now) {
+          next_wake = std::min(next_wake, head.retry_at_ms > now ? head.retry_at_ms : head.created_ms + config_.linger_ms);
+          continue;
+        }
+        if (now - head.created_ms >= config_.delivery_timeout_ms) {
+          expired.push_back(std::move(q.front()));
+          q.pop_front();
+          continue;
+        }
+        auto parts = metadata_.partitions(key.first);
+        const int32_t leader = key.second < static_cast<int32_t>(parts.size()) ? parts[key.second].leader : -1;
+        if (leader < 0 || !metadata_.broker(leader)) {
+          need_metadata = true;
+          head.retry_at_ms = now + config_.retry_backoff_ms;
+          continue;
+        }
+        in_flight_[key] = true;
+        by_leader[leader].push_back(std::move(q.front()));
+        q.pop_front();
+      }
+      if (by_leader.empty() && expired.empty() && !need_metadata) {
+        if (closing_ && outstanding_ == 0) return;
+        cv_.wait_for(l, std::chrono::milliseconds(std::max<int64_t>(1, next_wake - now)));
+        continue;
+      }
+    }
+    for (auto& b : expired) complete(*b, -1, gannet::v1::REQUEST_TIMED_OUT, "delivery.timeout.ms passed");
+    if (need_metadata) metadata_.refresh();
+    // One request per leader, every ready partition in it.
+    for (auto& [leader, batches] : by_leader) {
+      bv1::ProduceRequest req;
+      req.set_acks(config_.acks);
+      req.set_timeout_ms(static_cast<int32_t>(config_.request_timeout_ms));
+      std::vector<std::string> encoded;
+      for (auto& b : batches) {
+        auto* pd = req.add_partitions();
+        pd->set_topic(b->topic);
+        pd->set_partition(b->partition);
+        auto built = b->builder->build();
+        pd->set_records(built.ok() ? *built : std::string());
+      }
+      bv1::ProduceResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(config_.request_timeout_ms + 5000));
+      bv1::Broker::Stub* stub = metadata_.broker(leader);
+      grpc::Status st = stub ? stub->Produce(&ctx, req, &resp) : grpc::Status(grpc::StatusCode::UNAVAILABLE, "no broker");
+      bool refresh = false;
+      std::vector<std::unique_ptr<Batch>> retry;
+      for (size_t i = 0; i < batches.size(); ++i) {
+        Batch& b = *batches[i];
+        ErrorCode e = gannet::v1::NONE;
+        std::string message;
+        int64_t base = -1;
+        if (!st.ok()) {
+          e = gannet::v1::REQUEST_TIMED_OUT;
+          message = "broker " + std::to_string(leader) + ": " + st.error_message();
+        } else if (config_.acks != 0) {
+          const auto* r = i < static_cast<size_t>(resp.partitions_size()) ? &resp.partitions(static_cast<int>(i)) : nullptr;
+          if (!r) {
+            e = gannet::v1::UNKNOWN_SERVER_ERROR;
+            message = "no result for the partition";
+          } else {
+            e = r->error_code();
+            message = r->error_message();
+            base = r->base_offset();
+          }
+        }
+        if (e != gannet::v1::NONE && retriable(e) && now_ms() - b.created_ms < config_.delivery_timeout_ms) {
+          refresh = true;
+          b.attempts++;
+          b.retry_at_ms = now_ms() + config_.retry_backoff_ms;
+          retry.push_back(std::move(batches[i]));
+          continue;
+        }
+        complete(b, base, e, message);
+        std::lock_guard<std::mutex> l(mu_);
+        in_flight_[{b.topic, b.partition}] = false;
+      }
+      if (!retry.empty()) {
+        std::lock_guard<std::mutex> l(mu_);
+        for (auto& b : retry) {
+          const Key key{b->topic, b->partition};
+          in_flight_[key] = false;
+          queues_[key].push_front(std::move(b));  // first again: order within the partition holds
+        }
+      }
+      if (refresh) metadata_.refresh();
+    }
+  }
+}
+
+void Producer::flush() {
+  std::unique_lock<std::mutex> l(mu_);
+  flushing_ = true;
+  cv_.notify_all();
+  idle_cv_.wait(l, [&] { return outstanding_ == 0; });
+  flushing_ = false;
+}
+
+void Producer::close() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (closing_ && !sender_.joinable()) return;
+    closing_ = true;
+  }
+  cv_.notify_all();
+  space_cv_.notify_all();
+  if (sender_.joinable()) sender_.join();
+}
+
+size_t Producer::buffered_bytes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return buffered_;
+}
+
+}  // namespace gannet::client

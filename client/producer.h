@@ -1,0 +1,121 @@
+// Producer: batches records per partition and sends them to partition leaders (DESIGN.md,
+// "Write path"). Records are appended to a batch of their partition (a Kafka v2 record batch,
+// optionally compressed); a batch is sent when it reaches batch.size or has waited linger.ms, in
+// one Produce request per leader broker carrying every ready partition. At most one batch per
+// partition is in flight, so retries never reorder a partition. Retriable errors (leader moved,
+// not enough replicas, timeouts) refresh the metadata and retry with backoff until
+// delivery.timeout.ms. Memory: the records buffered and in flight never exceed buffer.memory;
+// send() blocks (up to max.block.ms) when they would.
+//
+// Thread safety: every method may be called from any thread; callbacks run on the sender
+// thread (keep them short).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/metadata_cache.h"
+#include "client/partitioner.h"
+#include "proto/errors.pb.h"
+
+#include "storage/record_batch.h"
+
+namespace gannet::client {
+
+struct ProducerConfig {
+  std::vector<std::string> bootstrap_servers;
+  int acks = -1;                       // 0, 1, -1 (all)
+  size_t batch_size = 16 * 1024;       // batch.size (bytes, uncompressed)
+  int64_t linger_ms = 5;               // linger.ms
+  storage::Compression compression = storage::Compression::kNone;
+  size_t buffer_memory = 32 << 20;     // buffer.memory
+  int64_t max_block_ms = 60'000;       // max.block.ms
+  int64_t request_timeout_ms = 30'000; // request.timeout.ms
+  int64_t delivery_timeout_ms = 120'000;
+  int64_t retry_backoff_ms = 100;
+  std::shared_ptr<Partitioner> partitioner;  // default: DefaultPartitioner
+};
+
+struct ProducerRecord {
+  std::string topic;
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::optional<int32_t> partition;
+  int64_t timestamp = -1;  // -1: now
+};
+
+struct RecordMetadata {
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;  // -1 with acks=0
+  gannet::v1::ErrorCode error = gannet::v1::NONE;
+  std::string message;
+  bool ok() const { return error == gannet::v1::NONE; }
+};
+
+class Producer {
+ public:
+  using Callback = std::function<void(const RecordMetadata&)>;
+
+  explicit Producer(ProducerConfig config);
+  ~Producer();  // close()
+
+  // Asynchronous send; `cb` runs once the record is acknowledged or has failed.
+  void send(ProducerRecord record, Callback cb);
+  std::future<RecordMetadata> send(ProducerRecord record);
+  // Sends everything buffered now and waits until all of it is acknowledged or failed.
+  void flush();
+  // flush(), then stops the sender.
+  void close();
+
+  size_t buffered_bytes() const;
+
+ private:
+  struct Pending {
+    Callback cb;
+    size_t bytes;
+  };
+  struct Batch {
+    std::string topic;
+    int32_t partition;
+    std::unique_ptr<storage::RecordBatchBuilder> builder;
+    std::vector<Pending> records;
+    size_t bytes = 0;
+    int64_t created_ms = 0;
+    int64_t retry_at_ms = 0;
+    int attempts = 0;
+  };
+  using Key = std::pair<std::string, int32_t>;
+
+  void sender_loop();
+  void complete(Batch& b, int64_t base_offset, gannet::v1::ErrorCode error, const std::string& message);
+  static bool retriable(gannet::v1::ErrorCode e);
+  int64_t now_ms() const;
+
+  const ProducerConfig config_;
+  std::shared_ptr<Partitioner> partitioner_;
+  MetadataCache metadata_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;        // the sender waits here
+  std::condition_variable space_cv_;  // send() waits here for buffer memory
+  std::condition_variable idle_cv_;   // flush() waits here
+  std::map<Key, std::deque<std::unique_ptr<Batch>>> queues_;
+  std::map<Key, bool> in_flight_;
+  size_t buffered_ = 0;     // bytes of records not yet completed
+  size_t outstanding_ = 0;  // records not yet completed
+  bool flushing_ = false;
+  bool closing_ = false;
+  std::thread sender_;
+};
+
+}  // namespace gannet::client
