@@ -28,6 +28,20 @@ using gannet::v1::ErrorCode;
 
 inline constexpr const char* kClusterId = "gannet-test-cluster";
 
+// "a,b,c" -> {a, b, c}.
+inline std::vector<std::string> split_addresses(const std::string& s) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= s.size()) {
+    const size_t comma = s.find(',', at);
+    const std::string part = s.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    if (!part.empty()) out.push_back(part);
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
 class Cluster {
  public:
   // n combined nodes; or, with `controllers` > 0, nodes 1..controllers controller-only and the
