@@ -71,7 +71,24 @@ std::vector<PartitionInfo> MetadataCache::partitions(const std::string& topic) {
 }
 
 int32_t MetadataCache::partition_count(const std::string& topic) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = topics_.find(topic); it != topics_.end()) return static_cast<int32_t>(it->second.size());
+  }
   return static_cast<int32_t>(partitions(topic).size());
+}
+
+int32_t MetadataCache::leader(const std::string& topic, int32_t partition) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (auto it = topics_.find(topic); it != topics_.end()) {
+      return partition >= 0 && partition < static_cast<int32_t>(it->second.size())
+                 ? it->second[static_cast<size_t>(partition)].leader
+                 : -1;
+    }
+  }
+  auto parts = partitions(topic);
+  return partition >= 0 && partition < static_cast<int32_t>(parts.size()) ? parts[static_cast<size_t>(partition)].leader : -1;
 }
 
 bv1::Broker::Stub* MetadataCache::broker(int32_t id) {

@@ -32,6 +32,8 @@ class MetadataCache {
   // The partitions of `topic` (refreshing once if unknown); empty if the topic does not exist.
   std::vector<PartitionInfo> partitions(const std::string& topic);
   int32_t partition_count(const std::string& topic);
+  // The leader of a partition (-1: unknown), without copying the topic's partitions.
+  int32_t leader(const std::string& topic, int32_t partition);
   // The stub of broker `id` (nullptr if unknown).
   bv1::Broker::Stub* broker(int32_t id);
   int64_t refreshes() const;

@@ -100,7 +100,9 @@ void Producer::send(ProducerRecord record, Callback cb) {
   b.bytes += bytes;
   buffered_ += bytes;
   ++outstanding_;
-  if (b.bytes >= config_.batch_size || q.size() > 1) cv_.notify_one();
+  // Wake the sender when a batch is full, or when a new batch starts (its linger timer; with
+  // linger.ms=0 it is ready now).
+  if (b.bytes >= config_.batch_size || q.size() > 1 || b.records.size() == 1) cv_.notify_one();
 }
 
 void Producer::complete(Batch& b, int64_t base_offset, ErrorCode error, const std::string& message) {
@@ -144,8 +146,7 @@ void Producer::sender_loop() {
           q.pop_front();
           continue;
         }
-        auto parts = metadata_.partitions(key.first);
-        const int32_t leader = key.second < static_cast<int32_t>(parts.size()) ? parts[key.second].leader : -1;
+        const int32_t leader = metadata_.leader(key.first, key.second);
         if (leader < 0 || !metadata_.broker(leader)) {
           need_metadata = true;
           head.retry_at_ms = now + config_.retry_backoff_ms;
@@ -163,12 +164,47 @@ void Producer::sender_loop() {
     }
     for (auto& b : expired) complete(*b, -1, gannet::v1::REQUEST_TIMED_OUT, "delivery.timeout.ms passed");
     if (need_metadata) metadata_.refresh();
-    // One request per leader, every ready partition in it.
+    // One request per leader, every ready partition in it, sent by that leader's worker, so the
+    // brokers are written to in parallel.
     for (auto& [leader, batches] : by_leader) {
+      Worker* w;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        auto& slot = workers_[leader];
+        if (!slot) {
+          slot = std::make_unique<Worker>();
+          Worker* raw = slot.get();
+          slot->thread = std::thread([this, raw, id = leader] { worker_loop(raw, id); });
+        }
+        w = slot.get();
+        w->queue.push_back(std::move(batches));
+      }
+      w->cv.notify_one();
+    }
+  }
+}
+
+void Producer::worker_loop(Worker* w, int32_t leader) {
+  for (;;) {
+    std::vector<std::unique_ptr<Batch>> batches;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      w->cv.wait(l, [&] { return !w->queue.empty() || workers_stopping_; });
+      if (w->queue.empty()) return;
+      batches = std::move(w->queue.front());
+      w->queue.pop_front();
+    }
+    send_request(leader, batches);
+    cv_.notify_one();  // the sender may send the next batches of these partitions
+  }
+}
+
+void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>& batches) {
+  {
+    {
       bv1::ProduceRequest req;
       req.set_acks(config_.acks);
       req.set_timeout_ms(static_cast<int32_t>(config_.request_timeout_ms));
-      std::vector<std::string> encoded;
       for (auto& b : batches) {
         auto* pd = req.add_partitions();
         pd->set_topic(b->topic);
@@ -243,6 +279,16 @@ void Producer::close() {
   cv_.notify_all();
   space_cv_.notify_all();
   if (sender_.joinable()) sender_.join();
+  std::map<int32_t, std::unique_ptr<Worker>> workers;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    workers_stopping_ = true;
+    workers.swap(workers_);
+  }
+  for (auto& [id, w] : workers) {
+    w->cv.notify_all();
+    if (w->thread.joinable()) w->thread.join();
+  }
 }
 
 size_t Producer::buffered_bytes() const {

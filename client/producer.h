@@ -96,7 +96,14 @@ class Producer {
   };
   using Key = std::pair<std::string, int32_t>;
 
+  struct Worker {
+    std::thread thread;
+    std::condition_variable cv;
+    std::deque<std::vector<std::unique_ptr<Batch>>> queue;  // requests to send, in order
+  };
   void sender_loop();
+  void worker_loop(Worker* w, int32_t leader);
+  void send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>& batches);
   void complete(Batch& b, int64_t base_offset, gannet::v1::ErrorCode error, const std::string& message);
   static bool retriable(gannet::v1::ErrorCode e);
   int64_t now_ms() const;
@@ -116,6 +123,8 @@ class Producer {
   bool flushing_ = false;
   bool closing_ = false;
   std::thread sender_;
+  std::map<int32_t, std::unique_ptr<Worker>> workers_;  // one per leader broker
+  bool workers_stopping_ = false;
 };
 
 }  // namespace gannet::client

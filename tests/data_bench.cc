@@ -1,0 +1,172 @@
+// data_bench: the data path's figures on a local cluster of three combined gannetd nodes
+// (issue 5), next to this machine's raw sequential-write bandwidth measured in the same run.
+//
+//   bazel run -c opt //tests:data_bench -- [--records N] [--dir DIR] [--output json]
+//
+// Runs, with the C++ client in this process (sharing the two cores with the brokers):
+// produce acks=1 to an RF=1 topic and acks=all to an RF=3 topic with 1 KiB and 100 B records,
+// then consume an RF=1 topic from the beginning; and the latency of one produce in flight.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/consumer.h"
+#include "client/producer.h"
+#include "tests/cluster_harness.h"
+
+namespace gannet {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Raw sequential write(): 1 MiB writes of `bytes` total into the page cache (what a broker's
+// append costs, as storage/log_bench's raw baseline); bytes/s.
+double raw_write(const std::string& dir, size_t bytes) {
+  const std::string path = dir + "/raw.bin";
+  int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  std::vector<char> buf(1 << 20, 'x');
+  const auto start = Clock::now();
+  for (size_t done = 0; done < bytes; done += buf.size()) {
+    if (::write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) break;
+  }
+  const double rate = static_cast<double>(bytes) / secs_since(start);
+  ::close(fd);
+  std::filesystem::remove(path);
+  return rate;
+}
+
+struct Result {
+  double records_per_s = 0, bytes_per_s = 0, p50_us = 0, p99_us = 0, max_us = 0;
+  int64_t failed = 0;
+};
+
+Result produce(const std::string& bootstrap, const std::string& topic, int64_t n, size_t size, int acks,
+               size_t batch_size, int64_t in_flight_cap = -1) {
+  client::ProducerConfig cfg;
+  cfg.bootstrap_servers = testing::split_addresses(bootstrap);
+  cfg.acks = acks;
+  cfg.batch_size = batch_size;
+  cfg.linger_ms = in_flight_cap == 1 ? 0 : 2;
+  cfg.buffer_memory = 64 << 20;
+  client::Producer p(cfg);
+  const std::string payload(size, 'x');
+  std::vector<int64_t> lat;
+  lat.reserve(static_cast<size_t>(n));
+  std::mutex mu;
+  std::atomic<int64_t> failed{0}, done{0};
+  const auto start = Clock::now();
+  for (int64_t i = 0; i < n; ++i) {
+    if (in_flight_cap > 0) {
+      while (i - done.load() >= in_flight_cap) std::this_thread::yield();
+    }
+    client::ProducerRecord r;
+    r.topic = topic;
+    r.value = payload;
+    const auto sent = Clock::now();
+    p.send(std::move(r), [&, sent](const client::RecordMetadata& m) {
+      const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent).count();
+      if (!m.ok()) ++failed;
+      std::lock_guard<std::mutex> l(mu);
+      lat.push_back(us);
+      ++done;
+    });
+  }
+  p.flush();
+  Result res;
+  const double s = secs_since(start);
+  res.records_per_s = static_cast<double>(n) / s;
+  res.bytes_per_s = res.records_per_s * static_cast<double>(size);
+  std::sort(lat.begin(), lat.end());
+  if (!lat.empty()) {
+    res.p50_us = static_cast<double>(lat[lat.size() / 2]);
+    res.p99_us = static_cast<double>(lat[std::min(lat.size() - 1, lat.size() * 99 / 100)]);
+    res.max_us = static_cast<double>(lat.back());
+  }
+  res.failed = failed;
+  return res;
+}
+
+Result consume(const std::string& bootstrap, const std::string& topic, int partitions, int64_t n, size_t size) {
+  client::ConsumerConfig cfg;
+  cfg.bootstrap_servers = testing::split_addresses(bootstrap);
+  cfg.auto_offset_reset = "earliest";
+  cfg.max_partition_fetch_bytes = 8 << 20;
+  client::Consumer c(cfg);
+  std::vector<client::TopicPartition> tps;
+  for (int p = 0; p < partitions; ++p) tps.push_back({topic, p});
+  c.assign(tps);
+  int64_t got = 0;
+  const auto start = Clock::now();
+  while (got < n && secs_since(start) < 120) got += static_cast<int64_t>(c.poll(1000).size());
+  Result r;
+  const double s = secs_since(start);
+  r.records_per_s = static_cast<double>(got) / s;
+  r.bytes_per_s = r.records_per_s * static_cast<double>(size);
+  return r;
+}
+
+int run(int argc, char** argv) {
+  int64_t records = 300'000;
+  std::string dir = "/tmp/gannet-data-bench";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--records") records = std::stoll(argv[i + 1]);
+    if (a == "--dir") dir = argv[i + 1];
+  }
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  setenv("TEST_TMPDIR", dir.c_str(), 1);
+  const double raw = raw_write(dir, 1ull << 30);
+  testing::Cluster c(3);
+  c.start_all();
+  if (!c.wait_unfenced({1, 2, 3}, std::chrono::seconds(60))) {
+    std::fprintf(stderr, "data_bench: the cluster did not come up\n");
+    return 1;
+  }
+  c.create("rf1", 3, 1);
+  c.create("rf1small", 3, 1);
+  c.create("rf3", 3, 3, {{"min.insync.replicas", "2"}});
+  c.create("lat1", 1, 1);
+  c.create("lat3", 1, 3, {{"min.insync.replicas", "2"}});
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const std::string b = c.bootstrap();
+  std::printf("data_bench: 3 combined nodes on loopback; client in this process (2 cores shared)\n");
+  std::printf("  machine: raw sequential write() %.0f MB/s (page cache, 1 MiB writes)\n", raw / 1e6);
+  auto show = [&](const char* name, const Result& r) {
+    std::printf("  %-44s %9.0f records/s %8.1f MB/s  ratio %.2f  p50 %.0f us  p99 %.0f us  max %.0f us%s\n", name,
+                r.records_per_s, r.bytes_per_s / 1e6, r.bytes_per_s / raw, r.p50_us, r.p99_us, r.max_us,
+                r.failed ? "  (FAILURES)" : "");
+    std::fflush(stdout);
+  };
+  show("produce 1 KiB, acks=1, RF=1", produce(b, "rf1", records, 1024, 1, 1 << 20));
+  show("produce 100 B, acks=1, RF=1", produce(b, "rf1small", records * 3, 100, 1, 1 << 20));
+  show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
+  show("consume 1 KiB, RF=1 topic, from the beginning", consume(b, "rf1", 3, records, 1024));
+  show("1 produce in flight, acks=1 (latency)", produce(b, "lat1", 2000, 100, 1, 16384, 1));
+  show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 2000, 100, -1, 16384, 1));
+  show("1000 in flight, acks=all RF=3 (latency)", produce(b, "lat3", 100'000, 100, -1, 16384, 1000));
+  for (int id : c.ids()) c.kill(id, SIGTERM);
+  return 0;
+}
+
+}  // namespace
+}  // namespace gannet
+
+int main(int argc, char** argv) {
+  if (!std::getenv("TEST_SRCDIR")) {
+    std::string self = std::filesystem::read_symlink("/proc/self/exe");
+    setenv("TEST_SRCDIR", (self + ".runfiles").c_str(), 1);
+    setenv("TEST_WORKSPACE", "gannet", 1);
+  }
+  return gannet::run(argc, argv);
+}
