@@ -194,9 +194,14 @@ TEST(DataPath, BadProduceInputGetsTypedErrors) {
   DataPath d(c);
   const int leader = d.leader_of("t", 0);
   ASSERT_GE(leader, 1);
+  // The leader acts on the metadata log a moment after the controller wrote it (clients retry
+  // NOT_LEADER_OR_FOLLOWER): wait until it answers as the leader (a refused batch appends nothing).
+  ASSERT_TRUE(testing::wait_until([&] { return d.produce("t", 0, "not a batch", 1).error == gannet::v1::CORRUPT_MESSAGE; }, 10s));
   EXPECT_EQ(d.produce("nope", 0, batch_of({"x"}), 1, leader).error, gannet::v1::UNKNOWN_TOPIC_OR_PARTITION);
   EXPECT_EQ(d.produce("t", 7, batch_of({"x"}), 1, leader).error, gannet::v1::UNKNOWN_TOPIC_OR_PARTITION);
   const int other = leader % 3 + 1;
+  // (Each broker learns of the topic from the metadata log; wait until `other` has.)
+  ASSERT_TRUE(testing::wait_until([&] { return c.metadata({"t"}, other).topics(0).error_code() == gannet::v1::NONE; }, 10s));
   ProduceResult nl = d.produce("t", 0, batch_of({"x"}), 1, other);
   EXPECT_EQ(nl.error, gannet::v1::NOT_LEADER_OR_FOLLOWER);
   EXPECT_EQ(nl.leader, leader) << "the answer names the leader";
