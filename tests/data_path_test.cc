@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <iostream>
 #include <map>
 #include <random>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "client/producer.h"
 #include "storage/record_batch.h"
 #include "tests/cluster_harness.h"
 
@@ -220,6 +222,78 @@ TEST(DataPath, BadProduceInputGetsTypedErrors) {
   EXPECT_EQ(b.base_offset, 2);
   EXPECT_TRUE(testing::wait_until([&] { return d.consume("t", 0).size() == 3; }, 10s));
   EXPECT_EQ(d.consume("t", 0), (std::vector<std::string>{"a", "b", "c"}));
+  // A fetch that names a stale leader epoch is fenced; one from the future is unknown.
+  auto fetch_epoch = [&](int32_t epoch) {
+    FetchRequest req;
+    req.set_replica_id(-1);
+    auto* pd = req.add_partitions();
+    pd->set_topic("t");
+    pd->set_partition(0);
+    pd->set_fetch_offset(0);
+    pd->set_current_leader_epoch(epoch);
+    pd->set_last_fetched_epoch(-1);
+    FetchResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    EXPECT_TRUE(c.broker(leader)->Fetch(&ctx, req, &resp).ok());
+    return resp.partitions_size() == 1 ? resp.partitions(0).error_code() : gannet::v1::UNKNOWN_SERVER_ERROR;
+  };
+  const int32_t epoch = c.metadata({"t"}).topics(0).partitions(0).leader_epoch();
+  EXPECT_EQ(fetch_epoch(epoch), gannet::v1::NONE);
+  if (epoch > 0) EXPECT_EQ(fetch_epoch(epoch - 1), gannet::v1::FENCED_LEADER_EPOCH);
+  EXPECT_EQ(fetch_epoch(epoch + 1), gannet::v1::UNKNOWN_LEADER_EPOCH);
+  // Fetching past the log end is out of range.
+  {
+    FetchRequest req;
+    req.set_replica_id(-1);
+    auto* pd = req.add_partitions();
+    pd->set_topic("t");
+    pd->set_partition(0);
+    pd->set_fetch_offset(1000);
+    pd->set_current_leader_epoch(-1);
+    FetchResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    ASSERT_TRUE(c.broker(leader)->Fetch(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.partitions(0).error_code(), gannet::v1::OFFSET_OUT_OF_RANGE);
+  }
+}
+
+// The producer never holds more than buffer.memory: with the only replica's broker stopped,
+// send() blocks (up to max.block.ms) and then fails instead of buffering without bound.
+TEST(DataPath, TheProducerStaysWithinBufferMemory) {
+  Cluster c(3);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 30s));
+  ASSERT_EQ(c.create_error("solo", 1, 1), gannet::v1::NONE);
+  DataPath d(c);
+  const int leader = d.leader_of("solo", 0);
+  ASSERT_GE(leader, 1);
+  ASSERT_TRUE(testing::wait_until([&] { return d.produce("solo", 0, batch_of({"x"}), 1).error == gannet::v1::NONE; }, 10s));
+  client::ProducerConfig cfg;
+  cfg.bootstrap_servers = testing::split_addresses(c.bootstrap());
+  cfg.acks = 1;
+  cfg.buffer_memory = 256 * 1024;
+  cfg.max_block_ms = 300;
+  cfg.request_timeout_ms = 2000;
+  cfg.delivery_timeout_ms = 4000;
+  client::Producer p(cfg);
+  c.kill(leader, SIGSTOP);
+  std::atomic<int> failed{0};
+  size_t peak = 0;
+  for (int i = 0; i < 2000; ++i) {
+    client::ProducerRecord r;
+    r.topic = "solo";
+    r.value = std::string(1024, 'v');
+    p.send(std::move(r), [&](const client::RecordMetadata& m) { failed += m.ok() ? 0 : 1; });
+    peak = std::max(peak, p.buffered_bytes());
+    if (failed > 0 && i > 400) break;
+  }
+  EXPECT_LE(peak, cfg.buffer_memory) << "buffered beyond buffer.memory";
+  EXPECT_GT(failed.load(), 0) << "sends into a full buffer must fail after max.block.ms";
+  c.kill(leader, SIGCONT);
+  p.flush();
+  EXPECT_EQ(p.buffered_bytes(), 0u);
 }
 
 }  // namespace
