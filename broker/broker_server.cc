@@ -159,7 +159,11 @@ class BrokerServer::Service final : public bv1::Broker::Service {
       int32_t epoch;
     };
     std::vector<Pending> waits;
-    for (const auto& pd : req->partitions()) {
+    // The batches are stamped (offsets, epoch) in place, in the request's own buffer: the request
+    // is this handler's to use, and a copy of every produced byte would cost more than the rest.
+    auto* mutable_req = const_cast<bv1::ProduceRequest*>(req);
+    for (int i = 0; i < mutable_req->partitions_size(); ++i) {
+      bv1::ProduceRequest::PartitionData& pd = *mutable_req->mutable_partitions(i);
       auto* r = resp->add_partitions();
       r->set_topic(pd.topic());
       r->set_partition(pd.partition());
@@ -168,8 +172,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
         not_here(pd.topic(), pd.partition(), r);
         continue;
       }
-      std::string records = pd.records();  // appended in place (offsets, epoch)
-      ProduceOutcome o = part->append_as_leader(&records, acks);
+      ProduceOutcome o = part->append_as_leader(pd.mutable_records(), acks);
       r->set_error_code(o.error);
       r->set_error_message(o.message);
       r->set_base_offset(o.base_offset);

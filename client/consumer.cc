@@ -1,6 +1,7 @@
 #include "client/consumer.h"
 
 #include <chrono>
+#include <future>
 #include <thread>
 
 #include "storage/record_batch.h"
@@ -98,6 +99,12 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
     const int64_t left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   deadline - std::chrono::steady_clock::now()).count());
     bool refresh = by_leader.empty();
+    // One fetch per leader, all in flight at once.
+    struct Call {
+      bv1::FetchResponse resp;
+      bool ok = false;
+    };
+    std::vector<std::future<Call>> calls;
     for (const auto& [leader, tps] : by_leader) {
       bv1::Broker::Stub* stub = metadata_.broker(leader);
       if (!stub) {
@@ -118,13 +125,21 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
         pd->set_last_fetched_epoch(-1);
         pd->set_partition_max_bytes(config_.max_partition_fetch_bytes);
       }
-      bv1::FetchResponse resp;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(left + 10'000));
-      if (!stub->Fetch(&ctx, req, &resp).ok()) {
+      calls.push_back(std::async(std::launch::async, [stub, req = std::move(req), left] {
+        Call c;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(left + 10'000));
+        c.ok = stub->Fetch(&ctx, req, &c.resp).ok();
+        return c;
+      }));
+    }
+    for (auto& f : calls) {
+      Call call = f.get();
+      if (!call.ok) {
         refresh = true;
         continue;
       }
+      const bv1::FetchResponse& resp = call.resp;
       for (const auto& r : resp.partitions()) {
         const TopicPartition tp{r.topic(), r.partition()};
         if (r.error_code() == gannet::v1::OFFSET_OUT_OF_RANGE) {

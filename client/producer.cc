@@ -210,7 +210,7 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
         pd->set_topic(b->topic);
         pd->set_partition(b->partition);
         auto built = b->builder->build();
-        pd->set_records(built.ok() ? *built : std::string());
+        if (built.ok()) pd->set_records(std::move(built).value());
       }
       bv1::ProduceResponse resp;
       grpc::ClientContext ctx;

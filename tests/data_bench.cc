@@ -40,6 +40,7 @@ double raw_write(const std::string& dir, size_t bytes) {
     if (::write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) break;
   }
   const double rate = static_cast<double>(bytes) / secs_since(start);
+  ::fdatasync(fd);  // untimed: the next run starts without this one's dirty pages
   ::close(fd);
   std::filesystem::remove(path);
   return rate;
@@ -126,7 +127,10 @@ int run(int argc, char** argv) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   setenv("TEST_TMPDIR", dir.c_str(), 1);
-  const double raw = raw_write(dir, 1ull << 30);
+  // Best of three 1 GiB runs (as storage/log_bench's raw baseline): this VM's page-cache
+  // writeback makes single runs swing widely.
+  double raw = 0;
+  for (int i = 0; i < 3; ++i) raw = std::max(raw, raw_write(dir, 1ull << 30));
   testing::Cluster c(3);
   c.start_all();
   if (!c.wait_unfenced({1, 2, 3}, std::chrono::seconds(60))) {
