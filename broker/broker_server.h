@@ -53,6 +53,7 @@ struct BrokerServerOptions {
   int32_t min_insync_replicas = 1;           // min.insync.replicas (topics may override)
   int64_t replica_lag_time_max_ms = 30'000;  // replica.lag.time.max.ms
   int64_t replica_fetch_wait_max_ms = 500;   // replica.fetch.wait.max.ms
+  int64_t retention_check_interval_ms = 300'000;  // log.retention.check.interval.ms
 };
 
 struct BrokerStatus {

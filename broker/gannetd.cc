@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
     bo.min_insync_replicas = cfg->min_insync_replicas;
     bo.replica_lag_time_max_ms = cfg->replica_lag_time_max_ms;
     bo.replica_fetch_wait_max_ms = extra_int("replica.fetch.wait.max.ms", 500);
+    bo.retention_check_interval_ms = extra_int("log.retention.check.interval.ms", 300'000);
     auto b = broker::BrokerServer::create(bo, &publisher);
     if (!b.ok()) {
       std::fprintf(stderr, "gannetd: cannot start the broker: %s\n", b.error().c_str());

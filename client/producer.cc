@@ -53,7 +53,7 @@ void Producer::send(ProducerRecord record, Callback cb) {
     m.partition = record.partition.value_or(-1);
     m.error = e;
     m.message = std::move(message);
-    cb(m);
+    if (cb) cb(m);  // fire-and-forget sends pass no callback
   };
   const int32_t n = metadata_.partition_count(record.topic);
   if (n <= 0) return fail(gannet::v1::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic " + record.topic);

@@ -110,6 +110,7 @@ class Cluster {
     return v;
   }
   bool running(int id) const { return procs_.at(id)->running(); }
+  pid_t pid(int id) const { return procs_.at(id)->pid(); }
   std::string bootstrap() const {
     std::string s;
     for (const auto& [id, port] : client_ports_) s += (s.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);

@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -118,11 +120,13 @@ Result consume(const std::string& bootstrap, const std::string& topic, int parti
 
 int run(int argc, char** argv) {
   int64_t records = 300'000;
+  int64_t soak_seconds = 0;  // --soak-seconds: produce at full speed this long, sampling brokers' RSS
   std::string dir = "/tmp/gannet-data-bench";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--records") records = std::stoll(argv[i + 1]);
     if (a == "--dir") dir = argv[i + 1];
+    if (a == "--soak-seconds") soak_seconds = std::stoll(argv[i + 1]);
   }
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
@@ -131,7 +135,7 @@ int run(int argc, char** argv) {
   // writeback makes single runs swing widely.
   double raw = 0;
   for (int i = 0; i < 3; ++i) raw = std::max(raw, raw_write(dir, 1ull << 30));
-  testing::Cluster c(3);
+  testing::Cluster c(3, "log.retention.check.interval.ms=5000\n");
   c.start_all();
   if (!c.wait_unfenced({1, 2, 3}, std::chrono::seconds(60))) {
     std::fprintf(stderr, "data_bench: the cluster did not come up\n");
@@ -159,6 +163,50 @@ int run(int argc, char** argv) {
   show("1 produce in flight, acks=1 (latency)", produce(b, "lat1", 2000, 100, 1, 16384, 1));
   show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 2000, 100, -1, 16384, 1));
   show("1000 in flight, acks=all RF=3 (latency)", produce(b, "lat3", 100'000, 100, -1, 16384, 1000));
+  if (soak_seconds > 0) {
+    // Full speed for soak_seconds; retention keeps the disk bounded. RSS sampled every 5 s.
+    c.create("soak", 3, 1, {{"retention.bytes", "268435456"}, {"segment.bytes", "67108864"}});
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    auto rss = [&](int id) {
+      std::ifstream in("/proc/" + std::to_string(c.pid(id)) + "/status");
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+      }
+      return -1LL;
+    };
+    std::atomic<bool> stop{false};
+    std::thread load([&] {
+      client::ProducerConfig cfg;
+      cfg.bootstrap_servers = testing::split_addresses(b);
+      cfg.acks = 1;
+      cfg.batch_size = 1 << 20;
+      client::Producer p(cfg);
+      const std::string payload(1024, 'x');
+      while (!stop) {
+        client::ProducerRecord r;
+        r.topic = "soak";
+        r.value = payload;
+        p.send(std::move(r), nullptr);
+      }
+      p.flush();
+    });
+    std::map<int, std::vector<long long>> samples;
+    const auto start = Clock::now();
+    while (secs_since(start) < static_cast<double>(soak_seconds)) {
+      std::this_thread::sleep_for(std::chrono::seconds(5));
+      for (int id : c.ids()) samples[id].push_back(rss(id));
+    }
+    stop = true;
+    load.join();
+    for (const auto& [id, v] : samples) {
+      // After warm-up (the first third): growth from the first to the last sample.
+      const size_t warm = v.size() / 3;
+      std::printf("  soak %llds, broker %d RSS KiB:", static_cast<long long>(soak_seconds), id);
+      for (long long x : v) std::printf(" %lld", x);
+      std::printf("  (after warm-up %+.1f%%)\n", v.size() > warm + 1 ? 100.0 * (v.back() - v[warm]) / v[warm] : 0.0);
+    }
+  }
   for (int id : c.ids()) c.kill(id, SIGTERM);
   return 0;
 }
