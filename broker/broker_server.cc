@@ -202,7 +202,9 @@ class BrokerServer::Service final : public bv1::Broker::Service {
   grpc::Status Fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp) override {
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::milliseconds(std::clamp(req->max_wait_ms(), 0, 30'000));
-    const size_t max_bytes = req->max_bytes() > 0 ? static_cast<size_t>(req->max_bytes()) : (64u << 20);
+    // Bounded by what one response may carry (the 64 MiB send limit, with room for framing).
+    const size_t max_bytes = req->max_bytes() > 0 ? std::min<size_t>(static_cast<size_t>(req->max_bytes()), 48u << 20)
+                                                  : (48u << 20);
     for (;;) {
       uint64_t seen;
       {
@@ -481,7 +483,7 @@ void BrokerServer::fetch_loop(int32_t leader) {
       ++failures;
       continue;
     }
-    bool any_error = false;
+    size_t errors = 0;
     for (const auto& pd : resp.partitions()) {
       auto it = index.find({pd.topic(), pd.partition()});
       if (it == index.end()) continue;
@@ -492,9 +494,10 @@ void BrokerServer::fetch_loop(int32_t leader) {
       o.log_start_offset = pd.log_start_offset();
       if (pd.has_diverging_epoch()) o.diverging = std::make_pair(pd.diverging_epoch().epoch(), pd.diverging_epoch().end_offset());
       o.records = pd.records();
-      any_error |= part->apply_leader_response(f.leader_epoch, o) != gannet::v1::NONE;
+      errors += part->apply_leader_response(f.leader_epoch, o) != gannet::v1::NONE ? 1 : 0;
     }
-    failures = any_error ? failures + 1 : 0;
+    // Back off only when nothing worked (one stuck partition must not slow the others).
+    failures = errors > 0 && errors == work.size() ? failures + 1 : 0;
   }
 }
 
@@ -534,10 +537,14 @@ void BrokerServer::isr_loop() {
             return s->AlterPartition(c, req, r);
           },
           &resp, 5000);
-      if (!st.ok() || resp.error_code() != gannet::v1::NONE) {
+      const bool unknown = !st.ok() || resp.error_code() == gannet::v1::REQUEST_TIMED_OUT ||
+                           resp.error_code() == gannet::v1::NOT_CONTROLLER;
+      if (unknown) {
+        // It may have committed: keep both ISRs counting for the HW and send it again.
+        part->isr_proposal_unknown(*proposal);
+      } else if (resp.error_code() != gannet::v1::NONE) {
         LOG(WARNING) << "broker " << options_.node_id << ": ISR change of " << part->tp().dir_name() << " refused: "
-                     << (st.ok() ? gannet::v1::ErrorCode_Name(resp.error_code()) + ": " + resp.error_message()
-                                 : st.error_message());
+                     << gannet::v1::ErrorCode_Name(resp.error_code()) << ": " << resp.error_message();
         part->isr_proposal_failed();
       } else {
         std::string isr;
@@ -661,6 +668,10 @@ void BrokerServer::stop() {
   }
   cv_.notify_all();
   if (controller_) controller_->cancel_all();  // forwarded calls and heartbeats end now
+  {
+    std::lock_guard<std::mutex> pl(partitions_mu_);
+    for (auto& [tp, part] : partitions_) part->shutdown();  // acks=all waiters return now
+  }
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   fetch_cv_.notify_all();
   notify_data();  // long-polling fetches see stopping() and return

@@ -2,6 +2,7 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "storage/error_code.h"
@@ -23,6 +24,11 @@ bool Partition::apply_metadata(const PartitionMetadata& m, int32_t min_insync_re
     std::lock_guard<std::mutex> l(mu_);
     min_insync_ = std::max(1, min_insync_replicas);
     became_leader = state_.apply_metadata(m, log_->log_end_offset(), log_->high_watermark(), now_ms);
+    if (!state_.is_leader()) {
+      // A follower's epoch cache ends with its last record: drop epochs it led without writing.
+      auto st = log_->epoch_cache().truncate_from_end(log_->log_end_offset());
+      if (!st.ok()) LOG(ERROR) << tp_.dir_name() << ": cannot trim the epoch cache: " << st.error().to_string();
+    }
     if (became_leader) {
       // The new epoch starts at the log end: followers of an older epoch are told to truncate
       // to where this leader's history and theirs agree.
@@ -82,9 +88,15 @@ ErrorCode Partition::wait_for_replication(int64_t last_offset, int32_t leader_ep
   std::unique_lock<std::mutex> l(mu_);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   const bool done = hw_cv_.wait_until(l, deadline, [&] {
-    return state_.high_watermark() > last_offset || !state_.is_leader() || state_.leader_epoch() != leader_epoch;
+    return state_.high_watermark() > last_offset || !state_.is_leader() || state_.leader_epoch() != leader_epoch ||
+           stopping_;
   });
-  if (state_.high_watermark() > last_offset && state_.leader_epoch() == leader_epoch) return gannet::v1::NONE;
+  if (state_.high_watermark() > last_offset && state_.leader_epoch() == leader_epoch) {
+    // The ISR may have shrunk while we waited: fewer copies than promised is not a success.
+    if (static_cast<int>(state_.isr().size()) < min_insync_) return gannet::v1::NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+    return gannet::v1::NONE;
+  }
+  if (stopping_) return gannet::v1::REQUEST_TIMED_OUT;
   if (!state_.is_leader() || state_.leader_epoch() != leader_epoch) {
     // Leadership moved before the ISR had it: the records may or may not survive.
     return gannet::v1::NOT_LEADER_OR_FOLLOWER;
@@ -112,8 +124,18 @@ FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t c
       return out;
     }
     if (replica_id >= 0) {
+      const auto& replicas = state_.replicas();
+      if (std::find(replicas.begin(), replicas.end(), replica_id) == replicas.end() || replica_id == me_) {
+        out.error = gannet::v1::NOT_LEADER_OR_FOLLOWER;
+        out.message = "broker " + std::to_string(replica_id) + " is not a follower of " + tp_.dir_name();
+        return out;
+      }
       // A follower: its history must match ours up to fetch_offset, else it truncates first.
       const int64_t end = log_->log_end_offset();
+      if (fetch_offset < log_->log_start_offset()) {
+        out.error = gannet::v1::OFFSET_OUT_OF_RANGE;  // it restarts at our log start
+        return out;
+      }
       if (last_fetched_epoch >= 0) {
         auto e = log_->epoch_cache().end_offset_for(last_fetched_epoch, end);
         if (!e || e->epoch != last_fetched_epoch || e->start_offset < fetch_offset) {
@@ -190,8 +212,11 @@ std::optional<Partition::FollowerFetch> Partition::follower_fetch_state(int32_t 
   if (state_.is_leader() || state_.leader() != leader) return std::nullopt;
   FollowerFetch f;
   f.fetch_offset = log_->log_end_offset();
-  auto latest = log_->epoch_cache().latest();
-  f.last_fetched_epoch = latest ? latest->epoch : -1;
+  // The epoch of the last record held (not the latest epoch entry: a leadership this replica
+  // held without writing anything left an entry no other replica knows).
+  auto last = f.fetch_offset > log_->log_start_offset() ? log_->epoch_cache().epoch_for_offset(f.fetch_offset - 1)
+                                                         : std::nullopt;
+  f.last_fetched_epoch = last ? *last : -1;
   f.leader_epoch = state_.leader_epoch();
   return f;
 }
@@ -201,6 +226,15 @@ ErrorCode Partition::apply_leader_response(int32_t leader_epoch, const FetchOutc
   {
     std::lock_guard<std::mutex> l(mu_);
     if (state_.is_leader() || state_.leader_epoch() != leader_epoch) return gannet::v1::NONE;  // stale
+    const bool below_start = log_->log_end_offset() < r.log_start_offset;
+    if ((r.error == gannet::v1::OFFSET_OUT_OF_RANGE && below_start) || (r.diverging && r.diverging->first < 0)) {
+      // Nothing here is in the leader's log (retention removed it, or no epoch is shared):
+      // start over, empty, at the leader's log start.
+      auto st = log_->truncate_fully_and_start_at(r.log_start_offset);
+      if (!st.ok()) return storage_code(st.error());
+      LOG(INFO) << tp_.dir_name() << ": restarted at the leader's log start " << r.log_start_offset;
+      return gannet::v1::NONE;
+    }
     if (r.error != gannet::v1::NONE) return r.error;
     if (r.diverging) {
       // Truncate to where both histories agree: the leader's end of that epoch, or ours if lower.
@@ -242,6 +276,17 @@ ErrorCode Partition::apply_leader_response(int32_t leader_epoch, const FetchOutc
 
 std::optional<Partition::IsrProposal> Partition::isr_proposal(int64_t now_ms, int64_t lag_time_max_ms) {
   std::lock_guard<std::mutex> l(mu_);
+  if (resend_) {
+    // The last proposal's outcome is unknown: send the same one again (the HW keeps counting both
+    // ISRs until the metadata log says which holds).
+    if (!state_.isr_change_pending()) {
+      resend_.reset();
+    } else if (resend_->partition_epoch == state_.partition_epoch() && resend_->leader_epoch == state_.leader_epoch()) {
+      return resend_;
+    } else {
+      resend_.reset();
+    }
+  }
   auto isr = state_.wanted_isr(now_ms, lag_time_max_ms);
   if (!isr) return std::nullopt;
   state_.set_pending_isr(*isr);
@@ -251,6 +296,20 @@ std::optional<Partition::IsrProposal> Partition::isr_proposal(int64_t now_ms, in
 void Partition::isr_proposal_failed() {
   std::lock_guard<std::mutex> l(mu_);
   state_.clear_pending_isr();
+  resend_.reset();
+}
+
+void Partition::isr_proposal_unknown(const IsrProposal& p) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (state_.isr_change_pending()) resend_ = p;
+}
+
+void Partition::shutdown() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  hw_cv_.notify_all();
 }
 
 bool Partition::is_leader() const {

@@ -91,7 +91,13 @@ class Partition {
     int32_t partition_epoch;
   };
   std::optional<IsrProposal> isr_proposal(int64_t now_ms, int64_t lag_time_max_ms);
+  // The controller refused it: the ISR stays as the metadata log says.
   void isr_proposal_failed();
+  // Its outcome is unknown (the call failed in transit; it may have committed): keep counting
+  // both ISRs for the HW, and send the same proposal again.
+  void isr_proposal_unknown(const IsrProposal& p);
+  // The broker stops: acks=all waiters return now.
+  void shutdown();
 
   bool is_leader() const;
   int32_t leader() const;
@@ -112,6 +118,8 @@ class Partition {
   std::condition_variable hw_cv_;
   PartitionState state_;
   int32_t min_insync_ = 1;
+  bool stopping_ = false;
+  std::optional<IsrProposal> resend_;
   std::function<void()> on_data_;
 };
 

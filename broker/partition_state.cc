@@ -23,7 +23,7 @@ bool PartitionState::apply_metadata(const PartitionMetadata& m, int64_t log_end,
       if (r != me_) followers_[r] = Follower{-1, now_ms, -1, -1};
     }
     epoch_start_offset_ = log_end;
-    hw_ = std::min(high_watermark, log_end);
+    hw_ = std::max<int64_t>(0, std::min(high_watermark, log_end));
     pending_isr_.reset();
   } else if (m.leader == me_) {
     // Same term, new replica set or ISR: keep what we know of the followers.

@@ -1,0 +1,245 @@
+// Review findings on broker::Partition (leader append / acks=all wait, follower fetch with
+// last-fetched-epoch divergence, follower apply/truncate), against real storage::Logs on
+// SimFileSystem. Two or three Partition objects play the replicas; `replicate` plays the replica
+// fetcher (BrokerServer::fetch_loop) between them. Each test fails because of the bug it names.
+#include "broker/partition.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "storage/log.h"
+#include "storage/record_batch.h"
+#include "storage/sim_file_system.h"
+
+namespace gannet::broker {
+namespace {
+
+using storage::Log;
+
+std::string batch(int n, const std::string& tag = "v") {
+  storage::RecordBatchBuilder b;
+  for (int i = 0; i < n; ++i) b.add(1'700'000'000'000 + i, std::nullopt, std::string_view(tag + std::to_string(i)));
+  auto built = b.build();
+  EXPECT_TRUE(built.ok());
+  return built.ok() ? *built : std::string();
+}
+
+class PartitionTest : public ::testing::Test {
+ protected:
+  struct Replica {
+    std::shared_ptr<Log> log;
+    std::unique_ptr<Partition> part;
+  };
+
+  Replica& replica(int32_t id, storage::LogConfig config = {}) {
+    Log::Options o;
+    o.fs = &fs_;
+    o.clock = &clock_;
+    o.config = config;
+    auto r = Log::open("/data/" + std::to_string(id) + "/t-0", o);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().to_string());
+    Replica& rep = replicas_[id];
+    rep.log = std::shared_ptr<Log>(std::move(r).value());
+    rep.part = std::make_unique<Partition>(storage::TopicPartition{"t", 0}, "tid", rep.log, id);
+    return rep;
+  }
+  Partition& p(int32_t id) { return *replicas_.at(id).part; }
+  Log& log(int32_t id) { return *replicas_.at(id).log; }
+
+  // Every replica learns the same metadata (as reconcile() does on each broker).
+  void metadata(std::vector<int32_t> replicas, std::vector<int32_t> isr, int32_t leader, int32_t leader_epoch,
+                int32_t partition_epoch, int32_t min_insync = 1) {
+    for (auto& [id, r] : replicas_) {
+      r.part->apply_metadata(PartitionMetadata{replicas, isr, leader, leader_epoch, partition_epoch}, min_insync,
+                             now_);
+    }
+  }
+
+  ProduceOutcome produce(int32_t leader, int records, int acks = 1) {
+    std::string b = batch(records);
+    ProduceOutcome o = p(leader).append_as_leader(&b, acks);
+    EXPECT_EQ(o.error, gannet::v1::NONE) << o.message;
+    return o;
+  }
+
+  // One replica-fetcher round trip from `follower` to `leader`, as fetch_loop does it.
+  gannet::v1::ErrorCode fetch_once(int32_t follower, int32_t leader) {
+    auto f = p(follower).follower_fetch_state(leader);
+    if (!f) return gannet::v1::NOT_LEADER_OR_FOLLOWER;
+    FetchOutcome r = p(leader).read(follower, f->fetch_offset, f->leader_epoch, f->last_fetched_epoch, 1 << 20, now_);
+    return p(follower).apply_leader_response(f->leader_epoch, r);
+  }
+  gannet::v1::ErrorCode replicate(int32_t follower, int32_t leader, int rounds = 20) {
+    gannet::v1::ErrorCode last = gannet::v1::NONE;
+    for (int i = 0; i < rounds; ++i) {
+      last = fetch_once(follower, leader);
+      now_ += 10;
+    }
+    return last;
+  }
+
+  storage::SimFileSystem fs_;
+  ManualClock clock_;
+  int64_t now_ = 1000;
+  std::map<int32_t, Replica> replicas_;
+};
+
+// Bug: a replica that led an epoch in which nothing was written keeps that epoch as the latest
+// entry of its epoch cache (assigned at become-leader). As a follower of a leader that never saw
+// that epoch it sends it as last_fetched_epoch; the leader answers "diverging" with an end offset
+// equal to the follower's log end; the follower calls Log::truncate_to(log end), which returns
+// early without touching the epoch cache, and the next fetch asks the same question again. The
+// follower never fetches a record again (and never rejoins the ISR). Leadership moving away before
+// the first produce (a leader crash or controlled shutdown right after topic creation, a
+// preferred-leader election) is enough.
+TEST_F(PartitionTest, FollowerThatLedAnEmptyEpochCatchesUpWithTheNewLeader) {
+  replica(1);
+  replica(2);
+  // Epoch 0: broker 1 leads; nothing is produced. Broker 1 dies; broker 2 leads epoch 1.
+  metadata({1, 2}, {1, 2}, /*leader=*/1, /*epoch=*/0, /*pepoch=*/0);
+  metadata({1, 2}, {2}, /*leader=*/2, /*epoch=*/1, /*pepoch=*/1);
+  produce(2, 5);
+  EXPECT_EQ(replicate(1, 2), gannet::v1::NONE);
+  EXPECT_EQ(log(1).log_end_offset(), log(2).log_end_offset())
+      << "broker 1's epoch cache still ends with its empty epoch 0: "
+      << log(1).epoch_cache().entries().size() << " entries, latest epoch "
+      << log(1).epoch_cache().latest()->epoch;
+}
+
+// The same with data: leadership bounces 1 -> 2 -> 1 -> 2 with writes only in the first and last
+// epochs (e.g. a controlled shutdown followed by a preferred-leader election).
+TEST_F(PartitionTest, FollowerThatLedAnEmptyEpochInTheMiddleCatchesUp) {
+  replica(1);
+  replica(2);
+  metadata({1, 2}, {1, 2}, 1, 0, 0);
+  produce(1, 3);
+  replicate(2, 1, 3);
+  ASSERT_EQ(log(2).log_end_offset(), 3);
+  metadata({1, 2}, {1, 2}, 2, 1, 1);  // 2 leads epoch 1, writes nothing
+  replicate(1, 2, 3);
+  metadata({1, 2}, {1, 2}, 1, 2, 2);  // 1 leads epoch 2 (preferred leader), writes nothing
+  replicate(2, 1, 3);
+  metadata({1, 2}, {1, 2}, 2, 3, 3);  // 2 leads again and takes writes
+  produce(2, 4);
+  replicate(1, 2);
+  EXPECT_EQ(log(1).log_end_offset(), 7) << "broker 1 is stuck re-truncating to its own log end";
+}
+
+// Bug: a follower whose log ends below the leader's log start (it was down while retention
+// deleted segments, or it is a new replica) is never repaired: the leader's read() returns
+// OFFSET_OUT_OF_RANGE for the follower's fetch offset, apply_leader_response() just returns that
+// error, and fetch_loop backs off and asks again, forever. (Kafka truncates the follower fully and
+// restarts it at the leader's log start.)
+TEST_F(PartitionTest, FollowerBelowTheLeadersLogStartRestartsThere) {
+  storage::LogConfig small;
+  small.segment_bytes = 512;
+  small.segment_preallocate_bytes = 0;
+  small.retention_bytes = 1024;
+  small.retention_ms = -1;
+  replica(2, small);
+  // Broker 2 leads alone (broker 1 is down and out of the ISR); retention moves its log start.
+  metadata({1, 2}, {2}, 2, 1, 0);
+  for (int i = 0; i < 40; ++i) produce(2, 5);
+  auto dropped = log(2).enforce_retention();
+  ASSERT_TRUE(dropped.ok());
+  ASSERT_GT(log(2).log_start_offset(), 0);
+  // Broker 1 comes back with an empty log (or one ending below 2's log start).
+  replica(1);
+  metadata({1, 2}, {2}, 2, 1, 0);
+  const auto last = replicate(1, 2);
+  EXPECT_EQ(last, gannet::v1::NONE) << gannet::v1::ErrorCode_Name(last);
+  EXPECT_EQ(log(1).log_end_offset(), log(2).log_end_offset())
+      << "broker 1 is at " << log(1).log_end_offset() << ", broker 2's log starts at " << log(2).log_start_offset();
+}
+
+// Same, for a follower that has data (and an epoch the leader still knows) but ends below the
+// leader's log start.
+TEST_F(PartitionTest, LaggingFollowerWithDataBelowTheLeadersLogStartCatchesUp) {
+  storage::LogConfig small;
+  small.segment_bytes = 512;
+  small.segment_preallocate_bytes = 0;
+  small.retention_bytes = 1024;
+  small.retention_ms = -1;
+  replica(1);
+  replica(2, small);
+  metadata({1, 2}, {1, 2}, 2, 1, 0);
+  produce(2, 5);
+  replicate(1, 2, 3);
+  ASSERT_EQ(log(1).log_end_offset(), 5);
+  // Broker 1 stops fetching and leaves the ISR; 2 writes on and retention runs.
+  metadata({1, 2}, {2}, 2, 1, 1);
+  for (int i = 0; i < 40; ++i) produce(2, 5);
+  ASSERT_TRUE(log(2).enforce_retention().ok());
+  ASSERT_GT(log(2).log_start_offset(), 5);
+  const auto last = replicate(1, 2);
+  EXPECT_EQ(last, gannet::v1::NONE) << gannet::v1::ErrorCode_Name(last);
+  EXPECT_EQ(log(1).log_end_offset(), log(2).log_end_offset());
+}
+
+// Bug: read() treats any replica_id >= 0 as a follower and reads up to the log end, whether or
+// not that broker is a replica of the partition. A client (or a stray broker) that sets
+// replica_id=7 reads records above the HW, which may never be committed (and may be truncated
+// away after a leader change): consumers must only see offsets below the HW.
+TEST_F(PartitionTest, FetchFromANonReplicaSeesNothingAboveTheHighWatermark) {
+  replica(1);
+  metadata({1, 2, 3}, {1, 2, 3}, 1, 0, 0);
+  produce(1, 3, /*acks=*/1);
+  ASSERT_LE(p(1).high_watermark(), 0) << "followers 2 and 3 have not fetched";
+  FetchOutcome consumer = p(1).read(-1, 0, -1, -1, 1 << 20, now_);
+  EXPECT_TRUE(consumer.records.empty());
+  FetchOutcome stranger = p(1).read(/*replica_id=*/7, 0, -1, -1, 1 << 20, now_);
+  EXPECT_NE(stranger.error, gannet::v1::NONE) << "broker 7 is not a replica";
+  EXPECT_TRUE(stranger.records.empty()) << stranger.records.size()
+                                        << " bytes of uncommitted records went to a non-replica";
+}
+
+// Bug: min.insync.replicas is only checked before the append. If the ISR then shrinks below it
+// (followers stall past replica.lag.time.max.ms while the request waits), the HW moves to the
+// leader's log end and the acks=all produce is acknowledged with one copy. Kafka answers
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND (retriable in client/producer.cc, which expects it).
+TEST_F(PartitionTest, AcksAllIsNotAcknowledgedAfterTheIsrShrankBelowMinInsync) {
+  replica(1);
+  metadata({1, 2, 3}, {1, 2, 3}, 1, 0, 0, /*min_insync=*/2);
+  ProduceOutcome o = produce(1, 3, /*acks=*/-1);
+  // Followers 2 and 3 stalled; the leader's shrink to {1} commits.
+  metadata({1, 2, 3}, {1}, 1, 0, 1, /*min_insync=*/2);
+  EXPECT_EQ(p(1).high_watermark(), 3);
+  const auto e = p(1).wait_for_replication(o.last_offset, o.leader_epoch, 100);
+  EXPECT_NE(e, gannet::v1::NONE) << "acknowledged with 1 in-sync replica, min.insync.replicas=2";
+}
+
+// Fixed bug (BrokerServer::isr_loop): when the AlterPartition call fails at the transport level
+// (deadline, controller failover), the outcome is unknown — the controller may have committed it —
+// but isr_loop called isr_proposal_failed(), which dropped the pending ISR. For an expansion, the HW then
+// counts only the old ISR and can move past the joining follower's log end; when the committed
+// expansion arrives, an ISR member lacks acknowledged records (and can be elected leader).
+// The same sequence through the Partition API: proposal, "failed" (unknown outcome), appends
+// the joining follower does not fetch, then the metadata with the expansion.
+TEST_F(PartitionTest, UnknownOutcomeOfAnIsrExpansionDoesNotLetTheHwPassTheJoiningReplica) {
+  replica(1);
+  replica(2);
+  replica(3);
+  metadata({1, 2, 3}, {1, 2}, 1, 0, 0);
+  produce(1, 5);
+  replicate(2, 1, 2);
+  replicate(3, 1, 2);
+  ASSERT_EQ(p(1).high_watermark(), 5);
+  auto proposal = p(1).isr_proposal(now_, 30'000);
+  ASSERT_TRUE(proposal);
+  ASSERT_EQ(proposal->isr, (std::vector<int32_t>{1, 2, 3}));
+  p(1).isr_proposal_unknown(*proposal);  // what isr_loop does when the RPC's status is not OK
+  // Follower 3 stalls at 5; the leader and follower 2 move on.
+  produce(1, 5);
+  replicate(2, 1, 2);
+  // The controller had committed the expansion after all.
+  metadata({1, 2, 3}, {1, 2, 3}, 1, 0, 1);
+  EXPECT_LE(p(1).high_watermark(), log(3).log_end_offset())
+      << "the HW passed ISR member 3's log end: losing leader 1 and electing 3 loses acknowledged records";
+}
+
+}  // namespace
+}  // namespace gannet::broker
