@@ -205,6 +205,24 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     // Bounded by what one response may carry (the 64 MiB send limit, with room for framing).
     const size_t max_bytes = req->max_bytes() > 0 ? std::min<size_t>(static_cast<size_t>(req->max_bytes()), 48u << 20)
                                                   : (48u << 20);
+    // A follower's request from an earlier incarnation (the broker restarted since, maybe losing
+    // unsynced records) must not count its progress (KIP-903).
+    if (req->replica_id() >= 0) {
+      auto image = b_->publisher_->image();
+      auto it = image->brokers().find(req->replica_id());
+      if (it != image->brokers().end() && req->broker_epoch() < it->second.epoch) {
+        for (const auto& pd : req->partitions()) {
+          auto* r = resp->add_partitions();
+          r->set_topic(pd.topic());
+          r->set_partition(pd.partition());
+          r->set_error_code(gannet::v1::STALE_BROKER_EPOCH);
+          r->set_error_message("broker epoch " + std::to_string(req->broker_epoch()) + " of broker " +
+                               std::to_string(req->replica_id()) + " is stale");
+        }
+        return grpc::Status::OK;
+      }
+    }
+    bool first_look = true;
     for (;;) {
       uint64_t seen;
       {
@@ -232,7 +250,8 @@ class BrokerServer::Service final : public bv1::Broker::Service {
         const size_t part_max = pd.partition_max_bytes() > 0 ? static_cast<size_t>(pd.partition_max_bytes()) : (1u << 20);
         const size_t room = total >= max_bytes ? 0 : max_bytes - total;
         FetchOutcome o = part->read(req->replica_id(), pd.fetch_offset(), pd.current_leader_epoch(),
-                                    pd.last_fetched_epoch(), room == 0 ? 1 : std::min(part_max, room), now);
+                                    pd.last_fetched_epoch(), room == 0 ? 1 : std::min(part_max, room), now,
+                                    /*count_progress=*/first_look);
         if (room == 0 && !o.records.empty()) o.records.clear();  // over the response budget
         r->set_error_code(o.error);
         r->set_error_message(o.message);
@@ -255,6 +274,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
         return grpc::Status::OK;
       }
       // Long poll: sleep until new data or a HW move anywhere on this broker (or the deadline).
+      first_look = false;
       b_->wait_data(seen, deadline);
       if (b_->stopping()) return grpc::Status::OK;
     }

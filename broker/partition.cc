@@ -106,7 +106,7 @@ ErrorCode Partition::wait_for_replication(int64_t last_offset, int32_t leader_ep
 }
 
 FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t current_leader_epoch,
-                             int32_t last_fetched_epoch, size_t max_bytes, int64_t now_ms) {
+                             int32_t last_fetched_epoch, size_t max_bytes, int64_t now_ms, bool count_progress) {
   FetchOutcome out;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -150,7 +150,7 @@ FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t c
         out.diverging = std::make_pair(last_fetched_epoch, end);
         return out;
       }
-      out.hw_moved = state_.on_follower_fetch(replica_id, fetch_offset, now_ms);
+      if (count_progress) out.hw_moved = state_.on_follower_fetch(replica_id, fetch_offset, now_ms);
       if (out.hw_moved) log_->update_high_watermark(state_.high_watermark());
       out.high_watermark = state_.high_watermark();
     }

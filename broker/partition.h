@@ -67,8 +67,11 @@ class Partition {
   ErrorCode wait_for_replication(int64_t last_offset, int32_t leader_epoch, int64_t timeout_ms);
 
   // A fetch: replica_id < 0 a consumer (below the HW), else a follower (its progress counts).
+  // `count_progress`: a follower's fetch offset counts toward the HW and ISR only the first time
+  // a long-polling request looks (a request still waiting after its sender died and restarted
+  // must not vouch again for records the new incarnation may have lost).
   FetchOutcome read(int32_t replica_id, int64_t fetch_offset, int32_t current_leader_epoch,
-                    int32_t last_fetched_epoch, size_t max_bytes, int64_t now_ms);
+                    int32_t last_fetched_epoch, size_t max_bytes, int64_t now_ms, bool count_progress = true);
 
   // ListOffsets: -1 latest (HW), -2 earliest, else by timestamp.
   ProduceOutcome list_offset(int64_t timestamp, int32_t current_leader_epoch);

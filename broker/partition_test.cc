@@ -241,5 +241,21 @@ TEST_F(PartitionTest, UnknownOutcomeOfAnIsrExpansionDoesNotLetTheHwPassTheJoinin
       << "the HW passed ISR member 3's log end: losing leader 1 and electing 3 loses acknowledged records";
 }
 
+// A long-polling follower request counts its fetch offset once, when it arrives: looks after a
+// wake-up (when its sender may have died and restarted with fewer records) do not vouch again.
+TEST_F(PartitionTest, OnlyAFetchsFirstLookCountsTheFollowersProgress) {
+  replica(1);
+  replica(2);
+  metadata({1, 2}, {1, 2}, 1, 0, 0);
+  produce(1, 5);
+  EXPECT_EQ(p(1).high_watermark(), 0);
+  FetchOutcome again = p(1).read(2, 5, 0, 0, 1 << 20, now_, /*count_progress=*/false);
+  EXPECT_EQ(again.error, gannet::v1::NONE);
+  EXPECT_EQ(p(1).high_watermark(), 0) << "a later look of a request vouched for the follower";
+  FetchOutcome first = p(1).read(2, 5, 0, 0, 1 << 20, now_, /*count_progress=*/true);
+  EXPECT_EQ(first.error, gannet::v1::NONE);
+  EXPECT_EQ(p(1).high_watermark(), 5);
+}
+
 }  // namespace
 }  // namespace gannet::broker
