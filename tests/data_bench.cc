@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -66,11 +67,14 @@ Result produce(const std::string& bootstrap, const std::string& topic, int64_t n
   std::vector<int64_t> lat;
   lat.reserve(static_cast<size_t>(n));
   std::mutex mu;
+  std::condition_variable cap_cv;
   std::atomic<int64_t> failed{0}, done{0};
   const auto start = Clock::now();
   for (int64_t i = 0; i < n; ++i) {
     if (in_flight_cap > 0) {
-      while (i - done.load() >= in_flight_cap) std::this_thread::yield();
+      // Wait (not spin: the brokers need the cores) until fewer than the cap are in flight.
+      std::unique_lock<std::mutex> l(mu);
+      cap_cv.wait(l, [&] { return i - done.load() < in_flight_cap; });
     }
     client::ProducerRecord r;
     r.topic = topic;
@@ -79,9 +83,12 @@ Result produce(const std::string& bootstrap, const std::string& topic, int64_t n
     p.send(std::move(r), [&, sent](const client::RecordMetadata& m) {
       const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent).count();
       if (!m.ok()) ++failed;
-      std::lock_guard<std::mutex> l(mu);
-      lat.push_back(us);
-      ++done;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        lat.push_back(us);
+        ++done;
+      }
+      cap_cv.notify_one();
     });
   }
   p.flush();
