@@ -174,7 +174,11 @@ void Producer::sender_loop() {
         if (!slot) {
           slot = std::make_unique<Worker>();
           Worker* raw = slot.get();
-          slot->thread = std::thread([this, raw, id = leader] { worker_loop(raw, id); });
+          // Two requests in flight per broker (each partition still has at most one batch in
+          // flight, so no partition is reordered): one is sent while the other is answered.
+          for (int t = 0; t < kRequestsInFlightPerBroker; ++t) {
+            slot->threads.emplace_back([this, raw, id = leader] { worker_loop(raw, id); });
+          }
         }
         w = slot.get();
         w->queue.push_back(std::move(batches));
@@ -287,7 +291,9 @@ void Producer::close() {
   }
   for (auto& [id, w] : workers) {
     w->cv.notify_all();
-    if (w->thread.joinable()) w->thread.join();
+    for (auto& t : w->threads) {
+      if (t.joinable()) t.join();
+    }
   }
 }
 

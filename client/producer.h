@@ -95,9 +95,10 @@ class Producer {
     int attempts = 0;
   };
   using Key = std::pair<std::string, int32_t>;
+  static constexpr int kRequestsInFlightPerBroker = 2;
 
   struct Worker {
-    std::thread thread;
+    std::vector<std::thread> threads;
     std::condition_variable cv;
     std::deque<std::vector<std::unique_ptr<Batch>>> queue;  // requests to send, in order
   };
