@@ -159,6 +159,7 @@ FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t c
     hw_cv_.notify_all();
     if (on_data_) on_data_();
   }
+  if (read_hook_for_test_) read_hook_for_test_();
   storage::ReadOptions ro;
   if (replica_id < 0) ro.max_offset = out.high_watermark;  // consumers see committed records only
   if (fetch_offset == out.log_end_offset || (replica_id < 0 && fetch_offset == out.high_watermark)) return out;
@@ -172,6 +173,18 @@ FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t c
   if (!st.ok()) {
     out.error = storage_code(st.error());
     out.records.clear();
+    return out;
+  }
+  // The log was read outside the lock. If this replica stopped leading meanwhile, it may have
+  // truncated and appended another leader's history under these offsets: a follower still on
+  // the old epoch would splice it onto a divergent prefix. Leadership epochs never come back, so
+  // the same epoch now means nothing was truncated during the read.
+  std::lock_guard<std::mutex> l(mu_);
+  if (!state_.is_leader() || state_.leader_epoch() != out.leader_epoch) {
+    out.records.clear();
+    out.error = gannet::v1::NOT_LEADER_OR_FOLLOWER;
+    out.leader = state_.leader();
+    out.leader_epoch = state_.leader_epoch();
   }
   return out;
 }

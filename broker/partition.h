@@ -107,6 +107,9 @@ class Partition {
   int32_t leader_epoch() const;
   int64_t high_watermark() const;
 
+  // Fault injection for tests: runs inside read(), after the checks, before the log is read.
+  void set_read_hook_for_test(std::function<void()> f) { read_hook_for_test_ = std::move(f); }
+
   // Called (without mu_ held) whenever data or the HW moves, for long-polling fetches.
   void set_on_data(std::function<void()> f) { on_data_ = std::move(f); }
 
@@ -124,6 +127,7 @@ class Partition {
   bool stopping_ = false;
   std::optional<IsrProposal> resend_;
   std::function<void()> on_data_;
+  std::function<void()> read_hook_for_test_;
 };
 
 }  // namespace gannet::broker

@@ -257,5 +257,36 @@ TEST_F(PartitionTest, OnlyAFetchsFirstLookCountsTheFollowersProgress) {
   EXPECT_EQ(p(1).high_watermark(), 5);
 }
 
+// The leader reads the log after its checks, outside its lock. If it stops leading in between and,
+// as a follower of the new leader, truncates and appends the new leader's history under the same
+// offsets, the read must not hand that history to a follower still on the old epoch (which would
+// splice it onto its own divergent prefix, undetectably).
+TEST_F(PartitionTest, AReadRacingALeadershipChangeServesNothing) {
+  replica(1);
+  replica(2);
+  metadata({1, 2, 3}, {1, 2}, 1, 0, 0);
+  produce(1, 10);
+  replicate(2, 1, 1);
+  bool fired = false;
+  p(1).set_read_hook_for_test([&] {
+    if (fired) return;
+    fired = true;
+    // Leadership moves to 3 (epoch 1); 1 truncates to 5 and takes 3's records 5..9.
+    p(1).apply_metadata(PartitionMetadata{{1, 2, 3}, {1, 3}, 3, 1, 1}, 1, now_);
+    ASSERT_TRUE(log(1).truncate_to(5).ok());
+    storage::BatchOptions o;
+    o.base_offset = 5;
+    o.leader_epoch = 1;
+    storage::RecordBatchBuilder b(o);
+    for (int i = 0; i < 5; ++i) b.add(1'700'000'000'000, std::nullopt, std::string_view("new"));
+    std::string data = *b.build();
+    ASSERT_TRUE(log(1).append_as_follower(std::span<uint8_t>(reinterpret_cast<uint8_t*>(data.data()), data.size())).ok());
+  });
+  // Follower 2 (still on epoch 0) fetches from offset 5 of the old history.
+  FetchOutcome r = p(1).read(2, 5, 0, 0, 1 << 20, now_);
+  EXPECT_TRUE(r.records.empty()) << r.records.size() << " bytes of the new leader's history went to an old-epoch follower";
+  EXPECT_EQ(r.error, gannet::v1::NOT_LEADER_OR_FOLLOWER);
+}
+
 }  // namespace
 }  // namespace gannet::broker
