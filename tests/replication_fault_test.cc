@@ -1,7 +1,8 @@
 // Replication under faults, on three real combined nodes: RF=3, min.insync.replicas=2,
 // acks=all. Producers (the C++ client, one per thread) send sequence-numbered, keyed records while
 // a nemesis SIGKILLs and restarts partition leaders, SIGSTOPs followers past
-// replica.lag.time.max.ms, and restarts brokers gracefully, all chosen from a printed seed
+// replica.lag.time.max.ms, and restarts brokers gracefully, chosen from a printed seed, then
+// restarts every broker in turn
 // (GANNET_SEED replays). Afterwards a checker consumes every partition and asserts that every
 // acknowledged record is there, that per key acknowledged records appear in send order, and that
 // the replicas' logs below the high watermark are byte for byte the same. Duplicates from retries
@@ -116,6 +117,14 @@ TEST(ReplicationFault, NoAcknowledgedRecordIsLostOrReordered) {
     ++actions;
     // Let the cluster settle between faults: everyone back and registered.
     c.wait_unfenced({1, 2, 3}, 20s);
+  }
+  // Finally a rolling restart: every broker in turn, gracefully, while the producers go on.
+  for (int id : c.ids()) {
+    std::cout << "nemesis: rolling restart of broker " << id << std::endl;
+    c.kill(id, SIGTERM);
+    c.start(id);
+    c.wait_unfenced({1, 2, 3}, 20s);
+    ++actions;
   }
   stop = true;
   for (auto& t : producers) t.join();
