@@ -79,6 +79,30 @@ bool Consumer::reset_offsets(std::vector<TopicPartition>* failed) {
   return ok;
 }
 
+std::future<Consumer::FetchCall> Consumer::launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms) {
+  bv1::FetchRequest req;
+  req.set_replica_id(-1);
+  req.set_max_wait_ms(static_cast<int32_t>(wait_ms));
+  req.set_min_bytes(config_.fetch_min_bytes);
+  req.set_max_bytes(config_.fetch_max_bytes);
+  for (const auto& [tp, offset] : wanted) {
+    auto* pd = req.add_partitions();
+    pd->set_topic(tp.topic);
+    pd->set_partition(tp.partition);
+    pd->set_fetch_offset(offset);
+    pd->set_current_leader_epoch(-1);
+    pd->set_last_fetched_epoch(-1);
+    pd->set_partition_max_bytes(config_.max_partition_fetch_bytes);
+  }
+  return std::async(std::launch::async, [stub, req = std::move(req), wait_ms] {
+    FetchCall c;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(wait_ms + 10'000));
+    c.ok = stub->Fetch(&ctx, req, &c.resp).ok();
+    return c;
+  });
+}
+
 std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error) {
   std::vector<ConsumerRecord> out;
   if (error) *error = gannet::v1::NONE;
@@ -99,42 +123,61 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
     const int64_t left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   deadline - std::chrono::steady_clock::now()).count());
     bool refresh = by_leader.empty();
-    // One fetch per leader, all in flight at once.
-    struct Call {
-      bv1::FetchResponse resp;
-      bool ok = false;
-    };
-    std::vector<std::future<Call>> calls;
+    // One fetch per leader, all in flight at once (or already in flight: prefetched).
+    std::vector<std::pair<int32_t, std::future<FetchCall>>> calls;
     for (const auto& [leader, tps] : by_leader) {
       bv1::Broker::Stub* stub = metadata_.broker(leader);
       if (!stub) {
         refresh = true;
         continue;
       }
-      bv1::FetchRequest req;
-      req.set_replica_id(-1);
-      req.set_max_wait_ms(static_cast<int32_t>(std::min<int64_t>(left, config_.fetch_max_wait_ms)));
-      req.set_min_bytes(config_.fetch_min_bytes);
-      req.set_max_bytes(config_.fetch_max_bytes);
-      for (const auto& tp : tps) {
-        auto* pd = req.add_partitions();
-        pd->set_topic(tp.topic);
-        pd->set_partition(tp.partition);
-        pd->set_fetch_offset(positions_[tp]);
-        pd->set_current_leader_epoch(-1);
-        pd->set_last_fetched_epoch(-1);
-        pd->set_partition_max_bytes(config_.max_partition_fetch_bytes);
+      Wanted wanted;
+      for (const auto& tp : tps) wanted.emplace_back(tp, positions_[tp]);
+      auto pre = prefetch_.find(leader);
+      if (pre != prefetch_.end()) {
+        std::future<FetchCall> f = std::move(pre->second.call);
+        const bool matches = pre->second.wanted == wanted;
+        prefetch_.erase(pre);
+        if (matches) {
+          calls.emplace_back(leader, std::move(f));
+          continue;
+        }
+        if (f.valid()) f.wait();  // a stale prefetch: let it finish, drop its answer
       }
-      calls.push_back(std::async(std::launch::async, [stub, req = std::move(req), left] {
-        Call c;
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(left + 10'000));
-        c.ok = stub->Fetch(&ctx, req, &c.resp).ok();
-        return c;
-      }));
+      calls.emplace_back(leader, launch(stub, wanted, std::min<int64_t>(left, config_.fetch_max_wait_ms)));
     }
-    for (auto& f : calls) {
-      Call call = f.get();
+    // Answers, then at once the next fetch of every leader whose partitions all returned data.
+    std::vector<FetchCall> answers;
+    for (auto& [leader, f] : calls) {
+      answers.push_back(f.get());
+      const FetchCall& call = answers.back();
+      if (!call.ok) continue;
+      Wanted next;
+      bool all_data = call.resp.partitions_size() > 0;
+      for (const auto& r : call.resp.partitions()) {
+        const std::string& data = r.records();
+        int64_t end = -1;
+        for (size_t at = 0; at + storage::kBatchHeaderSize <= data.size();) {
+          storage::RecordBatchView head(reinterpret_cast<const uint8_t*>(data.data()) + at, data.size() - at);
+          if (head.length() <= 0) break;
+          const size_t size = static_cast<size_t>(head.length()) + 12;
+          if (at + size > data.size()) break;
+          end = head.last_offset() + 1;
+          at += size;
+        }
+        if (r.error_code() != gannet::v1::NONE || end < 0) {
+          all_data = false;
+          break;
+        }
+        next.emplace_back(TopicPartition{r.topic(), r.partition()}, end);
+      }
+      if (all_data) {
+        if (bv1::Broker::Stub* stub = metadata_.broker(leader)) {
+          prefetch_[leader] = Prefetch{next, launch(stub, next, config_.fetch_max_wait_ms)};
+        }
+      }
+    }
+    for (auto& call : answers) {
       if (!call.ok) {
         refresh = true;
         continue;

@@ -5,6 +5,7 @@
 // or none).
 #pragma once
 
+#include <future>
 #include <map>
 #include <optional>
 #include <string>
@@ -59,11 +60,26 @@ class Consumer {
  private:
   bool reset_offsets(std::vector<TopicPartition>* failed);
 
+  struct FetchCall {
+    bv1::FetchResponse resp;
+    bool ok = false;
+  };
+  using Wanted = std::vector<std::pair<TopicPartition, int64_t>>;  // partition, fetch offset
+  std::future<FetchCall> launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms);
+  struct Prefetch {
+    Wanted wanted;
+    std::future<FetchCall> call;
+  };
+
   const ConsumerConfig config_;
   MetadataCache metadata_;
   std::map<TopicPartition, int64_t> positions_;  // -1: latest, -2: earliest (to resolve)
   std::map<TopicPartition, int64_t> hws_;
   uint64_t bytes_ = 0;
+  // The next fetch of each leader, sent while the previous answer is decoded (used if the
+  // positions still match when the next poll comes). Declared last: destroyed first, waiting
+  // for calls in flight before the stubs they use go away.
+  std::map<int32_t, Prefetch> prefetch_;
 };
 
 }  // namespace gannet::client

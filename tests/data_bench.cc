@@ -127,13 +127,15 @@ Result consume(const std::string& bootstrap, const std::string& topic, int parti
 
 int run(int argc, char** argv) {
   int64_t records = 300'000;
-  int64_t soak_seconds = 0;  // --soak-seconds: produce at full speed this long, sampling brokers' RSS
+  int64_t soak_seconds = 0;
+  std::string phase = "all";  // --phase consume: only the consume figure (for profiling)  // --soak-seconds: produce at full speed this long, sampling brokers' RSS
   std::string dir = "/tmp/gannet-data-bench";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--records") records = std::stoll(argv[i + 1]);
     if (a == "--dir") dir = argv[i + 1];
     if (a == "--soak-seconds") soak_seconds = std::stoll(argv[i + 1]);
+    if (a == "--phase") phase = argv[i + 1];
   }
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
@@ -163,6 +165,13 @@ int run(int argc, char** argv) {
                 r.failed ? "  (FAILURES)" : "");
     std::fflush(stdout);
   };
+  if (phase == "consume") {
+    produce(b, "rf1", records, 1024, 1, 1 << 20);
+    std::fprintf(stderr, "data_bench: consuming\n");
+    show("consume 1 KiB, RF=1 topic, from the beginning", consume(b, "rf1", 3, records, 1024));
+    for (int id : c.ids()) c.kill(id, SIGTERM);
+    return 0;
+  }
   show("produce 1 KiB, acks=1, RF=1", produce(b, "rf1", records, 1024, 1, 1 << 20));
   show("produce 100 B, acks=1, RF=1", produce(b, "rf1small", records * 3, 100, 1, 1 << 20));
   show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
