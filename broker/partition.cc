@@ -167,21 +167,20 @@ FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t c
   if (!r.ok()) {
     out.error = storage_code(r.error());
     out.message = r.error().to_string();
-    return out;
-  }
-  auto st = r->copy_to(&out.records);
-  if (!st.ok()) {
+  } else if (auto st = r->copy_to(&out.records); !st.ok()) {
     out.error = storage_code(st.error());
     out.records.clear();
-    return out;
   }
   // The log was read outside the lock. If this replica stopped leading meanwhile, it may have
   // truncated and appended another leader's history under these offsets: a follower still on
   // the old epoch would splice it onto a divergent prefix. Leadership epochs never come back, so
   // the same epoch now means nothing was truncated during the read.
+  // (Also for a read that failed: an out-of-range answer caused by such a truncation must not
+  // make a consumer reset its position.)
   std::lock_guard<std::mutex> l(mu_);
   if (!state_.is_leader() || state_.leader_epoch() != out.leader_epoch) {
     out.records.clear();
+    out.message.clear();
     out.error = gannet::v1::NOT_LEADER_OR_FOLLOWER;
     out.leader = state_.leader();
     out.leader_epoch = state_.leader_epoch();

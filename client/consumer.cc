@@ -79,7 +79,8 @@ bool Consumer::reset_offsets(std::vector<TopicPartition>* failed) {
   return ok;
 }
 
-std::future<Consumer::FetchCall> Consumer::launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms) {
+std::future<Consumer::FetchCall> Consumer::launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms,
+                                                  int64_t slack_ms) {
   bv1::FetchRequest req;
   req.set_replica_id(-1);
   req.set_max_wait_ms(static_cast<int32_t>(wait_ms));
@@ -94,10 +95,10 @@ std::future<Consumer::FetchCall> Consumer::launch(bv1::Broker::Stub* stub, const
     pd->set_last_fetched_epoch(-1);
     pd->set_partition_max_bytes(config_.max_partition_fetch_bytes);
   }
-  return std::async(std::launch::async, [stub, req = std::move(req), wait_ms] {
+  return std::async(std::launch::async, [stub, req = std::move(req), wait_ms, slack_ms] {
     FetchCall c;
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(wait_ms + 10'000));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(wait_ms + slack_ms));
     c.ok = stub->Fetch(&ctx, req, &c.resp).ok();
     return c;
   });
@@ -123,6 +124,10 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
     const int64_t left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   deadline - std::chrono::steady_clock::now()).count());
     bool refresh = by_leader.empty();
+    // Prefetches of leaders no longer asked (partitions moved or unassigned) are dropped.
+    for (auto it = prefetch_.begin(); it != prefetch_.end();) {
+      it = by_leader.count(it->first) ? std::next(it) : prefetch_.erase(it);
+    }
     // One fetch per leader, all in flight at once (or already in flight: prefetched).
     std::vector<std::pair<int32_t, std::future<FetchCall>>> calls;
     for (const auto& [leader, tps] : by_leader) {
@@ -144,7 +149,7 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
         }
         if (f.valid()) f.wait();  // a stale prefetch: let it finish, drop its answer
       }
-      calls.emplace_back(leader, launch(stub, wanted, std::min<int64_t>(left, config_.fetch_max_wait_ms)));
+      calls.emplace_back(leader, launch(stub, wanted, std::min<int64_t>(left, config_.fetch_max_wait_ms), 10'000));
     }
     // Answers, then at once the next fetch of every leader whose partitions all returned data.
     std::vector<FetchCall> answers;
@@ -173,7 +178,9 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
       }
       if (all_data) {
         if (bv1::Broker::Stub* stub = metadata_.broker(leader)) {
-          prefetch_[leader] = Prefetch{next, launch(stub, next, config_.fetch_max_wait_ms)};
+          // No long poll: it answers at once with what is there, so neither the next poll's
+          // timeout, a seek, nor the consumer's destruction ever waits on it for long.
+          prefetch_[leader] = Prefetch{next, launch(stub, next, /*wait_ms=*/0, /*slack_ms=*/2'000)};
         }
       }
     }

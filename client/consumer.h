@@ -65,7 +65,7 @@ class Consumer {
     bool ok = false;
   };
   using Wanted = std::vector<std::pair<TopicPartition, int64_t>>;  // partition, fetch offset
-  std::future<FetchCall> launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms);
+  std::future<FetchCall> launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms, int64_t slack_ms);
   struct Prefetch {
     Wanted wanted;
     std::future<FetchCall> call;

@@ -7,8 +7,9 @@
 // delivery.timeout.ms. Memory: the records buffered and in flight never exceed buffer.memory;
 // send() blocks (up to max.block.ms) when they would.
 //
-// Thread safety: every method may be called from any thread; callbacks run on the sender
-// thread (keep them short).
+// Thread safety: every method may be called from any thread; callbacks run on the sender's
+// worker threads (two per broker, so callbacks may run concurrently: synchronize what they
+// share, and keep them short).
 #pragma once
 
 #include <condition_variable>
