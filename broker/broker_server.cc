@@ -96,35 +96,19 @@ class BrokerServer::Service final : public bv1::Broker::Service {
 
   grpc::Status CreateTopics(grpc::ServerContext*, const cv1::CreateTopicsRequest* req,
                             cv1::CreateTopicsResponse* resp) override {
-    return forward<cv1::CreateTopicsResponse>(
-        [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::CreateTopicsResponse* r) {
-          return s->CreateTopics(c, *req, r);
-        },
-        resp);
+    return forward(&ControllerChannel::Stub::CreateTopics, *req, resp);
   }
   grpc::Status DeleteTopics(grpc::ServerContext*, const cv1::DeleteTopicsRequest* req,
                             cv1::DeleteTopicsResponse* resp) override {
-    return forward<cv1::DeleteTopicsResponse>(
-        [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::DeleteTopicsResponse* r) {
-          return s->DeleteTopics(c, *req, r);
-        },
-        resp);
+    return forward(&ControllerChannel::Stub::DeleteTopics, *req, resp);
   }
   grpc::Status CreatePartitions(grpc::ServerContext*, const cv1::CreatePartitionsRequest* req,
                                 cv1::CreatePartitionsResponse* resp) override {
-    return forward<cv1::CreatePartitionsResponse>(
-        [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::CreatePartitionsResponse* r) {
-          return s->CreatePartitions(c, *req, r);
-        },
-        resp);
+    return forward(&ControllerChannel::Stub::CreatePartitions, *req, resp);
   }
   grpc::Status AlterConfigs(grpc::ServerContext*, const cv1::AlterConfigsRequest* req,
                             cv1::AlterConfigsResponse* resp) override {
-    return forward<cv1::AlterConfigsResponse>(
-        [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::AlterConfigsResponse* r) {
-          return s->AlterConfigs(c, *req, r);
-        },
-        resp);
+    return forward(&ControllerChannel::Stub::AlterConfigs, *req, resp);
   }
   grpc::Status DescribeConfigs(grpc::ServerContext*, const cv1::DescribeConfigsRequest* req,
                                cv1::DescribeConfigsResponse* resp) override {
@@ -133,11 +117,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
   }
   grpc::Status DescribeCluster(grpc::ServerContext*, const cv1::DescribeClusterRequest* req,
                                cv1::DescribeClusterResponse* resp) override {
-    return forward<cv1::DescribeClusterResponse>(
-        [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::DescribeClusterResponse* r) {
-          return s->DescribeCluster(c, *req, r);
-        },
-        resp, 10'000, /*read_back=*/false);
+    return forward(&ControllerChannel::Stub::DescribeCluster, *req, resp, 10'000, /*read_back=*/false);
   }
 
   grpc::Status Produce(grpc::ServerContext*, const bv1::ProduceRequest* req, bv1::ProduceResponse* resp) override {
@@ -239,11 +219,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
         r->set_partition(pd.partition());
         auto part = b_->partition({pd.topic(), pd.partition()});
         if (!part) {
-          bv1::ProduceResponse::PartitionResult tmp;
-          not_here(pd.topic(), pd.partition(), &tmp);
-          r->set_error_code(tmp.error_code());
-          r->set_error_message(tmp.error_message());
-          r->set_leader_id(tmp.leader_id());
+          not_here(pd.topic(), pd.partition(), r);
           errors = true;
           continue;
         }
@@ -288,11 +264,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
       r->set_partition(pd.partition());
       auto part = b_->partition({pd.topic(), pd.partition()});
       if (!part) {
-        bv1::ProduceResponse::PartitionResult tmp;
-        not_here(pd.topic(), pd.partition(), &tmp);
-        r->set_error_code(tmp.error_code());
-        r->set_error_message(tmp.error_message());
-        r->set_leader_id(tmp.leader_id());
+        not_here(pd.topic(), pd.partition(), r);
         continue;
       }
       ProduceOutcome o = part->list_offset(pd.timestamp(), pd.current_leader_epoch());
@@ -307,8 +279,10 @@ class BrokerServer::Service final : public bv1::Broker::Service {
   }
 
  private:
-  // A partition this broker does not host: unknown, or led elsewhere (named).
-  void not_here(const std::string& topic, int32_t partition, bv1::ProduceResponse::PartitionResult* r) {
+  // A partition this broker does not host: unknown, or led elsewhere (named). For the per-partition
+  // results of Produce, Fetch and ListOffsets alike.
+  template <typename PartitionResult>
+  void not_here(const std::string& topic, int32_t partition, PartitionResult* r) {
     auto image = b_->publisher_->image();
     const metadata::TopicImage* t = image->topic_by_name(topic);
     if (!t || !t->partitions.count(partition)) {
@@ -324,10 +298,14 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     r->set_leader_epoch(p.leader_epoch);
   }
 
-  template <typename Resp>
-  grpc::Status forward(const std::function<grpc::Status(ControllerChannel::Stub*, grpc::ClientContext*, Resp*)>& rpc,
-                       Resp* resp, int64_t timeout_ms = kForwardTimeoutMs, bool read_back = true) {
-    grpc::Status st = b_->controller_->call<Resp>(rpc, resp, timeout_ms);
+  // Sends `req` to the active controller's `method` (following NOT_CONTROLLER) and answers with
+  // its response.
+  template <typename Req, typename Resp>
+  grpc::Status forward(grpc::Status (ControllerChannel::Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                       const Req& req, Resp* resp, int64_t timeout_ms = kForwardTimeoutMs, bool read_back = true) {
+    grpc::Status st = b_->controller_->call<Resp>(
+        [&](ControllerChannel::Stub* s, grpc::ClientContext* c, Resp* r) { return (s->*method)(c, req, r); }, resp,
+        timeout_ms);
     if (!st.ok()) {
       // The controller could not be reached: a typed answer, not a transport failure.
       resp->Clear();
