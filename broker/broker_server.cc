@@ -20,6 +20,15 @@ namespace {
 
 constexpr int64_t kForwardTimeoutMs = 60'000;
 
+// "ipv4:127.0.0.1:5555" or "ipv6:[::1]:5555" -> the host part, for DescribeGroups.
+std::string peer_host(const std::string& peer) {
+  std::string s = peer;
+  if (auto c = s.find(':'); c != std::string::npos && (s.rfind("ipv4", 0) == 0 || s.rfind("ipv6", 0) == 0)) s = s.substr(c + 1);
+  if (auto c = s.rfind(':'); c != std::string::npos) s = s.substr(0, c);
+  if (s.size() >= 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
+  return s;
+}
+
 std::string random_incarnation() {
   std::random_device rd;
   std::string id(16, '\0');
@@ -118,6 +127,60 @@ class BrokerServer::Service final : public bv1::Broker::Service {
   grpc::Status DescribeCluster(grpc::ServerContext*, const cv1::DescribeClusterRequest* req,
                                cv1::DescribeClusterResponse* resp) override {
     return forward(&ControllerChannel::Stub::DescribeCluster, *req, resp, 10'000, /*read_back=*/false);
+  }
+
+  // ---- Consumer groups: answered by this broker's coordinator (NOT_COORDINATOR if it is not
+  // the group's).
+  grpc::Status FindCoordinator(grpc::ServerContext*, const bv1::FindCoordinatorRequest* req,
+                               bv1::FindCoordinatorResponse* resp) override {
+    if (req->key_type() != 0) {
+      resp->set_error_code(gannet::v1::INVALID_REQUEST);
+      resp->set_error_message("only group coordinators (key_type 0) exist");
+      return grpc::Status::OK;
+    }
+    b_->find_coordinator(req->key(), resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status JoinGroup(grpc::ServerContext* ctx, const bv1::JoinGroupRequest* req,
+                         bv1::JoinGroupResponse* resp) override {
+    b_->groups_->join_group(*req, peer_host(ctx->peer()), resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status SyncGroup(grpc::ServerContext*, const bv1::SyncGroupRequest* req, bv1::SyncGroupResponse* resp) override {
+    b_->groups_->sync_group(*req, resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status Heartbeat(grpc::ServerContext*, const bv1::HeartbeatRequest* req, bv1::HeartbeatResponse* resp) override {
+    b_->groups_->heartbeat(*req, resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status LeaveGroup(grpc::ServerContext*, const bv1::LeaveGroupRequest* req, bv1::LeaveGroupResponse* resp) override {
+    b_->groups_->leave_group(*req, resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status OffsetCommit(grpc::ServerContext*, const bv1::OffsetCommitRequest* req,
+                            bv1::OffsetCommitResponse* resp) override {
+    b_->groups_->offset_commit(*req, resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status OffsetFetch(grpc::ServerContext*, const bv1::OffsetFetchRequest* req,
+                           bv1::OffsetFetchResponse* resp) override {
+    b_->groups_->offset_fetch(*req, resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status ListGroups(grpc::ServerContext*, const bv1::ListGroupsRequest* req, bv1::ListGroupsResponse* resp) override {
+    b_->groups_->list_groups(*req, resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status DescribeGroups(grpc::ServerContext*, const bv1::DescribeGroupsRequest* req,
+                              bv1::DescribeGroupsResponse* resp) override {
+    b_->groups_->describe_groups(*req, resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status DeleteGroups(grpc::ServerContext*, const bv1::DeleteGroupsRequest* req,
+                            bv1::DeleteGroupsResponse* resp) override {
+    b_->groups_->delete_groups(*req, resp);
+    return grpc::Status::OK;
   }
 
   grpc::Status Produce(grpc::ServerContext*, const bv1::ProduceRequest* req, bv1::ProduceResponse* resp) override {
@@ -359,6 +422,9 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
     }
     self->cv_.notify_all();
   });
+  GroupCoordinatorOptions go = b->options_.group;
+  go.node_id = b->options_.node_id;
+  b->groups_ = std::make_unique<GroupCoordinator>(go, [self](int32_t p) { return self->partition({kOffsetsTopic, p}); });
   b->replica_thread_ = std::thread([self] { self->replica_loop(); });
 
   b->service_ = std::make_unique<Service>(self);
@@ -665,6 +731,7 @@ void BrokerServer::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  if (groups_) groups_->stop();  // blocked group calls answer now
   if (controller_) controller_->cancel_all();  // forwarded calls and heartbeats end now
   {
     std::lock_guard<std::mutex> pl(partitions_mu_);
@@ -777,6 +844,7 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
     }
     local_ids_.erase(tp);
     removed_tps.insert(tp);
+    if (tp.topic == kOffsetsTopic) groups_->on_leadership(tp.partition, -1);
     ++removed;
     std::lock_guard<std::mutex> pl(partitions_mu_);
     partitions_.erase(tp);
@@ -831,6 +899,10 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
                              min_insync, now)) {
       VLOG(1) << "broker " << me << " leads " << tp.dir_name() << " in epoch " << ps.leader_epoch;
     }
+    if (tp.topic == kOffsetsTopic) {
+      groups_->on_leadership(tp.partition, part->is_leader() ? part->leader_epoch() : -1,
+                             static_cast<int32_t>(t->partitions.size()));
+    }
   }
   {
     // Replica fetchers: one per leader broker, for every partition this broker follows.
@@ -843,6 +915,70 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
     }
   }
   fetch_cv_.notify_all();
+}
+
+// ---- Group coordinator discovery ----------------------------------------------------------------
+
+void BrokerServer::find_coordinator(const std::string& key, v1::FindCoordinatorResponse* resp) {
+  if (key.empty() || key.size() > 255) {
+    resp->set_error_code(gannet::v1::INVALID_GROUP_ID);
+    resp->set_error_message("a group id is 1 to 255 bytes");
+    return;
+  }
+  auto image = publisher_->image();
+  const metadata::TopicImage* t = image->topic_by_name(kOffsetsTopic);
+  if (!t) {
+    // First use: create the offsets topic (compacted), replicated as configured or on every
+    // broker there is if fewer. Concurrent creators race harmlessly (TOPIC_ALREADY_EXISTS).
+    int32_t live = 0;
+    for (const auto& [id, reg] : image->brokers()) live += reg.fenced ? 0 : 1;
+    cv1::CreateTopicsRequest req;
+    auto* ct = req.add_topics();
+    ct->set_name(kOffsetsTopic);
+    ct->set_num_partitions(options_.group.offsets_partitions);
+    ct->set_replication_factor(std::max<int32_t>(1, std::min<int32_t>(options_.offsets_topic_replication_factor, live)));
+    auto cfg = [&](const char* k, std::string v) {
+      auto* c = ct->add_configs();
+      c->set_name(k);
+      c->set_value(std::move(v));
+    };
+    cfg("cleanup.policy", "compact");
+    cfg("segment.bytes", std::to_string(options_.offsets_topic_segment_bytes));
+    cv1::CreateTopicsResponse cr;
+    grpc::Status st = controller_->call<cv1::CreateTopicsResponse>(
+        [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::CreateTopicsResponse* r) {
+          return s->CreateTopics(c, req, r);
+        },
+        &cr, 10'000);
+    if (st.ok() && cr.error_code() == gannet::v1::NONE && cr.topics_size() == 1) {
+      LOG(INFO) << "broker " << options_.node_id << ": created " << kOffsetsTopic << " ("
+                << gannet::v1::ErrorCode_Name(cr.topics(0).error_code()) << ")";
+      publisher_->wait_for_offset(cr.metadata_offset(), 5'000);
+      image = publisher_->image();
+      t = image->topic_by_name(kOffsetsTopic);
+    }
+    if (!t) {
+      resp->set_error_code(gannet::v1::COORDINATOR_NOT_AVAILABLE);
+      resp->set_error_message("the offsets topic is being created");
+      return;
+    }
+  }
+  const int32_t p = GroupCoordinator::partition_for(key, static_cast<int32_t>(t->partitions.size()));
+  auto pit = t->partitions.find(p);
+  const int32_t leader = pit == t->partitions.end() ? -1 : pit->second.leader;
+  auto bit = image->brokers().find(leader);
+  if (leader < 0 || bit == image->brokers().end() || bit->second.fenced) {
+    resp->set_error_code(gannet::v1::COORDINATOR_NOT_AVAILABLE);
+    resp->set_error_message(std::string(kOffsetsTopic) + "-" + std::to_string(p) + " has no leader now");
+    return;
+  }
+  resp->set_node_id(leader);
+  for (const auto& e : bit->second.endpoints) {
+    if (e.name == options_.listener_name || resp->host().empty()) {
+      resp->set_host(e.host);
+      resp->set_port(e.port);
+    }
+  }
 }
 
 }  // namespace gannet::broker

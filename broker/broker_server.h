@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "broker/controller_channel.h"
+#include "broker/group_coordinator.h"
 #include "broker/partition.h"
 #include "metadata/metadata_publisher.h"
 #include "storage/log_manager.h"
@@ -54,6 +55,9 @@ struct BrokerServerOptions {
   int64_t replica_lag_time_max_ms = 30'000;  // replica.lag.time.max.ms
   int64_t replica_fetch_wait_max_ms = 500;   // replica.fetch.wait.max.ms
   int64_t retention_check_interval_ms = 300'000;  // log.retention.check.interval.ms
+  GroupCoordinatorOptions group;                  // node_id is filled in from node_id
+  int16_t offsets_topic_replication_factor = 3;   // offsets.topic.replication.factor
+  int64_t offsets_topic_segment_bytes = 100LL << 20;  // offsets.topic.segment.bytes
 };
 
 struct BrokerStatus {
@@ -87,6 +91,7 @@ class BrokerServer {
   }
   BrokerStatus status() const;
   storage::LogManager* log_manager() { return logs_.get(); }
+  GroupCoordinator* group_coordinator() { return groups_.get(); }
   // The partition replica hosted here, if any.
   std::shared_ptr<Partition> partition(const storage::TopicPartition& tp) const;
 
@@ -107,11 +112,15 @@ class BrokerServer {
   // just the logs of those topic ids.
   void reconcile(const std::shared_ptr<const metadata::MetadataImage>& image,
                  const std::set<std::string>* only, bool image_current);
+  // FindCoordinator: the broker leading the group's offsets partition; creates the offsets topic
+  // on first use.
+  void find_coordinator(const std::string& key, v1::FindCoordinatorResponse* resp);
 
   BrokerServerOptions options_;
   metadata::MetadataPublisher* const publisher_;
   std::unique_ptr<storage::LogManager> logs_;
   std::unique_ptr<ControllerChannel> controller_;
+  std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

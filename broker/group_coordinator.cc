@@ -1,0 +1,1133 @@
+#include "broker/group_coordinator.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "broker/group_records.h"
+#include "storage/record_batch.h"
+
+namespace gannet::broker {
+
+namespace ev1 = gannet::v1;
+using ev1::ErrorCode;
+
+namespace {
+
+constexpr int kTimerTickMs = 20;
+// Blocked calls return by these bounds even if the group never moves on (the client retries).
+constexpr int64_t kJoinSlackMs = 5'000;
+
+std::string random_suffix() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  std::string s(16, '0');
+  uint64_t v = rng();
+  for (char& c : s) {
+    c = hex[v & 15];
+    v >>= 4;
+  }
+  return s;
+}
+
+// What a failed append of group records means to the client (Kafka's mapping).
+ErrorCode coordinator_error(ErrorCode e) {
+  switch (e) {
+    case ev1::NONE:
+      return ev1::NONE;
+    case ev1::NOT_LEADER_OR_FOLLOWER:
+    case ev1::FENCED_LEADER_EPOCH:
+    case ev1::KAFKA_STORAGE_ERROR:
+      return ev1::NOT_COORDINATOR;
+    case ev1::UNKNOWN_TOPIC_OR_PARTITION:
+    case ev1::NOT_ENOUGH_REPLICAS:
+    case ev1::NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case ev1::REQUEST_TIMED_OUT:
+      return ev1::COORDINATOR_NOT_AVAILABLE;
+    case ev1::MESSAGE_TOO_LARGE:
+    case ev1::RECORD_LIST_TOO_LARGE:
+      return ev1::INVALID_COMMIT_OFFSET_SIZE;
+    default:
+      return ev1::UNKNOWN_SERVER_ERROR;
+  }
+}
+
+std::chrono::steady_clock::time_point after_ms(int64_t ms) {
+  return std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, ms));
+}
+
+}  // namespace
+
+const char* GroupCoordinator::state_name(State s) {
+  switch (s) {
+    case State::kEmpty:
+      return "Empty";
+    case State::kPreparingRebalance:
+      return "PreparingRebalance";
+    case State::kCompletingRebalance:
+      return "CompletingRebalance";
+    case State::kStable:
+      return "Stable";
+    case State::kDead:
+      return "Dead";
+  }
+  return "Unknown";
+}
+
+int32_t GroupCoordinator::partition_for(const std::string& group, int32_t partitions) {
+  int32_t h = 0;
+  for (unsigned char c : group) h = static_cast<int32_t>(31u * static_cast<uint32_t>(h) + c);
+  const int32_t positive = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+  return positive % std::max(1, partitions);
+}
+
+GroupCoordinator::GroupCoordinator(GroupCoordinatorOptions options, PartitionLookup partition, Clock* clock)
+    : options_(std::move(options)),
+      partition_(std::move(partition)),
+      clock_(clock ? clock : SystemClock::instance()),
+      partition_count_(options_.offsets_partitions) {
+  next_offset_expiry_ms_ = now_ms() + options_.offsets_retention_check_interval_ms;
+  timer_thread_ = std::thread([this] { timer_loop(); });
+  loader_thread_ = std::thread([this] { loader_loop(); });
+}
+
+GroupCoordinator::~GroupCoordinator() { stop(); }
+
+void GroupCoordinator::stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  timer_cv_.notify_all();
+  load_cv_.notify_all();
+  if (timer_thread_.joinable()) timer_thread_.join();
+  if (loader_thread_.joinable()) loader_thread_.join();
+}
+
+size_t GroupCoordinator::group_count() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return groups_.size();
+}
+
+// ---- Partition leadership and loading ---------------------------------------------------------
+
+void GroupCoordinator::on_leadership(int32_t p, int32_t leader_epoch, int32_t partition_count) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopping_) return;
+  if (partition_count > 0) partition_count_ = partition_count;
+  auto it = partitions_.find(p);
+  const int32_t had = it == partitions_.end() ? -1 : it->second.epoch;
+  if (had == leader_epoch) return;
+  // Another epoch (or no longer leading): what we hold may be stale. Forget this partition's
+  // groups; blocked calls see their group gone and answer NOT_COORDINATOR.
+  size_t dropped = 0;
+  for (auto g = groups_.begin(); g != groups_.end();) {
+    if (g->second.partition == p) {
+      g = groups_.erase(g);
+      ++dropped;
+    } else {
+      ++g;
+    }
+  }
+  if (leader_epoch < 0) {
+    partitions_.erase(p);
+    if (had >= 0) LOG(INFO) << "group coordinator " << options_.node_id << ": resigned offsets partition " << p
+                            << " (" << dropped << " group(s) unloaded)";
+  } else {
+    partitions_[p] = PartitionLoad{leader_epoch, false};
+    load_queue_.emplace_back(p, leader_epoch);
+    load_cv_.notify_all();
+  }
+  cv_.notify_all();
+}
+
+void GroupCoordinator::loader_loop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (true) {
+    load_cv_.wait(l, [&] { return stopping_ || !load_queue_.empty(); });
+    if (stopping_) return;
+    auto [p, epoch] = load_queue_.front();
+    load_queue_.pop_front();
+    auto it = partitions_.find(p);
+    if (it == partitions_.end() || it->second.epoch != epoch || it->second.loaded) continue;
+    l.unlock();
+    load_partition(p, epoch);
+    l.lock();
+  }
+}
+
+void GroupCoordinator::load_partition(int32_t p, int32_t epoch) {
+  const auto start = std::chrono::steady_clock::now();
+  auto part = partition_(p);
+  std::map<std::string, Group> loaded;
+  int64_t records = 0;
+  bool ok = part != nullptr;
+  if (ok) {
+    auto log = part->log();
+    int64_t offset = log->log_start_offset();
+    // Everything in this leader's log: after the election it is the partition's history.
+    const int64_t end = log->log_end_offset();
+    std::string buf;
+    while (ok && offset < end) {
+      auto r = log->read(offset, 8 << 20);
+      if (!r.ok()) {
+        LOG(ERROR) << "group coordinator: reading offsets partition " << p << " at " << offset << ": "
+                   << r.error().to_string();
+        ok = false;
+        break;
+      }
+      if (r->empty()) break;
+      buf.clear();
+      if (!r->copy_to(&buf).ok()) {
+        ok = false;
+        break;
+      }
+      size_t pos = 0;
+      while (pos < buf.size()) {
+        auto size = storage::peek_batch_size(reinterpret_cast<const uint8_t*>(buf.data()) + pos, buf.size() - pos,
+                                             storage::kMaxBatchBytes);
+        if (!size.ok() || pos + *size > buf.size()) break;
+        storage::RecordBatchView batch(reinterpret_cast<const uint8_t*>(buf.data()) + pos, *size);
+        pos += *size;
+        offset = std::max(offset, batch.next_offset());
+        if (batch.is_control()) continue;
+        auto it = storage::RecordIterator::create(batch);
+        if (!it.ok()) continue;
+        storage::Record rec;
+        while (true) {
+          auto more = it->next(&rec);
+          if (!more.ok() || !*more) break;
+          ++records;
+          if (!rec.key) continue;
+          auto key = decode_key(*rec.key);
+          if (!key) {
+            LOG(WARNING) << "offsets partition " << p << " offset " << rec.offset << ": unknown key, skipped";
+            continue;
+          }
+          if (auto* ok_key = std::get_if<OffsetKey>(&*key)) {
+            Group& g = loaded[ok_key->group];
+            g.id = ok_key->group;
+            g.partition = p;
+            if (!rec.value) {
+              g.offsets.erase({ok_key->topic, ok_key->partition});
+              continue;
+            }
+            auto v = decode_offset_value(*rec.value);
+            if (!v) continue;
+            g.offsets[{ok_key->topic, ok_key->partition}] =
+                CommittedOffset{v->offset, v->leader_epoch, v->metadata, v->commit_timestamp_ms, rec.offset};
+          } else {
+            const auto& gk = std::get<GroupKey>(*key);
+            Group& g = loaded[gk.group];
+            g.id = gk.group;
+            g.partition = p;
+            if (!rec.value) {
+              // A deleted group: its offsets were deleted with it (tombstones before this one).
+              g.members.clear();
+              g.has_metadata_record = false;
+              g.generation = 0;
+              g.state = State::kEmpty;
+              continue;
+            }
+            auto v = decode_group_value(*rec.value);
+            if (!v) continue;
+            g.has_metadata_record = true;
+            g.protocol_type = v->protocol_type();
+            g.generation = v->generation_id();
+            g.protocol_name = v->protocol_name();
+            g.leader = v->leader();
+            g.state_timestamp_ms = v->state_timestamp_ms();
+            g.members.clear();
+            for (const auto& m : v->members()) {
+              Member mm;
+              mm.id = m.member_id();
+              mm.client_id = m.client_id();
+              mm.client_host = m.client_host();
+              mm.rebalance_timeout_ms = m.rebalance_timeout_ms();
+              mm.session_timeout_ms = m.session_timeout_ms();
+              mm.protocol_type = v->protocol_type();
+              mm.protocols.emplace_back(v->protocol_name(), m.subscription());
+              mm.assignment = m.assignment();
+              g.members.emplace(mm.id, std::move(mm));
+            }
+            g.state = g.members.empty() ? State::kEmpty : State::kStable;
+          }
+        }
+      }
+    }
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = partitions_.find(p);
+  if (it == partitions_.end() || it->second.epoch != epoch) return;  // moved on meanwhile
+  if (!ok) {
+    // Cannot read our own log: stay "loading" (clients retry); the next leadership change or a
+    // restart tries again.
+    LOG(ERROR) << "group coordinator " << options_.node_id << ": cannot load offsets partition " << p;
+    return;
+  }
+  const int64_t now = clock_->monotonic_ms();
+  size_t count = 0;
+  for (auto& [id, g] : loaded) {
+    // Groups with nothing left (every offset and the group deleted) are not resurrected.
+    if (g.members.empty() && g.offsets.empty() && !g.has_metadata_record) continue;
+    // Restored members get a full session to find the new coordinator.
+    for (auto& [mid, m] : g.members) m.session_deadline_ms = now + m.session_timeout_ms;
+    groups_[id] = std::move(g);
+    ++count;
+  }
+  it->second.loaded = true;
+  cv_.notify_all();
+  LOG(INFO) << "group coordinator " << options_.node_id << ": loaded offsets partition " << p << " in epoch " << epoch
+            << ": " << count << " group(s) from " << records << " record(s) in "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count()
+            << " ms";
+}
+
+// ---- Helpers ------------------------------------------------------------------------------------
+
+ErrorCode GroupCoordinator::check_coordinator_locked(const std::string& group, int32_t* partition) const {
+  if (stopping_) return ev1::NOT_COORDINATOR;
+  if (group.empty() || group.size() > 255) return ev1::INVALID_GROUP_ID;
+  const int32_t p = partition_for(group, partition_count_);
+  *partition = p;
+  auto it = partitions_.find(p);
+  if (it == partitions_.end()) return ev1::NOT_COORDINATOR;
+  if (!it->second.loaded) return ev1::COORDINATOR_LOAD_IN_PROGRESS;
+  return ev1::NONE;
+}
+
+GroupCoordinator::Group* GroupCoordinator::find_group_locked(const std::string& id) {
+  auto it = groups_.find(id);
+  return it == groups_.end() ? nullptr : &it->second;
+}
+
+GroupCoordinator::Group& GroupCoordinator::get_or_create_group_locked(const std::string& id, int32_t partition) {
+  auto [it, inserted] = groups_.try_emplace(id);
+  if (inserted) {
+    it->second.id = id;
+    it->second.partition = partition;
+    it->second.state_timestamp_ms = clock_->now_ms();
+  }
+  return it->second;
+}
+
+bool GroupCoordinator::supports_protocols_locked(const Group& g, const v1::JoinGroupRequest& req) const {
+  if (req.protocol_type().empty() || req.protocols().empty()) return false;
+  if (g.members.empty()) return true;
+  if (req.protocol_type() != g.protocol_type) return false;
+  // At least one of the member's protocols is supported by every current member.
+  for (const auto& p : req.protocols()) {
+    bool all = true;
+    for (const auto& [id, m] : g.members) {
+      if (id == req.member_id()) continue;
+      if (std::none_of(m.protocols.begin(), m.protocols.end(), [&](const auto& mp) { return mp.first == p.name(); })) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return true;
+  }
+  return false;
+}
+
+std::string GroupCoordinator::select_protocol_locked(const Group& g) const {
+  // Candidates: protocols every member supports. Each member votes for its most preferred
+  // candidate; the most votes wins (ties: the name first in order, for determinism).
+  std::map<std::string, int> votes;
+  std::set<std::string> candidates;
+  bool first = true;
+  for (const auto& [id, m] : g.members) {
+    std::set<std::string> mine;
+    for (const auto& p : m.protocols) mine.insert(p.first);
+    if (first) {
+      candidates = mine;
+      first = false;
+    } else {
+      std::set<std::string> both;
+      std::set_intersection(candidates.begin(), candidates.end(), mine.begin(), mine.end(),
+                            std::inserter(both, both.begin()));
+      candidates.swap(both);
+    }
+  }
+  for (const auto& [id, m] : g.members) {
+    for (const auto& p : m.protocols) {
+      if (candidates.count(p.first)) {
+        ++votes[p.first];
+        break;
+      }
+    }
+  }
+  std::string best;
+  int best_votes = -1;
+  for (const auto& [name, n] : votes) {
+    if (n > best_votes) {
+      best = name;
+      best_votes = n;
+    }
+  }
+  return best;
+}
+
+v1::GroupMetadataValue GroupCoordinator::group_value_locked(const Group& g) const {
+  v1::GroupMetadataValue v;
+  v.set_protocol_type(g.protocol_type);
+  v.set_generation_id(g.generation);
+  v.set_protocol_name(g.protocol_name);
+  v.set_leader(g.leader);
+  v.set_state_timestamp_ms(clock_->now_ms());
+  for (const auto& [id, m] : g.members) {
+    auto* mm = v.add_members();
+    mm->set_member_id(id);
+    mm->set_client_id(m.client_id);
+    mm->set_client_host(m.client_host);
+    mm->set_rebalance_timeout_ms(m.rebalance_timeout_ms);
+    mm->set_session_timeout_ms(m.session_timeout_ms);
+    for (const auto& p : m.protocols) {
+      if (p.first == g.protocol_name) mm->set_subscription(p.second);
+    }
+    mm->set_assignment(m.assignment);
+  }
+  return v;
+}
+
+void GroupCoordinator::prepare_rebalance_locked(Group& g, const std::string& reason) {
+  const int64_t now = clock_->monotonic_ms();
+  if (g.state == State::kCompletingRebalance) {
+    // The assignment being synced is void: members waiting for it rejoin.
+    for (auto& [id, m] : g.members) {
+      m.assignment.clear();
+      if (m.awaiting_sync) {
+        v1::SyncGroupResponse r;
+        r.set_error_code(ev1::REBALANCE_IN_PROGRESS);
+        r.set_error_message("the group is rebalancing: rejoin");
+        m.sync_result = r;
+        m.awaiting_sync = false;
+      }
+    }
+  }
+  const bool was_empty = g.state == State::kEmpty;
+  int32_t rebalance_timeout = 0;
+  for (const auto& [id, m] : g.members) rebalance_timeout = std::max(rebalance_timeout, m.rebalance_timeout_ms);
+  g.state = State::kPreparingRebalance;
+  g.state_timestamp_ms = clock_->now_ms();
+  g.join_deadline_ms = now + rebalance_timeout;
+  g.initial_delay_until_ms = was_empty ? std::min(g.join_deadline_ms, now + options_.initial_rebalance_delay_ms) : 0;
+  ++g.version;
+  VLOG(1) << "group " << g.id << ": rebalance (generation " << g.generation << "): " << reason;
+  cv_.notify_all();
+}
+
+void GroupCoordinator::remove_member_locked(Group& g, const std::string& member_id, const std::string& reason) {
+  g.members.erase(member_id);
+  if (g.leader == member_id) g.leader.clear();
+  ++g.version;
+  cv_.notify_all();
+  switch (g.state) {
+    case State::kStable:
+    case State::kCompletingRebalance:
+      prepare_rebalance_locked(g, reason);
+      maybe_complete_join_locked(g, clock_->monotonic_ms());  // the last one left: Empty now
+      break;
+    case State::kPreparingRebalance:
+      maybe_complete_join_locked(g, clock_->monotonic_ms());
+      break;
+    default:
+      break;
+  }
+}
+
+void GroupCoordinator::maybe_complete_join_locked(Group& g, int64_t now) {
+  if (g.state != State::kPreparingRebalance) return;
+  const bool all = std::all_of(g.members.begin(), g.members.end(), [](const auto& m) { return m.second.awaiting_join; });
+  if ((all && now >= g.initial_delay_until_ms) || now >= g.join_deadline_ms || g.members.empty()) {
+    complete_join_locked(g, now);
+  }
+}
+
+void GroupCoordinator::complete_join_locked(Group& g, int64_t now) {
+  // Members that did not rejoin in time are out.
+  for (auto it = g.members.begin(); it != g.members.end();) {
+    if (!it->second.awaiting_join) {
+      LOG(INFO) << "group " << g.id << ": member " << it->first << " did not rejoin in time; removed";
+      if (g.leader == it->first) g.leader.clear();
+      it = g.members.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  ++g.generation;
+  g.state_timestamp_ms = clock_->now_ms();
+  ++g.version;
+  if (g.members.empty()) {
+    g.state = State::kEmpty;
+    g.protocol_name.clear();
+    g.leader.clear();
+    VLOG(1) << "group " << g.id << ": empty at generation " << g.generation;
+    cv_.notify_all();
+    return;
+  }
+  g.protocol_name = select_protocol_locked(g);
+  g.protocol_type = g.members.begin()->second.protocol_type;
+  if (g.leader.empty() || !g.members.count(g.leader)) g.leader = g.members.begin()->first;
+  g.state = State::kCompletingRebalance;
+  for (auto& [id, m] : g.members) {
+    v1::JoinGroupResponse r;
+    r.set_generation_id(g.generation);
+    r.set_protocol_type(g.protocol_type);
+    r.set_protocol_name(g.protocol_name);
+    r.set_leader(g.leader);
+    r.set_member_id(id);
+    if (id == g.leader) {
+      for (const auto& [oid, o] : g.members) {
+        auto* mm = r.add_members();
+        mm->set_member_id(oid);
+        for (const auto& p : o.protocols) {
+          if (p.first == g.protocol_name) mm->set_metadata(p.second);
+        }
+      }
+    }
+    m.join_result = std::move(r);
+    m.awaiting_join = false;
+    m.is_new = false;
+    m.assignment.clear();
+    m.session_deadline_ms = now + m.session_timeout_ms;
+  }
+  VLOG(1) << "group " << g.id << ": generation " << g.generation << " with " << g.members.size()
+          << " member(s), protocol " << g.protocol_name << ", leader " << g.leader;
+  cv_.notify_all();
+}
+
+ErrorCode GroupCoordinator::append_records(
+    int32_t p, int32_t epoch, const std::vector<std::pair<std::string, std::optional<std::string>>>& records,
+    int64_t* base_offset) {
+  auto part = partition_(p);
+  if (!part || !part->is_leader() || part->leader_epoch() != epoch) return ev1::NOT_COORDINATOR;
+  storage::RecordBatchBuilder builder;
+  const int64_t ts = clock_->now_ms();
+  for (const auto& [k, v] : records) {
+    builder.add(ts, std::string_view(k), v ? std::optional<std::string_view>(*v) : std::nullopt);
+  }
+  auto batch = builder.build();
+  if (!batch.ok()) return ev1::UNKNOWN_SERVER_ERROR;
+  ProduceOutcome o = part->append_as_leader(&*batch, -1);
+  if (o.error != ev1::NONE) {
+    VLOG(1) << "group coordinator: append to offsets partition " << p << ": " << o.message;
+    return coordinator_error(o.error);
+  }
+  if (o.leader_epoch != epoch) return ev1::NOT_COORDINATOR;
+  ErrorCode e = part->wait_for_replication(o.last_offset, epoch, options_.offset_commit_timeout_ms);
+  if (e != ev1::NONE) return coordinator_error(e);
+  *base_offset = o.base_offset;
+  return ev1::NONE;
+}
+
+// ---- JoinGroup / SyncGroup / Heartbeat / LeaveGroup ---------------------------------------------
+
+void GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std::string& client_host,
+                                  v1::JoinGroupResponse* resp) {
+  auto fail = [&](ErrorCode e, std::string msg) {
+    resp->set_error_code(e);
+    resp->set_error_message(std::move(msg));
+  };
+  std::unique_lock<std::mutex> l(mu_);
+  int32_t p = 0;
+  if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) {
+    return fail(e, e == ev1::INVALID_GROUP_ID ? "a group id is 1 to 255 bytes" : "not the coordinator of this group now");
+  }
+  if (req.session_timeout_ms() < options_.min_session_timeout_ms || req.session_timeout_ms() > options_.max_session_timeout_ms) {
+    return fail(ev1::INVALID_SESSION_TIMEOUT, "session.timeout.ms must be in [" + std::to_string(options_.min_session_timeout_ms) +
+                                                  ", " + std::to_string(options_.max_session_timeout_ms) + "]");
+  }
+  const int32_t rebalance_timeout = req.rebalance_timeout_ms() > 0 ? req.rebalance_timeout_ms() : req.session_timeout_ms();
+  const int64_t now = clock_->monotonic_ms();
+  Group* g = find_group_locked(req.group_id());
+  if (g && g->state == State::kDead) return fail(ev1::COORDINATOR_NOT_AVAILABLE, "the group is being deleted");
+  if (req.member_id().empty()) {
+    Group& ng = get_or_create_group_locked(req.group_id(), p);
+    if (!supports_protocols_locked(ng, req)) {
+      return fail(ev1::INCONSISTENT_GROUP_PROTOCOL, "the member's protocols do not match the group's");
+    }
+    if (static_cast<int64_t>(ng.members.size() + ng.pending_members.size()) >= options_.max_group_size) {
+      return fail(ev1::GROUP_MAX_SIZE_REACHED, "the group has group.max.size members");
+    }
+    const std::string id = (req.client_id().empty() ? std::string("member") : req.client_id()) + "-" + random_suffix();
+    ng.pending_members[id] = now + req.session_timeout_ms();
+    resp->set_member_id(id);
+    return fail(ev1::MEMBER_ID_REQUIRED, "join again with the member id given");
+  }
+  if (!g) return fail(ev1::UNKNOWN_MEMBER_ID, "unknown member " + req.member_id());
+  if (!supports_protocols_locked(*g, req)) {
+    return fail(ev1::INCONSISTENT_GROUP_PROTOCOL, "the member's protocols do not match the group's");
+  }
+  const std::string member_id = req.member_id();
+  std::vector<std::pair<std::string, std::string>> protocols;
+  for (const auto& pr : req.protocols()) protocols.emplace_back(pr.name(), pr.metadata());
+  if (auto pend = g->pending_members.find(member_id); pend != g->pending_members.end()) {
+    g->pending_members.erase(pend);
+    Member m;
+    m.id = member_id;
+    m.client_id = req.client_id();
+    m.client_host = client_host;
+    m.protocol_type = req.protocol_type();
+    m.session_timeout_ms = req.session_timeout_ms();
+    m.rebalance_timeout_ms = rebalance_timeout;
+    m.protocols = std::move(protocols);
+    m.awaiting_join = true;
+    m.is_new = true;
+    m.session_deadline_ms = now + req.session_timeout_ms();
+    if (g->members.empty()) g->protocol_type = req.protocol_type();
+    g->members.emplace(member_id, std::move(m));
+    if (g->state == State::kPreparingRebalance) {
+      // A new group still gathering members waits a little longer for the next one.
+      if (g->initial_delay_until_ms > 0) {
+        g->initial_delay_until_ms = std::min(g->join_deadline_ms, now + options_.initial_rebalance_delay_ms);
+      }
+      g->join_deadline_ms = std::max(g->join_deadline_ms, now + rebalance_timeout);
+    } else {
+      prepare_rebalance_locked(*g, "member " + member_id + " joined");
+    }
+  } else if (auto mit = g->members.find(member_id); mit != g->members.end()) {
+    Member& m = mit->second;
+    const bool changed = m.protocols != protocols;
+    m.protocols = std::move(protocols);
+    m.session_timeout_ms = req.session_timeout_ms();
+    m.rebalance_timeout_ms = rebalance_timeout;
+    m.session_deadline_ms = now + req.session_timeout_ms();
+    m.join_result.reset();
+    auto current = [&] {
+      resp->set_generation_id(g->generation);
+      resp->set_protocol_type(g->protocol_type);
+      resp->set_protocol_name(g->protocol_name);
+      resp->set_leader(g->leader);
+      resp->set_member_id(member_id);
+      if (member_id == g->leader) {
+        for (const auto& [oid, o] : g->members) {
+          auto* mm = resp->add_members();
+          mm->set_member_id(oid);
+          for (const auto& pr : o.protocols) {
+            if (pr.first == g->protocol_name) mm->set_metadata(pr.second);
+          }
+        }
+      }
+    };
+    switch (g->state) {
+      case State::kPreparingRebalance:
+        m.awaiting_join = true;
+        break;
+      case State::kCompletingRebalance:
+        if (!changed) return current();  // a retried join: the same answer again
+        m.awaiting_join = true;
+        prepare_rebalance_locked(*g, "member " + member_id + " changed its subscription");
+        break;
+      case State::kStable:
+        if (!changed && member_id != g->leader) return current();
+        m.awaiting_join = true;
+        prepare_rebalance_locked(*g, "member " + member_id + (changed ? " changed its subscription" : " (the leader) rejoined"));
+        break;
+      default:
+        return fail(ev1::UNKNOWN_MEMBER_ID, "unknown member " + member_id);
+    }
+  } else {
+    return fail(ev1::UNKNOWN_MEMBER_ID, "unknown member " + member_id);
+  }
+  maybe_complete_join_locked(*g, now);
+  // Wait for the join phase to end with an answer for this member.
+  const auto deadline = after_ms(rebalance_timeout + options_.initial_rebalance_delay_ms + kJoinSlackMs);
+  while (true) {
+    Group* cur = find_group_locked(req.group_id());
+    if (stopping_ || !cur) return fail(ev1::NOT_COORDINATOR, "the coordinator moved");
+    auto mit = cur->members.find(member_id);
+    if (mit == cur->members.end()) return fail(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
+    if (mit->second.join_result) {
+      *resp = std::move(*mit->second.join_result);
+      mit->second.join_result.reset();
+      return;
+    }
+    if (cv_.wait_until(l, deadline) == std::cv_status::timeout) {
+      return fail(ev1::REBALANCE_IN_PROGRESS, "the join phase did not end in time; rejoin");
+    }
+  }
+}
+
+void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroupResponse* resp) {
+  auto fail = [&](ErrorCode e, std::string msg) {
+    resp->set_error_code(e);
+    resp->set_error_message(std::move(msg));
+  };
+  std::unique_lock<std::mutex> l(mu_);
+  int32_t p = 0;
+  if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) return fail(e, "not the coordinator of this group now");
+  Group* g = find_group_locked(req.group_id());
+  if (!g || !g->members.count(req.member_id())) return fail(ev1::UNKNOWN_MEMBER_ID, "unknown member " + req.member_id());
+  if (req.generation_id() != g->generation) {
+    return fail(ev1::ILLEGAL_GENERATION, "generation " + std::to_string(req.generation_id()) + " is not the group's (" +
+                                             std::to_string(g->generation) + ")");
+  }
+  if ((!req.protocol_type().empty() && req.protocol_type() != g->protocol_type) ||
+      (!req.protocol_name().empty() && req.protocol_name() != g->protocol_name)) {
+    return fail(ev1::INCONSISTENT_GROUP_PROTOCOL, "protocol differs from the group's");
+  }
+  Member& m = g->members.at(req.member_id());
+  m.session_deadline_ms = clock_->monotonic_ms() + m.session_timeout_ms;
+  switch (g->state) {
+    case State::kPreparingRebalance:
+      return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
+    case State::kStable:
+      resp->set_protocol_type(g->protocol_type);
+      resp->set_protocol_name(g->protocol_name);
+      resp->set_assignment(m.assignment);
+      return;
+    case State::kCompletingRebalance:
+      break;
+    default:
+      return fail(ev1::UNKNOWN_MEMBER_ID, "unknown member " + req.member_id());
+  }
+  m.awaiting_sync = true;
+  const int32_t generation = g->generation;
+  const std::string member_id = req.member_id();
+  const int64_t bound_ms = std::max(m.session_timeout_ms, m.rebalance_timeout_ms) + kJoinSlackMs;
+  if (member_id == g->leader) {
+    for (auto& [id, mm] : g->members) mm.assignment.clear();
+    for (const auto& a : req.assignments()) {
+      if (auto it = g->members.find(a.member_id()); it != g->members.end()) it->second.assignment = a.assignment();
+    }
+    // The generation is complete once written: a new coordinator then resumes it as is.
+    const std::string key = encode_group_key({g->id});
+    const std::string value = encode_group_value(group_value_locked(*g));
+    const int32_t epoch = partitions_.at(p).epoch;
+    l.unlock();
+    int64_t base = 0;
+    ErrorCode e = append_records(p, epoch, {{key, value}}, &base);
+    l.lock();
+    g = find_group_locked(req.group_id());
+    if (g && g->generation == generation && g->state == State::kCompletingRebalance) {
+      if (e == ev1::NONE) {
+        g->state = State::kStable;
+        g->has_metadata_record = true;
+        g->state_timestamp_ms = clock_->now_ms();
+        for (auto& [id, mm] : g->members) {
+          if (!mm.awaiting_sync) continue;
+          v1::SyncGroupResponse r;
+          r.set_protocol_type(g->protocol_type);
+          r.set_protocol_name(g->protocol_name);
+          r.set_assignment(mm.assignment);
+          mm.sync_result = std::move(r);
+          mm.awaiting_sync = false;
+        }
+      } else {
+        for (auto& [id, mm] : g->members) {
+          if (!mm.awaiting_sync) continue;
+          v1::SyncGroupResponse r;
+          r.set_error_code(e);
+          r.set_error_message("the group's assignment could not be written");
+          mm.sync_result = std::move(r);
+          mm.awaiting_sync = false;
+        }
+        prepare_rebalance_locked(*g, "the assignment could not be written");
+      }
+      ++g->version;
+      cv_.notify_all();
+    }
+  }
+  const auto deadline = after_ms(bound_ms);
+  while (true) {
+    Group* cur = find_group_locked(req.group_id());
+    if (stopping_ || !cur) return fail(ev1::NOT_COORDINATOR, "the coordinator moved");
+    auto mit = cur->members.find(member_id);
+    if (mit == cur->members.end()) return fail(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
+    if (mit->second.sync_result) {
+      *resp = std::move(*mit->second.sync_result);
+      mit->second.sync_result.reset();
+      return;
+    }
+    // A member that joined the group in a stable generation after our sync arrived (it got the
+    // assignment of the existing generation) is served from the stable state.
+    if (cur->generation != generation) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
+    if (cur->state == State::kStable) {
+      resp->set_protocol_type(cur->protocol_type);
+      resp->set_protocol_name(cur->protocol_name);
+      resp->set_assignment(mit->second.assignment);
+      mit->second.awaiting_sync = false;
+      return;
+    }
+    if (cv_.wait_until(l, deadline) == std::cv_status::timeout) {
+      mit->second.awaiting_sync = false;
+      return fail(ev1::REBALANCE_IN_PROGRESS, "the leader did not send the assignment in time; rejoin");
+    }
+  }
+}
+
+void GroupCoordinator::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp) {
+  auto fail = [&](ErrorCode e, std::string msg) {
+    resp->set_error_code(e);
+    resp->set_error_message(std::move(msg));
+  };
+  std::unique_lock<std::mutex> l(mu_);
+  int32_t p = 0;
+  if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) return fail(e, "not the coordinator of this group now");
+  Group* g = find_group_locked(req.group_id());
+  if (!g || !g->members.count(req.member_id())) return fail(ev1::UNKNOWN_MEMBER_ID, "unknown member " + req.member_id());
+  Member* m = &g->members.at(req.member_id());
+  m->session_deadline_ms = clock_->monotonic_ms() + m->session_timeout_ms;
+  if (g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
+  if (req.generation_id() != g->generation) {
+    return fail(ev1::ILLEGAL_GENERATION, "generation " + std::to_string(req.generation_id()) + " is not the group's (" +
+                                             std::to_string(g->generation) + ")");
+  }
+  if (g->state != State::kStable || req.max_wait_ms() <= 0) return;
+  // Long poll: return at once when a rebalance starts; wait at most a third of the session so
+  // the session never runs out while we hold the member's heartbeat.
+  const int64_t wait = std::min<int64_t>(req.max_wait_ms(), m->session_timeout_ms / 3);
+  const int32_t generation = g->generation;
+  const std::string member_id = req.member_id();
+  const auto deadline = after_ms(wait);
+  while (true) {
+    g = find_group_locked(req.group_id());
+    if (stopping_ || !g) return fail(ev1::NOT_COORDINATOR, "the coordinator moved");
+    auto mit = g->members.find(member_id);
+    if (mit == g->members.end()) return fail(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
+    mit->second.session_deadline_ms = clock_->monotonic_ms() + mit->second.session_timeout_ms;
+    if (g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
+    if (g->generation != generation) return fail(ev1::ILLEGAL_GENERATION, "the group moved to another generation");
+    if (cv_.wait_until(l, deadline) == std::cv_status::timeout) {
+      mit = g->members.find(member_id);
+      if (mit != g->members.end()) mit->second.session_deadline_ms = clock_->monotonic_ms() + mit->second.session_timeout_ms;
+      // Loop once more to report what changed (if anything) at the deadline.
+      g = find_group_locked(req.group_id());
+      if (g && g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
+      return;
+    }
+  }
+}
+
+void GroupCoordinator::leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp) {
+  std::lock_guard<std::mutex> l(mu_);
+  int32_t p = 0;
+  if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) {
+    resp->set_error_code(e);
+    resp->set_error_message("not the coordinator of this group now");
+    return;
+  }
+  Group* g = find_group_locked(req.group_id());
+  for (const std::string& id : req.member_ids()) {
+    auto* r = resp->add_members();
+    r->set_member_id(id);
+    if (!g) {
+      r->set_error_code(ev1::UNKNOWN_MEMBER_ID);
+      continue;
+    }
+    if (g->pending_members.erase(id)) continue;
+    if (!g->members.count(id)) {
+      r->set_error_code(ev1::UNKNOWN_MEMBER_ID);
+      continue;
+    }
+    remove_member_locked(*g, id, "member " + id + " left" + (req.reason().empty() ? "" : ": " + req.reason()));
+  }
+}
+
+// ---- Offsets --------------------------------------------------------------------------------------
+
+void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::OffsetCommitResponse* resp) {
+  // Every partition gets a result, in request order.
+  std::vector<v1::OffsetCommitResponse::PartitionResult*> results;
+  for (const auto& t : req.topics()) {
+    auto* tr = resp->add_topics();
+    tr->set_name(t.name());
+    for (const auto& pp : t.partitions()) {
+      auto* r = tr->add_partitions();
+      r->set_partition(pp.partition());
+      results.push_back(r);
+    }
+  }
+  auto fail_all = [&](ErrorCode e, std::string msg) {
+    for (auto* r : results) r->set_error_code(e);
+    resp->set_error_message(std::move(msg));
+  };
+  std::unique_lock<std::mutex> l(mu_);
+  int32_t p = 0;
+  if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) {
+    return fail_all(e, e == ev1::INVALID_GROUP_ID ? "a group id is 1 to 255 bytes" : "not the coordinator of this group now");
+  }
+  Group* g = find_group_locked(req.group_id());
+  if (req.generation_id() < 0 && req.member_id().empty()) {
+    // From outside the group (manual assignment, an offset reset): only while it has no members.
+    if (g && g->state != State::kEmpty) {
+      return fail_all(ev1::UNKNOWN_MEMBER_ID, "the group has active members; commit as one of them");
+    }
+  } else {
+    if (!g || !g->members.count(req.member_id())) return fail_all(ev1::UNKNOWN_MEMBER_ID, "unknown member " + req.member_id());
+    if (req.generation_id() != g->generation) {
+      return fail_all(ev1::ILLEGAL_GENERATION, "generation " + std::to_string(req.generation_id()) + " is not the group's (" +
+                                                   std::to_string(g->generation) + ")");
+    }
+    if (g->state == State::kCompletingRebalance) return fail_all(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing");
+    Member& m = g->members.at(req.member_id());
+    m.session_deadline_ms = clock_->monotonic_ms() + m.session_timeout_ms;
+  }
+  if (g && g->state == State::kDead) return fail_all(ev1::COORDINATOR_NOT_AVAILABLE, "the group is being deleted");
+  std::vector<std::pair<std::string, std::optional<std::string>>> records;
+  std::vector<std::pair<std::pair<std::string, int32_t>, CommittedOffset>> entries;
+  std::vector<v1::OffsetCommitResponse::PartitionResult*> written;
+  const int64_t ts = clock_->now_ms();
+  size_t i = 0;
+  for (const auto& t : req.topics()) {
+    for (const auto& pp : t.partitions()) {
+      auto* r = results[i++];
+      if (static_cast<int32_t>(pp.metadata().size()) > options_.offset_metadata_max_bytes) {
+        r->set_error_code(ev1::OFFSET_METADATA_TOO_LARGE);
+        continue;
+      }
+      if (t.name().empty() || pp.partition() < 0) {
+        r->set_error_code(ev1::UNKNOWN_TOPIC_OR_PARTITION);
+        continue;
+      }
+      OffsetValue v{pp.committed_offset(), pp.committed_leader_epoch(), pp.metadata(), ts};
+      records.emplace_back(encode_offset_key({req.group_id(), t.name(), pp.partition()}), encode_offset_value(v));
+      entries.push_back({{t.name(), pp.partition()}, CommittedOffset{v.offset, v.leader_epoch, v.metadata, ts, -1}});
+      written.push_back(r);
+    }
+  }
+  if (records.empty()) return;
+  const int32_t epoch = partitions_.at(p).epoch;
+  l.unlock();
+  int64_t base = 0;
+  ErrorCode e = append_records(p, epoch, records, &base);
+  l.lock();
+  if (e != ev1::NONE) {
+    for (auto* r : written) r->set_error_code(e);
+    resp->set_error_message("the commit was not written to the offsets partition's in-sync replicas");
+    return;
+  }
+  auto pl = partitions_.find(p);
+  if (pl == partitions_.end() || pl->second.epoch != epoch || !pl->second.loaded) return;  // reloaded: the log has it
+  Group& cur = get_or_create_group_locked(req.group_id(), p);
+  for (size_t k = 0; k < entries.size(); ++k) {
+    entries[k].second.log_offset = base + static_cast<int64_t>(k);
+    auto& slot = cur.offsets[entries[k].first];
+    // Two commits of one partition in flight: the later record in the log wins, as on reload.
+    if (slot.log_offset < entries[k].second.log_offset) slot = entries[k].second;
+  }
+}
+
+void GroupCoordinator::offset_fetch(const v1::OffsetFetchRequest& req, v1::OffsetFetchResponse* resp) {
+  std::lock_guard<std::mutex> l(mu_);
+  int32_t p = 0;
+  if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) {
+    resp->set_error_code(e);
+    resp->set_error_message("not the coordinator of this group now");
+    return;
+  }
+  const Group* g = find_group_locked(req.group_id());
+  auto fill = [](v1::OffsetFetchResponse::PartitionResult* r, const CommittedOffset* c) {
+    r->set_committed_offset(c ? c->offset : -1);
+    r->set_committed_leader_epoch(c ? c->leader_epoch : -1);
+    if (c) r->set_metadata(c->metadata);
+  };
+  if (req.topics().empty()) {
+    if (!g) return;
+    v1::OffsetFetchResponse::TopicResult* tr = nullptr;
+    for (const auto& [tp, c] : g->offsets) {
+      if (!tr || tr->name() != tp.first) {
+        tr = resp->add_topics();
+        tr->set_name(tp.first);
+      }
+      auto* r = tr->add_partitions();
+      r->set_partition(tp.second);
+      fill(r, &c);
+    }
+    return;
+  }
+  for (const auto& t : req.topics()) {
+    auto* tr = resp->add_topics();
+    tr->set_name(t.name());
+    for (int32_t part : t.partitions()) {
+      auto* r = tr->add_partitions();
+      r->set_partition(part);
+      const CommittedOffset* c = nullptr;
+      if (g) {
+        auto it = g->offsets.find({t.name(), part});
+        if (it != g->offsets.end()) c = &it->second;
+      }
+      fill(r, c);
+    }
+  }
+}
+
+// ---- Administration -------------------------------------------------------------------------------
+
+void GroupCoordinator::list_groups(const v1::ListGroupsRequest& req, v1::ListGroupsResponse* resp) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::set<std::string> filter(req.states_filter().begin(), req.states_filter().end());
+  for (const auto& [id, g] : groups_) {
+    auto pl = partitions_.find(g.partition);
+    if (pl == partitions_.end() || !pl->second.loaded || g.state == State::kDead) continue;
+    if (!filter.empty() && !filter.count(state_name(g.state))) continue;
+    auto* r = resp->add_groups();
+    r->set_group_id(id);
+    r->set_protocol_type(g.protocol_type);
+    r->set_state(state_name(g.state));
+  }
+}
+
+void GroupCoordinator::describe_groups(const v1::DescribeGroupsRequest& req, v1::DescribeGroupsResponse* resp) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const std::string& id : req.group_ids()) {
+    auto* d = resp->add_groups();
+    d->set_group_id(id);
+    int32_t p = 0;
+    if (ErrorCode e = check_coordinator_locked(id, &p); e != ev1::NONE) {
+      d->set_error_code(e);
+      continue;
+    }
+    const Group* g = find_group_locked(id);
+    if (!g || g->state == State::kDead) {
+      d->set_error_code(ev1::GROUP_ID_NOT_FOUND);
+      d->set_state("Dead");
+      continue;
+    }
+    d->set_state(state_name(g->state));
+    d->set_protocol_type(g->protocol_type);
+    d->set_protocol(g->protocol_name);
+    d->set_generation_id(g->generation);
+    d->set_leader(g->leader);
+    for (const auto& [mid, m] : g->members) {
+      auto* mm = d->add_members();
+      mm->set_member_id(mid);
+      mm->set_client_id(m.client_id);
+      mm->set_client_host(m.client_host);
+      for (const auto& pr : m.protocols) {
+        if (pr.first == g->protocol_name) mm->set_metadata(pr.second);
+      }
+      // Only a stable group's assignment is the current one.
+      if (g->state == State::kStable) mm->set_assignment(m.assignment);
+    }
+  }
+}
+
+void GroupCoordinator::delete_groups(const v1::DeleteGroupsRequest& req, v1::DeleteGroupsResponse* resp) {
+  std::unique_lock<std::mutex> l(mu_);
+  for (const std::string& id : req.group_ids()) {
+    auto* r = resp->add_results();
+    r->set_group_id(id);
+    int32_t p = 0;
+    if (ErrorCode e = check_coordinator_locked(id, &p); e != ev1::NONE) {
+      r->set_error_code(e);
+      continue;
+    }
+    Group* g = find_group_locked(id);
+    if (!g || g->state == State::kDead) {
+      r->set_error_code(ev1::GROUP_ID_NOT_FOUND);
+      r->set_error_message("no group " + id);
+      continue;
+    }
+    if (g->state != State::kEmpty) {
+      r->set_error_code(ev1::NON_EMPTY_GROUP);
+      r->set_error_message("group " + id + " has active members (state " + state_name(g->state) + ")");
+      continue;
+    }
+    // Dead while the tombstones are written: joins and commits meanwhile are refused.
+    g->state = State::kDead;
+    std::vector<std::pair<std::string, std::optional<std::string>>> tombstones;
+    for (const auto& [tp, c] : g->offsets) {
+      tombstones.emplace_back(encode_offset_key({id, tp.first, tp.second}), std::nullopt);
+    }
+    tombstones.emplace_back(encode_group_key({id}), std::nullopt);
+    const int32_t epoch = partitions_.at(p).epoch;
+    l.unlock();
+    int64_t base = 0;
+    ErrorCode e = append_records(p, epoch, tombstones, &base);
+    l.lock();
+    g = find_group_locked(id);
+    if (e != ev1::NONE) {
+      if (g && g->state == State::kDead) g->state = State::kEmpty;
+      r->set_error_code(e);
+      r->set_error_message("the deletion was not written to the offsets partition's in-sync replicas");
+      continue;
+    }
+    if (g) groups_.erase(id);
+    cv_.notify_all();
+  }
+}
+
+// ---- Timers -----------------------------------------------------------------------------------
+
+void GroupCoordinator::timer_loop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stopping_) {
+    timer_cv_.wait_for(l, std::chrono::milliseconds(kTimerTickMs));
+    if (stopping_) return;
+    const int64_t now = clock_->monotonic_ms();
+    for (auto& [id, g] : groups_) {
+      auto pl = partitions_.find(g.partition);
+      if (pl == partitions_.end() || !pl->second.loaded) continue;
+      for (auto it = g.pending_members.begin(); it != g.pending_members.end();) {
+        it = it->second <= now ? g.pending_members.erase(it) : std::next(it);
+      }
+      // Sessions: a member blocked in a join or sync call is alive (its call is its heartbeat).
+      std::vector<std::string> expired;
+      for (const auto& [mid, m] : g.members) {
+        if (!m.awaiting_join && !m.awaiting_sync && m.session_deadline_ms <= now) expired.push_back(mid);
+      }
+      for (const std::string& mid : expired) {
+        LOG(INFO) << "group " << id << ": member " << mid << " session expired";
+        remove_member_locked(g, mid, "member " + mid + "'s session expired");
+      }
+      maybe_complete_join_locked(g, now);
+    }
+    if (clock_->now_ms() >= next_offset_expiry_ms_) {
+      next_offset_expiry_ms_ = clock_->now_ms() + options_.offsets_retention_check_interval_ms;
+      l.unlock();
+      expire_offsets(clock_->now_ms());
+      l.lock();
+    }
+  }
+}
+
+void GroupCoordinator::run_offset_expiry_for_test() { expire_offsets(clock_->now_ms()); }
+
+void GroupCoordinator::expire_offsets(int64_t now) {
+  // Offsets of groups without members expire offsets.retention.ms after their commit (Kafka's
+  // rule since KIP-211); a group left with nothing is deleted.
+  struct Work {
+    int32_t p, epoch;
+    std::string group;
+    std::vector<std::pair<std::string, int32_t>> keys;
+    bool delete_group;
+  };
+  std::vector<Work> work;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& [id, g] : groups_) {
+      auto pl = partitions_.find(g.partition);
+      if (pl == partitions_.end() || !pl->second.loaded || g.state != State::kEmpty) continue;
+      Work w{g.partition, pl->second.epoch, id, {}, false};
+      for (const auto& [tp, c] : g.offsets) {
+        if (c.commit_timestamp_ms + options_.offsets_retention_ms <= now) w.keys.push_back(tp);
+      }
+      w.delete_group = w.keys.size() == g.offsets.size();
+      if (!w.keys.empty()) work.push_back(std::move(w));
+    }
+  }
+  for (Work& w : work) {
+    std::vector<std::pair<std::string, std::optional<std::string>>> tombstones;
+    for (const auto& tp : w.keys) tombstones.emplace_back(encode_offset_key({w.group, tp.first, tp.second}), std::nullopt);
+    if (w.delete_group) tombstones.emplace_back(encode_group_key({w.group}), std::nullopt);
+    int64_t base = 0;
+    if (append_records(w.p, w.epoch, tombstones, &base) != ev1::NONE) continue;
+    std::lock_guard<std::mutex> l(mu_);
+    Group* g = find_group_locked(w.group);
+    if (!g) continue;
+    for (const auto& tp : w.keys) {
+      auto it = g->offsets.find(tp);
+      if (it != g->offsets.end() && it->second.log_offset < base) g->offsets.erase(it);
+    }
+    if (w.delete_group && g->state == State::kEmpty && g->offsets.empty()) groups_.erase(w.group);
+    LOG(INFO) << "group " << w.group << ": expired " << w.keys.size() << " committed offset(s)";
+  }
+}
+
+}  // namespace gannet::broker

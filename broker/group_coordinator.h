@@ -1,0 +1,188 @@
+// GroupCoordinator: the consumer-group coordinator of one broker (DESIGN.md, "Consumer groups").
+//
+// The coordinator of group G is the leader of `__consumer_offsets` partition
+// partition_for(G, N). This broker coordinates the groups of the offsets partitions it leads:
+// when it becomes leader of one, it replays that partition's log into memory (the latest group
+// metadata and committed offset per key; requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS);
+// when it stops leading one, it forgets those groups (requests get NOT_COORDINATOR).
+//
+// Group membership follows Kafka's classic protocol: states Empty, PreparingRebalance,
+// CompletingRebalance, Stable, Dead; JoinGroup with MEMBER_ID_REQUIRED (KIP-394) on a first join;
+// a join phase that ends when every member has rejoined or the rebalance timeout passes (members
+// that did not rejoin are dropped); the first member of a new group waits
+// group.initial.rebalance.delay.ms for others; SyncGroup hands out the leader's assignment once
+// it is written to the offsets partition (so a new coordinator resumes the generation without a
+// rebalance); sessions expire after session.timeout.ms without a heartbeat. Gannet's addition: a
+// heartbeat may long-poll and returns as soon as a rebalance starts.
+//
+// Offset commits are records appended to the group's offsets partition with acks=all; the answer
+// comes after the ISR has them, and only then does the cache show them.
+//
+// Threads: every RPC runs on its gRPC thread and may block (JoinGroup until the join phase ends,
+// SyncGroup until the leader's assignment is written, a heartbeat's long poll), always bounded.
+// mu_ guards all group state and is never held across log I/O or replication waits. One timer
+// thread completes join phases and expires sessions; one loader thread replays partitions.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/partition.h"
+#include "common/clock.h"
+#include "proto/group.pb.h"
+
+namespace gannet::broker {
+
+inline constexpr const char* kOffsetsTopic = "__consumer_offsets";
+
+struct GroupCoordinatorOptions {
+  int32_t node_id = -1;
+  int32_t offsets_partitions = 50;                // offsets.topic.num.partitions
+  int32_t min_session_timeout_ms = 1'000;         // group.min.session.timeout.ms (Kafka: 6000)
+  int32_t max_session_timeout_ms = 1'800'000;     // group.max.session.timeout.ms
+  int32_t initial_rebalance_delay_ms = 1'000;     // group.initial.rebalance.delay.ms (Kafka: 3000)
+  int32_t max_group_size = 1'000'000;             // group.max.size
+  int64_t offsets_retention_ms = 7LL * 24 * 3600 * 1000;  // offsets.retention.minutes
+  int64_t offsets_retention_check_interval_ms = 600'000;  // offsets.retention.check.interval.ms
+  int32_t offset_commit_timeout_ms = 5'000;       // offsets.commit.timeout.ms
+  int32_t offset_metadata_max_bytes = 4'096;      // offset.metadata.max.bytes
+};
+
+class GroupCoordinator {
+ public:
+  // `partition(p)`: this broker's replica of offsets partition p, or null.
+  using PartitionLookup = std::function<std::shared_ptr<Partition>(int32_t)>;
+
+  GroupCoordinator(GroupCoordinatorOptions options, PartitionLookup partition, Clock* clock = nullptr);
+  ~GroupCoordinator();
+  // Ends every blocked call (they answer NOT_COORDINATOR) and stops the threads. Idempotent.
+  void stop();
+
+  // Kafka's choice: Java's String.hashCode of the group id, made non-negative, mod N (the same
+  // for ASCII group ids; other bytes are taken one by one).
+  static int32_t partition_for(const std::string& group, int32_t partitions);
+
+  // The replica manager saw offsets partition p's leadership: `leader_epoch` >= 0 when this
+  // broker leads it in that epoch, -1 when it does not (or the replica is gone).
+  // `partition_count`: the offsets topic's partitions (what partition_for() divides by), 0 to
+  // leave it as it was.
+  void on_leadership(int32_t p, int32_t leader_epoch, int32_t partition_count = 0);
+
+  void join_group(const v1::JoinGroupRequest& req, const std::string& client_host, v1::JoinGroupResponse* resp);
+  void sync_group(const v1::SyncGroupRequest& req, v1::SyncGroupResponse* resp);
+  void heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp);
+  void leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp);
+  void offset_commit(const v1::OffsetCommitRequest& req, v1::OffsetCommitResponse* resp);
+  void offset_fetch(const v1::OffsetFetchRequest& req, v1::OffsetFetchResponse* resp);
+  void list_groups(const v1::ListGroupsRequest& req, v1::ListGroupsResponse* resp);
+  void describe_groups(const v1::DescribeGroupsRequest& req, v1::DescribeGroupsResponse* resp);
+  void delete_groups(const v1::DeleteGroupsRequest& req, v1::DeleteGroupsResponse* resp);
+
+  // Test hooks: expire offsets now; the groups currently held.
+  void run_offset_expiry_for_test();
+  size_t group_count() const;
+
+ private:
+  enum class State { kEmpty, kPreparingRebalance, kCompletingRebalance, kStable, kDead };
+  static const char* state_name(State s);
+
+  struct Member {
+    std::string id;
+    std::string client_id;
+    std::string client_host;
+    std::string protocol_type;
+    int32_t session_timeout_ms = 0;
+    int32_t rebalance_timeout_ms = 0;
+    std::vector<std::pair<std::string, std::string>> protocols;  // name, metadata
+    std::string assignment;
+    int64_t session_deadline_ms = 0;
+    bool awaiting_join = false;
+    bool awaiting_sync = false;
+    bool is_new = false;  // joined in the current rebalance
+    // The answers of the current generation's phases, for the blocked calls to pick up.
+    std::optional<v1::JoinGroupResponse> join_result;
+    std::optional<v1::SyncGroupResponse> sync_result;
+  };
+
+  struct CommittedOffset {
+    int64_t offset = -1;
+    int32_t leader_epoch = -1;
+    std::string metadata;
+    int64_t commit_timestamp_ms = 0;
+    int64_t log_offset = -1;  // where the record is, to keep the cache in log order
+  };
+
+  struct Group {
+    std::string id;
+    int32_t partition = 0;
+    State state = State::kEmpty;
+    std::string protocol_type;
+    std::string protocol_name;
+    int32_t generation = 0;
+    std::string leader;
+    std::map<std::string, Member> members;
+    std::map<std::string, int64_t> pending_members;  // MEMBER_ID_REQUIRED handed out: id -> expiry
+    int64_t join_deadline_ms = 0;  // the join phase ends by then
+    int64_t initial_delay_until_ms = 0;  // a new group's join phase waits at least until then
+    int64_t state_timestamp_ms = 0;
+    std::map<std::pair<std::string, int32_t>, CommittedOffset> offsets;
+    bool has_metadata_record = false;  // a group metadata record exists in the log
+    uint64_t version = 0;  // bumped on every change the blocked calls wait for
+  };
+
+  struct PartitionLoad {
+    int32_t epoch = -1;
+    bool loaded = false;
+  };
+
+  // Checks that this broker coordinates the group's partition now; NONE or the error to return.
+  gannet::v1::ErrorCode check_coordinator_locked(const std::string& group, int32_t* partition) const;
+  Group* find_group_locked(const std::string& id);
+  Group& get_or_create_group_locked(const std::string& id, int32_t partition);
+  void prepare_rebalance_locked(Group& g, const std::string& reason);
+  void maybe_complete_join_locked(Group& g, int64_t now);
+  void complete_join_locked(Group& g, int64_t now);
+  void remove_member_locked(Group& g, const std::string& member_id, const std::string& reason);
+  std::string select_protocol_locked(const Group& g) const;
+  bool supports_protocols_locked(const Group& g, const v1::JoinGroupRequest& req) const;
+  v1::GroupMetadataValue group_value_locked(const Group& g) const;
+
+  // Appends records (key, value or nullopt) to offsets partition p as its leader in `epoch`,
+  // waiting for the ISR. Without mu_ held. Returns the error to answer with and the first offset.
+  gannet::v1::ErrorCode append_records(int32_t p, int32_t epoch,
+                                       const std::vector<std::pair<std::string, std::optional<std::string>>>& records,
+                                       int64_t* base_offset);
+  void timer_loop();
+  void loader_loop();
+  void load_partition(int32_t p, int32_t epoch);
+  void expire_offsets(int64_t now);
+  int64_t now_ms() const { return clock_->now_ms(); }
+
+  const GroupCoordinatorOptions options_;
+  const PartitionLookup partition_;
+  Clock* const clock_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;   // any group changed: blocked calls re-check
+  std::condition_variable timer_cv_;
+  bool stopping_ = false;
+  std::map<std::string, Group> groups_;
+  std::map<int32_t, PartitionLoad> partitions_;
+  std::deque<std::pair<int32_t, int32_t>> load_queue_;  // (partition, epoch) to load
+  std::condition_variable load_cv_;
+  int64_t next_offset_expiry_ms_ = 0;
+  int32_t partition_count_;  // of the offsets topic, as the image says once it exists
+  std::thread timer_thread_, loader_thread_;
+};
+
+}  // namespace gannet::broker

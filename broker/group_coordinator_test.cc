@@ -1,0 +1,422 @@
+// GroupCoordinator against real Partitions on real storage::Logs (SimFileSystem): the classic
+// group protocol (join, sync, heartbeat, leave, session expiry), offset commits as records, and a
+// second coordinator replaying the same logs (the failover path).
+#include "broker/group_coordinator.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/group_records.h"
+#include "storage/log.h"
+#include "storage/sim_file_system.h"
+
+namespace gannet::broker {
+namespace {
+
+namespace ev1 = gannet::v1;
+using namespace std::chrono_literals;
+
+constexpr int32_t kMe = 1;
+constexpr int32_t kPartitions = 3;
+
+class GroupCoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int32_t p = 0; p < kPartitions; ++p) {
+      storage::Log::Options o;
+      o.fs = &fs_;
+      o.clock = SystemClock::instance();
+      auto r = storage::Log::open("/data/__consumer_offsets-" + std::to_string(p), o);
+      ASSERT_TRUE(r.ok());
+      logs_.push_back(std::shared_ptr<storage::Log>(std::move(r).value()));
+    }
+    start_coordinator(/*epoch=*/1);
+  }
+  void TearDown() override { coord_.reset(); }
+
+  // A (new) coordinator over the same logs, leading every partition in `epoch`.
+  void start_coordinator(int32_t epoch) {
+    coord_.reset();
+    parts_.clear();
+    for (int32_t p = 0; p < kPartitions; ++p) {
+      auto part = std::make_shared<Partition>(storage::TopicPartition{kOffsetsTopic, p}, "id", logs_[p], kMe);
+      part->apply_metadata(PartitionMetadata{{kMe}, {kMe}, kMe, epoch, epoch}, 1, 0);
+      parts_.push_back(part);
+    }
+    GroupCoordinatorOptions o;
+    o.node_id = kMe;
+    o.offsets_partitions = kPartitions;
+    o.min_session_timeout_ms = 100;
+    o.initial_rebalance_delay_ms = 0;
+    coord_ = std::make_unique<GroupCoordinator>(o, [this](int32_t p) { return parts_.at(p); });
+    for (int32_t p = 0; p < kPartitions; ++p) coord_->on_leadership(p, epoch, kPartitions);
+    wait_loaded("g");
+  }
+
+  void wait_loaded(const std::string& group) {
+    for (int i = 0; i < 500; ++i) {
+      v1::OffsetFetchRequest req;
+      req.set_group_id(group);
+      v1::OffsetFetchResponse resp;
+      coord_->offset_fetch(req, &resp);
+      if (resp.error_code() != ev1::COORDINATOR_LOAD_IN_PROGRESS) return;
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL() << "the offsets partitions did not load";
+  }
+
+  // JoinGroup as Kafka's client does: a first join for a member id, then the real one.
+  v1::JoinGroupResponse join(const std::string& group, std::string member_id = "", int32_t session_ms = 600,
+                             const std::string& protocol = "range", const std::string& metadata = "sub") {
+    v1::JoinGroupRequest req;
+    req.set_group_id(group);
+    req.set_session_timeout_ms(session_ms);
+    req.set_rebalance_timeout_ms(2'000);
+    req.set_protocol_type("consumer");
+    req.set_client_id("c");
+    auto* pr = req.add_protocols();
+    pr->set_name(protocol);
+    pr->set_metadata(metadata);
+    v1::JoinGroupResponse resp;
+    if (member_id.empty()) {
+      coord_->join_group(req, "127.0.0.1", &resp);
+      EXPECT_EQ(resp.error_code(), ev1::MEMBER_ID_REQUIRED);
+      member_id = resp.member_id();
+      resp.Clear();
+    }
+    req.set_member_id(member_id);
+    coord_->join_group(req, "127.0.0.1", &resp);
+    return resp;
+  }
+
+  v1::SyncGroupResponse sync(const std::string& group, const v1::JoinGroupResponse& j,
+                             std::map<std::string, std::string> assignments = {}) {
+    v1::SyncGroupRequest req;
+    req.set_group_id(group);
+    req.set_generation_id(j.generation_id());
+    req.set_member_id(j.member_id());
+    for (const auto& [m, a] : assignments) {
+      auto* x = req.add_assignments();
+      x->set_member_id(m);
+      x->set_assignment(a);
+    }
+    v1::SyncGroupResponse resp;
+    coord_->sync_group(req, &resp);
+    return resp;
+  }
+
+  ev1::ErrorCode heartbeat(const std::string& group, const v1::JoinGroupResponse& j, int32_t wait_ms = 0) {
+    v1::HeartbeatRequest req;
+    req.set_group_id(group);
+    req.set_generation_id(j.generation_id());
+    req.set_member_id(j.member_id());
+    req.set_max_wait_ms(wait_ms);
+    v1::HeartbeatResponse resp;
+    coord_->heartbeat(req, &resp);
+    return resp.error_code();
+  }
+
+  ev1::ErrorCode commit(const std::string& group, const std::string& topic, int32_t partition, int64_t offset,
+                        int32_t generation = -1, const std::string& member = "") {
+    v1::OffsetCommitRequest req;
+    req.set_group_id(group);
+    req.set_generation_id(generation);
+    req.set_member_id(member);
+    auto* t = req.add_topics();
+    t->set_name(topic);
+    auto* p = t->add_partitions();
+    p->set_partition(partition);
+    p->set_committed_offset(offset);
+    p->set_metadata("m");
+    v1::OffsetCommitResponse resp;
+    coord_->offset_commit(req, &resp);
+    return resp.topics(0).partitions(0).error_code();
+  }
+
+  int64_t fetch(const std::string& group, const std::string& topic, int32_t partition) {
+    v1::OffsetFetchRequest req;
+    req.set_group_id(group);
+    auto* t = req.add_topics();
+    t->set_name(topic);
+    t->add_partitions(partition);
+    v1::OffsetFetchResponse resp;
+    coord_->offset_fetch(req, &resp);
+    EXPECT_EQ(resp.error_code(), ev1::NONE);
+    return resp.topics(0).partitions(0).committed_offset();
+  }
+
+  v1::DescribedGroup describe(const std::string& group) {
+    v1::DescribeGroupsRequest req;
+    req.add_group_ids(group);
+    v1::DescribeGroupsResponse resp;
+    coord_->describe_groups(req, &resp);
+    return resp.groups(0);
+  }
+
+  storage::SimFileSystem fs_;
+  std::vector<std::shared_ptr<storage::Log>> logs_;
+  std::vector<std::shared_ptr<Partition>> parts_;
+  std::unique_ptr<GroupCoordinator> coord_;
+};
+
+TEST_F(GroupCoordinatorTest, PartitionForMatchesKafka) {
+  // Java: "my-group".hashCode() = 1_436_270_711... computed by hand: s[0]*31^(n-1) + ... mod 2^32.
+  int32_t h = 0;
+  for (char c : std::string("my-group")) h = static_cast<int32_t>(31u * static_cast<uint32_t>(h) + static_cast<unsigned char>(c));
+  EXPECT_EQ(GroupCoordinator::partition_for("my-group", 50), std::abs(h) % 50);
+  EXPECT_EQ(GroupCoordinator::partition_for("", 50), 0);
+  // Every id maps inside [0, N).
+  for (int i = 0; i < 1000; ++i) {
+    int32_t p = GroupCoordinator::partition_for("group-" + std::to_string(i * 7919), 7);
+    EXPECT_GE(p, 0);
+    EXPECT_LT(p, 7);
+  }
+}
+
+TEST_F(GroupCoordinatorTest, OneMemberJoinsSyncsAndHeartbeats) {
+  auto j = join("g");
+  ASSERT_EQ(j.error_code(), ev1::NONE) << j.error_message();
+  EXPECT_EQ(j.generation_id(), 1);
+  EXPECT_EQ(j.leader(), j.member_id());
+  EXPECT_EQ(j.protocol_name(), "range");
+  ASSERT_EQ(j.members_size(), 1);
+  EXPECT_EQ(j.members(0).metadata(), "sub");
+  auto s = sync("g", j, {{j.member_id(), "assignment-1"}});
+  ASSERT_EQ(s.error_code(), ev1::NONE) << s.error_message();
+  EXPECT_EQ(s.assignment(), "assignment-1");
+  EXPECT_EQ(heartbeat("g", j), ev1::NONE);
+  auto d = describe("g");
+  EXPECT_EQ(d.state(), "Stable");
+  ASSERT_EQ(d.members_size(), 1);
+  EXPECT_EQ(d.members(0).assignment(), "assignment-1");
+  EXPECT_EQ(d.members(0).client_host(), "127.0.0.1");
+}
+
+TEST_F(GroupCoordinatorTest, ASecondMemberRebalancesAndTheLongPollingHeartbeatReturnsAtOnce) {
+  auto a = join("g");
+  ASSERT_EQ(a.error_code(), ev1::NONE);
+  ASSERT_EQ(sync("g", a, {{a.member_id(), "all"}}).error_code(), ev1::NONE);
+  // A's long-polling heartbeat is waiting when B arrives.
+  auto hb = std::async(std::launch::async, [&] {
+    auto t0 = std::chrono::steady_clock::now();
+    auto e = heartbeat("g", a, 10'000);
+    return std::make_pair(e, std::chrono::steady_clock::now() - t0);
+  });
+  std::this_thread::sleep_for(50ms);
+  auto b = std::async(std::launch::async, [&] { return join("g"); });
+  auto [e, took] = hb.get();
+  EXPECT_EQ(e, ev1::REBALANCE_IN_PROGRESS);
+  EXPECT_LT(took, 1s);  // not the whole wait (a third of the 600 ms session at most anyway)
+  auto a2 = join("g", a.member_id());
+  auto b2 = b.get();
+  ASSERT_EQ(a2.error_code(), ev1::NONE) << a2.error_message();
+  ASSERT_EQ(b2.error_code(), ev1::NONE) << b2.error_message();
+  EXPECT_EQ(a2.generation_id(), 2);
+  EXPECT_EQ(b2.generation_id(), 2);
+  EXPECT_EQ(a2.leader(), a.member_id());  // the leader stays the leader
+  EXPECT_EQ(a2.members_size(), 2);
+  EXPECT_EQ(b2.members_size(), 0);  // only the leader gets the member list
+  // B syncs first and waits for the leader's assignment.
+  auto bs = std::async(std::launch::async, [&] { return sync("g", b2); });
+  std::this_thread::sleep_for(50ms);
+  auto as = sync("g", a2, {{a2.member_id(), "first-half"}, {b2.member_id(), "second-half"}});
+  EXPECT_EQ(as.assignment(), "first-half");
+  EXPECT_EQ(bs.get().assignment(), "second-half");
+  // The old generation is refused.
+  EXPECT_EQ(heartbeat("g", a), ev1::ILLEGAL_GENERATION);
+  EXPECT_EQ(heartbeat("g", a2), ev1::NONE);
+}
+
+TEST_F(GroupCoordinatorTest, AMemberWhoseSessionExpiresIsRemoved) {
+  auto a = join("g", "", 300);
+  auto b = std::async(std::launch::async, [&] { return join("g", "", 300); });
+  std::this_thread::sleep_for(30ms);
+  // B joined while A was alone in a group in PreparingRebalance? No: A's group was completing
+  // its first generation; A must rejoin.
+  auto a2 = join("g", a.member_id(), 300);
+  auto b2 = b.get();
+  ASSERT_EQ(b2.error_code(), ev1::NONE) << b2.error_message();
+  ASSERT_EQ(a2.generation_id(), b2.generation_id());
+  const auto& leader = a2.leader() == a2.member_id() ? a2 : b2;
+  std::map<std::string, std::string> asg{{a2.member_id(), "x"}, {b2.member_id(), "y"}};
+  auto other = std::async(std::launch::async, [&] { return sync("g", &leader == &a2 ? b2 : a2); });
+  ASSERT_EQ(sync("g", leader, asg).error_code(), ev1::NONE);
+  ASSERT_EQ(other.get().error_code(), ev1::NONE);
+  // Only A heartbeats; B's 300 ms session runs out and A is told to rejoin.
+  ev1::ErrorCode e = ev1::NONE;
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (e == ev1::NONE && std::chrono::steady_clock::now() < deadline) {
+    e = heartbeat("g", a2, 100);
+  }
+  EXPECT_EQ(e, ev1::REBALANCE_IN_PROGRESS);
+  auto a3 = join("g", a2.member_id(), 300);
+  ASSERT_EQ(a3.error_code(), ev1::NONE);
+  EXPECT_EQ(a3.generation_id(), a2.generation_id() + 1);
+  EXPECT_EQ(a3.members_size(), 1);
+  EXPECT_EQ(heartbeat("g", b2), ev1::UNKNOWN_MEMBER_ID);
+}
+
+TEST_F(GroupCoordinatorTest, BadRequestsGetTypedErrors) {
+  v1::JoinGroupRequest req;
+  req.set_session_timeout_ms(1000);
+  req.set_protocol_type("consumer");
+  req.add_protocols()->set_name("range");
+  v1::JoinGroupResponse bad;
+  coord_->join_group(req, "h", &bad);  // no group id
+  EXPECT_EQ(bad.error_code(), ev1::INVALID_GROUP_ID);
+  req.Clear();
+  req.set_group_id("g");
+  req.set_session_timeout_ms(10);  // below the minimum
+  req.set_protocol_type("consumer");
+  req.add_protocols()->set_name("range");
+  v1::JoinGroupResponse resp;
+  coord_->join_group(req, "h", &resp);
+  EXPECT_EQ(resp.error_code(), ev1::INVALID_SESSION_TIMEOUT);
+  resp.Clear();
+  req.set_session_timeout_ms(1000);
+  req.set_member_id("nobody");
+  coord_->join_group(req, "h", &resp);
+  EXPECT_EQ(resp.error_code(), ev1::UNKNOWN_MEMBER_ID);
+  // A member whose protocols the group does not support.
+  auto a = join("g");
+  ASSERT_EQ(a.error_code(), ev1::NONE);
+  resp.Clear();
+  req.set_member_id("");
+  req.clear_protocols();
+  req.add_protocols()->set_name("other");
+  coord_->join_group(req, "h", &resp);
+  EXPECT_EQ(resp.error_code(), ev1::INCONSISTENT_GROUP_PROTOCOL);
+  // A commit from outside while the group has members.
+  EXPECT_EQ(commit("g", "t", 0, 5), ev1::UNKNOWN_MEMBER_ID);
+  EXPECT_EQ(commit("g", "t", 0, 5, a.generation_id() + 7, a.member_id()), ev1::ILLEGAL_GENERATION);
+  // Too much metadata.
+  v1::OffsetCommitRequest big;
+  big.set_group_id("solo");
+  big.set_generation_id(-1);
+  auto* bp = big.add_topics();
+  bp->set_name("t");
+  auto* bpp = bp->add_partitions();
+  bpp->set_committed_offset(1);
+  bpp->set_metadata(std::string(5000, 'x'));
+  v1::OffsetCommitResponse br;
+  coord_->offset_commit(big, &br);
+  EXPECT_EQ(br.topics(0).partitions(0).error_code(), ev1::OFFSET_METADATA_TOO_LARGE);
+}
+
+TEST_F(GroupCoordinatorTest, NotTheCoordinatorOnceLeadershipMoves) {
+  ASSERT_EQ(commit("solo", "t", 0, 10), ev1::NONE);
+  const int32_t p = GroupCoordinator::partition_for("solo", kPartitions);
+  coord_->on_leadership(p, -1);
+  EXPECT_EQ(commit("solo", "t", 0, 11), ev1::NOT_COORDINATOR);
+  v1::OffsetFetchRequest req;
+  req.set_group_id("solo");
+  v1::OffsetFetchResponse resp;
+  coord_->offset_fetch(req, &resp);
+  EXPECT_EQ(resp.error_code(), ev1::NOT_COORDINATOR);
+  // Leading again (a later epoch) reloads from the log: the commit is there.
+  parts_[p]->apply_metadata(PartitionMetadata{{kMe}, {kMe}, kMe, 2, 2}, 1, 0);
+  coord_->on_leadership(p, 2);
+  wait_loaded("solo");
+  EXPECT_EQ(fetch("solo", "t", 0), 10);
+}
+
+TEST_F(GroupCoordinatorTest, ANewCoordinatorResumesGroupsAndOffsetsFromTheLog) {
+  auto a = join("g");
+  ASSERT_EQ(sync("g", a, {{a.member_id(), "mine"}}).error_code(), ev1::NONE);
+  ASSERT_EQ(commit("g", "t", 0, 42, a.generation_id(), a.member_id()), ev1::NONE);
+  ASSERT_EQ(commit("g", "t", 0, 43, a.generation_id(), a.member_id()), ev1::NONE);
+  ASSERT_EQ(commit("g", "t", 1, 7, a.generation_id(), a.member_id()), ev1::NONE);
+  EXPECT_EQ(fetch("g", "t", 0), 43);
+  ASSERT_EQ(commit("other", "u", 3, 1000), ev1::NONE);
+  // Failover: a new coordinator (a new leader epoch) replays the same logs.
+  start_coordinator(2);
+  wait_loaded("other");
+  EXPECT_EQ(fetch("g", "t", 0), 43);
+  EXPECT_EQ(fetch("g", "t", 1), 7);
+  EXPECT_EQ(fetch("g", "t", 2), -1);
+  EXPECT_EQ(fetch("other", "u", 3), 1000);
+  // The member carries on in its generation without a rebalance.
+  EXPECT_EQ(heartbeat("g", a), ev1::NONE);
+  auto d = describe("g");
+  EXPECT_EQ(d.state(), "Stable");
+  EXPECT_EQ(d.generation_id(), a.generation_id());
+  ASSERT_EQ(d.members_size(), 1);
+  EXPECT_EQ(d.members(0).assignment(), "mine");
+}
+
+TEST_F(GroupCoordinatorTest, DeleteGroupsWritesTombstones) {
+  auto a = join("g");
+  ASSERT_EQ(sync("g", a, {{a.member_id(), "x"}}).error_code(), ev1::NONE);
+  ASSERT_EQ(commit("g", "t", 0, 5, a.generation_id(), a.member_id()), ev1::NONE);
+  v1::DeleteGroupsRequest del;
+  del.add_group_ids("g");
+  del.add_group_ids("missing");
+  v1::DeleteGroupsResponse dr;
+  coord_->delete_groups(del, &dr);
+  EXPECT_EQ(dr.results(0).error_code(), ev1::NON_EMPTY_GROUP);
+  EXPECT_EQ(dr.results(1).error_code(), ev1::GROUP_ID_NOT_FOUND);
+  v1::LeaveGroupRequest leave;
+  leave.set_group_id("g");
+  leave.add_member_ids(a.member_id());
+  v1::LeaveGroupResponse lr;
+  coord_->leave_group(leave, &lr);
+  ASSERT_EQ(lr.members(0).error_code(), ev1::NONE);
+  // The leave ends the join phase at once (nobody left to wait for).
+  EXPECT_EQ(describe("g").state(), "Empty");
+  dr.Clear();
+  coord_->delete_groups(del, &dr);
+  EXPECT_EQ(dr.results(0).error_code(), ev1::NONE) << dr.results(0).error_message();
+  EXPECT_EQ(describe("g").error_code(), ev1::GROUP_ID_NOT_FOUND);
+  EXPECT_EQ(fetch("g", "t", 0), -1);
+  // And it stays deleted after a reload.
+  start_coordinator(2);
+  EXPECT_EQ(fetch("g", "t", 0), -1);
+  EXPECT_EQ(describe("g").error_code(), ev1::GROUP_ID_NOT_FOUND);
+}
+
+TEST_F(GroupCoordinatorTest, ConcurrentCommitsKeepTheLatestInLogOrder) {
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 8; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) EXPECT_EQ(commit("busy", "t", t % 2, t * 1000 + i), ev1::NONE);
+    });
+  }
+  for (auto& t : ts) t.join();
+  const int64_t cached0 = fetch("busy", "t", 0), cached1 = fetch("busy", "t", 1);
+  start_coordinator(2);
+  wait_loaded("busy");
+  // What the cache said is what the log says (the last record wins in both).
+  EXPECT_EQ(fetch("busy", "t", 0), cached0);
+  EXPECT_EQ(fetch("busy", "t", 1), cached1);
+}
+
+TEST_F(GroupCoordinatorTest, RecordsRoundTripAndRejectGarbage) {
+  auto k = decode_key(encode_offset_key({"g", "topic", 7}));
+  ASSERT_TRUE(k);
+  auto ok = std::get<OffsetKey>(*k);
+  EXPECT_EQ(ok.group, "g");
+  EXPECT_EQ(ok.topic, "topic");
+  EXPECT_EQ(ok.partition, 7);
+  // Kafka's layout, written out by hand: version 1, "g", "t", partition 2.
+  const std::string want("\x00\x01\x00\x01g\x00\x01t\x00\x00\x00\x02", 12);
+  EXPECT_EQ(encode_offset_key({"g", "t", 2}), want);
+  auto v = decode_offset_value(encode_offset_value({99, 3, "meta", 1234}));
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->offset, 99);
+  EXPECT_EQ(v->leader_epoch, 3);
+  EXPECT_EQ(v->metadata, "meta");
+  EXPECT_EQ(v->commit_timestamp_ms, 1234);
+  EXPECT_FALSE(decode_key(""));
+  EXPECT_FALSE(decode_key(std::string("\x00\x01\x00\x09g", 5)));  // string runs past the end
+  EXPECT_FALSE(decode_key(std::string("\x00\x09", 2)));           // unknown version
+  EXPECT_FALSE(decode_offset_value(std::string("\x00\x03\x00", 3)));
+  EXPECT_FALSE(decode_group_value(std::string("\x00\x03", 2)));
+}
+
+}  // namespace
+}  // namespace gannet::broker
