@@ -166,6 +166,7 @@ Decision ControllerLogic::validate_topic_configs(const std::map<std::string, std
       if (v != "delete" && v != "compact" && v != "compact,delete" && v != "delete,compact") {
         return refuse(ApiError::kInvalidConfig, "cleanup.policy=" + v + ": must be delete and/or compact");
       }
+      log_keys[k] = v;  // storage parses it too (LogConfig::cleanup_compact/cleanup_delete)
     } else if (k == "min.insync.replicas") {
       int64_t m = 0;
       try {
@@ -179,7 +180,9 @@ Decision ControllerLogic::validate_topic_configs(const std::map<std::string, std
       }
     } else if (k == "retention.ms" || k == "retention.bytes" || k == "segment.bytes" ||
                k == "segment.ms" || k == "max.message.bytes" || k == "flush.messages" ||
-               k == "flush.ms" || k == "index.interval.bytes" || k == "segment.preallocate.bytes") {
+               k == "flush.ms" || k == "index.interval.bytes" || k == "segment.preallocate.bytes" ||
+               k == "delete.retention.ms" || k == "min.compaction.lag.ms" ||
+               k == "min.cleanable.dirty.ratio") {
       log_keys[k] = v;
     } else {
       return refuse(ApiError::kInvalidConfig, "unknown topic config " + k);

@@ -82,6 +82,25 @@ TEST_F(ControllerLogicTest, CreateTopicRefusesBadRequestsWithTypedErrors) {
   EXPECT_EQ(logic_.delete_topic(*image_, "missing").error, ApiError::kUnknownTopic);
 }
 
+TEST_F(ControllerLogicTest, CompactionConfigsAreValidatedByStorage) {
+  EXPECT_EQ(logic_.create_topic(*image_, "k1", 1, 1,
+                                {{"cleanup.policy", "compact,delete"},
+                                 {"delete.retention.ms", "1000"},
+                                 {"min.compaction.lag.ms", "0"},
+                                 {"min.cleanable.dirty.ratio", "0.25"}})
+                .error,
+            ApiError::kNone);
+  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+           {"delete.retention.ms", "-1"},
+           {"min.compaction.lag.ms", "x"},
+           {"min.cleanable.dirty.ratio", "1.5"},
+           {"min.cleanable.dirty.ratio", "half"},
+           {"cleanup.policy", "compact,shred"}}) {
+    auto d = logic_.create_topic(*image_, "k2", 1, 1, {{k, v}});
+    EXPECT_EQ(d.error, ApiError::kInvalidConfig) << k << "=" << v;
+  }
+}
+
 TEST_F(ControllerLogicTest, SessionExpiryFencesAndMovesLeadershipWithinTheIsr) {
   apply(logic_.create_topic(*image_, "t", 3, 3, {}));
   // Brokers 2 and 3 keep heartbeating; broker 1 goes silent.

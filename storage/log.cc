@@ -76,8 +76,66 @@ Status Log::remove_segment_files(std::span<const int64_t> bases) {
   return {};
 }
 
+Status Log::recover_compaction_files() {
+  GANNET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list_dir(dir_));
+  auto ends_with = [](const std::string& s, const std::string& suffix) {
+    return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  static const std::string kCleaned = ".cleaned", kSwap = ".swap";
+  std::vector<int64_t> swap_bases, live_bases;
+  bool changed = false;
+  for (const std::string& name : names) {
+    if (ends_with(name, kCleaned)) {
+      // A clean that never reached its swap: the segments it would have replaced are intact.
+      GANNET_RETURN_IF_ERROR(fs_->remove_file(join_path(dir_, name)));
+      changed = true;
+    } else if (ends_with(name, kSwap)) {
+      if (auto base = Segment::parse_log_name(name.substr(0, name.size() - kSwap.size()))) {
+        swap_bases.push_back(*base);
+      }
+    } else if (auto base = Segment::parse_log_name(name)) {
+      live_bases.push_back(*base);
+    }
+  }
+  std::sort(swap_bases.begin(), swap_bases.end());
+  const LogConfig cfg = config();
+  // A ".swap" segment was durably committed by a swap that a crash interrupted: it replaces
+  // every live segment starting inside its range (they are what it was cleaned from), then
+  // takes its final name. Old files go durably before the renames, as in the swap itself.
+  std::vector<std::shared_ptr<Segment>> swapped;
+  for (int64_t base : swap_bases) {
+    GANNET_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg,
+                            Segment::open(fs_, dir_, base, /*recover=*/true,
+                                          cfg.index_interval_bytes, nullptr, kSwap));
+    for (int64_t live : live_bases) {
+      if (live < base || live >= seg->next_offset()) continue;
+      LOG(INFO) << dir_ << ": finishing an interrupted compaction swap: segment " << live
+                << " is replaced by cleaned segment " << base;
+      for (const char* suffix : {".log", ".index", ".timeindex"}) {
+        const std::string p = join_path(dir_, Segment::file_name(live, suffix));
+        if (fs_->exists(p)) GANNET_RETURN_IF_ERROR(fs_->remove_file(p));
+      }
+    }
+    swapped.push_back(std::move(seg));
+    changed = true;
+  }
+  if (!swapped.empty()) GANNET_RETURN_IF_ERROR(fs_->sync_dir(dir_));
+  for (const auto& seg : swapped) GANNET_RETURN_IF_ERROR(seg->rename_files(""));
+  // Index files whose segment already took its final name are stale copies: rebuilt on open.
+  GANNET_ASSIGN_OR_RETURN(names, fs_->list_dir(dir_));
+  for (const std::string& name : names) {
+    if (ends_with(name, kSwap)) {
+      GANNET_RETURN_IF_ERROR(fs_->remove_file(join_path(dir_, name)));
+      changed = true;
+    }
+  }
+  if (changed) GANNET_RETURN_IF_ERROR(fs_->sync_dir(dir_));
+  return {};
+}
+
 Status Log::recover() {
   GANNET_RETURN_IF_ERROR(fs_->create_dirs(dir_));
+  GANNET_RETURN_IF_ERROR(recover_compaction_files());
   GANNET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list_dir(dir_));
   std::vector<int64_t> bases;
   std::vector<std::string> index_files;
@@ -179,6 +237,121 @@ Status Log::recover() {
   GANNET_ASSIGN_OR_RETURN(epoch_cache_, LeaderEpochCache::load(fs_, dir_));
   GANNET_RETURN_IF_ERROR(epoch_cache_->truncate_from_end(log_end_offset()));
   GANNET_RETURN_IF_ERROR(epoch_cache_->truncate_from_start(log_start_offset()));
+  first_dirty_.store(log_start_offset());
+  return {};
+}
+
+int64_t Log::first_dirty_offset() const {
+  return std::clamp(first_dirty_.load(std::memory_order_acquire), log_start_offset(),
+                    std::max(log_start_offset(), log_end_offset()));
+}
+
+void Log::set_first_dirty_offset(int64_t offset) {
+  std::lock_guard<std::mutex> l(append_mu_);
+  // Never past the log end: data appended there after a crash lost some is dirty.
+  first_dirty_.store(std::min(offset, log_end_offset()), std::memory_order_release);
+}
+
+bool Log::try_begin_clean() {
+  std::lock_guard<std::mutex> l(clean_mu_);
+  if (cleaning_ || clean_aborted() || offline()) return false;
+  cleaning_ = true;
+  return true;
+}
+
+void Log::end_clean() {
+  std::lock_guard<std::mutex> l(clean_mu_);
+  cleaning_ = false;
+  clean_cv_.notify_all();
+}
+
+void Log::abort_and_wait_for_clean() {
+  clean_abort_.store(true, std::memory_order_release);
+  std::unique_lock<std::mutex> l(clean_mu_);
+  clean_cv_.wait(l, [this] { return !cleaning_; });
+}
+
+Result<bool> Log::swap_cleaned_segments(const std::vector<CleanedSource>& sources,
+                                        const SegmentList& cleaned, int64_t first_dirty) {
+  auto abandon = [&](const std::string& why) -> Result<bool> {
+    LOG(INFO) << dir_ << ": compaction swap abandoned: " << why;
+    for (const auto& seg : cleaned) {
+      Status st = seg->remove_files();
+      if (!st.ok()) return st.error();
+    }
+    return false;
+  };
+  std::lock_guard<std::mutex> l(append_mu_);
+  if (closed_ || offline() || clean_aborted()) return abandon("the log is closed");
+  const auto current = segments();
+  if (sources.empty() || cleaned.empty() || current->size() <= sources.size()) {
+    return abandon("the log has fewer segments than were cleaned");
+  }
+  for (size_t i = 0; i < sources.size(); ++i) {
+    // A truncation cuts the segment in place or replaces it; retention and deletion replace the
+    // list. Either way what was cleaned is not what the log holds any more.
+    if ((*current)[i] != sources[i].segment ||
+        sources[i].segment->end_position() != sources[i].end_position) {
+      return abandon("segment " + std::to_string(sources[i].segment->base_offset()) +
+                     " changed during the clean");
+    }
+  }
+  DCHECK_EQ(cleaned.front()->base_offset(), sources.front().segment->base_offset());
+  DCHECK_EQ(cleaned.back()->next_offset(), sources.back().segment->next_offset());
+  // Commit: once the ".swap" names are durable, recovery finishes the swap (in offset order, so
+  // a file system that persisted only some renames holds a prefix of them, which is a valid
+  // log too: each cleaned segment drops only records with a later copy or an expired
+  // tombstone).
+  for (const auto& seg : cleaned) {
+    Status st = seg->rename_files(".swap");
+    if (!st.ok()) return fail(st.error()).error();
+  }
+  Status st = fs_->sync_dir(dir_);
+  if (!st.ok()) return fail(st.error()).error();
+  // The replaced segments go durably before the new files take their names: a stale index of
+  // an old segment with the same base offset, or an old segment overlapping a new one, never
+  // survives a crash. Readers holding the old segments keep reading them through open handles.
+  for (const auto& src : sources) {
+    std::erase(pending_sync_, src.segment);
+    st = src.segment->remove_files();
+    if (!st.ok()) return fail(st.error()).error();
+  }
+  st = fs_->sync_dir(dir_);
+  if (!st.ok()) return fail(st.error()).error();
+  for (const auto& seg : cleaned) {
+    st = seg->rename_files("");
+    if (!st.ok()) return fail(st.error()).error();
+  }
+  st = fs_->sync_dir(dir_);
+  if (!st.ok()) return fail(st.error()).error();
+  SegmentList next = cleaned;
+  next.insert(next.end(), current->begin() + static_cast<ptrdiff_t>(sources.size()), current->end());
+  publish_segments_locked(std::move(next));
+  int64_t cur = first_dirty_.load();
+  while (first_dirty > cur && !first_dirty_.compare_exchange_weak(cur, first_dirty)) {
+  }
+  return true;
+}
+
+Status Log::check_keys_for_compaction(std::span<const uint8_t> batches,
+                                      const std::vector<BatchInfo>& infos) const {
+  for (const BatchInfo& b : infos) {
+    RecordBatchView v(batches.data() + b.position, b.size);
+    if (v.is_control()) continue;  // transaction markers carry their own keys
+    GANNET_ASSIGN_OR_RETURN(RecordIterator it, RecordIterator::create(v));
+    Record rec;
+    for (int i = 0;; ++i) {
+      GANNET_ASSIGN_OR_RETURN(bool more, it.next(&rec));
+      if (!more) break;
+      if (!rec.key) {
+        return make_error(Errc::kInvalidRecord,
+                          "compacted topic: record " + std::to_string(i) + " of the batch at byte " +
+                              std::to_string(b.position) +
+                              " has a null key (cleanup.policy=compact keeps the latest record "
+                              "per key, so every record needs one)");
+      }
+    }
+  }
   return {};
 }
 
@@ -273,9 +446,11 @@ Status Log::parse_batches(std::span<uint8_t> batches, std::vector<BatchInfo>* in
 
 Result<AppendResult> Log::append(std::span<uint8_t> batches, int32_t leader_epoch) {
   std::vector<BatchInfo> infos;
+  const LogConfig cfg = config();
   GANNET_RETURN_IF_ERROR(parse_batches(batches, &infos,
-                                       static_cast<size_t>(config().max_message_bytes),
+                                       static_cast<size_t>(cfg.max_message_bytes),
                                        /*from_client=*/true));
+  if (cfg.cleanup_compact) GANNET_RETURN_IF_ERROR(check_keys_for_compaction(batches, infos));
   Result<AppendResult> result = AppendResult{};
   int64_t flush_target = -1;
   {
@@ -602,9 +777,13 @@ void Log::detach_recovery_point_listener() {
 }
 
 void Log::mark_deleted() {
-  std::lock_guard<std::mutex> l(append_mu_);
-  closed_ = true;
-  on_recovery_point_lowered_ = nullptr;
+  {
+    std::lock_guard<std::mutex> l(append_mu_);
+    closed_ = true;
+    on_recovery_point_lowered_ = nullptr;
+  }
+  // The directory is about to be renamed and removed: no cleaner may write into it after this.
+  abort_and_wait_for_clean();
 }
 
 Status Log::truncate_locked(int64_t offset) {
@@ -633,6 +812,8 @@ Status Log::truncate_locked(int64_t offset) {
   if (st.ok()) st = list.back()->sync_log();
   if (!st.ok()) return fail(st.error());
   log_end_.store(list.back()->next_offset());
+  // What is appended here next was never seen by the cleaner.
+  first_dirty_.store(std::min(first_dirty_.load(), log_end_offset()));
   st = epoch_cache_->truncate_from_end(log_end_offset());
   if (!st.ok()) return fail(st.error());
   std::lock_guard<std::mutex> fl(flush_mu_);
@@ -669,6 +850,7 @@ Status Log::truncate_fully_locked(int64_t offset) {
   publish_segments_locked(SegmentList{*created});
   log_start_.store(offset);
   log_end_.store(offset);
+  first_dirty_.store(offset);
   std::lock_guard<std::mutex> fl(flush_mu_);
   recovery_point_ = offset;
   return {};
@@ -678,6 +860,8 @@ Result<int> Log::enforce_retention() {
   std::lock_guard<std::mutex> l(append_mu_);
   GANNET_RETURN_IF_ERROR(check_writable_locked());
   const LogConfig cfg = config();
+  // A compact-only log keeps whatever the cleaner keeps.
+  if (!cfg.cleanup_delete) return 0;
   SegmentList list = *segments();
   const int64_t hw = high_watermark();
   const int64_t bound = hw >= 0 ? std::min(hw, log_end_offset()) : log_end_offset();
@@ -721,6 +905,9 @@ Status Log::close() {
     std::lock_guard<std::mutex> l(append_mu_);
     if (closed_) return {};
   }
+  // After close nothing may change the files, so a clean in progress stops first (its
+  // unfinished ".cleaned" files are removed by it; never swapped in).
+  abort_and_wait_for_clean();
   GANNET_RETURN_IF_ERROR(flush());
   std::lock_guard<std::mutex> l(append_mu_);
   GANNET_RETURN_IF_ERROR(check_writable_locked());

@@ -10,6 +10,9 @@
 // and retry if a truncation raced with them (generation_). flush_mu_ guards the group commit:
 // one thread runs fdatasync while later callers wait and share the next one. Lock order:
 // flush_mu_ is never held while taking append_mu_ (flush takes them one after the other).
+// Compaction (log_cleaner.h) reads segment snapshots and writes new files with no lock held;
+// only swap_cleaned_segments takes append_mu_. clean_mu_ guards only the one-clean-at-a-time
+// flag and is never held while taking another lock.
 #pragma once
 
 #include <atomic>
@@ -152,12 +155,49 @@ class Log {
   size_t segment_count() const;
   uint64_t size_bytes() const;
   std::vector<int64_t> segment_base_offsets() const;
+  FileSystem* fs() const { return fs_; }
+  Clock* clock() const { return clock_; }
+
+  // ---- Compaction hooks, for the log cleaner (log_cleaner.h) ----------------------------------
+  using SegmentList = std::vector<std::shared_ptr<Segment>>;
+  // The current segment list (oldest first; the last is the active segment). Immutable snapshot.
+  std::shared_ptr<const SegmentList> segment_snapshot() const { return segments(); }
+  // Everything below this offset was cleaned by an earlier pass (FORMAT.md,
+  // "cleaner-offset-checkpoint"). Clamped to [log start, log end]. Only ever raised by a
+  // completed swap, and lowered by truncations (re-appended data there is dirty again).
+  int64_t first_dirty_offset() const;
+  // Restores the value from the cleaner checkpoint at startup (a stale value costs a re-clean).
+  void set_first_dirty_offset(int64_t offset);
+  // At most one clean runs per log, and none once the log is closed or deleted. try_begin_clean
+  // returns false if one cannot start now; end_clean must follow a true. close() and
+  // mark_deleted() set clean_aborted() and wait for the running clean to end.
+  bool try_begin_clean();
+  void end_clean();
+  bool clean_aborted() const { return clean_abort_.load(std::memory_order_acquire); }
+  // A segment the cleaner read, and the end it read it to.
+  struct CleanedSource {
+    std::shared_ptr<Segment> segment;
+    uint64_t end_position = 0;
+  };
+  // Replaces the log's first `sources.size()` segments by `cleaned` (segments written under
+  // ".cleaned" names, synced, covering exactly the same offsets: the last one ends where the
+  // last source ends) and raises first_dirty_offset() to `first_dirty`. Takes the append lock
+  // only for the swap itself. Returns false, having removed the cleaned files, when the sources
+  // are no longer the log's first segments as read (a truncation, retention or deletion raced
+  // with the clean) or the log is closed; an I/O error takes the log offline. File protocol in
+  // FORMAT.md ("Compaction").
+  Result<bool> swap_cleaned_segments(const std::vector<CleanedSource>& sources,
+                                     const SegmentList& cleaned, int64_t first_dirty);
 
  private:
-  using SegmentList = std::vector<std::shared_ptr<Segment>>;
 
   Log(std::string dir, Options options);
   Status recover();
+  // Finishes a swap a crash interrupted (".swap" files) and drops unfinished cleaner output.
+  Status recover_compaction_files();
+  // Validates a leader append to a compacted log: every record needs a key.
+  Status check_keys_for_compaction(std::span<const uint8_t> batches,
+                                   const std::vector<BatchInfo>& infos) const;
   Status remove_segment_files(std::span<const int64_t> bases);
   // Validates a buffer of batches; fills infos with positions relative to the buffer.
   // `from_client`: a producer's batches (one record per offset; base offsets are ignored).
@@ -209,6 +249,14 @@ class Log {
   std::optional<int64_t> initial_recovery_point_;
   bool clean_shutdown_ = false;
   bool options_defer_new_dir_sync_ = false;
+
+  // Compaction. first_dirty_ is only raised by a swap (max) and lowered by truncation (min).
+  std::atomic<int64_t> first_dirty_{0};
+  std::atomic<bool> clean_abort_{false};  // set once by close() / mark_deleted(); never cleared
+  std::mutex clean_mu_;
+  std::condition_variable clean_cv_;
+  bool cleaning_ = false;  // guarded by clean_mu_
+  void abort_and_wait_for_clean();
 };
 
 }  // namespace gannet::storage

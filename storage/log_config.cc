@@ -1,6 +1,9 @@
 #include "storage/log_config.h"
 
+#include <cerrno>
 #include <charconv>
+#include <cstdlib>
+#include <string_view>
 
 #include "storage/record_batch.h"
 
@@ -29,7 +32,25 @@ Status LogConfig::validate() const {
                                "max.message.bytes", max_message_bytes, "in [0, 1073741824]"));
   GANNET_RETURN_IF_ERROR(check(segment_preallocate_bytes >= 0, "segment.preallocate.bytes",
                                segment_preallocate_bytes, ">= 0"));
+  if (!cleanup_delete && !cleanup_compact) {
+    return make_error(Errc::kInvalidConfig, "cleanup.policy: must be delete and/or compact");
+  }
+  GANNET_RETURN_IF_ERROR(
+      check(delete_retention_ms >= 0, "delete.retention.ms", delete_retention_ms, ">= 0"));
+  GANNET_RETURN_IF_ERROR(
+      check(min_compaction_lag_ms >= 0, "min.compaction.lag.ms", min_compaction_lag_ms, ">= 0"));
+  // Written so that NaN fails too.
+  if (!(min_cleanable_dirty_ratio >= 0.0 && min_cleanable_dirty_ratio <= 1.0)) {
+    return make_error(Errc::kInvalidConfig, "min.cleanable.dirty.ratio=" +
+                                                std::to_string(min_cleanable_dirty_ratio) +
+                                                ": must be in [0, 1]");
+  }
   return {};
+}
+
+std::string LogConfig::cleanup_policy() const {
+  if (cleanup_compact && cleanup_delete) return "compact,delete";
+  return cleanup_compact ? "compact" : "delete";
 }
 
 Result<LogConfig> LogConfig::from_properties(const std::map<std::string, std::string>& props,
@@ -58,6 +79,42 @@ Result<LogConfig> LogConfig::from_properties(const std::map<std::string, std::st
   GANNET_RETURN_IF_ERROR(parse("retention.bytes", &c.retention_bytes));
   GANNET_RETURN_IF_ERROR(parse("max.message.bytes", &c.max_message_bytes));
   GANNET_RETURN_IF_ERROR(parse("segment.preallocate.bytes", &c.segment_preallocate_bytes));
+  GANNET_RETURN_IF_ERROR(parse("delete.retention.ms", &c.delete_retention_ms));
+  GANNET_RETURN_IF_ERROR(parse("min.compaction.lag.ms", &c.min_compaction_lag_ms));
+  if (auto it = props.find("cleanup.policy"); it != props.end()) {
+    // A comma-separated list of "delete" and "compact" (Kafka's spelling; spaces around the
+    // names are allowed, as Kafka's list parser allows them).
+    bool del = false, compact = false;
+    std::string_view rest = it->second;
+    while (true) {
+      const size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      if (item == "delete") {
+        del = true;
+      } else if (item == "compact") {
+        compact = true;
+      } else {
+        return make_error(Errc::kInvalidConfig,
+                          "cleanup.policy=" + it->second + ": must be delete and/or compact");
+      }
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    c.cleanup_delete = del;
+    c.cleanup_compact = compact;
+  }
+  if (auto it = props.find("min.cleanable.dirty.ratio"); it != props.end()) {
+    const std::string& s = it->second;
+    char* end = nullptr;
+    errno = 0;
+    const double v = s.empty() ? 0.0 : std::strtod(s.c_str(), &end);
+    if (s.empty() || end != s.c_str() + s.size() || errno != 0) {
+      return make_error(Errc::kInvalidConfig, "min.cleanable.dirty.ratio=" + s + ": not a number");
+    }
+    c.min_cleanable_dirty_ratio = v;
+  }
   GANNET_RETURN_IF_ERROR(c.validate());
   return c;
 }

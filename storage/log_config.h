@@ -24,8 +24,25 @@ struct LogConfig {
   // segment.preallocate.bytes (Gannet's): reserve disk blocks for the active segment this far
   // ahead (fallocate, size unchanged); freed at roll and close. 0 disables.
   int64_t segment_preallocate_bytes = 16LL << 20;
+  // cleanup.policy: "delete" (the default), "compact", or both ("compact,delete" in either
+  // order). `delete` lets retention.ms / retention.bytes remove old segments; `compact` lets the
+  // log cleaner (log_cleaner.h) keep only the latest record of each key. At least one is set.
+  bool cleanup_delete = true;
+  bool cleanup_compact = false;
+  // delete.retention.ms: how long a tombstone (null value) stays in the cleaned part of a
+  // compacted log before the cleaner may drop it, so consumers reading from the start see it.
+  int64_t delete_retention_ms = 24LL * 3600 * 1000;
+  // min.compaction.lag.ms: a record stays uncompacted at least this long after it was written
+  // (segments whose newest timestamp is younger are not cleaned).
+  int64_t min_compaction_lag_ms = 0;
+  // min.cleanable.dirty.ratio: the cleaner picks a log once dirty bytes / cleanable bytes reach
+  // this, in [0, 1].
+  double min_cleanable_dirty_ratio = 0.5;
 
   bool operator==(const LogConfig&) const = default;
+
+  // cleanup.policy as Kafka spells it: "delete", "compact" or "compact,delete".
+  std::string cleanup_policy() const;
 
   // Checks every value's range; kInvalidConfig names the offending key.
   Status validate() const;

@@ -70,6 +70,9 @@ Result<std::unique_ptr<LogManager>> LogManager::open(Options options) {
   // Recovery may have cut logs below their checkpointed points: record where they are now.
   GANNET_RETURN_IF_ERROR(m->checkpoint_recovery_points());
   if (m->options_.background) m->bg_thread_ = std::thread([p = m.get()] { p->background_loop(); });
+  if (m->options_.background && m->options_.cleaner_enable) {
+    m->cleaner_thread_ = std::thread([p = m.get()] { p->cleaner_loop(); });
+  }
   return m;
 }
 
@@ -78,12 +81,18 @@ LogManager::~LogManager() {
   for (const TopicPartition& tp : partitions()) {
     if (auto log = get(tp)) log->detach_recovery_point_listener();
   }
+  stop_threads();
+}
+
+void LogManager::stop_threads() {
   {
     std::lock_guard<std::mutex> l(bg_mu_);
     stopping_ = true;
   }
+  cleaner_stop_ = true;  // a clean in progress stops at its next batch
   bg_cv_.notify_all();
   if (bg_thread_.joinable()) bg_thread_.join();
+  if (cleaner_thread_.joinable()) cleaner_thread_.join();
 }
 
 Status LogManager::load_all() {
@@ -140,6 +149,18 @@ Status LogManager::load_all() {
   for (int i = 0; i < n; ++i) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
   if (first_error) return *first_error;
+  // Where each log's cleaner left off; a missing or unreadable file only means re-cleaning.
+  const std::string cleaner_file = join_path(dir, kCleanerOffsetFile);
+  cleaner_file_exists_ = fs_->exists(cleaner_file);
+  if (auto offsets = read_checkpoint(fs_, cleaner_file); offsets.ok()) {
+    for (const auto& [tp, log] : logs_) {
+      if (auto it = offsets->find(tp.dir_name()); it != offsets->end()) {
+        log->set_first_dirty_offset(it->second);
+      }
+    }
+  } else {
+    LOG(WARNING) << "ignoring " << cleaner_file << ": " << offsets.error().to_string();
+  }
   if (clean) {
     GANNET_RETURN_IF_ERROR(fs_->remove_file(marker));
     GANNET_RETURN_IF_ERROR(fs_->sync_dir(dir));
@@ -322,7 +343,83 @@ Status LogManager::checkpoint_recovery_points() {
   for (const auto& [tp, offset] : points) {
     text += tp.topic + " " + std::to_string(tp.partition) + " " + std::to_string(offset) + "\n";
   }
-  return write_file_atomic(fs_, join_path(options_.data_dir, kRecoveryPointFile), text);
+  GANNET_RETURN_IF_ERROR(write_file_atomic(fs_, join_path(options_.data_dir, kRecoveryPointFile), text));
+  // Kept in step with the partition set, so a re-created partition never inherits the cleaned
+  // offset of an earlier log of the same name.
+  return checkpoint_cleaner_offsets_locked();
+}
+
+Status LogManager::checkpoint_cleaner_offsets_locked() {
+  std::vector<std::pair<TopicPartition, int64_t>> points;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [tp, log] : logs_) {
+      if (log->config().cleanup_compact) points.emplace_back(tp, log->first_dirty_offset());
+    }
+  }
+  if (points.empty() && !cleaner_file_exists_) return {};  // no compaction here: no file
+  std::string text = "0\n" + std::to_string(points.size()) + "\n";
+  for (const auto& [tp, offset] : points) {
+    text += tp.topic + " " + std::to_string(tp.partition) + " " + std::to_string(offset) + "\n";
+  }
+  GANNET_RETURN_IF_ERROR(write_file_atomic(fs_, join_path(options_.data_dir, kCleanerOffsetFile), text));
+  cleaner_file_exists_ = true;
+  return {};
+}
+
+Result<CleanStats> LogManager::run_cleaner() {
+  std::lock_guard<std::mutex> cl(cleaner_mu_);
+  struct Candidate {
+    double ratio;
+    TopicPartition tp;
+    std::shared_ptr<Log> log;
+  };
+  std::vector<Candidate> todo;
+  for (const TopicPartition& tp : partitions()) {
+    auto log = get(tp);
+    if (!log || log->offline() || log->clean_aborted()) continue;
+    const LogConfig cfg = log->config();
+    if (!cfg.cleanup_compact) continue;
+    auto range = LogCleaner::cleanable_range(*log);
+    if (!range.ok()) {
+      LOG(ERROR) << "cleaner: " << tp.dir_name() << ": " << range.error().to_string();
+      continue;
+    }
+    if (range->dirty_bytes == 0 || range->dirty_ratio() < cfg.min_cleanable_dirty_ratio) continue;
+    todo.push_back({range->dirty_ratio(), tp, std::move(log)});
+  }
+  std::stable_sort(todo.begin(), todo.end(),
+                   [](const Candidate& a, const Candidate& b) { return a.ratio > b.ratio; });
+  CleanStats total;
+  for (const Candidate& c : todo) {
+    if (cleaner_stop_) break;
+    CleanerOptions o;
+    o.dedupe_buffer_bytes = options_.cleaner_dedupe_buffer_bytes;
+    o.should_abort = [this] { return cleaner_stop_.load(); };
+    auto r = LogCleaner::clean(*c.log, o);
+    if (!r.ok()) {
+      LOG(ERROR) << "cleaner: " << c.tp.dir_name() << ": " << r.error().to_string();
+      continue;
+    }
+    total += *r;
+  }
+  if (total.logs_cleaned > 0) {
+    std::lock_guard<std::mutex> l(checkpoint_mu_);
+    GANNET_RETURN_IF_ERROR(checkpoint_cleaner_offsets_locked());
+  }
+  return total;
+}
+
+void LogManager::cleaner_loop() {
+  std::unique_lock<std::mutex> l(bg_mu_);
+  while (!stopping_) {
+    bg_cv_.wait_for(l, std::chrono::milliseconds(options_.cleaner_backoff_ms));
+    if (stopping_) break;
+    l.unlock();
+    auto r = run_cleaner();
+    if (!r.ok()) LOG(ERROR) << "cleaner checkpoint: " << r.error().to_string();
+    l.lock();
+  }
 }
 
 Result<int> LogManager::run_retention() {
@@ -374,12 +471,7 @@ void LogManager::background_loop() {
 }
 
 Status LogManager::close() {
-  {
-    std::lock_guard<std::mutex> l(bg_mu_);
-    stopping_ = true;
-  }
-  bg_cv_.notify_all();
-  if (bg_thread_.joinable()) bg_thread_.join();
+  stop_threads();
   // In parallel: each close syncs a few files, and concurrent syncs share journal commits, so
   // thousands of partitions close in a fraction of the time.
   const std::vector<TopicPartition> tps = partitions();

@@ -1,6 +1,6 @@
 // LogManager: owns every partition log under one data directory: opens them all at startup in
 // parallel, creates and deletes them, checkpoints recovery points, and runs the background
-// flush (flush.ms) and retention tasks. Files in FORMAT.md.
+// flush (flush.ms) and retention tasks, and the log cleaner (compaction). Files in FORMAT.md.
 //
 // Startup: if `.clean-shutdown` exists the previous process closed every log cleanly, so logs
 // open without re-validation; otherwise each log re-validates from its checkpointed recovery
@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "storage/log.h"
+#include "storage/log_cleaner.h"
 
 namespace gannet::storage {
 
@@ -54,10 +55,18 @@ class LogManager {
     int64_t retention_check_interval_ms = 300'000;  // log.retention.check.interval.ms
     int64_t flush_check_interval_ms = 1'000;        // how often flush.ms is looked at
     int64_t checkpoint_interval_ms = 60'000;        // recovery-point checkpoint period
+    // Log compaction (log_cleaner.h), on a thread of its own so a long clean never delays
+    // flushes or retention: every cleaner_backoff_ms, each log with cleanup.policy compact whose
+    // dirty ratio reaches its min.cleanable.dirty.ratio is cleaned (log.cleaner.enable,
+    // log.cleaner.backoff.ms, log.cleaner.dedupe.buffer.size).
+    bool cleaner_enable = true;
+    int64_t cleaner_backoff_ms = 15'000;
+    size_t cleaner_dedupe_buffer_bytes = size_t{128} << 20;
   };
 
   static constexpr const char* kCleanShutdownFile = ".clean-shutdown";
   static constexpr const char* kRecoveryPointFile = "recovery-point-offset-checkpoint";
+  static constexpr const char* kCleanerOffsetFile = "cleaner-offset-checkpoint";
 
   static Result<std::unique_ptr<LogManager>> open(Options options);
   // Stops the background thread; does not close logs (a crash). Call close() for a clean stop.
@@ -91,6 +100,10 @@ class LogManager {
   Status checkpoint_recovery_points();
   Result<int> run_retention();
   Status run_flush();
+  // One cleaner pass: cleans, dirtiest first, every compacted log (not offline, closed or
+  // deleted) whose dirty ratio is at least its min.cleanable.dirty.ratio, then checkpoints the
+  // logs' first dirty offsets. A log whose clean fails is logged and skipped.
+  Result<CleanStats> run_cleaner();
 
   // Flushes and closes every log, writes the checkpoint and the clean-shutdown marker.
   Status close();
@@ -106,6 +119,11 @@ class LogManager {
   Result<std::shared_ptr<Log>> open_new(const TopicPartition& tp, std::optional<LogConfig> config,
                                         const std::string& topic_id);
   void background_loop();
+  void cleaner_loop();
+  // Writes kCleanerOffsetFile with every compacted log's first dirty offset (when there is one
+  // or the file exists). Caller holds checkpoint_mu_.
+  Status checkpoint_cleaner_offsets_locked();
+  void stop_threads();
 
   Options options_;
   FileSystem* fs_ = nullptr;
@@ -118,6 +136,10 @@ class LogManager {
   std::condition_variable bg_cv_;
   bool stopping_ = false;
   std::thread bg_thread_;
+  std::thread cleaner_thread_;
+  std::atomic<bool> cleaner_stop_{false};  // aborts a clean in progress (close, destruction)
+  std::mutex cleaner_mu_;                  // one run_cleaner() at a time
+  bool cleaner_file_exists_ = false;       // guarded by checkpoint_mu_
 };
 
 }  // namespace gannet::storage

@@ -105,34 +105,38 @@ std::optional<int64_t> Segment::parse_log_name(const std::string& name) {
   return v;
 }
 
-Segment::Segment(FileSystem* fs, std::string dir, int64_t base_offset, std::shared_ptr<File> log)
+Segment::Segment(FileSystem* fs, std::string dir, int64_t base_offset, std::shared_ptr<File> log,
+                 std::string name_suffix)
     : fs_(fs), dir_(std::move(dir)), base_offset_(base_offset), log_(std::move(log)),
-      next_offset_(base_offset) {}
+      next_offset_(base_offset), name_suffix_(std::move(name_suffix)) {}
 
 std::string Segment::path(const char* suffix) const {
-  return join_path(dir_, file_name(base_offset_, suffix));
+  return join_path(dir_, file_name(base_offset_, suffix) + name_suffix_);
 }
 
 Result<std::shared_ptr<Segment>> Segment::create(FileSystem* fs, const std::string& dir,
-                                                 int64_t base_offset) {
-  const std::string log_path = join_path(dir, file_name(base_offset, ".log"));
+                                                 int64_t base_offset,
+                                                 const std::string& name_suffix) {
+  const std::string log_path = join_path(dir, file_name(base_offset, ".log") + name_suffix);
   GANNET_ASSIGN_OR_RETURN(std::shared_ptr<File> f, fs->open(log_path, /*create=*/true));
   if (f->size() != 0) GANNET_RETURN_IF_ERROR(f->truncate(0));
   // Stale index files of an earlier segment with this base offset would be wrong.
   for (const char* suffix : {".index", ".timeindex"}) {
-    std::string p = join_path(dir, file_name(base_offset, suffix));
+    std::string p = join_path(dir, file_name(base_offset, suffix) + name_suffix);
     if (fs->exists(p)) GANNET_RETURN_IF_ERROR(fs->remove_file(p));
   }
-  return std::shared_ptr<Segment>(new Segment(fs, dir, base_offset, std::move(f)));
+  return std::shared_ptr<Segment>(new Segment(fs, dir, base_offset, std::move(f), name_suffix));
 }
 
 Result<std::shared_ptr<Segment>> Segment::open(FileSystem* fs, const std::string& dir,
                                                int64_t base_offset, bool recover,
                                                int32_t index_interval_bytes,
-                                               uint64_t* truncated_bytes) {
-  const std::string log_path = join_path(dir, file_name(base_offset, ".log"));
+                                               uint64_t* truncated_bytes,
+                                               const std::string& name_suffix) {
+  const std::string log_path = join_path(dir, file_name(base_offset, ".log") + name_suffix);
   GANNET_ASSIGN_OR_RETURN(std::shared_ptr<File> f, fs->open(log_path, /*create=*/false));
-  std::shared_ptr<Segment> seg(new Segment(fs, dir, base_offset, std::move(f)));
+  std::shared_ptr<Segment> seg(
+      new Segment(fs, dir, base_offset, std::move(f), name_suffix));
   if (truncated_bytes != nullptr) *truncated_bytes = 0;
   if (recover) {
     GANNET_RETURN_IF_ERROR(seg->rebuild(/*check_crc=*/true, index_interval_bytes, truncated_bytes));
@@ -412,6 +416,19 @@ Status Segment::remove_files() {
     std::string p = path(suffix);
     if (fs_->exists(p)) GANNET_RETURN_IF_ERROR(fs_->remove_file(p));
   }
+  return {};
+}
+
+Status Segment::rename_files(const std::string& name_suffix) {
+  std::lock_guard<std::mutex> l(files_mu_);
+  if (removed_) return make_error(Errc::kNotFound, "rename of a removed segment's files");
+  for (const char* suffix : {".log", ".index", ".timeindex"}) {
+    const std::string from = path(suffix);
+    if (!fs_->exists(from)) continue;
+    GANNET_RETURN_IF_ERROR(
+        fs_->rename(from, join_path(dir_, file_name(base_offset_, suffix) + name_suffix)));
+  }
+  name_suffix_ = name_suffix;
   return {};
 }
 

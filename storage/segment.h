@@ -57,8 +57,11 @@ class Segment {
   static std::optional<int64_t> parse_log_name(const std::string& name);
 
   // Creates an empty segment (the .log file; index files are written on roll or close).
+  // `name_suffix` is appended to each of the segment's file names: the log cleaner writes
+  // "<base>.log.cleaned" and renames it on (FORMAT.md, "Compaction"); "" for a live segment.
   static Result<std::shared_ptr<Segment>> create(FileSystem* fs, const std::string& dir,
-                                                 int64_t base_offset);
+                                                 int64_t base_offset,
+                                                 const std::string& name_suffix = "");
 
   // Opens an existing segment. With `recover`, every batch is read and its CRC checked; the file
   // is truncated at the first torn or invalid batch and the indexes are rebuilt. Without, the
@@ -67,7 +70,8 @@ class Segment {
   static Result<std::shared_ptr<Segment>> open(FileSystem* fs, const std::string& dir,
                                                int64_t base_offset, bool recover,
                                                int32_t index_interval_bytes,
-                                               uint64_t* truncated_bytes);
+                                               uint64_t* truncated_bytes,
+                                               const std::string& name_suffix = "");
 
   int64_t base_offset() const { return base_offset_; }
   int64_t next_offset() const { return next_offset_.load(std::memory_order_acquire); }
@@ -112,9 +116,13 @@ class Segment {
   Status sync_log();
   // Deletes the segment's files (open handles stay readable).
   Status remove_files();
+  // Renames the segment's files (those that exist) from their current suffix to `name_suffix`
+  // (not durable until the directory is synced). Open handles stay valid.
+  Status rename_files(const std::string& name_suffix);
 
  private:
-  Segment(FileSystem* fs, std::string dir, int64_t base_offset, std::shared_ptr<File> log);
+  Segment(FileSystem* fs, std::string dir, int64_t base_offset, std::shared_ptr<File> log,
+          std::string name_suffix);
 
   // Walks the file from `from`, rebuilding indexes and state. With check_crc, validates each
   // batch fully. Stops at the first bad batch and truncates there.
@@ -142,6 +150,7 @@ class Segment {
   // Orders write_indexes (which a flush may run outside the log's lock) against remove_files.
   std::mutex files_mu_;
   bool removed_ = false;  // guarded by files_mu_
+  std::string name_suffix_;  // guarded by files_mu_ (after construction)
 };
 
 }  // namespace gannet::storage
