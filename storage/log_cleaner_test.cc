@@ -543,6 +543,27 @@ TEST_F(CleanerTest, SwapIsAbandonedWhenATruncationRacesWithTheClean) {
     EXPECT_EQ(n.find(".cleaned"), std::string::npos) << n;
     EXPECT_EQ(n.find(".swap"), std::string::npos) << n;
   }
+  // A truncation inside the very segment being cleaned, with new appends rolling past it: the
+  // segment object is the same, only its end moved.
+  {
+    const int64_t first_batch_end = read_batches(*log_, 0).front().last_offset + 1;
+    CleanerOptions o2;
+    o2.dedupe_buffer_bytes = 1;  // one batch: only the first segment is rewritten
+    o2.before_swap = [&] {
+      ASSERT_TRUE(log_->truncate_to(first_batch_end).ok());
+      for (auto it = model_.begin(); it != model_.end();) {
+        it = it->first >= first_batch_end ? model_.erase(it) : std::next(it);
+      }
+      random_appends(rng, 40, 10, false);
+      ASSERT_GT(log_->segment_count(), 2u);
+    };
+    st = clean(o2);
+    EXPECT_EQ(st.swaps_abandoned, 1);
+    EXPECT_EQ(st.logs_cleaned, 0);
+    std::vector<Rec> now;
+    for (const auto& [o3, r] : model_) now.push_back(r);
+    EXPECT_EQ(read_records(*log_), now);
+  }
   // The log still cleans afterwards.
   random_appends(rng, 40, 10, false);
   const int64_t end = cleanable_end();
