@@ -382,6 +382,54 @@ TEST_F(CleanerTest, CompressedBatchesAreCleanedKeepingTheirCodecAndHeaders) {
   EXPECT_GT(rewritten_compressed, 0);
 }
 
+TEST_F(CleanerTest, ASegmentsEmptiedLastBatchStaysWithNoRecordsInItsCodec) {
+  LogConfig c = compact_config();
+  c.segment_bytes = 100;  // one batch per segment, never grouped
+  for (Compression codec : {Compression::kNone, Compression::kGzip, Compression::kSnappy,
+                            Compression::kLz4, Compression::kZstd}) {
+    SCOPED_TRACE(compression_name(codec));
+    model_.clear();
+    const std::string dir = std::string("/data/e-") + std::to_string(static_cast<int>(codec));
+    open(c, dir);
+    append({{"k", "v1"}}, codec);
+    append({{"k", "v2"}});
+    append({{"x", "y"}});
+    ASSERT_EQ(log_->segment_count(), 3u);
+    EXPECT_EQ(clean().logs_cleaned, 1);
+    auto batches = read_batches(*log_, 0);
+    ASSERT_EQ(batches.size(), 3u);
+    EXPECT_EQ(batches[0].base_offset, 0);
+    EXPECT_TRUE(batches[0].records.empty());
+    EXPECT_EQ(batches[0].attributes & kCompressionMask, static_cast<int16_t>(codec));
+    EXPECT_EQ(batches[1].records, (std::vector<Rec>{{1, "k", "v2"}}));
+    // The segments still tile the offsets, so recovery (with CRC checks) keeps all of them.
+    log_.reset();
+    Log::Options o;
+    o.fs = &fs_;
+    o.clock = &clock_;
+    o.config = c;
+    auto reopened = Log::open(dir, o);
+    ASSERT_TRUE(reopened.ok());
+    log_ = std::move(reopened).value();
+    EXPECT_EQ(log_->segment_count(), 3u);
+    EXPECT_EQ(read_batches(*log_, 0).size(), 3u);
+  }
+}
+
+TEST_F(CleanerTest, ReadersHoldingOldSegmentsKeepReadingThem) {
+  std::mt19937_64 rng(9);
+  open();
+  random_appends(rng, 60, 5, false);
+  auto before = log_->read(0, 1 << 20);
+  ASSERT_TRUE(before.ok());
+  std::string expected;
+  ASSERT_TRUE(before->copy_to(&expected).ok());
+  EXPECT_EQ(clean().logs_cleaned, 1);
+  std::string after;
+  ASSERT_TRUE(before->copy_to(&after).ok()) << "the replaced files are gone but open handles read on";
+  EXPECT_EQ(after, expected);
+}
+
 TEST_F(CleanerTest, CompactedLogsRefuseNullKeysOnLeaderAppend) {
   open();
   BatchOptions o;
