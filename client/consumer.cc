@@ -1,30 +1,113 @@
 #include "client/consumer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <thread>
 
+#include "client/assignor.h"
+#include "client/consumer_protocol.h"
 #include "storage/record_batch.h"
 
 namespace gannet::client {
 
 using gannet::v1::ErrorCode;
+namespace ev1 = gannet::v1;
+using Clock = std::chrono::steady_clock;
 
-Consumer::Consumer(ConsumerConfig config) : config_(std::move(config)), metadata_(config_.bootstrap_servers) {}
+namespace {
+
+constexpr int64_t kNone = -3;       // position: no offset and auto.offset.reset=none
+constexpr int64_t kCommitted = -4;  // position: ask the group for its committed offset
+
+int64_t ms_until(Clock::time_point t) {
+  return std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(t - Clock::now()).count());
+}
+
+// Errors after which the coordinator is to be found again.
+bool coordinator_moved(ErrorCode e) {
+  return e == ev1::NOT_COORDINATOR || e == ev1::COORDINATOR_NOT_AVAILABLE || e == ev1::COORDINATOR_LOAD_IN_PROGRESS ||
+         e == ev1::REQUEST_TIMED_OUT;
+}
+
+// Errors meaning this member's generation is over: rejoin.
+bool generation_over(ErrorCode e) {
+  return e == ev1::REBALANCE_IN_PROGRESS || e == ev1::ILLEGAL_GENERATION || e == ev1::UNKNOWN_MEMBER_ID;
+}
+
+int64_t reset_code(const std::string& policy) {
+  return policy == "earliest" ? -2 : (policy == "latest" ? -1 : kNone);
+}
+
+}  // namespace
+
+Consumer::Consumer(ConsumerConfig config) : config_(std::move(config)), metadata_(config_.bootstrap_servers) {
+  last_poll_ = Clock::now();
+  if (!config_.group_id.empty()) heartbeat_thread_ = std::thread([this] { heartbeat_loop(); });
+}
+
+Consumer::~Consumer() { close(); }
 
 void Consumer::assign(const std::vector<TopicPartition>& partitions) {
   std::map<TopicPartition, int64_t> next;
-  const int64_t reset = config_.auto_offset_reset == "earliest" ? -2 : (config_.auto_offset_reset == "latest" ? -1 : -3);
+  // With a group id, a manually assigned partition starts from the group's committed offset.
+  const int64_t start = config_.group_id.empty() ? reset_code(config_.auto_offset_reset) : kCommitted;
   for (const auto& tp : partitions) {
     auto it = positions_.find(tp);
-    next[tp] = it == positions_.end() ? reset : it->second;
+    next[tp] = it == positions_.end() ? start : it->second;
   }
   positions_ = std::move(next);
+}
+
+void Consumer::subscribe(const std::vector<std::string>& topics, RebalanceListener* listener) {
+  subscribed_ = true;
+  topics_ = topics;
+  std::sort(topics_.begin(), topics_.end());
+  pattern_.reset();
+  pattern_text_.clear();
+  listener_ = listener;
+  next_metadata_check_ = Clock::now();
+}
+
+void Consumer::subscribe(const std::string& pattern, RebalanceListener* listener) {
+  subscribed_ = true;
+  topics_.clear();
+  pattern_.emplace(pattern, std::regex::ECMAScript);
+  pattern_text_ = pattern;
+  listener_ = listener;
+  next_metadata_check_ = Clock::now();
+}
+
+void Consumer::unsubscribe() {
+  if (subscribed_) {
+    revoke_all();
+    leave_group("the consumer unsubscribed");
+  }
+  subscribed_ = false;
+  topics_.clear();
+  pattern_.reset();
+  positions_.clear();
+}
+
+std::vector<TopicPartition> Consumer::assignment() const {
+  std::vector<TopicPartition> out;
+  for (const auto& [tp, pos] : positions_) out.push_back(tp);
+  return out;
 }
 
 void Consumer::seek(const TopicPartition& tp, int64_t offset) { positions_[tp] = offset; }
 void Consumer::seek_to_beginning(const TopicPartition& tp) { positions_[tp] = -2; }
 void Consumer::seek_to_end(const TopicPartition& tp) { positions_[tp] = -1; }
+
+void Consumer::pause(const std::vector<TopicPartition>& partitions) {
+  for (const auto& tp : partitions) {
+    if (positions_.count(tp)) paused_.insert(tp);
+  }
+}
+
+void Consumer::resume(const std::vector<TopicPartition>& partitions) {
+  for (const auto& tp : partitions) paused_.erase(tp);
+}
 
 std::optional<int64_t> Consumer::position(const TopicPartition& tp) const {
   auto it = positions_.find(tp);
@@ -38,11 +121,31 @@ std::optional<int64_t> Consumer::high_watermark(const TopicPartition& tp) const 
   return it->second;
 }
 
+std::string Consumer::member_id() const {
+  std::lock_guard<std::mutex> l(gmu_);
+  return member_id_;
+}
+
+int32_t Consumer::generation() const {
+  std::lock_guard<std::mutex> l(gmu_);
+  return joined_ ? generation_ : -1;
+}
+
+void Consumer::wake() {
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    ++wake_count_;
+  }
+  gcv_.notify_all();
+}
+
+// ---- Offsets reset --------------------------------------------------------------------------------
+
 bool Consumer::reset_offsets(std::vector<TopicPartition>* failed) {
   bool ok = true;
   for (auto& [tp, pos] : positions_) {
-    if (pos >= 0) continue;
-    if (pos == -3) {
+    if (pos >= 0 || pos == kCommitted) continue;
+    if (pos == kNone) {
       failed->push_back(tp);
       ok = false;
       continue;
@@ -79,8 +182,504 @@ bool Consumer::reset_offsets(std::vector<TopicPartition>* failed) {
   return ok;
 }
 
-std::future<Consumer::FetchCall> Consumer::launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms,
-                                                  int64_t slack_ms) {
+// ---- Group membership -----------------------------------------------------------------------------
+
+bv1::Broker::Stub* Consumer::coordinator(Clock::time_point deadline) {
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    if (coordinator_id_ >= 0) {
+      if (auto* s = metadata_.broker(coordinator_id_)) return s;
+    }
+  }
+  size_t attempt = 0;
+  while (Clock::now() < deadline) {
+    bv1::Broker::Stub* any = metadata_.any_broker(attempt++);
+    if (!any) return nullptr;
+    bv1::FindCoordinatorRequest req;
+    req.set_key(config_.group_id);
+    bv1::FindCoordinatorResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(std::min<int64_t>(ms_until(deadline) + 1, 15'000)));
+    if (any->FindCoordinator(&ctx, req, &resp).ok()) {
+      if (resp.error_code() == ev1::NONE) {
+        if (!metadata_.broker(resp.node_id())) metadata_.refresh();
+        if (auto* s = metadata_.broker(resp.node_id())) {
+          std::lock_guard<std::mutex> l(gmu_);
+          coordinator_id_ = resp.node_id();
+          return s;
+        }
+      } else if (resp.error_code() == ev1::INVALID_GROUP_ID) {
+        return nullptr;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(100, ms_until(deadline))));
+  }
+  return nullptr;
+}
+
+void Consumer::forget_coordinator() {
+  std::lock_guard<std::mutex> l(gmu_);
+  coordinator_id_ = -1;
+}
+
+std::vector<std::string> Consumer::subscribed_topics() {
+  if (!pattern_) return topics_;
+  std::vector<std::string> out;
+  for (const std::string& t : metadata_.list_topics()) {
+    if (t.rfind("__", 0) == 0) continue;  // internal topics are never matched by a pattern
+    if (std::regex_match(t, *pattern_)) out.push_back(t);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void Consumer::revoke_all() {
+  if (positions_.empty()) return;
+  if (config_.enable_auto_commit && !config_.group_id.empty()) {
+    do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms));
+  }
+  std::vector<TopicPartition> revoked = assignment();
+  if (listener_) listener_->on_revoked(revoked);
+  positions_.clear();
+  paused_.clear();
+  prefetch_.clear();
+}
+
+bool Consumer::ensure_active_group(Clock::time_point deadline, ErrorCode* error) {
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    if (joined_ && !rejoin_needed_) return true;
+  }
+  // Eager rebalance: commit and give up every partition before joining again.
+  revoke_all();
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    joined_ = false;
+    rejoin_needed_ = false;
+  }
+  while (Clock::now() < deadline) {
+    bv1::Broker::Stub* coord = coordinator(deadline);
+    if (!coord) return false;
+    const std::vector<std::string> topics = subscribed_topics();
+    std::string member;
+    {
+      std::lock_guard<std::mutex> l(gmu_);
+      member = member_id_;
+    }
+    bv1::JoinGroupRequest req;
+    req.set_group_id(config_.group_id);
+    req.set_session_timeout_ms(config_.session_timeout_ms);
+    req.set_rebalance_timeout_ms(config_.max_poll_interval_ms);
+    req.set_member_id(member);
+    req.set_protocol_type("consumer");
+    req.set_client_id(config_.client_id);
+    for (const std::string& name : config_.partition_assignment_strategy) {
+      Subscription sub;
+      sub.topics = topics;
+      sub.owned_partitions = previous_assignment_;
+      sub.generation_id = previous_generation_;
+      auto* p = req.add_protocols();
+      p->set_name(name);
+      p->set_metadata(encode_subscription(sub));
+    }
+    bv1::JoinGroupResponse join;
+    grpc::ClientContext jctx;
+    // The coordinator holds the call until every member has rejoined (up to the rebalance
+    // timeout), so the deadline is that, not the poll's.
+    jctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(config_.max_poll_interval_ms + 10'000));
+    if (!coord->JoinGroup(&jctx, req, &join).ok()) {
+      forget_coordinator();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    const ErrorCode je = join.error_code();
+    if (je == ev1::MEMBER_ID_REQUIRED) {
+      std::lock_guard<std::mutex> l(gmu_);
+      member_id_ = join.member_id();
+      continue;
+    }
+    if (je == ev1::UNKNOWN_MEMBER_ID || je == ev1::ILLEGAL_GENERATION) {
+      std::lock_guard<std::mutex> l(gmu_);
+      member_id_.clear();
+      continue;
+    }
+    if (je == ev1::REBALANCE_IN_PROGRESS) continue;
+    if (coordinator_moved(je)) {
+      forget_coordinator();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (je != ev1::NONE) {
+      if (error) *error = je;
+      return false;
+    }
+    {
+      std::lock_guard<std::mutex> l(gmu_);
+      member_id_ = join.member_id();
+      generation_ = join.generation_id();
+    }
+    // The leader assigns.
+    bv1::SyncGroupRequest sreq;
+    sreq.set_group_id(config_.group_id);
+    sreq.set_generation_id(join.generation_id());
+    sreq.set_member_id(join.member_id());
+    sreq.set_protocol_type("consumer");
+    sreq.set_protocol_name(join.protocol_name());
+    is_leader_ = join.leader() == join.member_id();
+    assigned_counts_.clear();
+    if (is_leader_) {
+      auto assignor = make_assignor(join.protocol_name());
+      if (!assignor) {
+        if (error) *error = ev1::INCONSISTENT_GROUP_PROTOCOL;
+        return false;
+      }
+      std::vector<AssignorMember> members;
+      std::set<std::string> all_topics;
+      for (const auto& m : join.members()) {
+        auto sub = decode_subscription(m.metadata());
+        AssignorMember am;
+        am.member_id = m.member_id();
+        if (sub) {
+          am.topics = sub->topics;
+          am.owned_partitions = sub->owned_partitions;
+          am.generation = sub->generation_id;
+          am.user_data = sub->user_data;
+        }
+        all_topics.insert(am.topics.begin(), am.topics.end());
+        members.push_back(std::move(am));
+      }
+      metadata_.refresh(std::vector<std::string>(all_topics.begin(), all_topics.end()));
+      for (const std::string& t : all_topics) {
+        const int32_t n = metadata_.partition_count(t);
+        if (n > 0) assigned_counts_[t] = n;
+      }
+      GroupAssignment result = assignor->assign(assigned_counts_, members);
+      for (const auto& [mid, parts] : result) {
+        auto* a = sreq.add_assignments();
+        a->set_member_id(mid);
+        MemberAssignment ma;
+        ma.partitions = parts;
+        a->set_assignment(encode_assignment(ma));
+      }
+    }
+    bv1::SyncGroupResponse sync;
+    grpc::ClientContext sctx;
+    sctx.set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(std::max(config_.session_timeout_ms, config_.max_poll_interval_ms) + 10'000));
+    if (!coord->SyncGroup(&sctx, sreq, &sync).ok()) {
+      forget_coordinator();
+      continue;
+    }
+    if (sync.error_code() != ev1::NONE) {
+      if (sync.error_code() == ev1::UNKNOWN_MEMBER_ID) {
+        std::lock_guard<std::mutex> l(gmu_);
+        member_id_.clear();
+      }
+      if (coordinator_moved(sync.error_code())) forget_coordinator();
+      if (generation_over(sync.error_code()) || coordinator_moved(sync.error_code())) continue;
+      if (error) *error = sync.error_code();
+      return false;
+    }
+    auto assigned = decode_assignment(sync.assignment());
+    std::vector<TopicPartition> parts = assigned ? assigned->partitions : std::vector<TopicPartition>{};
+    std::sort(parts.begin(), parts.end());
+    positions_.clear();
+    for (const auto& tp : parts) positions_[tp] = kCommitted;
+    previous_assignment_ = parts;
+    previous_generation_ = join.generation_id();
+    joined_topics_ = topics;
+    ++rebalances_;
+    {
+      std::lock_guard<std::mutex> l(gmu_);
+      // A rebalance that began while we synced is seen by the next heartbeat.
+      joined_ = true;
+    }
+    gcv_.notify_all();  // the heartbeat thread starts
+    if (listener_) listener_->on_assigned(parts);
+    next_auto_commit_ = Clock::now() + std::chrono::milliseconds(config_.auto_commit_interval_ms);
+    return true;
+  }
+  return false;
+}
+
+bool Consumer::fetch_committed_positions(Clock::time_point deadline) {
+  std::vector<TopicPartition> want;
+  for (const auto& [tp, pos] : positions_) {
+    if (pos == kCommitted) want.push_back(tp);
+  }
+  if (want.empty()) return true;
+  while (Clock::now() < deadline) {
+    bv1::Broker::Stub* coord = coordinator(deadline);
+    if (!coord) return false;
+    bv1::OffsetFetchRequest req;
+    req.set_group_id(config_.group_id);
+    std::map<std::string, bv1::OffsetFetchRequest::Topic*> by_topic;
+    for (const auto& tp : want) {
+      auto*& t = by_topic[tp.topic];
+      if (!t) {
+        t = req.add_topics();
+        t->set_name(tp.topic);
+      }
+      t->add_partitions(tp.partition);
+    }
+    bv1::OffsetFetchResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!coord->OffsetFetch(&ctx, req, &resp).ok() || coordinator_moved(resp.error_code())) {
+      forget_coordinator();
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(100, ms_until(deadline))));
+      continue;
+    }
+    if (resp.error_code() != ev1::NONE) return false;
+    const int64_t reset = reset_code(config_.auto_offset_reset);
+    for (const auto& t : resp.topics()) {
+      for (const auto& p : t.partitions()) {
+        auto it = positions_.find({t.name(), p.partition()});
+        if (it == positions_.end() || it->second != kCommitted) continue;
+        it->second = p.committed_offset() >= 0 ? p.committed_offset() : reset;
+      }
+    }
+    return true;
+  }
+  return false;
+}
+
+std::map<TopicPartition, OffsetAndMetadata> Consumer::current_positions() const {
+  std::map<TopicPartition, OffsetAndMetadata> out;
+  for (const auto& [tp, pos] : positions_) {
+    if (pos >= 0) out[tp] = OffsetAndMetadata{pos, ""};
+  }
+  return out;
+}
+
+ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>& offsets, Clock::time_point deadline) {
+  if (config_.group_id.empty()) return ev1::INVALID_GROUP_ID;
+  if (offsets.empty()) return ev1::NONE;
+  while (true) {
+    bv1::Broker::Stub* coord = coordinator(deadline);
+    if (!coord) return ev1::COORDINATOR_NOT_AVAILABLE;
+    bv1::OffsetCommitRequest req;
+    req.set_group_id(config_.group_id);
+    {
+      std::lock_guard<std::mutex> l(gmu_);
+      // A member commits in its generation; outside a group (assign()), as nobody.
+      if (in_group_mode() && joined_) {
+        req.set_generation_id(generation_);
+        req.set_member_id(member_id_);
+      } else {
+        req.set_generation_id(-1);
+      }
+    }
+    std::map<std::string, bv1::OffsetCommitRequest::Topic*> by_topic;
+    for (const auto& [tp, om] : offsets) {
+      auto*& t = by_topic[tp.topic];
+      if (!t) {
+        t = req.add_topics();
+        t->set_name(tp.topic);
+      }
+      auto* p = t->add_partitions();
+      p->set_partition(tp.partition);
+      p->set_committed_offset(om.offset);
+      p->set_committed_leader_epoch(-1);
+      p->set_metadata(om.metadata);
+    }
+    bv1::OffsetCommitResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(std::min<int64_t>(ms_until(deadline) + 1, 30'000)));
+    ErrorCode e = ev1::NONE;
+    if (!coord->OffsetCommit(&ctx, req, &resp).ok()) {
+      e = ev1::REQUEST_TIMED_OUT;
+    } else {
+      for (const auto& t : resp.topics()) {
+        for (const auto& p : t.partitions()) {
+          if (p.error_code() != ev1::NONE) e = p.error_code();
+        }
+      }
+    }
+    if (e == ev1::NONE) return e;
+    if (generation_over(e)) {
+      std::lock_guard<std::mutex> l(gmu_);
+      rejoin_needed_ = true;
+      if (e == ev1::UNKNOWN_MEMBER_ID) member_id_.clear();
+      return e;
+    }
+    if (!coordinator_moved(e) || Clock::now() >= deadline) return e;
+    forget_coordinator();
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(100, ms_until(deadline))));
+  }
+}
+
+ErrorCode Consumer::commit_sync(const std::map<TopicPartition, OffsetAndMetadata>& offsets) {
+  return do_commit(offsets.empty() ? current_positions() : offsets,
+                   Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms));
+}
+
+void Consumer::commit_async(std::function<void(ErrorCode)> callback,
+                            const std::map<TopicPartition, OffsetAndMetadata>& offsets) {
+  auto what = offsets.empty() ? current_positions() : offsets;
+  auto f = std::async(std::launch::async, [this, what] {
+    return do_commit(what, Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms));
+  });
+  async_commits_.emplace_back(std::move(f), std::move(callback));
+}
+
+void Consumer::run_async_callbacks(bool wait) {
+  for (auto it = async_commits_.begin(); it != async_commits_.end();) {
+    if (!wait && it->first.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      ++it;
+      continue;
+    }
+    ErrorCode e = it->first.get();
+    if (it->second) it->second(e);
+    it = async_commits_.erase(it);
+  }
+}
+
+std::optional<int64_t> Consumer::committed(const TopicPartition& tp) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms);
+  while (Clock::now() < deadline) {
+    bv1::Broker::Stub* coord = coordinator(deadline);
+    if (!coord) return std::nullopt;
+    bv1::OffsetFetchRequest req;
+    req.set_group_id(config_.group_id);
+    auto* t = req.add_topics();
+    t->set_name(tp.topic);
+    t->add_partitions(tp.partition);
+    bv1::OffsetFetchResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!coord->OffsetFetch(&ctx, req, &resp).ok() || coordinator_moved(resp.error_code())) {
+      forget_coordinator();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (resp.error_code() != ev1::NONE || resp.topics_size() != 1 || resp.topics(0).partitions_size() != 1) return std::nullopt;
+    const int64_t o = resp.topics(0).partitions(0).committed_offset();
+    return o >= 0 ? std::optional<int64_t>(o) : std::nullopt;
+  }
+  return std::nullopt;
+}
+
+void Consumer::maybe_auto_commit() {
+  if (!config_.enable_auto_commit || config_.group_id.empty() || !in_group_mode()) return;
+  if (Clock::now() < next_auto_commit_) return;
+  next_auto_commit_ = Clock::now() + std::chrono::milliseconds(config_.auto_commit_interval_ms);
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    if (!joined_ || rejoin_needed_) return;
+  }
+  do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms));
+}
+
+void Consumer::heartbeat_loop() {
+  std::unique_lock<std::mutex> l(gmu_);
+  while (!closed_) {
+    gcv_.wait(l, [&] { return closed_ || (joined_ && !rejoin_needed_); });
+    if (closed_) return;
+    // max.poll.interval.ms: an application that stopped polling leaves, so its partitions move.
+    if (Clock::now() - last_poll_ > std::chrono::milliseconds(config_.max_poll_interval_ms)) {
+      l.unlock();
+      leave_group("poll() was not called within max.poll.interval.ms");
+      l.lock();
+      continue;
+    }
+    const int32_t generation = generation_;
+    const std::string member = member_id_;
+    const int32_t coord_id = coordinator_id_;
+    l.unlock();
+    bv1::Broker::Stub* coord = coord_id >= 0 ? metadata_.broker(coord_id) : nullptr;
+    ErrorCode e = ev1::NOT_COORDINATOR;
+    if (coord) {
+      bv1::HeartbeatRequest req;
+      req.set_group_id(config_.group_id);
+      req.set_generation_id(generation);
+      req.set_member_id(member);
+      req.set_max_wait_ms(config_.heartbeat_interval_ms);
+      bv1::HeartbeatResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(config_.heartbeat_interval_ms + 5'000));
+      e = coord->Heartbeat(&ctx, req, &resp).ok() ? resp.error_code() : ev1::REQUEST_TIMED_OUT;
+    }
+    l.lock();
+    if (closed_ || generation != generation_ || !joined_) continue;
+    if (generation_over(e)) {
+      rejoin_needed_ = true;
+      if (e == ev1::UNKNOWN_MEMBER_ID) member_id_.clear();
+      ++wake_count_;
+      gcv_.notify_all();  // poll() rejoins now
+      continue;
+    }
+    if (e != ev1::NONE) {
+      // Coordinator gone or unreachable: find it again and retry soon, within the session.
+      if (coordinator_moved(e) || e == ev1::REQUEST_TIMED_OUT) coordinator_id_ = -1;
+      l.unlock();
+      if (coordinator_id_ < 0) {
+        // Rediscovery uses the metadata channels (thread safe); bounded by the session.
+        coordinator(Clock::now() + std::chrono::milliseconds(config_.session_timeout_ms / 2));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      l.lock();
+    }
+  }
+}
+
+void Consumer::leave_group(const std::string& reason) {
+  std::string member;
+  int32_t coord_id;
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    member = member_id_;
+    coord_id = coordinator_id_;
+    joined_ = false;
+    rejoin_needed_ = true;
+    member_id_.clear();
+    generation_ = -1;
+    ++wake_count_;
+  }
+  gcv_.notify_all();
+  if (member.empty() || config_.group_id.empty()) return;
+  bv1::Broker::Stub* coord = coord_id >= 0 ? metadata_.broker(coord_id) : nullptr;
+  if (!coord) return;
+  bv1::LeaveGroupRequest req;
+  req.set_group_id(config_.group_id);
+  req.add_member_ids(member);
+  req.set_reason(reason);
+  bv1::LeaveGroupResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  coord->LeaveGroup(&ctx, req, &resp);
+}
+
+void Consumer::close() {
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    if (closed_) return;
+  }
+  if (in_group_mode()) {
+    bool joined;
+    {
+      std::lock_guard<std::mutex> l(gmu_);
+      joined = joined_ && !rejoin_needed_;
+    }
+    if (joined && config_.enable_auto_commit) {
+      do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms));
+    }
+    if (listener_ && !positions_.empty()) listener_->on_revoked(assignment());
+    leave_group("the consumer is closing");
+  }
+  run_async_callbacks(/*wait=*/true);
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    closed_ = true;
+  }
+  gcv_.notify_all();
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  prefetch_.clear();
+}
+
+// ---- Fetching ---------------------------------------------------------------------------------
+
+Consumer::InFlight Consumer::launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms, int64_t slack_ms) {
   bv1::FetchRequest req;
   req.set_replica_id(-1);
   req.set_max_wait_ms(static_cast<int32_t>(wait_ms));
@@ -95,20 +694,63 @@ std::future<Consumer::FetchCall> Consumer::launch(bv1::Broker::Stub* stub, const
     pd->set_last_fetched_epoch(-1);
     pd->set_partition_max_bytes(config_.max_partition_fetch_bytes);
   }
-  return std::async(std::launch::async, [stub, req = std::move(req), wait_ms, slack_ms] {
+  InFlight f;
+  f.ctx = std::make_shared<grpc::ClientContext>();
+  f.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(wait_ms + slack_ms));
+  f.call = std::async(std::launch::async, [this, stub, req = std::move(req), ctx = f.ctx] {
     FetchCall c;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(wait_ms + slack_ms));
-    c.ok = stub->Fetch(&ctx, req, &c.resp).ok();
+    c.ok = stub->Fetch(ctx.get(), req, &c.resp).ok();
+    wake();
     return c;
   });
+  return f;
 }
 
 std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error) {
   std::vector<ConsumerRecord> out;
   if (error) *error = gannet::v1::NONE;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    last_poll_ = Clock::now();
+  }
+  run_async_callbacks(/*wait=*/false);
   do {
+    if (in_group_mode()) {
+      // The subscription may have changed under us: a pattern matching other topics, or (for the
+      // leader) a subscribed topic with more partitions. Either way: rejoin.
+      if (Clock::now() >= next_metadata_check_) {
+        next_metadata_check_ = Clock::now() + std::chrono::milliseconds(config_.metadata_max_age_ms);
+        bool changed = false;
+        bool joined;
+        {
+          std::lock_guard<std::mutex> l(gmu_);
+          joined = joined_;
+        }
+        if (joined) {
+          if (pattern_ || topics_ != joined_topics_) changed = subscribed_topics() != joined_topics_;
+          if (!changed && is_leader_) {
+            metadata_.refresh(std::vector<std::string>(joined_topics_.begin(), joined_topics_.end()));
+            for (const auto& [t, n] : assigned_counts_) {
+              if (metadata_.partition_count(t) != n) changed = true;
+            }
+          }
+        }
+        if (changed) {
+          std::lock_guard<std::mutex> l(gmu_);
+          rejoin_needed_ = true;
+        }
+      }
+      maybe_auto_commit();
+      ErrorCode ge = ev1::NONE;
+      if (!ensure_active_group(deadline, &ge)) {
+        if (error) *error = ge;
+        return out;
+      }
+      if (!fetch_committed_positions(deadline)) return out;
+    } else if (!config_.group_id.empty()) {
+      if (!fetch_committed_positions(deadline)) return out;
+    }
     std::vector<TopicPartition> failed;
     if (!reset_offsets(&failed) && !failed.empty()) {
       if (error) *error = gannet::v1::OFFSET_OUT_OF_RANGE;
@@ -117,19 +759,18 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
     // One fetch per leader.
     std::map<int32_t, std::vector<TopicPartition>> by_leader;
     for (const auto& [tp, pos] : positions_) {
-      if (pos < 0) continue;
+      if (pos < 0 || paused_.count(tp)) continue;
       auto parts = metadata_.partitions(tp.topic);
       if (tp.partition < static_cast<int32_t>(parts.size())) by_leader[parts[static_cast<size_t>(tp.partition)].leader].push_back(tp);
     }
-    const int64_t left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                  deadline - std::chrono::steady_clock::now()).count());
-    bool refresh = by_leader.empty();
+    const int64_t left = ms_until(deadline);
+    bool refresh = by_leader.empty() && !positions_.empty() && paused_.size() < positions_.size();
     // Prefetches of leaders no longer asked (partitions moved or unassigned) are dropped.
     for (auto it = prefetch_.begin(); it != prefetch_.end();) {
       it = by_leader.count(it->first) ? std::next(it) : prefetch_.erase(it);
     }
     // One fetch per leader, all in flight at once (or already in flight: prefetched).
-    std::vector<std::pair<int32_t, std::future<FetchCall>>> calls;
+    std::vector<std::pair<int32_t, InFlight>> calls;
     for (const auto& [leader, tps] : by_leader) {
       bv1::Broker::Stub* stub = metadata_.broker(leader);
       if (!stub) {
@@ -140,23 +781,51 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
       for (const auto& tp : tps) wanted.emplace_back(tp, positions_[tp]);
       auto pre = prefetch_.find(leader);
       if (pre != prefetch_.end()) {
-        std::future<FetchCall> f = std::move(pre->second.call);
+        InFlight f = std::move(pre->second.call);
         const bool matches = pre->second.wanted == wanted;
         prefetch_.erase(pre);
         if (matches) {
           calls.emplace_back(leader, std::move(f));
           continue;
         }
-        if (f.valid()) f.wait();  // a stale prefetch: let it finish, drop its answer
+        if (f.call.valid()) f.call.wait();  // a stale prefetch: let it finish, drop its answer
       }
       calls.emplace_back(leader, launch(stub, wanted, std::min<int64_t>(left, config_.fetch_max_wait_ms), 10'000));
     }
+    if (calls.empty() && !refresh) {
+      // Nothing to fetch (no partitions, or all paused): wait for a rebalance or the deadline.
+      std::unique_lock<std::mutex> l(gmu_);
+      gcv_.wait_until(l, deadline, [&] { return rejoin_needed_ || closed_; });
+      continue;
+    }
+    // Wait for every answer, or for a rebalance to start (the fetches are cancelled then: the
+    // member must rejoin within the rebalance timeout, not after a long poll).
+    {
+      std::unique_lock<std::mutex> l(gmu_);
+      while (true) {
+        const bool all = std::all_of(calls.begin(), calls.end(), [](auto& c) {
+          return c.second.call.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+        });
+        if (all) break;
+        if (rejoin_needed_ && in_group_mode()) {
+          for (auto& c : calls) c.second.ctx->TryCancel();
+          break;
+        }
+        const int64_t seen = wake_count_;
+        gcv_.wait_for(l, std::chrono::milliseconds(200), [&] { return wake_count_ != seen; });
+      }
+    }
     // Answers, then at once the next fetch of every leader whose partitions all returned data.
     std::vector<FetchCall> answers;
+    bool rejoining = false;
+    {
+      std::lock_guard<std::mutex> l(gmu_);
+      rejoining = rejoin_needed_ && in_group_mode();
+    }
     for (auto& [leader, f] : calls) {
-      answers.push_back(f.get());
+      answers.push_back(f.call.get());
       const FetchCall& call = answers.back();
-      if (!call.ok) continue;
+      if (!call.ok || rejoining) continue;
       Wanted next;
       bool all_data = call.resp.partitions_size() > 0;
       for (const auto& r : call.resp.partitions()) {
@@ -186,14 +855,16 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
     }
     for (auto& call : answers) {
       if (!call.ok) {
-        refresh = true;
+        if (!rejoining) refresh = true;
         continue;
       }
       const bv1::FetchResponse& resp = call.resp;
       for (const auto& r : resp.partitions()) {
         const TopicPartition tp{r.topic(), r.partition()};
+        auto pit = positions_.find(tp);
+        if (pit == positions_.end()) continue;  // no longer assigned
         if (r.error_code() == gannet::v1::OFFSET_OUT_OF_RANGE) {
-          positions_[tp] = config_.auto_offset_reset == "earliest" ? -2 : (config_.auto_offset_reset == "latest" ? -1 : -3);
+          pit->second = reset_code(config_.auto_offset_reset);
           continue;
         }
         if (r.error_code() != gannet::v1::NONE) {
@@ -203,7 +874,7 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
         hws_[tp] = r.high_watermark();
         const std::string& data = r.records();
         bytes_ += data.size();
-        int64_t& pos = positions_[tp];
+        int64_t& pos = pit->second;
         size_t at = 0;
         while (at + storage::kBatchHeaderSize <= data.size()) {
           storage::RecordBatchView head(reinterpret_cast<const uint8_t*>(data.data()) + at, data.size() - at);
@@ -229,14 +900,16 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
             out.push_back(std::move(c));
             pos = rec.offset + 1;
           }
+          // A batch whose records were all compacted away still moves the position past it.
+          pos = std::max(pos, batch.next_offset());
         }
       }
     }
     if (refresh) {
       metadata_.refresh();
-      if (out.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (out.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(50, ms_until(deadline))));
     }
-  } while (out.empty() && std::chrono::steady_clock::now() < deadline);
+  } while (out.empty() && Clock::now() < deadline);
   return out;
 }
 

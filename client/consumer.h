@@ -1,28 +1,64 @@
-// Consumer with manual assignment (groups come with issue 6): assign partitions, seek, poll.
-// A poll sends one Fetch per leader broker for all its assigned partitions (long-polling up to
-// fetch.max.wait.ms), decodes the batches and returns the records from each partition's
-// position on; positions without an offset are reset by auto.offset.reset (earliest, latest
-// or none).
+// Consumer: reads records from partitions, either assigned by hand (assign/seek) or as a member
+// of a consumer group (subscribe), like Kafka's KafkaConsumer.
+//
+// Fetching: a poll sends one Fetch per leader broker for all its assigned, unpaused partitions
+// (long-polling up to fetch.max.wait.ms), decodes the batches and returns the records from each
+// partition's position on; the next fetch of each leader is sent while the answer is decoded.
+// Positions without an offset come from the group's committed offset, else auto.offset.reset
+// (earliest, latest or none).
+//
+// Groups (DESIGN.md, "Consumer groups"): with group.id set, subscribe() joins the group through
+// its coordinator: JoinGroup (the leader runs the assignor named by the group's chosen protocol
+// over every member's subscription), SyncGroup (each member gets its partitions), then a
+// heartbeat thread keeps the session and learns of rebalances at once (Gannet's heartbeat
+// long-polls). The eager protocol: before rejoining, the consumer commits (with auto commit) and
+// revokes every partition (the listener's on_revoked), then gets its new ones (on_assigned). The
+// group leader rejoins when a subscribed topic's partition count changes, and every member when
+// its pattern matches a different set of topics. If poll() is not called for max.poll.interval.ms
+// the heartbeat thread leaves the group (the next poll rejoins).
+//
+// Threads: the consumer is used from one thread (as Kafka's); the heartbeat thread is internal.
+// Rebalance listener callbacks and commit_async callbacks run inside poll() / close().
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <future>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <regex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/metadata_cache.h"
+#include "client/topic_partition.h"
 #include "proto/errors.pb.h"
 
 namespace gannet::client {
 
 struct ConsumerConfig {
   std::vector<std::string> bootstrap_servers;
+  std::string client_id = "gannet-consumer";
   std::string auto_offset_reset = "latest";  // earliest | latest | none
   int32_t fetch_max_wait_ms = 500;
   int32_t fetch_min_bytes = 1;
   int32_t max_partition_fetch_bytes = 1 << 20;
   int32_t fetch_max_bytes = 50 << 20;
+  // Groups.
+  std::string group_id;                      // "" : no group (assign() only)
+  int32_t session_timeout_ms = 10'000;       // session.timeout.ms (Kafka: 45000)
+  int32_t heartbeat_interval_ms = 3'000;     // heartbeat.interval.ms: the long poll's length
+  int32_t max_poll_interval_ms = 300'000;    // max.poll.interval.ms (also the rebalance timeout)
+  std::vector<std::string> partition_assignment_strategy = {"range"};  // range | roundrobin | sticky
+  bool enable_auto_commit = true;            // enable.auto.commit (with a group)
+  int32_t auto_commit_interval_ms = 5'000;   // auto.commit.interval.ms
+  int32_t default_api_timeout_ms = 60'000;   // bound of commit_sync / committed / close
+  int32_t metadata_max_age_ms = 5'000;       // how often a subscription re-reads topics
 };
 
 struct ConsumerRecord {
@@ -34,48 +70,142 @@ struct ConsumerRecord {
   std::optional<std::string> value;
 };
 
-struct TopicPartition {
-  std::string topic;
-  int32_t partition = 0;
-  auto operator<=>(const TopicPartition&) const = default;
+struct OffsetAndMetadata {
+  int64_t offset = -1;
+  std::string metadata;
+};
+
+// Told when partitions are taken away (before the rejoin; commit what was processed here) and
+// given (after the assignment).
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  virtual void on_revoked(const std::vector<TopicPartition>& partitions) = 0;
+  virtual void on_assigned(const std::vector<TopicPartition>& partitions) = 0;
 };
 
 class Consumer {
  public:
   explicit Consumer(ConsumerConfig config);
+  // close() if not yet closed.
+  ~Consumer();
 
+  // Manual assignment (no group membership; commits, if any, are made from outside the group).
   void assign(const std::vector<TopicPartition>& partitions);
+  // Group membership (needs group.id): these topics, or every topic matching the pattern
+  // (ECMAScript syntax, matched against the whole name). Takes effect at the next poll.
+  void subscribe(const std::vector<std::string>& topics, RebalanceListener* listener = nullptr);
+  void subscribe(const std::string& pattern, RebalanceListener* listener = nullptr);
+  void unsubscribe();
+  std::vector<TopicPartition> assignment() const;
+
   void seek(const TopicPartition& tp, int64_t offset);
   void seek_to_beginning(const TopicPartition& tp);  // -2: resolved at the next poll
   void seek_to_end(const TopicPartition& tp);        // -1
   // The next offset to read; nullopt until known.
   std::optional<int64_t> position(const TopicPartition& tp) const;
+  void pause(const std::vector<TopicPartition>& partitions);
+  void resume(const std::vector<TopicPartition>& partitions);
+  std::set<TopicPartition> paused() const { return paused_; }
+
   // Records from every assigned partition, waiting up to timeout_ms for some. An error (e.g.
-  // OFFSET_OUT_OF_RANGE with auto.offset.reset=none) is returned in *error.
+  // OFFSET_OUT_OF_RANGE with auto.offset.reset=none, INCONSISTENT_GROUP_PROTOCOL) is returned in
+  // *error.
   std::vector<ConsumerRecord> poll(int64_t timeout_ms, gannet::v1::ErrorCode* error = nullptr);
+
+  // Commits the current positions of every assigned partition (or `offsets`) to the group and
+  // waits for the answer. ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID / REBALANCE_IN_PROGRESS: the
+  // partitions were reassigned meanwhile (Kafka's CommitFailedException); the consumer rejoins.
+  gannet::v1::ErrorCode commit_sync(const std::map<TopicPartition, OffsetAndMetadata>& offsets = {});
+  // The same without waiting; `callback` runs in a later poll() or close().
+  void commit_async(std::function<void(gannet::v1::ErrorCode)> callback = nullptr,
+                    const std::map<TopicPartition, OffsetAndMetadata>& offsets = {});
+  // The group's committed offset of a partition (nullopt: none).
+  std::optional<int64_t> committed(const TopicPartition& tp);
+
+  // Commits (with auto commit), leaves the group, stops the heartbeat thread. Idempotent.
+  void close();
+
   // The last high watermark seen per partition (for lag).
   std::optional<int64_t> high_watermark(const TopicPartition& tp) const;
   uint64_t bytes_fetched() const { return bytes_; }
+  // Group state, for tools and tests.
+  std::string member_id() const;
+  int32_t generation() const;
+  int64_t rebalances() const { return rebalances_; }
 
  private:
-  bool reset_offsets(std::vector<TopicPartition>* failed);
-
   struct FetchCall {
     bv1::FetchResponse resp;
     bool ok = false;
   };
   using Wanted = std::vector<std::pair<TopicPartition, int64_t>>;  // partition, fetch offset
-  std::future<FetchCall> launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms, int64_t slack_ms);
-  struct Prefetch {
-    Wanted wanted;
+  struct InFlight {
+    std::shared_ptr<grpc::ClientContext> ctx;
     std::future<FetchCall> call;
   };
+  InFlight launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms, int64_t slack_ms);
+  struct Prefetch {
+    Wanted wanted;
+    InFlight call;
+  };
+
+  bool reset_offsets(std::vector<TopicPartition>* failed);
+  // Groups.
+  bool in_group_mode() const { return !config_.group_id.empty() && subscribed_; }
+  // Joins (or rejoins) the group if needed, within the deadline. False if not done in time or
+  // on a fatal error (*error).
+  bool ensure_active_group(std::chrono::steady_clock::time_point deadline, gannet::v1::ErrorCode* error);
+  bv1::Broker::Stub* coordinator(std::chrono::steady_clock::time_point deadline);
+  void forget_coordinator();
+  std::vector<std::string> subscribed_topics();
+  void revoke_all();
+  bool fetch_committed_positions(std::chrono::steady_clock::time_point deadline);
+  gannet::v1::ErrorCode do_commit(const std::map<TopicPartition, OffsetAndMetadata>& offsets,
+                                  std::chrono::steady_clock::time_point deadline);
+  std::map<TopicPartition, OffsetAndMetadata> current_positions() const;
+  void maybe_auto_commit();
+  void run_async_callbacks(bool wait);
+  void heartbeat_loop();
+  void leave_group(const std::string& reason);
+  void wake();  // a fetch finished or a rebalance is due: poll() looks again
 
   const ConsumerConfig config_;
   MetadataCache metadata_;
-  std::map<TopicPartition, int64_t> positions_;  // -1: latest, -2: earliest (to resolve)
+  std::map<TopicPartition, int64_t> positions_;  // -1: latest, -2: earliest, -3: none, -4: committed
   std::map<TopicPartition, int64_t> hws_;
+  std::set<TopicPartition> paused_;
   uint64_t bytes_ = 0;
+
+  // Subscription (poll thread only).
+  bool subscribed_ = false;
+  std::vector<std::string> topics_;
+  std::optional<std::regex> pattern_;
+  std::string pattern_text_;
+  RebalanceListener* listener_ = nullptr;
+  std::vector<std::string> joined_topics_;            // the subscription of the current generation
+  std::map<std::string, int32_t> assigned_counts_;    // leader: partition counts it assigned with
+  bool is_leader_ = false;
+  std::chrono::steady_clock::time_point next_metadata_check_{};
+  std::chrono::steady_clock::time_point next_auto_commit_{};
+  std::vector<TopicPartition> previous_assignment_;   // for the sticky assignor
+  int32_t previous_generation_ = -1;
+  std::atomic<int64_t> rebalances_{0};
+  std::vector<std::pair<std::future<gannet::v1::ErrorCode>, std::function<void(gannet::v1::ErrorCode)>>> async_commits_;
+
+  // Shared with the heartbeat thread.
+  mutable std::mutex gmu_;
+  std::condition_variable gcv_;
+  int32_t coordinator_id_ = -1;
+  std::string member_id_;
+  int32_t generation_ = -1;
+  bool joined_ = false;        // in a stable generation: heartbeats run
+  bool rejoin_needed_ = false;
+  bool closed_ = false;
+  int64_t wake_count_ = 0;
+  std::chrono::steady_clock::time_point last_poll_{};
+  std::thread heartbeat_thread_;
+
   // The next fetch of each leader, sent while the previous answer is decoded (used if the
   // positions still match when the next poll comes). Declared last: destroyed first, waiting
   // for calls in flight before the stubs they use go away.

@@ -41,6 +41,16 @@ bool MetadataCache::refresh(const std::vector<std::string>& topics) {
     for (const auto& b : resp.brokers()) {
       if (!b.host().empty()) brokers_[b.broker_id()] = b.host() + ":" + std::to_string(b.port());
     }
+    if (topics.empty()) {
+      // A full answer: topics missing from it are gone.
+      std::map<std::string, std::vector<PartitionInfo>> kept;
+      all_topics_.clear();
+      for (const auto& t : resp.topics()) {
+        all_topics_.push_back(t.name());
+        if (auto it = topics_.find(t.name()); it != topics_.end()) kept.emplace(t.name(), std::move(it->second));
+      }
+      topics_.swap(kept);
+    }
     for (const auto& t : resp.topics()) {
       if (t.error_code() != gannet::v1::NONE) {
         topics_.erase(t.name());
@@ -95,6 +105,21 @@ bv1::Broker::Stub* MetadataCache::broker(int32_t id) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = brokers_.find(id);
   return it == brokers_.end() ? nullptr : stub_for(it->second);
+}
+
+bv1::Broker::Stub* MetadataCache::any_broker(size_t i) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<std::string> addresses;
+  for (const auto& [id, a] : brokers_) addresses.push_back(a);
+  addresses.insert(addresses.end(), bootstrap_.begin(), bootstrap_.end());
+  if (addresses.empty()) return nullptr;
+  return stub_for(addresses[i % addresses.size()]);
+}
+
+std::vector<std::string> MetadataCache::list_topics() {
+  if (!refresh()) return {};
+  std::lock_guard<std::mutex> l(mu_);
+  return all_topics_;
 }
 
 int64_t MetadataCache::refreshes() const {

@@ -36,6 +36,11 @@ class MetadataCache {
   int32_t leader(const std::string& topic, int32_t partition);
   // The stub of broker `id` (nullptr if unknown).
   bv1::Broker::Stub* broker(int32_t id);
+  // A stub for any broker known or given at bootstrap (for requests any broker answers), the
+  // i-th of them modulo their count.
+  bv1::Broker::Stub* any_broker(size_t i = 0);
+  // Every topic in the cluster, from a full refresh (empty if no broker answered).
+  std::vector<std::string> list_topics();
   int64_t refreshes() const;
 
  private:
@@ -46,6 +51,7 @@ class MetadataCache {
   std::map<std::string, std::unique_ptr<bv1::Broker::Stub>> stubs_;  // by address
   std::map<int32_t, std::string> brokers_;                           // id -> address
   std::map<std::string, std::vector<PartitionInfo>> topics_;
+  std::vector<std::string> all_topics_;  // from the last full refresh
   int64_t refreshes_ = 0;
 };
 

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -25,6 +26,10 @@ int usage(const std::string& message) {
   std::fprintf(stderr, "gannet: %s\n", message.c_str());
   return kExitUsage;
 }
+
+// SIGINT / SIGTERM: `consume` stops at its next poll, commits and leaves its group cleanly.
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop.store(true); }
 
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -151,31 +156,87 @@ int consume_command(const Args& a) {
   }
   const bool json = a.last("output").value_or("text") == "json";
   const bool print_key = a.has("print-key"), print_ts = a.has("print-timestamp");
+  std::string group;
+  if (auto g = a.last("group")) group = *g;
+  cfg.group_id = group;
+  if (auto v = a.last("session-timeout-ms")) {
+    auto n = parse_int32(*v);
+    if (!n || *n <= 0) return usage("--session-timeout-ms " + *v + ": expected a positive number");
+    cfg.session_timeout_ms = *n;
+    cfg.heartbeat_interval_ms = std::max(100, *n / 3);
+  }
+  if (auto v = a.last("assignment-strategy")) {
+    cfg.partition_assignment_strategy = split(*v, ',');
+    for (const auto& s : cfg.partition_assignment_strategy) {
+      if (s != "range" && s != "roundrobin" && s != "sticky") {
+        return usage("--assignment-strategy " + s + ": expected range, roundrobin or sticky");
+      }
+    }
+  }
+  if (auto v = a.last("client-id")) cfg.client_id = *v;
+  // --commit auto (default: enable.auto.commit) or sync: commit what was printed after each
+  // batch, before the next poll (at-least-once for whoever reads our output).
+  const std::string commit_mode = a.last("commit").value_or("auto");
+  if (commit_mode != "auto" && commit_mode != "sync") return usage("--commit " + commit_mode + ": expected auto or sync");
+  // Only what was printed is committed (never a position past records left unprinted by
+  // --max-messages): the consumer's own auto commit is off and we commit these ourselves.
+  cfg.enable_auto_commit = false;
+  std::map<client::TopicPartition, client::OffsetAndMetadata> printed;
   client::Consumer consumer(cfg);
-  // Which partitions: one, or all of the topic.
-  client::MetadataCache md(cfg.bootstrap_servers);
-  const int32_t n = md.partition_count(topic);
-  if (n <= 0) {
-    std::fprintf(stderr, "gannet: %s: UNKNOWN_TOPIC_OR_PARTITION: unknown topic\n", topic.c_str());
-    return kExitError;
-  }
+  // Partitions taken away in a rebalance: commit what was printed of them first, so their next
+  // owner starts right after.
+  struct CommitOnRevoke : client::RebalanceListener {
+    client::Consumer* c = nullptr;
+    std::map<client::TopicPartition, client::OffsetAndMetadata>* printed = nullptr;
+    void on_revoked(const std::vector<client::TopicPartition>& parts) override {
+      std::map<client::TopicPartition, client::OffsetAndMetadata> mine;
+      for (const auto& tp : parts) {
+        if (auto it = printed->find(tp); it != printed->end()) mine.insert(*it);
+      }
+      if (!mine.empty()) c->commit_sync(mine);
+      for (const auto& tp : parts) printed->erase(tp);
+    }
+    void on_assigned(const std::vector<client::TopicPartition>& parts) override {
+      std::string list;
+      for (const auto& tp : parts) list += (list.empty() ? "" : ",") + tp.topic + "-" + std::to_string(tp.partition);
+      std::fprintf(stderr, "assigned: %s\n", list.empty() ? "(none)" : list.c_str());
+    }
+  } listener;
+  listener.c = &consumer;
+  listener.printed = &printed;
+  auto next_commit = Clock::now() + std::chrono::seconds(5);
   std::vector<client::TopicPartition> tps;
-  if (auto p = a.last("partition")) {
-    auto v = parse_int32(*p);
-    if (!v || *v < 0 || *v >= n) return usage("--partition " + *p + ": the topic has " + std::to_string(n) + " partitions");
-    tps.push_back({topic, *v});
+  if (!group.empty() && !a.has("partition")) {
+    // Group membership: the group's coordinator hands out the partitions.
+    if (a.has("offset")) return usage("--offset needs --partition");
+    consumer.subscribe(split(topic, ','), &listener);
   } else {
-    for (int32_t i = 0; i < n; ++i) tps.push_back({topic, i});
-  }
-  consumer.assign(tps);
-  if (auto o = a.last("offset")) {
-    auto v = parse_int32(*o);
-    if (!v || *v < 0 || tps.size() != 1) return usage("--offset needs --partition and a number >= 0");
-    consumer.seek(tps[0], *v);
+    // Which partitions: one, or all of the topic.
+    client::MetadataCache md(cfg.bootstrap_servers);
+    const int32_t n = md.partition_count(topic);
+    if (n <= 0) {
+      std::fprintf(stderr, "gannet: %s: UNKNOWN_TOPIC_OR_PARTITION: unknown topic\n", topic.c_str());
+      return kExitError;
+    }
+    if (auto p = a.last("partition")) {
+      auto v = parse_int32(*p);
+      if (!v || *v < 0 || *v >= n) return usage("--partition " + *p + ": the topic has " + std::to_string(n) + " partitions");
+      tps.push_back({topic, *v});
+    } else {
+      for (int32_t i = 0; i < n; ++i) tps.push_back({topic, i});
+    }
+    consumer.assign(tps);
+    if (auto o = a.last("offset")) {
+      auto v = parse_int32(*o);
+      if (!v || *v < 0 || tps.size() != 1) return usage("--offset needs --partition and a number >= 0");
+      consumer.seek(tps[0], *v);
+    }
   }
   int64_t count = 0;
   auto last = Clock::now();
-  while (max_messages < 0 || count < max_messages) {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  while ((max_messages < 0 || count < max_messages) && !g_stop.load()) {
     gannet::v1::ErrorCode err;
     auto records = consumer.poll(500, &err);
     if (err != gannet::v1::NONE) {
@@ -190,6 +251,7 @@ int consume_command(const Args& a) {
     for (const auto& r : records) {
       if (max_messages >= 0 && count >= max_messages) break;
       ++count;
+      printed[{r.topic, r.partition}] = client::OffsetAndMetadata{r.offset + 1, ""};
       if (json) {
         Json j;
         j.begin_object().field("topic", r.topic).field("partition", r.partition).field("offset", r.offset);
@@ -206,7 +268,14 @@ int consume_command(const Args& a) {
       std::printf("%s\n", out.c_str());
     }
     std::fflush(stdout);
+    if (!group.empty() && !printed.empty() && (commit_mode == "sync" || Clock::now() >= next_commit)) {
+      next_commit = Clock::now() + std::chrono::seconds(5);
+      const auto e = consumer.commit_sync(printed);
+      if (e != gannet::v1::NONE) std::fprintf(stderr, "gannet: commit: %s (the records will be read again)\n", code_name(e).c_str());
+    }
   }
+  if (!group.empty() && !printed.empty()) consumer.commit_sync(printed);
+  consumer.close();
   std::fprintf(stderr, "consumed %lld record(s)\n", static_cast<long long>(count));
   return 0;
 }

@@ -12,3 +12,13 @@ int perf_produce_command(const Args& a);   // gannet perf produce TOPIC
 int perf_consume_command(const Args& a);   // gannet perf consume TOPIC
 
 }  // namespace gannet::tools
+
+namespace gannet::tools {
+
+// gannet group list | describe G | reset-offsets G | delete G (tools/group_commands.cc)
+int group_list_command(const Args& a);
+int group_describe_command(const Args& a);
+int group_reset_offsets_command(const Args& a);
+int group_delete_command(const Args& a);
+
+}  // namespace gannet::tools

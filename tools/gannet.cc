@@ -89,7 +89,7 @@ constexpr int32_t kDeadlineGraceMs = 2000;
 
 // Flags that take no value.
 const std::set<std::string> kBooleanFlags = {"help", "ignore-formatted", "from-beginning", "print-key",
-                                             "print-timestamp"};
+                                             "print-timestamp", "to-earliest", "to-latest"};
 
 // ---- Output helpers -----------------------------------------------------------------------------
 
@@ -160,6 +160,7 @@ void print_usage(std::FILE* to) {
       {"quorum", "Metadata quorum (through a controller's listener):"},
       {"storage", "Storage (local, before a node first starts):"},
       {"perf", "Performance (through the brokers):"},
+      {"group", "Consumer groups (through the brokers):"},
   };
   std::fprintf(to, "usage: gannet GROUP COMMAND [OPERANDS] [FLAGS]\n");
   std::string_view group;
@@ -176,7 +177,9 @@ void print_usage(std::FILE* to) {
                "  gannet produce TOPIC [--key-separator SEP] [--partition N] [--acks all|1|0] [--linger-ms MS]"
                " [--batch-size BYTES] [--compression C]   (lines from stdin)\n"
                "  gannet consume TOPIC [--from-beginning] [--partition N] [--offset N] [--max-messages N]"
-               " [--timeout-ms IDLE_MS] [--print-key] [--print-timestamp] [--output json]\n");
+               " [--timeout-ms IDLE_MS] [--print-key] [--print-timestamp] [--output json]\n"
+               "      [--group G [--commit auto|sync] [--session-timeout-ms MS] [--assignment-strategy range|roundrobin|sticky]"
+               " [--client-id ID]]   (TOPIC may list several, comma-separated, with --group)\n");
   std::fprintf(to,
                "\nExit status: 0 ok; 1 error (from the cluster, cluster unreachable, storage);"
                " 2 usage error.\n");
@@ -1016,6 +1019,11 @@ const std::vector<Command>& commands() {
        true, {"num-records", "record-size", "throughput", "acks", "batch-size", "linger-ms", "compression", "buffer-memory"},
        gannet::tools::perf_produce_command},
       {"perf", "consume", "TOPIC [--num-records N]", true, {"num-records"}, gannet::tools::perf_consume_command},
+      {"group", "list", "", true, {}, gannet::tools::group_list_command},
+      {"group", "describe", "GROUP", true, {}, gannet::tools::group_describe_command},
+      {"group", "reset-offsets", "GROUP --topic TOPIC [--partition P] --to-earliest|--to-latest|--to-offset N", true,
+       {"topic", "partition", "to-earliest", "to-latest", "to-offset"}, gannet::tools::group_reset_offsets_command},
+      {"group", "delete", "GROUP", true, {}, gannet::tools::group_delete_command},
   };
   return kCommands;
 }
