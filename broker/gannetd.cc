@@ -138,6 +138,20 @@ int main(int argc, char** argv) {
     bo.replica_lag_time_max_ms = cfg->replica_lag_time_max_ms;
     bo.replica_fetch_wait_max_ms = extra_int("replica.fetch.wait.max.ms", 500);
     bo.retention_check_interval_ms = extra_int("log.retention.check.interval.ms", 300'000);
+    // Consumer groups (Kafka's keys; broker/group_coordinator.h has Gannet's defaults).
+    bo.group.offsets_partitions = cfg->offsets_topic_num_partitions;
+    bo.offsets_topic_replication_factor = cfg->offsets_topic_replication_factor;
+    bo.offsets_topic_segment_bytes = extra_int("offsets.topic.segment.bytes", bo.offsets_topic_segment_bytes);
+    bo.group.min_session_timeout_ms = static_cast<int32_t>(extra_int("group.min.session.timeout.ms", bo.group.min_session_timeout_ms));
+    bo.group.max_session_timeout_ms = static_cast<int32_t>(extra_int("group.max.session.timeout.ms", bo.group.max_session_timeout_ms));
+    bo.group.initial_rebalance_delay_ms =
+        static_cast<int32_t>(extra_int("group.initial.rebalance.delay.ms", bo.group.initial_rebalance_delay_ms));
+    bo.group.max_group_size = static_cast<int32_t>(extra_int("group.max.size", bo.group.max_group_size));
+    bo.group.offsets_retention_ms = extra_int("offsets.retention.minutes", bo.group.offsets_retention_ms / 60'000) * 60'000;
+    bo.group.offsets_retention_check_interval_ms =
+        extra_int("offsets.retention.check.interval.ms", bo.group.offsets_retention_check_interval_ms);
+    bo.group.offset_commit_timeout_ms = static_cast<int32_t>(extra_int("offsets.commit.timeout.ms", bo.group.offset_commit_timeout_ms));
+    bo.group.offset_metadata_max_bytes = static_cast<int32_t>(extra_int("offset.metadata.max.bytes", bo.group.offset_metadata_max_bytes));
     auto b = broker::BrokerServer::create(bo, &publisher);
     if (!b.ok()) {
       std::fprintf(stderr, "gannetd: cannot start the broker: %s\n", b.error().c_str());
