@@ -9,3 +9,4 @@ bazel run -c opt --disk_cache="$DISK_CACHE" //storage:log_bench -- --dir "$PWD/.
 bazel run -c opt --disk_cache="$DISK_CACHE" //raft:quorum_bench -- --dir "$PWD/.gannet/quorum-bench"
 bazel run -c opt --disk_cache="$DISK_CACHE" //tests:cluster_bench -- --dir "$PWD/.gannet/cluster-bench"
 bazel run -c opt --disk_cache="$DISK_CACHE" //tests:data_bench -- --dir "$PWD/.gannet/data-bench"
+bazel run -c opt --disk_cache="$DISK_CACHE" //tests:group_bench
