@@ -91,6 +91,7 @@ GroupCoordinator::GroupCoordinator(GroupCoordinatorOptions options, PartitionLoo
   next_offset_expiry_ms_ = now_ms() + options_.offsets_retention_check_interval_ms;
   timer_thread_ = std::thread([this] { timer_loop(); });
   loader_thread_ = std::thread([this] { loader_loop(); });
+  writer_thread_ = std::thread([this] { writer_loop(); });
 }
 
 GroupCoordinator::~GroupCoordinator() { stop(); }
@@ -104,8 +105,10 @@ void GroupCoordinator::stop() {
   cv_.notify_all();
   timer_cv_.notify_all();
   load_cv_.notify_all();
+  writer_cv_.notify_all();
   if (timer_thread_.joinable()) timer_thread_.join();
   if (loader_thread_.joinable()) loader_thread_.join();
+  if (writer_thread_.joinable()) writer_thread_.join();
 }
 
 size_t GroupCoordinator::group_count() const {
@@ -235,6 +238,9 @@ void GroupCoordinator::load_partition(int32_t p, int32_t epoch) {
             }
             auto v = decode_group_value(*rec.value);
             if (!v) continue;
+            // Generations only go forward (a tombstone resets to 0): a record of an older
+            // generation appended after a newer one (two writers racing) is stale.
+            if (v->generation_id() < g.generation) continue;
             g.has_metadata_record = true;
             g.protocol_type = v->protocol_type();
             g.generation = v->generation_id();
@@ -466,6 +472,10 @@ void GroupCoordinator::complete_join_locked(Group& g, int64_t now) {
     g.state = State::kEmpty;
     g.protocol_name.clear();
     g.leader.clear();
+    if (g.has_metadata_record) {
+      g.empty_unwritten = true;
+      writer_cv_.notify_all();
+    }
     VLOG(1) << "group " << g.id << ": empty at generation " << g.generation;
     cv_.notify_all();
     return;
@@ -547,10 +557,12 @@ void GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std::st
   Group* g = find_group_locked(req.group_id());
   if (g && g->state == State::kDead) return fail(ev1::COORDINATOR_NOT_AVAILABLE, "the group is being deleted");
   if (req.member_id().empty()) {
-    Group& ng = get_or_create_group_locked(req.group_id(), p);
-    if (!supports_protocols_locked(ng, req)) {
+    // Validated before the group is created: a refused join leaves nothing behind.
+    static const Group kNoGroup;
+    if (!supports_protocols_locked(g ? *static_cast<const Group*>(g) : kNoGroup, req)) {
       return fail(ev1::INCONSISTENT_GROUP_PROTOCOL, "the member's protocols do not match the group's");
     }
+    Group& ng = get_or_create_group_locked(req.group_id(), p);
     if (static_cast<int64_t>(ng.members.size() + ng.pending_members.size()) >= options_.max_group_size) {
       return fail(ev1::GROUP_MAX_SIZE_REACHED, "the group has group.max.size members");
     }
@@ -805,7 +817,7 @@ void GroupCoordinator::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatR
 }
 
 void GroupCoordinator::leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp) {
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   int32_t p = 0;
   if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) {
     resp->set_error_code(e);
@@ -827,6 +839,9 @@ void GroupCoordinator::leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGr
     }
     remove_member_locked(*g, id, "member " + id + " left" + (req.reason().empty() ? "" : ": " + req.reason()));
   }
+  // The last member left: the Empty group is in the log before the answer (a clean shutdown then
+  // survives a coordinator failover).
+  write_empty_groups(l);
 }
 
 // ---- Offsets --------------------------------------------------------------------------------------
@@ -1078,6 +1093,15 @@ void GroupCoordinator::timer_loop() {
       }
       maybe_complete_join_locked(g, now);
     }
+  }
+}
+
+void GroupCoordinator::writer_loop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stopping_) {
+    writer_cv_.wait_for(l, std::chrono::milliseconds(5 * kTimerTickMs));
+    if (stopping_) return;
+    write_empty_groups(l);
     if (clock_->now_ms() >= next_offset_expiry_ms_) {
       next_offset_expiry_ms_ = clock_->now_ms() + options_.offsets_retention_check_interval_ms;
       l.unlock();
@@ -1087,11 +1111,39 @@ void GroupCoordinator::timer_loop() {
   }
 }
 
+void GroupCoordinator::write_empty_groups(std::unique_lock<std::mutex>& l) {
+  struct Write {
+    std::string group;
+    int32_t p, epoch, generation;
+    std::string value;
+  };
+  std::vector<Write> writes;
+  for (auto& [id, g] : groups_) {
+    if (!g.empty_unwritten) continue;
+    g.empty_unwritten = false;
+    auto pl = partitions_.find(g.partition);
+    if (g.state != State::kEmpty || pl == partitions_.end() || !pl->second.loaded) continue;
+    writes.push_back({id, g.partition, pl->second.epoch, g.generation, encode_group_value(group_value_locked(g))});
+  }
+  for (const Write& w : writes) {
+    l.unlock();
+    int64_t base = 0;
+    ErrorCode e = append_records(w.p, w.epoch, {{encode_group_key({w.group}), w.value}}, &base);
+    l.lock();
+    if (e == ev1::NONE || e == ev1::NOT_COORDINATOR) continue;
+    // Not written (the ISR is short): the writer thread tries again while nothing newer happened.
+    Group* g = find_group_locked(w.group);
+    if (g && g->state == State::kEmpty && g->generation == w.generation) g->empty_unwritten = true;
+  }
+}
+
 void GroupCoordinator::run_offset_expiry_for_test() { expire_offsets(clock_->now_ms()); }
 
 void GroupCoordinator::expire_offsets(int64_t now) {
-  // Offsets of groups without members expire offsets.retention.ms after their commit (Kafka's
-  // rule since KIP-211); a group left with nothing is deleted.
+  // Offsets of groups without members expire offsets.retention.ms after the group became Empty
+  // (KIP-211), or after their commit if that is later (an offset reset of an Empty group) or the
+  // group never had members (no protocol type: commits from outside only). A group left with
+  // nothing (no offsets, no members, no member id handed out) is deleted, as Kafka's cleanup does.
   struct Work {
     int32_t p, epoch;
     std::string group;
@@ -1101,15 +1153,27 @@ void GroupCoordinator::expire_offsets(int64_t now) {
   std::vector<Work> work;
   {
     std::lock_guard<std::mutex> l(mu_);
-    for (auto& [id, g] : groups_) {
+    for (auto it = groups_.begin(); it != groups_.end();) {
+      Group& g = it->second;
       auto pl = partitions_.find(g.partition);
-      if (pl == partitions_.end() || !pl->second.loaded || g.state != State::kEmpty) continue;
-      Work w{g.partition, pl->second.epoch, id, {}, false};
+      if (pl == partitions_.end() || !pl->second.loaded || g.state != State::kEmpty || !g.pending_members.empty()) {
+        ++it;
+        continue;
+      }
+      if (g.offsets.empty() && !g.has_metadata_record) {
+        it = groups_.erase(it);  // nothing of it in the log either
+        continue;
+      }
+      Work w{g.partition, pl->second.epoch, it->first, {}, false};
       for (const auto& [tp, c] : g.offsets) {
-        if (c.commit_timestamp_ms + options_.offsets_retention_ms <= now) w.keys.push_back(tp);
+        const int64_t since = g.protocol_type.empty() ? c.commit_timestamp_ms
+                                                      : std::max(c.commit_timestamp_ms, g.state_timestamp_ms);
+        if (since + options_.offsets_retention_ms <= now) w.keys.push_back(tp);
       }
       w.delete_group = w.keys.size() == g.offsets.size();
-      if (!w.keys.empty()) work.push_back(std::move(w));
+      if (w.delete_group) g.empty_unwritten = false;  // the tombstone supersedes it
+      if (w.delete_group || !w.keys.empty()) work.push_back(std::move(w));
+      ++it;
     }
   }
   for (Work& w : work) {
@@ -1125,7 +1189,9 @@ void GroupCoordinator::expire_offsets(int64_t now) {
       auto it = g->offsets.find(tp);
       if (it != g->offsets.end() && it->second.log_offset < base) g->offsets.erase(it);
     }
-    if (w.delete_group && g->state == State::kEmpty && g->offsets.empty()) groups_.erase(w.group);
+    if (w.delete_group && g->state == State::kEmpty && g->offsets.empty() && g->pending_members.empty()) {
+      groups_.erase(w.group);
+    }
     LOG(INFO) << "group " << w.group << ": expired " << w.keys.size() << " committed offset(s)";
   }
 }

@@ -21,7 +21,10 @@
 // Threads: every RPC runs on its gRPC thread and may block (JoinGroup until the join phase ends,
 // SyncGroup until the leader's assignment is written, a heartbeat's long poll), always bounded.
 // mu_ guards all group state and is never held across log I/O or replication waits. One timer
-// thread completes join phases and expires sessions; one loader thread replays partitions.
+// thread completes join phases and expires sessions (it never waits on the log, so a slow offsets
+// partition cannot stall the groups of the others); one loader thread replays partitions; one
+// writer thread expires offsets, removes groups left with nothing and writes the record of
+// groups that became Empty.
 #pragma once
 
 #include <condition_variable>
@@ -137,6 +140,9 @@ class GroupCoordinator {
     int64_t state_timestamp_ms = 0;
     std::map<std::pair<std::string, int32_t>, CommittedOffset> offsets;
     bool has_metadata_record = false;  // a group metadata record exists in the log
+    // Empty now, but the log's last group record still has members: write_empty_groups() writes
+    // the Empty generation (else a new coordinator would restore members that left).
+    bool empty_unwritten = false;
     uint64_t version = 0;  // bumped on every change the blocked calls wait for
   };
 
@@ -164,6 +170,10 @@ class GroupCoordinator {
                                        int64_t* base_offset);
   void timer_loop();
   void loader_loop();
+  void writer_loop();
+  // Writes the record of every group flagged empty_unwritten. Takes and gives back mu_ (held by
+  // `l` on entry and exit; released around the appends).
+  void write_empty_groups(std::unique_lock<std::mutex>& l);
   void load_partition(int32_t p, int32_t epoch);
   void expire_offsets(int64_t now);
   int64_t now_ms() const { return clock_->now_ms(); }
@@ -175,6 +185,7 @@ class GroupCoordinator {
   mutable std::mutex mu_;
   std::condition_variable cv_;   // any group changed: blocked calls re-check
   std::condition_variable timer_cv_;
+  std::condition_variable writer_cv_;  // write_empty_groups() has work
   bool stopping_ = false;
   std::map<std::string, Group> groups_;
   std::map<int32_t, PartitionLoad> partitions_;
@@ -182,7 +193,7 @@ class GroupCoordinator {
   std::condition_variable load_cv_;
   int64_t next_offset_expiry_ms_ = 0;
   int32_t partition_count_;  // of the offsets topic, as the image says once it exists
-  std::thread timer_thread_, loader_thread_;
+  std::thread timer_thread_, loader_thread_, writer_thread_;
 };
 
 }  // namespace gannet::broker
