@@ -236,7 +236,8 @@ std::vector<std::string> Consumer::subscribed_topics() {
 void Consumer::revoke_all() {
   if (positions_.empty()) return;
   if (config_.enable_auto_commit && !config_.group_id.empty()) {
-    do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms));
+    do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms),
+              in_group_mode());
   }
   std::vector<TopicPartition> revoked = assignment();
   if (listener_) listener_->on_revoked(revoked);
@@ -452,7 +453,8 @@ std::map<TopicPartition, OffsetAndMetadata> Consumer::current_positions() const 
   return out;
 }
 
-ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>& offsets, Clock::time_point deadline) {
+ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>& offsets, Clock::time_point deadline,
+                             bool as_member) {
   if (config_.group_id.empty()) return ev1::INVALID_GROUP_ID;
   if (offsets.empty()) return ev1::NONE;
   while (true) {
@@ -463,7 +465,7 @@ ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>&
     {
       std::lock_guard<std::mutex> l(gmu_);
       // A member commits in its generation; outside a group (assign()), as nobody.
-      if (in_group_mode() && joined_) {
+      if (as_member && joined_) {
         req.set_generation_id(generation_);
         req.set_member_id(member_id_);
       } else {
@@ -498,9 +500,15 @@ ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>&
     }
     if (e == ev1::NONE) return e;
     if (generation_over(e)) {
+      // Only if the membership the commit was made in is still ours: a late answer to an old
+      // (e.g. asynchronous) commit must not throw out the generation joined since.
       std::lock_guard<std::mutex> l(gmu_);
-      rejoin_needed_ = true;
-      if (e == ev1::UNKNOWN_MEMBER_ID) member_id_.clear();
+      if (req.generation_id() >= 0 && req.generation_id() == generation_ && req.member_id() == member_id_) {
+        rejoin_needed_ = true;
+        if (e == ev1::UNKNOWN_MEMBER_ID) member_id_.clear();
+        ++wake_count_;
+        gcv_.notify_all();
+      }
       return e;
     }
     if (!coordinator_moved(e) || Clock::now() >= deadline) return e;
@@ -511,14 +519,15 @@ ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>&
 
 ErrorCode Consumer::commit_sync(const std::map<TopicPartition, OffsetAndMetadata>& offsets) {
   return do_commit(offsets.empty() ? current_positions() : offsets,
-                   Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms));
+                   Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), in_group_mode());
 }
 
 void Consumer::commit_async(std::function<void(ErrorCode)> callback,
                             const std::map<TopicPartition, OffsetAndMetadata>& offsets) {
   auto what = offsets.empty() ? current_positions() : offsets;
-  auto f = std::async(std::launch::async, [this, what] {
-    return do_commit(what, Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms));
+  const bool as_member = in_group_mode();
+  auto f = std::async(std::launch::async, [this, what, as_member] {
+    return do_commit(what, Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), as_member);
   });
   async_commits_.emplace_back(std::move(f), std::move(callback));
 }
@@ -568,13 +577,16 @@ void Consumer::maybe_auto_commit() {
     std::lock_guard<std::mutex> l(gmu_);
     if (!joined_ || rejoin_needed_) return;
   }
-  do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms));
+  do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), true);
 }
 
 void Consumer::heartbeat_loop() {
   std::unique_lock<std::mutex> l(gmu_);
   while (!closed_) {
-    gcv_.wait(l, [&] { return closed_ || (joined_ && !rejoin_needed_); });
+    // Heartbeats run while this member holds a generation, including while poll() revokes its
+    // partitions before rejoining (commits and the listener may take longer than a session);
+    // they stop when the JoinGroup goes out.
+    gcv_.wait(l, [&] { return closed_ || joined_; });
     if (closed_) return;
     // max.poll.interval.ms: an application that stopped polling leaves, so its partitions move.
     if (Clock::now() - last_poll_ > std::chrono::milliseconds(config_.max_poll_interval_ms)) {
@@ -586,6 +598,8 @@ void Consumer::heartbeat_loop() {
     const int32_t generation = generation_;
     const std::string member = member_id_;
     const int32_t coord_id = coordinator_id_;
+    // Already told to rejoin: the coordinator answers at once now, so heartbeat at the interval.
+    const bool rejoining = rejoin_needed_;
     l.unlock();
     bv1::Broker::Stub* coord = coord_id >= 0 ? metadata_.broker(coord_id) : nullptr;
     ErrorCode e = ev1::NOT_COORDINATOR;
@@ -594,7 +608,7 @@ void Consumer::heartbeat_loop() {
       req.set_group_id(config_.group_id);
       req.set_generation_id(generation);
       req.set_member_id(member);
-      req.set_max_wait_ms(config_.heartbeat_interval_ms);
+      req.set_max_wait_ms(rejoining ? 0 : config_.heartbeat_interval_ms);
       bv1::HeartbeatResponse resp;
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(config_.heartbeat_interval_ms + 5'000));
@@ -603,20 +617,29 @@ void Consumer::heartbeat_loop() {
     l.lock();
     if (closed_ || generation != generation_ || !joined_) continue;
     if (generation_over(e)) {
-      rejoin_needed_ = true;
-      if (e == ev1::UNKNOWN_MEMBER_ID) member_id_.clear();
-      ++wake_count_;
-      gcv_.notify_all();  // poll() rejoins now
+      if (!rejoin_needed_) {
+        rejoin_needed_ = true;
+        if (e == ev1::UNKNOWN_MEMBER_ID) member_id_.clear();
+        ++wake_count_;
+        gcv_.notify_all();  // poll() rejoins now
+      } else {
+        gcv_.wait_for(l, std::chrono::milliseconds(config_.heartbeat_interval_ms),
+                      [&] { return closed_ || !joined_ || generation != generation_; });
+      }
+      continue;
+    }
+    if (rejoining && e == ev1::NONE) {
+      gcv_.wait_for(l, std::chrono::milliseconds(config_.heartbeat_interval_ms),
+                    [&] { return closed_ || !joined_ || generation != generation_; });
       continue;
     }
     if (e != ev1::NONE) {
       // Coordinator gone or unreachable: find it again and retry soon, within the session.
-      if (coordinator_moved(e) || e == ev1::REQUEST_TIMED_OUT) coordinator_id_ = -1;
+      const bool moved = coordinator_moved(e) || e == ev1::REQUEST_TIMED_OUT;
+      if (moved) coordinator_id_ = -1;
       l.unlock();
-      if (coordinator_id_ < 0) {
-        // Rediscovery uses the metadata channels (thread safe); bounded by the session.
-        coordinator(Clock::now() + std::chrono::milliseconds(config_.session_timeout_ms / 2));
-      }
+      // Rediscovery uses the metadata channels (thread safe); bounded by the session.
+      if (moved) coordinator(Clock::now() + std::chrono::milliseconds(config_.session_timeout_ms / 2));
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       l.lock();
     }
@@ -662,7 +685,7 @@ void Consumer::close() {
       joined = joined_ && !rejoin_needed_;
     }
     if (joined && config_.enable_auto_commit) {
-      do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms));
+      do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), true);
     }
     if (listener_ && !positions_.empty()) listener_->on_revoked(assignment());
     leave_group("the consumer is closing");

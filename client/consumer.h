@@ -161,8 +161,10 @@ class Consumer {
   std::vector<std::string> subscribed_topics();
   void revoke_all();
   bool fetch_committed_positions(std::chrono::steady_clock::time_point deadline);
+  // `as_member`: commit in the current generation (read on the poll thread: async commits run
+  // elsewhere and must not read the subscription).
   gannet::v1::ErrorCode do_commit(const std::map<TopicPartition, OffsetAndMetadata>& offsets,
-                                  std::chrono::steady_clock::time_point deadline);
+                                  std::chrono::steady_clock::time_point deadline, bool as_member);
   std::map<TopicPartition, OffsetAndMetadata> current_positions() const;
   void maybe_auto_commit();
   void run_async_callbacks(bool wait);
