@@ -802,15 +802,17 @@ void GroupCoordinator::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatR
     if (stopping_ || !g) return fail(ev1::NOT_COORDINATOR, "the coordinator moved");
     auto mit = g->members.find(member_id);
     if (mit == g->members.end()) return fail(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
-    mit->second.session_deadline_ms = clock_->monotonic_ms() + mit->second.session_timeout_ms;
+    // The session is renewed when a heartbeat arrives, not while it is held: a member that died
+    // during the hold is still removed session.timeout.ms after its last heartbeat (the hold is
+    // at most a third of the session, so a live member's next heartbeat comes in time).
     if (g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
     if (g->generation != generation) return fail(ev1::ILLEGAL_GENERATION, "the group moved to another generation");
     if (cv_.wait_until(l, deadline) == std::cv_status::timeout) {
-      mit = g->members.find(member_id);
-      if (mit != g->members.end()) mit->second.session_deadline_ms = clock_->monotonic_ms() + mit->second.session_timeout_ms;
-      // Loop once more to report what changed (if anything) at the deadline.
+      // Report what changed (if anything) at the deadline; the group may be gone by now.
       g = find_group_locked(req.group_id());
-      if (g && g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
+      if (stopping_ || !g) return fail(ev1::NOT_COORDINATOR, "the coordinator moved");
+      if (!g->members.count(member_id)) return fail(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
+      if (g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
       return;
     }
   }
