@@ -152,7 +152,9 @@ bool Consumer::reset_offsets(std::vector<TopicPartition>* failed) {
     }
     auto parts = metadata_.partitions(tp.topic);
     if (tp.partition >= static_cast<int32_t>(parts.size())) {
-      failed->push_back(tp);
+      // Not in our metadata (yet): e.g. a partition just added, assigned by a leader that has
+      // seen it. Not an out-of-range offset: look again and resolve it at a later poll.
+      metadata_.refresh({tp.topic});
       ok = false;
       continue;
     }
@@ -464,8 +466,13 @@ ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>&
     req.set_group_id(config_.group_id);
     {
       std::lock_guard<std::mutex> l(gmu_);
-      // A member commits in its generation; outside a group (assign()), as nobody.
-      if (as_member && joined_) {
+      // A member commits in its generation; outside a group (assign()), as nobody. A subscribed
+      // consumer between generations (thrown out by max.poll.interval.ms, or rejoining) has no
+      // right to commit: as nobody, the coordinator would take it whenever the group is Empty
+      // and overwrite offsets the partitions' next owner relies on (Kafka fails such a commit
+      // in the client too).
+      if (as_member && !joined_) return member_id_.empty() ? ev1::UNKNOWN_MEMBER_ID : ev1::REBALANCE_IN_PROGRESS;
+      if (as_member) {
         req.set_generation_id(generation_);
         req.set_member_id(member_id_);
       } else {
@@ -687,6 +694,8 @@ void Consumer::close() {
     if (joined && config_.enable_auto_commit) {
       do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), true);
     }
+    // Commits still in flight finish in this generation, before the member leaves (as Kafka's).
+    run_async_callbacks(/*wait=*/true);
     if (listener_ && !positions_.empty()) listener_->on_revoked(assignment());
     leave_group("the consumer is closing");
   }
@@ -781,13 +790,18 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
     }
     // One fetch per leader.
     std::map<int32_t, std::vector<TopicPartition>> by_leader;
+    bool unknown_partition = false;
     for (const auto& [tp, pos] : positions_) {
       if (pos < 0 || paused_.count(tp)) continue;
       auto parts = metadata_.partitions(tp.topic);
-      if (tp.partition < static_cast<int32_t>(parts.size())) by_leader[parts[static_cast<size_t>(tp.partition)].leader].push_back(tp);
+      if (tp.partition < static_cast<int32_t>(parts.size())) {
+        by_leader[parts[static_cast<size_t>(tp.partition)].leader].push_back(tp);
+      } else {
+        unknown_partition = true;  // assigned before our metadata shows it: refresh below
+      }
     }
     const int64_t left = ms_until(deadline);
-    bool refresh = by_leader.empty() && !positions_.empty() && paused_.size() < positions_.size();
+    bool refresh = unknown_partition || (by_leader.empty() && !positions_.empty() && paused_.size() < positions_.size());
     // Prefetches of leaders no longer asked (partitions moved or unassigned) are dropped.
     for (auto it = prefetch_.begin(); it != prefetch_.end();) {
       it = by_leader.count(it->first) ? std::next(it) : prefetch_.erase(it);

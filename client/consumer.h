@@ -115,7 +115,9 @@ class Consumer {
 
   // Commits the current positions of every assigned partition (or `offsets`) to the group and
   // waits for the answer. ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID / REBALANCE_IN_PROGRESS: the
-  // partitions were reassigned meanwhile (Kafka's CommitFailedException); the consumer rejoins.
+  // partitions were reassigned meanwhile, or a subscribed consumer is in no generation now (e.g.
+  // it left after max.poll.interval.ms; nothing is committed then) (Kafka's
+  // CommitFailedException); the consumer rejoins.
   gannet::v1::ErrorCode commit_sync(const std::map<TopicPartition, OffsetAndMetadata>& offsets = {});
   // The same without waiting; `callback` runs in a later poll() or close().
   void commit_async(std::function<void(gannet::v1::ErrorCode)> callback = nullptr,
@@ -123,7 +125,8 @@ class Consumer {
   // The group's committed offset of a partition (nullopt: none).
   std::optional<int64_t> committed(const TopicPartition& tp);
 
-  // Commits (with auto commit), leaves the group, stops the heartbeat thread. Idempotent.
+  // Commits (with auto commit), waits for commit_async calls in flight (their callbacks run
+  // here), leaves the group, stops the heartbeat thread. Idempotent.
   void close();
 
   // The last high watermark seen per partition (for lag).
