@@ -456,7 +456,7 @@ std::map<TopicPartition, OffsetAndMetadata> Consumer::current_positions() const 
 }
 
 ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>& offsets, Clock::time_point deadline,
-                             bool as_member) {
+                             bool as_member, std::optional<std::pair<int32_t, std::string>> pinned) {
   if (config_.group_id.empty()) return ev1::INVALID_GROUP_ID;
   if (offsets.empty()) return ev1::NONE;
   while (true) {
@@ -471,8 +471,12 @@ ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>&
       // right to commit: as nobody, the coordinator would take it whenever the group is Empty
       // and overwrite offsets the partitions' next owner relies on (Kafka fails such a commit
       // in the client too).
-      if (as_member && !joined_) return member_id_.empty() ? ev1::UNKNOWN_MEMBER_ID : ev1::REBALANCE_IN_PROGRESS;
-      if (as_member) {
+      if (pinned) {
+        req.set_generation_id(pinned->first);
+        req.set_member_id(pinned->second);
+      } else if (as_member && !joined_) {
+        return member_id_.empty() ? ev1::UNKNOWN_MEMBER_ID : ev1::REBALANCE_IN_PROGRESS;
+      } else if (as_member) {
         req.set_generation_id(generation_);
         req.set_member_id(member_id_);
       } else {
@@ -533,8 +537,21 @@ void Consumer::commit_async(std::function<void(ErrorCode)> callback,
                             const std::map<TopicPartition, OffsetAndMetadata>& offsets) {
   auto what = offsets.empty() ? current_positions() : offsets;
   const bool as_member = in_group_mode();
-  auto f = std::async(std::launch::async, [this, what, as_member] {
-    return do_commit(what, Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), as_member);
+  std::optional<std::pair<int32_t, std::string>> pinned;
+  if (as_member) {
+    std::lock_guard<std::mutex> l(gmu_);
+    if (!joined_) {
+      // Between generations: refused at once, as commit_sync would be (the callback still runs
+      // in a later poll).
+      std::promise<ErrorCode> refused;
+      refused.set_value(member_id_.empty() ? ev1::UNKNOWN_MEMBER_ID : ev1::REBALANCE_IN_PROGRESS);
+      async_commits_.emplace_back(refused.get_future(), std::move(callback));
+      return;
+    }
+    pinned.emplace(generation_, member_id_);
+  }
+  auto f = std::async(std::launch::async, [this, what, as_member, pinned] {
+    return do_commit(what, Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), as_member, pinned);
   });
   async_commits_.emplace_back(std::move(f), std::move(callback));
 }

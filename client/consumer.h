@@ -166,8 +166,11 @@ class Consumer {
   bool fetch_committed_positions(std::chrono::steady_clock::time_point deadline);
   // `as_member`: commit in the current generation (read on the poll thread: async commits run
   // elsewhere and must not read the subscription).
+  // `pinned`: the (generation, member id) to commit in, taken when commit_async was called (a
+  // rebalance before the request goes out must not lend old positions the new generation).
   gannet::v1::ErrorCode do_commit(const std::map<TopicPartition, OffsetAndMetadata>& offsets,
-                                  std::chrono::steady_clock::time_point deadline, bool as_member);
+                                  std::chrono::steady_clock::time_point deadline, bool as_member,
+                                  std::optional<std::pair<int32_t, std::string>> pinned = std::nullopt);
   std::map<TopicPartition, OffsetAndMetadata> current_positions() const;
   void maybe_auto_commit();
   void run_async_callbacks(bool wait);

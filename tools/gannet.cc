@@ -89,7 +89,7 @@ constexpr int32_t kDeadlineGraceMs = 2000;
 
 // Flags that take no value.
 const std::set<std::string> kBooleanFlags = {"help", "ignore-formatted", "from-beginning", "print-key",
-                                             "print-timestamp", "to-earliest", "to-latest"};
+                                             "print-timestamp", "to-earliest", "to-latest", "dry-run"};
 
 // ---- Output helpers -----------------------------------------------------------------------------
 
@@ -1021,8 +1021,11 @@ const std::vector<Command>& commands() {
       {"perf", "consume", "TOPIC [--num-records N]", true, {"num-records"}, gannet::tools::perf_consume_command},
       {"group", "list", "", true, {}, gannet::tools::group_list_command},
       {"group", "describe", "GROUP", true, {}, gannet::tools::group_describe_command},
-      {"group", "reset-offsets", "GROUP --topic TOPIC [--partition P] --to-earliest|--to-latest|--to-offset N", true,
-       {"topic", "partition", "to-earliest", "to-latest", "to-offset"}, gannet::tools::group_reset_offsets_command},
+      {"group", "reset-offsets",
+       "GROUP --topic TOPIC [--partition P] --to-earliest|--to-latest|--to-offset N|--shift-by N|--to-datetime T "
+       "[--dry-run]",
+       true, {"topic", "partition", "to-earliest", "to-latest", "to-offset", "shift-by", "to-datetime", "dry-run"},
+       gannet::tools::group_reset_offsets_command},
       {"group", "delete", "GROUP", true, {}, gannet::tools::group_delete_command},
   };
   return kCommands;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -140,6 +141,38 @@ std::map<client::TopicPartition, int64_t> end_offsets(client::MetadataCache& md,
     }
   }
   return out;
+}
+
+std::optional<int64_t> parse_int64(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  size_t used = 0;
+  try {
+    const long long v = std::stoll(s, &used, 10);
+    if (used != s.size()) return std::nullopt;
+    return v;
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+// Milliseconds since the epoch, or an ISO-8601 UTC date-time "YYYY-MM-DDTHH:MM:SS[.mmm][Z]".
+std::optional<int64_t> parse_time_ms(const std::string& s) {
+  if (auto ms = parse_int64(s); ms && *ms >= 0) return ms;
+  int y, mo, d, h, mi, sec, frac = 0;
+  char tail[8] = {0};
+  const int n = std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3d%1s", &y, &mo, &d, &h, &mi, &sec, &frac, tail);
+  const int n2 = n >= 6 ? n : 0;
+  if (n2 < 6) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  const time_t t = timegm(&tm);
+  if (t < 0) return std::nullopt;
+  return static_cast<int64_t>(t) * 1000 + (n >= 7 ? frac : 0);
 }
 
 }  // namespace
@@ -302,13 +335,27 @@ int group_reset_offsets_command(const Args& a) {
   const std::string group = ops[0];
   const auto topic = a.last("topic");
   if (!topic) return usage("group reset-offsets: --topic is required");
-  const int modes = (a.has("to-earliest") ? 1 : 0) + (a.has("to-latest") ? 1 : 0) + (a.has("to-offset") ? 1 : 0);
-  if (modes != 1) return usage("group reset-offsets: give exactly one of --to-earliest, --to-latest, --to-offset N");
-  int64_t to_offset = -1;
+  const int modes = (a.has("to-earliest") ? 1 : 0) + (a.has("to-latest") ? 1 : 0) + (a.has("to-offset") ? 1 : 0) +
+                    (a.has("shift-by") ? 1 : 0) + (a.has("to-datetime") ? 1 : 0);
+  if (modes != 1) {
+    return usage("group reset-offsets: give exactly one of --to-earliest, --to-latest, --to-offset N, --shift-by N, "
+                 "--to-datetime MS|YYYY-MM-DDTHH:MM:SS");
+  }
+  int64_t to_offset = -1, shift_by = 0, to_time = -1;
   if (auto v = a.last("to-offset")) {
-    auto n = parse_int32(*v);
+    auto n = parse_int64(*v);
     if (!n || *n < 0) return usage("--to-offset " + *v + ": expected a number >= 0");
     to_offset = *n;
+  }
+  if (auto v = a.last("shift-by")) {
+    auto n = parse_int64(*v);
+    if (!n) return usage("--shift-by " + *v + ": expected a (possibly negative) number");
+    shift_by = *n;
+  }
+  if (auto v = a.last("to-datetime")) {
+    auto t = parse_time_ms(*v);
+    if (!t) return usage("--to-datetime " + *v + ": expected milliseconds since the epoch or YYYY-MM-DDTHH:MM:SS (UTC)");
+    to_time = *t;
   }
   client::MetadataCache md(c->bootstrap);
   const int32_t n = md.partition_count(*topic);
@@ -347,39 +394,71 @@ int group_reset_offsets_command(const Args& a) {
       if (hi.count(tp)) o = std::min(o, hi[tp]);
       targets[tp] = o;
     }
+  } else if (a.has("shift-by")) {
+    // From the committed offset (the log end where there is none), clamped to the log.
+    bv1::OffsetFetchRequest oreq;
+    oreq.set_group_id(group);
+    auto* ot = oreq.add_topics();
+    ot->set_name(*topic);
+    for (const auto& tp : tps) ot->add_partitions(tp.partition);
+    bv1::OffsetFetchResponse oresp;
+    grpc::ClientContext ctx;
+    set_deadline(&ctx, c->timeout_ms);
+    if (!coord->OffsetFetch(&ctx, oreq, &oresp).ok()) return fail(*c, group, ev1::REQUEST_TIMED_OUT, "the coordinator did not answer");
+    if (oresp.error_code() != ev1::NONE) return fail(*c, group, oresp.error_code(), oresp.error_message());
+    auto lo = end_offsets(md, tps, -2), hi = end_offsets(md, tps, -1);
+    for (const auto& t : oresp.topics()) {
+      for (const auto& p : t.partitions()) {
+        const client::TopicPartition tp{t.name(), p.partition()};
+        if (!lo.count(tp) || !hi.count(tp)) continue;
+        const int64_t from = p.committed_offset() >= 0 ? p.committed_offset() : hi[tp];
+        targets[tp] = std::clamp(from + shift_by, lo[tp], hi[tp]);
+      }
+    }
+  } else if (to_time >= 0) {
+    // The first record at or after the time; the log end if none is.
+    auto at = end_offsets(md, tps, to_time), hi = end_offsets(md, tps, -1);
+    for (const auto& tp : tps) {
+      if (!hi.count(tp)) continue;
+      targets[tp] = at.count(tp) && at[tp] >= 0 ? at[tp] : hi[tp];
+    }
   } else {
     targets = end_offsets(md, tps, a.has("to-earliest") ? -2 : -1);
   }
   if (targets.size() != tps.size()) return fail(*c, group, ev1::LEADER_NOT_AVAILABLE, "could not read every partition's offsets");
-  bv1::OffsetCommitRequest req;
-  req.set_group_id(group);
-  req.set_generation_id(-1);
-  auto* t = req.add_topics();
-  t->set_name(*topic);
-  for (const auto& [tp, o] : targets) {
-    auto* p = t->add_partitions();
-    p->set_partition(tp.partition);
-    p->set_committed_offset(o);
-    p->set_committed_leader_epoch(-1);
-  }
-  bv1::OffsetCommitResponse resp;
-  grpc::ClientContext ctx;
-  set_deadline(&ctx, c->timeout_ms);
-  if (!coord->OffsetCommit(&ctx, req, &resp).ok()) return fail(*c, group, ev1::REQUEST_TIMED_OUT, "the coordinator did not answer");
-  for (const auto& tr : resp.topics()) {
-    for (const auto& pr : tr.partitions()) {
-      if (pr.error_code() != ev1::NONE) {
-        return fail(*c, group + " " + tr.name() + "-" + std::to_string(pr.partition()), pr.error_code(), resp.error_message());
+  const bool dry_run = a.has("dry-run");
+  if (!dry_run) {
+    bv1::OffsetCommitRequest req;
+    req.set_group_id(group);
+    req.set_generation_id(-1);
+    auto* t = req.add_topics();
+    t->set_name(*topic);
+    for (const auto& [tp, o] : targets) {
+      auto* p = t->add_partitions();
+      p->set_partition(tp.partition);
+      p->set_committed_offset(o);
+      p->set_committed_leader_epoch(-1);
+    }
+    bv1::OffsetCommitResponse resp;
+    grpc::ClientContext ctx;
+    set_deadline(&ctx, c->timeout_ms);
+    if (!coord->OffsetCommit(&ctx, req, &resp).ok()) return fail(*c, group, ev1::REQUEST_TIMED_OUT, "the coordinator did not answer");
+    for (const auto& tr : resp.topics()) {
+      for (const auto& pr : tr.partitions()) {
+        if (pr.error_code() != ev1::NONE) {
+          return fail(*c, group + " " + tr.name() + "-" + std::to_string(pr.partition()), pr.error_code(), resp.error_message());
+        }
       }
     }
   }
   if (c->json) {
     Json j;
-    j.begin_object().field("group", group).key("offsets").begin_array();
+    j.begin_object().field("group", group).field_bool("dry_run", dry_run).key("offsets").begin_array();
     for (const auto& [tp, o] : targets) j.begin_object().field("topic", tp.topic).field("partition", tp.partition).field("offset", o).end_object();
     j.end_array().end_object().print();
     return 0;
   }
+  if (dry_run) std::printf("dry run: nothing committed\n");
   Table tb({"TOPIC", "PARTITION", "NEW-OFFSET"});
   for (const auto& [tp, o] : targets) tb.add({tp.topic, std::to_string(tp.partition), std::to_string(o)});
   tb.print();
