@@ -295,6 +295,14 @@ void GroupCoordinator::load_partition(int32_t p, int32_t epoch) {
 
 // ---- Helpers ------------------------------------------------------------------------------------
 
+namespace {
+
+std::string wrong_generation(int32_t asked, int32_t current) {
+  return "generation " + std::to_string(asked) + " is not the group's (" + std::to_string(current) + ")";
+}
+
+}  // namespace
+
 ErrorCode GroupCoordinator::check_coordinator_locked(const std::string& group, int32_t* partition) const {
   if (stopping_) return ev1::NOT_COORDINATOR;
   if (group.empty() || group.size() > 255) return ev1::INVALID_GROUP_ID;
@@ -676,8 +684,7 @@ void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroup
   Group* g = find_group_locked(req.group_id());
   if (!g || !g->members.count(req.member_id())) return fail(ev1::UNKNOWN_MEMBER_ID, "unknown member " + req.member_id());
   if (req.generation_id() != g->generation) {
-    return fail(ev1::ILLEGAL_GENERATION, "generation " + std::to_string(req.generation_id()) + " is not the group's (" +
-                                             std::to_string(g->generation) + ")");
+    return fail(ev1::ILLEGAL_GENERATION, wrong_generation(req.generation_id(), g->generation));
   }
   if ((!req.protocol_type().empty() && req.protocol_type() != g->protocol_type) ||
       (!req.protocol_name().empty() && req.protocol_name() != g->protocol_name)) {
@@ -787,8 +794,7 @@ void GroupCoordinator::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatR
   m->session_deadline_ms = clock_->monotonic_ms() + m->session_timeout_ms;
   if (g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
   if (req.generation_id() != g->generation) {
-    return fail(ev1::ILLEGAL_GENERATION, "generation " + std::to_string(req.generation_id()) + " is not the group's (" +
-                                             std::to_string(g->generation) + ")");
+    return fail(ev1::ILLEGAL_GENERATION, wrong_generation(req.generation_id(), g->generation));
   }
   if (g->state != State::kStable || req.max_wait_ms() <= 0) return;
   // Long poll: return at once when a rebalance starts; wait at most a third of the session so
@@ -878,8 +884,7 @@ void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::Off
   } else {
     if (!g || !g->members.count(req.member_id())) return fail_all(ev1::UNKNOWN_MEMBER_ID, "unknown member " + req.member_id());
     if (req.generation_id() != g->generation) {
-      return fail_all(ev1::ILLEGAL_GENERATION, "generation " + std::to_string(req.generation_id()) + " is not the group's (" +
-                                                   std::to_string(g->generation) + ")");
+      return fail_all(ev1::ILLEGAL_GENERATION, wrong_generation(req.generation_id(), g->generation));
     }
     if (g->state == State::kCompletingRebalance) return fail_all(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing");
     Member& m = g->members.at(req.member_id());

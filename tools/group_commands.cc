@@ -175,6 +175,32 @@ std::optional<int64_t> parse_time_ms(const std::string& s) {
   return static_cast<int64_t>(t) * 1000 + (n >= 7 ? frac : 0);
 }
 
+// The start of every command on one group: the flags, the GROUP operand, the group's coordinator.
+struct GroupCall {
+  Ctx c;
+  std::string group;
+  std::unique_ptr<client::MetadataCache> md;
+  bv1::Broker::Stub* coord = nullptr;
+};
+
+std::optional<GroupCall> group_call(const Args& a, const char* command, int* exit_code) {
+  auto c = context(a, exit_code);
+  if (!c) return std::nullopt;
+  const auto ops = a.operands();
+  if (ops.size() != 1) {
+    *exit_code = usage(std::string("group ") + command + ": one group id is required");
+    return std::nullopt;
+  }
+  GroupCall g{*c, ops[0], std::make_unique<client::MetadataCache>(c->bootstrap), nullptr};
+  int err = 0;
+  g.coord = find_coordinator(*g.md, g.c, g.group, &err);
+  if (!g.coord) {
+    *exit_code = fail(g.c, g.group, err, "no coordinator for the group");
+    return std::nullopt;
+  }
+  return g;
+}
+
 }  // namespace
 
 int group_list_command(const Args& a) {
@@ -231,15 +257,12 @@ int group_list_command(const Args& a) {
 
 int group_describe_command(const Args& a) {
   int rc = 0;
-  auto c = context(a, &rc);
-  if (!c) return rc;
-  const auto ops = a.operands();
-  if (ops.size() != 1) return usage("group describe: one group id is required");
-  const std::string group = ops[0];
-  client::MetadataCache md(c->bootstrap);
-  int err = 0;
-  bv1::Broker::Stub* coord = find_coordinator(md, *c, group, &err);
-  if (!coord) return fail(*c, group, err, "no coordinator for the group");
+  auto call = group_call(a, "describe", &rc);
+  if (!call) return rc;
+  const Ctx* c = &call->c;
+  const std::string& group = call->group;
+  client::MetadataCache& md = *call->md;
+  bv1::Broker::Stub* coord = call->coord;
   bv1::DescribeGroupsRequest dreq;
   dreq.add_group_ids(group);
   bv1::DescribeGroupsResponse dresp;
@@ -467,15 +490,11 @@ int group_reset_offsets_command(const Args& a) {
 
 int group_delete_command(const Args& a) {
   int rc = 0;
-  auto c = context(a, &rc);
-  if (!c) return rc;
-  const auto ops = a.operands();
-  if (ops.size() != 1) return usage("group delete: one group id is required");
-  const std::string group = ops[0];
-  client::MetadataCache md(c->bootstrap);
-  int err = 0;
-  bv1::Broker::Stub* coord = find_coordinator(md, *c, group, &err);
-  if (!coord) return fail(*c, group, err, "no coordinator for the group");
+  auto call = group_call(a, "delete", &rc);
+  if (!call) return rc;
+  const Ctx* c = &call->c;
+  const std::string& group = call->group;
+  bv1::Broker::Stub* coord = call->coord;
   bv1::DeleteGroupsRequest req;
   req.add_group_ids(group);
   bv1::DeleteGroupsResponse resp;
