@@ -8,7 +8,7 @@
 //    `partitions` partitions; then one more joins, later leaves cleanly, and then a consumer
 //    process (`gannet consume --group`) joins and is SIGKILLed. Each time: from the event until
 //    every partition is owned again, by the members of one new generation.
-// 2. Offset commits per second to one coordinator: 16 threads, each committing one partition of
+// 2. Offset commits per second to one coordinator: 16 threads (--commit-threads), each committing one partition of
 //    its own group per request (acks=all, RF 3), beside the rate of a trivial unary RPC
 //    (ListGroups) with the same threads.
 #include <algorithm>
@@ -141,9 +141,9 @@ std::pair<double, int64_t> rate(int threads, double seconds, F call) {
 }
 
 int run(int argc, char** argv) {
-  int members_n = 10, partitions = 60, session_ms = 3000;
+  int members_n = 10, partitions = 60, session_ms = 3000, threads = 16;
   double commit_seconds = 3;
-  bool json = false;
+  bool json = false, only_commits = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -151,6 +151,8 @@ int run(int argc, char** argv) {
     else if (a == "--partitions") partitions = std::stoi(next());
     else if (a == "--session-ms") session_ms = std::stoi(next());
     else if (a == "--commit-seconds") commit_seconds = std::stod(next());
+    else if (a == "--commit-threads") threads = std::stoi(next());
+    else if (a == "--only-commits") only_commits = true;
     else if (a == "--output") json = next() == "json";
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
@@ -176,67 +178,68 @@ int run(int argc, char** argv) {
   std::fprintf(stderr, "group_bench: %d members, %d partitions, session %d ms\n", members_n, partitions, session_ms);
 
   // ---- Rebalance times ----
-  std::vector<std::unique_ptr<Member>> members;
-  for (int i = 0; i < members_n; ++i) members.push_back(std::make_unique<Member>(b, group, "bench", session_ms));
-  int32_t gen = -1;
-  const double initial = time_to_settle(members, -1, static_cast<size_t>(partitions), &gen, Clock::now());
-  std::fprintf(stderr, "  %d members settled (generation %d) in %.2f s\n", members_n, gen, initial);
-  // One joins.
-  auto t0 = Clock::now();
-  members.push_back(std::make_unique<Member>(b, group, "bench", session_ms));
-  const double join_s = time_to_settle(members, gen, static_cast<size_t>(partitions), &gen, t0);
-  std::fprintf(stderr, "  join: every partition owned again after %.0f ms (generation %d)\n", join_s * 1000, gen);
-  // It leaves cleanly (close() sends LeaveGroup).
-  t0 = Clock::now();
-  members.pop_back();
-  const double leave_s = time_to_settle(members, gen, static_cast<size_t>(partitions), &gen, t0);
-  std::fprintf(stderr, "  clean leave: every partition owned again after %.0f ms\n", leave_s * 1000);
-  // A consumer process joins, then dies without leaving (SIGKILL): its session must run out.
-  testing::Process proc;
-  proc.start({testing::runfile("tools/gannet"), "consume", "bench", "--group", group, "--bootstrap-server", b,
-              "--session-timeout-ms", std::to_string(session_ms)},
-             testing::test_dir("group_bench") + "/consumer.log");
-  // Settled with the process in: the in-process members own all but the process's share.
-  double death_s = -1;
-  {
-    const auto wait_start = Clock::now();
-    int32_t g2 = -1;
-    bool in = false;
-    while (secs_since(wait_start) < 60) {
-      // A new generation in which we own fewer than all partitions, disjointly.
-      int32_t gg = -1;
-      std::set<client::TopicPartition> all;
-      size_t total = 0;
-      bool same = true;
-      for (auto& m : members) {
-        auto [g, a] = m->state();
-        if (g <= gen || (gg >= 0 && g != gg)) same = false;
-        gg = g;
-        total += a.size();
-        all.insert(a.begin(), a.end());
+  double join_s = -1, leave_s = -1, death_s = -1;
+  if (!only_commits) {
+    std::vector<std::unique_ptr<Member>> members;
+    for (int i = 0; i < members_n; ++i) members.push_back(std::make_unique<Member>(b, group, "bench", session_ms));
+    int32_t gen = -1;
+    const double initial = time_to_settle(members, -1, static_cast<size_t>(partitions), &gen, Clock::now());
+    std::fprintf(stderr, "  %d members settled (generation %d) in %.2f s\n", members_n, gen, initial);
+    // One joins.
+    auto t0 = Clock::now();
+    members.push_back(std::make_unique<Member>(b, group, "bench", session_ms));
+    join_s = time_to_settle(members, gen, static_cast<size_t>(partitions), &gen, t0);
+    std::fprintf(stderr, "  join: every partition owned again after %.0f ms (generation %d)\n", join_s * 1000, gen);
+    // It leaves cleanly (close() sends LeaveGroup).
+    t0 = Clock::now();
+    members.pop_back();
+    leave_s = time_to_settle(members, gen, static_cast<size_t>(partitions), &gen, t0);
+    std::fprintf(stderr, "  clean leave: every partition owned again after %.0f ms\n", leave_s * 1000);
+    // A consumer process joins, then dies without leaving (SIGKILL): its session must run out.
+    testing::Process proc;
+    proc.start({testing::runfile("tools/gannet"), "consume", "bench", "--group", group, "--bootstrap-server", b,
+                "--session-timeout-ms", std::to_string(session_ms)},
+               testing::test_dir("group_bench") + "/consumer.log");
+    // Settled with the process in: the in-process members own all but the process's share.
+    {
+      const auto wait_start = Clock::now();
+      int32_t g2 = -1;
+      bool in = false;
+      while (secs_since(wait_start) < 60) {
+        // A new generation in which we own fewer than all partitions, disjointly.
+        int32_t gg = -1;
+        std::set<client::TopicPartition> all;
+        size_t total = 0;
+        bool same = true;
+        for (auto& m : members) {
+          auto [g, a] = m->state();
+          if (g <= gen || (gg >= 0 && g != gg)) same = false;
+          gg = g;
+          total += a.size();
+          all.insert(a.begin(), a.end());
+        }
+        if (same && all.size() == total && static_cast<int>(all.size()) < partitions && !all.empty()) {
+          g2 = gg;
+          in = true;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
-      if (same && all.size() == total && static_cast<int>(all.size()) < partitions && !all.empty()) {
-        g2 = gg;
-        in = true;
-        break;
+      if (in) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        t0 = Clock::now();
+        proc.kill(SIGKILL);
+        death_s = time_to_settle(members, g2, static_cast<size_t>(partitions), &gen, t0);
+        std::fprintf(stderr, "  member SIGKILLed: every partition owned again after %.0f ms (session %d ms)\n",
+                     death_s * 1000, session_ms);
+      } else {
+        std::fprintf(stderr, "  the consumer process never got a share; death not measured\n");
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    if (in) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      t0 = Clock::now();
-      proc.kill(SIGKILL);
-      death_s = time_to_settle(members, g2, static_cast<size_t>(partitions), &gen, t0);
-      std::fprintf(stderr, "  member SIGKILLed: every partition owned again after %.0f ms (session %d ms)\n",
-                   death_s * 1000, session_ms);
-    } else {
-      std::fprintf(stderr, "  the consumer process never got a share; death not measured\n");
-    }
+    members.clear();
   }
-  members.clear();
 
   // ---- Commits per second to one coordinator ----
-  const int threads = 16;
   const int32_t coord = coordinator_of(c, group);
   std::vector<std::string> groups;  // 16 groups coordinated by `coord`
   for (int i = 0; groups.size() < static_cast<size_t>(threads) && i < 10'000; ++i) {
@@ -312,11 +315,11 @@ int run(int argc, char** argv) {
     std::printf("| rebalance, one member leaves cleanly | %.0f ms | |\n", leave_s * 1000);
     std::printf("| rebalance, one member SIGKILLed (session %d ms) | %.0f ms | session + rebalance |\n", session_ms,
                 death_s * 1000);
-    std::printf("| offset commits, 16 threads, one coordinator (acks=all, RF 3) | %.0f/s | >= 10,000/s |\n",
-                commit_rate);
+    std::printf("| offset commits, %d threads, one coordinator (acks=all, RF 3) | %.0f/s | >= 10,000/s |\n",
+                threads, commit_rate);
     std::printf("| offset commits, 1 thread | %.0f/s | |\n", single_rate);
-    std::printf("| offsets committed, 10 partitions per request, 16 threads | %.0f/s | |\n", batch_rate * kBatch);
-    std::printf("| machine: unary RPC (ListGroups), 16 threads, same broker | %.0f/s | |\n", rpc_rate);
+    std::printf("| offsets committed, 10 partitions per request, %d threads | %.0f/s | |\n", threads, batch_rate * kBatch);
+    std::printf("| machine: unary RPC (ListGroups), %d threads, same broker | %.0f/s | |\n", threads, rpc_rate);
   }
   (void)rpc_failed;
   (void)single_failed;
