@@ -128,7 +128,9 @@ Result consume(const std::string& bootstrap, const std::string& topic, int parti
 int run(int argc, char** argv) {
   int64_t records = 300'000;
   int64_t soak_seconds = 0;
-  std::string phase = "all";  // --phase consume: only the consume figure (for profiling)  // --soak-seconds: produce at full speed this long, sampling brokers' RSS
+  // --phase consume: only the consume figure (for profiling); --phase soak: only the soak.
+  std::string phase = "all";
+  // --soak-seconds: produce at full speed this long, sampling brokers' RSS.
   std::string dir = "/tmp/gannet-data-bench";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -172,13 +174,15 @@ int run(int argc, char** argv) {
     for (int id : c.ids()) c.kill(id, SIGTERM);
     return 0;
   }
-  show("produce 1 KiB, acks=1, RF=1", produce(b, "rf1", records, 1024, 1, 1 << 20));
-  show("produce 100 B, acks=1, RF=1", produce(b, "rf1small", records * 3, 100, 1, 1 << 20));
-  show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
-  show("consume 1 KiB, RF=1 topic, from the beginning", consume(b, "rf1", 3, records, 1024));
-  show("1 produce in flight, acks=1 (latency)", produce(b, "lat1", 2000, 100, 1, 16384, 1));
-  show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 2000, 100, -1, 16384, 1));
-  show("1000 in flight, acks=all RF=3 (latency)", produce(b, "lat3", 100'000, 100, -1, 16384, 1000));
+  if (phase != "soak") {
+    show("produce 1 KiB, acks=1, RF=1", produce(b, "rf1", records, 1024, 1, 1 << 20));
+    show("produce 100 B, acks=1, RF=1", produce(b, "rf1small", records * 3, 100, 1, 1 << 20));
+    show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
+    show("consume 1 KiB, RF=1 topic, from the beginning", consume(b, "rf1", 3, records, 1024));
+    show("1 produce in flight, acks=1 (latency)", produce(b, "lat1", 2000, 100, 1, 16384, 1));
+    show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 2000, 100, -1, 16384, 1));
+    show("1000 in flight, acks=all RF=3 (latency)", produce(b, "lat3", 100'000, 100, -1, 16384, 1000));
+  }
   if (soak_seconds > 0) {
     // Full speed for soak_seconds; retention keeps the disk bounded. RSS sampled every 5 s.
     c.create("soak", 3, 1, {{"retention.bytes", "268435456"}, {"segment.bytes", "67108864"}});
