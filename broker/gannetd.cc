@@ -9,9 +9,11 @@
 // Stops gracefully on SIGTERM or SIGINT: a broker first has the controller move its leaderships
 // away (controlled shutdown), a quorum leader hands leadership over.
 #include <glog/logging.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +37,12 @@ int usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc gives threads up to 8 malloc arenas per core. gRPC's synchronous server runs a thread per
+  // call in flight, so after a burst of concurrent requests the heap sits in many half-used arenas
+  // and resident memory creeps up for a long time (data_bench --soak-seconds 60: +4% over the
+  // last 40 s at ~100 MB). Two arenas keep it flat (+0.0-0.4%) at about half the size, with no
+  // measurable cost in throughput on this machine. MALLOC_ARENA_MAX in the environment wins.
+  if (!std::getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 2);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
   std::string config_path;
