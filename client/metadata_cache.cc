@@ -42,14 +42,11 @@ bool MetadataCache::refresh(const std::vector<std::string>& topics) {
       if (!b.host().empty()) brokers_[b.broker_id()] = b.host() + ":" + std::to_string(b.port());
     }
     if (topics.empty()) {
-      // A full answer: topics missing from it are gone.
-      std::map<std::string, std::vector<PartitionInfo>> kept;
+      // A full answer lists every topic (for pattern subscriptions). Topics missing from it stay
+      // cached: a broker that just restarted may answer from an image that is not current yet,
+      // and forgetting a topic on its word would fail sends to it.
       all_topics_.clear();
-      for (const auto& t : resp.topics()) {
-        all_topics_.push_back(t.name());
-        if (auto it = topics_.find(t.name()); it != topics_.end()) kept.emplace(t.name(), std::move(it->second));
-      }
-      topics_.swap(kept);
+      for (const auto& t : resp.topics()) all_topics_.push_back(t.name());
     }
     for (const auto& t : resp.topics()) {
       if (t.error_code() != gannet::v1::NONE) {

@@ -153,8 +153,17 @@ void Producer::sender_loop() {
           continue;
         }
         in_flight_[key] = true;
-        by_leader[leader].push_back(std::move(q.front()));
-        q.pop_front();
+        // The head, and the ready batches queued behind it (one request, one append: offsets
+        // stay in order and a retry resends them together).
+        size_t taken = 0;
+        do {
+          taken += q.front()->bytes;
+          by_leader[leader].push_back(std::move(q.front()));
+          q.pop_front();
+        } while (!q.empty() && taken + q.front()->bytes <= config_.max_partition_request_bytes &&
+                 q.front()->retry_at_ms <= now && now - q.front()->created_ms < config_.delivery_timeout_ms &&
+                 (q.size() > 1 || q.front()->bytes >= config_.batch_size ||
+                  now - q.front()->created_ms >= config_.linger_ms || flushing_ || closing_));
       }
       if (by_leader.empty() && expired.empty() && !need_metadata) {
         if (closing_ && outstanding_ == 0) return;
@@ -209,12 +218,23 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
       bv1::ProduceRequest req;
       req.set_acks(config_.acks);
       req.set_timeout_ms(static_cast<int32_t>(config_.request_timeout_ms));
-      for (auto& b : batches) {
-        auto* pd = req.add_partitions();
-        pd->set_topic(b->topic);
-        pd->set_partition(b->partition);
+      // Consecutive batches of one partition share its PartitionData (their bytes concatenated);
+      // group[i] is batch i's entry in the request, first_in_group[i] whether it starts one.
+      std::vector<int> group(batches.size());
+      std::vector<int64_t> offset_in_group(batches.size(), 0);
+      for (size_t i = 0; i < batches.size(); ++i) {
+        auto& b = batches[i];
+        const bool same = i > 0 && batches[i - 1]->topic == b->topic && batches[i - 1]->partition == b->partition;
+        if (!same) {
+          auto* pd = req.add_partitions();
+          pd->set_topic(b->topic);
+          pd->set_partition(b->partition);
+        } else {
+          offset_in_group[i] = offset_in_group[i - 1] + static_cast<int64_t>(batches[i - 1]->records.size());
+        }
+        group[i] = req.partitions_size() - 1;
         auto built = b->builder->build();
-        if (built.ok()) pd->set_records(std::move(built).value());
+        if (built.ok()) req.mutable_partitions(group[i])->mutable_records()->append(*built);
       }
       bv1::ProduceResponse resp;
       grpc::ClientContext ctx;
@@ -232,14 +252,15 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
           e = gannet::v1::REQUEST_TIMED_OUT;
           message = "broker " + std::to_string(leader) + ": " + st.error_message();
         } else if (config_.acks != 0) {
-          const auto* r = i < static_cast<size_t>(resp.partitions_size()) ? &resp.partitions(static_cast<int>(i)) : nullptr;
+          const auto* r = group[i] < resp.partitions_size() ? &resp.partitions(group[i]) : nullptr;
           if (!r) {
             e = gannet::v1::UNKNOWN_SERVER_ERROR;
             message = "no result for the partition";
           } else {
             e = r->error_code();
             message = r->error_message();
-            base = r->base_offset();
+            // One append: the batches got consecutive offsets from the first one's base.
+            base = r->base_offset() >= 0 ? r->base_offset() + offset_in_group[i] : -1;
           }
         }
         if (e != gannet::v1::NONE && retriable(e) && now_ms() - b.created_ms < config_.delivery_timeout_ms) {
@@ -250,16 +271,17 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
           continue;
         }
         complete(b, base, e, message);
-        std::lock_guard<std::mutex> l(mu_);
-        in_flight_[{b.topic, b.partition}] = false;
       }
-      if (!retry.empty()) {
+      {
+        // Only now may the sender look at these partitions again: retried batches must be back at
+        // the front of their queues first (else a later batch of the partition could go out
+        // ahead of them), last first so each partition's order holds.
         std::lock_guard<std::mutex> l(mu_);
-        for (auto& b : retry) {
-          const Key key{b->topic, b->partition};
-          in_flight_[key] = false;
-          queues_[key].push_front(std::move(b));  // first again: order within the partition holds
+        for (auto it = retry.rbegin(); it != retry.rend(); ++it) {
+          const Key key{(*it)->topic, (*it)->partition};
+          queues_[key].push_front(std::move(*it));
         }
+        for (const auto& p : req.partitions()) in_flight_[{p.topic(), p.partition()}] = false;
       }
       if (refresh) metadata_.refresh();
     }

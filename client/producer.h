@@ -1,8 +1,10 @@
 // Producer: batches records per partition and sends them to partition leaders (DESIGN.md,
 // "Write path"). Records are appended to a batch of their partition (a Kafka v2 record batch,
 // optionally compressed); a batch is sent when it reaches batch.size or has waited linger.ms, in
-// one Produce request per leader broker carrying every ready partition. At most one batch per
-// partition is in flight, so retries never reorder a partition. Retriable errors (leader moved,
+// one Produce request per leader broker carrying every ready partition. At most one request per
+// partition is in flight, so retries never reorder a partition; batches that queued up behind it
+// meanwhile go together in the partition's next request (up to max_partition_request_bytes), so
+// under load a partition's throughput is not one batch per round trip. Retriable errors (leader moved,
 // not enough replicas, timeouts) refresh the metadata and retry with backoff until
 // delivery.timeout.ms. Memory: the records buffered and in flight never exceed buffer.memory;
 // send() blocks (up to max.block.ms) when they would.
@@ -43,6 +45,12 @@ struct ProducerConfig {
   int64_t request_timeout_ms = 30'000; // request.timeout.ms
   int64_t delivery_timeout_ms = 120'000;
   int64_t retry_backoff_ms = 100;
+  // Ready batches of one partition that queued up behind its request in flight go together in
+  // its next request, up to this many bytes (at least one batch always goes). Without an
+  // idempotent producer (a later issue), a response lost to a broker crash makes the retry write
+  // all of it again, so this bounds what one lost answer can duplicate per partition; set it to
+  // batch.size for one batch per request (fewest duplicates, lowest throughput under load).
+  size_t max_partition_request_bytes = 256 << 10;
   std::shared_ptr<Partitioner> partitioner;  // default: DefaultPartitioner
 };
 

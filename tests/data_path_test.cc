@@ -8,11 +8,13 @@
 #include <atomic>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "client/consumer.h"
 #include "client/producer.h"
 #include "storage/record_batch.h"
 #include "tests/cluster_harness.h"
@@ -294,6 +296,64 @@ TEST(DataPath, TheProducerStaysWithinBufferMemory) {
   c.kill(leader, SIGCONT);
   p.flush();
   EXPECT_EQ(p.buffered_bytes(), 0u);
+}
+
+// Under load a partition's queued batches go out together in one request (one append): every
+// record's acknowledged offset must still be the offset it was written at, in send order.
+TEST(DataPath, BatchesSentTogetherReportEachRecordsOwnOffset) {
+  Cluster c(3);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 30s));
+  ASSERT_EQ(c.create_error("many", 1, 3), gannet::v1::NONE);
+  client::ProducerConfig cfg;
+  cfg.bootstrap_servers = testing::split_addresses(c.bootstrap());
+  cfg.acks = -1;
+  cfg.batch_size = 1024;  // ~10 records a batch: many batches queue behind each request
+  cfg.linger_ms = 0;
+  client::Producer p(cfg);
+  constexpr int kRecords = 20'000;
+  std::mutex mu;
+  std::map<int64_t, std::string> acked;  // offset -> value
+  std::atomic<int> failed{0};
+  for (int i = 0; i < kRecords; ++i) {
+    client::ProducerRecord r;
+    r.topic = "many";
+    r.partition = 0;
+    r.value = "v" + std::to_string(i) + std::string(80, '.');
+    const std::string value = *r.value;
+    p.send(std::move(r), [&, value](const client::RecordMetadata& m) {
+      if (!m.ok()) {
+        ++failed;
+        return;
+      }
+      std::lock_guard<std::mutex> l(mu);
+      EXPECT_TRUE(acked.emplace(m.offset, value).second) << "offset " << m.offset << " acknowledged twice";
+    });
+  }
+  p.flush();
+  ASSERT_EQ(failed.load(), 0);
+  ASSERT_EQ(acked.size(), static_cast<size_t>(kRecords));
+  // Send order = offset order, and each offset holds the record acknowledged for it.
+  int i = 0;
+  for (const auto& [offset, value] : acked) {
+    ASSERT_EQ(offset, i) << "offsets not contiguous from 0 in send order";
+    ASSERT_EQ(value.substr(0, value.find('.')), "v" + std::to_string(i));
+    ++i;
+  }
+  client::ConsumerConfig cc;
+  cc.bootstrap_servers = cfg.bootstrap_servers;
+  cc.auto_offset_reset = "earliest";
+  client::Consumer consumer(cc);
+  consumer.assign({{"many", 0}});
+  int64_t got = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (got < kRecords && std::chrono::steady_clock::now() < deadline) {
+    for (const auto& r : consumer.poll(1000)) {
+      ASSERT_EQ(*r.value, acked.at(r.offset)) << "offset " << r.offset << " holds another record than acknowledged";
+      ++got;
+    }
+  }
+  EXPECT_EQ(got, kRecords);
 }
 
 }  // namespace
