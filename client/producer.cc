@@ -81,8 +81,8 @@ void Producer::send(ProducerRecord record, Callback cb) {
     return fail(gannet::v1::UNKNOWN_SERVER_ERROR, "the producer is closed");
   }
   auto& q = queues_[{record.topic, p}];
-  // A new batch when the last is full or is being retried (a retry resends exactly what failed).
-  if (q.empty() || q.back()->attempts > 0 || q.back()->bytes + bytes > config_.batch_size) {
+  // A new batch when the last is full or is being resent (a resend carries exactly what failed).
+  if (q.empty() || q.back()->attempts > 0 || q.back()->alone || q.back()->bytes + bytes > config_.batch_size) {
     auto b = std::make_unique<Batch>();
     b->topic = record.topic;
     b->partition = p;
@@ -135,7 +135,7 @@ void Producer::sender_loop() {
       for (auto& [key, q] : queues_) {
         if (q.empty() || in_flight_[key]) continue;
         Batch& head = *q.front();
-        const bool full = head.bytes >= config_.batch_size || q.size() > 1;
+        const bool full = head.bytes >= config_.batch_size || q.size() > 1 || head.alone;
         const bool lingered = now - head.created_ms >= config_.linger_ms;
         if (!(full || lingered || flushing_ || closing_) || head.retry_at_ms > now) {
           next_wake = std::min(next_wake, head.retry_at_ms > now ? head.retry_at_ms : head.created_ms + config_.linger_ms);
@@ -156,11 +156,13 @@ void Producer::sender_loop() {
         // The head, and the ready batches queued behind it (one request, one append: offsets
         // stay in order and a retry resends them together).
         size_t taken = 0;
+        const bool alone = head.alone;
         do {
           taken += q.front()->bytes;
           by_leader[leader].push_back(std::move(q.front()));
           q.pop_front();
-        } while (!q.empty() && taken + q.front()->bytes <= config_.max_partition_request_bytes &&
+        } while (!alone && !q.empty() && !q.front()->alone &&
+                 taken + q.front()->bytes <= config_.max_partition_request_bytes &&
                  q.front()->retry_at_ms <= now && now - q.front()->created_ms < config_.delivery_timeout_ms &&
                  (q.size() > 1 || q.front()->bytes >= config_.batch_size ||
                   now - q.front()->created_ms >= config_.linger_ms || flushing_ || closing_));
@@ -219,9 +221,13 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
       req.set_acks(config_.acks);
       req.set_timeout_ms(static_cast<int32_t>(config_.request_timeout_ms));
       // Consecutive batches of one partition share its PartitionData (their bytes concatenated);
-      // group[i] is batch i's entry in the request, first_in_group[i] whether it starts one.
+      // group[i] is batch i's entry in the request, offset_in_group[i] its first record's offset
+      // from the entry's base (a batch that cannot be encoded is left out and takes no offsets).
       std::vector<int> group(batches.size());
+      std::vector<int> group_batches;  // per entry: how many batches share it
       std::vector<int64_t> offset_in_group(batches.size(), 0);
+      std::vector<std::string> unbuilt(batches.size());  // why batch i is not in the request
+      int64_t next_in_group = 0;
       for (size_t i = 0; i < batches.size(); ++i) {
         auto& b = batches[i];
         const bool same = i > 0 && batches[i - 1]->topic == b->topic && batches[i - 1]->partition == b->partition;
@@ -229,12 +235,19 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
           auto* pd = req.add_partitions();
           pd->set_topic(b->topic);
           pd->set_partition(b->partition);
-        } else {
-          offset_in_group[i] = offset_in_group[i - 1] + static_cast<int64_t>(batches[i - 1]->records.size());
+          group_batches.push_back(0);
+          next_in_group = 0;
         }
         group[i] = req.partitions_size() - 1;
+        ++group_batches[static_cast<size_t>(group[i])];
+        offset_in_group[i] = next_in_group;
         auto built = b->builder->build();
-        if (built.ok()) req.mutable_partitions(group[i])->mutable_records()->append(*built);
+        if (built.ok()) {
+          req.mutable_partitions(group[i])->mutable_records()->append(*built);
+          next_in_group += static_cast<int64_t>(b->records.size());  // only what was sent takes offsets
+        } else {
+          unbuilt[i] = built.error().to_string();
+        }
       }
       bv1::ProduceResponse resp;
       grpc::ClientContext ctx;
@@ -248,7 +261,10 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
         ErrorCode e = gannet::v1::NONE;
         std::string message;
         int64_t base = -1;
-        if (!st.ok()) {
+        if (!unbuilt[i].empty()) {
+          e = gannet::v1::INVALID_RECORD;  // never sent: not retriable, nothing to resend
+          message = "cannot encode the batch: " + unbuilt[i];
+        } else if (!st.ok()) {
           e = gannet::v1::REQUEST_TIMED_OUT;
           message = "broker " + std::to_string(leader) + ": " + st.error_message();
         } else if (config_.acks != 0) {
@@ -267,6 +283,16 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
           refresh = true;
           b.attempts++;
           b.retry_at_ms = now_ms() + config_.retry_backoff_ms;
+          retry.push_back(std::move(batches[i]));
+          continue;
+        }
+        // The broker validates a partition's batches together and refuses them all (writing
+        // nothing) when one is bad: resend each alone, at once, so only the bad one fails.
+        const bool refused = e == gannet::v1::MESSAGE_TOO_LARGE || e == gannet::v1::INVALID_RECORD ||
+                             e == gannet::v1::CORRUPT_MESSAGE;
+        if (refused && st.ok() && unbuilt[i].empty() && group_batches[static_cast<size_t>(group[i])] > 1 &&
+            now_ms() - b.created_ms < config_.delivery_timeout_ms) {
+          b.alone = true;
           retry.push_back(std::move(batches[i]));
           continue;
         }

@@ -102,6 +102,9 @@ class Producer {
     int64_t created_ms = 0;
     int64_t retry_at_ms = 0;
     int attempts = 0;
+    // Resent in a request of its own: the broker refused the append it shared with other batches
+    // of its partition (it validates them together), and this batch's verdict must be its own.
+    bool alone = false;
   };
   using Key = std::pair<std::string, int32_t>;
   static constexpr int kRequestsInFlightPerBroker = 2;
