@@ -1,5 +1,8 @@
 #include "client/metadata_cache.h"
 
+#include <optional>
+#include <set>
+
 namespace gannet::client {
 
 MetadataCache::MetadataCache(std::vector<std::string> bootstrap) : bootstrap_(std::move(bootstrap)) {}
@@ -19,11 +22,17 @@ bv1::Broker::Stub* MetadataCache::stub_for(const std::string& address) {
 
 bool MetadataCache::refresh(const std::vector<std::string>& topics) {
   std::vector<std::string> addresses;
+  int64_t newest;
   {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& [id, a] : brokers_) addresses.push_back(a);
+    newest = newest_offset_;
   }
   addresses.insert(addresses.end(), bootstrap_.begin(), bootstrap_.end());
+  // The first answer from an image at least as new as any seen before; else the newest answer.
+  // A broker that just restarted answers from an image that may be behind: its word is used only
+  // if nobody newer answers, and then never to forget a topic.
+  std::optional<bv1::MetadataResponse> best;
   for (const std::string& address : addresses) {
     bv1::MetadataRequest req;
     for (const auto& t : topics) req.add_topics(t);
@@ -36,34 +45,45 @@ bool MetadataCache::refresh(const std::vector<std::string>& topics) {
       stub = stub_for(address);
     }
     if (!stub->Metadata(&ctx, req, &resp).ok()) continue;
-    std::lock_guard<std::mutex> l(mu_);
-    ++refreshes_;
-    for (const auto& b : resp.brokers()) {
-      if (!b.host().empty()) brokers_[b.broker_id()] = b.host() + ":" + std::to_string(b.port());
-    }
-    if (topics.empty()) {
-      // A full answer lists every topic (for pattern subscriptions). Topics missing from it stay
-      // cached: a broker that just restarted may answer from an image that is not current yet,
-      // and forgetting a topic on its word would fail sends to it.
-      all_topics_.clear();
-      for (const auto& t : resp.topics()) all_topics_.push_back(t.name());
-    }
-    for (const auto& t : resp.topics()) {
-      if (t.error_code() != gannet::v1::NONE) {
-        topics_.erase(t.name());
-        continue;
-      }
-      std::vector<PartitionInfo> parts(static_cast<size_t>(t.partitions_size()));
-      for (const auto& p : t.partitions()) {
-        if (p.partition() >= 0 && p.partition() < t.partitions_size()) {
-          parts[static_cast<size_t>(p.partition())] = PartitionInfo{p.leader(), p.leader_epoch()};
-        }
-      }
-      topics_[t.name()] = std::move(parts);
-    }
-    return true;
+    if (!best || resp.metadata_offset() > best->metadata_offset()) best = std::move(resp);
+    if (best->metadata_offset() >= newest) break;
   }
-  return false;
+  if (!best) return false;
+  const bv1::MetadataResponse& resp = *best;
+  std::lock_guard<std::mutex> l(mu_);
+  ++refreshes_;
+  const bool current = resp.metadata_offset() >= newest_offset_;
+  newest_offset_ = std::max(newest_offset_, resp.metadata_offset());
+  for (const auto& b : resp.brokers()) {
+    if (!b.host().empty()) brokers_[b.broker_id()] = b.host() + ":" + std::to_string(b.port());
+  }
+  if (topics.empty()) {
+    // A full answer lists every topic (for pattern subscriptions); a current one also tells us
+    // which cached topics are gone (deleted: sends to them fail at once).
+    all_topics_.clear();
+    std::set<std::string> listed;
+    for (const auto& t : resp.topics()) {
+      all_topics_.push_back(t.name());
+      listed.insert(t.name());
+    }
+    if (current) {
+      for (auto it = topics_.begin(); it != topics_.end();) it = listed.count(it->first) ? std::next(it) : topics_.erase(it);
+    }
+  }
+  for (const auto& t : resp.topics()) {
+    if (t.error_code() != gannet::v1::NONE) {
+      if (current) topics_.erase(t.name());
+      continue;
+    }
+    std::vector<PartitionInfo> parts(static_cast<size_t>(t.partitions_size()));
+    for (const auto& p : t.partitions()) {
+      if (p.partition() >= 0 && p.partition() < t.partitions_size()) {
+        parts[static_cast<size_t>(p.partition())] = PartitionInfo{p.leader(), p.leader_epoch()};
+      }
+    }
+    topics_[t.name()] = std::move(parts);
+  }
+  return true;
 }
 
 std::vector<PartitionInfo> MetadataCache::partitions(const std::string& topic) {

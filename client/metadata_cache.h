@@ -52,6 +52,7 @@ class MetadataCache {
   std::map<int32_t, std::string> brokers_;                           // id -> address
   std::map<std::string, std::vector<PartitionInfo>> topics_;
   std::vector<std::string> all_topics_;  // from the last full refresh
+  int64_t newest_offset_ = -1;           // the newest metadata image any answer came from
   int64_t refreshes_ = 0;
 };
 

@@ -72,12 +72,11 @@ TEST(ProducerReview, ABatchTheBrokerRefusesFailsAloneNotItsNeighbours) {
   }
 }
 
-// A full metadata refresh keeps topics its answer does not list (so that a restarting broker's
-// incomplete image does not make sends fail). But then the producer never forgets a deleted
-// topic: sends to it are queued and wait out delivery.timeout.ms each, where before the commit the
-// refresh after the first failure forgot the topic and later sends failed at once.
-// Not fixed (the change meant to keep topics; which answer to trust is a design call): disabled.
-TEST(ProducerReview, DISABLED_SendsToADeletedTopicFailFastOnceTheProducerHasSeenItGone) {
+// A full metadata refresh must not forget topics on the word of a restarting broker whose image is
+// behind, but a deleted topic must be forgotten: sends to it fail at once instead of waiting out
+// delivery.timeout.ms each. The cache trusts an absence only from an image at least as new as any
+// it has seen (MetadataResponse.metadata_offset).
+TEST(ProducerReview, SendsToADeletedTopicFailFastOnceTheProducerHasSeenItGone) {
   Cluster c(3);
   c.start_all();
   ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 30s));
