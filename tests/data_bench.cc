@@ -49,6 +49,56 @@ double raw_write(const std::string& dir, size_t bytes) {
   return rate;
 }
 
+// The floor under the client's one-in-flight latency: bare unary Produce calls (one 100 B record
+// in a prebuilt batch) from this thread straight to the partition's leader, p50/p99 in us. What
+// the producer adds on top is its own threads and batching.
+std::pair<double, double> raw_produce_latency(testing::Cluster& c, const std::string& topic, int acks, int n) {
+  auto md = c.metadata({topic});
+  int32_t leader = -1;
+  if (md.topics_size() == 1 && md.topics(0).partitions_size() > 0) leader = md.topics(0).partitions(0).leader();
+  if (leader < 0) return {-1, -1};
+  storage::RecordBatchBuilder builder;
+  builder.add(0, std::nullopt, std::string(100, 'x'));
+  const std::string batch = *builder.build();
+  std::vector<int64_t> us;
+  for (int i = 0; i < n; ++i) {
+    broker::v1::ProduceRequest req;
+    req.set_acks(acks);
+    req.set_timeout_ms(10'000);
+    auto* pd = req.add_partitions();
+    pd->set_topic(topic);
+    pd->set_partition(0);
+    pd->set_records(batch);
+    broker::v1::ProduceResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    const auto t0 = Clock::now();
+    if (!c.broker(leader)->Produce(&ctx, req, &resp).ok()) continue;
+    us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+  }
+  if (us.empty()) return {-1, -1};
+  std::sort(us.begin(), us.end());
+  return {static_cast<double>(us[us.size() / 2]), static_cast<double>(us[us.size() * 99 / 100])};
+}
+
+// A unary RPC that does no work (ListGroups on a broker with no groups): the RPC stack's own
+// round trip, p50/p99 in us.
+std::pair<double, double> noop_rpc_latency(testing::Cluster& c, int n) {
+  std::vector<int64_t> us;
+  for (int i = 0; i < n; ++i) {
+    broker::v1::ListGroupsRequest req;
+    broker::v1::ListGroupsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    const auto t0 = Clock::now();
+    if (!c.broker(1)->ListGroups(&ctx, req, &resp).ok()) continue;
+    us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
+  }
+  if (us.empty()) return {-1, -1};
+  std::sort(us.begin(), us.end());
+  return {static_cast<double>(us[us.size() / 2]), static_cast<double>(us[us.size() * 99 / 100])};
+}
+
 struct Result {
   double records_per_s = 0, bytes_per_s = 0, p50_us = 0, p99_us = 0, max_us = 0;
   int64_t failed = 0;
@@ -167,6 +217,18 @@ int run(int argc, char** argv) {
                 r.failed ? "  (FAILURES)" : "");
     std::fflush(stdout);
   };
+  if (phase == "latency") {
+    auto [np50, np99] = noop_rpc_latency(c, 2000);
+    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "machine: unary RPC doing nothing (ListGroups)", np50, np99);
+    show("1 produce in flight, acks=1 (latency)", produce(b, "lat1", 2000, 100, 1, 16384, 1));
+    auto [r1p50, r1p99] = raw_produce_latency(c, "lat1", 1, 2000);
+    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare Produce RPC, acks=1", r1p50, r1p99);
+    show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 2000, 100, -1, 16384, 1));
+    auto [r3p50, r3p99] = raw_produce_latency(c, "lat3", -1, 2000);
+    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare Produce RPC, acks=all RF=3", r3p50, r3p99);
+    for (int id : c.ids()) c.kill(id, SIGTERM);
+    return 0;
+  }
   if (phase == "produce") {
     // Only the acks=1 1 KiB produce, three times as long (for profiling).
     show("produce 1 KiB, acks=1, RF=1", produce(b, "rf1", records * 3, 1024, 1, 1 << 20));
@@ -186,7 +248,11 @@ int run(int argc, char** argv) {
     show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
     show("consume 1 KiB, RF=1 topic, from the beginning", consume(b, "rf1", 3, records, 1024));
     show("1 produce in flight, acks=1 (latency)", produce(b, "lat1", 2000, 100, 1, 16384, 1));
+    auto [r1p50, r1p99] = raw_produce_latency(c, "lat1", 1, 2000);
+    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare Produce RPC, acks=1", r1p50, r1p99);
     show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 2000, 100, -1, 16384, 1));
+    auto [r3p50, r3p99] = raw_produce_latency(c, "lat3", -1, 2000);
+    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare Produce RPC, acks=all RF=3", r3p50, r3p99);
     show("1000 in flight, acks=all RF=3 (latency)", produce(b, "lat3", 100'000, 100, -1, 16384, 1000));
   }
   if (soak_seconds > 0) {
