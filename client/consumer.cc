@@ -79,6 +79,7 @@ void Consumer::subscribe(const std::string& pattern, RebalanceListener* listener
 }
 
 void Consumer::unsubscribe() {
+  cancel_join();
   if (subscribed_) {
     revoke_all();
     leave_group("the consumer unsubscribed");
@@ -251,19 +252,85 @@ void Consumer::revoke_all() {
 bool Consumer::ensure_active_group(Clock::time_point deadline, ErrorCode* error) {
   {
     std::lock_guard<std::mutex> l(gmu_);
-    if (joined_ && !rejoin_needed_) return true;
+    if (joined_ && !rejoin_needed_ && !join_task_.valid()) return true;
   }
-  // Eager rebalance: commit and give up every partition before joining again.
-  revoke_all();
+  if (!join_task_.valid()) {
+    // Eager rebalance: commit and give up every partition before joining again.
+    revoke_all();
+    {
+      std::lock_guard<std::mutex> l(gmu_);
+      joined_ = false;
+      rejoin_needed_ = false;
+      join_cancelled_ = false;
+    }
+    // The join and sync run on their own thread: the coordinator holds a JoinGroup until every
+    // member has rejoined (up to the rebalance timeout), and poll(timeout) must not wait that
+    // long, nor close() or a signal wait for it.
+    JoinInput in;
+    in.topics = subscribed_topics();
+    in.owned = previous_assignment_;
+    in.generation = previous_generation_;
+    join_task_ = std::async(std::launch::async, [this, in = std::move(in)] { return run_join(in); });
+  }
+  if (join_task_.wait_until(deadline) != std::future_status::ready) return false;
+  JoinOutcome out = join_task_.get();
+  if (out.error != ev1::NONE) {
+    if (error) *error = out.error;
+    return false;
+  }
+  if (!out.joined) return false;  // cancelled or out of time: the next poll starts again
+  is_leader_ = out.leader;
+  assigned_counts_ = std::move(out.assigned_counts);
+  positions_.clear();
+  for (const auto& tp : out.partitions) positions_[tp] = kCommitted;
+  previous_assignment_ = out.partitions;
+  previous_generation_ = out.generation;
+  joined_topics_ = std::move(out.topics);
+  ++rebalances_;
   {
     std::lock_guard<std::mutex> l(gmu_);
-    joined_ = false;
-    rejoin_needed_ = false;
+    // A rebalance that began while we synced is seen by the next heartbeat.
+    joined_ = true;
   }
-  while (Clock::now() < deadline) {
-    bv1::Broker::Stub* coord = coordinator(deadline);
-    if (!coord) return false;
-    const std::vector<std::string> topics = subscribed_topics();
+  gcv_.notify_all();  // the heartbeat thread starts
+  if (listener_) listener_->on_assigned(out.partitions);
+  next_auto_commit_ = Clock::now() + std::chrono::milliseconds(config_.auto_commit_interval_ms);
+  return true;
+}
+
+Consumer::JoinOutcome Consumer::run_join(const JoinInput& in) {
+  JoinOutcome out;
+  out.topics = in.topics;
+  // Bounded: a join phase ends within the rebalance timeout; a few attempts more at most.
+  const auto deadline = Clock::now() + std::chrono::milliseconds(config_.max_poll_interval_ms + 30'000);
+  // Runs one call with a context close() can cancel; false if cancelled.
+  auto call = [&](auto&& rpc, int64_t timeout_ms) -> grpc::Status {
+    auto ctx = std::make_shared<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+    {
+      std::lock_guard<std::mutex> l(gmu_);
+      if (join_cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+      join_ctx_ = ctx;
+    }
+    grpc::Status st = rpc(ctx.get());
+    std::lock_guard<std::mutex> l(gmu_);
+    join_ctx_.reset();
+    return st;
+  };
+  auto cancelled = [&] {
+    std::lock_guard<std::mutex> l(gmu_);
+    return join_cancelled_;
+  };
+  auto pause = [&] {
+    std::unique_lock<std::mutex> l(gmu_);
+    gcv_.wait_for(l, std::chrono::milliseconds(100), [&] { return join_cancelled_; });
+  };
+  while (Clock::now() < deadline && !cancelled()) {
+    bv1::Broker::Stub* coord = coordinator(std::min(deadline, Clock::now() + std::chrono::seconds(5)));
+    if (!coord) {
+      pause();
+      continue;
+    }
     std::string member;
     {
       std::lock_guard<std::mutex> l(gmu_);
@@ -278,21 +345,21 @@ bool Consumer::ensure_active_group(Clock::time_point deadline, ErrorCode* error)
     req.set_client_id(config_.client_id);
     for (const std::string& name : config_.partition_assignment_strategy) {
       Subscription sub;
-      sub.topics = topics;
-      sub.owned_partitions = previous_assignment_;
-      sub.generation_id = previous_generation_;
+      sub.topics = in.topics;
+      sub.owned_partitions = in.owned;
+      sub.generation_id = in.generation;
       auto* p = req.add_protocols();
       p->set_name(name);
       p->set_metadata(encode_subscription(sub));
     }
     bv1::JoinGroupResponse join;
-    grpc::ClientContext jctx;
     // The coordinator holds the call until every member has rejoined (up to the rebalance
     // timeout), so the deadline is that, not the poll's.
-    jctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(config_.max_poll_interval_ms + 10'000));
-    if (!coord->JoinGroup(&jctx, req, &join).ok()) {
+    if (!call([&](grpc::ClientContext* c) { return coord->JoinGroup(c, req, &join); },
+              config_.max_poll_interval_ms + 10'000)
+             .ok()) {
       forget_coordinator();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      pause();
       continue;
     }
     const ErrorCode je = join.error_code();
@@ -309,12 +376,12 @@ bool Consumer::ensure_active_group(Clock::time_point deadline, ErrorCode* error)
     if (je == ev1::REBALANCE_IN_PROGRESS) continue;
     if (coordinator_moved(je)) {
       forget_coordinator();
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      pause();
       continue;
     }
     if (je != ev1::NONE) {
-      if (error) *error = je;
-      return false;
+      out.error = je;
+      return out;
     }
     {
       std::lock_guard<std::mutex> l(gmu_);
@@ -328,13 +395,13 @@ bool Consumer::ensure_active_group(Clock::time_point deadline, ErrorCode* error)
     sreq.set_member_id(join.member_id());
     sreq.set_protocol_type("consumer");
     sreq.set_protocol_name(join.protocol_name());
-    is_leader_ = join.leader() == join.member_id();
-    assigned_counts_.clear();
-    if (is_leader_) {
+    out.leader = join.leader() == join.member_id();
+    out.assigned_counts.clear();
+    if (out.leader) {
       auto assignor = make_assignor(join.protocol_name());
       if (!assignor) {
-        if (error) *error = ev1::INCONSISTENT_GROUP_PROTOCOL;
-        return false;
+        out.error = ev1::INCONSISTENT_GROUP_PROTOCOL;
+        return out;
       }
       std::vector<AssignorMember> members;
       std::set<std::string> all_topics;
@@ -354,9 +421,9 @@ bool Consumer::ensure_active_group(Clock::time_point deadline, ErrorCode* error)
       metadata_.refresh(std::vector<std::string>(all_topics.begin(), all_topics.end()));
       for (const std::string& t : all_topics) {
         const int32_t n = metadata_.partition_count(t);
-        if (n > 0) assigned_counts_[t] = n;
+        if (n > 0) out.assigned_counts[t] = n;
       }
-      GroupAssignment result = assignor->assign(assigned_counts_, members);
+      GroupAssignment result = assignor->assign(out.assigned_counts, members);
       for (const auto& [mid, parts] : result) {
         auto* a = sreq.add_assignments();
         a->set_member_id(mid);
@@ -366,10 +433,9 @@ bool Consumer::ensure_active_group(Clock::time_point deadline, ErrorCode* error)
       }
     }
     bv1::SyncGroupResponse sync;
-    grpc::ClientContext sctx;
-    sctx.set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(std::max(config_.session_timeout_ms, config_.max_poll_interval_ms) + 10'000));
-    if (!coord->SyncGroup(&sctx, sreq, &sync).ok()) {
+    if (!call([&](grpc::ClientContext* c) { return coord->SyncGroup(c, sreq, &sync); },
+              std::max(config_.session_timeout_ms, config_.max_poll_interval_ms) + 10'000)
+             .ok()) {
       forget_coordinator();
       continue;
     }
@@ -380,29 +446,29 @@ bool Consumer::ensure_active_group(Clock::time_point deadline, ErrorCode* error)
       }
       if (coordinator_moved(sync.error_code())) forget_coordinator();
       if (generation_over(sync.error_code()) || coordinator_moved(sync.error_code())) continue;
-      if (error) *error = sync.error_code();
-      return false;
+      out.error = sync.error_code();
+      return out;
     }
     auto assigned = decode_assignment(sync.assignment());
-    std::vector<TopicPartition> parts = assigned ? assigned->partitions : std::vector<TopicPartition>{};
-    std::sort(parts.begin(), parts.end());
-    positions_.clear();
-    for (const auto& tp : parts) positions_[tp] = kCommitted;
-    previous_assignment_ = parts;
-    previous_generation_ = join.generation_id();
-    joined_topics_ = topics;
-    ++rebalances_;
-    {
-      std::lock_guard<std::mutex> l(gmu_);
-      // A rebalance that began while we synced is seen by the next heartbeat.
-      joined_ = true;
-    }
-    gcv_.notify_all();  // the heartbeat thread starts
-    if (listener_) listener_->on_assigned(parts);
-    next_auto_commit_ = Clock::now() + std::chrono::milliseconds(config_.auto_commit_interval_ms);
-    return true;
+    out.partitions = assigned ? assigned->partitions : std::vector<TopicPartition>{};
+    std::sort(out.partitions.begin(), out.partitions.end());
+    out.generation = join.generation_id();
+    out.joined = true;
+    return out;
   }
-  return false;
+  return out;
+}
+
+void Consumer::cancel_join() {
+  if (!join_task_.valid()) return;
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    join_cancelled_ = true;
+    if (join_ctx_) join_ctx_->TryCancel();
+  }
+  gcv_.notify_all();
+  join_task_.wait();
+  join_task_ = {};
 }
 
 bool Consumer::fetch_committed_positions(Clock::time_point deadline) {
@@ -702,6 +768,7 @@ void Consumer::close() {
     std::lock_guard<std::mutex> l(gmu_);
     if (closed_) return;
   }
+  cancel_join();  // a join in flight ends now (the coordinator drops the member at leave)
   if (in_group_mode()) {
     bool joined;
     {

@@ -15,7 +15,9 @@
 // revokes every partition (the listener's on_revoked), then gets its new ones (on_assigned). The
 // group leader rejoins when a subscribed topic's partition count changes, and every member when
 // its pattern matches a different set of topics. If poll() is not called for max.poll.interval.ms
-// the heartbeat thread leaves the group (the next poll rejoins).
+// the heartbeat thread leaves the group (the next poll rejoins). The join and sync run on a task
+// of their own (the coordinator may hold a join until the slowest member rejoins), so poll(timeout)
+// returns within its timeout during a rebalance, and close() ends a pending join at once.
 //
 // Threads: the consumer is used from one thread (as Kafka's); the heartbeat thread is internal.
 // Rebalance listener callbacks and commit_async callbacks run inside poll() / close().
@@ -159,6 +161,24 @@ class Consumer {
   // Joins (or rejoins) the group if needed, within the deadline. False if not done in time or
   // on a fatal error (*error).
   bool ensure_active_group(std::chrono::steady_clock::time_point deadline, gannet::v1::ErrorCode* error);
+  // The join and sync of one rebalance, run on a task of their own (see ensure_active_group).
+  struct JoinInput {
+    std::vector<std::string> topics;
+    std::vector<TopicPartition> owned;
+    int32_t generation = -1;
+  };
+  struct JoinOutcome {
+    bool joined = false;
+    gannet::v1::ErrorCode error = gannet::v1::NONE;  // fatal (INCONSISTENT_GROUP_PROTOCOL, ...)
+    std::vector<TopicPartition> partitions;
+    int32_t generation = -1;
+    bool leader = false;
+    std::map<std::string, int32_t> assigned_counts;
+    std::vector<std::string> topics;
+  };
+  JoinOutcome run_join(const JoinInput& in);
+  // Cancels a join in flight and waits for its task (close, unsubscribe).
+  void cancel_join();
   bv1::Broker::Stub* coordinator(std::chrono::steady_clock::time_point deadline);
   void forget_coordinator();
   std::vector<std::string> subscribed_topics();
@@ -213,6 +233,9 @@ class Consumer {
   int64_t wake_count_ = 0;
   std::chrono::steady_clock::time_point last_poll_{};
   std::thread heartbeat_thread_;
+  bool join_cancelled_ = false;
+  std::shared_ptr<grpc::ClientContext> join_ctx_;  // the join task's call in flight
+  std::future<JoinOutcome> join_task_;            // poll thread only
 
   // The next fetch of each leader, sent while the previous answer is decoded (used if the
   // positions still match when the next poll comes). Declared last: destroyed first, waiting

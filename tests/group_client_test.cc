@@ -855,5 +855,38 @@ TEST_F(GroupClientTest, CloseLeavesTheGroupAtOnce) {
   rest[0]->stop();
 }
 
+// While a rebalance waits for a slow member (one that has not polled: the coordinator holds the
+// join up to the rebalance timeout), a joining consumer's poll(timeout) still returns within its
+// timeout, and close() ends the pending join at once instead of waiting it out.
+TEST_F(GroupClientTest, PollAndCloseDoNotWaitOutAPendingJoin) {
+  create_topic("slow", 2);
+  auto cfg = config("g-slow");
+  cfg.max_poll_interval_ms = 20'000;  // the rebalance timeout: how long a join may be held
+  Consumer a(cfg);
+  a.subscribe(Topics{"slow"});
+  std::vector<ConsumerRecord> got;
+  ASSERT_TRUE(poll_until(a, &got, [&] { return a.assignment().size() == 2; }, 20s));
+  // `a` now stops polling (busy elsewhere); its heartbeats go on, so it stays in the group and the
+  // next join phase waits for it.
+  Consumer b(cfg);
+  b.subscribe(Topics{"slow"});
+  int64_t worst = 0;
+  for (int i = 0; i < 10; ++i) {
+    const auto t = Clock::now();
+    b.poll(200);
+    worst = std::max(worst, ms_since(t));
+  }
+  std::cout << "slowest poll(200) while the join was held: " << worst << " ms" << std::endl;
+  EXPECT_LT(worst, 1'500) << "poll(200) waited for the join phase";
+  EXPECT_TRUE(b.assignment().empty()) << "b cannot be assigned before a rejoins";
+  const auto t = Clock::now();
+  b.close();
+  std::cout << "close() with a join pending: " << ms_since(t) << " ms" << std::endl;
+  EXPECT_LT(ms_since(t), 3'000) << "close() waited for the pending join";
+  // a polls again: it rejoins, and with b gone owns both partitions.
+  ASSERT_TRUE(poll_until(a, &got, [&] { return a.assignment().size() == 2 && a.generation() > 0; }, 30s));
+  a.close();
+}
+
 }  // namespace
 }  // namespace gannet
