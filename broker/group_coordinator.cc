@@ -492,6 +492,11 @@ void GroupCoordinator::complete_join_locked(Group& g, int64_t now) {
   g.protocol_type = g.members.begin()->second.protocol_type;
   if (g.leader.empty() || !g.members.count(g.leader)) g.leader = g.members.begin()->first;
   g.state = State::kCompletingRebalance;
+  {
+    int32_t rebalance_timeout = 0;
+    for (const auto& [id, m] : g.members) rebalance_timeout = std::max(rebalance_timeout, m.rebalance_timeout_ms);
+    g.sync_deadline_ms = now + rebalance_timeout;
+  }
   for (auto& [id, m] : g.members) {
     v1::JoinGroupResponse r;
     r.set_generation_id(g.generation);
@@ -1097,6 +1102,21 @@ void GroupCoordinator::timer_loop() {
       for (const std::string& mid : expired) {
         LOG(INFO) << "group " << id << ": member " << mid << " session expired";
         remove_member_locked(g, mid, "member " + mid + "'s session expired");
+      }
+      // Sync phase over time (Kafka's pending-sync timeout): unless the leader's assignment is
+      // being written, members that never sent SyncGroup are out, and the group rebalances.
+      if (g.state == State::kCompletingRebalance && now >= g.sync_deadline_ms) {
+        auto leader = g.members.find(g.leader);
+        if (leader == g.members.end() || !leader->second.awaiting_sync) {
+          std::vector<std::string> late;
+          for (const auto& [mid, m] : g.members) {
+            if (!m.awaiting_sync) late.push_back(mid);
+          }
+          for (const std::string& mid : late) {
+            LOG(INFO) << "group " << id << ": member " << mid << " did not sync within the rebalance timeout";
+            remove_member_locked(g, mid, "member " + mid + " did not sync in time");
+          }
+        }
       }
       maybe_complete_join_locked(g, now);
     }

@@ -136,6 +136,9 @@ class GroupCoordinator {
     std::map<std::string, Member> members;
     std::map<std::string, int64_t> pending_members;  // MEMBER_ID_REQUIRED handed out: id -> expiry
     int64_t join_deadline_ms = 0;  // the join phase ends by then
+    // CompletingRebalance: members that have not sent SyncGroup by then are removed (a leader
+    // that never sends the assignment must not hold the group forever while it heartbeats).
+    int64_t sync_deadline_ms = 0;
     int64_t initial_delay_until_ms = 0;  // a new group's join phase waits at least until then
     int64_t state_timestamp_ms = 0;
     std::map<std::pair<std::string, int32_t>, CommittedOffset> offsets;

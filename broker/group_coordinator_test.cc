@@ -261,6 +261,37 @@ TEST_F(GroupCoordinatorTest, AMemberWhoseSessionExpiresIsRemoved) {
   EXPECT_EQ(heartbeat("g", b2), ev1::UNKNOWN_MEMBER_ID);
 }
 
+// A leader that joins but never sends the assignment (while it keeps heartbeating) cannot hold
+// the group: after the rebalance timeout it is removed and the others rebalance without it.
+TEST_F(GroupCoordinatorTest, ALeaderThatNeverSyncsIsRemovedAfterTheRebalanceTimeout) {
+  auto first = join("g");
+  ASSERT_EQ(first.error_code(), ev1::NONE);
+  ASSERT_EQ(sync("g", first, {{first.member_id(), "x"}}).error_code(), ev1::NONE);
+  auto second = std::async(std::launch::async, [&] { return join("g"); });
+  std::this_thread::sleep_for(50ms);
+  auto j1 = join("g", first.member_id());
+  auto j2 = second.get();
+  ASSERT_EQ(j1.error_code(), ev1::NONE);
+  ASSERT_EQ(j2.error_code(), ev1::NONE);
+  const auto& leader = j1.leader() == j1.member_id() ? j1 : j2;
+  const auto& follower = j1.leader() == j1.member_id() ? j2 : j1;
+  // The follower waits for the assignment; the leader only heartbeats.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto waiting = std::async(std::launch::async, [&] { return sync("g", follower); });
+  while (waiting.wait_for(100ms) != std::future_status::ready &&
+         std::chrono::steady_clock::now() - t0 < 10s) {
+    heartbeat("g", leader);
+  }
+  ASSERT_EQ(waiting.wait_for(0s), std::future_status::ready) << "the group waited for the leader's sync forever";
+  EXPECT_EQ(waiting.get().error_code(), ev1::REBALANCE_IN_PROGRESS);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 1500ms);  // the 2 s rebalance timeout, not at once
+  EXPECT_EQ(heartbeat("g", leader), ev1::UNKNOWN_MEMBER_ID);
+  auto again = join("g", follower.member_id());
+  ASSERT_EQ(again.error_code(), ev1::NONE);
+  EXPECT_EQ(again.leader(), follower.member_id());
+  EXPECT_EQ(again.members_size(), 1);
+}
+
 TEST_F(GroupCoordinatorTest, BadRequestsGetTypedErrors) {
   v1::JoinGroupRequest req;
   req.set_session_timeout_ms(1000);
