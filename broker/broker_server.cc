@@ -929,14 +929,26 @@ void BrokerServer::find_coordinator(const std::string& key, v1::FindCoordinatorR
   const metadata::TopicImage* t = image->topic_by_name(kOffsetsTopic);
   if (!t) {
     // First use: create the offsets topic (compacted), replicated as configured or on every
-    // broker there is if fewer. Concurrent creators race harmlessly (TOPIC_ALREADY_EXISTS).
-    int32_t live = 0;
-    for (const auto& [id, reg] : image->brokers()) live += reg.fenced ? 0 : 1;
+    // registered broker if there are fewer. Not before that many are live: a cluster still
+    // starting must not get an offsets topic with fewer replicas for good. Concurrent creators
+    // race harmlessly (TOPIC_ALREADY_EXISTS).
+    int32_t live = 0, registered = 0;
+    for (const auto& [id, reg] : image->brokers()) {
+      ++registered;
+      live += reg.fenced ? 0 : 1;
+    }
+    const int32_t rf = std::max<int32_t>(1, std::min<int32_t>(options_.offsets_topic_replication_factor, registered));
+    if (live < rf) {
+      resp->set_error_code(gannet::v1::COORDINATOR_NOT_AVAILABLE);
+      resp->set_error_message("the offsets topic needs " + std::to_string(rf) + " live brokers; " +
+                              std::to_string(live) + " are live");
+      return;
+    }
     cv1::CreateTopicsRequest req;
     auto* ct = req.add_topics();
     ct->set_name(kOffsetsTopic);
     ct->set_num_partitions(options_.group.offsets_partitions);
-    ct->set_replication_factor(std::max<int32_t>(1, std::min<int32_t>(options_.offsets_topic_replication_factor, live)));
+    ct->set_replication_factor(rf);
     auto cfg = [&](const char* k, std::string v) {
       auto* c = ct->add_configs();
       c->set_name(k);
