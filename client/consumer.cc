@@ -250,57 +250,67 @@ void Consumer::revoke_all() {
 }
 
 bool Consumer::ensure_active_group(Clock::time_point deadline, ErrorCode* error) {
-  {
-    std::lock_guard<std::mutex> l(gmu_);
-    if (joined_ && !rejoin_needed_ && !join_task_.valid()) return true;
-  }
-  if (!join_task_.valid()) {
-    // Eager rebalance: commit and give up every partition before joining again.
-    revoke_all();
+  while (true) {
     {
       std::lock_guard<std::mutex> l(gmu_);
-      joined_ = false;
-      rejoin_needed_ = false;
-      join_cancelled_ = false;
+      if (joined_ && !rejoin_needed_ && !join_task_.valid()) return true;
     }
-    // The join and sync run on their own thread: the coordinator holds a JoinGroup until every
-    // member has rejoined (up to the rebalance timeout), and poll(timeout) must not wait that
-    // long, nor close() or a signal wait for it.
-    JoinInput in;
-    in.topics = subscribed_topics();
-    in.owned = previous_assignment_;
-    in.generation = previous_generation_;
-    join_task_ = std::async(std::launch::async, [this, in = std::move(in)] { return run_join(in); });
+    if (!join_task_.valid()) {
+      // Eager rebalance: commit and give up every partition before joining again.
+      revoke_all();
+      {
+        std::lock_guard<std::mutex> l(gmu_);
+        joined_ = false;
+        rejoin_needed_ = false;
+        join_cancelled_ = false;
+      }
+      // The join and sync run on their own thread: the coordinator holds a JoinGroup until every
+      // member has rejoined (up to the rebalance timeout), and poll(timeout) must not wait that
+      // long, nor close() or a signal wait for it.
+      JoinInput in;
+      in.topics = subscribed_topics();
+      in.pattern = pattern_text_;
+      in.owned = previous_assignment_;
+      in.generation = previous_generation_;
+      join_task_ = std::async(std::launch::async, [this, in = std::move(in)] { return run_join(in); });
+    }
+    if (join_task_.wait_until(deadline) != std::future_status::ready) return false;
+    JoinOutcome out = join_task_.get();
+    if (out.error != ev1::NONE) {
+      if (error) *error = out.error;
+      return false;
+    }
+    if (!out.joined) return false;  // cancelled or out of time: the next poll starts again
+    {
+      // The sync may have answered long before this poll. Since then (heartbeats ran) the
+      // generation may have ended, or the application subscribed to something else: then the
+      // assignment is not taken (nothing was assigned, so nothing is revoked); rejoin at once.
+      std::lock_guard<std::mutex> l(gmu_);
+      const bool resubscribed = out.pattern != pattern_text_ || (!pattern_ && out.topics != topics_);
+      if (!joined_ || rejoin_needed_ || generation_ != out.generation || member_id_ != out.member_id ||
+          resubscribed) {
+        rejoin_needed_ = true;
+        continue;
+      }
+    }
+    is_leader_ = out.leader;
+    assigned_counts_ = std::move(out.assigned_counts);
+    positions_.clear();
+    for (const auto& tp : out.partitions) positions_[tp] = kCommitted;
+    previous_assignment_ = out.partitions;
+    previous_generation_ = out.generation;
+    joined_topics_ = std::move(out.topics);
+    ++rebalances_;
+    if (listener_) listener_->on_assigned(out.partitions);
+    next_auto_commit_ = Clock::now() + std::chrono::milliseconds(config_.auto_commit_interval_ms);
+    return true;
   }
-  if (join_task_.wait_until(deadline) != std::future_status::ready) return false;
-  JoinOutcome out = join_task_.get();
-  if (out.error != ev1::NONE) {
-    if (error) *error = out.error;
-    return false;
-  }
-  if (!out.joined) return false;  // cancelled or out of time: the next poll starts again
-  is_leader_ = out.leader;
-  assigned_counts_ = std::move(out.assigned_counts);
-  positions_.clear();
-  for (const auto& tp : out.partitions) positions_[tp] = kCommitted;
-  previous_assignment_ = out.partitions;
-  previous_generation_ = out.generation;
-  joined_topics_ = std::move(out.topics);
-  ++rebalances_;
-  {
-    std::lock_guard<std::mutex> l(gmu_);
-    // A rebalance that began while we synced is seen by the next heartbeat.
-    joined_ = true;
-  }
-  gcv_.notify_all();  // the heartbeat thread starts
-  if (listener_) listener_->on_assigned(out.partitions);
-  next_auto_commit_ = Clock::now() + std::chrono::milliseconds(config_.auto_commit_interval_ms);
-  return true;
 }
 
 Consumer::JoinOutcome Consumer::run_join(const JoinInput& in) {
   JoinOutcome out;
   out.topics = in.topics;
+  out.pattern = in.pattern;
   // Bounded: a join phase ends within the rebalance timeout; a few attempts more at most.
   const auto deadline = Clock::now() + std::chrono::milliseconds(config_.max_poll_interval_ms + 30'000);
   // Runs one call with a context close() can cancel; false if cancelled.
@@ -453,7 +463,16 @@ Consumer::JoinOutcome Consumer::run_join(const JoinInput& in) {
     out.partitions = assigned ? assigned->partitions : std::vector<TopicPartition>{};
     std::sort(out.partitions.begin(), out.partitions.end());
     out.generation = join.generation_id();
+    out.member_id = join.member_id();
     out.joined = true;
+    {
+      std::lock_guard<std::mutex> l(gmu_);
+      // In the generation now: heartbeats start at once, not at the next poll (which applies the
+      // assignment; the application may not poll again for up to max.poll.interval.ms). A
+      // rebalance that began while we synced is seen by the next heartbeat.
+      joined_ = true;
+    }
+    gcv_.notify_all();  // the heartbeat thread starts
     return out;
   }
   return out;
@@ -841,7 +860,9 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
         bool joined;
         {
           std::lock_guard<std::mutex> l(gmu_);
-          joined = joined_;
+          // Not while a join outcome waits to be applied (joined_topics_ and is_leader_ are the
+          // old generation's; ensure_active_group checks the subscription then).
+          joined = joined_ && !join_task_.valid();
         }
         if (joined) {
           if (pattern_ || topics_ != joined_topics_) changed = subscribed_topics() != joined_topics_;

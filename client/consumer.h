@@ -18,6 +18,8 @@
 // the heartbeat thread leaves the group (the next poll rejoins). The join and sync run on a task
 // of their own (the coordinator may hold a join until the slowest member rejoins), so poll(timeout)
 // returns within its timeout during a rebalance, and close() ends a pending join at once.
+// Heartbeats start when the sync answers; the next poll takes the assignment only if that
+// generation still holds and the subscription is the one joined with (else it rejoins at once).
 //
 // Threads: the consumer is used from one thread (as Kafka's); the heartbeat thread is internal.
 // Rebalance listener callbacks and commit_async callbacks run inside poll() / close().
@@ -164,6 +166,7 @@ class Consumer {
   // The join and sync of one rebalance, run on a task of their own (see ensure_active_group).
   struct JoinInput {
     std::vector<std::string> topics;
+    std::string pattern;  // the subscription joined with (pattern_text_, "" for a topic list)
     std::vector<TopicPartition> owned;
     int32_t generation = -1;
   };
@@ -175,6 +178,8 @@ class Consumer {
     bool leader = false;
     std::map<std::string, int32_t> assigned_counts;
     std::vector<std::string> topics;
+    std::string pattern;
+    std::string member_id;
   };
   JoinOutcome run_join(const JoinInput& in);
   // Cancels a join in flight and waits for its task (close, unsubscribe).

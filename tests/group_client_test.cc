@@ -24,6 +24,10 @@
 //   Membership:     unsubscribe() revokes and leaves, subscribe() again joins with the new topics;
 //                   close() leaves at once (the other member owns everything long before its
 //                   10 s session timeout would have expired).
+//   Pending join:   poll(timeout) and close() do not wait out a join the coordinator holds; a join
+//                   that finishes between polls keeps its session (heartbeats start at the sync),
+//                   so no partition is read by two members; subscribe() during a pending join
+//                   never takes the old topics' assignment.
 //
 // One cluster serves every test (each has its own topics and group). Every wait is bounded;
 // consumers that must poll at the same time (members of one group during a rebalance) have a
@@ -886,6 +890,78 @@ TEST_F(GroupClientTest, PollAndCloseDoNotWaitOutAPendingJoin) {
   // a polls again: it rejoins, and with b gone owns both partitions.
   ASSERT_TRUE(poll_until(a, &got, [&] { return a.assignment().size() == 2 && a.generation() > 0; }, 30s));
   a.close();
+}
+
+// A member whose join and sync finish while it is not polling (the join task completed between
+// two polls) keeps its session: heartbeats start when the sync answers, not at the next poll. Else
+// the coordinator expires it, the other member owns everything, and at its next poll the member
+// takes the stale assignment and reads partitions that now belong to the other (duplicates).
+TEST_F(GroupClientTest, JoinFinishedBetweenPollsKeepsTheSessionAndReadsNothingOwnedElsewhere) {
+  create_topic("gap", 2);
+  auto cfg = config("g-gap");
+  cfg.session_timeout_ms = 2'000;
+  cfg.heartbeat_interval_ms = 500;
+  cfg.max_poll_interval_ms = 10'000;
+  Consumer a(cfg);
+  a.subscribe(Topics{"gap"});
+  std::vector<ConsumerRecord> got_a;
+  ASSERT_TRUE(poll_until(a, &got_a, [&] { return a.assignment().size() == 2; }, 20s));
+  auto sub = [](Consumer& k, client::RebalanceListener* l) { k.subscribe(Topics{"gap"}, l); };
+  Members ms;
+  ms.push_back(std::make_unique<Member>("b", cfg, sub));
+  // a polls (poll(0): it never waits for the join) until it has revoked for the rebalance b began;
+  // its join then completes on the join task while a does not poll.
+  const auto until = Clock::now() + 10s;
+  while (!a.assignment().empty() && Clock::now() < until) {
+    for (auto& r : a.poll(0)) got_a.push_back(std::move(r));
+  }
+  ASSERT_TRUE(a.assignment().empty()) << "a never began to rejoin" << describe(ms);
+  got_a.clear();
+  produce("gap", 0, 5);
+  produce("gap", 1, 5);
+  std::this_thread::sleep_for(5s);  // > 2 session timeouts, < max.poll.interval.ms
+  auto b_owns = ms[0]->owns();
+  ASSERT_TRUE(b_owns.has_value()) << describe(ms);
+  EXPECT_EQ(b_owns->partitions.size(), 1u) << "a's session expired while its join outcome waited for a poll"
+                                           << describe(ms);
+  const auto t = Clock::now();
+  while (ms_since(t) < 2'000) {
+    for (auto& r : a.poll(100)) got_a.push_back(std::move(r));
+  }
+  // No offset is read by both members.
+  auto ra = by_partition(got_a);
+  auto rb = by_partition(ms[0]->records());
+  for (const auto& [tp, offs] : ra) {
+    for (int64_t o : offs) {
+      const auto& other = rb[tp];
+      EXPECT_TRUE(std::find(other.begin(), other.end(), o) == other.end())
+          << "a and b both read " << tp.topic << "-" << tp.partition << "@" << o << describe(ms);
+    }
+  }
+  ms[0]->stop();
+  a.close();
+}
+
+// subscribe() to other topics while a join (for the old ones) is pending: the consumer never takes
+// the old subscription's assignment nor returns its records.
+TEST_F(GroupClientTest, SubscribeDuringAPendingJoinNeverAssignsTheOldTopics) {
+  create_topic("resub-old", 1);
+  create_topic("resub-new", 1);
+  produce("resub-old", 0, 3);
+  produce("resub-new", 0, 3);
+  Recorder rec;
+  Consumer k(config("g-resub"));
+  rec.attach(&k);
+  k.subscribe(Topics{"resub-old"}, &rec);
+  k.poll(0);  // the join for resub-old begins
+  k.subscribe(Topics{"resub-new"}, &rec);
+  std::vector<ConsumerRecord> got;
+  ASSERT_TRUE(poll_until(k, &got, [&] { return got.size() >= 3; }, 10s)) << rec.dump();
+  for (const auto& r : got) EXPECT_EQ(r.topic, "resub-new") << "read " << r.topic << "@" << r.offset;
+  for (const auto& e : rec.events()) {
+    for (const auto& tp : e.partitions) EXPECT_EQ(tp.topic, "resub-new") << rec.dump();
+  }
+  k.close();
 }
 
 }  // namespace
