@@ -847,6 +847,11 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   {
     std::lock_guard<std::mutex> l(gmu_);
+    // A closed consumer reads nothing and joins nothing (Kafka throws here).
+    if (closed_) {
+      if (error) *error = gannet::v1::INVALID_REQUEST;
+      return out;
+    }
     last_poll_ = Clock::now();
   }
   run_async_callbacks(/*wait=*/false);

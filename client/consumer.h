@@ -130,7 +130,8 @@ class Consumer {
   std::optional<int64_t> committed(const TopicPartition& tp);
 
   // Commits (with auto commit), waits for commit_async calls in flight (their callbacks run
-  // here), leaves the group, stops the heartbeat thread. Idempotent.
+  // here), leaves the group, stops the heartbeat thread. Idempotent. A poll() after close()
+  // returns nothing, with INVALID_REQUEST.
   void close();
 
   // The last high watermark seen per partition (for lag).
