@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/cli_harness.h"
 #include "tests/process_harness.h"
 
 namespace gannet {
@@ -38,89 +39,20 @@ using google::protobuf::Value;
 
 constexpr const char* kClusterId = "gannet-cli-test-cluster";
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using testing::CliRun;
+using testing::contains;
+using testing::field;
+using testing::gannet_cli;
+using testing::objects;
+using testing::parse_json;
+using testing::read_file;
+using testing::shell_quote;
+using testing::str;
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char ch : s) {
-    if (ch == '\'') {
-      out += "'\\''";
-    } else {
-      out += ch;
-    }
-  }
-  return out + "'";
-}
-
-// One run of the gannet binary (not "Run": that is a member of testing::Test).
-struct CliRun {
-  std::string command;  // as run, for failure messages
-  int code = -1;        // exit status; -1 when it did not exit normally; 124 when `timeout` hit
-  std::string out;      // stdout
-  std::string err;      // stderr
-
-  // Everything, for assertion messages.
-  std::string dump() const {
-    return "\n$ " + command + "\nexit " + std::to_string(code) + "\n--- stdout ---\n" + out +
-           "--- stderr ---\n" + err;
-  }
-};
-
-// Runs `gannet ARGS...` (bounded by `timeout 60`), stdout and stderr captured separately.
-CliRun gannet_cli(const std::vector<std::string>& args) {
-  static const std::string dir = testing::test_dir("cli-runs");
-  static std::atomic<int> counter{0};
-  const int n = ++counter;
-  const std::string out_path = dir + "/" + std::to_string(n) + ".out";
-  const std::string err_path = dir + "/" + std::to_string(n) + ".err";
-  CliRun r;
-  r.command = "gannet";
-  std::string cmd = "timeout 60 " + shell_quote(testing::runfile("tools/gannet"));
-  for (const std::string& a : args) {
-    cmd += " " + shell_quote(a);
-    r.command += " " + shell_quote(a);
-  }
-  cmd += " </dev/null >" + shell_quote(out_path) + " 2>" + shell_quote(err_path);
-  const int status = std::system(cmd.c_str());
-  r.code = (status != -1 && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
-  return r;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-// stdout as a JSON object, or nullopt if it is not one.
-std::optional<Struct> parse_json(const std::string& text) {
-  Struct s;
-  google::protobuf::util::JsonParseOptions opts;
-  if (!google::protobuf::util::JsonStringToMessage(text, &s, opts).ok()) return std::nullopt;
-  return s;
-}
-
-// Accessors that fail softly (a missing field reads as empty / -1), so a malformed document
-// fails the assertions that look at it rather than crashing the test.
-const Value& field(const Struct& s, const std::string& key) {
-  static const Value kNull;
-  auto it = s.fields().find(key);
-  return it == s.fields().end() ? kNull : it->second;
-}
-std::string str(const Struct& s, const std::string& key) { return field(s, key).string_value(); }
+// More soft accessors (a missing number reads as -1).
 int num(const Struct& s, const std::string& key) {
   const Value& v = field(s, key);
   return v.kind_case() == Value::kNumberValue ? static_cast<int>(v.number_value()) : -1;
-}
-std::vector<Struct> objects(const Struct& s, const std::string& key) {
-  std::vector<Struct> out;
-  for (const Value& v : field(s, key).list_value().values()) out.push_back(v.struct_value());
-  return out;
 }
 std::vector<int> ints(const Struct& s, const std::string& key) {
   std::vector<int> out;

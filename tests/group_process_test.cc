@@ -48,6 +48,7 @@
 
 #include "client/consumer_protocol.h"
 #include "client/producer.h"
+#include "tests/cli_harness.h"
 #include "tests/cluster_harness.h"
 #include "tests/process_harness.h"
 
@@ -55,6 +56,16 @@ namespace gannet {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::CliRun;
+using testing::contains;
+using testing::field;
+using testing::gannet_cli;
+using testing::objects;
+using testing::parse_json;
+using testing::read_file;
+using testing::shell_quote;
+using testing::str;
+
 using google::protobuf::Struct;
 using google::protobuf::Value;
 using testing::Cluster;
@@ -74,13 +85,6 @@ int64_t ms_since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // The lines of `text` that are complete (a writer may be half way through the last one).
 std::vector<std::string> complete_lines(const std::string& text) {
   std::vector<std::string> out;
@@ -94,22 +98,6 @@ std::vector<std::string> complete_lines(const std::string& text) {
   return out;
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char ch : s) {
-    if (ch == '\'') {
-      out += "'\\''";
-    } else {
-      out += ch;
-    }
-  }
-  return out + "'";
-}
-
 // Whether `pid` is a live process (not gone, not a zombie waiting to be reaped).
 bool alive(pid_t pid) {
   if (pid <= 0) return false;
@@ -120,55 +108,9 @@ bool alive(pid_t pid) {
 
 // ---- The gannet binary, run to completion -----------------------------------------------------------
 
-struct CliRun {
-  std::string command;
-  int code = -1;  // exit status; -1 when it did not exit normally; 124 when `timeout` hit
-  std::string out, err;
-  std::string dump() const {
-    return "\n$ " + command + "\nexit " + std::to_string(code) + "\n--- stdout ---\n" + out + "--- stderr ---\n" + err;
-  }
-};
-
-CliRun gannet_cli(const std::vector<std::string>& args) {
-  static const std::string dir = testing::test_dir("group-cli-runs");
-  static std::atomic<int> counter{0};
-  const int n = ++counter;
-  const std::string out_path = dir + "/" + std::to_string(n) + ".out";
-  const std::string err_path = dir + "/" + std::to_string(n) + ".err";
-  CliRun r;
-  r.command = "gannet";
-  std::string cmd = "timeout 60 " + shell_quote(testing::runfile("tools/gannet"));
-  for (const std::string& a : args) {
-    cmd += " " + shell_quote(a);
-    r.command += " " + shell_quote(a);
-  }
-  cmd += " </dev/null >" + shell_quote(out_path) + " 2>" + shell_quote(err_path);
-  const int status = std::system(cmd.c_str());
-  r.code = (status != -1 && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
-  return r;
-}
-
-std::optional<Struct> parse_json(const std::string& text) {
-  Struct s;
-  if (!google::protobuf::util::JsonStringToMessage(text, &s, {}).ok()) return std::nullopt;
-  return s;
-}
-const Value& field(const Struct& s, const std::string& key) {
-  static const Value kNull;
-  auto it = s.fields().find(key);
-  return it == s.fields().end() ? kNull : it->second;
-}
-std::string str(const Struct& s, const std::string& key) { return field(s, key).string_value(); }
 int64_t num(const Struct& s, const std::string& key) {
   const Value& v = field(s, key);
   return v.kind_case() == Value::kNumberValue ? static_cast<int64_t>(v.number_value()) : -999;
-}
-std::vector<Struct> objects(const Struct& s, const std::string& key) {
-  std::vector<Struct> out;
-  for (const Value& v : field(s, key).list_value().values()) out.push_back(v.struct_value());
-  return out;
 }
 
 // `gannet group describe G --output json`, parsed.
