@@ -256,6 +256,9 @@ bool Log::try_begin_clean() {
   std::lock_guard<std::mutex> l(clean_mu_);
   if (cleaning_ || clean_aborted() || offline()) return false;
   cleaning_ = true;
+  // Any truncation or retention from here on moves the generation: the swap then gives up, even
+  // if a truncated source regrew to the same end (same Segment object, different contents).
+  clean_generation_ = generation_.load(std::memory_order_acquire);
   return true;
 }
 
@@ -283,6 +286,9 @@ Result<bool> Log::swap_cleaned_segments(const std::vector<CleanedSource>& source
   };
   std::lock_guard<std::mutex> l(append_mu_);
   if (closed_ || offline() || clean_aborted()) return abandon("the log is closed");
+  if (generation_.load() != clean_generation_) {
+    return abandon("the log was truncated or retention ran during the clean");
+  }
   const auto current = segments();
   if (sources.empty() || cleaned.empty() || current->size() <= sources.size()) {
     return abandon("the log has fewer segments than were cleaned");

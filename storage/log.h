@@ -183,8 +183,9 @@ class Log {
   // ".cleaned" names, synced, covering exactly the same offsets: the last one ends where the
   // last source ends) and raises first_dirty_offset() to `first_dirty`. Takes the append lock
   // only for the swap itself. Returns false, having removed the cleaned files, when the sources
-  // are no longer the log's first segments as read (a truncation, retention or deletion raced
-  // with the clean) or the log is closed; an I/O error takes the log offline. File protocol in
+  // are no longer the log's first segments as read, or any truncation or retention ran since
+  // try_begin_clean (a truncated source may have regrown to the same end with other records),
+  // or the log is closed; an I/O error takes the log offline. File protocol in
   // FORMAT.md ("Compaction").
   Result<bool> swap_cleaned_segments(const std::vector<CleanedSource>& sources,
                                      const SegmentList& cleaned, int64_t first_dirty);
@@ -256,6 +257,9 @@ class Log {
   std::mutex clean_mu_;
   std::condition_variable clean_cv_;
   bool cleaning_ = false;  // guarded by clean_mu_
+  // generation_ when the running clean began (written by try_begin_clean, read by the swap: both
+  // on the cleaning thread).
+  uint64_t clean_generation_ = 0;
   void abort_and_wait_for_clean();
 };
 

@@ -140,6 +140,10 @@ enum class Outcome { kVerbatim, kRewritten, kEmpty };
 
 struct FilterContext {
   const OffsetMap* map;
+  // End of the section this pass maps ([first dirty, clean_end)): a batch at or past it stays
+  // dirty (the map filled in its segment), so its tombstones were never mapped and older values
+  // of their keys may still be in the log: they neither get a delete horizon nor go.
+  int64_t clean_end;
   int64_t now_ms;
   int64_t delete_retention_ms;
   CleanStats* stats;
@@ -150,7 +154,8 @@ Result<Outcome> filter_batch(const RecordBatchView& v, const FilterContext& ctx,
   if (v.is_control()) return Outcome::kVerbatim;
   GANNET_ASSIGN_OR_RETURN(RecordIterator it, RecordIterator::create(v, kMaxDecompressed));
   const bool has_horizon = (v.attributes() & kDeleteHorizonBit) != 0;
-  const bool horizon_passed = has_horizon && ctx.now_ms >= v.base_timestamp();
+  const bool cleaned = v.last_offset() < ctx.clean_end;
+  const bool horizon_passed = cleaned && has_horizon && ctx.now_ms >= v.base_timestamp();
   std::vector<Record> kept;
   bool kept_tombstone = false;
   int32_t read = 0;
@@ -173,12 +178,15 @@ Result<Outcome> filter_batch(const RecordBatchView& v, const FilterContext& ctx,
     kept.push_back(rec);
   }
   ctx.stats->records_kept += static_cast<int64_t>(kept.size());
-  const bool set_horizon = kept_tombstone && !has_horizon;
+  const bool set_horizon = cleaned && kept_tombstone && !has_horizon;
   if (static_cast<int32_t>(kept.size()) == read && !set_horizon) return Outcome::kVerbatim;
   if (kept.empty()) return Outcome::kEmpty;
+  // Saturating: delete.retention.ms may be INT64_MAX (keep tombstones forever).
+  const int64_t horizon = ctx.delete_retention_ms > INT64_MAX - ctx.now_ms
+                              ? INT64_MAX
+                              : ctx.now_ms + ctx.delete_retention_ms;
   GANNET_ASSIGN_OR_RETURN(
-      *out, encode_batch(v, kept, set_horizon ? std::optional<int64_t>(ctx.now_ms + ctx.delete_retention_ms)
-                                              : std::nullopt));
+      *out, encode_batch(v, kept, set_horizon ? std::optional<int64_t>(horizon) : std::nullopt));
   return Outcome::kRewritten;
 }
 
@@ -332,7 +340,7 @@ class CleanPass {
     for (const auto& src : below_) {
       if (src.segment->base_offset() < map_end_) sources_.push_back(src);
     }
-    const FilterContext ctx{&map_, log_.clock()->now_ms(), cfg_.delete_retention_ms, &stats_};
+    const FilterContext ctx{&map_, map_end_, log_.clock()->now_ms(), cfg_.delete_retention_ms, &stats_};
     for (const auto& src : sources_) {
       if (writer_) {
         const uint64_t size = writer_->size() + last_dropped_.size() + src.end_position;
@@ -445,7 +453,11 @@ Result<CleanableRange> LogCleaner::cleanable_range(const Log& log) {
   const int64_t hw = log.high_watermark();
   CleanableRange r;
   int64_t end = list->back()->base_offset();  // the active segment is never cleaned
-  for (size_t i = 0; i + 1 < list->size(); ++i) {
+  // With no high watermark known (a log just opened, before its partition's first election or
+  // fetch), nothing is known to be committed: a later record that is truncated away afterwards
+  // must never have shadowed a committed one, so nothing is cleanable.
+  if (hw < 0) end = list->front()->base_offset();
+  for (size_t i = 0; hw >= 0 && i + 1 < list->size(); ++i) {
     const Segment& s = *(*list)[i];
     const bool past_hw = hw >= 0 && s.next_offset() > hw;
     const bool too_young = cfg.min_compaction_lag_ms > 0 && s.max_timestamp() > now - cfg.min_compaction_lag_ms;

@@ -4,8 +4,10 @@
 //
 // One pass over a log (clean()):
 //   1. Cleanable end: the base offset of the first segment that is the active segment, reaches
-//      past the high watermark (when one is set), or holds a record newer than
-//      min.compaction.lag.ms. Only whole segments below it are touched.
+//      past the high watermark, or holds a record newer than min.compaction.lag.ms. Only whole
+//      segments below it are touched. While the high watermark is unknown (-1: a log just
+//      opened, before its partition's first election or fetch) nothing is cleanable: a record
+//      that may yet be truncated away must never shadow a committed one.
 //   2. Dirty section: [first dirty offset, cleanable end), where the first dirty offset is the
 //      end of what the previous pass mapped (Log::first_dirty_offset, checkpointed by the log
 //      manager). An offset map key -> latest offset is built over it, bounded by
@@ -29,7 +31,9 @@
 // Tombstones (KIP-534's delete horizon): the first pass that rewrites a batch holding a
 // surviving tombstone sets kDeleteHorizonBit and stores the horizon, now + delete.retention.ms,
 // in the base timestamp (record timestamp deltas are re-based so record timestamps do not
-// change). A later pass drops that batch's tombstones once now >= the horizon. A tombstone is so
+// change; the sum saturates at INT64_MAX). A later pass drops that batch's tombstones once now >=
+// the horizon. Both apply only to batches below the map's end: when the map filled inside a
+// segment, the rest of it is rewritten but stays dirty, and its tombstones were not mapped yet. A tombstone is so
 // kept at least delete.retention.ms after it first reached the cleaned section; any older record
 // of its key was removed by the pass whose map held the tombstone.
 //

@@ -197,6 +197,9 @@ class CleanerTest : public ::testing::Test {
     auto r = log_->append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(bytes.data()), bytes.size()), epoch);
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().to_string());
     if (!r.ok()) return {};
+    // A single-replica leader: everything appended is committed (the cleaner cleans only below
+    // the high watermark, and nothing while it is unknown).
+    if (auto_hw_) log_->update_high_watermark(log_->log_end_offset());
     for (size_t i = 0; i < recs.size(); ++i) {
       model_[r->base_offset + static_cast<int64_t>(i)] = Rec{r->base_offset + static_cast<int64_t>(i),
                                                            recs[i].first, recs[i].second};
@@ -240,6 +243,7 @@ class CleanerTest : public ::testing::Test {
   std::unique_ptr<Log> log_;
   Model model_;
   int64_t counter_ = 0;
+  bool auto_hw_ = true;  // append() raises the high watermark to the log end
 };
 
 TEST_F(CleanerTest, KeepsExactlyTheLatestRecordOfEachKeyAndLeavesTheActiveSegment) {
@@ -534,6 +538,7 @@ TEST_F(CleanerTest, AppendsAndReadsRunWhileCleaning) {
       std::string bytes = build_batch(recs, clock_.now_ms());
       auto r = log_->append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(bytes.data()), bytes.size()), 0);
       ASSERT_TRUE(r.ok()) << r.error().to_string();
+      log_->update_high_watermark(r->last_offset + 1);
       {
         std::lock_guard<std::mutex> l(model_mu);
         model_[r->base_offset] = Rec{r->base_offset, recs[0].first, recs[0].second};
@@ -662,7 +667,10 @@ TEST_F(CleanerTest, ByteBudgetShortensThePassAndLaterPassesFinish) {
 TEST_F(CleanerTest, CleanableEndRespectsHighWatermarkAndCompactionLag) {
   std::mt19937_64 rng(8);
   open();
+  auto_hw_ = false;
+  EXPECT_EQ(cleanable_end(), 0) << "nothing is cleanable while the high watermark is unknown";
   random_appends(rng, 100, 10, false);
+  EXPECT_EQ(cleanable_end(), 0) << "nothing is cleanable while the high watermark is unknown";
   const auto bases = log_->segment_base_offsets();
   ASSERT_GT(bases.size(), 4u);
   log_->update_high_watermark(bases[2] + 1);  // inside the third segment
@@ -767,7 +775,10 @@ class CrashHarness {
     }
   }
 
-  Result<CleanStats> clean() { return LogCleaner::clean(*log_); }
+  Result<CleanStats> clean() {
+    log_->update_high_watermark(log_->log_end_offset());
+    return LogCleaner::clean(*log_);
+  }
 
   SimFileSystem fs_;
   ManualClock clock_;
@@ -870,6 +881,7 @@ class CleanerManagerTest : public ::testing::Test {
       std::string bytes = build_batch({{"k" + std::to_string(i % keys), tag + std::to_string(i) + std::string(40, 'z')}},
                                       clock_.now_ms());
       ASSERT_TRUE(log.append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(bytes.data()), bytes.size()), 0).ok());
+      log.update_high_watermark(log.log_end_offset());
     }
   }
 
