@@ -319,6 +319,24 @@ GroupCoordinator::Group* GroupCoordinator::find_group_locked(const std::string& 
   return it == groups_.end() ? nullptr : &it->second;
 }
 
+GroupCoordinator::Group* GroupCoordinator::claim_record_write_locked(std::unique_lock<std::mutex>& l,
+                                                                    const std::string& id) {
+  while (true) {
+    Group* g = find_group_locked(id);
+    if (stopping_ || !g) return nullptr;
+    if (!g->record_write_in_flight) {
+      g->record_write_in_flight = true;
+      return g;
+    }
+    cv_.wait_for(l, std::chrono::milliseconds(100));
+  }
+}
+
+void GroupCoordinator::release_record_write_locked(const std::string& id) {
+  if (Group* g = find_group_locked(id)) g->record_write_in_flight = false;
+  cv_.notify_all();
+}
+
 GroupCoordinator::Group& GroupCoordinator::get_or_create_group_locked(const std::string& id, int32_t partition) {
   auto [it, inserted] = groups_.try_emplace(id);
   if (inserted) {
@@ -715,46 +733,57 @@ void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroup
   const std::string member_id = req.member_id();
   const int64_t bound_ms = std::max(m.session_timeout_ms, m.rebalance_timeout_ms) + kJoinSlackMs;
   if (member_id == g->leader) {
-    for (auto& [id, mm] : g->members) mm.assignment.clear();
-    for (const auto& a : req.assignments()) {
-      if (auto it = g->members.find(a.member_id()); it != g->members.end()) it->second.assignment = a.assignment();
-    }
-    // The generation is complete once written: a new coordinator then resumes it as is.
-    const std::string key = encode_group_key({g->id});
-    const std::string value = encode_group_value(group_value_locked(*g));
-    const int32_t epoch = partitions_.at(p).epoch;
-    l.unlock();
-    int64_t base = 0;
-    ErrorCode e = append_records(p, epoch, {{key, value}}, &base);
-    l.lock();
-    g = find_group_locked(req.group_id());
-    if (g && g->generation == generation && g->state == State::kCompletingRebalance) {
-      if (e == ev1::NONE) {
-        g->state = State::kStable;
-        g->has_metadata_record = true;
-        g->state_timestamp_ms = clock_->now_ms();
-        for (auto& [id, mm] : g->members) {
-          if (!mm.awaiting_sync) continue;
-          v1::SyncGroupResponse r;
-          r.set_protocol_type(g->protocol_type);
-          r.set_protocol_name(g->protocol_name);
-          r.set_assignment(mm.assignment);
-          mm.sync_result = std::move(r);
-          mm.awaiting_sync = false;
-        }
-      } else {
-        for (auto& [id, mm] : g->members) {
-          if (!mm.awaiting_sync) continue;
-          v1::SyncGroupResponse r;
-          r.set_error_code(e);
-          r.set_error_message("the group's assignment could not be written");
-          mm.sync_result = std::move(r);
-          mm.awaiting_sync = false;
-        }
-        prepare_rebalance_locked(*g, "the assignment could not be written");
+    // One write of the group's record at a time (the writer thread may be writing its Empty
+    // record): else the older of two could land last, and be all compaction keeps of the group.
+    g = claim_record_write_locked(l, req.group_id());
+    auto pl = partitions_.find(p);
+    if (g && g->generation == generation && g->state == State::kCompletingRebalance && g->leader == member_id &&
+        pl != partitions_.end() && pl->second.loaded) {
+      for (auto& [id, mm] : g->members) mm.assignment.clear();
+      for (const auto& a : req.assignments()) {
+        if (auto it = g->members.find(a.member_id()); it != g->members.end()) it->second.assignment = a.assignment();
       }
-      ++g->version;
-      cv_.notify_all();
+      // The generation is complete once written: a new coordinator then resumes it as is.
+      const std::string key = encode_group_key({g->id});
+      const std::string value = encode_group_value(group_value_locked(*g));
+      const int32_t epoch = pl->second.epoch;
+      l.unlock();
+      int64_t base = 0;
+      ErrorCode e = append_records(p, epoch, {{key, value}}, &base);
+      l.lock();
+      release_record_write_locked(req.group_id());
+      g = find_group_locked(req.group_id());
+      if (g && g->generation == generation && g->state == State::kCompletingRebalance) {
+        if (e == ev1::NONE) {
+          g->state = State::kStable;
+          g->has_metadata_record = true;
+          g->state_timestamp_ms = clock_->now_ms();
+          for (auto& [id, mm] : g->members) {
+            if (!mm.awaiting_sync) continue;
+            v1::SyncGroupResponse r;
+            r.set_protocol_type(g->protocol_type);
+            r.set_protocol_name(g->protocol_name);
+            r.set_assignment(mm.assignment);
+            mm.sync_result = std::move(r);
+            mm.awaiting_sync = false;
+          }
+        } else {
+          for (auto& [id, mm] : g->members) {
+            if (!mm.awaiting_sync) continue;
+            v1::SyncGroupResponse r;
+            r.set_error_code(e);
+            r.set_error_message("the group's assignment could not be written");
+            mm.sync_result = std::move(r);
+            mm.awaiting_sync = false;
+          }
+          prepare_rebalance_locked(*g, "the assignment could not be written");
+        }
+        ++g->version;
+        cv_.notify_all();
+      }
+    } else if (g) {
+      // The group moved on while we waited: the loop below reports how.
+      release_record_write_locked(req.group_id());
     }
   }
   const auto deadline = after_ms(bound_ms);
@@ -1045,29 +1074,35 @@ void GroupCoordinator::delete_groups(const v1::DeleteGroupsRequest& req, v1::Del
       r->set_error_code(e);
       continue;
     }
-    Group* g = find_group_locked(id);
-    if (!g || g->state == State::kDead) {
-      r->set_error_code(ev1::GROUP_ID_NOT_FOUND);
+    // After any write of the group's record in flight (e.g. its Empty record).
+    Group* g = claim_record_write_locked(l, id);
+    auto pl = partitions_.find(p);
+    if (!g || g->state == State::kDead || pl == partitions_.end() || !pl->second.loaded) {
+      if (g) release_record_write_locked(id);
+      r->set_error_code(pl == partitions_.end() ? ev1::NOT_COORDINATOR : ev1::GROUP_ID_NOT_FOUND);
       r->set_error_message("no group " + id);
       continue;
     }
     if (g->state != State::kEmpty) {
+      release_record_write_locked(id);
       r->set_error_code(ev1::NON_EMPTY_GROUP);
       r->set_error_message("group " + id + " has active members (state " + state_name(g->state) + ")");
       continue;
     }
     // Dead while the tombstones are written: joins and commits meanwhile are refused.
     g->state = State::kDead;
+    g->empty_unwritten = false;  // the tombstone supersedes it
     std::vector<std::pair<std::string, std::optional<std::string>>> tombstones;
     for (const auto& [tp, c] : g->offsets) {
       tombstones.emplace_back(encode_offset_key({id, tp.first, tp.second}), std::nullopt);
     }
     tombstones.emplace_back(encode_group_key({id}), std::nullopt);
-    const int32_t epoch = partitions_.at(p).epoch;
+    const int32_t epoch = pl->second.epoch;
     l.unlock();
     int64_t base = 0;
     ErrorCode e = append_records(p, epoch, tombstones, &base);
     l.lock();
+    release_record_write_locked(id);
     g = find_group_locked(id);
     if (e != ev1::NONE) {
       if (g && g->state == State::kDead) g->state = State::kEmpty;
@@ -1144,22 +1179,30 @@ void GroupCoordinator::write_empty_groups(std::unique_lock<std::mutex>& l) {
     int32_t p, epoch, generation;
     std::string value;
   };
-  std::vector<Write> writes;
+  std::vector<std::string> candidates;
   for (auto& [id, g] : groups_) {
-    if (!g.empty_unwritten) continue;
-    g.empty_unwritten = false;
-    auto pl = partitions_.find(g.partition);
-    if (g.state != State::kEmpty || pl == partitions_.end() || !pl->second.loaded) continue;
-    writes.push_back({id, g.partition, pl->second.epoch, g.generation, encode_group_value(group_value_locked(g))});
+    if (g.empty_unwritten) candidates.push_back(id);
   }
-  for (const Write& w : writes) {
+  for (const std::string& id : candidates) {
+    // One write of the group's record at a time; what to write is decided once the slot is ours.
+    Group* g = claim_record_write_locked(l, id);
+    if (!g) continue;
+    auto pl = partitions_.find(g->partition);
+    const bool write = g->empty_unwritten && g->state == State::kEmpty && pl != partitions_.end() && pl->second.loaded;
+    g->empty_unwritten = false;
+    if (!write) {
+      release_record_write_locked(id);
+      continue;
+    }
+    const Write w{id, g->partition, pl->second.epoch, g->generation, encode_group_value(group_value_locked(*g))};
     l.unlock();
     int64_t base = 0;
     ErrorCode e = append_records(w.p, w.epoch, {{encode_group_key({w.group}), w.value}}, &base);
     l.lock();
+    release_record_write_locked(id);
     if (e == ev1::NONE || e == ev1::NOT_COORDINATOR) continue;
     // Not written (the ISR is short): the writer thread tries again while nothing newer happened.
-    Group* g = find_group_locked(w.group);
+    g = find_group_locked(w.group);
     if (g && g->state == State::kEmpty && g->generation == w.generation) g->empty_unwritten = true;
   }
 }
@@ -1204,12 +1247,27 @@ void GroupCoordinator::expire_offsets(int64_t now) {
     }
   }
   for (Work& w : work) {
+    bool claimed = false;
+    if (w.delete_group) {
+      // The group's tombstone waits for any write of its record in flight, and is written only if
+      // the group is still empty once the slot is ours.
+      std::unique_lock<std::mutex> l(mu_);
+      Group* g = claim_record_write_locked(l, w.group);
+      claimed = g != nullptr;
+      if (!g || g->state != State::kEmpty || !g->pending_members.empty()) w.delete_group = false;
+      if (claimed && !w.delete_group) {
+        release_record_write_locked(w.group);
+        claimed = false;
+      }
+    }
     std::vector<std::pair<std::string, std::optional<std::string>>> tombstones;
     for (const auto& tp : w.keys) tombstones.emplace_back(encode_offset_key({w.group, tp.first, tp.second}), std::nullopt);
     if (w.delete_group) tombstones.emplace_back(encode_group_key({w.group}), std::nullopt);
     int64_t base = 0;
-    if (append_records(w.p, w.epoch, tombstones, &base) != ev1::NONE) continue;
+    const ErrorCode e = append_records(w.p, w.epoch, tombstones, &base);
     std::lock_guard<std::mutex> l(mu_);
+    if (claimed) release_record_write_locked(w.group);
+    if (e != ev1::NONE) continue;
     Group* g = find_group_locked(w.group);
     if (!g) continue;
     for (const auto& tp : w.keys) {

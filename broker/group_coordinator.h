@@ -146,6 +146,9 @@ class GroupCoordinator {
     // Empty now, but the log's last group record still has members: write_empty_groups() writes
     // the Empty generation (else a new coordinator would restore members that left).
     bool empty_unwritten = false;
+    // A write of this group's record (its metadata or its tombstone) is in flight: the next
+    // waits (claim_record_write_locked), so they land in the order their contents were decided.
+    bool record_write_in_flight = false;
     uint64_t version = 0;  // bumped on every change the blocked calls wait for
   };
 
@@ -157,6 +160,10 @@ class GroupCoordinator {
   // Checks that this broker coordinates the group's partition now; NONE or the error to return.
   gannet::v1::ErrorCode check_coordinator_locked(const std::string& group, int32_t* partition) const;
   Group* find_group_locked(const std::string& id);
+  // Waits until no write of group `id`'s record is in flight and claims it; nullptr if the group
+  // went away meanwhile. mu_ is held through `l` (released while waiting).
+  Group* claim_record_write_locked(std::unique_lock<std::mutex>& l, const std::string& id);
+  void release_record_write_locked(const std::string& id);
   Group& get_or_create_group_locked(const std::string& id, int32_t partition);
   void prepare_rebalance_locked(Group& g, const std::string& reason);
   void maybe_complete_join_locked(Group& g, int64_t now);
