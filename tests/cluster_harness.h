@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -148,7 +149,7 @@ class Cluster {
 
   // Waits until exactly the given brokers are unfenced.
   bool wait_unfenced(const std::set<int>& want, std::chrono::milliseconds timeout) {
-    return wait_until([&] {
+    const bool ok = wait_until([&] {
       auto d = describe_cluster();
       if (!d) return false;
       std::set<int> unfenced;
@@ -157,6 +158,23 @@ class Cluster {
       }
       return unfenced == want;
     }, timeout, 100ms);
+    if (!ok) dump_logs();  // why, for the failure that follows
+    return ok;
+  }
+
+  // The last lines of every node's log, on stderr.
+  void dump_logs(size_t lines = 30) const {
+    for (const auto& [id, p] : procs_) {
+      std::ifstream in(log_path(id));
+      std::vector<std::string> tail;
+      for (std::string l; std::getline(in, l);) {
+        tail.push_back(l);
+        if (tail.size() > lines) tail.erase(tail.begin());
+      }
+      std::fprintf(stderr, "---- node %d (%s), last %zu lines of %s ----\n", id, p->running() ? "running" : "not running",
+                   tail.size(), log_path(id).c_str());
+      for (const auto& l : tail) std::fprintf(stderr, "%s\n", l.c_str());
+    }
   }
 
   bv1::MetadataResponse metadata(const std::vector<std::string>& topics, int via = -1) {

@@ -8,15 +8,64 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 namespace gannet::testing {
 
+namespace {
+
+// Whether nothing is bound to 127.0.0.1:port right now (bound = taken, even if not listening).
+bool port_free(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The kernel's ephemeral range (where it picks local ports for outgoing connections).
+std::pair<int, int> ephemeral_range() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int lo = 32768, hi = 60999;
+  in >> lo >> hi;
+  return {lo, hi};
+}
+
+}  // namespace
+
 int free_port() {
+  // Below the ephemeral range: a port picked there can be taken, between this check and the
+  // server's bind, by any outgoing connection on the machine (every gRPC client of every test
+  // running in parallel); below it only another test's explicit pick can, and picks are random.
+  // Never the same port twice in one process.
+  static std::mutex mu;
+  static std::set<int> given;
+  static std::mt19937 rng(static_cast<uint32_t>(::getpid()) * 2654435761u ^
+                          static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::lock_guard<std::mutex> l(mu);
+  const auto [eph_lo, eph_hi] = ephemeral_range();
+  const int lo = 20000, hi = std::max(lo + 1000, eph_lo - 1);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = std::uniform_int_distribution<int>(lo, hi)(rng);
+    if (port >= eph_lo && port <= eph_hi) continue;
+    if (given.count(port) || !port_free(port)) continue;
+    given.insert(port);
+    return port;
+  }
+  // Fallback: any port the kernel offers.
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

@@ -12,7 +12,9 @@
 
 namespace gannet::testing {
 
-// A loopback port nothing listens on right now (bind to port 0, read it back, release it).
+// A loopback port nothing is bound to right now, chosen at random below the kernel's ephemeral
+// range (so no outgoing connection takes it before the server binds it), never the same twice in
+// one process.
 int free_port();
 
 // Where Bazel put a binary of this workspace (under $TEST_SRCDIR/$TEST_WORKSPACE).
