@@ -337,6 +337,21 @@ void GroupCoordinator::release_record_write_locked(const std::string& id) {
   cv_.notify_all();
 }
 
+ErrorCode GroupCoordinator::find_member_locked(const std::string& group, const std::string& member, Group** g,
+                                               std::string* why) {
+  int32_t p = 0;
+  if (ErrorCode e = check_coordinator_locked(group, &p); e != ev1::NONE) {
+    *why = "not the coordinator of this group now";
+    return e;
+  }
+  *g = find_group_locked(group);
+  if (!*g || !(*g)->members.count(member)) {
+    *why = "unknown member " + member;
+    return ev1::UNKNOWN_MEMBER_ID;
+  }
+  return ev1::NONE;
+}
+
 GroupCoordinator::Group& GroupCoordinator::get_or_create_group_locked(const std::string& id, int32_t partition) {
   auto [it, inserted] = groups_.try_emplace(id);
   if (inserted) {
@@ -448,7 +463,6 @@ void GroupCoordinator::prepare_rebalance_locked(Group& g, const std::string& rea
   g.state_timestamp_ms = clock_->now_ms();
   g.join_deadline_ms = now + rebalance_timeout;
   g.initial_delay_until_ms = was_empty ? std::min(g.join_deadline_ms, now + options_.initial_rebalance_delay_ms) : 0;
-  ++g.version;
   VLOG(1) << "group " << g.id << ": rebalance (generation " << g.generation << "): " << reason;
   cv_.notify_all();
 }
@@ -456,7 +470,6 @@ void GroupCoordinator::prepare_rebalance_locked(Group& g, const std::string& rea
 void GroupCoordinator::remove_member_locked(Group& g, const std::string& member_id, const std::string& reason) {
   g.members.erase(member_id);
   if (g.leader == member_id) g.leader.clear();
-  ++g.version;
   cv_.notify_all();
   switch (g.state) {
     case State::kStable:
@@ -493,7 +506,6 @@ void GroupCoordinator::complete_join_locked(Group& g, int64_t now) {
   }
   ++g.generation;
   g.state_timestamp_ms = clock_->now_ms();
-  ++g.version;
   if (g.members.empty()) {
     g.state = State::kEmpty;
     g.protocol_name.clear();
@@ -702,10 +714,10 @@ void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroup
     resp->set_error_message(std::move(msg));
   };
   std::unique_lock<std::mutex> l(mu_);
-  int32_t p = 0;
-  if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) return fail(e, "not the coordinator of this group now");
-  Group* g = find_group_locked(req.group_id());
-  if (!g || !g->members.count(req.member_id())) return fail(ev1::UNKNOWN_MEMBER_ID, "unknown member " + req.member_id());
+  Group* g = nullptr;
+  std::string why;
+  if (ErrorCode e = find_member_locked(req.group_id(), req.member_id(), &g, &why); e != ev1::NONE) return fail(e, why);
+  const int32_t p = g->partition;
   if (req.generation_id() != g->generation) {
     return fail(ev1::ILLEGAL_GENERATION, wrong_generation(req.generation_id(), g->generation));
   }
@@ -778,7 +790,6 @@ void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroup
           }
           prepare_rebalance_locked(*g, "the assignment could not be written");
         }
-        ++g->version;
         cv_.notify_all();
       }
     } else if (g) {
@@ -820,10 +831,9 @@ void GroupCoordinator::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatR
     resp->set_error_message(std::move(msg));
   };
   std::unique_lock<std::mutex> l(mu_);
-  int32_t p = 0;
-  if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) return fail(e, "not the coordinator of this group now");
-  Group* g = find_group_locked(req.group_id());
-  if (!g || !g->members.count(req.member_id())) return fail(ev1::UNKNOWN_MEMBER_ID, "unknown member " + req.member_id());
+  Group* g = nullptr;
+  std::string why;
+  if (ErrorCode e = find_member_locked(req.group_id(), req.member_id(), &g, &why); e != ev1::NONE) return fail(e, why);
   Member* m = &g->members.at(req.member_id());
   m->session_deadline_ms = clock_->monotonic_ms() + m->session_timeout_ms;
   if (g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");

@@ -149,7 +149,6 @@ class GroupCoordinator {
     // A write of this group's record (its metadata or its tombstone) is in flight: the next
     // waits (claim_record_write_locked), so they land in the order their contents were decided.
     bool record_write_in_flight = false;
-    uint64_t version = 0;  // bumped on every change the blocked calls wait for
   };
 
   struct PartitionLoad {
@@ -160,6 +159,8 @@ class GroupCoordinator {
   // Checks that this broker coordinates the group's partition now; NONE or the error to return.
   gannet::v1::ErrorCode check_coordinator_locked(const std::string& group, int32_t* partition) const;
   Group* find_group_locked(const std::string& id);
+  // The group and member a request names, checked: NONE, or the error to answer (with *why).
+  ErrorCode find_member_locked(const std::string& group, const std::string& member, Group** g, std::string* why);
   // Waits until no write of group `id`'s record is in flight and claims it; nullptr if the group
   // went away meanwhile. mu_ is held through `l` (released while waiting).
   Group* claim_record_write_locked(std::unique_lock<std::mutex>& l, const std::string& id);
