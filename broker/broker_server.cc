@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/clock.h"
+#include "common/grpc_transport.h"
 
 #include "broker/controller_service.h"
 #include "proto/broker.grpc.pb.h"
@@ -435,6 +436,7 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   // server on it would silently take a share of the connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxSendMessageSize(64 << 20);
+  apply_data_transport(builder);
   builder.RegisterService(b->service_.get());
   b->server_ = builder.BuildAndStart();
   if (!b->server_ || b->port_ == 0) return "cannot listen on " + b->options_.listen_address;
@@ -515,6 +517,7 @@ void BrokerServer::fetch_loop(int32_t leader) {
       args.SetMaxReceiveMessageSize(64 << 20);
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+      apply_data_transport(args);
       stub = bv1::Broker::NewStub(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
       stub_address = address;
     }

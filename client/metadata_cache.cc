@@ -3,6 +3,8 @@
 #include <optional>
 #include <set>
 
+#include "common/grpc_transport.h"
+
 namespace gannet::client {
 
 MetadataCache::MetadataCache(std::vector<std::string> bootstrap) : bootstrap_(std::move(bootstrap)) {}
@@ -15,6 +17,7 @@ bv1::Broker::Stub* MetadataCache::stub_for(const std::string& address) {
     args.SetMaxSendMessageSize(256 << 20);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    apply_data_transport(args);
     s = bv1::Broker::NewStub(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
   }
   return s.get();

@@ -89,6 +89,12 @@ void Producer::send(ProducerRecord record, Callback cb) {
     storage::BatchOptions o;
     o.compression = config_.compression;
     b->builder = std::make_unique<storage::RecordBatchBuilder>(o);
+    // A batch started because the one before it filled up will likely fill too: room for all of
+    // it now, not a copy each time its buffer doubles. (Not for a partition's first batch: with
+    // many partitions and small sends, batch.size each would far exceed what they hold.)
+    if (!q.empty() && q.back()->bytes + bytes > config_.batch_size) {
+      b->builder->reserve(config_.batch_size + storage::kBatchHeaderSize);
+    }
     b->created_ms = now_ms();
     q.push_back(std::move(b));
     if (!record.partition && !record.key && q.size() > 1) partitioner_->on_new_batch(record.topic, p);
@@ -100,9 +106,10 @@ void Producer::send(ProducerRecord record, Callback cb) {
   b.bytes += bytes;
   buffered_ += bytes;
   ++outstanding_;
-  // Wake the sender when a batch is full, or when a new batch starts (its linger timer; with
-  // linger.ms=0 it is ready now).
-  if (b.bytes >= config_.batch_size || q.size() > 1 || b.records.size() == 1) cv_.notify_one();
+  // Wake the sender when a batch fills, or when a new batch starts (its linger timer starts;
+  // with linger.ms=0 it is ready now; the batch before it is full). Only on those transitions:
+  // a wake per record would have the sender scan its queues once per send.
+  if (b.bytes >= config_.batch_size || b.records.size() == 1) cv_.notify_one();
 }
 
 void Producer::complete(Batch& b, int64_t base_offset, ErrorCode error, const std::string& message) {
@@ -227,6 +234,7 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
       std::vector<int> group_batches;  // per entry: how many batches share it
       std::vector<int64_t> offset_in_group(batches.size(), 0);
       std::vector<std::string> unbuilt(batches.size());  // why batch i is not in the request
+      std::vector<size_t> lent_size(batches.size(), 0);  // batch i's bytes are the request's
       int64_t next_in_group = 0;
       for (size_t i = 0; i < batches.size(); ++i) {
         auto& b = batches[i];
@@ -241,12 +249,26 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
         group[i] = req.partitions_size() - 1;
         ++group_batches[static_cast<size_t>(group[i])];
         offset_in_group[i] = next_in_group;
-        auto built = b->builder->build();
-        if (built.ok()) {
-          req.mutable_partitions(group[i])->mutable_records()->append(*built);
+        if (b->builder) {  // encoded once; a retry resends the same bytes
+          auto built = b->builder->take();
+          if (built.ok()) {
+            b->built = std::move(*built);
+          } else {
+            b->build_error = built.error().to_string();
+          }
+          b->builder.reset();
+        }
+        if (b->build_error.empty()) {
+          std::string* records = req.mutable_partitions(group[i])->mutable_records();
+          if (records->empty()) {
+            lent_size[i] = b->built.size();
+            records->swap(b->built);  // lent to the request (no copy); taken back below
+          } else {
+            records->append(b->built);
+          }
           next_in_group += static_cast<int64_t>(b->records.size());  // only what was sent takes offsets
         } else {
-          unbuilt[i] = built.error().to_string();
+          unbuilt[i] = b->build_error;
         }
       }
       bv1::ProduceResponse resp;
@@ -254,6 +276,17 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(config_.request_timeout_ms + 5000));
       bv1::Broker::Stub* stub = metadata_.broker(leader);
       grpc::Status st = stub ? stub->Produce(&ctx, req, &resp) : grpc::Status(grpc::StatusCode::UNAVAILABLE, "no broker");
+      // Each batch whose bytes the request borrowed takes them back (a retry resends them). A
+      // lender is always its entry's first batch: its bytes are the entry's first lent_size[i].
+      for (size_t i = 0; i < batches.size(); ++i) {
+        if (lent_size[i] == 0) continue;
+        std::string* records = req.mutable_partitions(group[i])->mutable_records();
+        if (records->size() == lent_size[i]) {
+          records->swap(batches[i]->built);
+        } else {
+          batches[i]->built.assign(*records, 0, lent_size[i]);
+        }
+      }
       bool refresh = false;
       std::vector<std::unique_ptr<Batch>> retry;
       for (size_t i = 0; i < batches.size(); ++i) {

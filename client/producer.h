@@ -96,7 +96,9 @@ class Producer {
   struct Batch {
     std::string topic;
     int32_t partition;
-    std::unique_ptr<storage::RecordBatchBuilder> builder;
+    std::unique_ptr<storage::RecordBatchBuilder> builder;  // null once built
+    std::string built;  // the encoded batch, kept for retries (empty while in a request)
+    std::string build_error;  // why it could not be encoded
     std::vector<Pending> records;
     size_t bytes = 0;
     int64_t created_ms = 0;

@@ -313,7 +313,7 @@ Result<bool> RecordIterator::next(Record* out) {
 
 // ---- RecordBatchBuilder ------------------------------------------------------------------------
 
-RecordBatchBuilder::RecordBatchBuilder(BatchOptions options) : options_(options) {}
+RecordBatchBuilder::RecordBatchBuilder(BatchOptions options) : options_(options), buf_(kBatchHeaderSize, '\0') {}
 
 void RecordBatchBuilder::add(int64_t timestamp, std::optional<std::string_view> key,
                              std::optional<std::string_view> value, std::span<const RecordHeader> headers) {
@@ -323,37 +323,30 @@ void RecordBatchBuilder::add(int64_t timestamp, std::optional<std::string_view> 
   } else {
     max_timestamp_ = std::max(max_timestamp_, timestamp);
   }
-  std::string body;
-  body.push_back('\0');  // record attributes: unused in v2
-  put_varint(&body, wrapping_sub(timestamp, base_timestamp_));
-  put_varint(&body, count_);  // offset delta: records are numbered 0, 1, ... within the batch
-  put_bytes(&body, key);
-  put_bytes(&body, value);
-  put_varint(&body, static_cast<int64_t>(headers.size()));
+  // The body's length prefixes it, so it is sized first, then encoded straight into the buffer.
+  auto bytes_size = [](std::optional<std::string_view> b) -> size_t {
+    return b ? static_cast<size_t>(varint_size(static_cast<int64_t>(b->size()))) + b->size() : 1;
+  };
+  const int64_t ts_delta = wrapping_sub(timestamp, base_timestamp_);
+  size_t body = 1 + static_cast<size_t>(varint_size(ts_delta)) + static_cast<size_t>(varint_size(count_)) +
+                bytes_size(key) + bytes_size(value) +
+                static_cast<size_t>(varint_size(static_cast<int64_t>(headers.size())));
+  for (const RecordHeader& h : headers) body += bytes_size(h.key) + bytes_size(h.value);
+  put_varint(&buf_, static_cast<int64_t>(body));
+  buf_.push_back('\0');  // record attributes: unused in v2
+  put_varint(&buf_, ts_delta);
+  put_varint(&buf_, count_);  // offset delta: records are numbered 0, 1, ... within the batch
+  put_bytes(&buf_, key);
+  put_bytes(&buf_, value);
+  put_varint(&buf_, static_cast<int64_t>(headers.size()));
   for (const RecordHeader& h : headers) {
-    put_bytes(&body, h.key);
-    put_bytes(&body, h.value);
+    put_bytes(&buf_, h.key);
+    put_bytes(&buf_, h.value);
   }
-  put_varint(&records_, static_cast<int64_t>(body.size()));
-  records_ += body;
   ++count_;
 }
 
-Result<std::string> RecordBatchBuilder::build() const {
-  if (count_ == 0) return invalid("cannot build a batch with no records");
-  std::string compressed;
-  std::string_view records = records_;
-  if (options_.compression != Compression::kNone) {
-    GANNET_ASSIGN_OR_RETURN(compressed, compress(options_.compression, records_));
-    records = compressed;
-  }
-  const size_t total = kBatchHeaderSize + records.size();
-  if (total - kLogOverhead > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
-    return make_error(Errc::kRecordTooLarge,
-                      "batch of " + std::to_string(total) + " bytes does not fit the int32 length field");
-  }
-  std::string out(total, '\0');
-  uint8_t* p = reinterpret_cast<uint8_t*>(out.data());
+void RecordBatchBuilder::finish(uint8_t* p, size_t total) const {
   namespace f = batch_field;
   store_be64(p + f::kBaseOffset, static_cast<uint64_t>(options_.base_offset));
   store_be32(p + f::kLength, static_cast<uint32_t>(total - kLogOverhead));
@@ -367,9 +360,40 @@ Result<std::string> RecordBatchBuilder::build() const {
   store_be16(p + f::kProducerEpoch, static_cast<uint16_t>(options_.producer_epoch));
   store_be32(p + f::kBaseSequence, static_cast<uint32_t>(options_.base_sequence));
   store_be32(p + f::kRecordCount, static_cast<uint32_t>(count_));
-  std::memcpy(p + kBatchHeaderSize, records.data(), records.size());
   // The CRC covers [attributes, end), so it is computed last.
   store_be32(p + f::kCrc, RecordBatchView(p, total).compute_crc());
+}
+
+Result<std::string> RecordBatchBuilder::build() const {
+  if (count_ == 0) return invalid("cannot build a batch with no records");
+  std::string compressed;
+  std::string_view records = std::string_view(buf_).substr(kBatchHeaderSize);
+  if (options_.compression != Compression::kNone) {
+    GANNET_ASSIGN_OR_RETURN(compressed, compress(options_.compression, records));
+    records = compressed;
+  }
+  const size_t total = kBatchHeaderSize + records.size();
+  if (total - kLogOverhead > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+    return make_error(Errc::kRecordTooLarge,
+                      "batch of " + std::to_string(total) + " bytes does not fit the int32 length field");
+  }
+  std::string out(kBatchHeaderSize, '\0');
+  out.reserve(total);
+  out.append(records);
+  finish(reinterpret_cast<uint8_t*>(out.data()), total);
+  return out;
+}
+
+Result<std::string> RecordBatchBuilder::take() {
+  if (options_.compression != Compression::kNone || count_ == 0 ||
+      buf_.size() - kLogOverhead > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+    auto built = build();
+    if (built.ok()) *this = RecordBatchBuilder(options_);
+    return built;
+  }
+  finish(reinterpret_cast<uint8_t*>(buf_.data()), buf_.size());
+  std::string out = std::move(buf_);
+  *this = RecordBatchBuilder(options_);
   return out;
 }
 

@@ -186,20 +186,30 @@ class RecordBatchBuilder {
  public:
   explicit RecordBatchBuilder(BatchOptions options = {});
 
+  // Room for `bytes` of batch (header included) without growing: a producer that knows its
+  // batch.size reserves it once instead of copying the buffer each time it doubles.
+  void reserve(size_t bytes) { buf_.reserve(bytes); }
+
   void add(int64_t timestamp, std::optional<std::string_view> key,
            std::optional<std::string_view> value, std::span<const RecordHeader> headers = {});
 
   int record_count() const { return count_; }
   // Uncompressed size of the batch so far (header + records): what batch.size limits.
-  size_t size_bytes() const { return kBatchHeaderSize + records_.size(); }
+  size_t size_bytes() const { return buf_.size(); }
   bool empty() const { return count_ == 0; }
 
   // Compresses the records if asked, writes the header and CRC. kInvalidRecord if empty.
   Result<std::string> build() const;
+  // As build(), but hands over the builder's own buffer when nothing is compressed (the header
+  // is written into the room left for it): no copy of the records. The builder is empty after.
+  Result<std::string> take();
 
  private:
+  // Writes the header and CRC over `batch` (header room + `records` bytes after it).
+  void finish(uint8_t* batch, size_t total) const;
+
   BatchOptions options_;
-  std::string records_;  // encoded records, uncompressed
+  std::string buf_;  // kBatchHeaderSize bytes of room for the header, then the encoded records
   int count_ = 0;
   int64_t base_timestamp_ = 0;
   int64_t max_timestamp_ = -1;

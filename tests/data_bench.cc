@@ -231,6 +231,7 @@ int run(int argc, char** argv) {
   }
   if (phase == "produce") {
     // Only the acks=1 1 KiB produce, three times as long (for profiling).
+    std::fprintf(stderr, "data_bench: producing\n");
     show("produce 1 KiB, acks=1, RF=1", produce(b, "rf1", records * 3, 1024, 1, 1 << 20));
     for (int id : c.ids()) c.kill(id, SIGTERM);
     return 0;
