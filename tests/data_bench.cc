@@ -178,7 +178,8 @@ Result consume(const std::string& bootstrap, const std::string& topic, int parti
 int run(int argc, char** argv) {
   int64_t records = 300'000;
   int64_t soak_seconds = 0;
-  // --phase produce / consume: only that figure (for profiling); --phase soak: only the soak.
+  // --phase produce / small / rf3 / consume: only that figure (for profiling); --phase soak:
+  // only the soak; --phase latency: only the one-in-flight latencies and their floors.
   std::string phase = "all";
   // --soak-seconds: produce at full speed this long, sampling brokers' RSS.
   std::string dir = "/tmp/gannet-data-bench";
@@ -233,6 +234,18 @@ int run(int argc, char** argv) {
     // Only the acks=1 1 KiB produce, three times as long (for profiling).
     std::fprintf(stderr, "data_bench: producing\n");
     show("produce 1 KiB, acks=1, RF=1", produce(b, "rf1", records * 3, 1024, 1, 1 << 20));
+    for (int id : c.ids()) c.kill(id, SIGTERM);
+    return 0;
+  }
+  if (phase == "small") {
+    std::fprintf(stderr, "data_bench: producing\n");
+    show("produce 100 B, acks=1, RF=1", produce(b, "rf1small", records * 3, 100, 1, 1 << 20));
+    for (int id : c.ids()) c.kill(id, SIGTERM);
+    return 0;
+  }
+  if (phase == "rf3") {
+    std::fprintf(stderr, "data_bench: producing\n");
+    show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
     for (int id : c.ids()) c.kill(id, SIGTERM);
     return 0;
   }
