@@ -832,13 +832,59 @@ Consumer::InFlight Consumer::launch(bv1::Broker::Stub* stub, const Wanted& wante
   InFlight f;
   f.ctx = std::make_shared<grpc::ClientContext>();
   f.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(wait_ms + slack_ms));
-  f.call = std::async(std::launch::async, [this, stub, req = std::move(req), ctx = f.ctx] {
+  f.done = std::make_shared<std::atomic<bool>>(false);
+  f.call = std::async(std::launch::async, [this, stub, req = std::move(req), ctx = f.ctx, done = f.done] {
     FetchCall c;
     c.ok = stub->Fetch(ctx.get(), req, &c.resp).ok();
+    if (c.ok) decode(req, &c);
+    done->store(true);
     wake();
     return c;
   });
   return f;
+}
+
+void Consumer::decode(const bv1::FetchRequest& req, FetchCall* call) {
+  std::map<std::pair<std::string, int32_t>, int64_t> asked;
+  for (const auto& pd : req.partitions()) asked[{pd.topic(), pd.partition()}] = pd.fetch_offset();
+  call->decoded.resize(static_cast<size_t>(call->resp.partitions_size()));
+  for (int i = 0; i < call->resp.partitions_size(); ++i) {
+    const auto& r = call->resp.partitions(i);
+    if (r.error_code() != gannet::v1::NONE) continue;
+    auto a = asked.find({r.topic(), r.partition()});
+    if (a == asked.end()) continue;
+    Decoded& d = call->decoded[static_cast<size_t>(i)];
+    int64_t pos = a->second;
+    const std::string& data = r.records();
+    size_t at = 0;
+    while (at + storage::kBatchHeaderSize <= data.size()) {
+      storage::RecordBatchView head(reinterpret_cast<const uint8_t*>(data.data()) + at, data.size() - at);
+      const size_t size = static_cast<size_t>(head.length()) + 12;
+      if (head.length() <= 0 || at + size > data.size()) break;
+      storage::RecordBatchView batch(reinterpret_cast<const uint8_t*>(data.data()) + at, size);
+      at += size;
+      if (batch.last_offset() < pos) continue;
+      auto it = storage::RecordIterator::create(batch);
+      if (!it.ok()) break;
+      storage::Record rec;
+      for (;;) {
+        auto more = it->next(&rec);
+        if (!more.ok() || !*more) break;
+        if (rec.offset < pos) continue;
+        ConsumerRecord& c = d.records.emplace_back();
+        c.topic = r.topic();
+        c.partition = r.partition();
+        c.offset = rec.offset;
+        c.timestamp = rec.timestamp;
+        if (rec.key) c.key = std::string(*rec.key);
+        if (rec.value) c.value = std::string(*rec.value);
+        pos = rec.offset + 1;
+      }
+      // A batch whose records were all compacted away still moves the position past it.
+      pos = std::max(pos, batch.next_offset());
+      d.end = pos;
+    }
+  }
 }
 
 std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error) {
@@ -917,7 +963,12 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
       it = by_leader.count(it->first) ? std::next(it) : prefetch_.erase(it);
     }
     // One fetch per leader, all in flight at once (or already in flight: prefetched).
-    std::vector<std::pair<int32_t, InFlight>> calls;
+    struct Call {
+      int32_t leader;
+      Wanted wanted;
+      InFlight f;
+    };
+    std::vector<Call> calls;
     for (const auto& [leader, tps] : by_leader) {
       bv1::Broker::Stub* stub = metadata_.broker(leader);
       if (!stub) {
@@ -932,12 +983,13 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
         const bool matches = pre->second.wanted == wanted;
         prefetch_.erase(pre);
         if (matches) {
-          calls.emplace_back(leader, std::move(f));
+          calls.push_back(Call{leader, std::move(wanted), std::move(f)});
           continue;
         }
-        if (f.call.valid()) f.call.wait();  // a stale prefetch: let it finish, drop its answer
+        // A stale prefetch is dropped here (cancelled, its answer unread).
       }
-      calls.emplace_back(leader, launch(stub, wanted, std::min<int64_t>(left, config_.fetch_max_wait_ms), 10'000));
+      InFlight f = launch(stub, wanted, std::min<int64_t>(left, config_.fetch_max_wait_ms), 10'000);
+      calls.push_back(Call{leader, std::move(wanted), std::move(f)});
     }
     if (calls.empty() && !refresh) {
       // Nothing to fetch (no partitions, or all paused): wait for a rebalance or the deadline.
@@ -945,47 +997,40 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
       gcv_.wait_until(l, deadline, [&] { return rejoin_needed_ || closed_; });
       continue;
     }
-    // Wait for every answer, or for a rebalance to start (the fetches are cancelled then: the
-    // member must rejoin within the rebalance timeout, not after a long poll).
+    // Wait for the first answer, or for a rebalance to start (the fetches are cancelled then: the
+    // member must rejoin within the rebalance timeout, not after a long poll). Every answer in by
+    // then is used; the calls still out stay in flight as the next poll's prefetches, so one
+    // leader's long poll (nothing new there) never holds back another leader's records.
+    bool rejoining = false;
     {
       std::unique_lock<std::mutex> l(gmu_);
       while (true) {
-        const bool all = std::all_of(calls.begin(), calls.end(), [](auto& c) {
-          return c.second.call.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-        });
-        if (all) break;
+        if (std::any_of(calls.begin(), calls.end(), [](const Call& c) { return c.f.done->load(); })) break;
         if (rejoin_needed_ && in_group_mode()) {
-          for (auto& c : calls) c.second.ctx->TryCancel();
+          for (auto& c : calls) c.f.ctx->TryCancel();
           break;
         }
         const int64_t seen = wake_count_;
         gcv_.wait_for(l, std::chrono::milliseconds(200), [&] { return wake_count_ != seen; });
       }
+      rejoining = rejoin_needed_ && in_group_mode();
     }
     // Answers, then at once the next fetch of every leader whose partitions all returned data.
     std::vector<FetchCall> answers;
-    bool rejoining = false;
-    {
-      std::lock_guard<std::mutex> l(gmu_);
-      rejoining = rejoin_needed_ && in_group_mode();
-    }
-    for (auto& [leader, f] : calls) {
-      answers.push_back(f.call.get());
+    for (Call& c : calls) {
+      if (!rejoining && !c.f.done->load()) {
+        prefetch_[c.leader] = Prefetch{std::move(c.wanted), std::move(c.f)};
+        continue;
+      }
+      const int32_t leader = c.leader;
+      answers.push_back(c.f.call.get());
       const FetchCall& call = answers.back();
       if (!call.ok || rejoining) continue;
       Wanted next;
       bool all_data = call.resp.partitions_size() > 0;
-      for (const auto& r : call.resp.partitions()) {
-        const std::string& data = r.records();
-        int64_t end = -1;
-        for (size_t at = 0; at + storage::kBatchHeaderSize <= data.size();) {
-          storage::RecordBatchView head(reinterpret_cast<const uint8_t*>(data.data()) + at, data.size() - at);
-          if (head.length() <= 0) break;
-          const size_t size = static_cast<size_t>(head.length()) + 12;
-          if (at + size > data.size()) break;
-          end = head.last_offset() + 1;
-          at += size;
-        }
+      for (int i = 0; i < call.resp.partitions_size(); ++i) {
+        const auto& r = call.resp.partitions(i);
+        const int64_t end = call.decoded[static_cast<size_t>(i)].end;
         if (r.error_code() != gannet::v1::NONE || end < 0) {
           all_data = false;
           break;
@@ -1006,7 +1051,8 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
         continue;
       }
       const bv1::FetchResponse& resp = call.resp;
-      for (const auto& r : resp.partitions()) {
+      for (int i = 0; i < resp.partitions_size(); ++i) {
+        const auto& r = resp.partitions(i);
         const TopicPartition tp{r.topic(), r.partition()};
         auto pit = positions_.find(tp);
         if (pit == positions_.end()) continue;  // no longer assigned
@@ -1019,37 +1065,17 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
           continue;
         }
         hws_[tp] = r.high_watermark();
-        const std::string& data = r.records();
-        bytes_ += data.size();
+        bytes_ += r.records().size();
         int64_t& pos = pit->second;
-        size_t at = 0;
-        while (at + storage::kBatchHeaderSize <= data.size()) {
-          storage::RecordBatchView head(reinterpret_cast<const uint8_t*>(data.data()) + at, data.size() - at);
-          const size_t size = static_cast<size_t>(head.length()) + 12;
-          if (head.length() <= 0 || at + size > data.size()) break;
-          storage::RecordBatchView batch(reinterpret_cast<const uint8_t*>(data.data()) + at, size);
-          at += size;
-          if (batch.last_offset() < pos) continue;
-          auto it = storage::RecordIterator::create(batch);
-          if (!it.ok()) break;
-          storage::Record rec;
-          for (;;) {
-            auto more = it->next(&rec);
-            if (!more.ok() || !*more) break;
-            if (rec.offset < pos) continue;
-            ConsumerRecord c;
-            c.topic = tp.topic;
-            c.partition = tp.partition;
-            c.offset = rec.offset;
-            c.timestamp = rec.timestamp;
-            if (rec.key) c.key = std::string(*rec.key);
-            if (rec.value) c.value = std::string(*rec.value);
-            out.push_back(std::move(c));
-            pos = rec.offset + 1;
-          }
-          // A batch whose records were all compacted away still moves the position past it.
-          pos = std::max(pos, batch.next_offset());
+        // Decoded from the offset the fetch asked for, which is this position: a fetch is only
+        // used while the positions it was made for still hold (prefetches are matched above).
+        Decoded& d = call.decoded[static_cast<size_t>(i)];
+        for (ConsumerRecord& c : d.records) {
+          if (c.offset < pos) continue;
+          pos = c.offset + 1;
+          out.push_back(std::move(c));
         }
+        pos = std::max(pos, d.end);
       }
     }
     if (refresh) {

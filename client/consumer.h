@@ -2,8 +2,10 @@
 // of a consumer group (subscribe), like Kafka's KafkaConsumer.
 //
 // Fetching: a poll sends one Fetch per leader broker for all its assigned, unpaused partitions
-// (long-polling up to fetch.max.wait.ms), decodes the batches and returns the records from each
-// partition's position on; the next fetch of each leader is sent while the answer is decoded.
+// (long-polling up to fetch.max.wait.ms), each on its own thread, which also decodes the answer's
+// batches. The poll returns as soon as any answer is in, with the records from each partition's
+// position on; fetches still out stay in flight for the next poll, and the next fetch of each
+// leader that answered with data is sent at once (prefetch).
 // Positions without an offset come from the group's committed offset, else auto.offset.reset
 // (earliest, latest or none).
 //
@@ -143,14 +145,32 @@ class Consumer {
   int64_t rebalances() const { return rebalances_; }
 
  private:
+  // A partition's records in a fetch answer, decoded on the fetch's own thread (in parallel
+  // with the application and the other leaders' fetches) from the offset it asked for.
+  struct Decoded {
+    std::vector<ConsumerRecord> records;
+    int64_t end = -1;  // the next offset after the last whole, readable batch (-1: none)
+  };
   struct FetchCall {
     bv1::FetchResponse resp;
+    std::vector<Decoded> decoded;  // per entry of resp.partitions()
     bool ok = false;
   };
+  static void decode(const bv1::FetchRequest& req, FetchCall* call);
   using Wanted = std::vector<std::pair<TopicPartition, int64_t>>;  // partition, fetch offset
+  // A fetch on its own thread. `done` is set once its answer is decoded, before the waiting
+  // poll is woken (a future is ready only after its task returns, too late for that wake-up).
+  // Dropping one cancels it first, so nothing waits out a long poll whose answer is unwanted.
   struct InFlight {
     std::shared_ptr<grpc::ClientContext> ctx;
+    std::shared_ptr<std::atomic<bool>> done;
     std::future<FetchCall> call;
+    InFlight() = default;
+    InFlight(InFlight&&) = default;
+    InFlight& operator=(InFlight&&) = default;
+    ~InFlight() {
+      if (ctx && call.valid() && !done->load()) ctx->TryCancel();
+    }
   };
   InFlight launch(bv1::Broker::Stub* stub, const Wanted& wanted, int64_t wait_ms, int64_t slack_ms);
   struct Prefetch {

@@ -1,5 +1,6 @@
 // Review tests for the consumer's prefetch (commit 7093329): poll(timeout) must not block for
-// fetch.max.wait.ms on a prefetch, and a seek must not wait for a stale prefetch.
+// fetch.max.wait.ms on a prefetch, and a seek must not wait for a stale prefetch; nor may one
+// leader's long poll hold back another leader's records.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -83,6 +84,58 @@ TEST_F(PrefetchReview, DestroyingTheConsumerDoesNotWaitForTheLongPoll) {
   const auto t0 = std::chrono::steady_clock::now();
   k.reset();
   EXPECT_LT(ms_since(t0), 1500) << "~Consumer blocked on the prefetch's long poll";
+}
+
+// Two partitions led by two brokers, data in one only: the empty one's fetch long-polls (4 s)
+// while the other's answer is in at once. poll() returns that answer without waiting out the
+// long poll (it stays in flight for the next poll), and keeps doing so as more records come.
+TEST(PollAcrossLeaders, OneLeadersLongPollDoesNotHoldBackAnothersRecords) {
+  Cluster c(2);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({1, 2}, 30s));
+  ASSERT_EQ(c.create_error("two", 2, 1), gannet::v1::NONE);
+  auto md = c.metadata({"two"});
+  ASSERT_EQ(md.topics_size(), 1);
+  ASSERT_EQ(md.topics(0).partitions_size(), 2);
+  ASSERT_NE(md.topics(0).partitions(0).leader(), md.topics(0).partitions(1).leader())
+      << "the test needs the partitions on different leaders";
+  client::ProducerConfig pc;
+  pc.bootstrap_servers = testing::split_addresses(c.bootstrap());
+  pc.acks = 1;
+  client::Producer p(pc);
+  auto send = [&](int from, int n) {
+    for (int i = from; i < from + n; ++i) {
+      client::ProducerRecord r;
+      r.topic = "two";
+      r.partition = 0;
+      r.value = "v" + std::to_string(i);
+      ASSERT_TRUE(p.send(std::move(r)).get().ok());
+    }
+  };
+  send(0, 10);
+  client::ConsumerConfig cc;
+  cc.bootstrap_servers = testing::split_addresses(c.bootstrap());
+  cc.auto_offset_reset = "earliest";
+  cc.fetch_max_wait_ms = 4000;
+  client::Consumer k(cc);
+  k.assign({{"two", 0}, {"two", 1}});
+  auto read = [&](int want, int64_t first) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<client::ConsumerRecord> got;
+    while (static_cast<int>(got.size()) < want && ms_since(t0) < 10'000) {
+      for (auto& r : k.poll(10'000)) got.push_back(std::move(r));
+    }
+    ASSERT_EQ(static_cast<int>(got.size()), want);
+    EXPECT_EQ(got.front().partition, 0);
+    EXPECT_EQ(got.front().offset, first);
+    EXPECT_EQ(got.back().offset, first + want - 1);
+    EXPECT_LT(ms_since(t0), 2500) << "poll waited for the empty partition's long poll";
+  };
+  read(10, 0);
+  for (int round = 1; round <= 3; ++round) {
+    send(round * 10, 10);
+    read(10, round * 10);
+  }
 }
 
 }  // namespace

@@ -167,7 +167,19 @@ Result consume(const std::string& bootstrap, const std::string& topic, int parti
   c.assign(tps);
   int64_t got = 0;
   const auto start = Clock::now();
-  while (got < n && secs_since(start) < 120) got += static_cast<int64_t>(c.poll(1000).size());
+  const bool trace = std::getenv("DATA_BENCH_TRACE") != nullptr;
+  while (got < n && secs_since(start) < 120) {
+    const auto t = Clock::now();
+    auto recs = c.poll(1000);
+    got += static_cast<int64_t>(recs.size());
+    if (trace) {
+      std::map<int, int> per;
+      for (const auto& r : recs) per[r.partition]++;
+      std::fprintf(stderr, "poll %.1f ms:", secs_since(t) * 1e3);
+      for (auto [p, k] : per) std::fprintf(stderr, " p%d=%d", p, k);
+      std::fprintf(stderr, "\n");
+    }
+  }
   Result r;
   const double s = secs_since(start);
   r.records_per_s = static_cast<double>(got) / s;
