@@ -538,7 +538,7 @@ void BrokerServer::fetch_loop(int32_t leader) {
       pd->set_fetch_offset(work[i].second.fetch_offset);
       pd->set_current_leader_epoch(work[i].second.leader_epoch);
       pd->set_last_fetched_epoch(work[i].second.last_fetched_epoch);
-      pd->set_partition_max_bytes(1 << 20);
+      pd->set_partition_max_bytes(static_cast<int32_t>(options_.replica_fetch_max_bytes));
       index[work[i].first->tp()] = i;
     }
     bv1::FetchResponse resp;

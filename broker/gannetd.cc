@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -152,6 +153,7 @@ int main(int argc, char** argv) {
     bo.min_insync_replicas = cfg->min_insync_replicas;
     bo.replica_lag_time_max_ms = cfg->replica_lag_time_max_ms;
     bo.replica_fetch_wait_max_ms = extra_int("replica.fetch.wait.max.ms", 500);
+    bo.replica_fetch_max_bytes = std::clamp<int64_t>(extra_int("replica.fetch.max.bytes", 4 << 20), 1024, 32 << 20);
     bo.retention_check_interval_ms = extra_int("log.retention.check.interval.ms", 300'000);
     // Consumer groups (Kafka's keys; broker/group_coordinator.h has Gannet's defaults).
     bo.group.offsets_partitions = cfg->offsets_topic_num_partitions;
