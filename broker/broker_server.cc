@@ -476,6 +476,7 @@ void BrokerServer::fetch_loop(int32_t leader) {
   std::unique_ptr<bv1::Broker::Stub> stub;
   std::string stub_address;
   int failures = 0;
+  size_t rounds = 0;
   for (;;) {
     {
       std::unique_lock<std::mutex> l(mu_);
@@ -498,6 +499,10 @@ void BrokerServer::fetch_loop(int32_t leader) {
       fetch_cv_.wait_for(l, std::chrono::milliseconds(500), [&] { return stopping_; });
       continue;
     }
+    // The leader fills the response's byte budget in request order: each round starts at the
+    // next partition, so a few partitions with a backlog cannot starve the rest (as Kafka's
+    // fetch sessions rotate their partitions).
+    std::rotate(work.begin(), work.begin() + static_cast<std::ptrdiff_t>(rounds++ % work.size()), work.end());
     std::string address;
     {
       auto image = publisher_->image();

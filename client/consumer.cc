@@ -1004,16 +1004,20 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
     bool rejoining = false;
     {
       std::unique_lock<std::mutex> l(gmu_);
-      while (true) {
+      // A stashed fetch may long-poll past this poll's deadline (it was sent by an earlier
+      // poll): the deadline ends the wait, and so does a pending metadata refresh (a leader
+      // moved: find it now, not after the others' long polls).
+      while (!refresh && Clock::now() < deadline) {
         if (std::any_of(calls.begin(), calls.end(), [](const Call& c) { return c.f.done->load(); })) break;
-        if (rejoin_needed_ && in_group_mode()) {
-          for (auto& c : calls) c.f.ctx->TryCancel();
-          break;
-        }
+        if (rejoin_needed_ && in_group_mode()) break;
         const int64_t seen = wake_count_;
-        gcv_.wait_for(l, std::chrono::milliseconds(200), [&] { return wake_count_ != seen; });
+        gcv_.wait_until(l, std::min(deadline, Clock::now() + std::chrono::milliseconds(200)),
+                        [&] { return wake_count_ != seen; });
       }
       rejoining = rejoin_needed_ && in_group_mode();
+      if (rejoining) {
+        for (auto& c : calls) c.f.ctx->TryCancel();  // answers unwanted: rejoin at once
+      }
     }
     // Answers, then at once the next fetch of every leader whose partitions all returned data.
     std::vector<FetchCall> answers;

@@ -136,6 +136,15 @@ TEST(PollAcrossLeaders, OneLeadersLongPollDoesNotHoldBackAnothersRecords) {
     send(round * 10, 10);
     read(10, round * 10);
   }
+  // Only the idle partition's long poll (sent by an earlier poll) is left: poll(200) still
+  // returns in about 200 ms.
+  k.pause({{"two", 0}});
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(k.poll(200).empty());
+  EXPECT_LT(ms_since(t0), 1500) << "poll(200) waited out a long poll an earlier poll had sent";
+  k.resume({{"two", 0}});
+  send(40, 5);
+  read(5, 40);
 }
 
 }  // namespace
