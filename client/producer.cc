@@ -233,7 +233,6 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
       std::vector<int> group(batches.size());
       std::vector<int> group_batches;  // per entry: how many batches share it
       std::vector<int64_t> offset_in_group(batches.size(), 0);
-      std::vector<std::string> unbuilt(batches.size());  // why batch i is not in the request
       std::vector<size_t> lent_size(batches.size(), 0);  // batch i's bytes are the request's
       int64_t next_in_group = 0;
       for (size_t i = 0; i < batches.size(); ++i) {
@@ -267,8 +266,6 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
             records->append(b->built);
           }
           next_in_group += static_cast<int64_t>(b->records.size());  // only what was sent takes offsets
-        } else {
-          unbuilt[i] = b->build_error;
         }
       }
       bv1::ProduceResponse resp;
@@ -294,9 +291,9 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
         ErrorCode e = gannet::v1::NONE;
         std::string message;
         int64_t base = -1;
-        if (!unbuilt[i].empty()) {
+        if (!b.build_error.empty()) {
           e = gannet::v1::INVALID_RECORD;  // never sent: not retriable, nothing to resend
-          message = "cannot encode the batch: " + unbuilt[i];
+          message = "cannot encode the batch: " + b.build_error;
         } else if (!st.ok()) {
           e = gannet::v1::REQUEST_TIMED_OUT;
           message = "broker " + std::to_string(leader) + ": " + st.error_message();
@@ -323,7 +320,7 @@ void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>&
         // nothing) when one is bad: resend each alone, at once, so only the bad one fails.
         const bool refused = e == gannet::v1::MESSAGE_TOO_LARGE || e == gannet::v1::INVALID_RECORD ||
                              e == gannet::v1::CORRUPT_MESSAGE;
-        if (refused && st.ok() && unbuilt[i].empty() && group_batches[static_cast<size_t>(group[i])] > 1 &&
+        if (refused && st.ok() && b.build_error.empty() && group_batches[static_cast<size_t>(group[i])] > 1 &&
             now_ms() - b.created_ms < config_.delivery_timeout_ms) {
           b.alone = true;
           retry.push_back(std::move(batches[i]));

@@ -253,55 +253,53 @@ int run(int argc, char** argv) {
                 r.failed ? "  (FAILURES)" : "");
     std::fflush(stdout);
   };
-  if (phase == "latency") {
-    auto [np50, np99] = noop_rpc_latency(c, 2000);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "machine: unary RPC doing nothing (ListGroups)", np50, np99);
+  // One produce in flight at a time, each beside its floor (the bare RPC).
+  auto one_in_flight = [&] {
     show("1 produce in flight, acks=1 (latency)", produce(b, "lat1", 2000, 100, 1, 16384, 1));
     auto [r1p50, r1p99] = raw_produce_latency(c, "lat1", 1, 2000);
     std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare Produce RPC, acks=1", r1p50, r1p99);
     show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 2000, 100, -1, 16384, 1));
     auto [r3p50, r3p99] = raw_produce_latency(c, "lat3", -1, 2000);
     std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare Produce RPC, acks=all RF=3", r3p50, r3p99);
+  };
+  auto stop = [&] {
     for (int id : c.ids()) c.kill(id, SIGTERM);
     return 0;
+  };
+  if (phase == "latency") {
+    auto [np50, np99] = noop_rpc_latency(c, 2000);
+    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "machine: unary RPC doing nothing (ListGroups)", np50, np99);
+    one_in_flight();
+    return stop();
   }
   if (phase == "produce") {
     // Only the acks=1 1 KiB produce, three times as long (for profiling).
     std::fprintf(stderr, "data_bench: producing\n");
     show("produce 1 KiB, acks=1, RF=1", produce(b, "rf1", records * 3, 1024, 1, 1 << 20));
-    for (int id : c.ids()) c.kill(id, SIGTERM);
-    return 0;
+    return stop();
   }
   if (phase == "small") {
     std::fprintf(stderr, "data_bench: producing\n");
     show("produce 100 B, acks=1, RF=1", produce(b, "rf1small", records * 3, 100, 1, 1 << 20));
-    for (int id : c.ids()) c.kill(id, SIGTERM);
-    return 0;
+    return stop();
   }
   if (phase == "rf3") {
     std::fprintf(stderr, "data_bench: producing\n");
     show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
-    for (int id : c.ids()) c.kill(id, SIGTERM);
-    return 0;
+    return stop();
   }
   if (phase == "consume") {
     produce(b, "rf1", records, 1024, 1, 1 << 20);
     std::fprintf(stderr, "data_bench: consuming\n");
     show("consume 1 KiB, RF=1 topic, from the beginning", consume(b, "rf1", 3, records, 1024));
-    for (int id : c.ids()) c.kill(id, SIGTERM);
-    return 0;
+    return stop();
   }
   if (phase != "soak") {
     show("produce 1 KiB, acks=1, RF=1", produce(b, "rf1", records, 1024, 1, 1 << 20));
     show("produce 100 B, acks=1, RF=1", produce(b, "rf1small", records * 3, 100, 1, 1 << 20));
     show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
     show("consume 1 KiB, RF=1 topic, from the beginning", consume(b, "rf1", 3, records, 1024));
-    show("1 produce in flight, acks=1 (latency)", produce(b, "lat1", 2000, 100, 1, 16384, 1));
-    auto [r1p50, r1p99] = raw_produce_latency(c, "lat1", 1, 2000);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare Produce RPC, acks=1", r1p50, r1p99);
-    show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 2000, 100, -1, 16384, 1));
-    auto [r3p50, r3p99] = raw_produce_latency(c, "lat3", -1, 2000);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare Produce RPC, acks=all RF=3", r3p50, r3p99);
+    one_in_flight();
     show("1000 in flight, acks=all RF=3 (latency)", produce(b, "lat3", 100'000, 100, -1, 16384, 1000));
   }
   if (soak_seconds > 0) {
@@ -348,8 +346,7 @@ int run(int argc, char** argv) {
       std::printf("  (after warm-up %+.1f%%)\n", v.size() > warm + 1 ? 100.0 * (v.back() - v[warm]) / v[warm] : 0.0);
     }
   }
-  for (int id : c.ids()) c.kill(id, SIGTERM);
-  return 0;
+  return stop();
 }
 
 }  // namespace
