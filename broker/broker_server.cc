@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <random>
 
+#include "common/call_watchdog.h"
 #include "common/clock.h"
 #include "common/grpc_transport.h"
 
@@ -185,6 +186,135 @@ class BrokerServer::Service final : public bv1::Broker::Service {
   }
 
   grpc::Status Produce(grpc::ServerContext*, const bv1::ProduceRequest* req, bv1::ProduceResponse* resp) override {
+    // The batches are stamped (offsets, epoch) in place, in the request's own buffer: the request
+    // is this handler's to use, and a copy of every produced byte would cost more than the rest.
+    std::vector<ReplicationWait> waits;
+    append(const_cast<bv1::ProduceRequest*>(req), resp, &waits);
+    await_replication(waits, produce_deadline(*req));
+    if (req->acks() == 0) resp->Clear();  // nobody waits for it
+    return grpc::Status::OK;
+  }
+
+  // Produce requests on one stream. This thread reads and appends each request as it comes;
+  // an answer that needs no waiting is written at once, and acks=-1 answers go to a second
+  // thread that waits for the ISR, in request order, and writes them. So a producer's pipelined
+  // requests are appended back to back while earlier ones replicate.
+  grpc::Status ProduceStream(grpc::ServerContext*,
+                             grpc::ServerReaderWriter<bv1::ProduceResponse, bv1::ProduceRequest>* stream) override {
+    struct Waiting {
+      std::unique_ptr<bv1::ProduceResponse> resp;
+      std::vector<ReplicationWait> waits;
+      std::chrono::steady_clock::time_point deadline;
+    };
+    std::mutex mu;  // the queue, and Write (called by both threads)
+    std::condition_variable cv;
+    std::deque<Waiting> queue;
+    bool reading_done = false;
+    bool write_failed = false;
+    std::thread completer;
+    auto write = [&](const bv1::ProduceResponse& resp) {
+      std::lock_guard<std::mutex> l(mu);
+      if (!write_failed && !stream->Write(resp)) write_failed = true;
+    };
+    auto complete_loop = [&] {
+      std::unique_lock<std::mutex> l(mu);
+      for (;;) {
+        cv.wait(l, [&] { return !queue.empty() || reading_done; });
+        if (queue.empty()) return;
+        Waiting w = std::move(queue.front());
+        queue.pop_front();
+        l.unlock();
+        await_replication(w.waits, w.deadline);
+        write(*w.resp);
+        l.lock();
+      }
+    };
+    bv1::ProduceRequest req;
+    while (stream->Read(&req)) {
+      auto resp = std::make_unique<bv1::ProduceResponse>();
+      resp->set_correlation_id(req.correlation_id());
+      std::vector<ReplicationWait> waits;
+      append(&req, resp.get(), &waits);
+      if (waits.empty()) {
+        if (req.acks() != 0) write(*resp);
+        continue;
+      }
+      if (!completer.joinable()) completer = std::thread(complete_loop);
+      {
+        std::lock_guard<std::mutex> l(mu);
+        queue.push_back(Waiting{std::move(resp), std::move(waits), produce_deadline(req)});
+      }
+      cv.notify_one();
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      reading_done = true;
+    }
+    cv.notify_one();
+    // The answers still owed are written if the client is still reading (it half-closed), else
+    // dropped; either way the waits are bounded by their timeouts and end at once on stop.
+    if (completer.joinable()) completer.join();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp) override {
+    fetch(ctx, req, resp);
+    return grpc::Status::OK;
+  }
+
+  // Fetch requests on one stream, each answered before the next is read (a follower's replica
+  // fetcher: one long poll out at a time, without a call's setup per round trip).
+  grpc::Status FetchStream(grpc::ServerContext* ctx,
+                           grpc::ServerReaderWriter<bv1::FetchResponse, bv1::FetchRequest>* stream) override {
+    bv1::FetchRequest req;
+    while (!b_->stopping() && stream->Read(&req)) {
+      bv1::FetchResponse resp;
+      fetch(ctx, &req, &resp);
+      resp.set_correlation_id(req.correlation_id());
+      if (!stream->Write(resp)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListOffsets(grpc::ServerContext*, const bv1::ListOffsetsRequest* req,
+                           bv1::ListOffsetsResponse* resp) override {
+    for (const auto& pd : req->partitions()) {
+      auto* r = resp->add_partitions();
+      r->set_topic(pd.topic());
+      r->set_partition(pd.partition());
+      auto part = b_->partition({pd.topic(), pd.partition()});
+      if (!part) {
+        not_here(pd.topic(), pd.partition(), r);
+        continue;
+      }
+      ProduceOutcome o = part->list_offset(pd.timestamp(), pd.current_leader_epoch());
+      r->set_error_code(o.error);
+      r->set_error_message(o.message);
+      r->set_offset(o.base_offset);
+      r->set_timestamp(o.last_offset);
+      r->set_leader_id(o.leader);
+      r->set_leader_epoch(o.leader_epoch);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  // An acks=-1 append waiting for the ISR: its result in the answer, and what it waits for.
+  struct ReplicationWait {
+    bv1::ProduceResponse::PartitionResult* result;
+    std::shared_ptr<Partition> part;
+    int64_t last_offset;
+    int32_t epoch;
+  };
+
+  static std::chrono::steady_clock::time_point produce_deadline(const bv1::ProduceRequest& req) {
+    const int64_t timeout = req.timeout_ms() > 0 ? std::min(req.timeout_ms(), 300'000) : 30'000;
+    return std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
+  }
+
+  // Appends each partition's batches as leader (stamping them in `req`'s own buffer) and fills
+  // `resp`; acks=-1 appends that succeeded are added to `waits`.
+  void append(bv1::ProduceRequest* req, bv1::ProduceResponse* resp, std::vector<ReplicationWait>* waits) {
     const int acks = req->acks();
     if (acks != 0 && acks != 1 && acks != -1) {
       for (const auto& pd : req->partitions()) {
@@ -194,20 +324,10 @@ class BrokerServer::Service final : public bv1::Broker::Service {
         r->set_error_code(gannet::v1::INVALID_REQUIRED_ACKS);
         r->set_error_message("acks must be 0, 1 or -1");
       }
-      return grpc::Status::OK;
+      return;
     }
-    struct Pending {
-      bv1::ProduceResponse::PartitionResult* result;
-      std::shared_ptr<Partition> part;
-      int64_t last_offset;
-      int32_t epoch;
-    };
-    std::vector<Pending> waits;
-    // The batches are stamped (offsets, epoch) in place, in the request's own buffer: the request
-    // is this handler's to use, and a copy of every produced byte would cost more than the rest.
-    auto* mutable_req = const_cast<bv1::ProduceRequest*>(req);
-    for (int i = 0; i < mutable_req->partitions_size(); ++i) {
-      bv1::ProduceRequest::PartitionData& pd = *mutable_req->mutable_partitions(i);
+    for (int i = 0; i < req->partitions_size(); ++i) {
+      bv1::ProduceRequest::PartitionData& pd = *req->mutable_partitions(i);
       auto* r = resp->add_partitions();
       r->set_topic(pd.topic());
       r->set_partition(pd.partition());
@@ -223,12 +343,13 @@ class BrokerServer::Service final : public bv1::Broker::Service {
       r->set_leader_id(o.leader);
       r->set_leader_epoch(o.leader_epoch);
       r->set_log_start_offset(part->log()->log_start_offset());
-      if (o.error == gannet::v1::NONE && acks == -1) waits.push_back({r, part, o.last_offset, o.leader_epoch});
+      if (o.error == gannet::v1::NONE && acks == -1) waits->push_back({r, part, o.last_offset, o.leader_epoch});
     }
-    // acks=all: wait (no polling) until the ISR holds every batch, within the request's timeout.
-    const int64_t timeout = req->timeout_ms() > 0 ? std::min(req->timeout_ms(), 300'000) : 30'000;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout);
-    for (Pending& w : waits) {
+  }
+
+  // acks=-1: waits (no polling) until the ISR holds every batch, or the deadline.
+  void await_replication(const std::vector<ReplicationWait>& waits, std::chrono::steady_clock::time_point deadline) {
+    for (const ReplicationWait& w : waits) {
       const int64_t left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
                                                     deadline - std::chrono::steady_clock::now()).count());
       ErrorCode e = w.part->wait_for_replication(w.last_offset, w.epoch, left);
@@ -239,11 +360,9 @@ class BrokerServer::Service final : public bv1::Broker::Service {
                                         : "leadership moved before the in-sync replicas had the records");
       }
     }
-    if (acks == 0) resp->Clear();  // nobody waits for it
-    return grpc::Status::OK;
   }
 
-  grpc::Status Fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp) override {
+  void fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp) {
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::milliseconds(std::clamp(req->max_wait_ms(), 0, 30'000));
     // Bounded by what one response may carry (the 64 MiB send limit, with room for framing).
@@ -263,7 +382,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
           r->set_error_message("broker epoch " + std::to_string(req->broker_epoch()) + " of broker " +
                                std::to_string(req->replica_id()) + " is stale");
         }
-        return grpc::Status::OK;
+        return;
       }
     }
     bool first_look = true;
@@ -311,38 +430,15 @@ class BrokerServer::Service final : public bv1::Broker::Service {
       }
       if (total >= static_cast<size_t>(std::max(1, req->min_bytes())) || errors ||
           std::chrono::steady_clock::now() >= deadline || ctx->IsCancelled()) {
-        return grpc::Status::OK;
+        return;
       }
       // Long poll: sleep until new data or a HW move anywhere on this broker (or the deadline).
       first_look = false;
       b_->wait_data(seen, deadline);
-      if (b_->stopping()) return grpc::Status::OK;
+      if (b_->stopping()) return;
     }
   }
 
-  grpc::Status ListOffsets(grpc::ServerContext*, const bv1::ListOffsetsRequest* req,
-                           bv1::ListOffsetsResponse* resp) override {
-    for (const auto& pd : req->partitions()) {
-      auto* r = resp->add_partitions();
-      r->set_topic(pd.topic());
-      r->set_partition(pd.partition());
-      auto part = b_->partition({pd.topic(), pd.partition()});
-      if (!part) {
-        not_here(pd.topic(), pd.partition(), r);
-        continue;
-      }
-      ProduceOutcome o = part->list_offset(pd.timestamp(), pd.current_leader_epoch());
-      r->set_error_code(o.error);
-      r->set_error_message(o.message);
-      r->set_offset(o.base_offset);
-      r->set_timestamp(o.last_offset);
-      r->set_leader_id(o.leader);
-      r->set_leader_epoch(o.leader_epoch);
-    }
-    return grpc::Status::OK;
-  }
-
- private:
   // A partition this broker does not host: unknown, or led elsewhere (named). For the per-partition
   // results of Produce, Fetch and ListOffsets alike.
   template <typename PartitionResult>
@@ -426,6 +522,7 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   GroupCoordinatorOptions go = b->options_.group;
   go.node_id = b->options_.node_id;
   b->groups_ = std::make_unique<GroupCoordinator>(go, [self](int32_t p) { return self->partition({kOffsetsTopic, p}); });
+  b->watchdog_ = std::make_unique<CallWatchdog>();
   b->replica_thread_ = std::thread([self] { self->replica_loop(); });
 
   b->service_ = std::make_unique<Service>(self);
@@ -475,15 +572,32 @@ uint64_t BrokerServer::wait_data(uint64_t seen, std::chrono::steady_clock::time_
 void BrokerServer::fetch_loop(int32_t leader) {
   std::unique_ptr<bv1::Broker::Stub> stub;
   std::string stub_address;
+  // One FetchStream to the leader, a request and its answer at a time; given up (and opened
+  // again) when an answer is late or the leader moves.
+  std::unique_ptr<grpc::ClientContext> stream_ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<bv1::FetchRequest, bv1::FetchResponse>> stream;
+  auto close_stream = [&] {
+    if (stream) {
+      stream_ctx->TryCancel();
+      stream->Finish();
+    }
+    stream.reset();
+    stream_ctx.reset();
+  };
+  int64_t correlation_id = 0;
   int failures = 0;
   size_t rounds = 0;
   for (;;) {
     {
       std::unique_lock<std::mutex> l(mu_);
-      if (stopping_) return;
+      if (stopping_) {
+        l.unlock();
+        close_stream();
+        return;
+      }
       if (failures > 0) {
         cv_.wait_for(l, std::chrono::milliseconds(std::min(1000, 50 * failures)), [&] { return stopping_; });
-        if (stopping_) return;
+        if (stopping_) continue;
       }
     }
     // Every partition this broker follows `leader` in, with where to fetch from.
@@ -518,6 +632,7 @@ void BrokerServer::fetch_loop(int32_t leader) {
       continue;
     }
     if (address != stub_address) {
+      close_stream();
       grpc::ChannelArguments args;
       args.SetMaxReceiveMessageSize(64 << 20);
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -546,12 +661,19 @@ void BrokerServer::fetch_loop(int32_t leader) {
       pd->set_partition_max_bytes(static_cast<int32_t>(options_.replica_fetch_max_bytes));
       index[work[i].first->tp()] = i;
     }
+    req.set_correlation_id(++correlation_id);
+    if (!stream) {
+      stream_ctx = std::make_unique<grpc::ClientContext>();
+      stream = stub->FetchStream(stream_ctx.get());
+    }
     bv1::FetchResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::milliseconds(options_.replica_fetch_wait_max_ms + 5000));
-    grpc::Status st = stub->Fetch(&ctx, req, &resp);
-    if (!st.ok()) {
+    const uint64_t token = watchdog_->arm(
+        stream_ctx.get(),
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.replica_fetch_wait_max_ms + 5000));
+    const bool answered = stream->Write(req) && stream->Read(&resp);
+    watchdog_->disarm(token);
+    if (!answered || resp.correlation_id() != req.correlation_id()) {
+      close_stream();
       ++failures;
       continue;
     }
@@ -745,6 +867,7 @@ void BrokerServer::stop() {
     std::lock_guard<std::mutex> pl(partitions_mu_);
     for (auto& [tp, part] : partitions_) part->shutdown();  // acks=all waiters return now
   }
+  if (watchdog_) watchdog_->cancel_all();  // replica fetchers' streams end now
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   fetch_cv_.notify_all();
   notify_data();  // long-polling fetches see stopping() and return

@@ -31,6 +31,7 @@
 #include "broker/controller_channel.h"
 #include "broker/group_coordinator.h"
 #include "broker/partition.h"
+#include "common/call_watchdog.h"
 #include "metadata/metadata_publisher.h"
 #include "storage/log_manager.h"
 
@@ -124,6 +125,7 @@ class BrokerServer {
   metadata::MetadataPublisher* const publisher_;
   std::unique_ptr<storage::LogManager> logs_;
   std::unique_ptr<ControllerChannel> controller_;
+  std::unique_ptr<CallWatchdog> watchdog_;  // bounds each replica fetch on its stream
   std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;

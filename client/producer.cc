@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <grpcpp/grpcpp.h>
 
 namespace gannet::client {
 
@@ -129,16 +130,224 @@ void Producer::complete(Batch& b, int64_t base_offset, ErrorCode error, const st
   if (outstanding_ == 0) idle_cv_.notify_all();
 }
 
+// ---- Connection: one ProduceStream to a leader ---------------------------------------------------
+//
+// Requests are written one at a time (gRPC allows one write outstanding), queued behind each
+// other; answers are matched to requests by correlation id, as they come. gRPC runs the
+// reactions (OnWriteDone, OnReadDone, OnDone) on its own threads. A hold keeps the stream open
+// for writes started from outside a reaction; it is let go when the stream fails or closes, and
+// after that nothing new is written. OnDone fails whatever was still unanswered.
+class Producer::Connection final : public grpc::ClientBidiReactor<bv1::ProduceRequest, bv1::ProduceResponse> {
+ public:
+  Connection(Producer* p, bv1::Broker::Stub* stub) : p_(p) {
+    stub->async()->ProduceStream(&ctx_, this);
+    AddHold();
+    StartRead(&resp_);
+    StartCall();
+  }
+
+  // Queues `r` for writing; false (and `r` untouched) if the stream has failed.
+  bool send(std::unique_ptr<Request>& r) {
+    Request* first = nullptr;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (failed_) return false;
+      r->req.set_correlation_id(++next_id_);
+      r->sent_ms = p_->now_ms();
+      Request* raw = r.get();
+      pending_.emplace(next_id_, std::move(r));
+      unwritten_.push_back(raw);
+      if (writing_) return true;
+      writing_ = true;
+      first = raw;
+      AddHold();  // the base hold is still ours (failed_ is false): the stream cannot finish here
+    }
+    StartWrite(&first->req);
+    RemoveHold();
+    return true;
+  }
+
+  size_t in_flight() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return pending_.size();
+  }
+  bool failed() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return failed_;
+  }
+  bool done() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return done_;
+  }
+  // When the oldest unanswered request was sent (-1: none).
+  int64_t oldest_sent_ms() const {
+    std::lock_guard<std::mutex> l(mu_);
+    int64_t oldest = -1;
+    for (const auto& [id, r] : pending_) {
+      if (oldest < 0 || r->sent_ms < oldest) oldest = r->sent_ms;
+    }
+    return oldest;
+  }
+  // Gives the stream up: what is unanswered fails (and is retried by the producer).
+  void cancel() { ctx_.TryCancel(); }
+  // Ends the stream cleanly (nothing is in flight: the producer flushed), waiting up to
+  // `timeout_ms` for the broker to end its side; cancels it after that. Returns once gRPC is
+  // done with it.
+  void close(int64_t timeout_ms) {
+    bool half_close = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!failed_ && !writing_) {
+        half_close = true;
+        AddHold();
+      }
+    }
+    if (half_close) {
+      StartWritesDone();
+      RemoveHold();
+    }
+    std::unique_lock<std::mutex> l(mu_);
+    if (!cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return done_; })) {
+      l.unlock();
+      ctx_.TryCancel();
+      l.lock();
+      cv_.wait(l, [&] { return done_; });
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    Request* next = nullptr;
+    std::unique_ptr<Request> finished;  // acks=0 (written is done), or already answered
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      Request* written = unwritten_.front();
+      unwritten_.pop_front();
+      if (ok && (written->req.acks() == 0 || written->early_answer)) {
+        auto it = pending_.find(written->req.correlation_id());
+        finished = std::move(it->second);
+        pending_.erase(it);
+      }
+      if (ok && !unwritten_.empty()) {
+        next = unwritten_.front();
+      } else {
+        writing_ = false;
+      }
+    }
+    if (next) StartWrite(&next->req);
+    if (!ok) fail();
+    if (finished) p_->handle_response(*finished, grpc::Status::OK, finished->early_answer.get());
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      fail();
+      return;
+    }
+    auto resp = std::make_unique<bv1::ProduceResponse>();
+    resp->Swap(&resp_);
+    std::unique_ptr<Request> r;
+    bool known = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = pending_.find(resp->correlation_id());
+      if (it != pending_.end() && !it->second->early_answer) {
+        known = true;
+        if (std::find(unwritten_.begin(), unwritten_.end(), it->second.get()) != unwritten_.end()) {
+          // Answered before OnWriteDone: the request is gRPC's until then; OnWriteDone handles it.
+          it->second->early_answer = std::move(resp);
+        } else {
+          r = std::move(it->second);
+          pending_.erase(it);
+        }
+      }
+    }
+    if (!known) {
+      // An answer to nothing we sent: the stream cannot be trusted.
+      ctx_.TryCancel();
+      fail();
+      return;
+    }
+    StartRead(&resp_);  // the next answer may come while this one is handled
+    if (r) p_->handle_response(*r, grpc::Status::OK, resp.get());
+  }
+
+  void OnDone(const grpc::Status& s) override {
+    std::map<int64_t, std::unique_ptr<Request>> unanswered;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      failed_ = true;
+      unanswered.swap(pending_);
+      unwritten_.clear();
+    }
+    const grpc::Status st = s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "the stream ended") : s;
+    for (auto& [id, r] : unanswered) p_->handle_response(*r, st, nullptr);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    p_->cv_.notify_one();  // the sender may open a new stream for what is retried
+  }
+
+ private:
+  // The stream is broken (or closing): let go of the base hold so gRPC can finish it.
+  void fail() {
+    bool release = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      failed_ = true;
+      release = !hold_released_;
+      hold_released_ = true;
+    }
+    if (release) RemoveHold();
+  }
+
+  Producer* const p_;
+  grpc::ClientContext ctx_;
+  bv1::ProduceResponse resp_;  // the read in progress
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int64_t next_id_ = 0;
+  std::map<int64_t, std::unique_ptr<Request>> pending_;  // sent or queued, not answered
+  std::deque<Request*> unwritten_;                        // of pending_, in write order
+  bool writing_ = false;
+  bool failed_ = false;
+  bool hold_released_ = false;
+  bool done_ = false;
+};
+
+Producer::Connection* Producer::connection_locked(int32_t leader) {
+  auto& slot = connections_[leader];
+  if (slot && slot->failed()) closed_connections_.push_back(std::move(slot));
+  if (!slot) {
+    bv1::Broker::Stub* stub = metadata_.broker(leader);
+    if (!stub) return nullptr;
+    slot = std::make_unique<Connection>(this, stub);
+  }
+  return slot.get();
+}
+
 void Producer::sender_loop() {
   for (;;) {
     // Ready batches (the head of each partition's queue, none in flight), by leader.
     std::map<int32_t, std::vector<std::unique_ptr<Batch>>> by_leader;
     std::vector<std::unique_ptr<Batch>> expired, unroutable;
     bool need_metadata = false;
+    std::vector<Connection*> overdue;
     {
       std::unique_lock<std::mutex> l(mu_);
       const int64_t now = now_ms();
       int64_t next_wake = now + 100;
+      need_metadata = refresh_wanted_;
+      refresh_wanted_ = false;
+      // A request unanswered past request.timeout.ms (plus the broker's own wait, which the
+      // timeout also bounds) gives up its stream, as Kafka's client closes the connection.
+      for (auto& [id, c] : connections_) {
+        const int64_t oldest = c ? c->oldest_sent_ms() : -1;
+        if (oldest >= 0 && now - oldest > config_.request_timeout_ms + 5000) overdue.push_back(c.get());
+      }
+      std::erase_if(closed_connections_, [](const std::unique_ptr<Connection>& c) { return c->done(); });
+      std::map<int32_t, bool> room;  // whether a leader's stream takes another request
       for (auto& [key, q] : queues_) {
         if (q.empty() || in_flight_[key]) continue;
         Batch& head = *q.front();
@@ -159,6 +368,14 @@ void Producer::sender_loop() {
           head.retry_at_ms = now + config_.retry_backoff_ms;
           continue;
         }
+        auto r = room.find(leader);
+        if (r == room.end()) {
+          auto c = connections_.find(leader);
+          const bool has_room = c == connections_.end() || !c->second || c->second->failed() ||
+                                c->second->in_flight() < static_cast<size_t>(std::max(1, config_.max_in_flight_requests));
+          r = room.emplace(leader, has_room).first;
+        }
+        if (!r->second) continue;  // an answer wakes the sender
         in_flight_[key] = true;
         // The head, and the ready batches queued behind it (one request, one append: offsets
         // stay in order and a retry resends them together).
@@ -174,174 +391,152 @@ void Producer::sender_loop() {
                  (q.size() > 1 || q.front()->bytes >= config_.batch_size ||
                   now - q.front()->created_ms >= config_.linger_ms || flushing_ || closing_));
       }
-      if (by_leader.empty() && expired.empty() && !need_metadata) {
+      if (by_leader.empty() && expired.empty() && !need_metadata && overdue.empty()) {
         if (closing_ && outstanding_ == 0) return;
         cv_.wait_for(l, std::chrono::milliseconds(std::max<int64_t>(1, next_wake - now)));
         continue;
       }
     }
+    for (Connection* c : overdue) c->cancel();  // (connections are only destroyed by this thread)
     for (auto& b : expired) complete(*b, -1, gannet::v1::REQUEST_TIMED_OUT, "delivery.timeout.ms passed");
     if (need_metadata) metadata_.refresh();
-    // One request per leader, every ready partition in it, sent by that leader's worker, so the
-    // brokers are written to in parallel.
+    // One request per leader, every ready partition in it, on that leader's stream: the brokers
+    // are written to in parallel, and nothing here waits for an answer.
     for (auto& [leader, batches] : by_leader) {
-      Worker* w;
+      std::unique_ptr<Request> r = build_request(leader, std::move(batches));
+      Connection* c;
       {
         std::lock_guard<std::mutex> l(mu_);
-        auto& slot = workers_[leader];
-        if (!slot) {
-          slot = std::make_unique<Worker>();
-          Worker* raw = slot.get();
-          // Two requests in flight per broker (each partition still has at most one batch in
-          // flight, so no partition is reordered): one is sent while the other is answered.
-          for (int t = 0; t < kRequestsInFlightPerBroker; ++t) {
-            slot->threads.emplace_back([this, raw, id = leader] { worker_loop(raw, id); });
-          }
-        }
-        w = slot.get();
-        w->queue.push_back(std::move(batches));
+        c = connection_locked(leader);
       }
-      w->cv.notify_one();
+      if (!c || !c->send(r)) {
+        handle_response(*r, grpc::Status(grpc::StatusCode::UNAVAILABLE, "no stream to the broker"), nullptr);
+      }
     }
   }
 }
 
-void Producer::worker_loop(Worker* w, int32_t leader) {
-  for (;;) {
-    std::vector<std::unique_ptr<Batch>> batches;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      w->cv.wait(l, [&] { return !w->queue.empty() || workers_stopping_; });
-      if (w->queue.empty()) return;
-      batches = std::move(w->queue.front());
-      w->queue.pop_front();
+std::unique_ptr<Producer::Request> Producer::build_request(int32_t leader,
+                                                           std::vector<std::unique_ptr<Batch>> batches) {
+  auto r = std::make_unique<Request>();
+  r->leader = leader;
+  r->batches = std::move(batches);
+  bv1::ProduceRequest& req = r->req;
+  req.set_acks(config_.acks);
+  req.set_timeout_ms(static_cast<int32_t>(config_.request_timeout_ms));
+  // Consecutive batches of one partition share its PartitionData (their bytes concatenated; a
+  // batch that cannot be encoded is left out and takes no offsets).
+  const size_t n = r->batches.size();
+  r->group.assign(n, 0);
+  r->offset_in_group.assign(n, 0);
+  r->lent_size.assign(n, 0);
+  int64_t next_in_group = 0;
+  for (size_t i = 0; i < n; ++i) {
+    auto& b = r->batches[i];
+    const bool same = i > 0 && r->batches[i - 1]->topic == b->topic && r->batches[i - 1]->partition == b->partition;
+    if (!same) {
+      auto* pd = req.add_partitions();
+      pd->set_topic(b->topic);
+      pd->set_partition(b->partition);
+      r->group_batches.push_back(0);
+      next_in_group = 0;
     }
-    send_request(leader, batches);
-    cv_.notify_one();  // the sender may send the next batches of these partitions
+    r->group[i] = req.partitions_size() - 1;
+    ++r->group_batches[static_cast<size_t>(r->group[i])];
+    r->offset_in_group[i] = next_in_group;
+    if (b->builder) {  // encoded once; a retry resends the same bytes
+      auto built = b->builder->take();
+      if (built.ok()) {
+        b->built = std::move(*built);
+      } else {
+        b->build_error = built.error().to_string();
+      }
+      b->builder.reset();
+    }
+    if (b->build_error.empty()) {
+      std::string* records = req.mutable_partitions(r->group[i])->mutable_records();
+      if (records->empty()) {
+        r->lent_size[i] = b->built.size();
+        records->swap(b->built);  // lent to the request (no copy); taken back in handle_response
+      } else {
+        records->append(b->built);
+      }
+      next_in_group += static_cast<int64_t>(b->records.size());  // only what was sent takes offsets
+    }
   }
+  return r;
 }
 
-void Producer::send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>& batches) {
+void Producer::handle_response(Request& r, const grpc::Status& st, const bv1::ProduceResponse* resp) {
+  auto& batches = r.batches;
+  // Each batch whose bytes the request borrowed takes them back (a retry resends them). A
+  // lender is always its entry's first batch: its bytes are the entry's first lent_size[i].
+  for (size_t i = 0; i < batches.size(); ++i) {
+    if (r.lent_size[i] == 0) continue;
+    std::string* records = r.req.mutable_partitions(r.group[i])->mutable_records();
+    if (records->size() == r.lent_size[i]) {
+      records->swap(batches[i]->built);
+    } else {
+      batches[i]->built.assign(*records, 0, r.lent_size[i]);
+    }
+  }
+  bool refresh = false;
+  std::vector<std::unique_ptr<Batch>> retry;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    Batch& b = *batches[i];
+    ErrorCode e = gannet::v1::NONE;
+    std::string message;
+    int64_t base = -1;
+    if (!b.build_error.empty()) {
+      e = gannet::v1::INVALID_RECORD;  // never sent: not retriable, nothing to resend
+      message = "cannot encode the batch: " + b.build_error;
+    } else if (!st.ok()) {
+      e = gannet::v1::REQUEST_TIMED_OUT;
+      message = "broker " + std::to_string(r.leader) + ": " + st.error_message();
+    } else if (config_.acks != 0) {
+      const auto* pr = resp && r.group[i] < resp->partitions_size() ? &resp->partitions(r.group[i]) : nullptr;
+      if (!pr) {
+        e = gannet::v1::UNKNOWN_SERVER_ERROR;
+        message = "no result for the partition";
+      } else {
+        e = pr->error_code();
+        message = pr->error_message();
+        // One append: the batches got consecutive offsets from the first one's base.
+        base = pr->base_offset() >= 0 ? pr->base_offset() + r.offset_in_group[i] : -1;
+      }
+    }
+    if (e != gannet::v1::NONE && retriable(e) && now_ms() - b.created_ms < config_.delivery_timeout_ms) {
+      refresh = true;
+      b.attempts++;
+      b.retry_at_ms = now_ms() + config_.retry_backoff_ms;
+      retry.push_back(std::move(batches[i]));
+      continue;
+    }
+    // The broker validates a partition's batches together and refuses them all (writing
+    // nothing) when one is bad: resend each alone, at once, so only the bad one fails.
+    const bool refused = e == gannet::v1::MESSAGE_TOO_LARGE || e == gannet::v1::INVALID_RECORD ||
+                         e == gannet::v1::CORRUPT_MESSAGE;
+    if (refused && st.ok() && b.build_error.empty() && r.group_batches[static_cast<size_t>(r.group[i])] > 1 &&
+        now_ms() - b.created_ms < config_.delivery_timeout_ms) {
+      b.alone = true;
+      retry.push_back(std::move(batches[i]));
+      continue;
+    }
+    complete(b, base, e, message);
+  }
   {
-    {
-      bv1::ProduceRequest req;
-      req.set_acks(config_.acks);
-      req.set_timeout_ms(static_cast<int32_t>(config_.request_timeout_ms));
-      // Consecutive batches of one partition share its PartitionData (their bytes concatenated);
-      // group[i] is batch i's entry in the request, offset_in_group[i] its first record's offset
-      // from the entry's base (a batch that cannot be encoded is left out and takes no offsets).
-      std::vector<int> group(batches.size());
-      std::vector<int> group_batches;  // per entry: how many batches share it
-      std::vector<int64_t> offset_in_group(batches.size(), 0);
-      std::vector<size_t> lent_size(batches.size(), 0);  // batch i's bytes are the request's
-      int64_t next_in_group = 0;
-      for (size_t i = 0; i < batches.size(); ++i) {
-        auto& b = batches[i];
-        const bool same = i > 0 && batches[i - 1]->topic == b->topic && batches[i - 1]->partition == b->partition;
-        if (!same) {
-          auto* pd = req.add_partitions();
-          pd->set_topic(b->topic);
-          pd->set_partition(b->partition);
-          group_batches.push_back(0);
-          next_in_group = 0;
-        }
-        group[i] = req.partitions_size() - 1;
-        ++group_batches[static_cast<size_t>(group[i])];
-        offset_in_group[i] = next_in_group;
-        if (b->builder) {  // encoded once; a retry resends the same bytes
-          auto built = b->builder->take();
-          if (built.ok()) {
-            b->built = std::move(*built);
-          } else {
-            b->build_error = built.error().to_string();
-          }
-          b->builder.reset();
-        }
-        if (b->build_error.empty()) {
-          std::string* records = req.mutable_partitions(group[i])->mutable_records();
-          if (records->empty()) {
-            lent_size[i] = b->built.size();
-            records->swap(b->built);  // lent to the request (no copy); taken back below
-          } else {
-            records->append(b->built);
-          }
-          next_in_group += static_cast<int64_t>(b->records.size());  // only what was sent takes offsets
-        }
-      }
-      bv1::ProduceResponse resp;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(config_.request_timeout_ms + 5000));
-      bv1::Broker::Stub* stub = metadata_.broker(leader);
-      grpc::Status st = stub ? stub->Produce(&ctx, req, &resp) : grpc::Status(grpc::StatusCode::UNAVAILABLE, "no broker");
-      // Each batch whose bytes the request borrowed takes them back (a retry resends them). A
-      // lender is always its entry's first batch: its bytes are the entry's first lent_size[i].
-      for (size_t i = 0; i < batches.size(); ++i) {
-        if (lent_size[i] == 0) continue;
-        std::string* records = req.mutable_partitions(group[i])->mutable_records();
-        if (records->size() == lent_size[i]) {
-          records->swap(batches[i]->built);
-        } else {
-          batches[i]->built.assign(*records, 0, lent_size[i]);
-        }
-      }
-      bool refresh = false;
-      std::vector<std::unique_ptr<Batch>> retry;
-      for (size_t i = 0; i < batches.size(); ++i) {
-        Batch& b = *batches[i];
-        ErrorCode e = gannet::v1::NONE;
-        std::string message;
-        int64_t base = -1;
-        if (!b.build_error.empty()) {
-          e = gannet::v1::INVALID_RECORD;  // never sent: not retriable, nothing to resend
-          message = "cannot encode the batch: " + b.build_error;
-        } else if (!st.ok()) {
-          e = gannet::v1::REQUEST_TIMED_OUT;
-          message = "broker " + std::to_string(leader) + ": " + st.error_message();
-        } else if (config_.acks != 0) {
-          const auto* r = group[i] < resp.partitions_size() ? &resp.partitions(group[i]) : nullptr;
-          if (!r) {
-            e = gannet::v1::UNKNOWN_SERVER_ERROR;
-            message = "no result for the partition";
-          } else {
-            e = r->error_code();
-            message = r->error_message();
-            // One append: the batches got consecutive offsets from the first one's base.
-            base = r->base_offset() >= 0 ? r->base_offset() + offset_in_group[i] : -1;
-          }
-        }
-        if (e != gannet::v1::NONE && retriable(e) && now_ms() - b.created_ms < config_.delivery_timeout_ms) {
-          refresh = true;
-          b.attempts++;
-          b.retry_at_ms = now_ms() + config_.retry_backoff_ms;
-          retry.push_back(std::move(batches[i]));
-          continue;
-        }
-        // The broker validates a partition's batches together and refuses them all (writing
-        // nothing) when one is bad: resend each alone, at once, so only the bad one fails.
-        const bool refused = e == gannet::v1::MESSAGE_TOO_LARGE || e == gannet::v1::INVALID_RECORD ||
-                             e == gannet::v1::CORRUPT_MESSAGE;
-        if (refused && st.ok() && b.build_error.empty() && group_batches[static_cast<size_t>(group[i])] > 1 &&
-            now_ms() - b.created_ms < config_.delivery_timeout_ms) {
-          b.alone = true;
-          retry.push_back(std::move(batches[i]));
-          continue;
-        }
-        complete(b, base, e, message);
-      }
-      {
-        // Only now may the sender look at these partitions again: retried batches must be back at
-        // the front of their queues first (else a later batch of the partition could go out
-        // ahead of them), last first so each partition's order holds.
-        std::lock_guard<std::mutex> l(mu_);
-        for (auto it = retry.rbegin(); it != retry.rend(); ++it) {
-          const Key key{(*it)->topic, (*it)->partition};
-          queues_[key].push_front(std::move(*it));
-        }
-        for (const auto& p : req.partitions()) in_flight_[{p.topic(), p.partition()}] = false;
-      }
-      if (refresh) metadata_.refresh();
+    // Only now may the sender look at these partitions again: retried batches must be back at
+    // the front of their queues first (else a later batch of the partition could go out ahead
+    // of them), last first so each partition's order holds.
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto it = retry.rbegin(); it != retry.rend(); ++it) {
+      const Key key{(*it)->topic, (*it)->partition};
+      queues_[key].push_front(std::move(*it));
     }
+    for (const auto& p : r.req.partitions()) in_flight_[{p.topic(), p.partition()}] = false;
+    if (refresh) refresh_wanted_ = true;  // by the sender: this may be one of gRPC's threads
   }
+  cv_.notify_one();  // the sender may send the next batches of these partitions
 }
 
 void Producer::flush() {
@@ -361,18 +556,18 @@ void Producer::close() {
   cv_.notify_all();
   space_cv_.notify_all();
   if (sender_.joinable()) sender_.join();
-  std::map<int32_t, std::unique_ptr<Worker>> workers;
+  // Everything is answered (the sender stops only then): end the streams.
+  std::map<int32_t, std::unique_ptr<Connection>> connections;
+  std::vector<std::unique_ptr<Connection>> closed;
   {
     std::lock_guard<std::mutex> l(mu_);
-    workers_stopping_ = true;
-    workers.swap(workers_);
+    connections.swap(connections_);
+    closed.swap(closed_connections_);
   }
-  for (auto& [id, w] : workers) {
-    w->cv.notify_all();
-    for (auto& t : w->threads) {
-      if (t.joinable()) t.join();
-    }
+  for (auto& [id, c] : connections) {
+    if (c) c->close(2000);
   }
+  for (auto& c : closed) c->close(0);
 }
 
 size_t Producer::buffered_bytes() const {

@@ -4,14 +4,18 @@
 // one Produce request per leader broker carrying every ready partition. At most one request per
 // partition is in flight, so retries never reorder a partition; batches that queued up behind it
 // meanwhile go together in the partition's next request (up to max_partition_request_bytes), so
-// under load a partition's throughput is not one batch per round trip. Retriable errors (leader moved,
+// under load a partition's throughput is not one batch per round trip. Requests to a broker go on
+// one long-lived ProduceStream, up to max_in_flight_requests of them at a time, each answered by
+// its correlation id (a request not answered within request.timeout.ms gives up the stream, and
+// what was in flight on it is retried). Retriable errors (leader moved,
 // not enough replicas, timeouts) refresh the metadata and retry with backoff until
 // delivery.timeout.ms. Memory: the records buffered and in flight never exceed buffer.memory;
 // send() blocks (up to max.block.ms) when they would.
 //
-// Thread safety: every method may be called from any thread; callbacks run on the sender's
-// worker threads (two per broker, so callbacks may run concurrently: synchronize what they
-// share, and keep them short).
+// Thread safety: every method may be called from any thread. Callbacks run on gRPC's threads as
+// answers arrive (as Kafka's run on its I/O thread), possibly several at once for different
+// brokers: synchronize what they share, keep them short, and do not block in them (a send() that
+// waits for buffer.memory inside a callback holds up the answers that would free it).
 #pragma once
 
 #include <condition_variable>
@@ -51,6 +55,9 @@ struct ProducerConfig {
   // all of it again, so this bounds what one lost answer can duplicate per partition; set it to
   // batch.size for one batch per request (fewest duplicates, lowest throughput under load).
   size_t max_partition_request_bytes = 256 << 10;
+  // Requests in flight to one broker (max.in.flight.requests.per.connection). Each partition
+  // still has at most one in flight, so this never reorders a partition.
+  int max_in_flight_requests = 5;
   std::shared_ptr<Partitioner> partitioner;  // default: DefaultPartitioner
 };
 
@@ -109,16 +116,31 @@ class Producer {
     bool alone = false;
   };
   using Key = std::pair<std::string, int32_t>;
-  static constexpr int kRequestsInFlightPerBroker = 2;
-
-  struct Worker {
-    std::vector<std::thread> threads;
-    std::condition_variable cv;
-    std::deque<std::vector<std::unique_ptr<Batch>>> queue;  // requests to send, in order
+  // One ProduceRequest and what it carries: batches[i] is in the request's entry group[i], its
+  // first record offset_in_group[i] after the entry's base offset; lent_size[i] > 0 when the
+  // entry's records buffer is batch i's own bytes, lent to the request (taken back afterwards).
+  struct Request {
+    int32_t leader = -1;
+    bv1::ProduceRequest req;
+    std::vector<std::unique_ptr<Batch>> batches;
+    std::vector<int> group;
+    std::vector<int> group_batches;  // per entry: how many batches share it
+    std::vector<int64_t> offset_in_group;
+    std::vector<size_t> lent_size;
+    int64_t sent_ms = 0;
+    // Its answer, when it came before gRPC reported the write done (the request must stay
+    // untouched until then): handled once it has.
+    std::unique_ptr<bv1::ProduceResponse> early_answer;
   };
+  class Connection;
+
   void sender_loop();
-  void worker_loop(Worker* w, int32_t leader);
-  void send_request(int32_t leader, std::vector<std::unique_ptr<Batch>>& batches);
+  std::unique_ptr<Request> build_request(int32_t leader, std::vector<std::unique_ptr<Batch>> batches);
+  // Completes or requeues every batch of `r`: from its answer (`resp`), or failed with `st`.
+  void handle_response(Request& r, const grpc::Status& st, const bv1::ProduceResponse* resp);
+  // The open stream to `leader` (a new one when there is none or it failed); nullptr when the
+  // broker's address is unknown. With mu_ held.
+  Connection* connection_locked(int32_t leader);
   void complete(Batch& b, int64_t base_offset, gannet::v1::ErrorCode error, const std::string& message);
   static bool retriable(gannet::v1::ErrorCode e);
   int64_t now_ms() const;
@@ -137,9 +159,10 @@ class Producer {
   size_t outstanding_ = 0;  // records not yet completed
   bool flushing_ = false;
   bool closing_ = false;
+  bool refresh_wanted_ = false;  // a retriable error: the sender refreshes the metadata
+  std::map<int32_t, std::unique_ptr<Connection>> connections_;  // by leader broker
+  std::vector<std::unique_ptr<Connection>> closed_connections_;  // failed, until gRPC is done with them
   std::thread sender_;
-  std::map<int32_t, std::unique_ptr<Worker>> workers_;  // one per leader broker
-  bool workers_stopping_ = false;
 };
 
 }  // namespace gannet::client
