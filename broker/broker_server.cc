@@ -185,12 +185,12 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Produce(grpc::ServerContext*, const bv1::ProduceRequest* req, bv1::ProduceResponse* resp) override {
+  grpc::Status Produce(grpc::ServerContext* ctx, const bv1::ProduceRequest* req, bv1::ProduceResponse* resp) override {
     // The batches are stamped (offsets, epoch) in place, in the request's own buffer: the request
     // is this handler's to use, and a copy of every produced byte would cost more than the rest.
     std::vector<ReplicationWait> waits;
     append(const_cast<bv1::ProduceRequest*>(req), resp, &waits);
-    await_replication(waits, produce_deadline(*req));
+    await_replication(waits, produce_deadline(*req), ctx);
     if (req->acks() == 0) resp->Clear();  // nobody waits for it
     return grpc::Status::OK;
   }
@@ -199,7 +199,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
   // an answer that needs no waiting is written at once, and acks=-1 answers go to a second
   // thread that waits for the ISR, in request order, and writes them. So a producer's pipelined
   // requests are appended back to back while earlier ones replicate.
-  grpc::Status ProduceStream(grpc::ServerContext*,
+  grpc::Status ProduceStream(grpc::ServerContext* ctx,
                              grpc::ServerReaderWriter<bv1::ProduceResponse, bv1::ProduceRequest>* stream) override {
     struct Waiting {
       std::unique_ptr<bv1::ProduceResponse> resp;
@@ -223,8 +223,9 @@ class BrokerServer::Service final : public bv1::Broker::Service {
         if (queue.empty()) return;
         Waiting w = std::move(queue.front());
         queue.pop_front();
+        if (write_failed) continue;  // nobody reads the answers any more
         l.unlock();
-        await_replication(w.waits, w.deadline);
+        await_replication(w.waits, w.deadline, ctx);
         write(*w.resp);
         l.lock();
       }
@@ -347,12 +348,18 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     }
   }
 
-  // acks=-1: waits (no polling) until the ISR holds every batch, or the deadline.
-  void await_replication(const std::vector<ReplicationWait>& waits, std::chrono::steady_clock::time_point deadline) {
+  // acks=-1: waits (no polling) until the ISR holds every batch, or the deadline, or the client
+  // is gone (`ctx` cancelled: looked at every 200 ms).
+  void await_replication(const std::vector<ReplicationWait>& waits, std::chrono::steady_clock::time_point deadline,
+                         grpc::ServerContext* ctx) {
     for (const ReplicationWait& w : waits) {
-      const int64_t left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                    deadline - std::chrono::steady_clock::now()).count());
-      ErrorCode e = w.part->wait_for_replication(w.last_offset, w.epoch, left);
+      ErrorCode e;
+      for (;;) {
+        const int64_t left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                      deadline - std::chrono::steady_clock::now()).count());
+        e = w.part->wait_for_replication(w.last_offset, w.epoch, std::min<int64_t>(left, 200));
+        if (e != gannet::v1::REQUEST_TIMED_OUT || left <= 200 || ctx->IsCancelled() || b_->stopping()) break;
+      }
       if (e != gannet::v1::NONE) {
         w.result->set_error_code(e);
         w.result->set_error_message(e == gannet::v1::REQUEST_TIMED_OUT
@@ -582,7 +589,7 @@ void BrokerServer::fetch_loop(int32_t leader) {
       stream->Finish();
     }
     stream.reset();
-    stream_ctx.reset();
+    stream_ctx.reset();  // a context is used for one stream only
   };
   int64_t correlation_id = 0;
   int failures = 0;
@@ -662,14 +669,13 @@ void BrokerServer::fetch_loop(int32_t leader) {
       index[work[i].first->tp()] = i;
     }
     req.set_correlation_id(++correlation_id);
-    if (!stream) {
-      stream_ctx = std::make_unique<grpc::ClientContext>();
-      stream = stub->FetchStream(stream_ctx.get());
-    }
+    if (!stream_ctx) stream_ctx = std::make_unique<grpc::ClientContext>();
     bv1::FetchResponse resp;
+    // Armed before the stream opens: opening it waits for the connection too.
     const uint64_t token = watchdog_->arm(
         stream_ctx.get(),
         std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.replica_fetch_wait_max_ms + 5000));
+    if (!stream) stream = stub->FetchStream(stream_ctx.get());
     const bool answered = stream->Write(req) && stream->Read(&resp);
     watchdog_->disarm(token);
     if (!answered || resp.correlation_id() != req.correlation_id()) {
@@ -868,9 +874,9 @@ void BrokerServer::stop() {
     for (auto& [tp, part] : partitions_) part->shutdown();  // acks=all waiters return now
   }
   if (watchdog_) watchdog_->cancel_all();  // replica fetchers' streams end now
+  notify_data();  // long-polling fetches see stopping() and return (before Shutdown waits for them)
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   fetch_cv_.notify_all();
-  notify_data();  // long-polling fetches see stopping() and return
   if (lifecycle_thread_.joinable()) lifecycle_thread_.join();
   if (replica_thread_.joinable()) replica_thread_.join();
   if (isr_thread_.joinable()) isr_thread_.join();

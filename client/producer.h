@@ -15,7 +15,9 @@
 // Thread safety: every method may be called from any thread. Callbacks run on gRPC's threads as
 // answers arrive (as Kafka's run on its I/O thread), possibly several at once for different
 // brokers: synchronize what they share, keep them short, and do not block in them (a send() that
-// waits for buffer.memory inside a callback holds up the answers that would free it).
+// waits for buffer.memory inside a callback holds up the answers that would free it). Never call
+// flush() or close(), or destroy the producer, from a callback: they wait for answers that
+// callback's thread would deliver.
 #pragma once
 
 #include <condition_variable>
@@ -160,8 +162,9 @@ class Producer {
   bool flushing_ = false;
   bool closing_ = false;
   bool refresh_wanted_ = false;  // a retriable error: the sender refreshes the metadata
-  std::map<int32_t, std::unique_ptr<Connection>> connections_;  // by leader broker
-  std::vector<std::unique_ptr<Connection>> closed_connections_;  // failed, until gRPC is done with them
+  // Shared: send() may write on one without mu_ held; only the sender thread and close() drop them.
+  std::map<int32_t, std::shared_ptr<Connection>> connections_;  // by leader broker
+  std::vector<std::shared_ptr<Connection>> closed_connections_;  // failed, until gRPC is done with them
   std::thread sender_;
 };
 
