@@ -382,7 +382,6 @@ void Producer::sender_loop() {
       std::erase_if(closed_connections_,
                     [](const std::shared_ptr<Connection>& c) { return c.use_count() == 1 && c->done(); });
       std::map<int32_t, bool> room;  // whether a leader's stream takes another request
-      waiting_for_room_ = false;
       for (auto& [key, q] : queues_) {
         if (q.empty() || in_flight_[key]) continue;
         Batch& head = *q.front();
@@ -410,10 +409,7 @@ void Producer::sender_loop() {
                                 c->second->in_flight() < static_cast<size_t>(std::max(1, config_.max_in_flight_requests));
           r = room.emplace(leader, has_room).first;
         }
-        if (!r->second) {
-          waiting_for_room_ = true;  // an answer wakes the sender
-          continue;
-        }
+        if (!r->second) continue;  // an answer wakes the sender
         in_flight_[key] = true;
         // The head, and the ready batches queued behind it (one request, one append: offsets
         // stay in order and a retry resends them together).
@@ -571,21 +567,10 @@ void Producer::handle_response(Request& r, const grpc::Status& st, const bv1::Pr
       const Key key{(*it)->topic, (*it)->partition};
       queues_[key].push_front(std::move(*it));
     }
-    bool queued = !retry.empty() || closing_ || waiting_for_room_;
-    for (const auto& p : r.req.partitions()) {
-      const Key key{p.topic(), p.partition()};
-      in_flight_[key] = false;
-      if (!queued) {
-        auto q = queues_.find(key);
-        queued = q != queues_.end() && !q->second.empty();
-      }
-    }
+    for (const auto& p : r.req.partitions()) in_flight_[{p.topic(), p.partition()}] = false;
     if (refresh) refresh_wanted_ = true;  // by the sender: this may be one of gRPC's threads
-    // The sender sends what queued up behind this request (and may be waiting for room on the
-    // stream, or to stop); with nothing queued a wake-up would only cost a core a scan.
-    if (!queued && !refresh) return;
   }
-  cv_.notify_one();
+  cv_.notify_one();  // the sender may send the next batches of these partitions
 }
 
 void Producer::flush() {

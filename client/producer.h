@@ -162,7 +162,6 @@ class Producer {
   bool flushing_ = false;
   bool closing_ = false;
   bool refresh_wanted_ = false;  // a retriable error: the sender refreshes the metadata
-  bool waiting_for_room_ = false;  // the sender left ready batches for a full stream
   // Shared: send() may write on one without mu_ held; only the sender thread and close() drop them.
   std::map<int32_t, std::shared_ptr<Connection>> connections_;  // by leader broker
   std::vector<std::shared_ptr<Connection>> closed_connections_;  // failed, until gRPC is done with them
