@@ -49,7 +49,10 @@ class CallWatchdog {
     return token;
   }
 
-  // After this returns the watchdog will not touch the context armed with `token`.
+  // After this returns the watchdog will not touch the context armed with `token`. Call it
+  // before the context is destroyed, also when the call ended because the watchdog cancelled it:
+  // the cancel may still be running (TryCancel holds the context's own lock) when the call's
+  // failure reaches the caller.
   void disarm(uint64_t token) {
     std::lock_guard<std::mutex> l(mu_);
     for (auto it = armed_.begin(); it != armed_.end(); ++it) {

@@ -217,9 +217,10 @@ TEST(StreamPath, TheWatchdogCancelsALateFetchOnAStreamAndLeavesATimelyOneAlone) 
     grpc::ClientContext ctx;
     auto s = c.broker(leader)->FetchStream(&ctx);
     const auto t0 = std::chrono::steady_clock::now();
-    dog.arm(&ctx, t0 + 300ms);
+    const uint64_t token = dog.arm(&ctx, t0 + 300ms);
     FetchResponse resp;
     EXPECT_FALSE(s->Write(long_poll(1, 10'000)) && s->Read(&resp)) << "answered before its 10 s long poll?";
+    dog.disarm(token);  // waits out a TryCancel still running: only then may ctx go
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
     EXPECT_EQ(s->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
@@ -230,9 +231,9 @@ TEST(StreamPath, TheWatchdogCancelsALateFetchOnAStreamAndLeavesATimelyOneAlone) 
     for (int64_t id = 1; id <= 2; ++id) {
       const uint64_t token = dog.arm(&ctx, std::chrono::steady_clock::now() + 5s);
       FetchResponse resp;
-      ASSERT_TRUE(s->Write(long_poll(id, 500)));
-      ASSERT_TRUE(s->Read(&resp));
-      dog.disarm(token);
+      const bool answered = s->Write(long_poll(id, 500)) && s->Read(&resp);
+      dog.disarm(token);  // before any early return: ctx must not be armed when it goes
+      ASSERT_TRUE(answered);
       EXPECT_EQ(resp.correlation_id(), id);
       ASSERT_EQ(resp.partitions_size(), 1);
       EXPECT_EQ(resp.partitions(0).error_code(), gannet::v1::NONE);
