@@ -17,7 +17,8 @@ using gannet::v1::ErrorCode;
 // after that nothing new is written. OnDone fails whatever was still unanswered.
 class Producer::Connection final : public grpc::ClientBidiReactor<bv1::ProduceRequest, bv1::ProduceResponse> {
  public:
-  Connection(Producer* p, bv1::Broker::Stub* stub) : p_(p) {
+  Connection(Producer* p, bv1::Broker::Stub* stub)
+      : p_(p), max_in_flight_(static_cast<size_t>(std::max(1, p->config_.max_in_flight_requests))) {
     stub->async()->ProduceStream(&ctx_, this);
     AddHold();
     StartRead(&resp_);
@@ -45,9 +46,10 @@ class Producer::Connection final : public grpc::ClientBidiReactor<bv1::ProduceRe
     return true;
   }
 
-  size_t in_flight() const {
+  // max_in_flight_requests are unanswered: the next request waits.
+  bool full() const {
     std::lock_guard<std::mutex> l(mu_);
-    return pending_.size();
+    return pending_.size() >= max_in_flight_;
   }
   bool failed() const {
     std::lock_guard<std::mutex> l(mu_);
@@ -188,6 +190,7 @@ class Producer::Connection final : public grpc::ClientBidiReactor<bv1::ProduceRe
   }
 
   Producer* const p_;
+  const size_t max_in_flight_;
   grpc::ClientContext ctx_;
   bv1::ProduceResponse resp_;  // the read in progress
   mutable std::mutex mu_;
@@ -314,8 +317,7 @@ void Producer::send(ProducerRecord record, Callback cb) {
       !in_flight_[key]) {
     const int32_t leader = metadata_.leader(record.topic, p);
     auto it = connections_.find(leader);
-    if (leader >= 0 && it != connections_.end() && it->second && !it->second->failed() &&
-        it->second->in_flight() < static_cast<size_t>(std::max(1, config_.max_in_flight_requests))) {
+    if (leader >= 0 && it != connections_.end() && it->second && !it->second->failed() && !it->second->full()) {
       std::shared_ptr<Connection> c = it->second;
       in_flight_[key] = true;
       std::vector<std::unique_ptr<Batch>> batches;
@@ -405,8 +407,7 @@ void Producer::sender_loop() {
         auto r = room.find(leader);
         if (r == room.end()) {
           auto c = connections_.find(leader);
-          const bool has_room = c == connections_.end() || !c->second || c->second->failed() ||
-                                c->second->in_flight() < static_cast<size_t>(std::max(1, config_.max_in_flight_requests));
+          const bool has_room = c == connections_.end() || !c->second || c->second->failed() || !c->second->full();
           r = room.emplace(leader, has_room).first;
         }
         if (!r->second) continue;  // an answer wakes the sender

@@ -70,26 +70,39 @@ double fresh_memory(size_t bytes) {
   return rate;
 }
 
+// p50 and p99 of `us` ({-1, -1} if empty).
+std::pair<double, double> p50_p99(std::vector<int64_t>& us) {
+  if (us.empty()) return {-1, -1};
+  std::sort(us.begin(), us.end());
+  return {static_cast<double>(us[us.size() / 2]), static_cast<double>(us[us.size() * 99 / 100])};
+}
+
+// A Produce of one prebuilt 100 B record to partition 0 of `topic`, and that partition's leader
+// (-1 if unknown): what the bare-request floors send.
+std::pair<int32_t, broker::v1::ProduceRequest> bare_produce(testing::Cluster& c, const std::string& topic, int acks) {
+  auto md = c.metadata({topic});
+  int32_t leader = -1;
+  if (md.topics_size() == 1 && md.topics(0).partitions_size() > 0) leader = md.topics(0).partitions(0).leader();
+  storage::RecordBatchBuilder builder;
+  builder.add(0, std::nullopt, std::string(100, 'x'));
+  broker::v1::ProduceRequest req;
+  req.set_acks(acks);
+  req.set_timeout_ms(10'000);
+  auto* pd = req.add_partitions();
+  pd->set_topic(topic);
+  pd->set_partition(0);
+  pd->set_records(*builder.build());
+  return {leader, std::move(req)};
+}
+
 // The floor under the client's one-in-flight latency: bare unary Produce calls (one 100 B record
 // in a prebuilt batch) from this thread straight to the partition's leader, p50/p99 in us. What
 // the producer adds on top is its own threads and batching.
 std::pair<double, double> raw_produce_latency(testing::Cluster& c, const std::string& topic, int acks, int n) {
-  auto md = c.metadata({topic});
-  int32_t leader = -1;
-  if (md.topics_size() == 1 && md.topics(0).partitions_size() > 0) leader = md.topics(0).partitions(0).leader();
+  auto [leader, req] = bare_produce(c, topic, acks);
   if (leader < 0) return {-1, -1};
-  storage::RecordBatchBuilder builder;
-  builder.add(0, std::nullopt, std::string(100, 'x'));
-  const std::string batch = *builder.build();
   std::vector<int64_t> us;
   for (int i = 0; i < n; ++i) {
-    broker::v1::ProduceRequest req;
-    req.set_acks(acks);
-    req.set_timeout_ms(10'000);
-    auto* pd = req.add_partitions();
-    pd->set_topic(topic);
-    pd->set_partition(0);
-    pd->set_records(batch);
     broker::v1::ProduceResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -97,33 +110,19 @@ std::pair<double, double> raw_produce_latency(testing::Cluster& c, const std::st
     if (!c.broker(leader)->Produce(&ctx, req, &resp).ok()) continue;
     us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
   }
-  if (us.empty()) return {-1, -1};
-  std::sort(us.begin(), us.end());
-  return {static_cast<double>(us[us.size() / 2]), static_cast<double>(us[us.size() * 99 / 100])};
+  return p50_p99(us);
 }
 
 // The same bare Produce, as messages on one ProduceStream: the stream's round trip without a
 // call's setup (what the producer pays per request now), p50/p99 in us.
 std::pair<double, double> stream_produce_latency(testing::Cluster& c, const std::string& topic, int acks, int n) {
-  auto md = c.metadata({topic});
-  int32_t leader = -1;
-  if (md.topics_size() == 1 && md.topics(0).partitions_size() > 0) leader = md.topics(0).partitions(0).leader();
+  auto [leader, req] = bare_produce(c, topic, acks);
   if (leader < 0) return {-1, -1};
-  storage::RecordBatchBuilder builder;
-  builder.add(0, std::nullopt, std::string(100, 'x'));
-  const std::string batch = *builder.build();
   grpc::ClientContext ctx;
   auto stream = c.broker(leader)->ProduceStream(&ctx);
   std::vector<int64_t> us;
   for (int i = 0; i < n; ++i) {
-    broker::v1::ProduceRequest req;
-    req.set_acks(acks);
-    req.set_timeout_ms(10'000);
     req.set_correlation_id(i);
-    auto* pd = req.add_partitions();
-    pd->set_topic(topic);
-    pd->set_partition(0);
-    pd->set_records(batch);
     broker::v1::ProduceResponse resp;
     const auto t0 = Clock::now();
     if (!stream->Write(req) || !stream->Read(&resp)) break;
@@ -131,9 +130,7 @@ std::pair<double, double> stream_produce_latency(testing::Cluster& c, const std:
   }
   stream->WritesDone();
   stream->Finish();
-  if (us.empty()) return {-1, -1};
-  std::sort(us.begin(), us.end());
-  return {static_cast<double>(us[us.size() / 2]), static_cast<double>(us[us.size() * 99 / 100])};
+  return p50_p99(us);
 }
 
 // The machine's own floor under any request/answer: a 200-byte TCP ping-pong on loopback between
@@ -182,9 +179,7 @@ std::pair<double, double> loopback_round_trip(int n) {
   ::close(s);
   echo.join();
   ::close(ls);
-  if (us.empty()) return {-1, -1};
-  std::sort(us.begin(), us.end());
-  return {static_cast<double>(us[us.size() / 2]), static_cast<double>(us[us.size() * 99 / 100])};
+  return p50_p99(us);
 }
 
 // A unary RPC that does no work (ListGroups on a broker with no groups): the RPC stack's own
@@ -200,9 +195,7 @@ std::pair<double, double> noop_rpc_latency(testing::Cluster& c, int n) {
     if (!c.broker(1)->ListGroups(&ctx, req, &resp).ok()) continue;
     us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
   }
-  if (us.empty()) return {-1, -1};
-  std::sort(us.begin(), us.end());
-  return {static_cast<double>(us[us.size() / 2]), static_cast<double>(us[us.size() * 99 / 100])};
+  return p50_p99(us);
 }
 
 struct Result {
