@@ -232,7 +232,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     };
     bv1::ProduceRequest req;
     while (stream->Read(&req)) {
-      auto resp = std::make_unique<bv1::ProduceResponse>();
+        auto resp = std::make_unique<bv1::ProduceResponse>();
       resp->set_correlation_id(req.correlation_id());
       std::vector<ReplicationWait> waits;
       append(&req, resp.get(), &waits);
@@ -259,7 +259,8 @@ class BrokerServer::Service final : public bv1::Broker::Service {
   }
 
   grpc::Status Fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp) override {
-    fetch(ctx, req, resp);
+    FetchRegistration waiting(b_);
+    fetch(ctx, req, resp, waiting.waiter);
     return grpc::Status::OK;
   }
 
@@ -267,10 +268,11 @@ class BrokerServer::Service final : public bv1::Broker::Service {
   // fetcher: one long poll out at a time, without a call's setup per round trip).
   grpc::Status FetchStream(grpc::ServerContext* ctx,
                            grpc::ServerReaderWriter<bv1::FetchResponse, bv1::FetchRequest>* stream) override {
+    FetchRegistration waiting(b_);
     bv1::FetchRequest req;
     while (!b_->stopping() && stream->Read(&req)) {
-      bv1::FetchResponse resp;
-      fetch(ctx, &req, &resp);
+        bv1::FetchResponse resp;
+      fetch(ctx, &req, &resp, waiting.waiter);
       resp.set_correlation_id(req.correlation_id());
       if (!stream->Write(resp)) break;
     }
@@ -369,7 +371,17 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     }
   }
 
-  void fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp) {
+  // A fetch handler's waiter, known to the broker (which wakes it when it stops) while it lives.
+  struct FetchRegistration {
+    explicit FetchRegistration(BrokerServer* b) : b(b), waiter(std::make_shared<FetchWaiter>()) { b->add_fetch(waiter.get()); }
+    ~FetchRegistration() { b->remove_fetch(waiter.get()); }
+    BrokerServer* const b;
+    const std::shared_ptr<FetchWaiter> waiter;
+  };
+
+  // `waiter` is this fetch's (a stream's fetches share one); null for a fetch that must not wait.
+  void fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp,
+             const std::shared_ptr<FetchWaiter>& waiter) {
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::milliseconds(std::clamp(req->max_wait_ms(), 0, 30'000));
     // Bounded by what one response may carry (the 64 MiB send limit, with room for framing).
@@ -393,12 +405,9 @@ class BrokerServer::Service final : public bv1::Broker::Service {
       }
     }
     bool first_look = true;
+    const bool may_wait = req->max_wait_ms() > 0;
     for (;;) {
-      uint64_t seen;
-      {
-        std::lock_guard<std::mutex> l(b_->data_mu_);
-        seen = b_->data_version_;
-      }
+      if (may_wait) waiter->arm();
       resp->Clear();
       size_t total = 0;
       bool errors = false;
@@ -413,6 +422,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
           errors = true;
           continue;
         }
+        if (may_wait) part->watch(waiter);  // before the read: a later append wakes this fetch
         const size_t part_max = pd.partition_max_bytes() > 0 ? static_cast<size_t>(pd.partition_max_bytes()) : (1u << 20);
         const size_t room = total >= max_bytes ? 0 : max_bytes - total;
         FetchOutcome o = part->read(req->replica_id(), pd.fetch_offset(), pd.current_leader_epoch(),
@@ -439,9 +449,11 @@ class BrokerServer::Service final : public bv1::Broker::Service {
           std::chrono::steady_clock::now() >= deadline || ctx->IsCancelled()) {
         return;
       }
-      // Long poll: sleep until new data or a HW move anywhere on this broker (or the deadline).
+      // Long poll: sleep until new data, a HW move or a leader change in one of these partitions
+      // (or the deadline, or the broker stops: stopping_ is set before it wakes every fetch).
       first_look = false;
-      b_->wait_data(seen, deadline);
+      if (b_->stopping()) return;
+      waiter->wait_until(deadline);
       if (b_->stopping()) return;
     }
   }
@@ -562,18 +574,19 @@ std::shared_ptr<Partition> BrokerServer::partition(const storage::TopicPartition
   return it == partitions_.end() ? nullptr : it->second;
 }
 
-void BrokerServer::notify_data() {
-  {
-    std::lock_guard<std::mutex> l(data_mu_);
-    ++data_version_;
-  }
-  data_cv_.notify_all();
+void BrokerServer::add_fetch(FetchWaiter* w) {
+  std::lock_guard<std::mutex> l(fetches_mu_);
+  fetches_.insert(w);
 }
 
-uint64_t BrokerServer::wait_data(uint64_t seen, std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock<std::mutex> l(data_mu_);
-  data_cv_.wait_until(l, deadline, [&] { return data_version_ != seen || stopping(); });
-  return data_version_;
+void BrokerServer::remove_fetch(FetchWaiter* w) {
+  std::lock_guard<std::mutex> l(fetches_mu_);
+  fetches_.erase(w);
+}
+
+void BrokerServer::wake_all_fetches() {
+  std::lock_guard<std::mutex> l(fetches_mu_);
+  for (FetchWaiter* w : fetches_) w->wake();
 }
 
 void BrokerServer::fetch_loop(int32_t leader) {
@@ -874,7 +887,7 @@ void BrokerServer::stop() {
     for (auto& [tp, part] : partitions_) part->shutdown();  // acks=all waiters return now
   }
   if (watchdog_) watchdog_->cancel_all();  // replica fetchers' streams end now
-  notify_data();  // long-polling fetches see stopping() and return (before Shutdown waits for them)
+  wake_all_fetches();  // long-polling fetches see stopping() and return (before Shutdown waits for them)
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   fetch_cv_.notify_all();
   if (lifecycle_thread_.joinable()) lifecycle_thread_.join();
@@ -984,7 +997,10 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
     if (tp.topic == kOffsetsTopic) groups_->on_leadership(tp.partition, -1);
     ++removed;
     std::lock_guard<std::mutex> pl(partitions_mu_);
-    partitions_.erase(tp);
+    if (auto it = partitions_.find(tp); it != partitions_.end()) {
+      it->second->wake_watchers();  // their fetches look again and find it gone
+      partitions_.erase(it);
+    }
   }
   // Create what is missing, with the topic's configs over the broker defaults.
   std::vector<storage::LogManager::NewLog> create;
@@ -1023,8 +1039,8 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
       std::lock_guard<std::mutex> pl(partitions_mu_);
       auto& slot = partitions_[tp];
       if (!slot || slot->log() != log || slot->topic_id() != t->id) {
+        if (slot) slot->wake_watchers();  // their fetches look again, at the new one
         slot = std::make_shared<Partition>(tp, t->id, log, me);
-        slot->set_on_data([this] { notify_data(); });
       }
       part = slot;
     }

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "broker/controller_channel.h"
+#include "broker/fetch_waiter.h"
 #include "broker/group_coordinator.h"
 #include "broker/partition.h"
 #include "common/call_watchdog.h"
@@ -110,9 +111,10 @@ class BrokerServer {
   void replica_loop();
   void fetch_loop(int32_t leader);  // a replica fetcher: every partition this broker follows `leader` in
   void isr_loop();                  // proposes ISR changes of the partitions led here
-  void notify_data();               // data or a HW moved: wake long-polling fetches
-  // Waits until notify_data() is called after `seen`, or the deadline; returns the new version.
-  uint64_t wait_data(uint64_t seen, std::chrono::steady_clock::time_point deadline);
+  // Long-polling fetches, for the wake-ups that are no one partition's: the broker stops.
+  void add_fetch(FetchWaiter* w);
+  void remove_fetch(FetchWaiter* w);
+  void wake_all_fetches();
   // Brings the local logs in step with the image: every local log when `only` is null, else
   // just the logs of those topic ids.
   void reconcile(const std::shared_ptr<const metadata::MetadataImage>& image,
@@ -152,9 +154,8 @@ class BrokerServer {
   std::map<int32_t, std::thread> fetchers_;  // by leader broker id
   std::condition_variable fetch_cv_;         // with mu_: the fetchers' idle wait
 
-  std::mutex data_mu_;
-  std::condition_variable data_cv_;
-  uint64_t data_version_ = 0;
+  std::mutex fetches_mu_;
+  std::set<FetchWaiter*> fetches_;  // every fetch in progress
 };
 
 }  // namespace gannet::broker

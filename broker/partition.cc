@@ -38,7 +38,7 @@ bool Partition::apply_metadata(const PartitionMetadata& m, int32_t min_insync_re
     }
   }
   hw_cv_.notify_all();  // acks=all waiters re-check their leader epoch
-  if (on_data_) on_data_();
+  wake_watchers();
   return became_leader;
 }
 
@@ -80,7 +80,7 @@ ProduceOutcome Partition::append_as_leader(std::string* batches, int acks) {
     if (moved) log_->update_high_watermark(state_.high_watermark());
   }
   if (moved) hw_cv_.notify_all();
-  if (on_data_) on_data_();
+  wake_watchers();
   return out;
 }
 
@@ -157,7 +157,7 @@ FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t c
   }
   if (out.hw_moved) {
     hw_cv_.notify_all();
-    if (on_data_) on_data_();
+    wake_watchers();
   }
   if (read_hook_for_test_) read_hook_for_test_();
   storage::ReadOptions ro;
@@ -282,7 +282,7 @@ ErrorCode Partition::apply_leader_response(int32_t leader_epoch, const FetchOutc
       changed = true;
     }
   }
-  if (changed && on_data_) on_data_();
+  if (changed) wake_watchers();
   return gannet::v1::NONE;
 }
 
@@ -322,6 +322,30 @@ void Partition::shutdown() {
     stopping_ = true;
   }
   hw_cv_.notify_all();
+  wake_watchers();
+}
+
+void Partition::watch(const std::shared_ptr<FetchWaiter>& w) {
+  std::lock_guard<std::mutex> l(watchers_mu_);
+  bool present = false;
+  std::erase_if(watchers_, [&](const std::weak_ptr<FetchWaiter>& x) {
+    auto p = x.lock();
+    if (p == w) present = true;
+    return !p;
+  });
+  if (!present) watchers_.push_back(w);
+}
+
+void Partition::wake_watchers() {
+  std::vector<std::weak_ptr<FetchWaiter>> ws;
+  {
+    std::lock_guard<std::mutex> l(watchers_mu_);
+    if (watchers_.empty()) return;
+    ws.swap(watchers_);
+  }
+  for (const auto& x : ws) {
+    if (auto w = x.lock()) w->wake();
+  }
 }
 
 bool Partition::is_leader() const {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/fetch_waiter.h"
 #include "broker/partition_state.h"
 #include "proto/errors.pb.h"
 #include "storage/log.h"
@@ -110,8 +111,16 @@ class Partition {
   // Fault injection for tests: runs inside read(), after the checks, before the log is read.
   void set_read_hook_for_test(std::function<void()> f) { read_hook_for_test_ = std::move(f); }
 
-  // Called (without mu_ held) whenever data or the HW moves, for long-polling fetches.
-  void set_on_data(std::function<void()> f) { on_data_ = std::move(f); }
+  // Wakes `w` once, at the next append, HW move or leadership change here (or shutdown). A
+  // waiter watches a partition at most once at a time; expired waiters are dropped as it goes.
+  void watch(const std::shared_ptr<FetchWaiter>& w);
+  // Wakes the waiters watching here (called without mu_ held; also when the broker drops or
+  // replaces this partition, so their fetches look again).
+  void wake_watchers();
+  size_t watchers_for_test() {
+    std::lock_guard<std::mutex> l(watchers_mu_);
+    return watchers_.size();
+  }
 
  private:
   ErrorCode check_epoch_locked(int32_t current_leader_epoch) const;
@@ -126,7 +135,9 @@ class Partition {
   int32_t min_insync_ = 1;
   bool stopping_ = false;
   std::optional<IsrProposal> resend_;
-  std::function<void()> on_data_;
+
+  std::mutex watchers_mu_;
+  std::vector<std::weak_ptr<FetchWaiter>> watchers_;
   std::function<void()> read_hook_for_test_;
 };
 

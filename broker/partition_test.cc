@@ -288,5 +288,63 @@ TEST_F(PartitionTest, AReadRacingALeadershipChangeServesNothing) {
   EXPECT_EQ(r.error, gannet::v1::NOT_LEADER_OR_FOLLOWER);
 }
 
+// Long-poll wake-ups (FetchWaiter): an append, a HW move or a leadership change wakes the fetches
+// watching that partition, and no other.
+
+TEST_F(PartitionTest, AnAppendWakesTheFetchesWatchingItsPartitionOnly) {
+  replica(1);
+  replica(2);  // another partition, led by broker 2
+  p(1).apply_metadata(PartitionMetadata{{1}, {1}, 1, 0, 0}, 1, now_);
+  p(2).apply_metadata(PartitionMetadata{{2}, {2}, 2, 0, 0}, 1, now_);
+  auto w = std::make_shared<FetchWaiter>();
+  w->arm();
+  p(1).watch(w);
+  p(1).watch(w);  // watching twice is watching once
+  produce(2, 1);
+  EXPECT_FALSE(w->wait_until(std::chrono::steady_clock::now())) << "woken by another partition's append";
+  produce(1, 1);
+  EXPECT_TRUE(w->wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+  // One wake per watch: the next append finds nobody watching until the fetch watches again.
+  w->arm();
+  produce(1, 1);
+  EXPECT_FALSE(w->wait_until(std::chrono::steady_clock::now()));
+  p(1).watch(w);
+  produce(1, 1);
+  EXPECT_TRUE(w->wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+}
+
+TEST_F(PartitionTest, AHighWatermarkMoveOrALeaderChangeWakesTheWatchers) {
+  replica(1);
+  replica(2);
+  metadata({1, 2}, {1, 2}, 1, 0, 0);
+  produce(1, 2);
+  auto consumer = std::make_shared<FetchWaiter>();
+  consumer->arm();
+  p(1).watch(consumer);  // a consumer waits at the HW, which the follower's next fetch moves
+  fetch_once(2, 1);      // the follower copies the records: the HW does not move yet
+  EXPECT_FALSE(consumer->wait_until(std::chrono::steady_clock::now()));
+  fetch_once(2, 1);      // and reports having them: it does
+  EXPECT_TRUE(consumer->wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+  consumer->arm();
+  p(1).watch(consumer);
+  metadata({1, 2}, {1, 2}, 2, 1, 1);  // leadership moves: the fetch must look again (and fail)
+  EXPECT_TRUE(consumer->wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+}
+
+TEST_F(PartitionTest, AWaiterThatIsGoneIsDropped) {
+  replica(1);
+  p(1).apply_metadata(PartitionMetadata{{1}, {1}, 1, 0, 0}, 1, now_);
+  // Fetches that ended without a wake (their deadline passed) on a partition that gets no data:
+  // they must not pile up there.
+  for (int i = 0; i < 1000; ++i) p(1).watch(std::make_shared<FetchWaiter>());  // each gone at once
+  auto w = std::make_shared<FetchWaiter>();
+  w->arm();
+  p(1).watch(w);
+  EXPECT_EQ(p(1).watchers_for_test(), 1u);
+  produce(1, 1);
+  EXPECT_TRUE(w->wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+  EXPECT_EQ(p(1).watchers_for_test(), 0u);
+}
+
 }  // namespace
 }  // namespace gannet::broker

@@ -114,10 +114,12 @@ std::pair<double, double> raw_produce_latency(testing::Cluster& c, const std::st
 }
 
 // The same bare Produce, as messages on one ProduceStream: the stream's round trip without a
-// call's setup (what the producer pays per request now), p50/p99 in us.
-std::pair<double, double> stream_produce_latency(testing::Cluster& c, const std::string& topic, int acks, int n) {
+// call's setup (what the producer pays per request now), p50/p99 in us. With `empty`, the request
+// names no partition: the broker appends nothing, so what is left is gRPC and the threads.
+std::pair<double, double> stream_produce_latency(testing::Cluster& c, const std::string& topic, int acks, int n, bool empty = false) {
   auto [leader, req] = bare_produce(c, topic, acks);
   if (leader < 0) return {-1, -1};
+  if (empty) req.clear_partitions();
   grpc::ClientContext ctx;
   auto stream = c.broker(leader)->ProduceStream(&ctx);
   std::vector<int64_t> us;
@@ -342,6 +344,8 @@ int run(int argc, char** argv) {
     show("1 produce in flight, acks=1 (latency)", produce(b, "lat1", 5000, 100, 1, 16384, 1));
     auto [s1p50, s1p99] = stream_produce_latency(c, "lat1", 1, 5000);
     std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare request on ProduceStream, acks=1", s1p50, s1p99);
+    auto [e1p50, e1p99] = stream_produce_latency(c, "lat1", 1, 5000, /*empty=*/true);
+    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: empty request on ProduceStream", e1p50, e1p99);
     auto [r1p50, r1p99] = raw_produce_latency(c, "lat1", 1, 2000);
     std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  (unary Produce call, acks=1)", r1p50, r1p99);
     show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 5000, 100, -1, 16384, 1));

@@ -2,7 +2,8 @@
 // its correlation id (bad input gets its typed error and the stream goes on; acks=0 gets no
 // answer; an acks=1 answer is not held behind an acks=-1 one that waits for the ISR), and a
 // FetchStream request that outlives its CallWatchdog deadline is cancelled while one answered in
-// time is not.
+// time is not; a long poll on a stream is answered when its own partition gets data, and not
+// before (another partition's append on the same broker does not end it).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -249,6 +250,100 @@ TEST(StreamPath, TheWatchdogCancelsALateFetchOnAStreamAndLeavesATimelyOneAlone) 
     EXPECT_FALSE(s->Write(long_poll(4, 10'000)) && s->Read(&resp));
     EXPECT_EQ(s->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
+}
+
+TEST(StreamPath, ALongPollOnAStreamIsAnsweredWhenItsOwnPartitionGetsData) {
+  Cluster c(3);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 30s));
+  ASSERT_EQ(c.create_error("lp", 6, 1), gannet::v1::NONE);
+  // Two partitions on one leader: `a` is long-polled, `b` gets an append meanwhile.
+  int leader = -1, a = -1, b = -1;
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto md = c.metadata({"lp"});
+        if (md.topics_size() != 1) return false;
+        std::map<int, std::vector<int>> by_leader;
+        for (const auto& p : md.topics(0).partitions()) {
+          if (p.leader() >= 1) by_leader[p.leader()].push_back(p.partition());
+        }
+        for (const auto& [l, ps] : by_leader) {
+          if (ps.size() >= 2) {
+            leader = l, a = ps[0], b = ps[1];
+            return true;
+          }
+        }
+        return false;
+      },
+      15s));
+  auto fetch_at = [&](int64_t id, int partition, int64_t offset, int wait_ms) {
+    FetchRequest req;
+    req.set_correlation_id(id);
+    req.set_replica_id(-1);
+    req.set_max_wait_ms(wait_ms);
+    req.set_min_bytes(1);
+    auto* pd = req.add_partitions();
+    pd->set_topic("lp");
+    pd->set_partition(partition);
+    pd->set_fetch_offset(offset);
+    pd->set_current_leader_epoch(-1);
+    pd->set_last_fetched_epoch(-1);
+    return req;
+  };
+  auto produce = [&](int partition, const std::string& value) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    ProduceResponse resp;
+    auto st = c.broker(leader)->Produce(&ctx, request(0, "lp", partition, batch_of({value}), 1), &resp);
+    return st.ok() && resp.partitions_size() == 1 && resp.partitions(0).error_code() == gannet::v1::NONE;
+  };
+  ASSERT_TRUE(testing::wait_until(
+      [&] {  // the leader knows both partitions (else it answers at once with an error)
+        for (int p : {a, b}) {
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+          FetchResponse resp;
+          if (!c.broker(leader)->Fetch(&ctx, fetch_at(0, p, 0, 0), &resp).ok() || resp.partitions_size() != 1 ||
+              resp.partitions(0).error_code() != gannet::v1::NONE) {
+            return false;
+          }
+        }
+        return true;
+      },
+      10s));
+  grpc::ClientContext ctx;
+  CallWatchdog dog;
+  dog.arm(&ctx, std::chrono::steady_clock::now() + 60s);  // a lost answer fails, not hangs
+  auto s = c.broker(leader)->FetchStream(&ctx);
+  // Two long polls on one stream (its fetches share one waiter), each of 10 s at `a`'s end.
+  for (int64_t round = 0; round < 2; ++round) {
+    ASSERT_TRUE(s->Write(fetch_at(round + 1, a, round, 10'000)));
+    const auto t0 = std::chrono::steady_clock::now();
+    bool produced = true;
+    std::thread producer([&] {
+      std::this_thread::sleep_for(300ms);
+      produced &= produce(b, "elsewhere " + std::to_string(round));
+      std::this_thread::sleep_for(700ms);
+      produced &= produce(a, "here " + std::to_string(round));
+    });
+    FetchResponse resp;
+    const bool answered = s->Read(&resp);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    producer.join();
+    ASSERT_TRUE(produced);
+    ASSERT_TRUE(answered) << "round " << round;
+    EXPECT_EQ(resp.correlation_id(), round + 1);
+    ASSERT_EQ(resp.partitions_size(), 1);
+    EXPECT_EQ(resp.partitions(0).error_code(), gannet::v1::NONE);
+    EXPECT_FALSE(resp.partitions(0).records().empty())
+        << "round " << round << ": answered empty after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+        << " ms: the append to partition " << b << " ended the long poll on " << a << "?";
+    EXPECT_GE(took, 900ms) << "answered before `a` had data";
+    EXPECT_LT(took, 5s) << "the append to `a` did not end the long poll";
+  }
+  s->WritesDone();
+  dog.cancel_all();
+  s->Finish();
 }
 
 }  // namespace
