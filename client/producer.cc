@@ -268,42 +268,89 @@ void Producer::send(ProducerRecord record, Callback cb) {
                          : std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
+  // What buffer.memory counts is what the batches' buffers take (their capacity, slack
+  // included), so the record's room is worked out for the batch it will go into: a new batch's
+  // buffer, or the growth of the last one's. Growth is planned here and made exact by reserve().
+  const size_t record_bytes = storage::RecordBatchBuilder::max_record_bytes(
+      record.key ? record.key->size() : 0, record.value ? record.value->size() : 0);
+  const size_t batch_room = config_.batch_size + storage::kBatchHeaderSize;
   std::unique_lock<std::mutex> l(mu_);
+  auto& q = queues_[{record.topic, p}];  // (a map's entries stay put while send() waits)
+  bool fresh = false;
+  size_t reserve_to = 0;  // the buffer's capacity after this record (0: no change)
+  size_t need = 0;        // bytes of buffer.memory this record takes
+  auto plan = [&] {
+    // A new batch when the last is full or is being resent (a resend carries exactly what failed).
+    fresh = q.empty() || q.back()->attempts > 0 || q.back()->alone || q.back()->bytes + bytes > config_.batch_size;
+    size_t records_growth = sizeof(Pending);  // a new batch's vector: one element
+    if (!fresh) {
+      const std::vector<Pending>& recs = q.back()->records;
+      records_growth = recs.size() < recs.capacity() ? 0 : std::max<size_t>(1, recs.capacity()) * sizeof(Pending);
+    }
+    if (fresh) {
+      // A batch started because the one before it filled up will likely fill too: room for all
+      // of it now, not a copy each time its buffer doubles. (Not for a partition's first batch:
+      // with many partitions and small sends, batch.size each would far exceed what they hold.)
+      const bool will_fill = !q.empty() && q.back()->bytes + bytes > config_.batch_size;
+      const size_t first = storage::kBatchHeaderSize + record_bytes;
+      reserve_to = first;
+      // (Only if that room is there now: else the batch grows as it fills, as any first batch.)
+      if (will_fill && batch_room > first && buffered_ + batch_room + records_growth <= config_.buffer_memory) {
+        reserve_to = batch_room;
+      }
+      need = reserve_to + records_growth;
+      return;
+    }
+    const storage::RecordBatchBuilder& builder = *q.back()->builder;
+    const size_t size = builder.size_bytes() + record_bytes;
+    if (size <= builder.capacity()) {
+      reserve_to = 0;
+    } else {
+      // Doubling, but not past batch.size unless this record needs it.
+      reserve_to = std::max(size, std::min(2 * builder.capacity(), batch_room));
+    }
+    need = (reserve_to ? reserve_to - builder.capacity() : 0) + records_growth;
+  };
   // Back-pressure: wait for room in buffer.memory.
-  if (!space_cv_.wait_for(l, std::chrono::milliseconds(config_.max_block_ms),
-                          [&] { return closing_ || buffered_ + bytes <= config_.buffer_memory; })) {
-    l.unlock();
-    return fail(gannet::v1::REQUEST_TIMED_OUT, "buffer.memory stayed full for max.block.ms");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.max_block_ms);
+  for (;;) {
+    if (closing_) {
+      l.unlock();
+      return fail(gannet::v1::UNKNOWN_SERVER_ERROR, "the producer is closed");
+    }
+    plan();
+    if (buffered_ + need <= config_.buffer_memory) break;
+    if (need > config_.buffer_memory) {
+      l.unlock();
+      return fail(gannet::v1::MESSAGE_TOO_LARGE, "the record's batch is larger than buffer.memory");
+    }
+    if (space_cv_.wait_until(l, give_up) == std::cv_status::timeout) {
+      plan();
+      if (buffered_ + need <= config_.buffer_memory && !closing_) break;
+      l.unlock();
+      return fail(gannet::v1::REQUEST_TIMED_OUT, "buffer.memory stayed full for max.block.ms");
+    }
   }
-  if (closing_) {
-    l.unlock();
-    return fail(gannet::v1::UNKNOWN_SERVER_ERROR, "the producer is closed");
-  }
-  auto& q = queues_[{record.topic, p}];
-  // A new batch when the last is full or is being resent (a resend carries exactly what failed).
-  if (q.empty() || q.back()->attempts > 0 || q.back()->alone || q.back()->bytes + bytes > config_.batch_size) {
+  if (fresh) {
     auto b = std::make_unique<Batch>();
     b->topic = record.topic;
     b->partition = p;
     storage::BatchOptions o;
     o.compression = config_.compression;
     b->builder = std::make_unique<storage::RecordBatchBuilder>(o);
-    // A batch started because the one before it filled up will likely fill too: room for all of
-    // it now, not a copy each time its buffer doubles. (Not for a partition's first batch: with
-    // many partitions and small sends, batch.size each would far exceed what they hold.)
-    if (!q.empty() && q.back()->bytes + bytes > config_.batch_size) {
-      b->builder->reserve(config_.batch_size + storage::kBatchHeaderSize);
-    }
     b->created_ms = now_ms();
     q.push_back(std::move(b));
     if (!record.partition && !record.key && q.size() > 1) partitioner_->on_new_batch(record.topic, p);
   }
   Batch& b = *q.back();
+  if (reserve_to) b.builder->reserve(reserve_to);
   b.builder->add(ts, record.key ? std::optional<std::string_view>(*record.key) : std::nullopt,
                  record.value ? std::optional<std::string_view>(*record.value) : std::nullopt);
   b.records.push_back(Pending{std::move(cb), bytes});
   b.bytes += bytes;
-  buffered_ += bytes;
+  const size_t held = b.builder->capacity() + b.records.capacity() * sizeof(Pending);
+  buffered_ += held - b.charged;
+  b.charged = held;
   ++outstanding_;
   // Wake the sender when a batch fills, or when a new batch starts (its linger timer starts;
   // with linger.ms=0 it is ready now; the batch before it is full). Only on those transitions:
@@ -345,7 +392,7 @@ void Producer::complete(Batch& b, int64_t base_offset, ErrorCode error, const st
     if (b.records[i].cb) b.records[i].cb(m);
   }
   std::lock_guard<std::mutex> l(mu_);
-  buffered_ -= b.bytes;
+  buffered_ -= b.charged;
   outstanding_ -= b.records.size();
   space_cv_.notify_all();
   if (outstanding_ == 0) idle_cv_.notify_all();

@@ -9,8 +9,11 @@
 // its correlation id (a request not answered within request.timeout.ms gives up the stream, and
 // what was in flight on it is retried). Retriable errors (leader moved,
 // not enough replicas, timeouts) refresh the metadata and retry with backoff until
-// delivery.timeout.ms. Memory: the records buffered and in flight never exceed buffer.memory;
-// send() blocks (up to max.block.ms) when they would.
+// delivery.timeout.ms. Memory: the batches' buffers (their whole capacity, for the records
+// buffered and in flight) never exceed buffer.memory; send() blocks (up to max.block.ms) when
+// they would. As with Kafka's buffer.memory, what the transport holds while a request is written
+// (gRPC's serialized copy, and the joined bytes when several batches of a partition share a
+// request) is not counted: at most max_in_flight_requests requests per broker.
 //
 // Thread safety: every method may be called from any thread. Callbacks run on gRPC's threads as
 // answers arrive (as Kafka's run on its I/O thread), possibly several at once for different
@@ -109,7 +112,8 @@ class Producer {
     std::string built;  // the encoded batch, kept for retries (empty while in a request)
     std::string build_error;  // why it could not be encoded
     std::vector<Pending> records;
-    size_t bytes = 0;
+    size_t bytes = 0;    // records' sizes (64 + key + value each): what batch.size limits
+    size_t charged = 0;  // what its buffers take, counted in buffered_ (buffer.memory)
     int64_t created_ms = 0;
     int64_t retry_at_ms = 0;
     int attempts = 0;

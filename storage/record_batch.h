@@ -187,8 +187,20 @@ class RecordBatchBuilder {
   explicit RecordBatchBuilder(BatchOptions options = {});
 
   // Room for `bytes` of batch (header included) without growing: a producer that knows its
-  // batch.size reserves it once instead of copying the buffer each time it doubles.
-  void reserve(size_t bytes) { buf_.reserve(bytes); }
+  // batch.size reserves it once instead of copying the buffer each time it doubles. Exactly
+  // `bytes` (std::string::reserve would round a small growth up to twice the old capacity), so
+  // a producer can count what it holds. No-op when the buffer already has the room.
+  void reserve(size_t bytes) {
+    if (bytes <= buf_.capacity()) return;
+    std::string grown;
+    grown.reserve(bytes);  // from an empty string: exactly `bytes`
+    grown.append(buf_);
+    buf_.swap(grown);
+  }
+  // Bytes the buffer holds (what it costs in memory, >= size_bytes()).
+  size_t capacity() const { return buf_.capacity(); }
+  // Upper bound on how many bytes add() appends for a record with these sizes (no headers).
+  static size_t max_record_bytes(size_t key_size, size_t value_size) { return key_size + value_size + 32; }
 
   void add(int64_t timestamp, std::optional<std::string_view> key,
            std::optional<std::string_view> value, std::span<const RecordHeader> headers = {});

@@ -4,6 +4,7 @@
 // ISR, and bad produce input gets its typed error while others keep producing.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <malloc.h>
 
 #include <atomic>
 #include <iostream>
@@ -259,6 +260,70 @@ TEST(DataPath, BadProduceInputGetsTypedErrors) {
     ASSERT_TRUE(c.broker(leader)->Fetch(&ctx, req, &resp).ok());
     EXPECT_EQ(resp.partitions(0).error_code(), gannet::v1::OFFSET_OUT_OF_RANGE);
   }
+}
+
+// Heap bytes in use in this process (small chunks and mmapped large ones).
+size_t heap_in_use() {
+  struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+}
+
+// buffer.memory bounds the memory the batches take, not the records' sizes: a batch's buffer
+// grows by doubling (and a batch started after a full one reserves batch.size), so counting
+// record sizes let the heap grow to ~1.5x buffer.memory here. The process's heap is measured.
+TEST(DataPath, BufferMemoryBoundsTheBatchesBuffersNotJustTheirRecords) {
+  Cluster c(3);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 30s));
+  ASSERT_EQ(c.create_error("heap", 5, 1), gannet::v1::NONE);
+  client::ProducerConfig cfg;
+  cfg.bootstrap_servers = testing::split_addresses(c.bootstrap());
+  cfg.acks = 1;
+  cfg.buffer_memory = 8 << 20;
+  cfg.batch_size = 4 << 20;  // no batch fills: nothing is sent while the brokers are stopped
+  cfg.linger_ms = 600'000;
+  cfg.max_block_ms = 200;
+  client::Producer p(cfg);
+  // Warm up (metadata, streams), then stop every broker: what is sent now stays buffered.
+  for (int i = 0; i < 5; ++i) {
+    client::ProducerRecord r;
+    r.topic = "heap";
+    r.partition = i;
+    r.value = "warm";
+    p.send(std::move(r), nullptr);
+  }
+  ASSERT_TRUE(testing::wait_until([&] { return p.flush(), p.buffered_bytes() == 0; }, 20s));
+  struct Resume {
+    Cluster& c;
+    ~Resume() {
+      for (int id : {1, 2, 3}) c.kill(id, SIGCONT);
+    }
+  } resume{c};
+  for (int id : {1, 2, 3}) c.kill(id, SIGSTOP);
+  const size_t before = heap_in_use();
+  std::atomic<int> failed{0};
+  size_t accepted = 0;
+  size_t peak_buffered = 0;
+  const std::string value(1024, 'v');
+  for (int i = 0; i < 40'000 && failed == 0; ++i) {
+    client::ProducerRecord r;
+    r.topic = "heap";
+    r.partition = i % 5;
+    r.value = value;
+    p.send(std::move(r), [&](const client::RecordMetadata& m) { failed += m.ok() ? 0 : 1; });
+    if (failed == 0) accepted += value.size();
+    peak_buffered = std::max(peak_buffered, p.buffered_bytes());
+  }
+  const size_t grown = heap_in_use() - std::min(before, heap_in_use());
+  std::cout << "accepted " << accepted << " bytes of values; heap grew " << grown << " bytes; buffer.memory "
+            << cfg.buffer_memory << std::endl;
+  EXPECT_GT(failed.load(), 0) << "sends into a full buffer must fail after max.block.ms";
+  EXPECT_LE(peak_buffered, cfg.buffer_memory);
+  EXPECT_LE(grown, cfg.buffer_memory + (512 << 10)) << "the batches took more than buffer.memory";
+  EXPECT_GE(accepted, cfg.buffer_memory / 2) << "buffer.memory counted far more than the batches take";
+  for (int id : {1, 2, 3}) c.kill(id, SIGCONT);
+  p.flush();
+  EXPECT_EQ(p.buffered_bytes(), 0u);
 }
 
 // The producer never holds more than buffer.memory: with the only replica's broker stopped,
