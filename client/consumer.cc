@@ -46,7 +46,13 @@ Consumer::Consumer(ConsumerConfig config) : config_(std::move(config)), metadata
   if (!config_.group_id.empty()) heartbeat_thread_ = std::thread([this] { heartbeat_loop(); });
 }
 
-Consumer::~Consumer() { close(); }
+Consumer::~Consumer() {
+  close();
+  prefetch_.clear();  // cancels what is still out
+  // Fetch callbacks use this object: wait for the last (cancelled calls end at once).
+  std::unique_lock<std::mutex> l(gmu_);
+  gcv_.wait(l, [&] { return fetches_out_ == 0; });
+}
 
 void Consumer::assign(const std::vector<TopicPartition>& partitions) {
   std::map<TopicPartition, int64_t> next;
@@ -833,14 +839,34 @@ Consumer::InFlight Consumer::launch(bv1::Broker::Stub* stub, const Wanted& wante
   f.ctx = std::make_shared<grpc::ClientContext>();
   f.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(wait_ms + slack_ms));
   f.done = std::make_shared<std::atomic<bool>>(false);
-  f.call = std::async(std::launch::async, [this, stub, req = std::move(req), ctx = f.ctx, done = f.done] {
-    FetchCall c;
-    c.ok = stub->Fetch(ctx.get(), req, &c.resp).ok();
-    if (c.ok) decode(req, &c);
-    done->store(true);
-    wake();
-    return c;
-  });
+  // gRPC's callback API: no thread of our own per fetch. The answer is decoded on the gRPC
+  // thread that receives it (in parallel with the application and the other leaders' fetches).
+  struct State {
+    bv1::FetchRequest req;
+    FetchCall call;
+    std::promise<FetchCall> promise;
+  };
+  auto st = std::make_shared<State>();
+  st->req = std::move(req);
+  f.call = st->promise.get_future();
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    ++fetches_out_;
+  }
+  stub->async()->Fetch(f.ctx.get(), &st->req, &st->call.resp,
+                       [this, st, ctx = f.ctx, done = f.done](grpc::Status status) {
+                         st->call.ok = status.ok();
+                         if (st->call.ok) decode(st->req, &st->call);
+                         st->promise.set_value(std::move(st->call));  // ready before `done` says so
+                         done->store(true);
+                         {
+                           // The last touch of the consumer: its destructor waits for this.
+                           std::lock_guard<std::mutex> l(gmu_);
+                           ++wake_count_;
+                           --fetches_out_;
+                           gcv_.notify_all();
+                         }
+                       });
   return f;
 }
 
@@ -1043,9 +1069,10 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
       }
       if (all_data) {
         if (bv1::Broker::Stub* stub = metadata_.broker(leader)) {
-          // No long poll: it answers at once with what is there, so neither the next poll's
-          // timeout, a seek, nor the consumer's destruction ever waits on it for long.
-          prefetch_[leader] = Prefetch{next, launch(stub, next, /*wait_ms=*/0, /*slack_ms=*/2'000)};
+          // A long poll like any fetch: a record produced before the next poll comes in on this
+          // one, not on a fetch sent after an empty answer. Dropping it (a seek, a rebalance,
+          // the consumer's end) cancels it without waiting.
+          prefetch_[leader] = Prefetch{next, launch(stub, next, config_.fetch_max_wait_ms, /*slack_ms=*/10'000)};
         }
       }
     }

@@ -2,10 +2,10 @@
 // of a consumer group (subscribe), like Kafka's KafkaConsumer.
 //
 // Fetching: a poll sends one Fetch per leader broker for all its assigned, unpaused partitions
-// (long-polling up to fetch.max.wait.ms), each on its own thread, which also decodes the answer's
-// batches. The poll returns as soon as any answer is in, with the records from each partition's
-// position on; fetches still out stay in flight for the next poll, and the next fetch of each
-// leader that answered with data is sent at once (prefetch).
+// (long-polling up to fetch.max.wait.ms), as gRPC callback calls; the gRPC thread that receives
+// an answer also decodes its batches. The poll returns as soon as any answer is in, with the
+// records from each partition's position on; fetches still out stay in flight for the next poll,
+// and the next fetch of each leader that answered with data is sent at once (prefetch).
 // Positions without an offset come from the group's committed offset, else auto.offset.reset
 // (earliest, latest or none).
 //
@@ -158,9 +158,9 @@ class Consumer {
   };
   static void decode(const bv1::FetchRequest& req, FetchCall* call);
   using Wanted = std::vector<std::pair<TopicPartition, int64_t>>;  // partition, fetch offset
-  // A fetch on its own thread. `done` is set once its answer is decoded, before the waiting
-  // poll is woken (a future is ready only after its task returns, too late for that wake-up).
-  // Dropping one cancels it first, so nothing waits out a long poll whose answer is unwanted.
+  // A fetch in flight. `done` is set once its answer is decoded and `call` is ready, before the
+  // waiting poll is woken. Dropping one cancels it (without waiting), so nothing waits out a long
+  // poll whose answer is unwanted.
   struct InFlight {
     std::shared_ptr<grpc::ClientContext> ctx;
     std::shared_ptr<std::atomic<bool>> done;
@@ -257,6 +257,7 @@ class Consumer {
   bool rejoin_needed_ = false;
   bool closed_ = false;
   int64_t wake_count_ = 0;
+  int fetches_out_ = 0;  // fetch calls whose callback has not run yet
   std::chrono::steady_clock::time_point last_poll_{};
   std::thread heartbeat_thread_;
   bool join_cancelled_ = false;

@@ -200,6 +200,41 @@ std::pair<double, double> noop_rpc_latency(testing::Cluster& c, int n) {
   return p50_p99(us);
 }
 
+// End-to-end latency: one 100 B record at a time from a producer (acks=1, linger.ms=0) to a
+// consumer long-polling the same partition (both in this process), send to poll() returning it,
+// p50/p99 in us. What a pipeline's next stage waits for a record.
+std::pair<double, double> end_to_end_latency(const std::string& bootstrap, const std::string& topic, int n) {
+  client::ConsumerConfig ccfg;
+  ccfg.bootstrap_servers = testing::split_addresses(bootstrap);
+  ccfg.auto_offset_reset = "latest";
+  client::Consumer consumer(ccfg);
+  consumer.assign({{topic, 0}});
+  consumer.poll(200);  // the position resolves to the log end
+  client::ProducerConfig pcfg;
+  pcfg.bootstrap_servers = ccfg.bootstrap_servers;
+  pcfg.acks = 1;
+  pcfg.linger_ms = 0;
+  client::Producer producer(pcfg);
+  std::vector<int64_t> us;
+  const std::string pad(90, 'x');
+  for (int i = 0; i < n; ++i) {
+    const std::string tag = std::to_string(i) + ":" + pad;
+    client::ProducerRecord r;
+    r.topic = topic;
+    r.partition = 0;
+    r.value = tag;
+    const auto sent = Clock::now();
+    auto ack = producer.send(std::move(r));
+    bool seen = false;
+    while (!seen && secs_since(sent) < 10) {
+      for (const auto& rec : consumer.poll(1000)) seen |= rec.value == tag;
+    }
+    if (seen) us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent).count());
+    ack.wait();
+  }
+  return p50_p99(us);
+}
+
 struct Result {
   double records_per_s = 0, bytes_per_s = 0, p50_us = 0, p99_us = 0, max_us = 0;
   int64_t failed = 0;
@@ -348,6 +383,8 @@ int run(int argc, char** argv) {
     std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: empty request on ProduceStream", e1p50, e1p99);
     auto [r1p50, r1p99] = raw_produce_latency(c, "lat1", 1, 2000);
     std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  (unary Produce call, acks=1)", r1p50, r1p99);
+    auto [e2e50, e2e99] = end_to_end_latency(b, "lat1", 2000);
+    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "produce -> consume, 1 record at a time", e2e50, e2e99);
     show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 5000, 100, -1, 16384, 1));
     auto [s3p50, s3p99] = stream_produce_latency(c, "lat3", -1, 5000);
     std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare request on ProduceStream, acks=all", s3p50, s3p99);
