@@ -324,7 +324,16 @@ void Producer::send(ProducerRecord record, Callback cb) {
       l.unlock();
       return fail(gannet::v1::MESSAGE_TOO_LARGE, "the record's batch is larger than buffer.memory");
     }
-    if (space_cv_.wait_until(l, give_up) == std::cv_status::timeout) {
+    // Like Kafka's accumulator: while a send waits for memory, every batch is ready (linger.ms
+    // or not), since only sending them frees any. (max.block.ms=0: no wait, so no drain.)
+    bool timed_out = true;
+    if (config_.max_block_ms > 0) {
+      ++waiting_for_memory_;
+      cv_.notify_one();
+      timed_out = space_cv_.wait_until(l, give_up) == std::cv_status::timeout;
+      --waiting_for_memory_;
+    }
+    if (timed_out) {
       plan();
       if (buffered_ + need <= config_.buffer_memory && !closing_) break;
       l.unlock();
@@ -436,7 +445,8 @@ void Producer::sender_loop() {
         Batch& head = *q.front();
         const bool full = head.bytes >= config_.batch_size || q.size() > 1 || head.alone;
         const bool lingered = now - head.created_ms >= config_.linger_ms;
-        if (!(full || lingered || flushing_ || closing_) || head.retry_at_ms > now) {
+        const bool drain = flushing_ || closing_ || waiting_for_memory_ > 0;
+        if (!(full || lingered || drain) || head.retry_at_ms > now) {
           next_wake = std::min(next_wake, head.retry_at_ms > now ? head.retry_at_ms : head.created_ms + config_.linger_ms);
           continue;
         }
@@ -471,7 +481,7 @@ void Producer::sender_loop() {
                  taken + q.front()->bytes <= config_.max_partition_request_bytes &&
                  q.front()->retry_at_ms <= now && now - q.front()->created_ms < config_.delivery_timeout_ms &&
                  (q.size() > 1 || q.front()->bytes >= config_.batch_size ||
-                  now - q.front()->created_ms >= config_.linger_ms || flushing_ || closing_));
+                  now - q.front()->created_ms >= config_.linger_ms || drain));
       }
       if (by_leader.empty() && expired.empty() && !need_metadata && overdue.empty()) {
         if (closing_ && outstanding_ == 0) return;

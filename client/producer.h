@@ -164,6 +164,7 @@ class Producer {
   size_t buffered_ = 0;     // bytes of records not yet completed
   size_t outstanding_ = 0;  // records not yet completed
   bool flushing_ = false;
+  int waiting_for_memory_ = 0;  // send() calls waiting for buffer.memory: every batch is ready
   bool closing_ = false;
   bool refresh_wanted_ = false;  // a retriable error: the sender refreshes the metadata
   // Shared: send() may write on one without mu_ held; only the sender thread and close() drop them.
