@@ -379,7 +379,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     const std::shared_ptr<FetchWaiter> waiter;
   };
 
-  // `waiter` is this fetch's (a stream's fetches share one); null for a fetch that must not wait.
+  // `waiter` is this fetch's (a stream's fetches share one).
   void fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp,
              const std::shared_ptr<FetchWaiter>& waiter) {
     const auto deadline = std::chrono::steady_clock::now() +
@@ -452,8 +452,13 @@ class BrokerServer::Service final : public bv1::Broker::Service {
       // Long poll: sleep until new data, a HW move or a leader change in one of these partitions
       // (or the deadline, or the broker stops: stopping_ is set before it wakes every fetch).
       first_look = false;
-      if (b_->stopping()) return;
-      waiter->wait_until(deadline);
+      // In slices, so a fetch its client gave up (a consumer's dropped prefetch) frees this
+      // thread soon rather than at its deadline.
+      for (;;) {
+        if (b_->stopping() || ctx->IsCancelled()) return;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline || waiter->wait_until(std::min(deadline, now + std::chrono::milliseconds(100)))) break;
+      }
       if (b_->stopping()) return;
     }
   }
@@ -998,7 +1003,7 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
     ++removed;
     std::lock_guard<std::mutex> pl(partitions_mu_);
     if (auto it = partitions_.find(tp); it != partitions_.end()) {
-      it->second->wake_watchers();  // their fetches look again and find it gone
+      it->second->retire();  // its fetches look again and find it gone
       partitions_.erase(it);
     }
   }
@@ -1039,7 +1044,7 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
       std::lock_guard<std::mutex> pl(partitions_mu_);
       auto& slot = partitions_[tp];
       if (!slot || slot->log() != log || slot->topic_id() != t->id) {
-        if (slot) slot->wake_watchers();  // their fetches look again, at the new one
+        if (slot) slot->retire();  // its fetches look again, at the new one
         slot = std::make_shared<Partition>(tp, t->id, log, me);
       }
       part = slot;

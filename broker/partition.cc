@@ -322,11 +322,16 @@ void Partition::shutdown() {
     stopping_ = true;
   }
   hw_cv_.notify_all();
-  wake_watchers();
+  retire();
 }
 
 void Partition::watch(const std::shared_ptr<FetchWaiter>& w) {
-  std::lock_guard<std::mutex> l(watchers_mu_);
+  std::unique_lock<std::mutex> l(watchers_mu_);
+  if (retired_) {
+    l.unlock();
+    w->wake();
+    return;
+  }
   bool present = false;
   std::erase_if(watchers_, [&](const std::weak_ptr<FetchWaiter>& x) {
     auto p = x.lock();
@@ -334,6 +339,14 @@ void Partition::watch(const std::shared_ptr<FetchWaiter>& w) {
     return !p;
   });
   if (!present) watchers_.push_back(w);
+}
+
+void Partition::retire() {
+  {
+    std::lock_guard<std::mutex> l(watchers_mu_);
+    retired_ = true;
+  }
+  wake_watchers();
 }
 
 void Partition::wake_watchers() {

@@ -114,9 +114,11 @@ class Partition {
   // Wakes `w` once, at the next append, HW move or leadership change here (or shutdown). A
   // waiter watches a partition at most once at a time; expired waiters are dropped as it goes.
   void watch(const std::shared_ptr<FetchWaiter>& w);
-  // Wakes the waiters watching here (called without mu_ held; also when the broker drops or
-  // replaces this partition, so their fetches look again).
+  // Wakes the waiters watching here (called without mu_ held).
   void wake_watchers();
+  // The broker dropped or replaced this object: wakes its watchers, and any later watch() at
+  // once (a fetch may still hold it), so their fetches look again at what is there now.
+  void retire();
   size_t watchers_for_test() {
     std::lock_guard<std::mutex> l(watchers_mu_);
     return watchers_.size();
@@ -138,6 +140,7 @@ class Partition {
 
   std::mutex watchers_mu_;
   std::vector<std::weak_ptr<FetchWaiter>> watchers_;
+  bool retired_ = false;  // with watchers_mu_
   std::function<void()> read_hook_for_test_;
 };
 

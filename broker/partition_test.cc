@@ -331,6 +331,22 @@ TEST_F(PartitionTest, AHighWatermarkMoveOrALeaderChangeWakesTheWatchers) {
   EXPECT_TRUE(consumer->wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(5)));
 }
 
+TEST_F(PartitionTest, ARetiredPartitionWakesItsWatchersAndEveryLaterWatchAtOnce) {
+  replica(1);
+  p(1).apply_metadata(PartitionMetadata{{1}, {1}, 1, 0, 0}, 1, now_);
+  auto before = std::make_shared<FetchWaiter>();
+  before->arm();
+  p(1).watch(before);
+  p(1).retire();  // the broker replaced or dropped it
+  EXPECT_TRUE(before->wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+  // A fetch that looked the partition up before it was retired watches it afterwards: nothing
+  // would ever wake it there, so the watch itself does.
+  auto late = std::make_shared<FetchWaiter>();
+  late->arm();
+  p(1).watch(late);
+  EXPECT_TRUE(late->wait_until(std::chrono::steady_clock::now()));
+}
+
 TEST_F(PartitionTest, AWaiterThatIsGoneIsDropped) {
   replica(1);
   p(1).apply_metadata(PartitionMetadata{{1}, {1}, 1, 0, 0}, 1, now_);

@@ -167,8 +167,17 @@ class Consumer {
     std::future<FetchCall> call;
     InFlight() = default;
     InFlight(InFlight&&) = default;
-    InFlight& operator=(InFlight&&) = default;
-    ~InFlight() {
+    InFlight& operator=(InFlight&& o) {
+      if (this != &o) {
+        cancel();  // the call this one held is dropped
+        ctx = std::move(o.ctx);
+        done = std::move(o.done);
+        call = std::move(o.call);
+      }
+      return *this;
+    }
+    ~InFlight() { cancel(); }
+    void cancel() {
       if (ctx && call.valid() && !done->load()) ctx->TryCancel();
     }
   };

@@ -306,8 +306,10 @@ void Producer::send(ProducerRecord record, Callback cb) {
     if (size <= builder.capacity()) {
       reserve_to = 0;
     } else {
-      // Doubling, but not past batch.size unless this record needs it.
+      // Doubling, but not past batch.size unless this record needs it (nor past the room left:
+      // then just what this record needs).
       reserve_to = std::max(size, std::min(2 * builder.capacity(), batch_room));
+      if (buffered_ + (reserve_to - builder.capacity()) + records_growth > config_.buffer_memory) reserve_to = size;
     }
     need = (reserve_to ? reserve_to - builder.capacity() : 0) + records_growth;
   };
@@ -320,7 +322,9 @@ void Producer::send(ProducerRecord record, Callback cb) {
     }
     plan();
     if (buffered_ + need <= config_.buffer_memory) break;
-    if (need > config_.buffer_memory) {
+    // (Growing the open batch may never fit, but a new batch will once that one is sent: only a
+    // record that does not fit a batch of its own is refused.)
+    if (storage::kBatchHeaderSize + record_bytes + sizeof(Pending) > config_.buffer_memory) {
       l.unlock();
       return fail(gannet::v1::MESSAGE_TOO_LARGE, "the record's batch is larger than buffer.memory");
     }

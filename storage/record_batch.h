@@ -199,7 +199,9 @@ class RecordBatchBuilder {
   }
   // Bytes the buffer holds (what it costs in memory, >= size_bytes()).
   size_t capacity() const { return buf_.capacity(); }
-  // Upper bound on how many bytes add() appends for a record with these sizes (no headers).
+  // Upper bound on how many bytes add() appends for a record with these sizes (no headers):
+  // length 5 + attributes 1 + timestamp delta 10 + offset delta 5 + key and value lengths 5 each
+  // + header count 1 (zigzag varints; sizes below 2^31).
   static size_t max_record_bytes(size_t key_size, size_t value_size) { return key_size + value_size + 32; }
 
   void add(int64_t timestamp, std::optional<std::string_view> key,
