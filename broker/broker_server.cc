@@ -232,7 +232,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     };
     bv1::ProduceRequest req;
     while (stream->Read(&req)) {
-        auto resp = std::make_unique<bv1::ProduceResponse>();
+      auto resp = std::make_unique<bv1::ProduceResponse>();
       resp->set_correlation_id(req.correlation_id());
       std::vector<ReplicationWait> waits;
       append(&req, resp.get(), &waits);
@@ -271,7 +271,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     FetchRegistration waiting(b_);
     bv1::FetchRequest req;
     while (!b_->stopping() && stream->Read(&req)) {
-        bv1::FetchResponse resp;
+      bv1::FetchResponse resp;
       fetch(ctx, &req, &resp, waiting.waiter);
       resp.set_correlation_id(req.correlation_id());
       if (!stream->Write(resp)) break;

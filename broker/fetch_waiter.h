@@ -1,10 +1,10 @@
 // The wake-up of one long-polling fetch.
 //
 // A fetch that found too little to answer watches the partitions it reads (Partition::watch) and
-// sleeps here; the first of them to get data, move its HW or change leader wakes it. So an append
-// wakes only the fetches that read its partition, not every fetch on the broker (the broker-wide
-// wake-up woke each follower's long poll on every produce, costing the produce path two context
-// switches per request on a 2-core machine). Like Kafka's fetch purgatory keyed by partition.
+// sleeps here; the first of them to get data, move its HW or change leader (or to be dropped by
+// the broker) wakes it. So an append wakes only the fetches that read its partition, not every
+// fetch on the broker (a broker-wide wake-up woke every follower's and consumer's long poll on each
+// produce, most of them to find nothing). Like Kafka's fetch purgatory keyed by partition.
 #pragma once
 
 #include <chrono>
