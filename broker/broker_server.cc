@@ -1,5 +1,8 @@
 #include "broker/broker_server.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <glog/logging.h>
 #include <grpcpp/grpcpp.h>
 
@@ -833,6 +836,27 @@ void BrokerServer::heartbeat_once() {
       &resp, std::max<int64_t>(1000, options_.heartbeat_interval_ms));
   std::lock_guard<std::mutex> l(mu_);
   if (!st.ok()) return;  // the next heartbeat tries again (the session is several intervals)
+  if (resp.error_code() == gannet::v1::STALE_BROKER_EPOCH && !resp.registered_incarnation_id().empty() &&
+      resp.registered_incarnation_id() != incarnation_id_) {
+    // Another process registered with this node.id since (this one never registers twice under
+    // another incarnation): two brokers with one id would both serve its partitions. This one,
+    // the older, gives way (registering again would only evict the other, and so on).
+    auto hex = [](const std::string& b) {
+      static const char* digits = "0123456789abcdef";
+      std::string out;
+      for (unsigned char ch : b) out += {digits[ch >> 4], digits[ch & 15]};
+      return out;
+    };
+    fatal_error_ = "another broker registered with node.id " + std::to_string(options_.node_id) +
+                   " (incarnation " + hex(resp.registered_incarnation_id()) + "; this one is " +
+                   hex(incarnation_id_) + "): two brokers must not share a node.id; this one stops";
+    LOG(ERROR) << "broker " << options_.node_id << ": " << fatal_error_;
+    broker_epoch_ = -1;
+    fenced_ = true;
+    stopping_for_fatal_ = true;
+    ::kill(::getpid(), SIGTERM);  // gannetd's stop path (it exits non-zero, see fatal_error())
+    return;
+  }
   if (resp.error_code() == gannet::v1::STALE_BROKER_EPOCH) {
     LOG(WARNING) << "broker " << options_.node_id << ": epoch " << broker_epoch_
                  << " is stale; registering again";
@@ -853,7 +877,7 @@ void BrokerServer::heartbeat_once() {
 
 void BrokerServer::lifecycle_loop() {
   std::unique_lock<std::mutex> l(mu_);
-  while (!stopping_) {
+  while (!stopping_ && !stopping_for_fatal_) {
     const bool registered = broker_epoch_ >= 0;
     l.unlock();
     bool ok = registered ? (heartbeat_once(), true) : register_once();

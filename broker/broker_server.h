@@ -96,6 +96,12 @@ class BrokerServer {
     return stopping_;
   }
   BrokerStatus status() const;
+  // Why this broker stopped itself (it raised SIGTERM), or "": another process registered with
+  // its node.id.
+  std::string fatal_error() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return fatal_error_;
+  }
   storage::LogManager* log_manager() { return logs_.get(); }
   GroupCoordinator* group_coordinator() { return groups_.get(); }
   // The partition replica hosted here, if any.
@@ -138,6 +144,8 @@ class BrokerServer {
   std::condition_variable cv_;
   bool stopping_ = false;
   bool want_shutdown_ = false;
+  bool stopping_for_fatal_ = false;  // with mu_: fatal_error_ is set, the process is stopping
+  std::string fatal_error_;          // with mu_
   bool shutdown_confirmed_ = false;
   int64_t broker_epoch_ = -1;
   bool fenced_ = true;

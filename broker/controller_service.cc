@@ -288,9 +288,12 @@ grpc::Status ControllerService::BrokerHeartbeat(grpc::ServerContext*, const cv1:
   if (!request_level(o, resp)) return grpc::Status::OK;
   resp->set_error_code(to_error_code(o.error));
   resp->set_error_message(o.message);
-  if (!o.ok()) return grpc::Status::OK;
   auto image = controller_->publisher()->image();
   auto it = image->brokers().find(req->broker_id());
+  if (o.error == ApiError::kStaleBrokerEpoch && it != image->brokers().end()) {
+    resp->set_registered_incarnation_id(it->second.incarnation_id);
+  }
+  if (!o.ok()) return grpc::Status::OK;
   if (it == image->brokers().end()) return grpc::Status::OK;
   resp->set_is_fenced(it->second.fenced);
   if (it->second.in_controlled_shutdown) {

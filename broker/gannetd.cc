@@ -238,6 +238,10 @@ int main(int argc, char** argv) {
   if (controller) controller->stop();
   if (broker_server) broker_server->stop();
   (*node)->shutdown();
+  if (broker_server && !broker_server->fatal_error().empty()) {
+    std::fprintf(stderr, "gannetd: %s\n", broker_server->fatal_error().c_str());
+    return 3;
+  }
   LOG(INFO) << "gannetd node " << o.id << " stopped";
   return 0;
 }

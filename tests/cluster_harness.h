@@ -125,6 +125,8 @@ class Cluster {
     for (int id : ids()) start(id);
   }
   void kill(int id, int sig) { procs_[id]->kill(sig); }
+  // Whether node `id` has exited on its own (reaped; its wait status in *status).
+  bool exited(int id, int* status) { return procs_[id]->reap(status); }
 
   // A live broker to ask.
   // A live broker to ask.

@@ -468,5 +468,64 @@ TEST(ClusterProcess, DataDirectoryIdentityIsChecked) {
   EXPECT_NE(out.find("xyz"), std::string::npos) << out;
 }
 
+// Two brokers with one node.id would both serve that broker's partitions. The second one's
+// registration evicts the first; the first, refused as stale and told that another incarnation
+// holds its id, stops itself (exit 3) instead of registering again (which would evict the
+// second, and so on, each time either heartbeats).
+TEST(ClusterProcess, ABrokerWhoseNodeIdAnotherProcessRegisteredStopsItself) {
+  Cluster c(4, "", /*controllers=*/1);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({2, 3, 4}, 60s));
+  // The twin: node.id 3 again, with its own data directory and client port.
+  std::ifstream in(c.config(3));
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string cfg = buf.str();
+  const std::string dir = c.data_dir(3), twin_dir = dir + "-twin";
+  cfg.replace(cfg.find(dir), dir.size(), twin_dir);
+  auto d = c.describe_cluster();
+  ASSERT_TRUE(d.has_value());
+  int old_port = -1;
+  for (const auto& b : d->brokers()) {
+    if (b.broker_id() == 3 && b.endpoints_size() > 0) old_port = b.endpoints(0).port();
+  }
+  ASSERT_GT(old_port, 0);
+  const std::string old_listener = "PLAINTEXT://127.0.0.1:" + std::to_string(old_port);
+  const int twin_port = testing::free_port();
+  ASSERT_NE(cfg.find(old_listener), std::string::npos) << cfg;
+  cfg.replace(cfg.find(old_listener), old_listener.size(), "PLAINTEXT://127.0.0.1:" + std::to_string(twin_port));
+  const std::string twin_config = c.config(3) + "-twin", twin_log = c.log_path(3) + "-twin";
+  testing::write_file(twin_config, cfg);
+  testing::write_file(twin_dir + "/meta.properties",
+                      std::string("version=1\ncluster.id=") + kClusterId + "\nnode.id=3\n");
+  testing::Process twin;
+  twin.start({testing::runfile("broker/gannetd"), "--config", twin_config}, twin_log);
+
+  int status = 0;
+  const bool exited = testing::wait_until([&] { return c.exited(3, &status); }, 30s);
+  if (!exited) c.dump_logs();
+  ASSERT_TRUE(exited) << "the first broker 3 still runs beside its twin";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << "wait status " << status;
+  std::ifstream log(c.log_path(3));
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_NE(text.str().find("another broker registered with node.id 3"), std::string::npos);
+  // The twin is broker 3 now: unfenced, at its own port, and it stays so.
+  auto twin_serves = [&] {
+    auto now = c.describe_cluster();
+    if (!now) return false;
+    for (const auto& b : now->brokers()) {
+      if (b.broker_id() == 3) return !b.fenced() && b.endpoints_size() > 0 && b.endpoints(0).port() == twin_port;
+    }
+    return false;
+  };
+  EXPECT_TRUE(testing::wait_until(twin_serves, 30s));
+  std::this_thread::sleep_for(3s);  // several heartbeats: nobody evicts it again
+  EXPECT_TRUE(twin_serves());
+  int twin_status = 0;
+  EXPECT_FALSE(twin.reap(&twin_status)) << "the twin exited too";
+  twin.kill(SIGTERM);
+}
+
 }  // namespace
 }  // namespace gannet

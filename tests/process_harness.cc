@@ -131,6 +131,13 @@ void Process::start(const std::vector<std::string>& argv, const std::string& log
   pid_ = pid;
 }
 
+bool Process::reap(int* status) {
+  if (pid_ <= 0) return true;
+  if (::waitpid(pid_, status, WNOHANG) != pid_) return false;
+  pid_ = -1;
+  return true;
+}
+
 void Process::kill(int sig) {
   if (pid_ <= 0) return;
   ::kill(pid_, sig);

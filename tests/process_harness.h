@@ -41,6 +41,8 @@ class Process {
   void start(const std::vector<std::string>& argv, const std::string& log_path);
   // Sends `sig` and, for SIGKILL/SIGTERM, reaps the process (bounded wait).
   void kill(int sig);
+  // Reaps the process if it has exited on its own (its wait status in *status); false if it runs.
+  bool reap(int* status);
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
 
