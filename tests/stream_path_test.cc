@@ -47,6 +47,22 @@ ProduceRequest request(int64_t id, const std::string& topic, int partition, cons
   return req;
 }
 
+// A consumer's fetch of one partition from `offset`, long-polling up to `wait_ms` for a byte.
+FetchRequest fetch_request(int64_t id, const std::string& topic, int partition, int64_t offset, int wait_ms) {
+  FetchRequest req;
+  req.set_correlation_id(id);
+  req.set_replica_id(-1);
+  req.set_max_wait_ms(wait_ms);
+  req.set_min_bytes(1);
+  auto* pd = req.add_partitions();
+  pd->set_topic(topic);
+  pd->set_partition(partition);
+  pd->set_fetch_offset(offset);
+  pd->set_current_leader_epoch(-1);
+  pd->set_last_fetched_epoch(-1);
+  return req;
+}
+
 int leader_of(Cluster& c, const std::string& topic) {
   auto md = c.metadata({topic});
   if (md.topics_size() != 1 || md.topics(0).partitions_size() < 1) return -1;
@@ -188,20 +204,7 @@ TEST(StreamPath, TheWatchdogCancelsALateFetchOnAStreamAndLeavesATimelyOneAlone) 
   const int leader = leader_of(c, "idle");
   ASSERT_GE(leader, 1);
   // A long poll at the (empty) log's end: answered only when max_wait_ms runs out.
-  auto long_poll = [](int64_t id, int wait_ms) {
-    FetchRequest req;
-    req.set_correlation_id(id);
-    req.set_replica_id(-1);
-    req.set_max_wait_ms(wait_ms);
-    req.set_min_bytes(1);
-    auto* pd = req.add_partitions();
-    pd->set_topic("idle");
-    pd->set_partition(0);
-    pd->set_fetch_offset(0);
-    pd->set_current_leader_epoch(-1);
-    pd->set_last_fetched_epoch(-1);
-    return req;
-  };
+  auto long_poll = [](int64_t id, int wait_ms) { return fetch_request(id, "idle", 0, 0, wait_ms); };
   // The leader must know the partition first (else it answers at once with an error).
   ASSERT_TRUE(testing::wait_until(
       [&] {
@@ -276,19 +279,8 @@ TEST(StreamPath, ALongPollOnAStreamIsAnsweredWhenItsOwnPartitionGetsData) {
         return false;
       },
       15s));
-  auto fetch_at = [&](int64_t id, int partition, int64_t offset, int wait_ms) {
-    FetchRequest req;
-    req.set_correlation_id(id);
-    req.set_replica_id(-1);
-    req.set_max_wait_ms(wait_ms);
-    req.set_min_bytes(1);
-    auto* pd = req.add_partitions();
-    pd->set_topic("lp");
-    pd->set_partition(partition);
-    pd->set_fetch_offset(offset);
-    pd->set_current_leader_epoch(-1);
-    pd->set_last_fetched_epoch(-1);
-    return req;
+  auto fetch_at = [](int64_t id, int partition, int64_t offset, int wait_ms) {
+    return fetch_request(id, "lp", partition, offset, wait_ms);
   };
   auto produce = [&](int partition, const std::string& value) {
     grpc::ClientContext ctx;
