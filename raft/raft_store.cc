@@ -9,13 +9,13 @@ namespace gannet::raft {
 using storage::Errc;
 using storage::make_error;
 
-storage::Result<std::unique_ptr<RaftStore>> RaftStore::open(const std::string& dir) {
+storage::Result<std::unique_ptr<RaftStore>> RaftStore::open(const std::string& dir, int64_t segment_bytes) {
   std::unique_ptr<RaftStore> s(new RaftStore(dir));
   GANNET_RETURN_IF_ERROR(storage::posix_file_system()->create_dirs(dir));
   storage::Log::Options o;
   o.config.retention_ms = -1;
-  o.config.segment_bytes = 64 << 20;
-  o.config.segment_preallocate_bytes = 1 << 20;
+  o.config.segment_bytes = segment_bytes;
+  o.config.segment_preallocate_bytes = std::min<int64_t>(segment_bytes, 1 << 20);
   o.config.max_message_bytes = 9 << 20;  // an entry of max_record_bytes (8 MiB) plus its batch framing
   GANNET_ASSIGN_OR_RETURN(s->log_, storage::Log::open(storage::join_path(dir, "__cluster_metadata-0"), o));
   return s;
@@ -120,7 +120,10 @@ storage::Status RaftStore::append(const std::vector<Entry>& entries) {
 }
 
 storage::Status RaftStore::compact_before(int64_t offset) {
-  (void)offset;  // whole segments below the snapshot could go; kept until retention by size lands
+  // Whole segments below the snapshot go (it is durable before this is called); the rest of the
+  // prefix stays until its segment is wholly covered.
+  auto r = log_->delete_segments_below(offset);
+  if (!r.ok()) return r.error();
   return {};
 }
 

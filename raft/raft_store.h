@@ -14,7 +14,8 @@ namespace gannet::raft {
 
 class RaftStore {
  public:
-  static storage::Result<std::unique_ptr<RaftStore>> open(const std::string& dir);
+  static storage::Result<std::unique_ptr<RaftStore>> open(const std::string& dir,
+                                                          int64_t segment_bytes = 64 << 20);
 
   // Everything durable, for RaftCore's constructor.
   storage::Result<RaftCore::Restored> load();
@@ -25,6 +26,7 @@ class RaftStore {
   storage::Status save_snapshot(const Snapshot& s, bool installed);
   storage::Status truncate(int64_t end);
   storage::Status append(const std::vector<Entry>& entries);
+  // The log below `offset` may go (a durable snapshot covers it): whole segments are deleted.
   storage::Status compact_before(int64_t offset);
   storage::Status sync();
 

@@ -886,6 +886,20 @@ Result<int> Log::enforce_retention() {
     total -= seg.size_bytes();
     ++drop;
   }
+  return drop_front_segments_locked(std::move(list), drop, "retention");
+}
+
+Result<int> Log::delete_segments_below(int64_t offset) {
+  std::lock_guard<std::mutex> l(append_mu_);
+  GANNET_RETURN_IF_ERROR(check_writable_locked());
+  SegmentList list = *segments();
+  const int64_t bound = std::min(offset, log_end_offset());
+  size_t drop = 0;
+  while (drop + 1 < list.size() && list[drop + 1]->base_offset() <= bound) ++drop;
+  return drop_front_segments_locked(std::move(list), drop, "compaction below " + std::to_string(offset));
+}
+
+Result<int> Log::drop_front_segments_locked(SegmentList list, size_t drop, const std::string& why) {
   if (drop == 0) return 0;
   SegmentList doomed(list.begin(), list.begin() + drop);
   list.erase(list.begin(), list.begin() + drop);
@@ -901,7 +915,7 @@ Result<int> Log::enforce_retention() {
   if (!st.ok()) return fail(st.error()).error();
   st = epoch_cache_->truncate_from_start(log_start_offset());
   if (!st.ok()) return fail(st.error()).error();
-  LOG(INFO) << dir_ << ": retention deleted " << drop << " segment(s); log start is now "
+  LOG(INFO) << dir_ << ": " << why << " deleted " << drop << " segment(s); log start is now "
             << log_start_offset();
   return static_cast<int>(drop);
 }

@@ -123,6 +123,10 @@ class Log {
   Status truncate_to(int64_t offset);
   // Deletes every segment and restarts the log, empty, at `offset`.
   Status truncate_fully_and_start_at(int64_t offset);
+  // Deletes the segments that hold only offsets below `offset` (never the active one) and moves
+  // the log start to the first one kept; returns how many went. For a log whose prefix another
+  // copy covers (the quorum's, below its snapshot).
+  Result<int> delete_segments_below(int64_t offset);
 
   // Makes everything appended so far durable; concurrent callers share one fdatasync.
   Status flush();
@@ -210,6 +214,8 @@ class Log {
   Status maybe_roll_locked(size_t incoming, int64_t last_offset);
   Status roll_locked(int64_t base_offset);
   Status truncate_locked(int64_t offset);
+  // Deletes list[0, drop) (the log's oldest segments), moves the log start past them.
+  Result<int> drop_front_segments_locked(SegmentList list, size_t drop, const std::string& why);
   Status truncate_fully_locked(int64_t offset);
   Status notify_recovery_point_lowered_locked();
   Result<ReadResult> read_once(int64_t offset, size_t max_bytes, const ReadOptions& options) const;
