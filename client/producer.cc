@@ -282,12 +282,8 @@ void Producer::send(ProducerRecord record, Callback cb) {
   auto plan = [&] {
     // A new batch when the last is full or is being resent (a resend carries exactly what failed).
     fresh = q.empty() || q.back()->attempts > 0 || q.back()->alone || q.back()->bytes + bytes > config_.batch_size;
-    size_t records_growth = sizeof(Pending);  // a new batch's vector: one element
-    if (!fresh) {
-      const std::vector<Pending>& recs = q.back()->records;
-      records_growth = recs.size() < recs.capacity() ? 0 : std::max<size_t>(1, recs.capacity()) * sizeof(Pending);
-    }
     if (fresh) {
+      const size_t records_growth = sizeof(Pending);  // a new batch's vector: one element
       // A batch started because the one before it filled up will likely fill too: room for all
       // of it now, not a copy each time its buffer doubles. (Not for a partition's first batch:
       // with many partitions and small sends, batch.size each would far exceed what they hold.)
@@ -301,6 +297,8 @@ void Producer::send(ProducerRecord record, Callback cb) {
       need = reserve_to + records_growth;
       return;
     }
+    const std::vector<Pending>& recs = q.back()->records;
+    const size_t records_growth = recs.size() < recs.capacity() ? 0 : std::max<size_t>(1, recs.capacity()) * sizeof(Pending);
     const storage::RecordBatchBuilder& builder = *q.back()->builder;
     const size_t size = builder.size_bytes() + record_bytes;
     if (size <= builder.capacity()) {
@@ -315,7 +313,7 @@ void Producer::send(ProducerRecord record, Callback cb) {
   };
   // Back-pressure: wait for room in buffer.memory.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.max_block_ms);
-  for (;;) {
+  for (bool timed_out = false;;) {
     if (closing_) {
       l.unlock();
       return fail(gannet::v1::UNKNOWN_SERVER_ERROR, "the producer is closed");
@@ -328,21 +326,17 @@ void Producer::send(ProducerRecord record, Callback cb) {
       l.unlock();
       return fail(gannet::v1::MESSAGE_TOO_LARGE, "the record's batch is larger than buffer.memory");
     }
-    // Like Kafka's accumulator: while a send waits for memory, every batch is ready (linger.ms
-    // or not), since only sending them frees any. (max.block.ms=0: no wait, so no drain.)
-    bool timed_out = true;
-    if (config_.max_block_ms > 0) {
-      ++waiting_for_memory_;
-      cv_.notify_one();
-      timed_out = space_cv_.wait_until(l, give_up) == std::cv_status::timeout;
-      --waiting_for_memory_;
-    }
-    if (timed_out) {
-      plan();
-      if (buffered_ + need <= config_.buffer_memory && !closing_) break;
+    if (timed_out || config_.max_block_ms <= 0) {
       l.unlock();
       return fail(gannet::v1::REQUEST_TIMED_OUT, "buffer.memory stayed full for max.block.ms");
     }
+    // Like Kafka's accumulator: while a send waits for memory, every batch is ready (linger.ms
+    // or not), since only sending them frees any. (max.block.ms=0: no wait, so no drain.) After
+    // the wait the room is looked at once more.
+    ++waiting_for_memory_;
+    cv_.notify_one();
+    timed_out = space_cv_.wait_until(l, give_up) == std::cv_status::timeout;
+    --waiting_for_memory_;
   }
   if (fresh) {
     auto b = std::make_unique<Batch>();
