@@ -766,7 +766,7 @@ void BrokerServer::isr_loop() {
       } else if (resp.error_code() != gannet::v1::NONE) {
         LOG(WARNING) << "broker " << options_.node_id << ": ISR change of " << part->tp().dir_name() << " refused: "
                      << gannet::v1::ErrorCode_Name(resp.error_code()) << ": " << resp.error_message();
-        part->isr_proposal_failed();
+        part->isr_proposal_failed(resp.error_code());
       } else {
         std::string isr;
         for (int32_t r : proposal->isr) isr += (isr.empty() ? "" : ",") + std::to_string(r);

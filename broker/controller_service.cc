@@ -47,6 +47,8 @@ ErrorCode to_error_code(ApiError e) {
     case ApiError::kIneligibleReplica: return gannet::v1::INELIGIBLE_REPLICA;
     case ApiError::kNotLeaderOrFollower: return gannet::v1::NOT_LEADER_OR_FOLLOWER;
     case ApiError::kInvalidRequest: return gannet::v1::INVALID_REQUEST;
+    case ApiError::kTopicAuthorizationFailed: return gannet::v1::TOPIC_AUTHORIZATION_FAILED;
+    case ApiError::kPolicyViolation: return gannet::v1::POLICY_VIOLATION;
   }
   return gannet::v1::UNKNOWN_SERVER_ERROR;
 }
@@ -82,21 +84,45 @@ struct ItemResult {
   std::string message;
 };
 
+std::string too_large_message() {
+  return "the request's changes exceed what one metadata log entry holds (" +
+         std::to_string(metadata::kMaxEntryBytes >> 20) + " MiB); send fewer or smaller items per request";
+}
+
 // Runs `decide_item(logic, image, i)` for each of n items inside one write; `image` already
-// holds the records of the items accepted before i.
-template <typename DecideItem>
+// holds the records of the items accepted before i. Items whose records would take the entry past
+// metadata::kMaxEntryBytes are refused with POLICY_VIOLATION (also with validate_only), and once
+// the limit is passed the remaining items are refused without being decided; `item_name(i)` names
+// those.
+template <typename DecideItem, typename ItemName>
 WriteOutcome write_items(metadata::QuorumController* controller, size_t n, DecideItem decide_item,
-                         bool validate_only, int64_t timeout_ms, std::vector<ItemResult>* results) {
+                         ItemName item_name, bool validate_only, int64_t timeout_ms,
+                         std::vector<ItemResult>* results) {
   return controller->write(
       [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
         results->assign(n, ItemResult{});
         Decision all;
+        size_t bytes = 0;
         std::shared_ptr<const MetadataImage> cur = std::make_shared<const MetadataImage>(image);
         for (size_t i = 0; i < n; ++i) {
+          if (bytes > metadata::kMaxEntryBytes) {
+            // Past the limit: the rest is not even decided (a request naming 1,000 topics of
+            // 100,000 partitions must not build 10^8 records first).
+            (*results)[i] = ItemResult{item_name(i), ApiError::kPolicyViolation, too_large_message()};
+            continue;
+          }
           Decision d = decide_item(logic, *cur, i, &(*results)[i].name);
           (*results)[i].error = d.error;
           (*results)[i].message = d.message;
           if (!d.ok() || d.records.empty()) continue;
+          size_t item_bytes = 0;
+          for (const auto& r : d.records) item_bytes += metadata::encoded_size(r);
+          bytes += item_bytes;
+          if (bytes > metadata::kMaxEntryBytes) {
+            (*results)[i].error = ApiError::kPolicyViolation;
+            (*results)[i].message = too_large_message();
+            continue;
+          }
           metadata::MetadataDelta delta(cur);
           for (const auto& r : d.records) (void)delta.replay(r, cur->offset());
           cur = delta.apply();
@@ -145,7 +171,7 @@ grpc::Status ControllerService::CreateTopics(grpc::ServerContext*, const cv1::Cr
         const int16_t rf = t.replication_factor() > 0 ? static_cast<int16_t>(t.replication_factor()) : 0;
         return logic.create_topic(image, t.name(), t.num_partitions(), rf, configs);
       },
-      req->validate_only(), timeout_of(req->timeout_ms()), &results);
+      [&](size_t i) { return req->topics(static_cast<int>(i)).name(); }, req->validate_only(), timeout_of(req->timeout_ms()), &results);
   if (!request_level(o, resp)) return grpc::Status::OK;
   auto image = controller_->publisher()->image();
   for (const ItemResult& item : results) {
@@ -166,7 +192,7 @@ grpc::Status ControllerService::DeleteTopics(grpc::ServerContext*, const cv1::De
         *name = req->names(static_cast<int>(i));
         return logic.delete_topic(image, *name);
       },
-      false, timeout_of(req->timeout_ms()), &results);
+      [&](size_t i) { return req->names(static_cast<int>(i)); }, false, timeout_of(req->timeout_ms()), &results);
   if (!request_level(o, resp)) return grpc::Status::OK;
   for (const ItemResult& item : results) set_item(resp->add_topics(), item);
   resp->set_metadata_offset(controller_->publisher()->image()->offset());
@@ -183,7 +209,7 @@ grpc::Status ControllerService::CreatePartitions(grpc::ServerContext*, const cv1
         *name = t.name();
         return logic.create_partitions(image, t.name(), t.count());
       },
-      req->validate_only(), timeout_of(req->timeout_ms()), &results);
+      [&](size_t i) { return req->topics(static_cast<int>(i)).name(); }, req->validate_only(), timeout_of(req->timeout_ms()), &results);
   if (!request_level(o, resp)) return grpc::Status::OK;
   auto image = controller_->publisher()->image();
   for (const ItemResult& item : results) {
@@ -208,7 +234,7 @@ grpc::Status ControllerService::AlterConfigs(grpc::ServerContext*, const cv1::Al
         std::vector<std::string> remove(res.remove().begin(), res.remove().end());
         return logic.alter_topic_configs(image, res.topic(), set, remove);
       },
-      req->validate_only(), timeout_of(req->timeout_ms()), &results);
+      [&](size_t i) { return req->resources(static_cast<int>(i)).topic(); }, req->validate_only(), timeout_of(req->timeout_ms()), &results);
   if (!request_level(o, resp)) return grpc::Status::OK;
   for (const ItemResult& item : results) set_item(resp->add_resources(), item);
   resp->set_metadata_offset(controller_->publisher()->image()->offset());

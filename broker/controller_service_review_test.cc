@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <iostream>
+
 #include "raft/local_quorum.h"
 #include "tests/process_harness.h"
 
@@ -84,6 +87,51 @@ TEST_F(ControllerServiceReviewTest, ANegativeReplicationFactorDoesNotWrapAround)
                                          << r.replication_factor();
   } else {
     EXPECT_EQ(r.error_code(), gannet::v1::INVALID_REPLICATION_FACTOR);
+  }
+}
+
+// Issue 14.6: a CreateTopics request whose records exceed one metadata log entry (8 MiB) stopped
+// nothing: the controller built and replayed every record of every topic first (with 1,000 topics
+// of 100,000 partitions, 10^8 records) and only then had the whole append refused, also with
+// validate_only. Now the items that fit are decided and the rest get POLICY_VIOLATION undecided.
+TEST_F(ControllerServiceReviewTest, CreateTopicsStopsDecidingPastOneMetadataEntry) {
+  for (bool validate_only : {true, false}) {
+    cv1::CreateTopicsRequest req;
+    req.set_validate_only(validate_only);
+    constexpr int kTopics = 40;
+    for (int i = 0; i < kTopics; ++i) {
+      auto* t = req.add_topics();
+      t->set_name(std::string(validate_only ? "v" : "c") + std::to_string(i));
+      t->set_num_partitions(100'000);
+      t->set_replication_factor(1);
+    }
+    cv1::CreateTopicsResponse resp;
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(service_->CreateTopics(nullptr, &req, &resp).ok());
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_EQ(resp.error_code(), gannet::v1::NONE) << resp.error_message();
+    ASSERT_EQ(resp.topics_size(), kTopics);
+    int accepted = 0;
+    for (int i = 0; i < kTopics; ++i) {
+      const auto& r = resp.topics(i);
+      EXPECT_EQ(r.name(), req.topics(i).name());
+      if (r.error_code() == gannet::v1::NONE) {
+        EXPECT_EQ(accepted, i) << "an item after a refused one was accepted";
+        ++accepted;
+      } else {
+        EXPECT_EQ(r.error_code(), gannet::v1::POLICY_VIOLATION) << r.name() << ": " << r.error_message();
+      }
+    }
+    EXPECT_GE(accepted, 1) << "the first topic fits in one entry";
+    EXPECT_LT(accepted, kTopics) << "40 x 100,000 partition records cannot fit in one 8 MiB entry";
+    const auto image = pub_->image();
+    for (int i = 0; i < kTopics; ++i) {
+      const bool exists = image->topic_by_name(req.topics(i).name()) != nullptr;
+      EXPECT_EQ(exists, !validate_only && i < accepted) << req.topics(i).name();
+    }
+    std::cout << (validate_only ? "validate_only" : "create") << ": " << accepted << " of " << kTopics
+              << " topics accepted in "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
   }
 }
 

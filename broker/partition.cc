@@ -34,8 +34,10 @@ bool Partition::apply_metadata(const PartitionMetadata& m, int32_t min_insync_re
       // to where this leader's history and theirs agree.
       auto st = log_->epoch_cache().assign(m.leader_epoch, log_->log_end_offset());
       if (!st.ok()) LOG(ERROR) << tp_.dir_name() << ": cannot record leader epoch: " << st.error().to_string();
-      log_->update_high_watermark(state_.high_watermark());
     }
+    // A new term, or an ISR change in this one, can move the HW (a leader alone in its ISR
+    // commits its whole log at once).
+    if (state_.is_leader()) log_->update_high_watermark(state_.high_watermark());
   }
   hw_cv_.notify_all();  // acks=all waiters re-check their leader epoch
   wake_watchers();
@@ -305,10 +307,18 @@ std::optional<Partition::IsrProposal> Partition::isr_proposal(int64_t now_ms, in
   return IsrProposal{*isr, state_.leader_epoch(), state_.partition_epoch()};
 }
 
-void Partition::isr_proposal_failed() {
+void Partition::isr_proposal_failed(ErrorCode code) {
   std::lock_guard<std::mutex> l(mu_);
-  state_.clear_pending_isr();
   resend_.reset();
+  // INVALID_UPDATE_VERSION / FENCED_LEADER_EPOCH: the controller holds a newer partition state
+  // than this leader's image, perhaps the one an earlier send of this very proposal committed
+  // (its reply lost). Until the metadata shows which ISR holds, the HW keeps counting the union
+  // (Kafka's "maximal ISR"); apply_metadata drops the pending ISR when the partition epoch moves.
+  // Any other refusal means the proposal was seen and turned down: the ISR is the image's.
+  const bool newer_state_exists = code == gannet::v1::INVALID_UPDATE_VERSION ||
+                                  code == gannet::v1::FENCED_LEADER_EPOCH ||
+                                  code == gannet::v1::UNKNOWN_TOPIC_OR_PARTITION;
+  if (!newer_state_exists) state_.clear_pending_isr();
 }
 
 void Partition::isr_proposal_unknown(const IsrProposal& p) {

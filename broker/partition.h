@@ -95,8 +95,11 @@ class Partition {
     int32_t partition_epoch;
   };
   std::optional<IsrProposal> isr_proposal(int64_t now_ms, int64_t lag_time_max_ms);
-  // The controller refused it: the ISR stays as the metadata log says.
-  void isr_proposal_failed();
+  // The controller refused it with `code`. A refusal that says the controller holds a newer
+  // partition state (INVALID_UPDATE_VERSION, FENCED_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION)
+  // keeps the proposal counting for the HW until the metadata moves the partition epoch; any
+  // other refusal ends it.
+  void isr_proposal_failed(ErrorCode code);
   // Its outcome is unknown (the call failed in transit; it may have committed): keep counting
   // both ISRs for the HW, and send the same proposal again.
   void isr_proposal_unknown(const IsrProposal& p);

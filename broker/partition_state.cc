@@ -25,6 +25,7 @@ bool PartitionState::apply_metadata(const PartitionMetadata& m, int64_t log_end,
     epoch_start_offset_ = log_end;
     hw_ = std::max<int64_t>(0, std::min(high_watermark, log_end));
     pending_isr_.reset();
+    maybe_advance_hw();  // alone in the ISR, the whole log is committed now
   } else if (m.leader == me_) {
     // Same term, new replica set or ISR: keep what we know of the followers.
     for (int32_t r : m.replicas) {

@@ -91,5 +91,20 @@ TEST(PartitionState, AFollowerForgetsTheLeadersView) {
   EXPECT_EQ(s.high_watermark(), 8);
 }
 
+// Issue 14.3: a leader alone in its ISR holds every committed record itself, so its HW is its log
+// end from the moment it leads. A restarted RF=1 leader kept HW 0 until its next append: consumers
+// read nothing of the 100 records it held and ListOffsets(latest) said 0.
+TEST(PartitionState, ALeaderAloneInItsIsrAdvancesTheHighWatermarkAtOnce) {
+  PartitionState s(1);
+  s.apply_metadata(PartitionMetadata{{1}, {1}, 1, 3, 3}, /*log_end=*/100, /*hw=*/0, 0);
+  EXPECT_EQ(s.high_watermark(), 100);
+  // With followers in the ISR it waits for them.
+  PartitionState t(1);
+  t.apply_metadata(meta(1, 3, {1, 2}), 100, 40, 0);
+  EXPECT_EQ(t.high_watermark(), 40);
+  EXPECT_TRUE(t.on_follower_fetch(2, 100, 1));
+  EXPECT_EQ(t.high_watermark(), 100);
+}
+
 }  // namespace
 }  // namespace gannet::broker

@@ -241,6 +241,60 @@ TEST_F(PartitionTest, UnknownOutcomeOfAnIsrExpansionDoesNotLetTheHwPassTheJoinin
       << "the HW passed ISR member 3's log end: losing leader 1 and electing 3 loses acknowledged records";
 }
 
+// Issue 14.1: the lost reply's resend is refused with INVALID_UPDATE_VERSION because the first
+// send committed (the controller's partition epoch moved on). The leader dropped its pending ISR
+// on that refusal, before its image showed the committed expansion, so in that window the HW
+// counted only the old ISR and passed follower 3, which the controller already counts as in sync.
+// The leader must keep counting the union (Kafka's "maximal ISR") until the metadata says which
+// ISR holds.
+TEST_F(PartitionTest, ARefusedResendOfALostIsrExpansionKeepsCountingTheUnionUntilTheMetadataTells) {
+  replica(1);
+  replica(2);
+  replica(3);
+  metadata({1, 2, 3}, {1, 2}, 1, 0, 0);
+  produce(1, 5);
+  replicate(2, 1, 2);
+  replicate(3, 1, 2);
+  auto proposal = p(1).isr_proposal(now_, 30'000);
+  ASSERT_TRUE(proposal);
+  ASSERT_EQ(proposal->isr, (std::vector<int32_t>{1, 2, 3}));
+  p(1).isr_proposal_unknown(*proposal);  // the reply was lost; it committed
+  auto resend = p(1).isr_proposal(now_, 30'000);
+  ASSERT_TRUE(resend) << "the same proposal goes out again";
+  EXPECT_EQ(resend->isr, proposal->isr);
+  p(1).isr_proposal_failed(gannet::v1::INVALID_UPDATE_VERSION);  // the resend meets epoch 1
+  // Follower 3 stalls at 5; the leader and follower 2 move on.
+  produce(1, 5);
+  replicate(2, 1, 2);
+  EXPECT_EQ(p(1).high_watermark(), 5) << "the HW passed follower 3, whom the controller counts as in sync";
+  // The metadata arrives: the expansion holds.
+  metadata({1, 2, 3}, {1, 2, 3}, 1, 0, 1);
+  EXPECT_LE(p(1).high_watermark(), log(3).log_end_offset());
+  replicate(3, 1, 2);
+  EXPECT_EQ(p(1).high_watermark(), 10);
+}
+
+// A refusal that says nothing about a newer partition state (INELIGIBLE_REPLICA: the controller
+// saw the proposal and turned it down) ends the change: the HW counts the ISR the metadata names,
+// and the next proposal can go out.
+TEST_F(PartitionTest, AnIsrChangeRefusedOnItsMeritsIsDroppedAtOnce) {
+  replica(1);
+  replica(2);
+  replica(3);
+  metadata({1, 2, 3}, {1, 2}, 1, 0, 0);
+  produce(1, 5);
+  replicate(2, 1, 2);
+  replicate(3, 1, 2);
+  auto proposal = p(1).isr_proposal(now_, 30'000);
+  ASSERT_TRUE(proposal);
+  p(1).isr_proposal_failed(gannet::v1::INELIGIBLE_REPLICA);
+  produce(1, 5);
+  replicate(2, 1, 2);
+  EXPECT_EQ(p(1).high_watermark(), 10) << "the refused expansion still holds the HW back";
+  replicate(3, 1, 2);
+  EXPECT_TRUE(p(1).isr_proposal(now_, 30'000)) << "a refused change blocks the next proposal";
+}
+
 // A long-polling follower request counts its fetch offset once, when it arrives: looks after a
 // wake-up (when its sender may have died and restarted with fewer records) do not vouch again.
 TEST_F(PartitionTest, OnlyAFetchsFirstLookCountsTheFollowersProgress) {

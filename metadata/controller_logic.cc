@@ -66,9 +66,46 @@ const char* api_error_name(ApiError e) {
     case ApiError::kIneligibleReplica: return "INELIGIBLE_REPLICA";
     case ApiError::kNotLeaderOrFollower: return "NOT_LEADER_OR_FOLLOWER";
     case ApiError::kInvalidRequest: return "INVALID_REQUEST";
+    case ApiError::kTopicAuthorizationFailed: return "TOPIC_AUTHORIZATION_FAILED";
+    case ApiError::kPolicyViolation: return "POLICY_VIOLATION";
   }
   return "?";
 }
+
+bool is_internal_topic(const std::string& name) {
+  return name == "__consumer_offsets" || name == "__transaction_state";
+}
+
+namespace {
+
+// The configs an internal topic must keep: compaction only (time or size retention would drop
+// live groups' offsets), and a min.insync.replicas that still lets commits through with one
+// replica down.
+std::optional<std::string> internal_topic_config_problem(const std::string& name,
+                                                         const std::map<std::string, std::string>& configs,
+                                                         int replication_factor) {
+  auto policy = configs.find("cleanup.policy");
+  if (policy == configs.end() || policy->second != "compact") {
+    return "internal topic " + name + " must keep cleanup.policy=compact";
+  }
+  if (auto m = configs.find("min.insync.replicas"); m != configs.end()) {
+    int64_t v = 0;
+    try {
+      v = std::stoll(m->second);
+    } catch (...) {
+      return std::nullopt;  // validate_topic_configs names the bad number
+    }
+    const int64_t most = std::max(1, replication_factor - 1);
+    if (v > most) {
+      return "internal topic " + name + ": min.insync.replicas=" + m->second +
+             " would stop every offset commit while one of its " + std::to_string(replication_factor) +
+             " replicas is down; at most " + std::to_string(most);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 bool ControllerLogic::live(const MetadataImage& image, int32_t broker) const {
   auto it = image.brokers().find(broker);
@@ -108,6 +145,11 @@ Decision ControllerLogic::create_topic(const MetadataImage& image, const std::st
   auto placement = place(image, 0, partitions, replication_factor);
   if (!placement.ok()) return refuse(ApiError::kInvalidReplicationFactor, placement.error().message);
   if (Decision v = validate_topic_configs(configs, replication_factor); !v.ok()) return v;
+  if (is_internal_topic(name)) {
+    if (auto problem = internal_topic_config_problem(name, configs, replication_factor)) {
+      return refuse(ApiError::kInvalidRequest, *problem);
+    }
+  }
 
   Decision d;
   const std::string id = new_topic_id(image);
@@ -130,6 +172,10 @@ Decision ControllerLogic::create_topic(const MetadataImage& image, const std::st
 Decision ControllerLogic::delete_topic(const MetadataImage& image, const std::string& name) {
   const TopicImage* t = image.topic_by_name(name);
   if (!t) return refuse(ApiError::kUnknownTopic, "unknown topic " + name);
+  if (is_internal_topic(name)) {
+    return refuse(ApiError::kTopicAuthorizationFailed,
+                  "internal topic " + name + " cannot be deleted: the brokers depend on it");
+  }
   Decision d;
   v1::MetadataRecord r;
   r.mutable_remove_topic()->set_topic_id(t->id);
@@ -141,6 +187,11 @@ Decision ControllerLogic::create_partitions(const MetadataImage& image, const st
                                             int32_t total) {
   const TopicImage* t = image.topic_by_name(name);
   if (!t) return refuse(ApiError::kUnknownTopic, "unknown topic " + name);
+  if (is_internal_topic(name)) {
+    return refuse(ApiError::kInvalidRequest,
+                  "internal topic " + name + " cannot be given more partitions: every consumer group "
+                  "would hash to another partition and lose its committed offsets");
+  }
   const int32_t have = static_cast<int32_t>(t->partitions.size());
   if (have == 0) return refuse(ApiError::kInvalidPartitions, "topic " + name + " has no partitions to copy the replication factor from");
   if (total <= have || total > 100'000) {
@@ -205,6 +256,9 @@ Decision ControllerLogic::alter_topic_configs(const MetadataImage& image, const 
   for (const std::string& k : remove) next.erase(k);
   for (const auto& [k, v] : set) next[k] = v;
   if (Decision v = validate_topic_configs(next, rf); !v.ok()) return v;
+  if (is_internal_topic(topic)) {
+    if (auto problem = internal_topic_config_problem(topic, next, rf)) return refuse(ApiError::kInvalidRequest, *problem);
+  }
   Decision d;
   auto record = [&](const std::string& k, const std::string* v) {
     v1::MetadataRecord c;

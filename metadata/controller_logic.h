@@ -31,8 +31,15 @@ enum class ApiError {
   kIneligibleReplica,          // INELIGIBLE_REPLICA
   kNotLeaderOrFollower,        // NOT_LEADER_OR_FOLLOWER
   kInvalidRequest,             // INVALID_REQUEST
+  kTopicAuthorizationFailed,   // TOPIC_AUTHORIZATION_FAILED
+  kPolicyViolation,            // POLICY_VIOLATION
 };
 const char* api_error_name(ApiError e);
+
+// Kafka's internal topics, which the brokers themselves depend on: `__consumer_offsets` (the group
+// coordinator hashes each group to one of its partitions). They cannot be deleted or given more
+// partitions, must be created compacted, and keep configs the coordinator can live with.
+bool is_internal_topic(const std::string& name);
 
 struct Decision {
   ApiError error = ApiError::kNone;

@@ -240,5 +240,41 @@ TEST_F(ControllerLogicTest, TheMetadataLogsNameIsReserved) {
   EXPECT_EQ(logic_.create_topic(*image_, "__cluster_metadata", 1, 1, {}).error, ApiError::kInvalidTopic);
 }
 
+// Issue 14.2: the offsets topic is internal. Deleting it drops every group's offsets; more
+// partitions move every group to another partition (its offsets vanish); cleanup.policy=delete
+// expires offsets by time; min.insync.replicas equal to the replication factor stops every commit
+// when one broker is down. Each is refused with Kafka's error; harmless changes still work.
+TEST_F(ControllerLogicTest, TheOffsetsTopicIsProtected) {
+  EXPECT_EQ(logic_.create_topic(*image_, "__consumer_offsets", 3, 3, {}).error, ApiError::kInvalidRequest)
+      << "created without cleanup.policy=compact";
+  apply(logic_.create_topic(*image_, "__consumer_offsets", 3, 3, {{"cleanup.policy", "compact"}}));
+  EXPECT_EQ(logic_.delete_topic(*image_, "__consumer_offsets").error, ApiError::kTopicAuthorizationFailed);
+  EXPECT_EQ(logic_.create_partitions(*image_, "__consumer_offsets", 51).error, ApiError::kInvalidRequest);
+  EXPECT_EQ(logic_.alter_topic_configs(*image_, "__consumer_offsets", {{"cleanup.policy", "delete"}}, {}).error,
+            ApiError::kInvalidRequest);
+  EXPECT_EQ(logic_.alter_topic_configs(*image_, "__consumer_offsets", {{"cleanup.policy", "compact,delete"}}, {}).error,
+            ApiError::kInvalidRequest);
+  EXPECT_EQ(logic_.alter_topic_configs(*image_, "__consumer_offsets", {}, {"cleanup.policy"}).error,
+            ApiError::kInvalidRequest)
+      << "removing the override falls back to delete";
+  EXPECT_EQ(logic_.alter_topic_configs(*image_, "__consumer_offsets", {{"min.insync.replicas", "3"}}, {}).error,
+            ApiError::kInvalidRequest);
+  apply(logic_.alter_topic_configs(*image_, "__consumer_offsets", {{"min.insync.replicas", "2"}}, {}));
+  apply(logic_.alter_topic_configs(*image_, "__consumer_offsets", {{"segment.bytes", "1048576"}}, {}));
+  EXPECT_EQ(image_->topic_by_name("__consumer_offsets")->partitions.size(), 3u);
+  // Other topics are not affected.
+  apply(logic_.create_topic(*image_, "__mine", 1, 1, {}));
+  apply(logic_.create_partitions(*image_, "__mine", 2));
+  apply(logic_.delete_topic(*image_, "__mine"));
+}
+
+// Issue 14.6: the controller does not build records past what one metadata log entry can hold.
+TEST_F(ControllerLogicTest, ATopicTooLargeForOneMetadataEntryIsRefusedBeforeItsRecordsAreBuilt) {
+  // 100,000 partitions at RF 3 fit; 10^8 never reaches the placement.
+  EXPECT_EQ(logic_.create_topic(*image_, "huge", 100'000'000, 3, {}).error, ApiError::kInvalidPartitions);
+  apply(logic_.create_topic(*image_, "small", 1, 1, {}));
+  EXPECT_EQ(logic_.create_partitions(*image_, "small", 2'000'000'000).error, ApiError::kInvalidPartitions);
+}
+
 }  // namespace
 }  // namespace gannet::metadata

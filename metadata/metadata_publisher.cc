@@ -10,6 +10,13 @@ std::string encode_batch(const std::vector<v1::MetadataRecord>& records) {
   return b.SerializeAsString();
 }
 
+size_t encoded_size(const v1::MetadataRecord& r) {
+  const size_t body = r.ByteSizeLong();
+  size_t len = 1;  // the length's varint
+  for (size_t v = body; v >= 0x80; v >>= 7) ++len;
+  return 1 + len + body;  // field 1's tag is one byte
+}
+
 void MetadataPublisher::subscribe(Subscriber s) {
   std::lock_guard<std::mutex> l(mu_);
   subscribers_.push_back(std::move(s));

@@ -57,5 +57,9 @@ class MetadataPublisher : public raft::RaftListener {
 
 // The records of one decision as one quorum entry's data (a MetadataBatch).
 std::string encode_batch(const std::vector<v1::MetadataRecord>& records);
+// What `r` adds to encode_batch's output (its field tag, length and body).
+size_t encoded_size(const v1::MetadataRecord& r);
+// The largest quorum entry (raft::RaftConfig::max_record_bytes): one decision must fit in it.
+inline constexpr size_t kMaxEntryBytes = 8 << 20;
 
 }  // namespace gannet::metadata

@@ -102,6 +102,13 @@ Status LogManager::load_all() {
   const bool clean = fs_->exists(marker);
   GANNET_ASSIGN_OR_RETURN(auto checkpoints,
                           read_checkpoint(fs_, join_path(dir, kRecoveryPointFile)));
+  // A missing or unreadable HW checkpoint only means the HWs start at 0 (as before it existed).
+  std::map<std::string, int64_t> hws;
+  if (auto r = read_checkpoint(fs_, join_path(dir, kReplicationOffsetFile)); r.ok()) {
+    hws = std::move(r).value();
+  } else {
+    LOG(WARNING) << r.error().to_string() << "; high watermarks start at 0";
+  }
   GANNET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list_dir(dir));
   std::vector<std::pair<TopicPartition, std::string>> todo;
   for (const std::string& name : names) {
@@ -140,6 +147,9 @@ Status LogManager::load_all() {
       if (!log.ok()) {
         if (!first_error) first_error = log.error();
         continue;
+      }
+      if (auto it = hws.find(tp.dir_name()); it != hws.end()) {
+        (*log)->update_high_watermark(std::min(it->second, (*log)->log_end_offset()));
       }
       logs_[tp] = std::shared_ptr<Log>(std::move(log).value());
     }
@@ -345,8 +355,29 @@ Status LogManager::checkpoint_recovery_points() {
   }
   GANNET_RETURN_IF_ERROR(write_file_atomic(fs_, join_path(options_.data_dir, kRecoveryPointFile), text));
   // Kept in step with the partition set, so a re-created partition never inherits the cleaned
-  // offset of an earlier log of the same name.
+  // offset or the high watermark of an earlier log of the same name.
+  GANNET_RETURN_IF_ERROR(checkpoint_high_watermarks_locked());
   return checkpoint_cleaner_offsets_locked();
+}
+
+Status LogManager::checkpoint_high_watermarks() {
+  std::lock_guard<std::mutex> cl(checkpoint_mu_);
+  return checkpoint_high_watermarks_locked();
+}
+
+Status LogManager::checkpoint_high_watermarks_locked() {
+  std::vector<std::pair<TopicPartition, int64_t>> hws;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [tp, log] : logs_) {
+      hws.emplace_back(tp, std::max<int64_t>(0, std::min(log->high_watermark(), log->log_end_offset())));
+    }
+  }
+  std::string text = "0\n" + std::to_string(hws.size()) + "\n";
+  for (const auto& [tp, offset] : hws) {
+    text += tp.topic + " " + std::to_string(tp.partition) + " " + std::to_string(offset) + "\n";
+  }
+  return write_file_atomic(fs_, join_path(options_.data_dir, kReplicationOffsetFile), text);
 }
 
 Status LogManager::checkpoint_cleaner_offsets_locked() {
@@ -450,6 +481,7 @@ Status LogManager::run_flush() {
 void LogManager::background_loop() {
   int64_t next_retention = clock_->monotonic_ms() + options_.retention_check_interval_ms;
   int64_t next_checkpoint = clock_->monotonic_ms() + options_.checkpoint_interval_ms;
+  int64_t next_hw_checkpoint = clock_->monotonic_ms() + options_.hw_checkpoint_interval_ms;
   std::unique_lock<std::mutex> l(bg_mu_);
   while (!stopping_) {
     bg_cv_.wait_for(l, std::chrono::milliseconds(options_.flush_check_interval_ms));
@@ -465,6 +497,11 @@ void LogManager::background_loop() {
       Status st = checkpoint_recovery_points();
       if (!st.ok()) LOG(ERROR) << "recovery point checkpoint: " << st.error().to_string();
       next_checkpoint = now + options_.checkpoint_interval_ms;
+      next_hw_checkpoint = now + options_.hw_checkpoint_interval_ms;  // written with it
+    } else if (now >= next_hw_checkpoint) {
+      Status st = checkpoint_high_watermarks();
+      if (!st.ok()) LOG(ERROR) << "high watermark checkpoint: " << st.error().to_string();
+      next_hw_checkpoint = now + options_.hw_checkpoint_interval_ms;
     }
     l.lock();
   }

@@ -55,6 +55,7 @@ class LogManager {
     int64_t retention_check_interval_ms = 300'000;  // log.retention.check.interval.ms
     int64_t flush_check_interval_ms = 1'000;        // how often flush.ms is looked at
     int64_t checkpoint_interval_ms = 60'000;        // recovery-point checkpoint period
+    int64_t hw_checkpoint_interval_ms = 5'000;      // replica.high.watermark.checkpoint.interval.ms
     // Log compaction (log_cleaner.h), on a thread of its own so a long clean never delays
     // flushes or retention: every cleaner_backoff_ms, each log with cleanup.policy compact whose
     // dirty ratio reaches its min.cleanable.dirty.ratio is cleaned (log.cleaner.enable,
@@ -67,6 +68,10 @@ class LogManager {
   static constexpr const char* kCleanShutdownFile = ".clean-shutdown";
   static constexpr const char* kRecoveryPointFile = "recovery-point-offset-checkpoint";
   static constexpr const char* kCleanerOffsetFile = "cleaner-offset-checkpoint";
+  // Each log's high watermark (Kafka's replication-offset checkpoint), same format as the
+  // recovery points: written with them, every hw_checkpoint_interval_ms and at close; read back
+  // at open, clamped to the log end.
+  static constexpr const char* kReplicationOffsetFile = "replication-offset-checkpoint";
 
   static Result<std::unique_ptr<LogManager>> open(Options options);
   // Stops the background thread; does not close logs (a crash). Call close() for a clean stop.
@@ -97,7 +102,9 @@ class LogManager {
   std::vector<TopicPartition> partitions() const;
 
   // One pass of each background task (also callable from tests with background = false).
+  // checkpoint_recovery_points() writes the high watermarks too.
   Status checkpoint_recovery_points();
+  Status checkpoint_high_watermarks();
   Result<int> run_retention();
   Status run_flush();
   // One cleaner pass: cleans, dirtiest first, every compacted log (not offline, closed or
@@ -123,6 +130,7 @@ class LogManager {
   // Writes kCleanerOffsetFile with every compacted log's first dirty offset (when there is one
   // or the file exists). Caller holds checkpoint_mu_.
   Status checkpoint_cleaner_offsets_locked();
+  Status checkpoint_high_watermarks_locked();
   void stop_threads();
 
   Options options_;

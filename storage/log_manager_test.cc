@@ -316,8 +316,9 @@ TEST_P(LogManagerTest, InvalidTopicNamesAreRejected) {
   ASSERT_FALSE(neg.ok());
   EXPECT_EQ(neg.error().code, Errc::kInvalidConfig);
   EXPECT_TRUE(m->partitions().empty());
-  // Nothing but the (empty) recovery-point checkpoint the manager writes at open.
-  EXPECT_EQ(dir_entries(), std::vector<std::string>{LogManager::kRecoveryPointFile});
+  // Nothing but the (empty) recovery-point and HW checkpoints the manager writes at open.
+  EXPECT_EQ(dir_entries(),
+            (std::vector<std::string>{LogManager::kRecoveryPointFile, LogManager::kReplicationOffsetFile}));
 
   EXPECT_NE(create(*m, tp("a.b_c-D", 0)), nullptr);
   EXPECT_NE(create(*m, tp(std::string(249, 'y'), 0)), nullptr);
@@ -381,6 +382,62 @@ TEST_P(LogManagerTest, CleanCloseWritesMarkerAndCheckpointAndReopenRestoresEvery
   auto want = expected[log->dir()];
   want.push_back("after");
   EXPECT_EQ(contents(*log), want);
+}
+
+// Issue 14.3: the high watermark survives a restart (Kafka's replication-offset checkpoint). A
+// restarted leader served nothing until its next append (its HW was 0), ListOffsets(latest) said
+// 0, and compaction, which stops at the HW, did nothing. Written with the recovery points and at
+// close; read back clamped to the log end (a crash may have cut the tail below it); a partition
+// deleted and created again never inherits the old log's HW.
+TEST_P(LogManagerTest, TheHighWatermarkSurvivesARestart) {
+  auto m = open_manager();
+  ASSERT_NE(m, nullptr);
+  auto a = create(*m, tp("a", 0));
+  auto b = create(*m, tp("b", 0));
+  auto gone = create(*m, tp("gone", 0));
+  ASSERT_TRUE(a && b && gone);
+  for (int i = 0; i < 5; ++i) append(*a, "a" + std::to_string(i));
+  for (int i = 0; i < 3; ++i) append(*b, "b" + std::to_string(i));
+  for (int i = 0; i < 4; ++i) append(*gone, "g" + std::to_string(i));
+  a->update_high_watermark(4);
+  b->update_high_watermark(3);
+  gone->update_high_watermark(4);
+  ASSERT_TRUE(m->close().ok());
+  ASSERT_TRUE(fs_->exists(path(LogManager::kReplicationOffsetFile)));
+  m.reset();
+  m = open_manager();
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->get(tp("a", 0))->high_watermark(), 4) << "clean restart";
+  EXPECT_EQ(m->get(tp("b", 0))->high_watermark(), 3);
+
+  // A crash after a checkpoint: the checkpointed HW comes back.
+  a = m->get(tp("a", 0));
+  append(*a, "a5");
+  a->update_high_watermark(6);
+  ASSERT_TRUE(a->flush().ok());
+  ASSERT_TRUE(m->checkpoint_recovery_points().ok());
+  // The partition is deleted and created again; its new log holds two records, none committed.
+  ASSERT_TRUE(m->remove(tp("gone", 0)).ok());
+  gone = create(*m, tp("gone", 0));
+  ASSERT_NE(gone, nullptr);
+  append(*gone, "new0");
+  append(*gone, "new1");
+  ASSERT_TRUE(gone->flush().ok());
+  a.reset();
+  gone.reset();
+  m.reset();  // no close()
+  m = open_manager();
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->get(tp("a", 0))->high_watermark(), 6) << "unclean restart after a checkpoint";
+  EXPECT_LE(m->get(tp("gone", 0))->high_watermark(), 0) << "the re-created log inherited the old HW";
+
+  // The checkpoint says more than the log holds (its tail was lost): clamped to the log end.
+  m.reset();
+  const std::string cp = "0\n1\nb 0 9\n";
+  ASSERT_TRUE(write_file_atomic(fs_, path(LogManager::kReplicationOffsetFile), cp).ok());
+  m = open_manager();
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->get(tp("b", 0))->high_watermark(), 3);
 }
 
 TEST_P(LogManagerTest, UncleanRestartRecoversEveryPartition) {

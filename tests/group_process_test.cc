@@ -709,6 +709,25 @@ TEST_F(GroupProcessTest, AdminResetDeleteListAndUnknownGroups) {
     return std::all_of(d->offsets.begin(), d->offsets.end(), [](const auto& o) { return o.second.committed == kPerPartition; });
   }, 20s)) << run.dump();
 
+  // Issue 14.2: admin mistakes on the offsets topic are refused with Kafka's errors; with more
+  // partitions every group would hash to another partition and its offsets would vanish.
+  for (const auto& [args, code] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"topic", "add-partitions", "__consumer_offsets", "--partitions", "51"}, "INVALID_REQUEST"},
+           {{"topic", "delete", "__consumer_offsets"}, "TOPIC_AUTHORIZATION_FAILED"},
+           {{"topic", "alter-config", "__consumer_offsets", "--set", "cleanup.policy=delete"}, "INVALID_REQUEST"}}) {
+    std::vector<std::string> a = args;
+    a.insert(a.end(), {"--bootstrap-server", bs});
+    CliRun r = gannet_cli(a);
+    EXPECT_EQ(r.code, 1) << r.dump();
+    EXPECT_TRUE(contains(r.err, code)) << r.dump();
+  }
+  {
+    auto d = describe_cli(bs, "g-adm", &run);
+    ASSERT_TRUE(d) << "the group's offsets are gone" << run.dump();
+    EXPECT_EQ(d->offsets.size(), 3u) << run.dump();
+    for (const auto& [tp, o] : d->offsets) EXPECT_EQ(o.committed, kPerPartition) << tp << run.dump();
+  }
+
   // Stopped: Empty; the reset works and the group re-reads from there.
   stop_all(cs);
   EXPECT_TRUE(testing::wait_until([&] { return listed_state("g-adm", &run).value_or("") == "Empty"; }, 20s)) << run.dump();
