@@ -391,10 +391,15 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     const size_t max_bytes = req->max_bytes() > 0 ? std::min<size_t>(static_cast<size_t>(req->max_bytes()), 48u << 20)
                                                   : (48u << 20);
     // A follower's request from an earlier incarnation (the broker restarted since, maybe losing
-    // unsynced records) must not count its progress (KIP-903).
+    // unsynced records) must not count its progress (KIP-903). Its progress counts (HW, ISR) only
+    // with exactly the broker epoch the image registered for that replica, from a registered,
+    // unfenced broker: a fetch naming a follower's id with any other epoch (a newer one: this
+    // image is behind, or a forged request) still gets the records but vouches for nothing.
+    bool counts = true;
     if (req->replica_id() >= 0) {
       auto image = b_->publisher_->image();
       auto it = image->brokers().find(req->replica_id());
+      counts = it != image->brokers().end() && !it->second.fenced && req->broker_epoch() == it->second.epoch;
       if (it != image->brokers().end() && req->broker_epoch() < it->second.epoch) {
         for (const auto& pd : req->partitions()) {
           auto* r = resp->add_partitions();
@@ -430,7 +435,7 @@ class BrokerServer::Service final : public bv1::Broker::Service {
         const size_t room = total >= max_bytes ? 0 : max_bytes - total;
         FetchOutcome o = part->read(req->replica_id(), pd.fetch_offset(), pd.current_leader_epoch(),
                                     pd.last_fetched_epoch(), room == 0 ? 1 : std::min(part_max, room), now,
-                                    /*count_progress=*/first_look);
+                                    /*count_progress=*/first_look && counts);
         if (room == 0 && !o.records.empty()) o.records.clear();  // over the response budget
         r->set_error_code(o.error);
         r->set_error_message(o.message);

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "broker/group_records.h"
+#include "storage/log_manager.h"
 #include "storage/record_batch.h"
 
 namespace gannet::broker {
@@ -691,7 +692,9 @@ void GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std::st
   }
   maybe_complete_join_locked(*g, now);
   // Wait for the join phase to end with an answer for this member.
-  const auto deadline = after_ms(rebalance_timeout + options_.initial_rebalance_delay_ms + kJoinSlackMs);
+  // In 64 bits: both are client- or operator-chosen int32s (INT32_MAX is a valid rebalance timeout).
+  const auto deadline =
+      after_ms(int64_t{rebalance_timeout} + int64_t{options_.initial_rebalance_delay_ms} + kJoinSlackMs);
   while (true) {
     Group* cur = find_group_locked(req.group_id());
     if (stopping_ || !cur) return fail(ev1::NOT_COORDINATOR, "the coordinator moved");
@@ -743,7 +746,7 @@ void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroup
   m.awaiting_sync = true;
   const int32_t generation = g->generation;
   const std::string member_id = req.member_id();
-  const int64_t bound_ms = std::max(m.session_timeout_ms, m.rebalance_timeout_ms) + kJoinSlackMs;
+  const int64_t bound_ms = int64_t{std::max(m.session_timeout_ms, m.rebalance_timeout_ms)} + kJoinSlackMs;
   if (member_id == g->leader) {
     // One write of the group's record at a time (the writer thread may be writing its Empty
     // record): else the older of two could land last, and be all compaction keeps of the group.
@@ -947,7 +950,13 @@ void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::Off
         r->set_error_code(ev1::OFFSET_METADATA_TOO_LARGE);
         continue;
       }
-      if (t.name().empty() || pp.partition() < 0) {
+      if (!storage::valid_topic_name(t.name())) {
+        // Checked before the record key is built (its topic length is an int16): a longer name
+        // would be cut while the commit was acknowledged.
+        r->set_error_code(ev1::INVALID_TOPIC_EXCEPTION);
+        continue;
+      }
+      if (pp.partition() < 0) {
         r->set_error_code(ev1::UNKNOWN_TOPIC_OR_PARTITION);
         continue;
       }

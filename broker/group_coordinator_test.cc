@@ -204,6 +204,33 @@ TEST_F(GroupCoordinatorTest, BadRequestsGetTypedErrors) {
   EXPECT_EQ(br.topics(0).partitions(0).error_code(), ev1::OFFSET_METADATA_TOO_LARGE);
 }
 
+// Issue 14.9: client numbers never overflow, names are checked before they are written. A join
+// with rebalance_timeout_ms = INT32_MAX computed its wait as an int32 sum (timeout + initial delay +
+// slack) that wrapped negative, so it gave up at once (REBALANCE_IN_PROGRESS) instead of waiting
+// for the other member; and an OffsetCommit topic name longer than the record key's int16 length
+// was cut at 32,767 bytes while the commit was acknowledged.
+TEST_F(GroupCoordinatorTest, ClientNumbersNeverOverflowAndNamesAreCheckedBeforeTheyAreWritten) {
+  options_.initial_rebalance_delay_ms = 100;  // the sum overflows only with a delay (default 1 s)
+  start_coordinator(2);
+  auto a = join("big");
+  ASSERT_EQ(a.error_code(), ev1::NONE);
+  ASSERT_EQ(sync("big", a, {{a.member_id(), "all"}}).error_code(), ev1::NONE);
+  auto b = std::async(std::launch::async, [&] { return join("big", "", 600, INT32_MAX); });
+  std::this_thread::sleep_for(200ms);
+  auto a2 = join("big", a.member_id());
+  auto b2 = b.get();
+  EXPECT_EQ(b2.error_code(), ev1::NONE) << b2.error_message();
+  EXPECT_EQ(a2.error_code(), ev1::NONE) << a2.error_message();
+
+  wait_loaded("solo");
+  for (const std::string& bad : {std::string(40'000, 't'), std::string(250, 'u'), std::string("a b"), std::string("..")}) {
+    EXPECT_EQ(commit("solo", bad, 0, 5), ev1::INVALID_TOPIC_EXCEPTION) << bad.substr(0, 20) << " (" << bad.size() << " bytes)";
+    EXPECT_EQ(fetch("solo", bad, 0), -1) << "a refused commit was stored";
+  }
+  EXPECT_EQ(commit("solo", std::string(249, 'v'), 0, 5), ev1::NONE);
+  EXPECT_EQ(fetch("solo", std::string(249, 'v'), 0), 5);
+}
+
 TEST_F(GroupCoordinatorTest, NotTheCoordinatorOnceLeadershipMoves) {
   ASSERT_EQ(commit("solo", "t", 0, 10), ev1::NONE);
   const int32_t p = GroupCoordinator::partition_for("solo", kPartitions);

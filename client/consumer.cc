@@ -620,6 +620,8 @@ ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>&
 }
 
 ErrorCode Consumer::commit_sync(const std::map<TopicPartition, OffsetAndMetadata>& offsets) {
+  // After every commit_async made before it (as Kafka's commitSync).
+  if (last_async_commit_.valid()) last_async_commit_.wait();
   return do_commit(offsets.empty() ? current_positions() : offsets,
                    Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), in_group_mode());
 }
@@ -636,23 +638,27 @@ void Consumer::commit_async(std::function<void(ErrorCode)> callback,
       // in a later poll).
       std::promise<ErrorCode> refused;
       refused.set_value(member_id_.empty() ? ev1::UNKNOWN_MEMBER_ID : ev1::REBALANCE_IN_PROGRESS);
-      async_commits_.emplace_back(refused.get_future(), std::move(callback));
+      async_commits_.emplace_back(refused.get_future().share(), std::move(callback));
       return;
     }
     pinned.emplace(generation_, member_id_);
   }
-  auto f = std::async(std::launch::async, [this, what, as_member, pinned] {
-    return do_commit(what, Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), as_member, pinned);
-  });
+  // Goes out once the previous commit_async is answered: one commit in flight at a time, in call
+  // order (concurrent ones could land in any order, an older offset last).
+  std::shared_future<ErrorCode> previous = last_async_commit_;
+  auto f = std::async(std::launch::async, [this, what, as_member, pinned, previous] {
+             if (previous.valid()) previous.wait();
+             return do_commit(what, Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), as_member,
+                              pinned);
+           }).share();
+  last_async_commit_ = f;
   async_commits_.emplace_back(std::move(f), std::move(callback));
 }
 
 void Consumer::run_async_callbacks(bool wait) {
+  // Callbacks run in call order: stop at the first commit still out.
   for (auto it = async_commits_.begin(); it != async_commits_.end();) {
-    if (!wait && it->first.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-      ++it;
-      continue;
-    }
+    if (!wait && it->first.wait_for(std::chrono::seconds(0)) != std::future_status::ready) break;
     ErrorCode e = it->first.get();
     if (it->second) it->second(e);
     it = async_commits_.erase(it);

@@ -254,7 +254,12 @@ class Consumer {
   std::vector<TopicPartition> previous_assignment_;   // for the sticky assignor
   int32_t previous_generation_ = -1;
   std::atomic<int64_t> rebalances_{0};
-  std::vector<std::pair<std::future<gannet::v1::ErrorCode>, std::function<void(gannet::v1::ErrorCode)>>> async_commits_;
+  // commit_async calls not yet reported, in call order. Each waits for the one before it, so
+  // commits land in call order (a later commit is never overwritten by an earlier one);
+  // commit_sync waits for the last one first.
+  std::vector<std::pair<std::shared_future<gannet::v1::ErrorCode>, std::function<void(gannet::v1::ErrorCode)>>>
+      async_commits_;
+  std::shared_future<gannet::v1::ErrorCode> last_async_commit_;
 
   // Shared with the heartbeat thread.
   mutable std::mutex gmu_;

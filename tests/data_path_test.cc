@@ -13,6 +13,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/consumer.h"
@@ -159,10 +160,33 @@ TEST(DataPath, AcknowledgedRecordsSurviveTheLeadersDeath) {
   // Consumers see exactly what was acknowledged, in order.
   for (int p = 0; p < 3; ++p) EXPECT_EQ(d.consume("events", p), acked[p]) << "partition " << p;
 
-  // SIGKILL the leader of partition 0, keep producing, then check nothing acknowledged is lost.
+  // SIGKILL the leader of partition 0 while acks=all produces to it are outstanding and both of
+  // its followers are stopped, so nothing written since is on any follower: if the leader
+  // acknowledged before its ISR had the records (a HW that ignored the followers), those records
+  // die with it. The followers resume before the controller elects one of them; then keep
+  // producing and check nothing acknowledged is lost.
   const int victim = d.leader_of("events", 0);
   ASSERT_GE(victim, 1);
+  std::vector<int> followers;
+  for (int id : {1, 2, 3}) {
+    if (id != victim) followers.push_back(id);
+  }
+  for (int f : followers) c.kill(f, SIGSTOP);
+  std::vector<std::string> in_flight_acked;
+  std::thread writer([&] {
+    for (int i = 0; i < 5; ++i) {
+      std::vector<std::string> values;
+      for (int j = 0; j < 5; ++j) values.push_back("k" + std::to_string(i) + "-" + std::to_string(j));
+      ProduceResult r = d.produce("events", 0, batch_of(values), -1, victim);  // one attempt each
+      if (r.error == gannet::v1::NONE) in_flight_acked.insert(in_flight_acked.end(), values.begin(), values.end());
+    }
+  });
+  std::this_thread::sleep_for(700ms);  // well inside replica.lag.time.max.ms: the ISR is still whole
   c.kill(victim, SIGKILL);
+  for (int f : followers) c.kill(f, SIGCONT);
+  writer.join();
+  std::cout << "acknowledged while the followers were stopped: " << in_flight_acked.size() << std::endl;
+  for (auto& v : in_flight_acked) acked[0].push_back(v);
   send_round(60);
   for (int p = 0; p < 3; ++p) {
     std::vector<std::string> got = d.consume("events", p);
@@ -189,6 +213,75 @@ TEST(DataPath, AcknowledgedRecordsSurviveTheLeadersDeath) {
     }
     return true;
   }, 30s)) << c.metadata({"events"}).ShortDebugString();
+}
+
+// Issue 14.5: a Fetch on the client port naming a follower's replica id with a broker epoch above
+// the registered one moved the HW without the data: with both followers of an RF=3 partition
+// stopped, one such fetch per follower at the log end took the HW from 50 to 51, and acks=all
+// would then acknowledge a record only the leader holds. A follower's fetch counts only with
+// exactly the registered broker epoch.
+TEST(DataPath, AForgedReplicaFetchDoesNotMoveTheHighWatermark) {
+  Cluster c(3, "replica.lag.time.max.ms=30000\nreplica.fetch.wait.max.ms=200\n");
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 30s));
+  ASSERT_EQ(c.create_error("forge", 1, 3, {}), gannet::v1::NONE);
+  DataPath d(c);
+  std::vector<std::string> fifty;
+  for (int i = 0; i < 50; ++i) fifty.push_back("r" + std::to_string(i));
+  ProduceResult first;
+  ASSERT_TRUE(testing::wait_until([&] {
+    first = d.produce("forge", 0, batch_of(fifty), -1);
+    return first.error == gannet::v1::NONE;
+  }, 20s));
+  auto md = c.metadata({"forge"});
+  ASSERT_EQ(md.topics_size(), 1);
+  const auto& pm = md.topics(0).partitions(0);
+  const int leader = pm.leader();
+  const int32_t epoch = pm.leader_epoch();
+  std::vector<int> followers;
+  for (int r : pm.replicas()) {
+    if (r != leader) followers.push_back(r);
+  }
+  ASSERT_EQ(followers.size(), 2u);
+  ASSERT_EQ(d.consume("forge", 0).size(), 50u);
+  for (int f : followers) c.kill(f, SIGSTOP);
+  ASSERT_EQ(d.produce("forge", 0, batch_of({"only-on-the-leader"}), 1).error, gannet::v1::NONE);
+  auto hw_now = [&] {
+    FetchRequest req;
+    req.set_replica_id(-1);
+    auto* pd = req.add_partitions();
+    pd->set_topic("forge");
+    pd->set_partition(0);
+    pd->set_fetch_offset(0);
+    pd->set_current_leader_epoch(-1);
+    pd->set_last_fetched_epoch(-1);
+    FetchResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    if (!c.broker(leader)->Fetch(&ctx, req, &resp).ok() || resp.partitions_size() != 1) return int64_t{-1};
+    return resp.partitions(0).high_watermark();
+  };
+  EXPECT_EQ(hw_now(), 50);
+  for (int64_t forged_epoch : {int64_t{1} << 40, int64_t{-1} + (int64_t{1} << 62)}) {
+    for (int f : followers) {
+      FetchRequest req;
+      req.set_replica_id(f);
+      req.set_broker_epoch(forged_epoch);
+      auto* pd = req.add_partitions();
+      pd->set_topic("forge");
+      pd->set_partition(0);
+      pd->set_fetch_offset(51);
+      pd->set_current_leader_epoch(epoch);
+      pd->set_last_fetched_epoch(epoch);
+      FetchResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+      ASSERT_TRUE(c.broker(leader)->Fetch(&ctx, req, &resp).ok());
+    }
+  }
+  EXPECT_EQ(hw_now(), 50) << "forged follower fetches moved the HW past records only the leader holds";
+  for (int f : followers) c.kill(f, SIGCONT);
+  EXPECT_TRUE(testing::wait_until([&] { return hw_now() == 51; }, 20s)) << "the real followers' fetches move it";
 }
 
 TEST(DataPath, BadProduceInputGetsTypedErrors) {

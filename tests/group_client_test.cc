@@ -645,6 +645,44 @@ TEST_F(GroupClientTest, CommitAsyncSyncExplicitAndAfterBeingThrownOut) {
   EXPECT_EQ(committed(group, p1), 15);
 }
 
+// Issue 14.4: each commit_async ran on a std::async thread of its own, so commits raced and
+// commit(10) could land after commit(20) and overwrite it. They land, and their callbacks run,
+// in call order; a commit_sync after them lands last.
+TEST_F(GroupClientTest, CommitAsyncCallsLandInCallOrder) {
+  const std::string group = "g-order";
+  create_topic("ord", 1);
+  produce("ord", 0, 50);
+  auto cfg = config(group);
+  cfg.enable_auto_commit = false;  // only the commits below
+  Consumer k(cfg);
+  k.subscribe(Topics{"ord"});
+  std::vector<ConsumerRecord> got;
+  ASSERT_TRUE(poll_until(k, &got, [&] { return got.size() >= 50; }, 20s)) << got.size();
+  const TopicPartition p0{"ord", 0};
+  constexpr int kCommits = 40;
+  std::vector<int> order;
+  std::vector<ErrorCode> results;
+  for (int i = 1; i <= kCommits; ++i) {
+    k.commit_async(
+        [&, i](ErrorCode e) {
+          order.push_back(i);
+          results.push_back(e);
+        },
+        {{p0, client::OffsetAndMetadata{i, ""}}});
+  }
+  ASSERT_TRUE(poll_until(k, &got, [&] { return order.size() == kCommits; }, 20s)) << order.size();
+  std::vector<int> want(kCommits);
+  for (int i = 0; i < kCommits; ++i) want[i] = i + 1;
+  EXPECT_EQ(order, want) << "callbacks out of call order";
+  for (ErrorCode e : results) EXPECT_EQ(e, gannet::v1::NONE);
+  EXPECT_EQ(committed(group, p0), kCommits) << "an earlier commit_async overwrote a later one";
+  // Async commits then a sync one: the sync one lands last.
+  for (int i = 1; i <= 10; ++i) k.commit_async(nullptr, {{p0, client::OffsetAndMetadata{100 + i, ""}}});
+  EXPECT_EQ(k.commit_sync({{p0, client::OffsetAndMetadata{7, ""}}}), gannet::v1::NONE);
+  EXPECT_EQ(committed(group, p0), 7) << "an async commit made before commit_sync landed after it";
+  k.close();
+}
+
 // ---- 5. Pause / resume --------------------------------------------------------------------------
 
 TEST_F(GroupClientTest, PausedPartitionReturnsNothingAndResumesWithoutGapOrDuplicate) {

@@ -613,6 +613,43 @@ TEST_F(GroupProcessTest, RestartedGroupResumesFromCommittedOffsets) {
   stop_all(second);
 }
 
+// Issue 14.4: `gannet consume --group` with auto commit committed only after a poll that returned
+// records, and only once 5 s had passed since the last commit: a member that read everything and
+// then idled kept it uncommitted until it exited, and a SIGKILL then re-read it all. Auto commit
+// runs on schedule, records or not.
+TEST_F(GroupProcessTest, AnIdleMemberCommitsOnSchedule) {
+  create_topic("idle", 3);
+  constexpr int kRecords = 30;
+  std::vector<std::string> values;
+  for (int i = 0; i < kRecords; ++i) values.push_back("idle-" + std::to_string(i));
+  ASSERT_EQ(produce("idle", values), kRecords);
+  const std::string bs = bootstrap();
+  Consumers cs;
+  add(cs, "idle-c1").start(bs, "idle", "g-idle", {"--from-beginning", "--auto-commit-interval-ms", "1000"});
+  std::map<std::string, int> got;
+  ASSERT_TRUE(testing::wait_until([&] {
+    got = printed(cs);
+    return got.size() >= static_cast<size_t>(kRecords);
+  }, 60s)) << dump_all(cs);
+  // It now idles: within a few intervals its positions are committed while it still runs.
+  CliRun run;
+  int64_t committed = 0;
+  const bool all_committed = testing::wait_until([&] {
+    auto d = describe_cli(bs, "g-idle", &run);
+    if (!d) return false;
+    committed = 0;
+    for (const auto& [tp, o] : d->offsets) committed += std::max<int64_t>(0, o.committed);
+    return committed == kRecords;
+  }, 15s);
+  EXPECT_TRUE(all_committed) << "an idle member committed " << committed << " of " << kRecords << " read" << run.dump();
+  cs.back()->crash();
+  auto d = describe_cli(bs, "g-idle", &run);
+  ASSERT_TRUE(d) << run.dump();
+  committed = 0;
+  for (const auto& [tp, o] : d->offsets) committed += std::max<int64_t>(0, o.committed);
+  EXPECT_EQ(committed, kRecords) << "after the SIGKILL a new member would re-read " << kRecords - committed << run.dump();
+}
+
 // ---- 4. Two groups --------------------------------------------------------------------------------
 
 TEST_F(GroupProcessTest, TwoGroupsEachReadEveryRecord) {

@@ -204,7 +204,17 @@ int consume_command(const Args& a) {
   } listener;
   listener.c = &consumer;
   listener.printed = &printed;
-  auto next_commit = Clock::now() + std::chrono::seconds(5);
+  // --commit auto commits every auto.commit.interval.ms (default 5 s, as Kafka's consumer), also
+  // while no records arrive: a member that read everything and then idles has it committed on
+  // schedule, not only at exit.
+  int32_t commit_interval_ms = 5'000;
+  if (auto v = a.last("auto-commit-interval-ms")) {
+    auto n = parse_int32(*v);
+    if (!n || *n <= 0) return usage("--auto-commit-interval-ms " + *v + ": expected a positive number");
+    commit_interval_ms = *n;
+  }
+  auto next_commit = Clock::now() + std::chrono::milliseconds(commit_interval_ms);
+  bool uncommitted = false;  // printed holds positions not committed yet
   std::vector<client::TopicPartition> tps;
   if (!group.empty() && !a.has("partition")) {
     // Group membership: the group's coordinator hands out the partitions.
@@ -238,12 +248,18 @@ int consume_command(const Args& a) {
   std::signal(SIGTERM, on_stop_signal);
   while ((max_messages < 0 || count < max_messages) && !g_stop.load()) {
     gannet::v1::ErrorCode err;
-    auto records = consumer.poll(500, &err);
+    auto records = consumer.poll(std::min(500, commit_interval_ms), &err);
     if (err != gannet::v1::NONE) {
       std::fprintf(stderr, "gannet: %s: %s\n", topic.c_str(), code_name(err).c_str());
       return kExitError;
     }
     if (records.empty()) {
+      if (!group.empty() && uncommitted && Clock::now() >= next_commit) {
+        next_commit = Clock::now() + std::chrono::milliseconds(commit_interval_ms);
+        const auto e = consumer.commit_sync(printed);
+        if (e == gannet::v1::NONE) uncommitted = false;
+        if (e != gannet::v1::NONE) std::fprintf(stderr, "gannet: commit: %s (will retry)\n", code_name(e).c_str());
+      }
       if (idle_ms >= 0 && secs_since(last) * 1000 >= idle_ms) break;
       continue;
     }
@@ -252,6 +268,7 @@ int consume_command(const Args& a) {
       if (max_messages >= 0 && count >= max_messages) break;
       ++count;
       printed[{r.topic, r.partition}] = client::OffsetAndMetadata{r.offset + 1, ""};
+      uncommitted = true;
       if (json) {
         Json j;
         j.begin_object().field("topic", r.topic).field("partition", r.partition).field("offset", r.offset);
@@ -268,10 +285,11 @@ int consume_command(const Args& a) {
       std::printf("%s\n", out.c_str());
     }
     std::fflush(stdout);
-    if (!group.empty() && !printed.empty() && (commit_mode == "sync" || Clock::now() >= next_commit)) {
-      next_commit = Clock::now() + std::chrono::seconds(5);
+    if (!group.empty() && uncommitted && (commit_mode == "sync" || Clock::now() >= next_commit)) {
+      next_commit = Clock::now() + std::chrono::milliseconds(commit_interval_ms);
       const auto e = consumer.commit_sync(printed);
-      if (e != gannet::v1::NONE) std::fprintf(stderr, "gannet: commit: %s (the records will be read again)\n", code_name(e).c_str());
+      if (e == gannet::v1::NONE) uncommitted = false;
+      if (e != gannet::v1::NONE) std::fprintf(stderr, "gannet: commit: %s (will retry)\n", code_name(e).c_str());
     }
   }
   if (!group.empty() && !printed.empty()) consumer.commit_sync(printed);
