@@ -529,6 +529,7 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   lo.data_dir = b->options_.data_dir;
   lo.default_config = b->options_.default_log_config;
   lo.retention_check_interval_ms = b->options_.retention_check_interval_ms;
+  lo.hw_checkpoint_interval_ms = b->options_.hw_checkpoint_interval_ms;
   auto logs = storage::LogManager::open(lo);
   if (!logs.ok()) return "cannot open the partition logs: " + logs.error().to_string();
   b->logs_ = std::move(logs).value();

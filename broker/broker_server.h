@@ -61,6 +61,7 @@ struct BrokerServerOptions {
   // batches in one (acks=all RF=3 1 KiB: 255-271 -> 255-304 MB/s in data_bench).
   int64_t replica_fetch_max_bytes = 4 << 20;
   int64_t retention_check_interval_ms = 300'000;  // log.retention.check.interval.ms
+  int64_t hw_checkpoint_interval_ms = 5'000;       // replica.high.watermark.checkpoint.interval.ms
   GroupCoordinatorOptions group;                  // node_id is filled in from node_id
   int16_t offsets_topic_replication_factor = 3;   // offsets.topic.replication.factor
   int64_t offsets_topic_segment_bytes = 100LL << 20;  // offsets.topic.segment.bytes

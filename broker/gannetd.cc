@@ -116,22 +116,12 @@ int main(int argc, char** argv) {
 
   std::map<int32_t, std::string> voters;
   for (const auto& v : cfg->quorum_voters) voters[v.id] = v.address();
-  auto extra_int = [&](const char* key, int64_t dflt) -> int64_t {
-    auto it = cfg->extra.find(key);
-    if (it == cfg->extra.end()) return dflt;
-    try {
-      return std::stoll(it->second);
-    } catch (...) {
-      LOG(WARNING) << key << "=" << it->second << " is not a number; using " << dflt;
-      return dflt;
-    }
-  };
-  auto extra_bool = [&](const char* key, bool dflt) {
-    auto it = cfg->extra.find(key);
-    return it == cfg->extra.end() ? dflt : (it->second == "true" || it->second == "TRUE");
-  };
+  // Every key is read and checked by ServerConfig; what is left in `extra` is unknown here.
+  for (const auto& [key, value] : cfg->extra) {
+    LOG(WARNING) << "unknown config " << key << "=" << value << " (ignored; misspelled?)";
+  }
 
-  metadata::MetadataPublisher publisher(extra_int("metadata.snapshot.every.records", 10'000));
+  metadata::MetadataPublisher publisher(cfg->metadata_snapshot_every_records);
 
   // The broker role: partition logs, the client listener, and (after the quorum starts)
   // registration and heartbeats.
@@ -146,29 +136,28 @@ int main(int argc, char** argv) {
     bo.listen_address = (listeners.front().host.empty() ? "0.0.0.0" : listeners.front().host) + ":" +
                         std::to_string(listeners.front().port);
     bo.advertised_host = listeners.front().host.empty() ? "127.0.0.1" : listeners.front().host;
-    if (auto it = cfg->extra.find("broker.rack"); it != cfg->extra.end()) bo.rack = it->second;
+    if (cfg->broker_rack) bo.rack = *cfg->broker_rack;
     bo.data_dir = cfg->log_dirs.front();
     bo.default_log_config = cfg->default_log_config;
     bo.heartbeat_interval_ms = cfg->broker_heartbeat_interval_ms;
     bo.min_insync_replicas = cfg->min_insync_replicas;
     bo.replica_lag_time_max_ms = cfg->replica_lag_time_max_ms;
-    bo.replica_fetch_wait_max_ms = extra_int("replica.fetch.wait.max.ms", 500);
-    bo.replica_fetch_max_bytes = std::clamp<int64_t>(extra_int("replica.fetch.max.bytes", 4 << 20), 1024, 32 << 20);
-    bo.retention_check_interval_ms = extra_int("log.retention.check.interval.ms", 300'000);
+    bo.replica_fetch_wait_max_ms = cfg->replica_fetch_wait_max_ms;
+    bo.replica_fetch_max_bytes = cfg->replica_fetch_max_bytes;
+    bo.retention_check_interval_ms = cfg->log_retention_check_interval_ms;
+    bo.hw_checkpoint_interval_ms = cfg->replica_high_watermark_checkpoint_interval_ms;
     // Consumer groups (Kafka's keys; broker/group_coordinator.h has Gannet's defaults).
     bo.group.offsets_partitions = cfg->offsets_topic_num_partitions;
     bo.offsets_topic_replication_factor = cfg->offsets_topic_replication_factor;
-    bo.offsets_topic_segment_bytes = extra_int("offsets.topic.segment.bytes", bo.offsets_topic_segment_bytes);
-    bo.group.min_session_timeout_ms = static_cast<int32_t>(extra_int("group.min.session.timeout.ms", bo.group.min_session_timeout_ms));
-    bo.group.max_session_timeout_ms = static_cast<int32_t>(extra_int("group.max.session.timeout.ms", bo.group.max_session_timeout_ms));
-    bo.group.initial_rebalance_delay_ms =
-        static_cast<int32_t>(extra_int("group.initial.rebalance.delay.ms", bo.group.initial_rebalance_delay_ms));
-    bo.group.max_group_size = static_cast<int32_t>(extra_int("group.max.size", bo.group.max_group_size));
-    bo.group.offsets_retention_ms = extra_int("offsets.retention.minutes", bo.group.offsets_retention_ms / 60'000) * 60'000;
-    bo.group.offsets_retention_check_interval_ms =
-        extra_int("offsets.retention.check.interval.ms", bo.group.offsets_retention_check_interval_ms);
-    bo.group.offset_commit_timeout_ms = static_cast<int32_t>(extra_int("offsets.commit.timeout.ms", bo.group.offset_commit_timeout_ms));
-    bo.group.offset_metadata_max_bytes = static_cast<int32_t>(extra_int("offset.metadata.max.bytes", bo.group.offset_metadata_max_bytes));
+    bo.offsets_topic_segment_bytes = cfg->offsets_topic_segment_bytes;
+    bo.group.min_session_timeout_ms = cfg->group_min_session_timeout_ms;
+    bo.group.max_session_timeout_ms = cfg->group_max_session_timeout_ms;
+    bo.group.initial_rebalance_delay_ms = cfg->group_initial_rebalance_delay_ms;
+    bo.group.max_group_size = cfg->group_max_size;
+    bo.group.offsets_retention_ms = int64_t{cfg->offsets_retention_minutes} * 60'000;
+    bo.group.offsets_retention_check_interval_ms = cfg->offsets_retention_check_interval_ms;
+    bo.group.offset_commit_timeout_ms = cfg->offsets_commit_timeout_ms;
+    bo.group.offset_metadata_max_bytes = cfg->offset_metadata_max_bytes;
     auto b = broker::BrokerServer::create(bo, &publisher);
     if (!b.ok()) {
       std::fprintf(stderr, "gannetd: cannot start the broker: %s\n", b.error().c_str());
@@ -188,9 +177,8 @@ int main(int argc, char** argv) {
     co.logic.default_partitions = cfg->num_partitions;
     co.logic.default_replication_factor = cfg->default_replication_factor;
     co.tick_interval_ms = std::max<int64_t>(100, cfg->broker_heartbeat_interval_ms / 4);
-    co.rebalance_interval_ms = extra_bool("auto.leader.rebalance.enable", true)
-                                   ? extra_int("leader.imbalance.check.interval.seconds", 300) * 1000
-                                   : 0;
+    co.rebalance_interval_ms =
+        cfg->auto_leader_rebalance_enable ? cfg->leader_imbalance_check_interval_seconds * 1000 : 0;
     controller = std::make_unique<metadata::QuorumController>(co, nullptr, &publisher);
     controller_service = std::make_unique<broker::ControllerService>(controller.get(), voters);
   }
@@ -216,7 +204,7 @@ int main(int argc, char** argv) {
   o.fetch_timeout_ms = cfg->controller_quorum_fetch_timeout_ms;
   o.fetch_max_wait_ms = std::max<int64_t>(50, cfg->controller_quorum_fetch_timeout_ms / 4);
   o.listener = &publisher;
-  o.allow_append_rpc = extra_bool("quorum.append.rpc.enable", false);
+  o.allow_append_rpc = cfg->quorum_append_rpc_enable;
   auto node = raft::RaftNode::start(o);
   if (!node.ok()) {
     std::fprintf(stderr, "gannetd: cannot start the quorum: %s\n", node.error().to_string().c_str());

@@ -23,7 +23,7 @@ bool Partition::apply_metadata(const PartitionMetadata& m, int32_t min_insync_re
   {
     std::lock_guard<std::mutex> l(mu_);
     min_insync_ = std::max(1, min_insync_replicas);
-    became_leader = state_.apply_metadata(m, log_->log_end_offset(), log_->high_watermark(), now_ms);
+    became_leader = state_.apply_metadata(m, leader_end_locked(), log_->high_watermark(), now_ms);
     if (!state_.is_leader()) {
       // A follower's epoch cache ends with its last record: drop epochs it led without writing.
       auto st = log_->epoch_cache().truncate_from_end(log_->log_end_offset());
@@ -51,9 +51,17 @@ ErrorCode Partition::check_epoch_locked(int32_t current_leader_epoch) const {
   return gannet::v1::NONE;
 }
 
+int64_t Partition::leader_end_locked() const {
+  // With flush.messages=1 (fsync before ack) only synced records count towards the HW: an append
+  // another producer has not synced yet must not become committed through this one's progress.
+  const int64_t end = log_->log_end_offset();
+  return log_->config().flush_messages <= 1 ? std::min(end, log_->durable_offset()) : end;
+}
+
 ProduceOutcome Partition::append_as_leader(std::string* batches, int acks) {
   ProduceOutcome out;
   bool moved = false;
+  int64_t flush_to = -1;
   {
     std::lock_guard<std::mutex> l(mu_);
     out.leader = state_.leader();
@@ -69,8 +77,10 @@ ProduceOutcome Partition::append_as_leader(std::string* batches, int acks) {
                     " in-sync replicas; min.insync.replicas is " + std::to_string(min_insync_);
       return out;
     }
+    // flush.messages due: the fsync happens below, outside mu_, so concurrent producers share it
+    // (the log's group commit) and fetches are not held up by it.
     auto r = log_->append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(batches->data()), batches->size()),
-                          state_.leader_epoch());
+                          state_.leader_epoch(), /*defer_flush=*/true);
     if (!r.ok()) {
       out.error = storage_code(r.error());
       out.message = r.error().to_string();
@@ -78,7 +88,21 @@ ProduceOutcome Partition::append_as_leader(std::string* batches, int acks) {
     }
     out.base_offset = r->base_offset;
     out.last_offset = r->last_offset;
-    moved = state_.on_local_append(log_->log_end_offset());
+    flush_to = r->flush_to;
+    if (flush_to < 0) {
+      moved = state_.on_local_append(leader_end_locked());
+      if (moved) log_->update_high_watermark(state_.high_watermark());
+    }
+  }
+  if (flush_to >= 0) {
+    auto st = log_->flush_to(flush_to);
+    if (!st.ok()) {
+      out.error = storage_code(st.error());
+      out.message = st.error().to_string();
+      return out;
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    moved = state_.on_local_append(leader_end_locked());
     if (moved) log_->update_high_watermark(state_.high_watermark());
   }
   if (moved) hw_cv_.notify_all();

@@ -128,6 +128,8 @@ class Partition {
   }
 
  private:
+  // The leader's log end as the HW may count it (synced records only under flush.messages=1).
+  int64_t leader_end_locked() const;
   ErrorCode check_epoch_locked(int32_t current_leader_epoch) const;
 
   const storage::TopicPartition tp_;

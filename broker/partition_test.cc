@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -293,6 +295,43 @@ TEST_F(PartitionTest, AnIsrChangeRefusedOnItsMeritsIsDroppedAtOnce) {
   EXPECT_EQ(p(1).high_watermark(), 10) << "the refused expansion still holds the HW back";
   replicate(3, 1, 2);
   EXPECT_TRUE(p(1).isr_proposal(now_, 30'000)) << "a refused change blocks the next proposal";
+}
+
+// Issue 14.11: with flush.messages=1 the leader's append synced inside the partition lock, so a
+// slow fsync stalled every follower fetch, consumer and other producer of the partition, and
+// concurrent producers could not share fsyncs. The sync now runs outside the lock; the HW counts
+// only synced records, so acks=all still means "on disk on every ISR member".
+TEST_F(PartitionTest, AnAppendsFsyncDoesNotHoldThePartitionLock) {
+  storage::LogConfig sync_each;
+  sync_each.flush_messages = 1;
+  replica(1, sync_each);
+  metadata({1}, {1}, 1, 0, 0);
+  produce(1, 2);
+  EXPECT_EQ(p(1).high_watermark(), 2);
+  std::promise<void> in_sync, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> armed{true};
+  fs_.set_sync_hook([&](const std::string& path) {
+    if (path.find(".log") == std::string::npos || !armed.exchange(false)) return;
+    in_sync.set_value();
+    released.wait();
+  });
+  auto producer = std::async(std::launch::async, [&] {
+    std::string b = batch(3);
+    return p(1).append_as_leader(&b, 1);
+  });
+  ASSERT_EQ(in_sync.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  // The producer is inside its fsync. The partition answers meanwhile, and its HW does not yet
+  // count the unsynced records.
+  auto reader = std::async(std::launch::async, [&] { return p(1).high_watermark(); });
+  const bool answered = reader.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
+  EXPECT_TRUE(answered) << "the partition lock was held across the fsync";
+  if (answered) EXPECT_EQ(reader.get(), 2) << "the HW counted records not yet synced";
+  release.set_value();
+  ProduceOutcome o = producer.get();
+  EXPECT_EQ(o.error, gannet::v1::NONE) << o.message;
+  EXPECT_EQ(p(1).high_watermark(), 5);
+  fs_.set_sync_hook(nullptr);
 }
 
 // A long-polling follower request counts its fetch offset once, when it arrives: looks after a

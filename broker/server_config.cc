@@ -1,5 +1,7 @@
 #include "broker/server_config.h"
 
+#include <type_traits>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -754,6 +756,45 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
   GANNET_RETURN_IF_ERROR(read_bool(r, "auto.create.topics.enable", &c.auto_create_topics_enable));
   GANNET_ASSIGN_OR_RETURN(c.default_log_config, read_log_config(r));
 
+  // Broker tuning.
+  auto read_ranged = [&](const char* key, int64_t min, int64_t max, auto* field) -> Status {
+    auto value = r.get(key);
+    if (!value) return {};
+    using F = std::remove_pointer_t<decltype(field)>;
+    GANNET_ASSIGN_OR_RETURN(*field, parse_int<F>(key, *value, min, max));
+    return {};
+  };
+  GANNET_RETURN_IF_ERROR(read_ranged("replica.fetch.wait.max.ms", 0, 30'000, &c.replica_fetch_wait_max_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("replica.fetch.max.bytes", 1024, 32 << 20, &c.replica_fetch_max_bytes));
+  GANNET_RETURN_IF_ERROR(read_ranged("log.retention.check.interval.ms", 1, INT64_MAX, &c.log_retention_check_interval_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("replica.high.watermark.checkpoint.interval.ms", 1, INT64_MAX,
+                                     &c.replica_high_watermark_checkpoint_interval_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("offsets.topic.segment.bytes", 1, INT32_MAX, &c.offsets_topic_segment_bytes));
+  GANNET_RETURN_IF_ERROR(read_ranged("group.min.session.timeout.ms", 1, INT32_MAX, &c.group_min_session_timeout_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("group.max.session.timeout.ms", 1, INT32_MAX, &c.group_max_session_timeout_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("group.initial.rebalance.delay.ms", 0, INT32_MAX, &c.group_initial_rebalance_delay_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("group.max.size", 1, INT32_MAX, &c.group_max_size));
+  // In minutes, as Kafka's key; kept below 2^63 ms.
+  GANNET_RETURN_IF_ERROR(read_ranged("offsets.retention.minutes", 1, INT32_MAX, &c.offsets_retention_minutes));
+  GANNET_RETURN_IF_ERROR(read_ranged("offsets.retention.check.interval.ms", 1, INT64_MAX,
+                                     &c.offsets_retention_check_interval_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("offsets.commit.timeout.ms", 1, INT32_MAX, &c.offsets_commit_timeout_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("offset.metadata.max.bytes", 0, INT32_MAX, &c.offset_metadata_max_bytes));
+  GANNET_RETURN_IF_ERROR(read_bool(r, "auto.leader.rebalance.enable", &c.auto_leader_rebalance_enable));
+  // Seconds, as Kafka's key; kept below 2^63 ms.
+  GANNET_RETURN_IF_ERROR(read_ranged("leader.imbalance.check.interval.seconds", 1, INT64_MAX / 1000,
+                                     &c.leader_imbalance_check_interval_seconds));
+  if (auto rack = r.get("broker.rack")) {
+    if (rack->empty()) return bad_value("broker.rack", "", "must not be empty when set");
+    c.broker_rack = *rack;
+  }
+  GANNET_RETURN_IF_ERROR(read_ranged("metadata.snapshot.every.records", 1, INT64_MAX, &c.metadata_snapshot_every_records));
+  GANNET_RETURN_IF_ERROR(read_bool(r, "quorum.append.rpc.enable", &c.quorum_append_rpc_enable));
+  if (c.group_max_session_timeout_ms < c.group_min_session_timeout_ms) {
+    return bad_value("group.max.session.timeout.ms", std::to_string(c.group_max_session_timeout_ms),
+                     "must be >= group.min.session.timeout.ms=" + std::to_string(c.group_min_session_timeout_ms));
+  }
+
   c.extra = r.unknown();
 
   // Rules between keys (Kafka's KRaft checks).
@@ -866,6 +907,24 @@ ConfigMap ServerConfig::to_properties() const {
   num("offsets.topic.num.partitions", offsets_topic_num_partitions);
   num("offsets.topic.replication.factor", offsets_topic_replication_factor);
   flag("auto.create.topics.enable", auto_create_topics_enable);
+  num("replica.fetch.wait.max.ms", replica_fetch_wait_max_ms);
+  num("replica.fetch.max.bytes", replica_fetch_max_bytes);
+  num("log.retention.check.interval.ms", log_retention_check_interval_ms);
+  num("replica.high.watermark.checkpoint.interval.ms", replica_high_watermark_checkpoint_interval_ms);
+  num("offsets.topic.segment.bytes", offsets_topic_segment_bytes);
+  num("group.min.session.timeout.ms", group_min_session_timeout_ms);
+  num("group.max.session.timeout.ms", group_max_session_timeout_ms);
+  num("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms);
+  num("group.max.size", group_max_size);
+  num("offsets.retention.minutes", offsets_retention_minutes);
+  num("offsets.retention.check.interval.ms", offsets_retention_check_interval_ms);
+  num("offsets.commit.timeout.ms", offsets_commit_timeout_ms);
+  num("offset.metadata.max.bytes", offset_metadata_max_bytes);
+  flag("auto.leader.rebalance.enable", auto_leader_rebalance_enable);
+  num("leader.imbalance.check.interval.seconds", leader_imbalance_check_interval_seconds);
+  if (broker_rack) set("broker.rack", *broker_rack);
+  num("metadata.snapshot.every.records", metadata_snapshot_every_records);
+  flag("quorum.append.rpc.enable", quorum_append_rpc_enable);
 
   const storage::LogConfig& lc = default_log_config;
   num("log.segment.bytes", lc.segment_bytes);

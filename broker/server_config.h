@@ -124,6 +124,27 @@ struct ServerConfig {
   int16_t offsets_topic_replication_factor = 3;             // >= 1
   bool auto_create_topics_enable = true;
 
+  // Broker tuning, each with Kafka's key and range where Kafka has the key (Gannet's own keys are
+  // marked). Defaults are the components' own (broker/broker_server.h, broker/group_coordinator.h).
+  int32_t replica_fetch_wait_max_ms = 500;                  // [0, 30000]
+  int32_t replica_fetch_max_bytes = 4 << 20;                // [1024, 32 MiB]
+  int64_t log_retention_check_interval_ms = 300'000;        // >= 1
+  int64_t replica_high_watermark_checkpoint_interval_ms = 5'000;  // >= 1
+  int32_t offsets_topic_segment_bytes = 100 << 20;          // >= 1
+  int32_t group_min_session_timeout_ms = 1'000;             // >= 1 (Kafka's default: 6000)
+  int32_t group_max_session_timeout_ms = 1'800'000;         // >= group.min.session.timeout.ms
+  int32_t group_initial_rebalance_delay_ms = 1'000;         // >= 0 (Kafka's default: 3000)
+  int32_t group_max_size = 1'000'000;                       // >= 1
+  int32_t offsets_retention_minutes = 7 * 24 * 60;          // >= 1
+  int64_t offsets_retention_check_interval_ms = 600'000;    // >= 1
+  int32_t offsets_commit_timeout_ms = 5'000;                // >= 1
+  int32_t offset_metadata_max_bytes = 4'096;                // >= 0
+  bool auto_leader_rebalance_enable = true;
+  int64_t leader_imbalance_check_interval_seconds = 300;    // >= 1
+  std::optional<std::string> broker_rack;                   // broker.rack
+  int64_t metadata_snapshot_every_records = 10'000;         // Gannet's: >= 1
+  bool quorum_append_rpc_enable = false;                    // Gannet's: test-only append RPC
+
   // The broker-wide defaults for every partition log, from Kafka's broker keys:
   //   log.segment.bytes -> segment_bytes          log.roll.ms | log.roll.hours -> segment_ms
   //   log.retention.ms | .minutes | .hours -> retention_ms (first one set wins; negative: -1,
@@ -134,7 +155,8 @@ struct ServerConfig {
   // Always passes storage::LogConfig::validate().
   storage::LogConfig default_log_config;
 
-  // Keys this module does not know, verbatim (later layers read their own keys from here).
+  // Keys this module does not know, verbatim: gannetd warns about each at start (a misspelled key
+  // is ignored, never silently taken for another).
   ConfigMap extra;
 
   // Builds and validates a configuration. Values are trimmed; integers are decimal (an optional

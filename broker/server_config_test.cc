@@ -748,6 +748,47 @@ TEST(ServerConfig, RollPrecedence) {
             900);
 }
 
+// Issue 14.10: 18 broker keys were read by gannetd from `extra` with std::stoll and no check: a
+// bad value was a warning (or, for booleans, silently false) and a misspelled key went unnoticed.
+// Every key is now typed and ranged here; a bad value is an error naming the key.
+TEST(ServerConfig, TuningKeysAreTypedAndRanged) {
+  ConfigMap m = combined();
+  m["replica.fetch.wait.max.ms"] = "200";
+  m["replica.fetch.max.bytes"] = "1048576";
+  m["group.max.size"] = "10";
+  m["group.initial.rebalance.delay.ms"] = "0";
+  m["offsets.retention.minutes"] = "60";
+  m["auto.leader.rebalance.enable"] = "FALSE";
+  m["leader.imbalance.check.interval.seconds"] = "7";
+  m["broker.rack"] = "r1";
+  m["replica.high.watermark.checkpoint.interval.ms"] = "1000";
+  ServerConfig c = build_ok(m);
+  EXPECT_TRUE(c.extra.empty()) << "known keys left for later layers";
+  EXPECT_EQ(c.replica_fetch_wait_max_ms, 200);
+  EXPECT_EQ(c.replica_fetch_max_bytes, 1 << 20);
+  EXPECT_EQ(c.group_max_size, 10);
+  EXPECT_EQ(c.group_initial_rebalance_delay_ms, 0);
+  EXPECT_EQ(c.offsets_retention_minutes, 60);
+  EXPECT_FALSE(c.auto_leader_rebalance_enable);
+  EXPECT_EQ(c.leader_imbalance_check_interval_seconds, 7);
+  EXPECT_EQ(c.broker_rack, "r1");
+  EXPECT_EQ(c.replica_high_watermark_checkpoint_interval_ms, 1000);
+  EXPECT_EQ(build_ok(c.to_properties()).to_properties(), c.to_properties());
+  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+           {"replica.fetch.max.bytes", "12"},
+           {"replica.fetch.wait.max.ms", "-1"},
+           {"replica.fetch.wait.max.ms", "99999999999"},
+           {"group.max.size", "0"},
+           {"offsets.retention.minutes", "soon"},
+           {"auto.leader.rebalance.enable", "yes"},
+           {"group.max.session.timeout.ms", "500"},
+           {"metadata.snapshot.every.records", "0"},
+           {"broker.rack", ""}}) {
+    const std::string e = build_error(with(combined(), k, v));
+    EXPECT_NE(e.find(k), std::string::npos) << k << "=" << v << ": " << e;
+  }
+}
+
 // ---- Unknown keys, describe, round trips -------------------------------------------------------
 
 TEST(ServerConfig, UnknownKeysKeptInExtra) {

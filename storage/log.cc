@@ -450,7 +450,7 @@ Status Log::parse_batches(std::span<uint8_t> batches, std::vector<BatchInfo>* in
   return {};
 }
 
-Result<AppendResult> Log::append(std::span<uint8_t> batches, int32_t leader_epoch) {
+Result<AppendResult> Log::append(std::span<uint8_t> batches, int32_t leader_epoch, bool defer_flush) {
   std::vector<BatchInfo> infos;
   const LogConfig cfg = config();
   GANNET_RETURN_IF_ERROR(parse_batches(batches, &infos,
@@ -474,6 +474,10 @@ Result<AppendResult> Log::append(std::span<uint8_t> batches, int32_t leader_epoc
     }
     result = append_locked(batches, infos, leader_epoch);
     if (result.ok() && unflushed_messages_ >= config().flush_messages) flush_target = next;
+  }
+  if (defer_flush) {
+    if (result.ok()) result->flush_to = flush_target;
+    return result;
   }
   if (flush_target >= 0) GANNET_RETURN_IF_ERROR(flush_to(flush_target));
   return result;

@@ -41,6 +41,7 @@ struct AppendResult {
   int64_t record_count = 0;
   int64_t max_timestamp = -1;
   uint64_t bytes = 0;
+  int64_t flush_to = -1;     // append(defer_flush=true): flush_to(this) is due; -1: nothing due
 };
 
 // A byte range of a segment file holding whole batches.
@@ -108,7 +109,11 @@ class Log {
   // Leader append: validates every batch in `batches` (CRC, magic, size <= max.message.bytes),
   // then assigns offsets from the log end and stamps `leader_epoch`, rewriting only those header
   // fields in place, and writes them with one write. Nothing is written if any batch is bad.
-  Result<AppendResult> append(std::span<uint8_t> batches, int32_t leader_epoch);
+  // With flush.messages reached, the append is synced before it returns; with `defer_flush` it
+  // is not, and AppendResult::flush_to names the offset the caller must flush_to() before it
+  // acknowledges (so the caller can sync outside its own locks and share the fsync with
+  // concurrent appenders).
+  Result<AppendResult> append(std::span<uint8_t> batches, int32_t leader_epoch, bool defer_flush = false);
   // Follower append: keeps the batches' offsets and epochs; the first must start at or after
   // the log end (kInvalidOffset otherwise) and offsets must increase.
   Result<AppendResult> append_as_follower(std::span<uint8_t> batches);

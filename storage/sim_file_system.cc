@@ -40,6 +40,7 @@ class SimFile final : public File {
   }
 
   Status sync() override {
+    if (auto hook = fs_->sync_hook()) hook(path_);  // outside mu_: it may block (a slow disk)
     std::lock_guard<std::mutex> l(fs_->mu_);
     GANNET_RETURN_IF_ERROR(check_alive());
     if (auto e = fs_->take_fault(SimFileSystem::Op::kSync, path_, nullptr)) return *e;

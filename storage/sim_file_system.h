@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,16 @@ class SimFileSystem final : public FileSystem {
   // Total bytes appended but not yet synced, over all files (tests assert flush policies).
   uint64_t unsynced_bytes() const;
   uint64_t sync_count() const;
+  // Called with the file's path before each File::sync(), outside the file system's lock: a test
+  // can stall a sync there to see who waits for it.
+  void set_sync_hook(std::function<void(const std::string&)> hook) {
+    std::lock_guard<std::mutex> l(mu_);
+    sync_hook_ = std::move(hook);
+  }
+  std::function<void(const std::string&)> sync_hook() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return sync_hook_;
+  }
 
   // FileSystem.
   Result<std::shared_ptr<File>> open(const std::string& path, bool create) override;
@@ -80,6 +91,7 @@ class SimFileSystem final : public FileSystem {
   std::vector<Fault> faults_;
   uint64_t epoch_ = 0;  // bumped by crash(); handles of older epochs are dead
   uint64_t syncs_ = 0;
+  std::function<void(const std::string&)> sync_hook_;
 };
 
 }  // namespace gannet::storage

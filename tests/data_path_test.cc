@@ -245,7 +245,7 @@ TEST(DataPath, AForgedReplicaFetchDoesNotMoveTheHighWatermark) {
   ASSERT_EQ(followers.size(), 2u);
   ASSERT_EQ(d.consume("forge", 0).size(), 50u);
   for (int f : followers) c.kill(f, SIGSTOP);
-  ASSERT_EQ(d.produce("forge", 0, batch_of({"only-on-the-leader"}), 1).error, gannet::v1::NONE);
+  ASSERT_EQ(d.produce("forge", 0, batch_of({"only-on-the-leader"}), 1, leader).error, gannet::v1::NONE);  // metadata could ask a stopped broker
   auto hw_now = [&] {
     FetchRequest req;
     req.set_replica_id(-1);
