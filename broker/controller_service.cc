@@ -90,10 +90,10 @@ std::string too_large_message() {
 }
 
 // Runs `decide_item(logic, image, i)` for each of n items inside one write; `image` already
-// holds the records of the items accepted before i. Items whose records would take the entry past
-// metadata::kMaxEntryBytes are refused with POLICY_VIOLATION (also with validate_only), and once
-// the limit is passed the remaining items are refused without being decided; `item_name(i)` names
-// those.
+// holds the records of the items accepted before i; `item_name(i)` names item i in its result.
+// Items whose records would take the entry past metadata::kMaxEntryBytes are refused with
+// POLICY_VIOLATION (also with validate_only), and once the limit is passed the remaining items
+// are refused without being decided.
 template <typename DecideItem, typename ItemName>
 WriteOutcome write_items(metadata::QuorumController* controller, size_t n, DecideItem decide_item,
                          ItemName item_name, bool validate_only, int64_t timeout_ms,
@@ -105,22 +105,23 @@ WriteOutcome write_items(metadata::QuorumController* controller, size_t n, Decid
         size_t bytes = 0;
         std::shared_ptr<const MetadataImage> cur = std::make_shared<const MetadataImage>(image);
         for (size_t i = 0; i < n; ++i) {
+          ItemResult& result = (*results)[i];
+          result.name = item_name(i);
           if (bytes > metadata::kMaxEntryBytes) {
             // Past the limit: the rest is not even decided (a request naming 1,000 topics of
             // 100,000 partitions must not build 10^8 records first).
-            (*results)[i] = ItemResult{item_name(i), ApiError::kPolicyViolation, too_large_message()};
+            result.error = ApiError::kPolicyViolation;
+            result.message = too_large_message();
             continue;
           }
-          Decision d = decide_item(logic, *cur, i, &(*results)[i].name);
-          (*results)[i].error = d.error;
-          (*results)[i].message = d.message;
+          Decision d = decide_item(logic, *cur, i);
+          result.error = d.error;
+          result.message = d.message;
           if (!d.ok() || d.records.empty()) continue;
-          size_t item_bytes = 0;
-          for (const auto& r : d.records) item_bytes += metadata::encoded_size(r);
-          bytes += item_bytes;
+          for (const auto& r : d.records) bytes += metadata::encoded_size(r);
           if (bytes > metadata::kMaxEntryBytes) {
-            (*results)[i].error = ApiError::kPolicyViolation;
-            (*results)[i].message = too_large_message();
+            result.error = ApiError::kPolicyViolation;
+            result.message = too_large_message();
             continue;
           }
           metadata::MetadataDelta delta(cur);
@@ -155,9 +156,8 @@ grpc::Status ControllerService::CreateTopics(grpc::ServerContext*, const cv1::Cr
   std::set<std::string> seen;
   WriteOutcome o = write_items(
       controller_, req->topics_size(),
-      [&](ControllerLogic& logic, const MetadataImage& image, size_t i, std::string* name) {
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i) {
         const cv1::CreatableTopic& t = req->topics(static_cast<int>(i));
-        *name = t.name();
         if (!seen.insert(t.name()).second) {
           return refused(ApiError::kInvalidRequest, "topic " + t.name() + " appears twice in the request");
         }
@@ -171,7 +171,8 @@ grpc::Status ControllerService::CreateTopics(grpc::ServerContext*, const cv1::Cr
         const int16_t rf = t.replication_factor() > 0 ? static_cast<int16_t>(t.replication_factor()) : 0;
         return logic.create_topic(image, t.name(), t.num_partitions(), rf, configs);
       },
-      [&](size_t i) { return req->topics(static_cast<int>(i)).name(); }, req->validate_only(), timeout_of(req->timeout_ms()), &results);
+      [&](size_t i) { return req->topics(static_cast<int>(i)).name(); }, req->validate_only(),
+      timeout_of(req->timeout_ms()), &results);
   if (!request_level(o, resp)) return grpc::Status::OK;
   auto image = controller_->publisher()->image();
   for (const ItemResult& item : results) {
@@ -188,11 +189,11 @@ grpc::Status ControllerService::DeleteTopics(grpc::ServerContext*, const cv1::De
   std::vector<ItemResult> results;
   WriteOutcome o = write_items(
       controller_, req->names_size(),
-      [&](ControllerLogic& logic, const MetadataImage& image, size_t i, std::string* name) {
-        *name = req->names(static_cast<int>(i));
-        return logic.delete_topic(image, *name);
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i) {
+        return logic.delete_topic(image, req->names(static_cast<int>(i)));
       },
-      [&](size_t i) { return req->names(static_cast<int>(i)); }, false, timeout_of(req->timeout_ms()), &results);
+      [&](size_t i) { return req->names(static_cast<int>(i)); }, false, timeout_of(req->timeout_ms()),
+      &results);
   if (!request_level(o, resp)) return grpc::Status::OK;
   for (const ItemResult& item : results) set_item(resp->add_topics(), item);
   resp->set_metadata_offset(controller_->publisher()->image()->offset());
@@ -204,12 +205,12 @@ grpc::Status ControllerService::CreatePartitions(grpc::ServerContext*, const cv1
   std::vector<ItemResult> results;
   WriteOutcome o = write_items(
       controller_, req->topics_size(),
-      [&](ControllerLogic& logic, const MetadataImage& image, size_t i, std::string* name) {
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i) {
         const auto& t = req->topics(static_cast<int>(i));
-        *name = t.name();
         return logic.create_partitions(image, t.name(), t.count());
       },
-      [&](size_t i) { return req->topics(static_cast<int>(i)).name(); }, req->validate_only(), timeout_of(req->timeout_ms()), &results);
+      [&](size_t i) { return req->topics(static_cast<int>(i)).name(); }, req->validate_only(),
+      timeout_of(req->timeout_ms()), &results);
   if (!request_level(o, resp)) return grpc::Status::OK;
   auto image = controller_->publisher()->image();
   for (const ItemResult& item : results) {
@@ -226,15 +227,15 @@ grpc::Status ControllerService::AlterConfigs(grpc::ServerContext*, const cv1::Al
   std::vector<ItemResult> results;
   WriteOutcome o = write_items(
       controller_, req->resources_size(),
-      [&](ControllerLogic& logic, const MetadataImage& image, size_t i, std::string* name) {
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i) {
         const auto& res = req->resources(static_cast<int>(i));
-        *name = res.topic();
         std::map<std::string, std::string> set;
         for (const auto& c : res.set()) set[c.name()] = c.value();
         std::vector<std::string> remove(res.remove().begin(), res.remove().end());
         return logic.alter_topic_configs(image, res.topic(), set, remove);
       },
-      [&](size_t i) { return req->resources(static_cast<int>(i)).topic(); }, req->validate_only(), timeout_of(req->timeout_ms()), &results);
+      [&](size_t i) { return req->resources(static_cast<int>(i)).topic(); }, req->validate_only(),
+      timeout_of(req->timeout_ms()), &results);
   if (!request_level(o, resp)) return grpc::Status::OK;
   for (const ItemResult& item : results) set_item(resp->add_resources(), item);
   resp->set_metadata_offset(controller_->publisher()->image()->offset());

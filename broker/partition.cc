@@ -58,6 +58,12 @@ int64_t Partition::leader_end_locked() const {
   return log_->config().flush_messages <= 1 ? std::min(end, log_->durable_offset()) : end;
 }
 
+bool Partition::count_local_append_locked() {
+  const bool moved = state_.on_local_append(leader_end_locked());
+  if (moved) log_->update_high_watermark(state_.high_watermark());
+  return moved;
+}
+
 ProduceOutcome Partition::append_as_leader(std::string* batches, int acks) {
   ProduceOutcome out;
   bool moved = false;
@@ -89,10 +95,7 @@ ProduceOutcome Partition::append_as_leader(std::string* batches, int acks) {
     out.base_offset = r->base_offset;
     out.last_offset = r->last_offset;
     flush_to = r->flush_to;
-    if (flush_to < 0) {
-      moved = state_.on_local_append(leader_end_locked());
-      if (moved) log_->update_high_watermark(state_.high_watermark());
-    }
+    if (flush_to < 0) moved = count_local_append_locked();
   }
   if (flush_to >= 0) {
     auto st = log_->flush_to(flush_to);
@@ -102,8 +105,7 @@ ProduceOutcome Partition::append_as_leader(std::string* batches, int acks) {
       return out;
     }
     std::lock_guard<std::mutex> l(mu_);
-    moved = state_.on_local_append(leader_end_locked());
-    if (moved) log_->update_high_watermark(state_.high_watermark());
+    moved = count_local_append_locked();
   }
   if (moved) hw_cv_.notify_all();
   wake_watchers();

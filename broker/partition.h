@@ -130,6 +130,9 @@ class Partition {
  private:
   // The leader's log end as the HW may count it (synced records only under flush.messages=1).
   int64_t leader_end_locked() const;
+  // The leader's own progress after an append (synced, where that is due): moves the HW if it
+  // can. Returns whether it moved.
+  bool count_local_append_locked();
   ErrorCode check_epoch_locked(int32_t current_leader_epoch) const;
 
   const storage::TopicPartition tp_;

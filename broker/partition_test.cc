@@ -326,7 +326,9 @@ TEST_F(PartitionTest, AnAppendsFsyncDoesNotHoldThePartitionLock) {
   auto reader = std::async(std::launch::async, [&] { return p(1).high_watermark(); });
   const bool answered = reader.wait_for(std::chrono::seconds(2)) == std::future_status::ready;
   EXPECT_TRUE(answered) << "the partition lock was held across the fsync";
-  if (answered) EXPECT_EQ(reader.get(), 2) << "the HW counted records not yet synced";
+  if (answered) {
+    EXPECT_EQ(reader.get(), 2) << "the HW counted records not yet synced";
+  }
   release.set_value();
   ProduceOutcome o = producer.get();
   EXPECT_EQ(o.error, gannet::v1::NONE) << o.message;

@@ -1,7 +1,5 @@
 #include "broker/server_config.h"
 
-#include <type_traits>
-
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -9,6 +7,7 @@
 #include <limits>
 #include <set>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 namespace gannet::broker {

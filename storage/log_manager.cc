@@ -32,6 +32,16 @@ Result<std::map<std::string, int64_t>> read_checkpoint(FileSystem* fs, const std
   return out;
 }
 
+// Writes read_checkpoint's format atomically: version 0, the count, "<topic> <partition> <offset>".
+Status write_checkpoint(FileSystem* fs, const std::string& path,
+                        const std::vector<std::pair<TopicPartition, int64_t>>& entries) {
+  std::string text = "0\n" + std::to_string(entries.size()) + "\n";
+  for (const auto& [tp, offset] : entries) {
+    text += tp.topic + " " + std::to_string(tp.partition) + " " + std::to_string(offset) + "\n";
+  }
+  return write_file_atomic(fs, path, text);
+}
+
 }  // namespace
 
 bool valid_topic_name(const std::string& name) {
@@ -349,11 +359,7 @@ Status LogManager::checkpoint_recovery_points() {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& [tp, log] : logs_) points.emplace_back(tp, log->durable_offset());
   }
-  std::string text = "0\n" + std::to_string(points.size()) + "\n";
-  for (const auto& [tp, offset] : points) {
-    text += tp.topic + " " + std::to_string(tp.partition) + " " + std::to_string(offset) + "\n";
-  }
-  GANNET_RETURN_IF_ERROR(write_file_atomic(fs_, join_path(options_.data_dir, kRecoveryPointFile), text));
+  GANNET_RETURN_IF_ERROR(write_checkpoint(fs_, join_path(options_.data_dir, kRecoveryPointFile), points));
   // Kept in step with the partition set, so a re-created partition never inherits the cleaned
   // offset or the high watermark of an earlier log of the same name.
   GANNET_RETURN_IF_ERROR(checkpoint_high_watermarks_locked());
@@ -373,11 +379,7 @@ Status LogManager::checkpoint_high_watermarks_locked() {
       hws.emplace_back(tp, std::max<int64_t>(0, std::min(log->high_watermark(), log->log_end_offset())));
     }
   }
-  std::string text = "0\n" + std::to_string(hws.size()) + "\n";
-  for (const auto& [tp, offset] : hws) {
-    text += tp.topic + " " + std::to_string(tp.partition) + " " + std::to_string(offset) + "\n";
-  }
-  return write_file_atomic(fs_, join_path(options_.data_dir, kReplicationOffsetFile), text);
+  return write_checkpoint(fs_, join_path(options_.data_dir, kReplicationOffsetFile), hws);
 }
 
 Status LogManager::checkpoint_cleaner_offsets_locked() {
@@ -389,11 +391,7 @@ Status LogManager::checkpoint_cleaner_offsets_locked() {
     }
   }
   if (points.empty() && !cleaner_file_exists_) return {};  // no compaction here: no file
-  std::string text = "0\n" + std::to_string(points.size()) + "\n";
-  for (const auto& [tp, offset] : points) {
-    text += tp.topic + " " + std::to_string(tp.partition) + " " + std::to_string(offset) + "\n";
-  }
-  GANNET_RETURN_IF_ERROR(write_file_atomic(fs_, join_path(options_.data_dir, kCleanerOffsetFile), text));
+  GANNET_RETURN_IF_ERROR(write_checkpoint(fs_, join_path(options_.data_dir, kCleanerOffsetFile), points));
   cleaner_file_exists_ = true;
   return {};
 }

@@ -215,6 +215,17 @@ int consume_command(const Args& a) {
   }
   auto next_commit = Clock::now() + std::chrono::milliseconds(commit_interval_ms);
   bool uncommitted = false;  // printed holds positions not committed yet
+  // Commits what was printed when due (`now`: --commit sync after each batch).
+  auto maybe_commit = [&](bool now) {
+    if (group.empty() || !uncommitted || (!now && Clock::now() < next_commit)) return;
+    next_commit = Clock::now() + std::chrono::milliseconds(commit_interval_ms);
+    const auto e = consumer.commit_sync(printed);
+    if (e == gannet::v1::NONE) {
+      uncommitted = false;
+    } else {
+      std::fprintf(stderr, "gannet: commit: %s (will retry)\n", code_name(e).c_str());
+    }
+  };
   std::vector<client::TopicPartition> tps;
   if (!group.empty() && !a.has("partition")) {
     // Group membership: the group's coordinator hands out the partitions.
@@ -254,12 +265,7 @@ int consume_command(const Args& a) {
       return kExitError;
     }
     if (records.empty()) {
-      if (!group.empty() && uncommitted && Clock::now() >= next_commit) {
-        next_commit = Clock::now() + std::chrono::milliseconds(commit_interval_ms);
-        const auto e = consumer.commit_sync(printed);
-        if (e == gannet::v1::NONE) uncommitted = false;
-        if (e != gannet::v1::NONE) std::fprintf(stderr, "gannet: commit: %s (will retry)\n", code_name(e).c_str());
-      }
+      maybe_commit(false);
       if (idle_ms >= 0 && secs_since(last) * 1000 >= idle_ms) break;
       continue;
     }
@@ -285,12 +291,7 @@ int consume_command(const Args& a) {
       std::printf("%s\n", out.c_str());
     }
     std::fflush(stdout);
-    if (!group.empty() && uncommitted && (commit_mode == "sync" || Clock::now() >= next_commit)) {
-      next_commit = Clock::now() + std::chrono::milliseconds(commit_interval_ms);
-      const auto e = consumer.commit_sync(printed);
-      if (e == gannet::v1::NONE) uncommitted = false;
-      if (e != gannet::v1::NONE) std::fprintf(stderr, "gannet: commit: %s (will retry)\n", code_name(e).c_str());
-    }
+    maybe_commit(commit_mode == "sync");
   }
   if (!group.empty() && !printed.empty()) consumer.commit_sync(printed);
   consumer.close();
