@@ -154,6 +154,7 @@ int main(int argc, char** argv) {
     bo.group.max_session_timeout_ms = cfg->group_max_session_timeout_ms;
     bo.group.initial_rebalance_delay_ms = cfg->group_initial_rebalance_delay_ms;
     bo.group.max_group_size = cfg->group_max_size;
+    bo.group.max_groups = cfg->group_max_groups;
     bo.group.offsets_retention_ms = int64_t{cfg->offsets_retention_minutes} * 60'000;
     bo.group.offsets_retention_check_interval_ms = cfg->offsets_retention_check_interval_ms;
     bo.group.offset_commit_timeout_ms = cfg->offsets_commit_timeout_ms;
@@ -176,6 +177,7 @@ int main(int argc, char** argv) {
     co.logic.unclean_leader_election = cfg->unclean_leader_election_enable;
     co.logic.default_partitions = cfg->num_partitions;
     co.logic.default_replication_factor = cfg->default_replication_factor;
+    co.logic.max_node_id = cfg->reserved_broker_max_id;
     co.tick_interval_ms = std::max<int64_t>(100, cfg->broker_heartbeat_interval_ms / 4);
     co.rebalance_interval_ms =
         cfg->auto_leader_rebalance_enable ? cfg->leader_imbalance_check_interval_seconds * 1000 : 0;
@@ -186,6 +188,7 @@ int main(int argc, char** argv) {
   raft::RaftNodeOptions o;
   o.id = cfg->node_id;
   o.voters = voters;
+  o.max_node_id = cfg->reserved_broker_max_id;
   if (cfg->is_controller()) {
     auto listener = cfg->listener(cfg->controller_listener_names.front());
     if (!listener) {

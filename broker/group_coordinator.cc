@@ -353,6 +353,18 @@ ErrorCode GroupCoordinator::find_member_locked(const std::string& group, const s
   return ev1::NONE;
 }
 
+ErrorCode GroupCoordinator::check_new_group_locked(const std::string& id, std::string* why) const {
+  if (groups_.count(id) || static_cast<int64_t>(groups_.size()) < options_.max_groups) return ev1::NONE;
+  *why = "this coordinator holds group.max.groups (" + std::to_string(options_.max_groups) +
+         ") groups; no new group until some expire or are deleted";
+  return ev1::GROUP_MAX_SIZE_REACHED;
+}
+
+bool GroupCoordinator::is_vacant(const Group& g) {
+  return g.state == State::kEmpty && g.members.empty() && g.pending_members.empty() && g.offsets.empty() &&
+         !g.has_metadata_record && !g.record_write_in_flight && !g.empty_unwritten;
+}
+
 GroupCoordinator::Group& GroupCoordinator::get_or_create_group_locked(const std::string& id, int32_t partition) {
   auto [it, inserted] = groups_.try_emplace(id);
   if (inserted) {
@@ -606,6 +618,8 @@ void GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std::st
     if (!supports_protocols_locked(g ? *static_cast<const Group*>(g) : kNoGroup, req)) {
       return fail(ev1::INCONSISTENT_GROUP_PROTOCOL, "the member's protocols do not match the group's");
     }
+    std::string why;
+    if (ErrorCode e = check_new_group_locked(req.group_id(), &why); e != ev1::NONE) return fail(e, why);
     Group& ng = get_or_create_group_locked(req.group_id(), p);
     if (static_cast<int64_t>(ng.members.size() + ng.pending_members.size()) >= options_.max_group_size) {
       return fail(ev1::GROUP_MAX_SIZE_REACHED, "the group has group.max.size members");
@@ -938,6 +952,9 @@ void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::Off
     m.session_deadline_ms = clock_->monotonic_ms() + m.session_timeout_ms;
   }
   if (g && g->state == State::kDead) return fail_all(ev1::COORDINATOR_NOT_AVAILABLE, "the group is being deleted");
+  if (std::string why; check_new_group_locked(req.group_id(), &why) != ev1::NONE) {
+    return fail_all(ev1::GROUP_MAX_SIZE_REACHED, why);
+  }
   std::vector<std::pair<std::string, std::optional<std::string>>> records;
   std::vector<std::pair<std::pair<std::string, int32_t>, CommittedOffset>> entries;
   std::vector<v1::OffsetCommitResponse::PartitionResult*> written;
@@ -1142,11 +1159,23 @@ void GroupCoordinator::timer_loop() {
     timer_cv_.wait_for(l, std::chrono::milliseconds(kTimerTickMs));
     if (stopping_) return;
     const int64_t now = clock_->monotonic_ms();
-    for (auto& [id, g] : groups_) {
+    for (auto git = groups_.begin(); git != groups_.end();) {
+      const std::string& id = git->first;
+      Group& g = git->second;
       auto pl = partitions_.find(g.partition);
-      if (pl == partitions_.end() || !pl->second.loaded) continue;
+      if (pl == partitions_.end() || !pl->second.loaded) {
+        ++git;
+        continue;
+      }
+      bool expired_pending = false;
       for (auto it = g.pending_members.begin(); it != g.pending_members.end();) {
+        expired_pending |= it->second <= now;
         it = it->second <= now ? g.pending_members.erase(it) : std::next(it);
+      }
+      if (expired_pending && is_vacant(g)) {
+        // A first join never followed up: nothing of the group is left anywhere.
+        git = groups_.erase(git);
+        continue;
       }
       // Sessions: a member blocked in a join or sync call is alive (its call is its heartbeat).
       std::vector<std::string> expired;
@@ -1173,6 +1202,7 @@ void GroupCoordinator::timer_loop() {
         }
       }
       maybe_complete_join_locked(g, now);
+      ++git;
     }
   }
 }

@@ -54,7 +54,11 @@ struct GroupCoordinatorOptions {
   int32_t min_session_timeout_ms = 1'000;         // group.min.session.timeout.ms (Kafka: 6000)
   int32_t max_session_timeout_ms = 1'800'000;     // group.max.session.timeout.ms
   int32_t initial_rebalance_delay_ms = 1'000;     // group.initial.rebalance.delay.ms (Kafka: 3000)
-  int32_t max_group_size = 1'000'000;             // group.max.size
+  int32_t max_group_size = 1'000'000;             // group.max.size (members + pending ids)
+  // Gannet's key, after KIP-932's group.share.max.groups: groups this coordinator holds in memory
+  // at most. Past it a JoinGroup or OffsetCommit naming a new group gets GROUP_MAX_SIZE_REACHED;
+  // groups loaded from the log always load.
+  int32_t max_groups = 100'000;                   // group.max.groups
   int64_t offsets_retention_ms = 7LL * 24 * 3600 * 1000;  // offsets.retention.minutes
   int64_t offsets_retention_check_interval_ms = 600'000;  // offsets.retention.check.interval.ms
   int32_t offset_commit_timeout_ms = 5'000;       // offsets.commit.timeout.ms
@@ -166,6 +170,10 @@ class GroupCoordinator {
   Group* claim_record_write_locked(std::unique_lock<std::mutex>& l, const std::string& id);
   void release_record_write_locked(const std::string& id);
   Group& get_or_create_group_locked(const std::string& id, int32_t partition);
+  // A new group would pass group.max.groups: the error to answer (with *why), else NONE.
+  ErrorCode check_new_group_locked(const std::string& id, std::string* why) const;
+  // Nothing of the group remains (no members, pending ids, offsets, record or write in flight).
+  static bool is_vacant(const Group& g);
   void prepare_rebalance_locked(Group& g, const std::string& reason);
   void maybe_complete_join_locked(Group& g, int64_t now);
   void complete_join_locked(Group& g, int64_t now);

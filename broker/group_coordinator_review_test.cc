@@ -190,5 +190,40 @@ TEST_F(GroupCoordinatorReviewTest, OffsetExpiryDoesNotStallJoinPhasesOfOtherGrou
   EXPECT_EQ(a3.members_size(), 1);
 }
 
+// Bound: every JoinGroup with a new group id and no member id creates a group holding one pending
+// member id, and an OffsetCommit to a new group id creates a group too: one client naming fresh
+// ids could grow the coordinator's memory without end. Past group.max.groups a new group is
+// refused with GROUP_MAX_SIZE_REACHED (existing groups keep working), and a group whose only
+// content was a pending member id goes when that id expires, not at the next retention pass.
+TEST_F(GroupCoordinatorReviewTest, GroupsNamedByClientsAreBoundedAndGoWithTheirPendingMembers) {
+  options_.max_groups = 5;
+  options_.offsets_retention_check_interval_ms = 1'000'000'000;
+  start_coordinator(1);
+  auto first_join = [&](const std::string& group) {
+    v1::JoinGroupRequest req;
+    req.set_group_id(group);
+    req.set_session_timeout_ms(200);
+    req.set_protocol_type("consumer");
+    req.add_protocols()->set_name("range");
+    v1::JoinGroupResponse resp;
+    coord_->join_group(req, "h", &resp);
+    return resp;
+  };
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(first_join("g" + std::to_string(i)).error_code(), ev1::MEMBER_ID_REQUIRED);
+  EXPECT_EQ(coord_->group_count(), 5u);
+  auto over = first_join("g5");
+  EXPECT_EQ(over.error_code(), ev1::GROUP_MAX_SIZE_REACHED);
+  EXPECT_NE(over.error_message().find("group.max.groups"), std::string::npos) << over.error_message();
+  EXPECT_EQ(commit("new-group", "t", 0, 1), ev1::GROUP_MAX_SIZE_REACHED);
+  EXPECT_EQ(coord_->group_count(), 5u);
+  // An existing group still takes members.
+  EXPECT_EQ(first_join("g0").error_code(), ev1::MEMBER_ID_REQUIRED);
+  // The pending ids expire with their session (200 ms) and their groups go with them.
+  for (int i = 0; i < 100 && coord_->group_count() > 0; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(coord_->group_count(), 0u);
+  EXPECT_EQ(first_join("g5").error_code(), ev1::MEMBER_ID_REQUIRED);
+  EXPECT_EQ(commit("new-group", "t", 0, 1), ev1::NONE);
+}
+
 }  // namespace
 }  // namespace gannet::broker

@@ -773,6 +773,8 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
   GANNET_RETURN_IF_ERROR(read_ranged("group.max.session.timeout.ms", 1, INT32_MAX, &c.group_max_session_timeout_ms));
   GANNET_RETURN_IF_ERROR(read_ranged("group.initial.rebalance.delay.ms", 0, INT32_MAX, &c.group_initial_rebalance_delay_ms));
   GANNET_RETURN_IF_ERROR(read_ranged("group.max.size", 1, INT32_MAX, &c.group_max_size));
+  GANNET_RETURN_IF_ERROR(read_ranged("reserved.broker.max.id", 0, INT32_MAX - 1, &c.reserved_broker_max_id));
+  GANNET_RETURN_IF_ERROR(read_ranged("group.max.groups", 1, INT32_MAX, &c.group_max_groups));
   // In minutes, as Kafka's key; kept below 2^63 ms.
   GANNET_RETURN_IF_ERROR(read_ranged("offsets.retention.minutes", 1, INT32_MAX, &c.offsets_retention_minutes));
   GANNET_RETURN_IF_ERROR(read_ranged("offsets.retention.check.interval.ms", 1, INT64_MAX,
@@ -801,6 +803,16 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
     return bad_value("broker.session.timeout.ms", std::to_string(c.broker_session_timeout_ms),
                      "must be greater than broker.heartbeat.interval.ms=" +
                          std::to_string(c.broker_heartbeat_interval_ms));
+  }
+  if (c.node_id > c.reserved_broker_max_id) {
+    return make_error("node.id=" + *node_id + " is above reserved.broker.max.id=" +
+                      std::to_string(c.reserved_broker_max_id) + ": node ids are 0 to reserved.broker.max.id");
+  }
+  for (const QuorumVoter& v : c.quorum_voters) {
+    if (v.id > c.reserved_broker_max_id) {
+      return make_error("controller.quorum.voters=" + *voters + " names node " + std::to_string(v.id) +
+                        ", above reserved.broker.max.id=" + std::to_string(c.reserved_broker_max_id));
+    }
   }
   const bool voter = std::any_of(c.quorum_voters.begin(), c.quorum_voters.end(),
                                  [&](const QuorumVoter& v) { return v.id == c.node_id; });
@@ -881,6 +893,7 @@ ConfigMap ServerConfig::to_properties() const {
   auto flag = [&](const char* key, bool value) { m[key] = value ? "true" : "false"; };
 
   num("node.id", node_id);
+  num("reserved.broker.max.id", reserved_broker_max_id);
   set("process.roles", join(process_roles, [](ProcessRole role) {
         return std::string(role == ProcessRole::kBroker ? "broker" : "controller");
       }));
@@ -915,6 +928,7 @@ ConfigMap ServerConfig::to_properties() const {
   num("group.max.session.timeout.ms", group_max_session_timeout_ms);
   num("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms);
   num("group.max.size", group_max_size);
+  num("group.max.groups", group_max_groups);
   num("offsets.retention.minutes", offsets_retention_minutes);
   num("offsets.retention.check.interval.ms", offsets_retention_check_interval_ms);
   num("offsets.commit.timeout.ms", offsets_commit_timeout_ms);

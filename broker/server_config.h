@@ -88,12 +88,17 @@ struct QuorumVoter {
 // the fields below holds. Default-constructed, it holds Kafka's defaults but no node identity
 // (node_id -1, no roles, no log dirs) and is not valid.
 struct ServerConfig {
-  // node.id (required): >= 0.
+  // node.id (required): in [0, reserved.broker.max.id].
   int32_t node_id = -1;
+  // reserved.broker.max.id (default 1000): node ids (brokers and voters) are 0..this. The
+  // controller refuses registrations and the quorum fetches naming other ids, which bounds the
+  // state they keep per node id. The same on every node.
+  int32_t reserved_broker_max_id = 1000;
   // process.roles (required): non-empty, no duplicates, in the order given.
   std::vector<ProcessRole> process_roles;
   // controller.quorum.voters (required in every role, as in Kafka: a broker finds the quorum
-  // through it): non-empty; contains node_id iff this node is a controller.
+  // through it): non-empty; ids in [0, reserved.broker.max.id]; contains node_id iff this node is
+  // a controller.
   std::vector<QuorumVoter> quorum_voters;
   // listeners (default "PLAINTEXT://:9092"): non-empty, unique names; no two share a non-zero
   // port on overlapping addresses. A controller listens on every controller listener name; a
@@ -135,6 +140,7 @@ struct ServerConfig {
   int32_t group_max_session_timeout_ms = 1'800'000;         // >= group.min.session.timeout.ms
   int32_t group_initial_rebalance_delay_ms = 1'000;         // >= 0 (Kafka's default: 3000)
   int32_t group_max_size = 1'000'000;                       // >= 1
+  int32_t group_max_groups = 100'000;                       // Gannet's: >= 1
   int32_t offsets_retention_minutes = 7 * 24 * 60;          // >= 1
   int64_t offsets_retention_check_interval_ms = 600'000;    // >= 1
   int32_t offsets_commit_timeout_ms = 5'000;                // >= 1

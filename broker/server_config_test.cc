@@ -748,6 +748,22 @@ TEST(ServerConfig, RollPrecedence) {
             900);
 }
 
+// Issue 14.7: node ids bound what the controller and the quorum keep per node (registrations,
+// replica fetch state), so they have a range, Kafka's reserved.broker.max.id (default 1000).
+TEST(ServerConfig, NodeIdsAreWithinReservedBrokerMaxId) {
+  EXPECT_EQ(build_ok(combined()).reserved_broker_max_id, 1000);
+  ConfigMap b = broker_only();
+  b["node.id"] = "1001";
+  std::string e = build_error(b);
+  EXPECT_NE(e.find("reserved.broker.max.id"), std::string::npos) << e;
+  EXPECT_EQ(build_ok(with(b, "reserved.broker.max.id", "5000")).node_id, 1001);
+  e = build_error(with(combined(), "controller.quorum.voters", "1@127.0.0.1:19091,2000@127.0.0.1:19092"));
+  EXPECT_NE(e.find("2000"), std::string::npos) << e;
+  EXPECT_NE(e.find("reserved.broker.max.id"), std::string::npos) << e;
+  e = build_error(with(combined(), "reserved.broker.max.id", "-1"));
+  EXPECT_NE(e.find("reserved.broker.max.id"), std::string::npos) << e;
+}
+
 // Issue 14.10: 18 broker keys were read by gannetd from `extra` with std::stoll and no check: a
 // bad value was a warning (or, for booleans, silently false) and a misspelled key went unnoticed.
 // Every key is now typed and ranged here; a bad value is an error naming the key.
@@ -756,6 +772,7 @@ TEST(ServerConfig, TuningKeysAreTypedAndRanged) {
   m["replica.fetch.wait.max.ms"] = "200";
   m["replica.fetch.max.bytes"] = "1048576";
   m["group.max.size"] = "10";
+  m["group.max.groups"] = "50";
   m["group.initial.rebalance.delay.ms"] = "0";
   m["offsets.retention.minutes"] = "60";
   m["auto.leader.rebalance.enable"] = "FALSE";
@@ -767,6 +784,7 @@ TEST(ServerConfig, TuningKeysAreTypedAndRanged) {
   EXPECT_EQ(c.replica_fetch_wait_max_ms, 200);
   EXPECT_EQ(c.replica_fetch_max_bytes, 1 << 20);
   EXPECT_EQ(c.group_max_size, 10);
+  EXPECT_EQ(c.group_max_groups, 50);
   EXPECT_EQ(c.group_initial_rebalance_delay_ms, 0);
   EXPECT_EQ(c.offsets_retention_minutes, 60);
   EXPECT_FALSE(c.auto_leader_rebalance_enable);
@@ -779,6 +797,7 @@ TEST(ServerConfig, TuningKeysAreTypedAndRanged) {
            {"replica.fetch.wait.max.ms", "-1"},
            {"replica.fetch.wait.max.ms", "99999999999"},
            {"group.max.size", "0"},
+           {"group.max.groups", "0"},
            {"offsets.retention.minutes", "soon"},
            {"auto.leader.rebalance.enable", "yes"},
            {"group.max.session.timeout.ms", "500"},

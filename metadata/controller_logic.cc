@@ -333,6 +333,10 @@ Decision ControllerLogic::register_broker(const MetadataImage& image, int32_t id
                                           const std::string& rack, int64_t next_offset,
                                           int64_t now_ms) {
   if (id < 0) return refuse(ApiError::kInvalidConfig, "broker id must be >= 0");
+  if (id > config_.max_node_id) {
+    return refuse(ApiError::kInvalidRequest, "broker id " + std::to_string(id) + " is above reserved.broker.max.id (" +
+                                                 std::to_string(config_.max_node_id) + ")");
+  }
   Decision d;
   // A new incarnation of a live broker: its old session's leaderships are void.
   auto it = image.brokers().find(id);

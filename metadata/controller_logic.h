@@ -53,6 +53,9 @@ struct ControllerConfig {
   bool unclean_leader_election = false;
   int32_t default_partitions = 1;
   int16_t default_replication_factor = 1;
+  // reserved.broker.max.id: brokers register with ids 0..max_node_id, so registrations (which
+  // stay in the metadata, fenced, until unregistered) are bounded by the id range.
+  int32_t max_node_id = 1000;
 };
 
 class ControllerLogic {

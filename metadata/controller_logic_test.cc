@@ -62,6 +62,25 @@ TEST_F(ControllerLogicTest, CreateTopicPlacesBalancedAndRackAwareReplicas) {
   }
 }
 
+// Issue 14.7: every registration stays in the metadata (fenced once its session ends) until the
+// broker is unregistered, so registrations of arbitrary ids would grow the metadata without end.
+// Node ids are 0..reserved.broker.max.id (default 1000); other ids are refused before any record.
+TEST_F(ControllerLogicTest, RegistrationsOfIdsAboveReservedBrokerMaxIdAreRefused) {
+  const std::vector<Endpoint> ep{Endpoint{"CLIENT", "127.0.0.1", 9004}};
+  for (int32_t id : {1001, 5000, INT32_MAX}) {
+    Decision d = logic_.register_broker(*image_, id, "inc", ep, "", image_->offset(), now_);
+    EXPECT_EQ(d.error, ApiError::kInvalidRequest) << id;
+    EXPECT_TRUE(d.records.empty()) << id;
+    EXPECT_NE(d.message.find("reserved.broker.max.id"), std::string::npos) << d.message;
+  }
+  apply(logic_.register_broker(*image_, 1000, "inc-1000", ep, "", image_->offset(), now_));
+  EXPECT_TRUE(image_->brokers().count(1000));
+  ControllerConfig wide;
+  wide.max_node_id = 5000;
+  ControllerLogic logic(wide, 7);
+  EXPECT_TRUE(logic.register_broker(*image_, 5000, "inc", ep, "", image_->offset(), now_).ok());
+}
+
 TEST_F(ControllerLogicTest, CreateTopicRefusesBadRequestsWithTypedErrors) {
   apply(logic_.create_topic(*image_, "t", 1, 1, {}));
   EXPECT_EQ(logic_.create_topic(*image_, "t", 1, 1, {}).error, ApiError::kTopicAlreadyExists);

@@ -397,6 +397,7 @@ void RaftCore::handle(const Message& m, const EndQuorumEpoch& r, int64_t now_ms)
 
 void RaftCore::handle(const Message& m, const FetchRequest& r, int64_t now_ms) {
   if (r.replica != m.from || r.replica == config_.id) return;  // malformed
+  if (r.replica < 0 || r.replica > config_.max_node_id) return;  // no such node can exist
   if (r.epoch > hs_.epoch && voters_.count(r.replica) && r.epoch < kMaxEpoch) {
     // A voter knows a newer epoch than we do: we are stale. (A non-voter's claim is not
     // trusted: one hostile fetch must not depose the leader or push the epoch to its limit.)
@@ -601,6 +602,7 @@ void RaftCore::handle(const Message& m, const FetchResponse& r, int64_t now_ms) 
 }
 
 void RaftCore::handle(const Message& m, const FetchSnapshotRequest& r, int64_t now_ms) {
+  if (r.replica < 0 || r.replica > config_.max_node_id) return;
   FetchSnapshotResponse resp;
   resp.epoch = hs_.epoch;
   resp.leader = hs_.leader;

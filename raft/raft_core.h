@@ -62,6 +62,9 @@ struct Config {
   // carries at least one entry, and RPCs allow 16 MiB.
   size_t max_record_bytes = 8 << 20;
   size_t snapshot_chunk_bytes = 64 << 10;
+  // Node ids are 0..max_node_id (reserved.broker.max.id): a fetch naming another id is dropped
+  // before it creates any state, so the leader's per-replica state is bounded by the id range.
+  NodeId max_node_id = 1000;
   uint64_t seed = 1;
   Bugs bugs;
 };
@@ -155,6 +158,8 @@ class RaftCore {
   Epoch last_epoch() const;
   // Entries from log_start(); the entry at offset o is entries()[o - log_start()].
   const std::vector<Entry>& entries() const { return log_; }
+  // Replicas (voters and observers) the leader keeps fetch state for.
+  size_t peer_count() const { return peers_.size(); }
   const std::optional<Snapshot>& snapshot() const { return snapshot_; }
   std::vector<ReplicaStatus> replica_status() const;  // leader: every replica it has heard from
 

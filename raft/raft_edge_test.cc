@@ -177,6 +177,26 @@ TEST(RaftCoreEdge, FetchFromUnknownReplicaCannotWedgeTheQuorumAtMaxEpoch) {
                                    << net.at(3).epoch();
 }
 
+// Issue 14.7: the leader kept fetch state (peers_, and a parked long poll) for every replica id
+// any fetch named, so fetches naming fresh ids grew its memory without end. Node ids are
+// 0..max_node_id (reserved.broker.max.id); a fetch naming another id leaves nothing behind, and
+// an observer within the range is still served.
+TEST(RaftCoreEdge, FetchesNamingIdsOutsideTheNodeRangeLeaveNoState) {
+  Net net;
+  for (NodeId id : {1, 2, 3}) net.add(id, {1, 2, 3});
+  net.run(3000);
+  const NodeId l = net.leader();
+  ASSERT_NE(l, kNoNode);
+  const size_t before = net.at(l).peer_count();
+  for (NodeId id = 1001; id < 11001; ++id) net.step(l, Message{id, l, FetchRequest{net.at(l).epoch(), id, 0, 0}});
+  net.step(l, Message{-5, l, FetchRequest{net.at(l).epoch(), -5, 0, 0}});
+  net.step(l, Message{5000, l, FetchSnapshotRequest{net.at(l).epoch(), 5000, {}, 0}});
+  EXPECT_EQ(net.at(l).peer_count(), before);
+  EXPECT_EQ(net.at(l).role(), Role::kLeader);
+  net.step(l, Message{1000, l, FetchRequest{net.at(l).epoch(), 1000, 0, 0}});
+  EXPECT_EQ(net.at(l).peer_count(), before + 1) << "an observer with id 1000 is a node";
+}
+
 // The comment in maybe_advance_hw says followers learn a new HW without waiting, but the fetch
 // whose offset advanced the HW is parked after wake_parked(all) ran, so that follower (the one
 // that completed the majority) learns the HW only when the long poll expires (fetch_max_wait_ms)

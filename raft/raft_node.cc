@@ -111,6 +111,14 @@ class RaftNode::Service final : public v1::Quorum::Service {
  public:
   explicit Service(RaftNode* node) : node_(node) {}
 
+  // The core drops fetches naming an id no node can have; the caller gets told why at once.
+  grpc::Status check_replica(int32_t replica) const {
+    if (replica >= 0 && replica <= node_->options_.max_node_id) return grpc::Status::OK;
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "replica id " + std::to_string(replica) + " is outside [0, reserved.broker.max.id=" +
+                            std::to_string(node_->options_.max_node_id) + "]");
+  }
+
   grpc::Status Vote(grpc::ServerContext*, const v1::VoteRequest* req, v1::VoteResponse* resp) override {
     Body out;
     if (!node_->exchange(Message{req->candidate(), node_->options_.id, from_proto(*req)}, &out, 2000)) {
@@ -133,6 +141,7 @@ class RaftNode::Service final : public v1::Quorum::Service {
   }
 
   grpc::Status Fetch(grpc::ServerContext*, const v1::FetchRequest* req, v1::FetchResponse* resp) override {
+    if (grpc::Status st = check_replica(req->replica()); !st.ok()) return st;
     Body out;
     if (!node_->exchange(Message{req->replica(), node_->options_.id, from_proto(*req)}, &out,
                          node_->options_.fetch_max_wait_ms + 1000)) {
@@ -144,6 +153,7 @@ class RaftNode::Service final : public v1::Quorum::Service {
 
   grpc::Status FetchSnapshot(grpc::ServerContext*, const v1::FetchSnapshotRequest* req,
                              v1::FetchSnapshotResponse* resp) override {
+    if (grpc::Status st = check_replica(req->replica()); !st.ok()) return st;
     Body out;
     if (!node_->exchange(Message{req->replica(), node_->options_.id, from_proto(*req)}, &out, 2000)) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no answer from the quorum core");
@@ -225,6 +235,7 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
   c.election_timeout_ms = o.election_timeout_ms;
   c.fetch_timeout_ms = o.fetch_timeout_ms;
   c.fetch_max_wait_ms = o.fetch_max_wait_ms;
+  c.max_node_id = o.max_node_id;
   // Resend an unanswered fetch well before the fetch timeout would start an election.
   c.request_timeout_ms = o.fetch_max_wait_ms +
                          std::max<int64_t>(50, std::min<int64_t>(1000, (o.fetch_timeout_ms - o.fetch_max_wait_ms) / 2));

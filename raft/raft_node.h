@@ -51,6 +51,7 @@ struct RaftNodeOptions {
   int64_t fetch_timeout_ms = 2000;
   int64_t fetch_max_wait_ms = 500;
   int64_t tick_ms = 10;
+  NodeId max_node_id = 1000;  // reserved.broker.max.id: fetches naming other ids are refused
   RaftListener* listener = nullptr;  // optional; must outlive the node
   // Serve the Append RPC (raw records into the log, for tests and quorum debugging). gannetd
   // turns it off unless quorum.append.rpc.enable=true: raw records bypass the controller.
