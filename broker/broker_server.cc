@@ -24,6 +24,10 @@ using metadata::MetadataImage;
 namespace {
 
 constexpr int64_t kForwardTimeoutMs = 60'000;
+// acks=-1 answers one ProduceStream may owe before its next request is read (our producer keeps
+// at most max.in.flight.requests.per.connection = 5 out; Kafka reads one request per connection
+// at a time).
+constexpr size_t kProduceStreamMaxWaiting = 32;
 
 // "ipv4:127.0.0.1:5555" or "ipv6:[::1]:5555" -> the host part, for DescribeGroups.
 std::string peer_host(const std::string& peer) {
@@ -198,7 +202,8 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     return grpc::Status::OK;
   }
 
-  // Produce requests on one stream. This thread reads and appends each request as it comes;
+  // Produce requests on one stream. This thread reads and appends each request as it comes, while
+  // fewer than kProduceStreamMaxWaiting acks=-1 answers are owed;
   // an answer that needs no waiting is written at once, and acks=-1 answers go to a second
   // thread that waits for the ISR, in request order, and writes them. So a producer's pipelined
   // requests are appended back to back while earlier ones replicate.
@@ -210,7 +215,8 @@ class BrokerServer::Service final : public bv1::Broker::Service {
       std::chrono::steady_clock::time_point deadline;
     };
     std::mutex mu;  // the queue, and Write (called by both threads)
-    std::condition_variable cv;
+    std::condition_variable cv;       // the completer: the queue has work, or reading ended
+    std::condition_variable room_cv;  // the reader: the queue has room
     std::deque<Waiting> queue;
     bool reading_done = false;
     bool write_failed = false;
@@ -226,7 +232,8 @@ class BrokerServer::Service final : public bv1::Broker::Service {
         if (queue.empty()) return;
         Waiting w = std::move(queue.front());
         queue.pop_front();
-        if (write_failed) continue;  // nobody reads the answers any more
+        room_cv.notify_one();
+        if (write_failed || ctx->IsCancelled()) continue;  // nobody reads the answers any more
         l.unlock();
         await_replication(w.waits, w.deadline, ctx);
         write(*w.resp);
@@ -245,10 +252,13 @@ class BrokerServer::Service final : public bv1::Broker::Service {
       }
       if (!completer.joinable()) completer = std::thread(complete_loop);
       {
-        std::lock_guard<std::mutex> l(mu);
+        std::unique_lock<std::mutex> l(mu);
         queue.push_back(Waiting{std::move(resp), std::move(waits), produce_deadline(req)});
+        cv.notify_one();
+        // Back-pressure: with kProduceStreamMaxWaiting answers owed, the next request is not read
+        // (nor appended) until one is written; gRPC's flow control then stops the client.
+        room_cv.wait(l, [&] { return queue.size() < kProduceStreamMaxWaiting; });
       }
-      cv.notify_one();
     }
     {
       std::lock_guard<std::mutex> l(mu);
@@ -387,9 +397,10 @@ class BrokerServer::Service final : public bv1::Broker::Service {
              const std::shared_ptr<FetchWaiter>& waiter) {
     const auto deadline = std::chrono::steady_clock::now() +
                           std::chrono::milliseconds(std::clamp(req->max_wait_ms(), 0, 30'000));
-    // Bounded by what one response may carry (the 64 MiB send limit, with room for framing).
-    const size_t max_bytes = req->max_bytes() > 0 ? std::min<size_t>(static_cast<size_t>(req->max_bytes()), 48u << 20)
-                                                  : (48u << 20);
+    // Bounded by fetch.max.bytes (at most 48 MiB: one response must fit the 64 MiB send limit).
+    const size_t broker_max = static_cast<size_t>(b_->options_.fetch_max_bytes);
+    const size_t max_bytes = req->max_bytes() > 0 ? std::min<size_t>(static_cast<size_t>(req->max_bytes()), broker_max)
+                                                  : broker_max;
     // A follower's request from an earlier incarnation (the broker restarted since, maybe losing
     // unsynced records) must not count its progress (KIP-903). Its progress counts (HW, ISR) only
     // with exactly the broker epoch the image registered for that replica, from a registered,
@@ -414,11 +425,17 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     }
     bool first_look = true;
     const bool may_wait = req->max_wait_ms() > 0;
+    // The record bytes this answer holds, from the broker-wide fetch.response.memory.max.bytes.
+    // (Given back when the handler returns, before gRPC serializes the answer: a serialized copy
+    // exists briefly beyond the budget.)
+    ByteBudget::Holding held(&b_->fetch_budget_);
     for (;;) {
       if (may_wait) waiter->arm();
       resp->Clear();
+      held.reset();
       size_t total = 0;
       bool errors = false;
+      bool starved = false;  // a partition got no bytes because the broker-wide budget was spent
       const int64_t now = SystemClock::instance()->monotonic_ms();
       for (const auto& pd : req->partitions()) {
         auto* r = resp->add_partitions();
@@ -433,10 +450,18 @@ class BrokerServer::Service final : public bv1::Broker::Service {
         if (may_wait) part->watch(waiter);  // before the read: a later append wakes this fetch
         const size_t part_max = pd.partition_max_bytes() > 0 ? static_cast<size_t>(pd.partition_max_bytes()) : (1u << 20);
         const size_t room = total >= max_bytes ? 0 : max_bytes - total;
+        const int64_t granted = room == 0 ? 0 : held.try_take(static_cast<int64_t>(std::min(part_max, room)));
+        starved |= room > 0 && granted == 0;
+        // With nothing granted the read still runs (for the HW, errors and the follower's
+        // progress), on one batch that is dropped at once.
         FetchOutcome o = part->read(req->replica_id(), pd.fetch_offset(), pd.current_leader_epoch(),
-                                    pd.last_fetched_epoch(), room == 0 ? 1 : std::min(part_max, room), now,
+                                    pd.last_fetched_epoch(), granted == 0 ? 1 : static_cast<size_t>(granted), now,
                                     /*count_progress=*/first_look && counts);
-        if (room == 0 && !o.records.empty()) o.records.clear();  // over the response budget
+        if (granted == 0) {
+          o.records.clear();  // over this response's size or the broker's budget
+        } else {
+          held.settle(granted, static_cast<int64_t>(o.records.size()));
+        }
         r->set_error_code(o.error);
         r->set_error_message(o.message);
         r->set_high_watermark(o.high_watermark);
@@ -456,6 +481,17 @@ class BrokerServer::Service final : public bv1::Broker::Service {
       if (total >= static_cast<size_t>(std::max(1, req->min_bytes())) || errors ||
           std::chrono::steady_clock::now() >= deadline || ctx->IsCancelled()) {
         return;
+      }
+      if (starved && total == 0) {
+        // The broker-wide budget is spent: wait for other answers to give bytes back (not for
+        // new data: what there is to read has not been read yet), then look again.
+        first_look = false;
+        held.reset();
+        while (!b_->stopping() && !ctx->IsCancelled() && std::chrono::steady_clock::now() < deadline &&
+               !b_->fetch_budget_.wait_free(std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)))) {
+        }
+        if (b_->stopping()) return;
+        continue;
       }
       // Long poll: sleep until new data, a HW move or a leader change in one of these partitions
       // (or the deadline, or the broker stops: stopping_ is set before it wakes every fetch).
@@ -520,7 +556,10 @@ class BrokerServer::Service final : public bv1::Broker::Service {
 // ---- Lifecycle --------------------------------------------------------------------------------
 
 BrokerServer::BrokerServer(BrokerServerOptions options, metadata::MetadataPublisher* publisher)
-    : options_(std::move(options)), publisher_(publisher), incarnation_id_(random_incarnation()) {}
+    : options_(std::move(options)),
+      publisher_(publisher),
+      fetch_budget_(options_.fetch_response_memory_max_bytes),
+      incarnation_id_(random_incarnation()) {}
 
 Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
     BrokerServerOptions options, metadata::MetadataPublisher* publisher) {

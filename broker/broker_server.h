@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "broker/byte_budget.h"
 #include "broker/controller_channel.h"
 #include "broker/fetch_waiter.h"
 #include "broker/group_coordinator.h"
@@ -62,6 +63,13 @@ struct BrokerServerOptions {
   int64_t replica_fetch_max_bytes = 4 << 20;
   int64_t retention_check_interval_ms = 300'000;  // log.retention.check.interval.ms
   int64_t hw_checkpoint_interval_ms = 5'000;       // replica.high.watermark.checkpoint.interval.ms
+  // fetch.max.bytes: one fetch answer's record bytes at most (Kafka: 55 MiB; here at most 48 MiB,
+  // so an answer fits gRPC's 64 MiB message).
+  int64_t fetch_max_bytes = 48 << 20;
+  // Gannet's fetch.response.memory.max.bytes: the record bytes all fetch answers being built may
+  // hold at once, broker-wide (each may pass it by one batch). A fetch that finds it spent waits
+  // for bytes to come back, within its max_wait.
+  int64_t fetch_response_memory_max_bytes = 256 << 20;
   GroupCoordinatorOptions group;                  // node_id is filled in from node_id
   int16_t offsets_topic_replication_factor = 3;   // offsets.topic.replication.factor
   int64_t offsets_topic_segment_bytes = 100LL << 20;  // offsets.topic.segment.bytes
@@ -104,6 +112,7 @@ class BrokerServer {
     return fatal_error_;
   }
   storage::LogManager* log_manager() { return logs_.get(); }
+  const ByteBudget& fetch_budget() const { return fetch_budget_; }
   GroupCoordinator* group_coordinator() { return groups_.get(); }
   // The partition replica hosted here, if any.
   std::shared_ptr<Partition> partition(const storage::TopicPartition& tp) const;
@@ -138,6 +147,7 @@ class BrokerServer {
   std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
+  ByteBudget fetch_budget_;  // fetch.response.memory.max.bytes
   int port_ = 0;
   std::string incarnation_id_;
 

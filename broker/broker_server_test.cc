@@ -12,7 +12,13 @@
 #include <span>
 #include <thread>
 
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <future>
+
 #include "metadata/metadata_image.h"
+#include "proto/broker.grpc.pb.h"
 #include "metadata/metadata_publisher.h"
 #include "storage/record_batch.h"
 #include "tests/process_harness.h"
@@ -91,8 +97,8 @@ class FakeQuorum {
   int64_t next_ = 0;
 };
 
-std::unique_ptr<BrokerServer> make_broker(const std::string& dir, metadata::MetadataPublisher* pub) {
-  BrokerServerOptions o;
+std::unique_ptr<BrokerServer> make_broker(const std::string& dir, metadata::MetadataPublisher* pub,
+                                          BrokerServerOptions o = {}) {
   o.node_id = kMe;
   o.cluster_id = "c";
   o.voters = {{1, "127.0.0.1:1"}};
@@ -214,6 +220,139 @@ TEST(BrokerServerReview, DeletingATopicWithALongNameDeletesItsLogs) {
   auto m = storage::LogManager::open(lo);
   ASSERT_TRUE(m.ok()) << m.error().to_string();
   EXPECT_EQ((*m)->get(tp), nullptr) << "the deleted topic's log is back after a restart";
+}
+
+// ---- Bounds (issue 14 item 8) ------------------------------------------------------------------
+
+std::string batch_of(size_t value_bytes, int records = 1) {
+  storage::RecordBatchBuilder b;
+  for (int i = 0; i < records; ++i) b.add(1000, std::string_view("k"), std::string_view(std::string(value_bytes, 'v')));
+  auto built = b.build();
+  EXPECT_TRUE(built.ok());
+  return built.ok() ? *built : std::string();
+}
+
+std::unique_ptr<v1::Broker::Stub> stub_of(const BrokerServer& b) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return v1::Broker::NewStub(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(b.port()),
+                                                       grpc::InsecureChannelCredentials(), args));
+}
+
+// Every fetch answer held its own copy of up to max_bytes (48 MiB) of records, with no bound on
+// how many were held at once: N consumers with big fetches could make the broker hold N copies.
+// Fetch answers now take their record bytes from one broker-wide budget
+// (fetch.response.memory.max.bytes), and a fetch that finds it spent waits for bytes to come back.
+TEST(BrokerServerBounds, ConcurrentFetchAnswersStayWithinTheBrokerWideBudget) {
+  const std::string dir = testing::test_dir("broker-fetch-budget");
+  metadata::MetadataPublisher pub;
+  BrokerServerOptions o;
+  o.fetch_response_memory_max_bytes = 4 << 20;
+  auto broker = make_broker(dir, &pub, o);
+  ASSERT_TRUE(broker);
+  FakeQuorum q(&pub);
+  q.commit({register_me(), topic("big", topic_id('B')), partition_here(topic_id('B'), 0)});
+  const storage::TopicPartition tp{"big", 0};
+  ASSERT_TRUE(testing::wait_until([&] { return broker->partition(tp) && broker->partition(tp)->is_leader(); }, 5s));
+  auto stub = stub_of(*broker);
+  const std::string one = batch_of(256 << 10);  // 48 batches of 256 KiB: 12 MiB
+  for (int i = 0; i < 48; ++i) {
+    v1::ProduceRequest req;
+    req.set_acks(1);
+    auto* pd = req.add_partitions();
+    pd->set_topic("big");
+    pd->set_partition(0);
+    pd->set_records(one);
+    v1::ProduceResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->Produce(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.partitions(0).error_code(), gannet::v1::NONE) << resp.partitions(0).error_message();
+  }
+  ASSERT_TRUE(testing::wait_until([&] { return broker->partition(tp)->high_watermark() == 48; }, 5s));
+  // 16 consumers, each asking for all 12 MiB at once, again and again.
+  std::atomic<int> empty{0}, answered{0};
+  std::atomic<size_t> largest{0};
+  std::vector<std::thread> consumers;
+  for (int c = 0; c < 16; ++c) {
+    consumers.emplace_back([&] {
+      for (int round = 0; round < 5; ++round) {
+        v1::FetchRequest req;
+        req.set_replica_id(-1);
+        req.set_max_wait_ms(10'000);
+        req.set_max_bytes(12 << 20);
+        auto* pd = req.add_partitions();
+        pd->set_topic("big");
+        pd->set_partition(0);
+        pd->set_fetch_offset(0);
+        pd->set_partition_max_bytes(12 << 20);
+        v1::FetchResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+        if (!stub->Fetch(&ctx, req, &resp).ok() || resp.partitions_size() != 1) continue;
+        ++answered;
+        const size_t n = resp.partitions(0).records().size();
+        if (n == 0) ++empty;
+        size_t seen = largest.load();
+        while (n > seen && !largest.compare_exchange_weak(seen, n)) {
+        }
+      }
+    });
+  }
+  for (auto& t : consumers) t.join();
+  EXPECT_EQ(answered.load(), 80);
+  EXPECT_EQ(empty.load(), 0) << "a fetch that found the budget spent must wait for it, not answer empty";
+  EXPECT_LE(largest.load(), static_cast<size_t>(4 << 20)) << "one answer holds more than the whole budget";
+  EXPECT_GE(largest.load(), one.size());
+  EXPECT_LE(broker->fetch_budget().peak(), (4 << 20) + static_cast<int64_t>(one.size()))
+      << "the answers held more than fetch.response.memory.max.bytes (plus one batch) at once";
+  EXPECT_EQ(broker->fetch_budget().in_use(), 0);
+  broker->stop();
+}
+
+// The ProduceStream handler read and appended every request as it came and queued the acks=-1
+// answers without bound: with the ISR stalled, a client could keep writing to the log and growing
+// the queue until the produce timeouts ended. It now stops reading with 32 answers owed, so
+// gRPC's flow control stops the client.
+TEST(BrokerServerBounds, AProduceStreamIsNotReadWhileManyAnswersAreOwed) {
+  const std::string dir = testing::test_dir("broker-produce-stream");
+  metadata::MetadataPublisher pub;
+  auto broker = make_broker(dir, &pub);
+  ASSERT_TRUE(broker);
+  FakeQuorum q(&pub);
+  MetadataRecord p = partition_here(topic_id('S'), 0);
+  p.mutable_partition()->add_replicas(2);  // a follower that never fetches: acks=-1 waits
+  p.mutable_partition()->add_isr(2);
+  q.commit({register_me(), topic("slow", topic_id('S')), p});
+  const storage::TopicPartition tp{"slow", 0};
+  ASSERT_TRUE(testing::wait_until([&] { return broker->partition(tp) && broker->partition(tp)->is_leader(); }, 5s));
+  auto stub = stub_of(*broker);
+  grpc::ClientContext ctx;
+  auto stream = stub->ProduceStream(&ctx);
+  const std::string one = batch_of(10);
+  std::atomic<int> written{0};
+  auto writer = std::async(std::launch::async, [&] {
+    for (int i = 0; i < 200; ++i) {
+      v1::ProduceRequest req;
+      req.set_acks(-1);
+      req.set_timeout_ms(60'000);
+      req.set_correlation_id(i);
+      auto* pd = req.add_partitions();
+      pd->set_topic("slow");
+      pd->set_partition(0);
+      pd->set_records(one);
+      if (!stream->Write(req)) return;
+      ++written;
+    }
+  });
+  ASSERT_TRUE(testing::wait_until([&] { return broker->log_manager()->get(tp)->log_end_offset() >= 32; }, 10s));
+  std::this_thread::sleep_for(1s);
+  const int64_t end = broker->log_manager()->get(tp)->log_end_offset();
+  EXPECT_LE(end, 33) << "the broker appended " << end << " records while 32 acks=-1 answers were owed ("
+                     << written.load() << " requests written)";
+  ctx.TryCancel();
+  writer.wait();
+  stream->Finish();
+  broker->stop();
 }
 
 }  // namespace

@@ -144,6 +144,8 @@ int main(int argc, char** argv) {
     bo.replica_lag_time_max_ms = cfg->replica_lag_time_max_ms;
     bo.replica_fetch_wait_max_ms = cfg->replica_fetch_wait_max_ms;
     bo.replica_fetch_max_bytes = cfg->replica_fetch_max_bytes;
+    bo.fetch_max_bytes = cfg->fetch_max_bytes;
+    bo.fetch_response_memory_max_bytes = cfg->fetch_response_memory_max_bytes;
     bo.retention_check_interval_ms = cfg->log_retention_check_interval_ms;
     bo.hw_checkpoint_interval_ms = cfg->replica_high_watermark_checkpoint_interval_ms;
     // Consumer groups (Kafka's keys; broker/group_coordinator.h has Gannet's defaults).

@@ -765,6 +765,9 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
   };
   GANNET_RETURN_IF_ERROR(read_ranged("replica.fetch.wait.max.ms", 0, 30'000, &c.replica_fetch_wait_max_ms));
   GANNET_RETURN_IF_ERROR(read_ranged("replica.fetch.max.bytes", 1024, 32 << 20, &c.replica_fetch_max_bytes));
+  GANNET_RETURN_IF_ERROR(read_ranged("fetch.max.bytes", 1024, 48 << 20, &c.fetch_max_bytes));
+  GANNET_RETURN_IF_ERROR(read_ranged("fetch.response.memory.max.bytes", 1 << 20, INT64_MAX,
+                                     &c.fetch_response_memory_max_bytes));
   GANNET_RETURN_IF_ERROR(read_ranged("log.retention.check.interval.ms", 1, INT64_MAX, &c.log_retention_check_interval_ms));
   GANNET_RETURN_IF_ERROR(read_ranged("replica.high.watermark.checkpoint.interval.ms", 1, INT64_MAX,
                                      &c.replica_high_watermark_checkpoint_interval_ms));
@@ -921,6 +924,8 @@ ConfigMap ServerConfig::to_properties() const {
   flag("auto.create.topics.enable", auto_create_topics_enable);
   num("replica.fetch.wait.max.ms", replica_fetch_wait_max_ms);
   num("replica.fetch.max.bytes", replica_fetch_max_bytes);
+  num("fetch.max.bytes", fetch_max_bytes);
+  num("fetch.response.memory.max.bytes", fetch_response_memory_max_bytes);
   num("log.retention.check.interval.ms", log_retention_check_interval_ms);
   num("replica.high.watermark.checkpoint.interval.ms", replica_high_watermark_checkpoint_interval_ms);
   num("offsets.topic.segment.bytes", offsets_topic_segment_bytes);

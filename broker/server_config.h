@@ -133,6 +133,8 @@ struct ServerConfig {
   // marked). Defaults are the components' own (broker/broker_server.h, broker/group_coordinator.h).
   int32_t replica_fetch_wait_max_ms = 500;                  // [0, 30000]
   int32_t replica_fetch_max_bytes = 4 << 20;                // [1024, 32 MiB]
+  int32_t fetch_max_bytes = 48 << 20;                       // [1024, 48 MiB] (Kafka: 55 MiB)
+  int64_t fetch_response_memory_max_bytes = 256 << 20;      // Gannet's: >= 1 MiB
   int64_t log_retention_check_interval_ms = 300'000;        // >= 1
   int64_t replica_high_watermark_checkpoint_interval_ms = 5'000;  // >= 1
   int32_t offsets_topic_segment_bytes = 100 << 20;          // >= 1

@@ -773,6 +773,8 @@ TEST(ServerConfig, TuningKeysAreTypedAndRanged) {
   m["replica.fetch.max.bytes"] = "1048576";
   m["group.max.size"] = "10";
   m["group.max.groups"] = "50";
+  m["fetch.max.bytes"] = "2048";
+  m["fetch.response.memory.max.bytes"] = "1073741824";
   m["group.initial.rebalance.delay.ms"] = "0";
   m["offsets.retention.minutes"] = "60";
   m["auto.leader.rebalance.enable"] = "FALSE";
@@ -785,6 +787,8 @@ TEST(ServerConfig, TuningKeysAreTypedAndRanged) {
   EXPECT_EQ(c.replica_fetch_max_bytes, 1 << 20);
   EXPECT_EQ(c.group_max_size, 10);
   EXPECT_EQ(c.group_max_groups, 50);
+  EXPECT_EQ(c.fetch_max_bytes, 2048);
+  EXPECT_EQ(c.fetch_response_memory_max_bytes, 1LL << 30);
   EXPECT_EQ(c.group_initial_rebalance_delay_ms, 0);
   EXPECT_EQ(c.offsets_retention_minutes, 60);
   EXPECT_FALSE(c.auto_leader_rebalance_enable);
@@ -798,6 +802,8 @@ TEST(ServerConfig, TuningKeysAreTypedAndRanged) {
            {"replica.fetch.wait.max.ms", "99999999999"},
            {"group.max.size", "0"},
            {"group.max.groups", "0"},
+           {"fetch.max.bytes", "57671680"},
+           {"fetch.response.memory.max.bytes", "1000"},
            {"offsets.retention.minutes", "soon"},
            {"auto.leader.rebalance.enable", "yes"},
            {"group.max.session.timeout.ms", "500"},
