@@ -21,7 +21,7 @@
 #include "proto/broker.grpc.pb.h"
 #include "metadata/metadata_publisher.h"
 #include "storage/record_batch.h"
-#include "tests/process_harness.h"
+#include "testing/process_harness.h"
 
 namespace gannet::broker {
 namespace {

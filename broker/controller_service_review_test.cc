@@ -8,8 +8,8 @@
 #include <chrono>
 #include <iostream>
 
-#include "raft/local_quorum.h"
-#include "tests/process_harness.h"
+#include "testing/local_quorum.h"
+#include "testing/process_harness.h"
 
 namespace gannet::broker {
 namespace {

@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include "metadata/controller_logic.h"
-#include "raft/local_quorum.h"
-#include "tests/process_harness.h"
+#include "testing/local_quorum.h"
+#include "testing/process_harness.h"
 
 namespace gannet::metadata {
 namespace {

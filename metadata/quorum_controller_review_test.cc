@@ -8,8 +8,8 @@
 #include <future>
 #include <thread>
 
-#include "raft/local_quorum.h"
-#include "tests/process_harness.h"
+#include "testing/local_quorum.h"
+#include "testing/process_harness.h"
 
 namespace gannet::metadata {
 namespace {

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "raft/raft_node.h"
-#include "raft/local_quorum.h"
-#include "tests/process_harness.h"
+#include "testing/local_quorum.h"
+#include "testing/process_harness.h"
 
 namespace gannet::raft {
 namespace {

@@ -20,8 +20,8 @@
 #include "proto/raft.grpc.pb.h"
 #include "raft/raft_core.h"
 #include "raft/raft_node.h"
-#include "raft/local_quorum.h"
-#include "tests/process_harness.h"
+#include "testing/local_quorum.h"
+#include "testing/process_harness.h"
 
 namespace gannet::raft {
 namespace {

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <mutex>
 
-#include "raft/local_quorum.h"
-#include "tests/process_harness.h"
+#include "testing/local_quorum.h"
+#include "testing/process_harness.h"
 
 namespace gannet::raft {
 namespace {

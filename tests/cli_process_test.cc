@@ -27,8 +27,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/cli_harness.h"
-#include "tests/process_harness.h"
+#include "testing/cli_harness.h"
+#include "testing/process_harness.h"
 
 namespace gannet {
 namespace {

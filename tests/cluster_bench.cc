@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "proto/broker.grpc.pb.h"
-#include "tests/process_harness.h"
+#include "testing/process_harness.h"
 
 namespace gannet {
 namespace {

@@ -25,8 +25,8 @@
 #include "proto/broker.grpc.pb.h"
 #include "proto/controller.grpc.pb.h"
 #include "proto/raft.grpc.pb.h"
-#include "tests/cluster_harness.h"
-#include "tests/process_harness.h"
+#include "testing/cluster_harness.h"
+#include "testing/process_harness.h"
 
 namespace gannet {
 namespace {

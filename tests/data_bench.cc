@@ -30,7 +30,7 @@
 
 #include "client/consumer.h"
 #include "client/producer.h"
-#include "tests/cluster_harness.h"
+#include "testing/cluster_harness.h"
 
 namespace gannet {
 namespace {

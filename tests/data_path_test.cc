@@ -19,7 +19,7 @@
 #include "client/consumer.h"
 #include "client/producer.h"
 #include "storage/record_batch.h"
-#include "tests/cluster_harness.h"
+#include "testing/cluster_harness.h"
 
 namespace gannet {
 namespace {

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "client/consumer.h"
-#include "tests/cluster_harness.h"
+#include "testing/cluster_harness.h"
 
 namespace gannet {
 namespace {

@@ -50,7 +50,7 @@
 
 #include "client/consumer.h"
 #include "client/producer.h"
-#include "tests/cluster_harness.h"
+#include "testing/cluster_harness.h"
 
 namespace gannet {
 namespace {

@@ -48,9 +48,9 @@
 
 #include "client/consumer_protocol.h"
 #include "client/producer.h"
-#include "tests/cli_harness.h"
-#include "tests/cluster_harness.h"
-#include "tests/process_harness.h"
+#include "testing/cli_harness.h"
+#include "testing/cluster_harness.h"
+#include "testing/process_harness.h"
 
 namespace gannet {
 namespace {

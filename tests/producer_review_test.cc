@@ -8,7 +8,7 @@
 #include <string>
 
 #include "client/producer.h"
-#include "tests/cluster_harness.h"
+#include "testing/cluster_harness.h"
 
 namespace gannet {
 namespace {

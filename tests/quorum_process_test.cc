@@ -11,7 +11,7 @@
 #include <optional>
 
 #include "proto/raft.grpc.pb.h"
-#include "tests/process_harness.h"
+#include "testing/process_harness.h"
 
 namespace gannet {
 namespace {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "storage/record_batch.h"
-#include "tests/cluster_harness.h"
+#include "testing/cluster_harness.h"
 
 namespace gannet {
 namespace {

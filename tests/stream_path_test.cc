@@ -16,7 +16,7 @@
 
 #include "common/call_watchdog.h"
 #include "storage/record_batch.h"
-#include "tests/cluster_harness.h"
+#include "testing/cluster_harness.h"
 
 namespace gannet {
 namespace {

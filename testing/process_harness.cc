@@ -1,4 +1,4 @@
-#include "tests/process_harness.h"
+#include "testing/process_harness.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "raft/raft_node.h"
-#include "tests/process_harness.h"
+#include "testing/process_harness.h"
 
 namespace gannet::raft {
 

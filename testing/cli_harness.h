@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/process_harness.h"
+#include "testing/process_harness.h"
 
 namespace gannet::testing {
 

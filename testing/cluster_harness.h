@@ -19,7 +19,7 @@
 
 #include "proto/broker.grpc.pb.h"
 #include "proto/controller.grpc.pb.h"
-#include "tests/process_harness.h"
+#include "testing/process_harness.h"
 
 // The harness is used by benchmarks too (no GoogleTest there): a failed call is reported, and the
 // caller's own checks of the (empty) answer fail.
