@@ -26,13 +26,14 @@ bool Partition::apply_metadata(const PartitionMetadata& m, int32_t min_insync_re
     became_leader = state_.apply_metadata(m, leader_end_locked(), log_->high_watermark(), now_ms);
     if (!state_.is_leader()) {
       // A follower's epoch cache ends with its last record: drop epochs it led without writing.
-      auto st = log_->epoch_cache().truncate_from_end(log_->log_end_offset());
+      auto st = log_->epoch_cache().truncate_from_end(log_->log_end_offset(), /*persist=*/false);
       if (!st.ok()) LOG(ERROR) << tp_.dir_name() << ": cannot trim the epoch cache: " << st.error().to_string();
     }
     if (became_leader) {
       // The new epoch starts at the log end: followers of an older epoch are told to truncate
-      // to where this leader's history and theirs agree.
-      auto st = log_->epoch_cache().assign(m.leader_epoch, log_->log_end_offset());
+      // to where this leader's history and theirs agree. Written to disk with the epoch's first
+      // batch (Log::append), not here: a failover moving N leaderships costs no fsync.
+      auto st = log_->epoch_cache().assign(m.leader_epoch, log_->log_end_offset(), /*persist=*/false);
       if (!st.ok()) LOG(ERROR) << tp_.dir_name() << ": cannot record leader epoch: " << st.error().to_string();
     }
     // A new term, or an ISR change in this one, can move the HW (a leader alone in its ISR

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <future>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -455,6 +456,40 @@ TEST_F(PartitionTest, AWaiterThatIsGoneIsDropped) {
   produce(1, 1);
   EXPECT_TRUE(w->wait_until(std::chrono::steady_clock::now() + std::chrono::seconds(5)));
   EXPECT_EQ(p(1).watchers_for_test(), 0u);
+}
+
+// Issue 14 item 11: taking the lead wrote the leader-epoch checkpoint at once, with an fsync of
+// the file and one of its directory, under the partition lock: a failover moving N leaderships to
+// this broker cost 2N fsyncs one after the other before the last partition could serve. The new
+// epoch is now written with its first batch: taking the lead costs no fsync, and the epoch is
+// still on disk before any batch of it (a crash right after the append keeps both).
+TEST_F(PartitionTest, TakingTheLeadCostsNoFsyncAndTheEpochIsDurableWithItsFirstBatch) {
+  for (int32_t id = 1; id <= 20; ++id) replica(id);
+  const uint64_t before = fs_.sync_count();
+  for (int32_t id = 1; id <= 20; ++id) {
+    p(id).apply_metadata(PartitionMetadata{{id}, {id}, id, 5, 5}, 1, now_);
+    ASSERT_TRUE(p(id).is_leader());
+  }
+  EXPECT_EQ(fs_.sync_count(), before) << "taking 20 leaderships cost " << fs_.sync_count() - before << " fsyncs";
+  EXPECT_EQ(log(1).epoch_cache().latest()->epoch, 5) << "the epoch is known in memory at once";
+  produce(1, 3);
+  ASSERT_TRUE(log(1).flush().ok());
+  std::mt19937_64 rng(7);
+  fs_.crash(rng);
+  Log::Options o;
+  o.fs = &fs_;
+  o.clock = &clock_;
+  auto reopened = Log::open("/data/1/t-0", o);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().to_string();
+  EXPECT_EQ((*reopened)->log_end_offset(), 3);
+  auto latest = (*reopened)->epoch_cache().latest();
+  ASSERT_TRUE(latest.has_value()) << "a batch of epoch 5 survived the crash but its epoch did not";
+  EXPECT_EQ(latest->epoch, 5);
+  EXPECT_EQ(latest->start_offset, 0);
+  // A leadership taken and lost without a batch leaves nothing on disk to undo.
+  auto empty = Log::open("/data/2/t-0", o);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE((*empty)->epoch_cache().latest().has_value());
 }
 
 }  // namespace

@@ -63,15 +63,23 @@ Result<std::unique_ptr<LeaderEpochCache>> LeaderEpochCache::load(FileSystem* fs,
   return cache;
 }
 
-Status LeaderEpochCache::persist_locked() const {
+Status LeaderEpochCache::persist_locked() {
   std::string text = "0\n" + std::to_string(entries_.size()) + "\n";
   for (const auto& e : entries_) {
     text += std::to_string(e.epoch) + " " + std::to_string(e.start_offset) + "\n";
   }
-  return write_file_atomic(fs_, join_path(dir_, kFileName), text);
+  dirty_ = true;  // until the write is known to have succeeded
+  GANNET_RETURN_IF_ERROR(write_file_atomic(fs_, join_path(dir_, kFileName), text));
+  dirty_ = false;
+  return {};
 }
 
-Status LeaderEpochCache::assign(int32_t epoch, int64_t start_offset) {
+Status LeaderEpochCache::persist_if_dirty() {
+  std::lock_guard<std::mutex> l(mu_);
+  return dirty_ ? persist_locked() : Status{};
+}
+
+Status LeaderEpochCache::assign(int32_t epoch, int64_t start_offset, bool persist) {
   std::lock_guard<std::mutex> l(mu_);
   if (epoch < 0) return {};
   if (!entries_.empty()) {
@@ -80,14 +88,22 @@ Status LeaderEpochCache::assign(int32_t epoch, int64_t start_offset) {
     if (start_offset == entries_.back().start_offset) entries_.pop_back();  // empty epoch
   }
   entries_.push_back({epoch, start_offset});
+  if (!persist) {
+    dirty_ = true;
+    return {};
+  }
   return persist_locked();
 }
 
-Status LeaderEpochCache::truncate_from_end(int64_t end_offset) {
+Status LeaderEpochCache::truncate_from_end(int64_t end_offset, bool persist) {
   std::lock_guard<std::mutex> l(mu_);
   size_t before = entries_.size();
   while (!entries_.empty() && entries_.back().start_offset >= end_offset) entries_.pop_back();
   if (entries_.size() == before) return {};
+  if (!persist) {
+    dirty_ = true;
+    return {};
+  }
   return persist_locked();
 }
 

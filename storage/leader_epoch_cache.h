@@ -32,10 +32,18 @@ class LeaderEpochCache {
   // kCorruptMessage.
   static Result<std::unique_ptr<LeaderEpochCache>> load(FileSystem* fs, const std::string& dir);
 
-  // Records that `epoch` starts at `start_offset` if epoch is newer than the latest; persists.
-  Status assign(int32_t epoch, int64_t start_offset);
-  // Removes entries starting at or after `end_offset` (log truncated to end_offset).
-  Status truncate_from_end(int64_t end_offset);
+  // Records that `epoch` starts at `start_offset` if epoch is newer than the latest; persists,
+  // unless `persist` is false: then the change is only in memory until persist_if_dirty() (which
+  // the log calls before it writes any batch, so an epoch is durable before its first batch) or
+  // the next change that persists. A leader taking a new epoch assigns it that way: the entry
+  // says where its epoch starts and matters only once the epoch has batches, so taking N
+  // leaderships costs no fsync (it cost two per partition, one after the other).
+  Status assign(int32_t epoch, int64_t start_offset, bool persist = true);
+  // Removes entries starting at or after `end_offset` (log truncated to end_offset). Without
+  // `persist`, as assign: on reload the log trims the cache to its end anyway.
+  Status truncate_from_end(int64_t end_offset, bool persist = true);
+  // Writes the checkpoint if a change was kept in memory only.
+  Status persist_if_dirty();
   // Log start moved to `start_offset`: older entries go, the one covering it is clamped.
   Status truncate_from_start(int64_t start_offset);
   Status clear();
@@ -50,12 +58,13 @@ class LeaderEpochCache {
 
  private:
   LeaderEpochCache(FileSystem* fs, std::string dir) : fs_(fs), dir_(std::move(dir)) {}
-  Status persist_locked() const;
+  Status persist_locked();
 
   FileSystem* const fs_;
   const std::string dir_;
   mutable std::mutex mu_;
   std::vector<EpochEntry> entries_;
+  bool dirty_ = false;  // entries_ differs from the checkpoint on disk
 };
 
 }  // namespace gannet::storage

@@ -539,7 +539,8 @@ Result<AppendResult> Log::append_locked(std::span<uint8_t> batches, std::vector<
     // One request spanning more offsets than a segment can index (rolling did not help).
     return make_error(Errc::kInvalidRecord, "request spans more than 2^31 offsets");
   }
-  // The epochs go into the checkpoint before the batches that start them reach the log.
+  // The epochs go into the checkpoint before the batches that start them reach the log (also an
+  // epoch a new leader assigned in memory only).
   for (const BatchInfo& b : infos) {
     const int32_t epoch = leader_epoch >= 0 ? leader_epoch : b.leader_epoch;
     auto latest = epoch_cache_->latest();
@@ -548,6 +549,7 @@ Result<AppendResult> Log::append_locked(std::span<uint8_t> batches, std::vector<
       if (!st.ok()) return fail(st.error()).error();
     }
   }
+  if (Status st = epoch_cache_->persist_if_dirty(); !st.ok()) return fail(st.error()).error();
   if (leader_epoch >= 0) {
     for (const BatchInfo& b : infos) {
       uint8_t* p = batches.data() + b.position;
@@ -935,6 +937,7 @@ Status Log::close() {
   GANNET_RETURN_IF_ERROR(flush());
   std::lock_guard<std::mutex> l(append_mu_);
   GANNET_RETURN_IF_ERROR(check_writable_locked());
+  GANNET_RETURN_IF_ERROR(epoch_cache_->persist_if_dirty());
   segments()->back()->release_preallocated();
   Status st = segments()->back()->write_indexes(/*sync=*/true);
   if (!st.ok()) return fail(st.error());

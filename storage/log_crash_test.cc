@@ -132,6 +132,13 @@ class CrashRun {
         if (rng_() % 2) checkpoint_ = log_->durable_offset();
       } else if (op < 93) {
         epoch_ += 1 + static_cast<int32_t>(rng_() % 2);
+        if (rng_() % 2) {
+          // As a broker taking the lead does: the epoch starts at the log end, in memory only
+          // until its first batch is written.
+          Status st = log_->epoch_cache().assign(epoch_, log_->log_end_offset(), /*persist=*/false);
+          if (!st.ok()) return;
+          note("lead epoch " + std::to_string(epoch_) + " from " + std::to_string(log_->log_end_offset()));
+        }
       } else if (op < 97) {
         if (!truncate()) return;
       } else {
