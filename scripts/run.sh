@@ -20,6 +20,10 @@ mkdir -p "$DISK_CACHE"
 # suite builds its own (fastbuild) copies elsewhere in Bazel's output tree.
 bazel build -c opt --disk_cache="$DISK_CACHE" //broker:gannetd //tools:gannet
 BIN="$(bazel info -c opt bazel-bin 2>/dev/null)"
+# A stable name for these optimized binaries (bazel-bin follows whatever was built last, which
+# after ./scripts/test.sh is the unoptimized test build): .gannet/bin/tools/gannet.
+mkdir -p "$ROOT/.gannet"
+ln -sfn "$BIN" "$ROOT/.gannet/bin"
 
 DATA="${GANNET_DATA_DIR:-$ROOT/.gannet/cluster}"
 BASE="${GANNET_BASE_PORT:-19091}"
@@ -70,10 +74,10 @@ done
 cat <<MSG
 
 The cluster is running. Try:
-  $BIN/tools/gannet topic create clicks --partitions 6 --replication-factor 3 --bootstrap-server $BOOTSTRAP
-  $BIN/tools/gannet topic describe clicks --bootstrap-server $BOOTSTRAP
-  $BIN/tools/gannet cluster info --bootstrap-server $BOOTSTRAP
-  $BIN/tools/gannet quorum status --bootstrap-controller 127.0.0.1:$BASE
+  .gannet/bin/tools/gannet topic create clicks --partitions 6 --replication-factor 3 --bootstrap-server $BOOTSTRAP
+  .gannet/bin/tools/gannet topic describe clicks --bootstrap-server $BOOTSTRAP
+  .gannet/bin/tools/gannet cluster info --bootstrap-server $BOOTSTRAP
+  .gannet/bin/tools/gannet quorum status --bootstrap-controller 127.0.0.1:$BASE
 Ctrl-C stops it.
 MSG
 wait

@@ -113,6 +113,54 @@ std::pair<double, double> raw_produce_latency(testing::Cluster& c, const std::st
   return p50_p99(us);
 }
 
+// The machine's fsync floor: 1 KiB write() + fdatasync() in a loop on one file in `dir` (where
+// the brokers' logs are), for `seconds`; syncs/s.
+double fdatasync_rate(const std::string& dir, double seconds) {
+  const std::string path = dir + "/sync.bin";
+  int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  std::vector<char> buf(1024, 'x');
+  int64_t n = 0;
+  const auto start = Clock::now();
+  while (secs_since(start) < seconds) {
+    if (::write(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size()) || ::fdatasync(fd) != 0) break;
+    ++n;
+  }
+  const double rate = static_cast<double>(n) / secs_since(start);
+  ::close(fd);
+  std::filesystem::remove(path);
+  return rate;
+}
+
+// Issue 14 item 11: `producers` threads each sending one small acks=1 Produce at a time, for
+// `seconds`, to a one-partition topic with flush.messages=1 (every append is fsynced before its
+// answer); appends/s. Concurrent producers share fsyncs (the log's group commit), so with 4 of
+// them the rate can pass the machine's one-thread fdatasync rate.
+double synced_appends(testing::Cluster& c, const std::string& topic, int producers, double seconds) {
+  auto [leader, req] = bare_produce(c, topic, 1);
+  if (leader < 0) return -1;
+  std::atomic<int64_t> done{0}, failed{0};
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  for (int t = 0; t < producers; ++t) {
+    threads.emplace_back([&, req = req] {
+      while (secs_since(start) < seconds) {
+        broker::v1::ProduceResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        if (!c.broker(leader)->Produce(&ctx, req, &resp).ok() || resp.partitions_size() != 1 ||
+            resp.partitions(0).error_code() != gannet::v1::NONE) {
+          ++failed;
+          continue;
+        }
+        ++done;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  if (failed > 0) std::fprintf(stderr, "data_bench: %lld synced produce(s) failed\n", static_cast<long long>(failed.load()));
+  return static_cast<double>(done.load()) / secs_since(start);
+}
+
 // The same bare Produce, as messages on one ProduceStream: the stream's round trip without a
 // call's setup (what the producer pays per request now), p50/p99 in us. With `empty`, the request
 // names no partition: the broker appends nothing, so what is left is gRPC and the threads.
@@ -326,7 +374,7 @@ Result consume(const std::string& bootstrap, const std::string& topic, int parti
 int run(int argc, char** argv) {
   int64_t records = 300'000;
   int64_t soak_seconds = 0;
-  // --phase produce / small / rf3 / consume: only that figure (for profiling); --phase soak:
+  // --phase produce / small / rf3 / consume / fsync: only that figure (for profiling); --phase soak:
   // only the soak; --phase latency: only the one-in-flight latencies and their floors.
   std::string phase = "all";
   // --soak-seconds: produce at full speed this long, sampling brokers' RSS.
@@ -358,6 +406,7 @@ int run(int argc, char** argv) {
   c.create("rf3", 3, 3, {{"min.insync.replicas", "2"}});
   c.create("lat1", 1, 1);
   c.create("lat3", 1, 3, {{"min.insync.replicas", "2"}});
+  c.create("synced", 1, 1, {{"flush.messages", "1"}});
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const std::string b = c.bootstrap();
   std::printf("data_bench: 3 combined nodes on loopback; client in this process (2 cores shared)\n");
@@ -395,6 +444,25 @@ int run(int argc, char** argv) {
     for (int id : c.ids()) c.kill(id, SIGTERM);
     return 0;
   };
+  // flush.messages=1: synced appends/s with 1 and 4 producers, beside the fdatasync rate.
+  auto synced = [&] {
+    const double floor = fdatasync_rate(dir, 3.0);
+    std::printf("  %-44s %9.0f syncs/s\n", "machine: write 1 KiB + fdatasync, one thread", floor);
+    for (int producers : {1, 4}) {
+      const double r = synced_appends(c, "synced", producers, 5.0);
+      char name[64];
+      std::snprintf(name, sizeof(name), "flush.messages=1, %d producer%s, acks=1", producers, producers > 1 ? "s" : "");
+      std::printf("  %-44s %9.0f appends/s  ratio %.2f\n", name, r, r / floor);
+    }
+    // The same requests to a topic without flush.messages: what the RPCs and the CPUs allow.
+    const double unsynced = synced_appends(c, "lat1", 4, 5.0);
+    std::printf("  %-44s %9.0f appends/s\n", "  floor: the same, 4 producers, no fsync", unsynced);
+    std::fflush(stdout);
+  };
+  if (phase == "fsync") {
+    synced();
+    return stop();
+  }
   if (phase == "latency") {
     auto [np50, np99] = noop_rpc_latency(c, 2000);
     std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "machine: unary RPC doing nothing (ListGroups)", np50, np99);
@@ -430,6 +498,7 @@ int run(int argc, char** argv) {
     show("consume 1 KiB, RF=1 topic, from the beginning", consume(b, "rf1", 3, records, 1024));
     one_in_flight();
     show("1000 in flight, acks=all RF=3 (latency)", produce(b, "lat3", 100'000, 100, -1, 16384, 1000));
+    synced();
   }
   if (soak_seconds > 0) {
     // Full speed for soak_seconds; retention keeps the disk bounded. RSS sampled every 5 s.
