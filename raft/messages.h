@@ -66,6 +66,7 @@ struct FetchRequest {
   int64_t fetch_offset = 0;     // the fetcher holds (durably) every entry below this
   Epoch last_fetched_epoch = 0;  // epoch of entry fetch_offset - 1 (0 if none)
   int64_t high_watermark = 0;    // the fetcher's HW: a leader with a newer one answers at once
+  std::string directory_id;      // the fetcher's data directory (KIP-853): one counts per replica id
 };
 
 struct DivergingEpoch {
@@ -84,6 +85,8 @@ struct FetchResponse {
   std::optional<DivergingEpoch> diverging;
   std::optional<SnapshotId> snapshot;  // fetch_offset is below the log start: fetch this
   std::vector<Entry> entries;
+  // The leader counts another directory for this replica id in this epoch: nothing was read.
+  bool duplicate_replica = false;
 };
 
 struct FetchSnapshotRequest {

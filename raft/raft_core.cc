@@ -416,6 +416,22 @@ void RaftCore::handle(const Message& m, const FetchRequest& r, int64_t now_ms) {
     return;
   }
   Peer& peer = peers_[r.replica];
+  if (!peer.directory_id) {
+    peer.directory_id = r.directory_id;
+  } else if (*peer.directory_id != r.directory_id) {
+    // A second process with this node id (a copy of a node's config, a node re-created on an
+    // empty disk while the old one runs): its log is not the one counted, and must not count.
+    FetchResponse resp;
+    resp.epoch = hs_.epoch;
+    resp.leader = hs_.leader;
+    resp.fetch_offset = r.fetch_offset;
+    resp.high_watermark = hw_;
+    resp.log_start_offset = log_start_;
+    resp.duplicate_replica = true;
+    ++duplicate_replica_fetches_;
+    send(m.from, std::move(resp));
+    return;
+  }
   peer.last_fetch_ms = now_ms;
   if (config_.bugs.hw_from_unchecked_offset) {
     peer.end_offset = std::min(r.fetch_offset, end_offset());
@@ -551,7 +567,7 @@ void RaftCore::maybe_send_fetch(int64_t now_ms) {
     return;
   }
   fetch_sent_offset_ = end_offset();
-  send(target, FetchRequest{hs_.epoch, config_.id, end_offset(), epoch_at(end_offset() - 1), hw_});
+  send(target, FetchRequest{hs_.epoch, config_.id, end_offset(), epoch_at(end_offset() - 1), hw_, config_.directory_id});
 }
 
 void RaftCore::handle(const Message& m, const FetchResponse& r, int64_t now_ms) {
@@ -565,6 +581,10 @@ void RaftCore::handle(const Message& m, const FetchResponse& r, int64_t now_ms) 
   if (role_ != Role::kFollower && role_ != Role::kObserver) return;
   if (m.from != fetch_sent_to_ || r.fetch_offset != fetch_sent_offset_) return;  // not our fetch
   fetch_in_flight_ = false;
+  if (r.duplicate_replica) {
+    ++duplicate_replica_refusals_;  // the next tick asks again; the node logs it
+    return;
+  }
   if (r.fenced) {
     maybe_send_fetch(now_ms);
     return;

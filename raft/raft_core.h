@@ -65,6 +65,8 @@ struct Config {
   // Node ids are 0..max_node_id (reserved.broker.max.id): a fetch naming another id is dropped
   // before it creates any state, so the leader's per-replica state is bounded by the id range.
   NodeId max_node_id = 1000;
+  // This node's quorum data directory id, sent with its fetches (see FetchRequest::directory_id).
+  std::string directory_id;
   uint64_t seed = 1;
   Bugs bugs;
 };
@@ -160,6 +162,10 @@ class RaftCore {
   const std::vector<Entry>& entries() const { return log_; }
   // Replicas (voters and observers) the leader keeps fetch state for.
   size_t peer_count() const { return peers_.size(); }
+  // Fetches this leader refused because another directory holds their replica id; fetches of
+  // this node refused so.
+  uint64_t duplicate_replica_fetches() const { return duplicate_replica_fetches_; }
+  uint64_t duplicate_replica_refusals() const { return duplicate_replica_refusals_; }
   const std::optional<Snapshot>& snapshot() const { return snapshot_; }
   std::vector<ReplicaStatus> replica_status() const;  // leader: every replica it has heard from
 
@@ -170,6 +176,8 @@ class RaftCore {
   struct Peer {
     int64_t end_offset = -1;
     int64_t last_fetch_ms = -1;
+    // The directory this leadership counts for the replica: the first to fetch.
+    std::optional<std::string> directory_id;
   };
   struct ParkedFetch {
     FetchRequest request;
@@ -265,6 +273,8 @@ class RaftCore {
   int64_t fetch_sent_offset_ = -1;
   NodeId fetch_sent_to_ = kNoNode;
   size_t observer_probe_ = 0;
+  uint64_t duplicate_replica_fetches_ = 0;
+  uint64_t duplicate_replica_refusals_ = 0;
   // Snapshot download.
   std::optional<SnapshotId> downloading_;
   std::string download_;

@@ -197,6 +197,43 @@ TEST(RaftCoreEdge, FetchesNamingIdsOutsideTheNodeRangeLeaveNoState) {
   EXPECT_EQ(net.at(l).peer_count(), before + 1) << "an observer with id 1000 is a node";
 }
 
+// Issue 14 item 5: a quorum Fetch naming a voter counted toward the metadata log's HW whoever
+// sent it: a second process configured with a voter's node id (or a node re-created on an empty
+// disk while the old one still runs) could make the leader count a log that does not hold the
+// entries. Each fetch carries its quorum directory's id (KIP-853); a leadership counts one
+// directory per replica id, the first to fetch, and refuses the others.
+TEST(RaftCoreEdge, AFetchFromASecondDirectoryWithAVotersIdDoesNotCount) {
+  Net net;
+  for (NodeId id : {1, 2, 3}) net.add(id, {1, 2, 3});
+  net.run(3000);
+  const NodeId l = net.leader();
+  ASSERT_NE(l, kNoNode);
+  const NodeId a = l == 1 ? 2 : 1, b = 6 - l - a;
+  net.crash(a);
+  net.crash(b);
+  RaftCore& leader = net.at(l);
+  ASSERT_TRUE(std::holds_alternative<int64_t>(leader.propose({"x"}, net.now())));
+  net.run(50);
+  const int64_t hw = leader.high_watermark();
+  ASSERT_LT(hw, leader.end_offset()) << "committed without a follower";
+  // Both followers fetched (empty directory ids in this simulated net) before they stopped. An
+  // impostor claims follower a's id from another directory, at the leader's log end.
+  FetchRequest forged{leader.epoch(), a, leader.end_offset(), leader.epoch(), hw, "ffffffffffffffffffffffffffffffff"};
+  net.step(l, Message{a, l, forged});
+  EXPECT_EQ(leader.high_watermark(), hw) << "a fetch from another directory moved the HW";
+  EXPECT_EQ(leader.duplicate_replica_fetches(), 1u);
+  bool refused = false;
+  for (const Message& m : net.sent()) {
+    if (const auto* r = std::get_if<FetchResponse>(&m.body); r && m.to == a && r->duplicate_replica) refused = true;
+  }
+  EXPECT_TRUE(refused) << "the impostor was not told";
+  // The directory the leadership counts still counts.
+  FetchRequest real = forged;
+  real.directory_id = "";
+  net.step(l, Message{a, l, real});
+  EXPECT_EQ(leader.high_watermark(), leader.end_offset());
+}
+
 // The comment in maybe_advance_hw says followers learn a new HW without waiting, but the fetch
 // whose offset advanced the HW is parked after wake_parked(all) ran, so that follower (the one
 // that completed the majority) learns the HW only when the long poll expires (fetch_max_wait_ms)

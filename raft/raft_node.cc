@@ -231,6 +231,7 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
   GANNET_ASSIGN_OR_RETURN(RaftCore::Restored restored, node->store_->load());
   Config c;
   c.id = o.id;
+  GANNET_ASSIGN_OR_RETURN(c.directory_id, node->store_->directory_id());
   for (const auto& [id, addr] : o.voters) c.voters.push_back(id);
   c.election_timeout_ms = o.election_timeout_ms;
   c.fetch_timeout_ms = o.fetch_timeout_ms;
@@ -433,9 +434,27 @@ void RaftNode::loop() {
     if (now - last_tick >= options_.tick_ms) {
       core_->tick(now);
       last_tick = now;
+      report_duplicates_locked(now);
     }
     handle_ready_locked(l);
   }
+}
+
+void RaftNode::report_duplicates_locked(int64_t now) {
+  if (now < next_duplicate_report_ms_) return;
+  const uint64_t refused = core_->duplicate_replica_refusals(), seen = core_->duplicate_replica_fetches();
+  if (refused != reported_refusals_) {
+    LOG(ERROR) << "quorum node " << options_.id << ": the leader counts another process with node id " << options_.id
+               << " (another quorum directory); this one's fetches are refused (" << refused - reported_refusals_
+               << " since the last report). Two nodes must never share a node.id.";
+  }
+  if (seen != reported_fetches_) {
+    LOG(ERROR) << "quorum node " << options_.id << ": refused " << seen - reported_fetches_
+               << " fetch(es) naming a voter id from a second quorum directory: two processes share a node.id";
+  }
+  reported_refusals_ = refused;
+  reported_fetches_ = seen;
+  next_duplicate_report_ms_ = now + 5'000;
 }
 
 AppendOutcome RaftNode::append(const std::vector<std::string>& records, int64_t timeout_ms,

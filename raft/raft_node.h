@@ -113,6 +113,8 @@ class RaftNode {
   explicit RaftNode(RaftNodeOptions options);
   void loop();
   void handle_ready_locked(std::unique_lock<std::mutex>& l);
+  // Logs (at most every 5 s) fetches refused because two processes share a node id.
+  void report_duplicates_locked(int64_t now);
   void send_locked(Message m);
   int64_t now_ms() const;
 
@@ -123,6 +125,8 @@ class RaftNode {
   int port_ = 0;
 
   std::mutex mu_;
+  int64_t next_duplicate_report_ms_ = 0;
+  uint64_t reported_refusals_ = 0, reported_fetches_ = 0;
   std::condition_variable cv_;        // the loop waits here
   std::condition_variable waiters_;   // responses and commits
   std::unique_ptr<RaftCore> core_;

@@ -1,5 +1,8 @@
 #include "raft/raft_store.h"
 
+#include <chrono>
+#include <cstdio>
+#include <random>
 #include <sstream>
 
 #include "storage/record_batch.h"
@@ -19,6 +22,27 @@ storage::Result<std::unique_ptr<RaftStore>> RaftStore::open(const std::string& d
   o.config.max_message_bytes = 9 << 20;  // an entry of max_record_bytes (8 MiB) plus its batch framing
   GANNET_ASSIGN_OR_RETURN(s->log_, storage::Log::open(storage::join_path(dir, "__cluster_metadata-0"), o));
   return s;
+}
+
+storage::Result<std::string> RaftStore::directory_id() {
+  auto* fs = storage::posix_file_system();
+  const std::string path = storage::join_path(dir_, "directory-id");
+  if (fs->exists(path)) {
+    GANNET_ASSIGN_OR_RETURN(std::string text, storage::read_file(fs, path));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    if (text.size() != 32 || text.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return make_error(Errc::kCorruptMessage, path + ": malformed directory id");
+    }
+    return text;
+  }
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+                      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  char id[33];
+  std::snprintf(id, sizeof(id), "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  GANNET_RETURN_IF_ERROR(storage::write_file_atomic(fs, path, std::string(id) + "\n"));
+  return std::string(id);
 }
 
 storage::Result<RaftCore::Restored> RaftStore::load() {

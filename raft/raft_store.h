@@ -17,6 +17,10 @@ class RaftStore {
   static storage::Result<std::unique_ptr<RaftStore>> open(const std::string& dir,
                                                           int64_t segment_bytes = 64 << 20);
 
+  // This quorum directory's id: random, written (atomically, synced) at its first use and the
+  // same ever after (KIP-853's directory id; FetchRequest::directory_id).
+  storage::Result<std::string> directory_id();
+
   // Everything durable, for RaftCore's constructor.
   storage::Result<RaftCore::Restored> load();
 

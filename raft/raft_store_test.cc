@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,31 @@ size_t segment_files(const std::string& dir) {
     if (e.path().extension() == ".log") ++n;
   }
   return n;
+}
+
+TEST(RaftStore, TheDirectoryIdIsMadeOnceAndKept) {
+  const std::string dir = testing::test_dir("raft_store_directory_id");
+  std::string first;
+  {
+    auto s = RaftStore::open(dir);
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    auto id = (*s)->directory_id();
+    ASSERT_TRUE(id.ok()) << id.error().to_string();
+    first = *id;
+    EXPECT_EQ(first.size(), 32u);
+    EXPECT_EQ(*(*s)->directory_id(), first);
+  }
+  auto s = RaftStore::open(dir);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(*(*s)->directory_id(), first) << "a restart must keep the directory's id";
+  auto other = RaftStore::open(testing::test_dir("raft_store_directory_id_2"));
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(*(*other)->directory_id(), first);
+  {
+    std::ofstream f(dir + "/directory-id", std::ios::trunc);
+    f << "not an id\n";
+  }
+  EXPECT_FALSE((*s)->directory_id().ok()) << "a damaged id must not be replaced silently";
 }
 
 TEST(RaftStore, CompactBeforeDeletesTheSegmentsASnapshotCoversAndLoadStillRestoresTheRest) {

@@ -60,6 +60,7 @@ v1::FetchRequest to_proto(const FetchRequest& m) {
   p.set_fetch_offset(m.fetch_offset);
   p.set_last_fetched_epoch(m.last_fetched_epoch);
   p.set_high_watermark(m.high_watermark);
+  p.set_replica_directory_id(m.directory_id);
   return p;
 }
 
@@ -72,6 +73,7 @@ v1::FetchResponse to_proto(const FetchResponse& m) {
   p.set_fetch_offset(m.fetch_offset);
   p.set_high_watermark(m.high_watermark);
   p.set_log_start_offset(m.log_start_offset);
+  p.set_duplicate_replica(m.duplicate_replica);
   if (m.diverging) {
     p.mutable_diverging()->set_epoch(m.diverging->epoch);
     p.mutable_diverging()->set_end_offset(m.diverging->end_offset);
@@ -123,7 +125,7 @@ EndQuorumEpoch from_proto(const v1::EndQuorumEpochRequest& p) {
 
 FetchRequest from_proto(const v1::FetchRequest& p) {
   return FetchRequest{p.epoch(), p.replica(), p.fetch_offset(), p.last_fetched_epoch(),
-                      p.high_watermark()};
+                      p.high_watermark(), p.replica_directory_id()};
 }
 
 FetchResponse from_proto(const v1::FetchResponse& p) {
@@ -132,6 +134,7 @@ FetchResponse from_proto(const v1::FetchResponse& p) {
   m.leader = p.leader();
   m.not_leader = p.not_leader();
   m.fenced = p.fenced();
+  m.duplicate_replica = p.duplicate_replica();
   m.fetch_offset = p.fetch_offset();
   m.high_watermark = p.high_watermark();
   m.log_start_offset = p.log_start_offset();
