@@ -416,7 +416,12 @@ void RaftCore::handle(const Message& m, const FetchRequest& r, int64_t now_ms) {
     return;
   }
   Peer& peer = peers_[r.replica];
-  if (!peer.directory_id) {
+  // A voter's fetches count for the HW from one directory at a time: the first to fetch in this
+  // leadership, or a new one once the pinned one has been silent for a fetch timeout (a voter
+  // moved to a new disk). Observers count for nothing; any of their directories is served.
+  const bool voter = voters_.count(r.replica) > 0;
+  if (!voter || !peer.directory_id ||
+      (*peer.directory_id != r.directory_id && now_ms - peer.last_fetch_ms > config_.fetch_timeout_ms)) {
     peer.directory_id = r.directory_id;
   } else if (*peer.directory_id != r.directory_id) {
     // A second process with this node id (a copy of a node's config, a node re-created on an

@@ -232,6 +232,11 @@ TEST(RaftCoreEdge, AFetchFromASecondDirectoryWithAVotersIdDoesNotCount) {
   real.directory_id = "";
   net.step(l, Message{a, l, real});
   EXPECT_EQ(leader.high_watermark(), leader.end_offset());
+  // Observers count for nothing: a broker re-created on a new disk is served from either one.
+  for (const char* dir : {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}) {
+    net.step(l, Message{50, l, FetchRequest{leader.epoch(), 50, 0, 0, 0, dir}});
+  }
+  EXPECT_EQ(leader.duplicate_replica_fetches(), 1u);
 }
 
 // The comment in maybe_advance_hw says followers learn a new HW without waiting, but the fetch
