@@ -28,6 +28,8 @@ constexpr int64_t kForwardTimeoutMs = 60'000;
 // at most max.in.flight.requests.per.connection = 5 out; Kafka reads one request per connection
 // at a time).
 constexpr size_t kProduceStreamMaxWaiting = 32;
+// Threads that finish parked fetches (a woken long poll reads its partitions there).
+constexpr int kCoreThreads = 2;
 
 // "ipv4:127.0.0.1:5555" or "ipv6:[::1]:5555" -> the host part, for DescribeGroups.
 std::string peer_host(const std::string& peer) {
@@ -49,7 +51,41 @@ std::string random_incarnation() {
 
 // ---- Client API -------------------------------------------------------------------------------
 
-class BrokerServer::Service final : public bv1::Broker::Service {
+// A unary call's reactor on gRPC's callback API: Finish() sends the answer; a client that goes
+// away first runs the cancel hook (which ends the parked request at once); `keep` holds the core's
+// call object until the answer has been sent.
+class CallReactor final : public grpc::ServerUnaryReactor {
+ public:
+  void set_on_cancel(std::function<void()> f) {
+    bool now;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      on_cancel_ = f;
+      now = cancelled_;
+    }
+    if (now) f();
+  }
+  void keep(std::shared_ptr<void> p) { keep_ = std::move(p); }
+  void OnCancel() override {
+    std::function<void()> f;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      cancelled_ = true;
+      f = on_cancel_;
+    }
+    if (f) f();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  std::mutex mu_;
+  bool cancelled_ = false;
+  std::function<void()> on_cancel_;
+  std::shared_ptr<void> keep_;
+};
+
+class BrokerServer::Service final
+    : public bv1::Broker::WithCallbackMethod_Produce<bv1::Broker::WithCallbackMethod_Fetch<bv1::Broker::Service>> {
  public:
   explicit Service(BrokerServer* b) : b_(b) {}
 
@@ -192,89 +228,123 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Produce(grpc::ServerContext* ctx, const bv1::ProduceRequest* req, bv1::ProduceResponse* resp) override {
+  // Produce and Fetch run on gRPC's callback API: a parked request holds no thread (its answer is
+  // sent by whatever completes it: the HW moving, the deadline timer, the executor).
+  grpc::ServerUnaryReactor* Produce(grpc::CallbackServerContext*, const bv1::ProduceRequest* req,
+                                    bv1::ProduceResponse* resp) override {
+    auto* reactor = new CallReactor();
+    auto call = new_produce_call([reactor] { reactor->Finish(grpc::Status::OK); });
+    std::weak_ptr<ProduceCall> weak = call;
+    reactor->set_on_cancel([weak] {
+      if (auto c = weak.lock()) c->expire();
+    });
     // The batches are stamped (offsets, epoch) in place, in the request's own buffer: the request
-    // is this handler's to use, and a copy of every produced byte would cost more than the rest.
-    std::vector<ReplicationWait> waits;
-    append(const_cast<bv1::ProduceRequest*>(req), resp, &waits);
-    await_replication(waits, produce_deadline(*req), ctx);
-    if (req->acks() == 0) resp->Clear();  // nobody waits for it
-    return grpc::Status::OK;
+    // is this handler's to use until Finish, and a copy of every produced byte would cost more.
+    produce(call, const_cast<bv1::ProduceRequest*>(req), resp);
+    return reactor;
   }
 
-  // Produce requests on one stream. This thread reads and appends each request as it comes, while
-  // fewer than kProduceStreamMaxWaiting acks=-1 answers are owed;
-  // an answer that needs no waiting is written at once, and acks=-1 answers go to a second
-  // thread that waits for the ISR, in request order, and writes them. So a producer's pipelined
-  // requests are appended back to back while earlier ones replicate.
+  // Produce requests on one stream. This thread reads and appends each request as it comes
+  // (through the same produce() as the unary call), while fewer than kProduceStreamMaxWaiting
+  // acks=-1 answers are owed; answers that need no waiting are written at once, the others by a
+  // writer thread as their waits complete (answers carry the request's correlation id, so they may
+  // come out of request order). A producer's pipelined requests are appended back to back while
+  // earlier ones replicate.
   grpc::Status ProduceStream(grpc::ServerContext* ctx,
                              grpc::ServerReaderWriter<bv1::ProduceResponse, bv1::ProduceRequest>* stream) override {
-    struct Waiting {
-      std::unique_ptr<bv1::ProduceResponse> resp;
-      std::vector<ReplicationWait> waits;
-      std::chrono::steady_clock::time_point deadline;
-    };
-    std::mutex mu;  // the queue, and Write (called by both threads)
-    std::condition_variable cv;       // the completer: the queue has work, or reading ended
-    std::condition_variable room_cv;  // the reader: the queue has room
-    std::deque<Waiting> queue;
+    // mu: the fields below; write_mu: Write (by both threads). A completing wait (on the thread
+    // that moved the HW: never to be held up by a slow client) takes only mu, briefly.
+    std::mutex mu, write_mu;
+    std::condition_variable cv;       // the writer: an answer is ready, or reading ended
+    std::condition_variable room_cv;  // the reader: fewer answers are owed
+    std::deque<std::shared_ptr<bv1::ProduceResponse>> ready;
+    size_t owed = 0;  // acks=-1 answers not written yet
     bool reading_done = false;
     bool write_failed = false;
-    std::thread completer;
+    std::vector<std::weak_ptr<ProduceCall>> calls;  // to end at once when the client is gone
+    std::thread writer;
     auto write = [&](const bv1::ProduceResponse& resp) {
-      std::lock_guard<std::mutex> l(mu);
+      std::lock_guard<std::mutex> wl(write_mu);
       if (!write_failed && !stream->Write(resp)) write_failed = true;
     };
-    auto complete_loop = [&] {
+    auto writer_loop = [&] {
       std::unique_lock<std::mutex> l(mu);
       for (;;) {
-        cv.wait(l, [&] { return !queue.empty() || reading_done; });
-        if (queue.empty()) return;
-        Waiting w = std::move(queue.front());
-        queue.pop_front();
-        room_cv.notify_one();
-        if (write_failed || ctx->IsCancelled()) continue;  // nobody reads the answers any more
+        cv.wait(l, [&] { return !ready.empty() || (reading_done && owed == 0); });
+        if (ready.empty()) return;
+        std::shared_ptr<bv1::ProduceResponse> resp = std::move(ready.front());
+        ready.pop_front();
         l.unlock();
-        await_replication(w.waits, w.deadline, ctx);
-        write(*w.resp);
+        if (!ctx->IsCancelled()) write(*resp);  // nobody reads the answers of a cancelled stream
         l.lock();
+        --owed;
+        room_cv.notify_one();
       }
     };
     bv1::ProduceRequest req;
     while (stream->Read(&req)) {
-      auto resp = std::make_unique<bv1::ProduceResponse>();
+      auto resp = std::make_shared<bv1::ProduceResponse>();
       resp->set_correlation_id(req.correlation_id());
-      std::vector<ReplicationWait> waits;
-      append(&req, resp.get(), &waits);
-      if (waits.empty()) {
-        if (req.acks() != 0) write(*resp);
+      auto parked = std::make_shared<bool>(false);  // with mu
+      const int acks = req.acks();
+      auto call = new_produce_call([&mu, &ready, &cv, resp, parked] {
+        std::lock_guard<std::mutex> l(mu);
+        if (*parked) {
+          ready.push_back(resp);
+          cv.notify_one();
+        }
+      });
+      produce(call, &req, resp.get());
+      std::unique_lock<std::mutex> l(mu);
+      if (acks == 0) continue;
+      // Answered (at once, or it completed between produce() and here): written now, by this
+      // thread. Else its answer is owed, written by the writer once its waits complete.
+      if (call->remaining_.load() == 0) {
+        l.unlock();
+        write(*resp);
         continue;
       }
-      if (!completer.joinable()) completer = std::thread(complete_loop);
-      {
-        std::unique_lock<std::mutex> l(mu);
-        queue.push_back(Waiting{std::move(resp), std::move(waits), produce_deadline(req)});
-        cv.notify_one();
-        // Back-pressure: with kProduceStreamMaxWaiting answers owed, the next request is not read
-        // (nor appended) until one is written; gRPC's flow control then stops the client.
-        room_cv.wait(l, [&] { return queue.size() < kProduceStreamMaxWaiting; });
+      *parked = true;
+      ++owed;
+      calls.push_back(call);
+      if (!writer.joinable()) writer = std::thread(writer_loop);
+      // Back-pressure: with kProduceStreamMaxWaiting answers owed, the next request is not read
+      // (nor appended) until one is written; gRPC's flow control then stops the client.
+      // (A cancel is not signalled to a synchronous stream: looked at every 200 ms.)
+      while (!room_cv.wait_for(l, std::chrono::milliseconds(200), [&] { return owed < kProduceStreamMaxWaiting; })) {
+        if (ctx->IsCancelled() || b_->stopping()) break;
       }
+      calls.erase(std::remove_if(calls.begin(), calls.end(), [](const auto& w) { return w.expired(); }), calls.end());
     }
+    std::vector<std::weak_ptr<ProduceCall>> left;
     {
       std::lock_guard<std::mutex> l(mu);
       reading_done = true;
+      left.swap(calls);
     }
     cv.notify_one();
-    // The answers still owed are written if the client is still reading (it half-closed), else
-    // dropped; either way the waits are bounded by their timeouts and end at once on stop.
-    if (completer.joinable()) completer.join();
+    // The answers still owed are written if the client is still reading (it half-closed); if it
+    // is gone, their waits end now.
+    if (ctx->IsCancelled()) {
+      for (auto& w : left) {
+        if (auto c = w.lock()) c->expire();
+      }
+    }
+    if (writer.joinable()) writer.join();
     return grpc::Status::OK;
   }
 
-  grpc::Status Fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp) override {
-    FetchRegistration waiting(b_);
-    fetch(ctx, req, resp, waiting.waiter);
-    return grpc::Status::OK;
+  grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext*, const bv1::FetchRequest* req,
+                                  bv1::FetchResponse* resp) override {
+    auto* reactor = new CallReactor();
+    auto call = std::make_shared<FetchCall>(this, req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
+    reactor->keep(call);  // its budget bytes stay held until the answer is sent
+    std::weak_ptr<FetchCall> weak = call;
+    reactor->set_on_cancel([weak] {
+      if (auto c = weak.lock()) c->cancel();
+    });
+    call->start();
+    return reactor;
   }
 
   // Fetch requests on one stream, each answered before the next is read (a follower's replica
@@ -363,27 +433,6 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     }
   }
 
-  // acks=-1: waits (no polling) until the ISR holds every batch, or the deadline, or the client
-  // is gone (`ctx` cancelled: looked at every 200 ms).
-  void await_replication(const std::vector<ReplicationWait>& waits, std::chrono::steady_clock::time_point deadline,
-                         grpc::ServerContext* ctx) {
-    for (const ReplicationWait& w : waits) {
-      ErrorCode e;
-      for (;;) {
-        const int64_t left = std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                      deadline - std::chrono::steady_clock::now()).count());
-        e = w.part->wait_for_replication(w.last_offset, w.epoch, std::min<int64_t>(left, 200));
-        if (e != gannet::v1::REQUEST_TIMED_OUT || left <= 200 || ctx->IsCancelled() || b_->stopping()) break;
-      }
-      if (e != gannet::v1::NONE) {
-        w.result->set_error_code(e);
-        w.result->set_error_message(e == gannet::v1::REQUEST_TIMED_OUT
-                                        ? "the in-sync replicas did not all have the records in time"
-                                        : "leadership moved before the in-sync replicas had the records");
-      }
-    }
-  }
-
   // A fetch handler's waiter, known to the broker (which wakes it when it stops) while it lives.
   struct FetchRegistration {
     explicit FetchRegistration(BrokerServer* b) : b(b), waiter(std::make_shared<FetchWaiter>()) { b->add_fetch(waiter.get()); }
@@ -392,25 +441,29 @@ class BrokerServer::Service final : public bv1::Broker::Service {
     const std::shared_ptr<FetchWaiter> waiter;
   };
 
-  // `waiter` is this fetch's (a stream's fetches share one).
-  void fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp,
-             const std::shared_ptr<FetchWaiter>& waiter) {
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(std::clamp(req->max_wait_ms(), 0, 30'000));
+  // ---- Fetch: one read pass, shared by the parked (callback) fetch and the stream's loop ----
+
+  // What a fetch request may read: its size bound and whether a follower's progress counts.
+  struct FetchPlan {
+    size_t max_bytes = 0;
+    bool counts = true;
+  };
+  // Checks a follower's broker epoch; false when the request is answered already (stale epoch).
+  bool plan_fetch(const bv1::FetchRequest* req, bv1::FetchResponse* resp, FetchPlan* plan) {
     // Bounded by fetch.max.bytes (at most 48 MiB: one response must fit the 64 MiB send limit).
     const size_t broker_max = static_cast<size_t>(b_->options_.fetch_max_bytes);
-    const size_t max_bytes = req->max_bytes() > 0 ? std::min<size_t>(static_cast<size_t>(req->max_bytes()), broker_max)
-                                                  : broker_max;
+    plan->max_bytes = req->max_bytes() > 0 ? std::min<size_t>(static_cast<size_t>(req->max_bytes()), broker_max)
+                                           : broker_max;
     // A follower's request from an earlier incarnation (the broker restarted since, maybe losing
     // unsynced records) must not count its progress (KIP-903). Its progress counts (HW, ISR) only
     // with exactly the broker epoch the image registered for that replica, from a registered,
     // unfenced broker: a fetch naming a follower's id with any other epoch (a newer one: this
     // image is behind, or a forged request) still gets the records but vouches for nothing.
-    bool counts = true;
+    plan->counts = true;
     if (req->replica_id() >= 0) {
       auto image = b_->publisher_->image();
       auto it = image->brokers().find(req->replica_id());
-      counts = it != image->brokers().end() && !it->second.fenced && req->broker_epoch() == it->second.epoch;
+      plan->counts = it != image->brokers().end() && !it->second.fenced && req->broker_epoch() == it->second.epoch;
       if (it != image->brokers().end() && req->broker_epoch() < it->second.epoch) {
         for (const auto& pd : req->partitions()) {
           auto* r = resp->add_partitions();
@@ -420,91 +473,292 @@ class BrokerServer::Service final : public bv1::Broker::Service {
           r->set_error_message("broker epoch " + std::to_string(req->broker_epoch()) + " of broker " +
                                std::to_string(req->replica_id()) + " is stale");
         }
-        return;
+        return false;
       }
     }
-    bool first_look = true;
-    const bool may_wait = req->max_wait_ms() > 0;
-    // The record bytes this answer holds, from the broker-wide fetch.response.memory.max.bytes.
-    // (Given back when the handler returns, before gRPC serializes the answer: a serialized copy
-    // exists briefly beyond the budget.)
-    ByteBudget::Holding held(&b_->fetch_budget_);
-    for (;;) {
-      if (may_wait) waiter->arm();
-      resp->Clear();
-      held.reset();
-      size_t total = 0;
-      bool errors = false;
-      bool starved = false;  // a partition got no bytes because the broker-wide budget was spent
-      const int64_t now = SystemClock::instance()->monotonic_ms();
-      for (const auto& pd : req->partitions()) {
-        auto* r = resp->add_partitions();
-        r->set_topic(pd.topic());
-        r->set_partition(pd.partition());
-        auto part = b_->partition({pd.topic(), pd.partition()});
-        if (!part) {
-          not_here(pd.topic(), pd.partition(), r);
-          errors = true;
-          continue;
-        }
-        if (may_wait) part->watch(waiter);  // before the read: a later append wakes this fetch
-        const size_t part_max = pd.partition_max_bytes() > 0 ? static_cast<size_t>(pd.partition_max_bytes()) : (1u << 20);
-        const size_t room = total >= max_bytes ? 0 : max_bytes - total;
-        const int64_t granted = room == 0 ? 0 : held.try_take(static_cast<int64_t>(std::min(part_max, room)));
-        starved |= room > 0 && granted == 0;
-        // With nothing granted the read still runs (for the HW, errors and the follower's
-        // progress), on one batch that is dropped at once.
-        FetchOutcome o = part->read(req->replica_id(), pd.fetch_offset(), pd.current_leader_epoch(),
-                                    pd.last_fetched_epoch(), granted == 0 ? 1 : static_cast<size_t>(granted), now,
-                                    /*count_progress=*/first_look && counts);
-        if (granted == 0) {
-          o.records.clear();  // over this response's size or the broker's budget
-        } else {
-          held.settle(granted, static_cast<int64_t>(o.records.size()));
-        }
-        r->set_error_code(o.error);
-        r->set_error_message(o.message);
-        r->set_high_watermark(o.high_watermark);
-        r->set_log_start_offset(o.log_start_offset);
-        r->set_log_end_offset(o.log_end_offset);
-        r->set_leader_id(o.leader);
-        r->set_leader_epoch(o.leader_epoch);
-        if (o.diverging) {
-          r->mutable_diverging_epoch()->set_epoch(o.diverging->first);
-          r->mutable_diverging_epoch()->set_end_offset(o.diverging->second);
-          errors = true;
-        }
-        errors |= o.error != gannet::v1::NONE;
-        total += o.records.size();
-        r->set_records(std::move(o.records));
+    return true;
+  }
+
+  struct FetchPass {
+    size_t total = 0;
+    bool errors = false;
+    bool starved = false;  // a partition got no bytes because the broker-wide budget was spent
+  };
+  // Reads every partition of `req` into a fresh `resp`, its record bytes from `held` (the
+  // broker-wide fetch.response.memory.max.bytes). With `waiter`, watches each partition first, so
+  // an append, a HW move or a leader change after the read wakes it.
+  FetchPass read_pass(const bv1::FetchRequest* req, bv1::FetchResponse* resp, const FetchPlan& plan,
+                      ByteBudget::Holding& held, bool count_progress, const std::shared_ptr<FetchWaiter>& waiter) {
+    if (waiter) waiter->arm();
+    resp->Clear();
+    held.reset();
+    FetchPass pass;
+    const int64_t now = SystemClock::instance()->monotonic_ms();
+    for (const auto& pd : req->partitions()) {
+      auto* r = resp->add_partitions();
+      r->set_topic(pd.topic());
+      r->set_partition(pd.partition());
+      auto part = b_->partition({pd.topic(), pd.partition()});
+      if (!part) {
+        not_here(pd.topic(), pd.partition(), r);
+        pass.errors = true;
+        continue;
       }
-      if (total >= static_cast<size_t>(std::max(1, req->min_bytes())) || errors ||
+      if (waiter) part->watch(waiter);  // before the read: a later append wakes this fetch
+      const size_t part_max = pd.partition_max_bytes() > 0 ? static_cast<size_t>(pd.partition_max_bytes()) : (1u << 20);
+      const size_t room = pass.total >= plan.max_bytes ? 0 : plan.max_bytes - pass.total;
+      const int64_t granted = room == 0 ? 0 : held.try_take(static_cast<int64_t>(std::min(part_max, room)));
+      pass.starved |= room > 0 && granted == 0;
+      // With nothing granted the read still runs (for the HW, errors and the follower's
+      // progress), on one batch that is dropped at once.
+      FetchOutcome o = part->read(req->replica_id(), pd.fetch_offset(), pd.current_leader_epoch(),
+                                  pd.last_fetched_epoch(), granted == 0 ? 1 : static_cast<size_t>(granted), now,
+                                  count_progress && plan.counts);
+      if (granted == 0) {
+        o.records.clear();  // over this response's size or the broker's budget
+      } else {
+        held.settle(granted, static_cast<int64_t>(o.records.size()));
+      }
+      r->set_error_code(o.error);
+      r->set_error_message(o.message);
+      r->set_high_watermark(o.high_watermark);
+      r->set_log_start_offset(o.log_start_offset);
+      r->set_log_end_offset(o.log_end_offset);
+      r->set_leader_id(o.leader);
+      r->set_leader_epoch(o.leader_epoch);
+      if (o.diverging) {
+        r->mutable_diverging_epoch()->set_epoch(o.diverging->first);
+        r->mutable_diverging_epoch()->set_end_offset(o.diverging->second);
+        pass.errors = true;
+      }
+      pass.errors |= o.error != gannet::v1::NONE;
+      pass.total += o.records.size();
+      r->set_records(std::move(o.records));
+    }
+    return pass;
+  }
+
+  // The stream's fetch (a follower's replica fetcher: one request at a time on its own thread):
+  // read, and while there is too little, sleep until woken (or the deadline, cancel or stop).
+  // `waiter` is the stream's.
+  void fetch(grpc::ServerContext* ctx, const bv1::FetchRequest* req, bv1::FetchResponse* resp,
+             const std::shared_ptr<FetchWaiter>& waiter) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(std::clamp(req->max_wait_ms(), 0, 30'000));
+    FetchPlan plan;
+    if (!plan_fetch(req, resp, &plan)) return;
+    const bool may_wait = req->max_wait_ms() > 0;
+    // (Given back when the handler returns, before gRPC serializes the answer.)
+    ByteBudget::Holding held(&b_->fetch_budget_);
+    for (bool first_look = true;; first_look = false) {
+      const FetchPass pass = read_pass(req, resp, plan, held, first_look, may_wait ? waiter : nullptr);
+      if (pass.total >= static_cast<size_t>(std::max(1, req->min_bytes())) || pass.errors ||
           std::chrono::steady_clock::now() >= deadline || ctx->IsCancelled()) {
         return;
       }
-      if (starved && total == 0) {
-        // The broker-wide budget is spent: wait for other answers to give bytes back (not for
-        // new data: what there is to read has not been read yet), then look again.
-        first_look = false;
-        held.reset();
-        while (!b_->stopping() && !ctx->IsCancelled() && std::chrono::steady_clock::now() < deadline &&
-               !b_->fetch_budget_.wait_free(std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)))) {
-        }
-        if (b_->stopping()) return;
-        continue;
-      }
-      // Long poll: sleep until new data, a HW move or a leader change in one of these partitions
-      // (or the deadline, or the broker stops: stopping_ is set before it wakes every fetch).
-      first_look = false;
-      // In slices, so a fetch its client gave up (a consumer's dropped prefetch) frees this
-      // thread soon rather than at its deadline.
+      held.reset();
+      // Budget spent: wait for bytes to come back (what there is to read has not been read).
+      // Else long poll until new data, a HW move or a leader change in one of these partitions.
+      // In slices, so a fetch its client gave up frees this thread soon.
       for (;;) {
         if (b_->stopping() || ctx->IsCancelled()) return;
         const auto now = std::chrono::steady_clock::now();
-        if (now >= deadline || waiter->wait_until(std::min(deadline, now + std::chrono::milliseconds(100)))) break;
+        const auto until = std::min(deadline, now + std::chrono::milliseconds(100));
+        if (now >= deadline) break;
+        if (pass.starved && pass.total == 0 ? b_->fetch_budget_.wait_free(until) : waiter->wait_until(until)) break;
       }
       if (b_->stopping()) return;
     }
+  }
+
+  // The parked fetch of the request core (unary Fetch; the Kafka listener's next): one read pass
+  // on the calling thread; if it must wait, nothing waits but this object, watched by its
+  // partitions and the deadline timer. A wake-up posts the next pass to the broker's executor;
+  // the deadline, a cancel or the broker stopping completes it. `done` runs exactly once.
+  class FetchCall : public std::enable_shared_from_this<FetchCall> {
+   public:
+    FetchCall(Service* s, const bv1::FetchRequest* req, bv1::FetchResponse* resp, std::function<void()> done)
+        : s_(s),
+          req_(req),
+          resp_(resp),
+          done_(std::move(done)),
+          deadline_(std::chrono::steady_clock::now() + std::chrono::milliseconds(std::clamp(req->max_wait_ms(), 0, 30'000))),
+          held_(&s->b_->fetch_budget_) {}
+    ~FetchCall() {
+      if (waiter_) s_->b_->remove_fetch(waiter_.get());
+    }
+
+    void start() {
+      if (!s_->plan_fetch(req_, resp_, &plan_)) return finish();
+      if (req_->max_wait_ms() > 0) {
+        std::weak_ptr<FetchCall> weak = weak_from_this();
+        waiter_ = std::make_shared<FetchWaiter>([weak] {
+          if (auto c = weak.lock()) c->poke();
+        });
+        s_->b_->add_fetch(waiter_.get());
+      }
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        running_ = true;
+      }
+      run();
+    }
+    // The client went away: answer now with what there is (nobody will read it).
+    void cancel() {
+      cancelled_ = true;
+      poke();
+    }
+
+   private:
+    // Something changed (a watched partition, the deadline, a cancel, the budget): look again,
+    // on the executor, unless a look is running (it then looks once more).
+    void poke() {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (finished_) return;
+        if (running_) {
+          again_ = true;
+          return;
+        }
+        running_ = true;
+      }
+      auto self = shared_from_this();
+      if (!s_->b_->executor_->post([self] { self->run(); })) run();
+    }
+    void run() {
+      for (;;) {
+        const bool complete = look();
+        std::lock_guard<std::mutex> l(mu_);
+        if (complete || finished_ || !again_) {
+          running_ = false;
+          return;
+        }
+        again_ = false;
+      }
+    }
+    // One read pass; true once the call is answered.
+    bool look() {
+      const bool final = std::chrono::steady_clock::now() >= deadline_ || cancelled_ || s_->b_->stopping();
+      const FetchPass pass = s_->read_pass(req_, resp_, plan_, held_, first_look_, final ? nullptr : waiter_);
+      first_look_ = false;
+      if (final || !waiter_ || pass.total >= static_cast<size_t>(std::max(1, req_->min_bytes())) || pass.errors) {
+        finish();
+        return true;
+      }
+      held_.reset();
+      std::weak_ptr<FetchCall> weak = weak_from_this();
+      auto poke_later = [weak] {
+        if (auto c = weak.lock()) c->poke();
+      };
+      if (pass.starved && pass.total == 0) {
+        // The broker-wide budget is spent: look again soon (what there is has not been read).
+        s_->b_->timer_->schedule(std::min(deadline_, std::chrono::steady_clock::now() + std::chrono::milliseconds(10)),
+                                 poke_later);
+      } else if (deadline_timer_ == 0) {
+        deadline_timer_ = s_->b_->timer_->schedule(deadline_, poke_later);
+      }
+      return false;
+    }
+    void finish() {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (finished_) return;
+        finished_ = true;
+      }
+      if (deadline_timer_ != 0) s_->b_->timer_->cancel(deadline_timer_);
+      done_();
+    }
+
+    Service* const s_;
+    const bv1::FetchRequest* const req_;
+    bv1::FetchResponse* const resp_;
+    const std::function<void()> done_;
+    const std::chrono::steady_clock::time_point deadline_;
+    FetchPlan plan_;
+    ByteBudget::Holding held_;  // given back when the call is destroyed: after its answer was sent
+    std::shared_ptr<FetchWaiter> waiter_;
+    bool first_look_ = true;         // look() runs one at a time (running_)
+    uint64_t deadline_timer_ = 0;    // likewise
+    std::atomic<bool> cancelled_{false};
+    std::mutex mu_;
+    bool running_ = false, again_ = false, finished_ = false;
+  };
+
+  // ---- Produce: the request core's, transport-agnostic ----
+
+  // An acks=-1 produce parked in its partitions' purgatories until each has its answer, its
+  // timeout passes or it is cancelled; then `done` runs, once.
+  class ProduceCall {
+   public:
+    ProduceCall(DeadlineTimer* timer, std::function<void()> done) : timer_(timer), done_(std::move(done)) {}
+    // Every wait is known (or the last one completed): the request is answered.
+    void arrive() {
+      if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      uint64_t t;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        t = timer_id_;
+      }
+      if (t != 0) timer_->cancel(t);
+      done_();
+    }
+    // Ends every wait still parked (timeout, cancel): they answer REQUEST_TIMED_OUT.
+    void expire() {
+      std::vector<std::pair<std::shared_ptr<Partition>, uint64_t>> parked;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        parked = parked_;
+      }
+      for (auto& [part, id] : parked) part->expire_replication_wait(id);
+    }
+    std::atomic<int> remaining_{1};  // the waits, and one for the registration itself
+    std::mutex mu_;
+    std::vector<std::pair<std::shared_ptr<Partition>, uint64_t>> parked_;
+    uint64_t timer_id_ = 0;
+
+   private:
+    DeadlineTimer* const timer_;
+    const std::function<void()> done_;
+  };
+
+  std::shared_ptr<ProduceCall> new_produce_call(std::function<void()> done) {
+    return std::make_shared<ProduceCall>(b_->timer_.get(), std::move(done));
+  }
+  // Appends (stamping the batches in `req`'s own buffer) and answers in `resp`; the call's `done`
+  // runs once every acks=-1 partition has its answer (at once, on this thread, when nothing
+  // waits). Never blocks on other brokers. `req` is not used after this returns.
+  void produce(const std::shared_ptr<ProduceCall>& call, bv1::ProduceRequest* req, bv1::ProduceResponse* resp) {
+    std::vector<ReplicationWait> waits;
+    append(req, resp, &waits);
+    if (req->acks() == 0) resp->Clear();  // nobody waits for it
+    if (waits.empty()) return call->arrive();
+    call->remaining_.fetch_add(static_cast<int>(waits.size()));
+    {
+      std::weak_ptr<ProduceCall> weak = call;
+      std::lock_guard<std::mutex> l(call->mu_);
+      call->timer_id_ = b_->timer_->schedule(produce_deadline(*req), [weak] {
+        if (auto c = weak.lock()) c->expire();
+      });
+    }
+    for (const ReplicationWait& w : waits) {
+      auto* r = w.result;
+      const uint64_t id = w.part->on_replicated(w.last_offset, w.epoch, [call, r](ErrorCode e) {
+        if (e != gannet::v1::NONE) set_replication_error(r, e);
+        call->arrive();
+      });
+      if (id != 0) {
+        std::lock_guard<std::mutex> l(call->mu_);
+        call->parked_.emplace_back(w.part, id);
+      }
+    }
+    call->arrive();
+  }
+
+  static void set_replication_error(bv1::ProduceResponse::PartitionResult* r, ErrorCode e) {
+    r->set_error_code(e);
+    r->set_error_message(e == gannet::v1::REQUEST_TIMED_OUT
+                             ? "the in-sync replicas did not all have the records in time"
+                             : "leadership moved before the in-sync replicas had the records");
   }
 
   // A partition this broker does not host: unknown, or led elsewhere (named). For the per-partition
@@ -597,6 +851,8 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   b->watchdog_ = std::make_unique<CallWatchdog>();
   b->replica_thread_ = std::thread([self] { self->replica_loop(); });
 
+  b->timer_ = std::make_unique<DeadlineTimer>();
+  b->executor_ = std::make_unique<Executor>(kCoreThreads);
   b->service_ = std::make_unique<Service>(self);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(b->options_.listen_address, grpc::InsecureServerCredentials(), &b->port_);
@@ -963,6 +1219,8 @@ void BrokerServer::stop() {
   if (watchdog_) watchdog_->cancel_all();  // replica fetchers' streams end now
   wake_all_fetches();  // long-polling fetches see stopping() and return (before Shutdown waits for them)
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  if (executor_) executor_->stop();  // after the server: parked calls finish through them
+  if (timer_) timer_->stop();
   fetch_cv_.notify_all();
   if (lifecycle_thread_.joinable()) lifecycle_thread_.join();
   if (replica_thread_.joinable()) replica_thread_.join();

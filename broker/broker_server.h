@@ -30,6 +30,8 @@
 
 #include "broker/byte_budget.h"
 #include "broker/controller_channel.h"
+#include "broker/deadline_timer.h"
+#include "broker/executor.h"
 #include "broker/fetch_waiter.h"
 #include "broker/group_coordinator.h"
 #include "broker/partition.h"
@@ -148,6 +150,10 @@ class BrokerServer {
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   ByteBudget fetch_budget_;  // fetch.response.memory.max.bytes
+  // The request core's purgatory machinery: deadlines of parked requests, and the threads that
+  // finish parked fetches (kCoreThreads). Stopped after the server, which waits for its calls.
+  std::unique_ptr<DeadlineTimer> timer_;
+  std::unique_ptr<Executor> executor_;
   int port_ = 0;
   std::string incarnation_id_;
 

@@ -15,6 +15,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
 #include <future>
 
 #include "metadata/metadata_image.h"
@@ -352,6 +355,131 @@ TEST(BrokerServerBounds, AProduceStreamIsNotReadWhileManyAnswersAreOwed) {
   ctx.TryCancel();
   writer.wait();
   stream->Finish();
+  broker->stop();
+}
+
+// ---- The request core (issue 15): parked requests hold no thread ---------------------------------
+
+int threads_of_this_process() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// Every long-poll Fetch held a gRPC thread while it waited (the synchronous server grows a thread
+// per call in progress): 2,000 idle consumers were 2,000 threads. A Fetch is now a parked call
+// (watched by its partitions and the deadline timer); an append wakes every one of them, and each
+// is answered well within its max_wait.
+TEST(BrokerServerCore, ParkedFetchesHoldNoThreadAndAnAppendAnswersThemAll) {
+  const std::string dir = testing::test_dir("broker-parked-fetches");
+  metadata::MetadataPublisher pub;
+  auto broker = make_broker(dir, &pub);
+  ASSERT_TRUE(broker);
+  FakeQuorum q(&pub);
+  q.commit({register_me(), topic("idle", topic_id('I')), partition_here(topic_id('I'), 0)});
+  const storage::TopicPartition tp{"idle", 0};
+  ASSERT_TRUE(testing::wait_until([&] { return broker->partition(tp) && broker->partition(tp)->is_leader(); }, 5s));
+  auto stub = stub_of(*broker);
+  const int before = threads_of_this_process();
+  constexpr int kFetches = 2000;
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::FetchRequest req;
+    v1::FetchResponse resp;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  std::mutex mu;
+  std::condition_variable cv;
+  int answered = 0, with_records = 0;
+  for (int i = 0; i < kFetches; ++i) {
+    auto c = std::make_unique<Call>();
+    c->req.set_replica_id(-1);
+    c->req.set_max_wait_ms(20'000);
+    auto* pd = c->req.add_partitions();
+    pd->set_topic("idle");
+    pd->set_partition(0);
+    pd->set_fetch_offset(0);
+    c->ctx.set_deadline(std::chrono::system_clock::now() + 60s);
+    Call* raw = c.get();
+    stub->async()->Fetch(&raw->ctx, &raw->req, &raw->resp, [&, raw](grpc::Status st) {
+      std::lock_guard<std::mutex> l(mu);
+      ++answered;
+      if (st.ok() && raw->resp.partitions_size() == 1 && !raw->resp.partitions(0).records().empty()) ++with_records;
+      cv.notify_all();
+    });
+    calls.push_back(std::move(c));
+  }
+  // All parked: the broker holds them without a thread each.
+  ASSERT_TRUE(testing::wait_until([&] { return broker->partition(tp)->watchers_for_test() >= kFetches; }, 20s))
+      << broker->partition(tp)->watchers_for_test() << " parked";
+  const int parked_threads = threads_of_this_process();
+  EXPECT_LT(parked_threads - before, 100) << before << " threads before, " << parked_threads << " with " << kFetches
+                                          << " fetches parked";
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_EQ(answered, 0) << "a parked fetch was answered before its max_wait with nothing to read";
+  }
+  // One append answers them all, long before their 20 s max_wait.
+  const auto t0 = std::chrono::steady_clock::now();
+  v1::ProduceRequest preq;
+  preq.set_acks(1);
+  auto* ppd = preq.add_partitions();
+  ppd->set_topic("idle");
+  ppd->set_partition(0);
+  ppd->set_records(batch_of(100));
+  v1::ProduceResponse presp;
+  grpc::ClientContext pctx;
+  ASSERT_TRUE(stub->Produce(&pctx, preq, &presp).ok());
+  ASSERT_EQ(presp.partitions(0).error_code(), gannet::v1::NONE);
+  std::unique_lock<std::mutex> l(mu);
+  EXPECT_TRUE(cv.wait_for(l, 15s, [&] { return answered == kFetches; })) << answered << " of " << kFetches << " answered";
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(with_records, kFetches);
+  EXPECT_LT(took, 10.0);
+  std::printf("parked fetches: %d threads before, %d with %d parked; all answered %.2f s after one append\n", before,
+              parked_threads, kFetches, took);
+  l.unlock();
+  broker->stop();
+}
+
+// An acks=-1 produce waits in its partition's purgatory: a client that gives up (its deadline
+// passes) ends the wait at once, and the broker holds no waiter for it afterwards.
+TEST(BrokerServerCore, ACancelledProduceLeavesNoWaiterBehind) {
+  const std::string dir = testing::test_dir("broker-cancelled-produce");
+  metadata::MetadataPublisher pub;
+  auto broker = make_broker(dir, &pub);
+  ASSERT_TRUE(broker);
+  FakeQuorum q(&pub);
+  MetadataRecord p = partition_here(topic_id('C'), 0);
+  p.mutable_partition()->add_replicas(2);  // a follower that never fetches: acks=-1 waits
+  p.mutable_partition()->add_isr(2);
+  q.commit({register_me(), topic("stuck", topic_id('C')), p});
+  const storage::TopicPartition tp{"stuck", 0};
+  ASSERT_TRUE(testing::wait_until([&] { return broker->partition(tp) && broker->partition(tp)->is_leader(); }, 5s));
+  auto stub = stub_of(*broker);
+  v1::ProduceRequest req;
+  req.set_acks(-1);
+  req.set_timeout_ms(60'000);
+  auto* pd = req.add_partitions();
+  pd->set_topic("stuck");
+  pd->set_partition(0);
+  pd->set_records(batch_of(10));
+  v1::ProduceResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 500ms);
+  const grpc::Status st = stub->Produce(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(testing::wait_until([&] { return broker->partition(tp)->replication_waiters() == 0; }, 2s))
+      << "the cancelled produce still waits in the purgatory";
+  // A produce that times out on its own answers REQUEST_TIMED_OUT.
+  req.set_timeout_ms(300);
+  grpc::ClientContext ctx2;
+  v1::ProduceResponse resp2;
+  ASSERT_TRUE(stub->Produce(&ctx2, req, &resp2).ok());
+  EXPECT_EQ(resp2.partitions(0).error_code(), gannet::v1::REQUEST_TIMED_OUT);
+  EXPECT_EQ(broker->partition(tp)->replication_waiters(), 0u);
   broker->stop();
 }
 

@@ -9,12 +9,19 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 
 namespace gannet::broker {
 
 class FetchWaiter {
  public:
+  FetchWaiter() = default;
+  // A parked fetch of the request core: wake() calls `on_wake` (on the waking thread, without any
+  // lock held; it must be short, e.g. post the fetch's next look to an executor) instead of
+  // waking a sleeping thread. It runs at most once per arm().
+  explicit FetchWaiter(std::function<void()> on_wake) : on_wake_(std::move(on_wake)) {}
+
   // Forgets earlier wake-ups: call before watching and reading the partitions, so a change that
   // lands between the read and the sleep still ends the sleep.
   void arm() {
@@ -22,9 +29,15 @@ class FetchWaiter {
     woken_ = false;
   }
   void wake() {
+    bool first;
     {
       std::lock_guard<std::mutex> l(mu_);
+      first = !woken_;
       woken_ = true;
+    }
+    if (on_wake_) {
+      if (first) on_wake_();
+      return;
     }
     cv_.notify_one();
   }
@@ -35,6 +48,7 @@ class FetchWaiter {
   }
 
  private:
+  const std::function<void()> on_wake_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool woken_ = false;

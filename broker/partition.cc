@@ -40,7 +40,7 @@ bool Partition::apply_metadata(const PartitionMetadata& m, int32_t min_insync_re
     // commits its whole log at once).
     if (state_.is_leader()) log_->update_high_watermark(state_.high_watermark());
   }
-  hw_cv_.notify_all();  // acks=all waiters re-check their leader epoch
+  hw_changed();  // acks=all waiters re-check their leader epoch
   wake_watchers();
   return became_leader;
 }
@@ -108,18 +108,12 @@ ProduceOutcome Partition::append_as_leader(std::string* batches, int acks) {
     std::lock_guard<std::mutex> l(mu_);
     moved = count_local_append_locked();
   }
-  if (moved) hw_cv_.notify_all();
+  if (moved) hw_changed();
   wake_watchers();
   return out;
 }
 
-ErrorCode Partition::wait_for_replication(int64_t last_offset, int32_t leader_epoch, int64_t timeout_ms) {
-  std::unique_lock<std::mutex> l(mu_);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  const bool done = hw_cv_.wait_until(l, deadline, [&] {
-    return state_.high_watermark() > last_offset || !state_.is_leader() || state_.leader_epoch() != leader_epoch ||
-           stopping_;
-  });
+std::optional<ErrorCode> Partition::replication_result_locked(int64_t last_offset, int32_t leader_epoch) const {
   if (state_.high_watermark() > last_offset && state_.leader_epoch() == leader_epoch) {
     // The ISR may have shrunk while we waited: fewer copies than promised is not a success.
     if (static_cast<int>(state_.isr().size()) < min_insync_) return gannet::v1::NOT_ENOUGH_REPLICAS_AFTER_APPEND;
@@ -130,8 +124,68 @@ ErrorCode Partition::wait_for_replication(int64_t last_offset, int32_t leader_ep
     // Leadership moved before the ISR had it: the records may or may not survive.
     return gannet::v1::NOT_LEADER_OR_FOLLOWER;
   }
-  (void)done;
-  return gannet::v1::REQUEST_TIMED_OUT;
+  return std::nullopt;
+}
+
+ErrorCode Partition::wait_for_replication(int64_t last_offset, int32_t leader_epoch, int64_t timeout_ms) {
+  std::unique_lock<std::mutex> l(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::optional<ErrorCode> r;
+  hw_cv_.wait_until(l, deadline, [&] { return (r = replication_result_locked(last_offset, leader_epoch)).has_value(); });
+  return r.value_or(gannet::v1::REQUEST_TIMED_OUT);
+}
+
+uint64_t Partition::on_replicated(int64_t last_offset, int32_t leader_epoch, ReplicationDone done) {
+  std::optional<ErrorCode> now;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    now = replication_result_locked(last_offset, leader_epoch);
+    if (!now) {
+      const uint64_t id = next_waiter_id_++;
+      auto it = repl_waiters_.emplace(last_offset, ReplicationWaiter{id, leader_epoch, std::move(done)});
+      repl_waiter_ids_[id] = it;
+      return id;
+    }
+  }
+  done(*now);
+  return 0;
+}
+
+void Partition::expire_replication_wait(uint64_t id) {
+  ReplicationDone done;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = repl_waiter_ids_.find(id);
+    if (it == repl_waiter_ids_.end()) return;
+    done = std::move(it->second->second.done);
+    repl_waiters_.erase(it->second);
+    repl_waiter_ids_.erase(it);
+  }
+  done(gannet::v1::REQUEST_TIMED_OUT);
+}
+
+void Partition::hw_changed() {
+  hw_cv_.notify_all();
+  std::vector<std::pair<ReplicationDone, ErrorCode>> ready;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    // Waiters are by last offset: in the current leadership the HW completes them from the front;
+    // any other change (a new epoch, no longer leader, stopping) may complete any of them.
+    const bool scan_all = stopping_ || !state_.is_leader() || state_.leader_epoch() != waiters_scanned_epoch_;
+    waiters_scanned_epoch_ = state_.leader_epoch();
+    for (auto it = repl_waiters_.begin(); it != repl_waiters_.end();) {
+      auto r = replication_result_locked(it->first, it->second.leader_epoch);
+      if (!r) {
+        if (!scan_all) break;
+        ++it;
+        continue;
+      }
+      ready.emplace_back(std::move(it->second.done), *r);
+      repl_waiter_ids_.erase(it->second.id);
+      it = repl_waiters_.erase(it);
+    }
+  }
+  for (auto& [done, code] : ready) done(code);
 }
 
 FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t current_leader_epoch,
@@ -185,7 +239,7 @@ FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t c
     }
   }
   if (out.hw_moved) {
-    hw_cv_.notify_all();
+    hw_changed();
     wake_watchers();
   }
   if (read_hook_for_test_) read_hook_for_test_();
@@ -358,7 +412,7 @@ void Partition::shutdown() {
     std::lock_guard<std::mutex> l(mu_);
     stopping_ = true;
   }
-  hw_cv_.notify_all();
+  hw_changed();
   retire();
 }
 

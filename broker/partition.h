@@ -12,10 +12,12 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "broker/fetch_waiter.h"
@@ -66,6 +68,21 @@ class Partition {
   ProduceOutcome append_as_leader(std::string* batches, int acks);
   // Leader: waits until the HW passes `last_offset` in `leader_epoch`, or the deadline.
   ErrorCode wait_for_replication(int64_t last_offset, int32_t leader_epoch, int64_t timeout_ms);
+
+  // The acks=-1 purgatory: parks `done` until the answer wait_for_replication would give is known
+  // (the HW passes `last_offset` in `leader_epoch`: NONE, or NOT_ENOUGH_REPLICAS_AFTER_APPEND if
+  // the ISR shrank below min.insync.replicas; the leadership moves: NOT_LEADER_OR_FOLLOWER; the
+  // broker stops: REQUEST_TIMED_OUT), or expire_replication_wait(id) (REQUEST_TIMED_OUT). `done`
+  // runs exactly once, never under the partition's locks, on the thread that completed it (this
+  // one, at once, if the answer is already known; then the id is 0). Returns the waiter's id.
+  using ReplicationDone = std::function<void(ErrorCode)>;
+  uint64_t on_replicated(int64_t last_offset, int32_t leader_epoch, ReplicationDone done);
+  // Completes the waiter with REQUEST_TIMED_OUT if it is still parked.
+  void expire_replication_wait(uint64_t id);
+  size_t replication_waiters() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return repl_waiters_.size();
+  }
 
   // A fetch: replica_id < 0 a consumer (below the HW), else a follower (its progress counts).
   // `count_progress`: a follower's fetch offset counts toward the HW and ISR only the first time
@@ -134,6 +151,11 @@ class Partition {
   // can. Returns whether it moved.
   bool count_local_append_locked();
   ErrorCode check_epoch_locked(int32_t current_leader_epoch) const;
+  // The answer to a replication wait, if it is known now.
+  std::optional<ErrorCode> replication_result_locked(int64_t last_offset, int32_t leader_epoch) const;
+  // Wakes the acks=-1 waiters (threads on hw_cv_, parked callbacks) after the HW, the leadership
+  // or stopping_ changed. Without mu_ held.
+  void hw_changed();
 
   const storage::TopicPartition tp_;
   const std::string topic_id_;
@@ -145,6 +167,16 @@ class Partition {
   int32_t min_insync_ = 1;
   bool stopping_ = false;
   std::optional<IsrProposal> resend_;
+  // Parked acks=-1 waits (with mu_), by last offset: the HW completes them from the front.
+  struct ReplicationWaiter {
+    uint64_t id;
+    int32_t leader_epoch;
+    ReplicationDone done;
+  };
+  std::multimap<int64_t, ReplicationWaiter> repl_waiters_;
+  std::unordered_map<uint64_t, std::multimap<int64_t, ReplicationWaiter>::iterator> repl_waiter_ids_;
+  uint64_t next_waiter_id_ = 1;
+  int32_t waiters_scanned_epoch_ = -1;  // the leader epoch hw_changed() last looked in
 
   std::mutex watchers_mu_;
   std::vector<std::weak_ptr<FetchWaiter>> watchers_;

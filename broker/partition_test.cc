@@ -492,5 +492,46 @@ TEST_F(PartitionTest, TakingTheLeadCostsNoFsyncAndTheEpochIsDurableWithItsFirstB
   EXPECT_FALSE((*empty)->epoch_cache().latest().has_value());
 }
 
+// The acks=-1 purgatory (issue 15): a parked wait completes exactly once, with the answer
+// wait_for_replication gives, on the thread that moved the HW or the leadership, never under the
+// partition's lock (the callbacks here call back into the partition).
+TEST_F(PartitionTest, ReplicationWaitersCompleteOnceWithTheRightAnswer) {
+  replica(1);
+  replica(2);
+  metadata({1, 2}, {1, 2}, 1, 1, 1, /*min_insync=*/2);
+  std::vector<std::pair<int, gannet::v1::ErrorCode>> results;
+  auto park = [&](int tag, int64_t last) {
+    return p(1).on_replicated(last, 1, [&, tag](gannet::v1::ErrorCode e) {
+      (void)p(1).high_watermark();  // would deadlock under the partition's lock
+      results.emplace_back(tag, e);
+    });
+  };
+  const ProduceOutcome o = produce(1, 5);  // offsets 0-4
+  const uint64_t a = park(1, o.last_offset);
+  const uint64_t b = park(2, o.last_offset);
+  EXPECT_NE(a, 0u);
+  EXPECT_EQ(p(1).replication_waiters(), 2u);
+  p(1).expire_replication_wait(b);
+  p(1).expire_replication_wait(b);  // once only
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0], std::make_pair(2, gannet::v1::REQUEST_TIMED_OUT));
+  // The follower fetches everything: the HW passes offset 4 and completes waiter 1.
+  ASSERT_EQ(fetch_once(2, 1), gannet::v1::NONE);
+  ASSERT_EQ(fetch_once(2, 1), gannet::v1::NONE);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1], std::make_pair(1, gannet::v1::NONE));
+  p(1).expire_replication_wait(a);  // already completed: nothing happens
+  EXPECT_EQ(results.size(), 2u);
+  // Already replicated: answered at once, id 0.
+  EXPECT_EQ(park(3, o.last_offset), 0u);
+  EXPECT_EQ(results.back(), std::make_pair(3, gannet::v1::NONE));
+  // A wait in a leadership that ends: NOT_LEADER_OR_FOLLOWER when the metadata moves the lead.
+  const ProduceOutcome o2 = produce(1, 1);
+  park(4, o2.last_offset);
+  metadata({1, 2}, {1, 2}, 2, 2, 2, 2);
+  EXPECT_EQ(results.back(), std::make_pair(4, gannet::v1::NOT_LEADER_OR_FOLLOWER));
+  EXPECT_EQ(p(1).replication_waiters(), 0u);
+}
+
 }  // namespace
 }  // namespace gannet::broker
