@@ -85,7 +85,8 @@ class CallReactor final : public grpc::ServerUnaryReactor {
 };
 
 class BrokerServer::Service final
-    : public bv1::Broker::WithCallbackMethod_Produce<bv1::Broker::WithCallbackMethod_Fetch<bv1::Broker::Service>> {
+    : public bv1::Broker::WithCallbackMethod_Produce<
+          bv1::Broker::WithCallbackMethod_Fetch<bv1::Broker::WithCallbackMethod_OffsetCommit<bv1::Broker::Service>>> {
  public:
   explicit Service(BrokerServer* b) : b_(b) {}
 
@@ -203,10 +204,12 @@ class BrokerServer::Service final
     b_->groups_->leave_group(*req, resp);
     return grpc::Status::OK;
   }
-  grpc::Status OffsetCommit(grpc::ServerContext*, const bv1::OffsetCommitRequest* req,
-                            bv1::OffsetCommitResponse* resp) override {
-    b_->groups_->offset_commit(*req, resp);
-    return grpc::Status::OK;
+  // On the callback API: a commit parks in its offsets partition's purgatory, holding no thread.
+  grpc::ServerUnaryReactor* OffsetCommit(grpc::CallbackServerContext*, const bv1::OffsetCommitRequest* req,
+                                         bv1::OffsetCommitResponse* resp) override {
+    auto* reactor = new CallReactor();
+    b_->groups_->offset_commit(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
+    return reactor;
   }
   grpc::Status OffsetFetch(grpc::ServerContext*, const bv1::OffsetFetchRequest* req,
                            bv1::OffsetFetchResponse* resp) override {

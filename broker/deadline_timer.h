@@ -46,8 +46,9 @@ class DeadlineTimer {
     when_.erase(it);
     return true;
   }
-  // Runs nothing more; callbacks still scheduled are dropped. Idempotent.
-  void stop() {
+  // Runs nothing more on schedule; callbacks still scheduled are dropped, or with `run_pending`
+  // run now on this thread (as if their deadlines had come). Idempotent.
+  void stop(bool run_pending = false) {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (stopping_) return;
@@ -55,8 +56,15 @@ class DeadlineTimer {
     }
     cv_.notify_one();
     if (thread_.joinable()) thread_.join();
-    queue_.clear();
-    when_.clear();
+    std::map<std::pair<Clock::time_point, uint64_t>, std::function<void()>> left;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      left.swap(queue_);
+      when_.clear();
+    }
+    if (run_pending) {
+      for (auto& [when, fn] : left) fn();
+    }
   }
   size_t pending() const {
     std::lock_guard<std::mutex> l(mu_);

@@ -1,5 +1,7 @@
 #include "broker/group_coordinator.h"
 
+#include <future>
+
 #include <glog/logging.h>
 
 #include <algorithm>
@@ -95,7 +97,13 @@ GroupCoordinator::GroupCoordinator(GroupCoordinatorOptions options, PartitionLoo
   writer_thread_ = std::thread([this] { writer_loop(); });
 }
 
-GroupCoordinator::~GroupCoordinator() { stop(); }
+GroupCoordinator::~GroupCoordinator() {
+  stop();
+  // Commits still parked end now (their timeouts run at once: REQUEST_TIMED_OUT), and their
+  // answers are given before the members they use go.
+  commit_timer_.stop(/*run_pending=*/true);
+  completions_.stop();
+}
 
 void GroupCoordinator::stop() {
   {
@@ -591,6 +599,58 @@ ErrorCode GroupCoordinator::append_records(
   return ev1::NONE;
 }
 
+void GroupCoordinator::append_records_async(
+    int32_t p, int32_t epoch, const std::vector<std::pair<std::string, std::optional<std::string>>>& records,
+    std::function<void(ErrorCode, int64_t)> done) {
+  // Every way out runs `done` on the completions_ thread (or here, once stopping).
+  auto finish = [this](std::function<void(ErrorCode, int64_t)> d, ErrorCode e, int64_t base) {
+    auto task = [d = std::move(d), e, base] { d(e, base); };
+    if (!completions_.post(task)) task();
+  };
+  auto part = partition_(p);
+  if (!part || !part->is_leader() || part->leader_epoch() != epoch) return finish(std::move(done), ev1::NOT_COORDINATOR, 0);
+  storage::RecordBatchBuilder builder;
+  const int64_t ts = clock_->now_ms();
+  for (const auto& [k, v] : records) {
+    builder.add(ts, std::string_view(k), v ? std::optional<std::string_view>(*v) : std::nullopt);
+  }
+  auto batch = builder.build();
+  if (!batch.ok()) return finish(std::move(done), ev1::UNKNOWN_SERVER_ERROR, 0);
+  ProduceOutcome o = part->append_as_leader(&*batch, -1);
+  if (o.error != ev1::NONE) {
+    VLOG(1) << "group coordinator: append to offsets partition " << p << ": " << o.message;
+    return finish(std::move(done), coordinator_error(o.error), 0);
+  }
+  if (o.leader_epoch != epoch) return finish(std::move(done), ev1::NOT_COORDINATOR, 0);
+  struct Wait {
+    std::mutex mu;
+    bool fired = false;
+    uint64_t timer = 0;
+  };
+  auto wait = std::make_shared<Wait>();
+  const int64_t base = o.base_offset;
+  const uint64_t id = part->on_replicated(o.last_offset, epoch, [this, wait, done, base, finish](ErrorCode e) {
+    uint64_t t;
+    {
+      std::lock_guard<std::mutex> l(wait->mu);
+      wait->fired = true;
+      t = wait->timer;
+    }
+    if (t != 0) commit_timer_.cancel(t);
+    finish(done, e == ev1::NONE ? ev1::NONE : coordinator_error(e), base);
+  });
+  if (id == 0) return;  // answered already
+  const uint64_t t = commit_timer_.schedule(
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.offset_commit_timeout_ms),
+      [part, id] { part->expire_replication_wait(id); });
+  std::lock_guard<std::mutex> l(wait->mu);
+  if (wait->fired) {
+    commit_timer_.cancel(t);
+  } else {
+    wait->timer = t;
+  }
+}
+
 // ---- JoinGroup / SyncGroup / Heartbeat / LeaveGroup ---------------------------------------------
 
 void GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std::string& client_host,
@@ -916,6 +976,13 @@ void GroupCoordinator::leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGr
 // ---- Offsets --------------------------------------------------------------------------------------
 
 void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::OffsetCommitResponse* resp) {
+  std::promise<void> answered;
+  offset_commit(req, resp, [&answered] { answered.set_value(); });
+  answered.get_future().wait();
+}
+
+void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::OffsetCommitResponse* resp,
+                                     std::function<void()> done) {
   // Every partition gets a result, in request order.
   std::vector<v1::OffsetCommitResponse::PartitionResult*> results;
   for (const auto& t : req.topics()) {
@@ -930,6 +997,7 @@ void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::Off
   auto fail_all = [&](ErrorCode e, std::string msg) {
     for (auto* r : results) r->set_error_code(e);
     resp->set_error_message(std::move(msg));
+    done();
   };
   std::unique_lock<std::mutex> l(mu_);
   int32_t p = 0;
@@ -983,26 +1051,35 @@ void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::Off
       written.push_back(r);
     }
   }
-  if (records.empty()) return;
+  if (records.empty()) {
+    l.unlock();
+    return done();
+  }
   const int32_t epoch = partitions_.at(p).epoch;
   l.unlock();
-  int64_t base = 0;
-  ErrorCode e = append_records(p, epoch, records, &base);
-  l.lock();
-  if (e != ev1::NONE) {
-    for (auto* r : written) r->set_error_code(e);
-    resp->set_error_message("the commit was not written to the offsets partition's in-sync replicas");
-    return;
-  }
-  auto pl = partitions_.find(p);
-  if (pl == partitions_.end() || pl->second.epoch != epoch || !pl->second.loaded) return;  // reloaded: the log has it
-  Group& cur = get_or_create_group_locked(req.group_id(), p);
-  for (size_t k = 0; k < entries.size(); ++k) {
-    entries[k].second.log_offset = base + static_cast<int64_t>(k);
-    auto& slot = cur.offsets[entries[k].first];
-    // Two commits of one partition in flight: the later record in the log wins, as on reload.
-    if (slot.log_offset < entries[k].second.log_offset) slot = entries[k].second;
-  }
+  auto state = std::make_shared<std::pair<decltype(entries), decltype(written)>>(std::move(entries), std::move(written));
+  append_records_async(p, epoch, records, [this, state, &req, resp, p, epoch, done](ErrorCode e, int64_t base) {
+    auto& [entries, written] = *state;
+    if (e != ev1::NONE) {
+      for (auto* r : written) r->set_error_code(e);
+      resp->set_error_message("the commit was not written to the offsets partition's in-sync replicas");
+      return done();
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto pl = partitions_.find(p);
+      if (pl != partitions_.end() && pl->second.epoch == epoch && pl->second.loaded) {  // else reloaded: the log has it
+        Group& cur = get_or_create_group_locked(req.group_id(), p);
+        for (size_t k = 0; k < entries.size(); ++k) {
+          entries[k].second.log_offset = base + static_cast<int64_t>(k);
+          auto& slot = cur.offsets[entries[k].first];
+          // Two commits of one partition in flight: the later record in the log wins, as on reload.
+          if (slot.log_offset < entries[k].second.log_offset) slot = entries[k].second;
+        }
+      }
+    }
+    done();
+  });
 }
 
 void GroupCoordinator::offset_fetch(const v1::OffsetFetchRequest& req, v1::OffsetFetchResponse* resp) {

@@ -40,6 +40,8 @@
 #include <thread>
 #include <vector>
 
+#include "broker/deadline_timer.h"
+#include "broker/executor.h"
 #include "broker/partition.h"
 #include "common/clock.h"
 #include "proto/group.pb.h"
@@ -89,7 +91,12 @@ class GroupCoordinator {
   void sync_group(const v1::SyncGroupRequest& req, v1::SyncGroupResponse* resp);
   void heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp);
   void leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp);
+  // Waits for the answer (the synchronous form of the one below).
   void offset_commit(const v1::OffsetCommitRequest& req, v1::OffsetCommitResponse* resp);
+  // Answers in `resp`, then runs `done` once: at once for a refusal, else once the records are on
+  // the offsets partition's ISR (or failed). Never blocks on replication: the wait is parked in the
+  // partition's purgatory. `req` and `resp` must live until `done`.
+  void offset_commit(const v1::OffsetCommitRequest& req, v1::OffsetCommitResponse* resp, std::function<void()> done);
   void offset_fetch(const v1::OffsetFetchRequest& req, v1::OffsetFetchResponse* resp);
   void list_groups(const v1::ListGroupsRequest& req, v1::ListGroupsResponse* resp);
   void describe_groups(const v1::DescribeGroupsRequest& req, v1::DescribeGroupsResponse* resp);
@@ -187,6 +194,11 @@ class GroupCoordinator {
   gannet::v1::ErrorCode append_records(int32_t p, int32_t epoch,
                                        const std::vector<std::pair<std::string, std::optional<std::string>>>& records,
                                        int64_t* base_offset);
+  // append_records without the wait: `done(error, base offset)` runs once the ISR has the records
+  // (or on an error, the commit timeout, or stop), on the completions_ thread.
+  void append_records_async(int32_t p, int32_t epoch,
+                            const std::vector<std::pair<std::string, std::optional<std::string>>>& records,
+                            std::function<void(ErrorCode, int64_t)> done);
   void timer_loop();
   void loader_loop();
   void writer_loop();
@@ -213,6 +225,10 @@ class GroupCoordinator {
   int64_t next_offset_expiry_ms_ = 0;
   int32_t partition_count_;  // of the offsets topic, as the image says once it exists
   std::thread timer_thread_, loader_thread_, writer_thread_;
+  // Parked offset commits: their commit timeouts, and the thread that finishes them (never the
+  // thread that moved the HW, which may hold the broker's locks).
+  DeadlineTimer commit_timer_;
+  Executor completions_{1};
 };
 
 }  // namespace gannet::broker
