@@ -85,13 +85,31 @@ class CallReactor final : public grpc::ServerUnaryReactor {
 };
 
 class BrokerServer::Service final
-    : public bv1::Broker::WithCallbackMethod_Produce<
-          bv1::Broker::WithCallbackMethod_Fetch<bv1::Broker::WithCallbackMethod_OffsetCommit<bv1::Broker::Service>>> {
+    // The methods that never wait run on gRPC's callback API; JoinGroup, SyncGroup, Heartbeat
+    // (long polls of the coordinator), the streams and the admin calls forwarded to the
+    // controller are still synchronous (issue 15 continues).
+    : public
+      bv1::Broker::WithCallbackMethod_Produce<
+        bv1::Broker::WithCallbackMethod_Fetch<
+          bv1::Broker::WithCallbackMethod_OffsetCommit<
+            bv1::Broker::WithCallbackMethod_Metadata<
+              bv1::Broker::WithCallbackMethod_ListOffsets<
+                bv1::Broker::WithCallbackMethod_ListGroups<
+                  bv1::Broker::WithCallbackMethod_OffsetFetch<
+                    bv1::Broker::WithCallbackMethod_DescribeGroups<
+                      bv1::Broker::WithCallbackMethod_DescribeConfigs<
+                        bv1::Broker::Service>>>>>>>>> {
  public:
   explicit Service(BrokerServer* b) : b_(b) {}
 
-  grpc::Status Metadata(grpc::ServerContext*, const bv1::MetadataRequest* req,
-                        bv1::MetadataResponse* resp) override {
+  // Answers at once: on the callback API, on the calling gRPC thread.
+  grpc::ServerUnaryReactor* Metadata(grpc::CallbackServerContext* ctx, const bv1::MetadataRequest* req,
+                                     bv1::MetadataResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(Metadata_now(req, resp));
+    return reactor;
+  }
+  grpc::Status Metadata_now(const bv1::MetadataRequest* req, bv1::MetadataResponse* resp) {
     auto image = b_->publisher_->image();
     resp->set_broker_id(b_->options_.node_id);
     resp->set_metadata_offset(image->offset());
@@ -165,8 +183,14 @@ class BrokerServer::Service final
                             cv1::AlterConfigsResponse* resp) override {
     return forward(&ControllerChannel::Stub::AlterConfigs, *req, resp);
   }
-  grpc::Status DescribeConfigs(grpc::ServerContext*, const cv1::DescribeConfigsRequest* req,
-                               cv1::DescribeConfigsResponse* resp) override {
+  // Answers at once: on the callback API, on the calling gRPC thread.
+  grpc::ServerUnaryReactor* DescribeConfigs(grpc::CallbackServerContext* ctx, const cv1::DescribeConfigsRequest* req,
+                                            cv1::DescribeConfigsResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(DescribeConfigs_now(req, resp));
+    return reactor;
+  }
+  grpc::Status DescribeConfigs_now(const cv1::DescribeConfigsRequest* req, cv1::DescribeConfigsResponse* resp) {
     describe_configs(*b_->publisher_->image(), *req, resp);
     return grpc::Status::OK;
   }
@@ -211,17 +235,36 @@ class BrokerServer::Service final
     b_->groups_->offset_commit(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
     return reactor;
   }
-  grpc::Status OffsetFetch(grpc::ServerContext*, const bv1::OffsetFetchRequest* req,
-                           bv1::OffsetFetchResponse* resp) override {
+  // Answers at once: on the callback API, on the calling gRPC thread.
+  grpc::ServerUnaryReactor* OffsetFetch(grpc::CallbackServerContext* ctx, const bv1::OffsetFetchRequest* req,
+                                        bv1::OffsetFetchResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(OffsetFetch_now(req, resp));
+    return reactor;
+  }
+  grpc::Status OffsetFetch_now(const bv1::OffsetFetchRequest* req, bv1::OffsetFetchResponse* resp) {
     b_->groups_->offset_fetch(*req, resp);
     return grpc::Status::OK;
   }
-  grpc::Status ListGroups(grpc::ServerContext*, const bv1::ListGroupsRequest* req, bv1::ListGroupsResponse* resp) override {
+  // Answers at once: on the callback API, on the calling gRPC thread.
+  grpc::ServerUnaryReactor* ListGroups(grpc::CallbackServerContext* ctx, const bv1::ListGroupsRequest* req,
+                                       bv1::ListGroupsResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(ListGroups_now(req, resp));
+    return reactor;
+  }
+  grpc::Status ListGroups_now(const bv1::ListGroupsRequest* req, bv1::ListGroupsResponse* resp) {
     b_->groups_->list_groups(*req, resp);
     return grpc::Status::OK;
   }
-  grpc::Status DescribeGroups(grpc::ServerContext*, const bv1::DescribeGroupsRequest* req,
-                              bv1::DescribeGroupsResponse* resp) override {
+  // Answers at once: on the callback API, on the calling gRPC thread.
+  grpc::ServerUnaryReactor* DescribeGroups(grpc::CallbackServerContext* ctx, const bv1::DescribeGroupsRequest* req,
+                                           bv1::DescribeGroupsResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(DescribeGroups_now(req, resp));
+    return reactor;
+  }
+  grpc::Status DescribeGroups_now(const bv1::DescribeGroupsRequest* req, bv1::DescribeGroupsResponse* resp) {
     b_->groups_->describe_groups(*req, resp);
     return grpc::Status::OK;
   }
@@ -365,8 +408,14 @@ class BrokerServer::Service final
     return grpc::Status::OK;
   }
 
-  grpc::Status ListOffsets(grpc::ServerContext*, const bv1::ListOffsetsRequest* req,
-                           bv1::ListOffsetsResponse* resp) override {
+  // Answers at once: on the callback API, on the calling gRPC thread.
+  grpc::ServerUnaryReactor* ListOffsets(grpc::CallbackServerContext* ctx, const bv1::ListOffsetsRequest* req,
+                                        bv1::ListOffsetsResponse* resp) override {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(ListOffsets_now(req, resp));
+    return reactor;
+  }
+  grpc::Status ListOffsets_now(const bv1::ListOffsetsRequest* req, bv1::ListOffsetsResponse* resp) {
     for (const auto& pd : req->partitions()) {
       auto* r = resp->add_partitions();
       r->set_topic(pd.topic());
