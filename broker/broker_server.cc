@@ -1091,38 +1091,51 @@ void BrokerServer::isr_loop() {
       }
     }
     const int64_t now = SystemClock::instance()->monotonic_ms();
+    // Every ISR change of this round in one AlterPartition (decided in one metadata entry):
+    // a failover that shrinks N ISRs costs one round trip, not N.
+    std::vector<std::pair<std::shared_ptr<Partition>, Partition::IsrProposal>> proposals;
+    cv1::AlterPartitionRequest req;
+    req.set_broker_id(options_.node_id);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      req.set_broker_epoch(broker_epoch_);
+    }
     for (const auto& part : led) {
       auto proposal = part->isr_proposal(now, options_.replica_lag_time_max_ms);
       if (!proposal) continue;
-      cv1::AlterPartitionRequest req;
-      req.set_broker_id(options_.node_id);
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        req.set_broker_epoch(broker_epoch_);
-      }
-      req.set_topic_id(part->topic_id());
-      req.set_partition(part->tp().partition);
-      req.set_leader_epoch(proposal->leader_epoch);
-      req.set_partition_epoch(proposal->partition_epoch);
-      for (int32_t r : proposal->isr) req.add_new_isr(r);
-      cv1::AlterPartitionResponse resp;
-      grpc::Status st = controller_->call<cv1::AlterPartitionResponse>(
-          [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::AlterPartitionResponse* r) {
-            return s->AlterPartition(c, req, r);
-          },
-          &resp, 5000);
-      const bool unknown = !st.ok() || resp.error_code() == gannet::v1::REQUEST_TIMED_OUT ||
-                           resp.error_code() == gannet::v1::NOT_CONTROLLER;
+      auto* ch = req.add_changes();
+      ch->set_topic_id(part->topic_id());
+      ch->set_partition(part->tp().partition);
+      ch->set_leader_epoch(proposal->leader_epoch);
+      ch->set_partition_epoch(proposal->partition_epoch);
+      for (int32_t r : proposal->isr) ch->add_new_isr(r);
+      proposals.emplace_back(part, *proposal);
+    }
+    if (proposals.empty()) continue;
+    cv1::AlterPartitionResponse resp;
+    grpc::Status st = controller_->call<cv1::AlterPartitionResponse>(
+        [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::AlterPartitionResponse* r) {
+          return s->AlterPartition(c, req, r);
+        },
+        &resp, 5000);
+    const bool unknown = !st.ok() || resp.error_code() == gannet::v1::REQUEST_TIMED_OUT ||
+                         resp.error_code() == gannet::v1::NOT_CONTROLLER ||
+                         resp.results_size() != static_cast<int>(proposals.size());
+    for (size_t i = 0; i < proposals.size(); ++i) {
+      const auto& [part, proposal] = proposals[i];
       if (unknown) {
         // It may have committed: keep both ISRs counting for the HW and send it again.
-        part->isr_proposal_unknown(*proposal);
-      } else if (resp.error_code() != gannet::v1::NONE) {
+        part->isr_proposal_unknown(proposal);
+        continue;
+      }
+      const auto& r = resp.results(static_cast<int>(i));
+      if (r.error_code() != gannet::v1::NONE) {
         LOG(WARNING) << "broker " << options_.node_id << ": ISR change of " << part->tp().dir_name() << " refused: "
-                     << gannet::v1::ErrorCode_Name(resp.error_code()) << ": " << resp.error_message();
-        part->isr_proposal_failed(resp.error_code());
+                     << gannet::v1::ErrorCode_Name(r.error_code()) << ": " << r.error_message();
+        part->isr_proposal_failed(r.error_code());
       } else {
         std::string isr;
-        for (int32_t r : proposal->isr) isr += (isr.empty() ? "" : ",") + std::to_string(r);
+        for (int32_t x : proposal.isr) isr += (isr.empty() ? "" : ",") + std::to_string(x);
         LOG(INFO) << "broker " << options_.node_id << ": ISR of " << part->tp().dir_name() << " is now {" << isr << "}";
       }
     }

@@ -1,5 +1,7 @@
 #include "broker/controller_service.h"
 
+#include <optional>
+
 #include <glog/logging.h>
 
 #include <set>
@@ -335,31 +337,63 @@ grpc::Status ControllerService::BrokerHeartbeat(grpc::ServerContext*, const cv1:
 
 grpc::Status ControllerService::AlterPartition(grpc::ServerContext*, const cv1::AlterPartitionRequest* req,
                                                cv1::AlterPartitionResponse* resp) {
+  auto stale_broker = [&](const MetadataImage& image) -> std::optional<Decision> {
+    auto b = image.brokers().find(req->broker_id());
+    if (b != image.brokers().end() && b->second.epoch == req->broker_epoch()) return std::nullopt;
+    Decision d;
+    d.error = ApiError::kStaleBrokerEpoch;
+    d.message = "broker " + std::to_string(req->broker_id()) + " epoch " + std::to_string(req->broker_epoch()) +
+                " is not registered";
+    return d;
+  };
+  // The partition's state as the image has it now, into one result.
+  auto fill = [](const MetadataImage& image, const std::string& topic_id, int32_t partition, auto* r) {
+    if (const auto* t = image.topic_by_id(topic_id)) {
+      if (auto it = t->partitions.find(partition); it != t->partitions.end()) {
+        r->set_leader(it->second.leader);
+        r->set_leader_epoch(it->second.leader_epoch);
+        r->set_partition_epoch(it->second.partition_epoch);
+        for (int32_t x : it->second.isr) r->add_isr(x);
+      }
+    }
+  };
+  if (req->changes_size() > 0) {
+    // Every change decided against the image the earlier ones leave, in one entry.
+    std::vector<ItemResult> results;
+    WriteOutcome o = write_items(
+        controller_, req->changes_size(),
+        [&](ControllerLogic& logic, const MetadataImage& image, size_t i) {
+          if (auto stale = stale_broker(image)) return *stale;
+          const auto& ch = req->changes(static_cast<int>(i));
+          std::vector<int32_t> isr(ch.new_isr().begin(), ch.new_isr().end());
+          return logic.alter_partition(image, ch.topic_id(), ch.partition(), req->broker_id(), ch.leader_epoch(),
+                                       ch.partition_epoch(), isr);
+        },
+        [&](size_t i) { return std::to_string(req->changes(static_cast<int>(i)).partition()); },
+        /*validate_only=*/false, 5'000, &results);
+    if (!request_level(o, resp)) return grpc::Status::OK;
+    auto image = controller_->publisher()->image();
+    for (size_t i = 0; i < results.size(); ++i) {
+      const auto& ch = req->changes(static_cast<int>(i));
+      auto* r = resp->add_results();
+      r->set_topic_id(ch.topic_id());
+      r->set_partition(ch.partition());
+      r->set_error_code(to_error_code(results[i].error));
+      r->set_error_message(results[i].message);
+      fill(*image, ch.topic_id(), ch.partition(), r);
+    }
+    return grpc::Status::OK;
+  }
   std::vector<int32_t> isr(req->new_isr().begin(), req->new_isr().end());
   WriteOutcome o = controller_->write([&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
-    auto b = image.brokers().find(req->broker_id());
-    if (b == image.brokers().end() || b->second.epoch != req->broker_epoch()) {
-      Decision d;
-      d.error = ApiError::kStaleBrokerEpoch;
-      d.message = "broker " + std::to_string(req->broker_id()) + " epoch " +
-                  std::to_string(req->broker_epoch()) + " is not registered";
-      return d;
-    }
+    if (auto stale = stale_broker(image)) return *stale;
     return logic.alter_partition(image, req->topic_id(), req->partition(), req->broker_id(),
                                  req->leader_epoch(), req->partition_epoch(), isr);
   });
   if (!request_level(o, resp)) return grpc::Status::OK;
   resp->set_error_code(to_error_code(o.error));
   resp->set_error_message(o.message);
-  auto image = controller_->publisher()->image();
-  if (const auto* t = image->topic_by_id(req->topic_id())) {
-    if (auto it = t->partitions.find(req->partition()); it != t->partitions.end()) {
-      resp->set_leader(it->second.leader);
-      resp->set_leader_epoch(it->second.leader_epoch);
-      resp->set_partition_epoch(it->second.partition_epoch);
-      for (int32_t x : it->second.isr) resp->add_isr(x);
-    }
-  }
+  fill(*controller_->publisher()->image(), req->topic_id(), req->partition(), resp);
   return grpc::Status::OK;
 }
 

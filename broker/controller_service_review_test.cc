@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <chrono>
 #include <iostream>
 
@@ -133,6 +135,59 @@ TEST_F(ControllerServiceReviewTest, CreateTopicsStopsDecidingPastOneMetadataEntr
               << " topics accepted in "
               << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
   }
+}
+
+// Issue 15: a leader's ISR proposer sent one AlterPartition per partition, each a round trip with
+// a 5 s timeout: a failover shrinking N ISRs took N in a row. One request now carries every
+// change, decided in one metadata entry with a result per partition.
+TEST_F(ControllerServiceReviewTest, OneAlterPartitionChangesManyIsrsInOneEntry) {
+  cv1::TopicResult t = create("many", 4, 3);
+  ASSERT_EQ(t.error_code(), gannet::v1::NONE) << t.error_message();
+  auto image = pub_->image();
+  const auto* topic = image->topic_by_name("many");
+  ASSERT_NE(topic, nullptr);
+  // Broker 1's partitions; each drops one follower. Partition of another leader: NOT the
+  // leader's to change.
+  cv1::AlterPartitionRequest req;
+  req.set_broker_id(1);
+  req.set_broker_epoch(image->brokers().at(1).epoch);
+  std::vector<int32_t> expect_ok;
+  for (const auto& [p, ps] : topic->partitions) {
+    auto* ch = req.add_changes();
+    ch->set_topic_id(topic->id);
+    ch->set_partition(p);
+    ch->set_leader_epoch(ps.leader_epoch);
+    ch->set_partition_epoch(ps.partition_epoch);
+    for (int32_t r : ps.isr) {
+      if (r == ps.leader || r != ps.isr.back()) ch->add_new_isr(r);
+    }
+    if (ps.leader == 1) expect_ok.push_back(p);
+  }
+  ASSERT_FALSE(expect_ok.empty());
+  // And one stale change: an old partition epoch.
+  auto* stale = req.add_changes();
+  *stale = req.changes(0);
+  stale->set_partition(expect_ok.front());
+  stale->set_partition_epoch(-7);
+  const int64_t before = image->offset();
+  cv1::AlterPartitionResponse resp;
+  ASSERT_TRUE(service_->AlterPartition(nullptr, &req, &resp).ok());
+  ASSERT_EQ(resp.error_code(), gannet::v1::NONE) << resp.error_message();
+  ASSERT_EQ(resp.results_size(), req.changes_size());
+  for (int i = 0; i < resp.results_size(); ++i) {
+    const auto& r = resp.results(i);
+    const bool mine = i < req.changes_size() - 1 &&
+                      std::find(expect_ok.begin(), expect_ok.end(), r.partition()) != expect_ok.end();
+    if (mine) {
+      EXPECT_EQ(r.error_code(), gannet::v1::NONE) << r.partition() << ": " << r.error_message();
+      EXPECT_EQ(r.isr_size(), 2) << r.partition();
+    } else {
+      EXPECT_NE(r.error_code(), gannet::v1::NONE) << "change " << i << " of partition " << r.partition();
+    }
+  }
+  // One metadata entry for all of them.
+  ASSERT_TRUE(testing::wait_until([&] { return pub_->image()->offset() > before; }, 5s));
+  EXPECT_EQ(pub_->image()->offset(), before + 1);
 }
 
 }  // namespace
