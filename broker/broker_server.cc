@@ -102,12 +102,20 @@ class BrokerServer::Service final
  public:
   explicit Service(BrokerServer* b) : b_(b) {}
 
-  // Answers at once: on the callback API, on the calling gRPC thread.
+  // The methods that answer at once (the *_now functions) run on the callback API, on the
+  // calling gRPC thread.
+  template <typename Req, typename Resp>
+  grpc::ServerUnaryReactor* answer_now(grpc::CallbackServerContext* ctx,
+                                       grpc::Status (Service::*method)(const Req*, Resp*), const Req* req,
+                                       Resp* resp) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish((this->*method)(req, resp));
+    return reactor;
+  }
+
   grpc::ServerUnaryReactor* Metadata(grpc::CallbackServerContext* ctx, const bv1::MetadataRequest* req,
                                      bv1::MetadataResponse* resp) override {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(Metadata_now(req, resp));
-    return reactor;
+    return answer_now(ctx, &Service::Metadata_now, req, resp);
   }
   grpc::Status Metadata_now(const bv1::MetadataRequest* req, bv1::MetadataResponse* resp) {
     auto image = b_->publisher_->image();
@@ -183,12 +191,9 @@ class BrokerServer::Service final
                             cv1::AlterConfigsResponse* resp) override {
     return forward(&ControllerChannel::Stub::AlterConfigs, *req, resp);
   }
-  // Answers at once: on the callback API, on the calling gRPC thread.
   grpc::ServerUnaryReactor* DescribeConfigs(grpc::CallbackServerContext* ctx, const cv1::DescribeConfigsRequest* req,
                                             cv1::DescribeConfigsResponse* resp) override {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(DescribeConfigs_now(req, resp));
-    return reactor;
+    return answer_now(ctx, &Service::DescribeConfigs_now, req, resp);
   }
   grpc::Status DescribeConfigs_now(const cv1::DescribeConfigsRequest* req, cv1::DescribeConfigsResponse* resp) {
     describe_configs(*b_->publisher_->image(), *req, resp);
@@ -235,34 +240,25 @@ class BrokerServer::Service final
     b_->groups_->offset_commit(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
     return reactor;
   }
-  // Answers at once: on the callback API, on the calling gRPC thread.
   grpc::ServerUnaryReactor* OffsetFetch(grpc::CallbackServerContext* ctx, const bv1::OffsetFetchRequest* req,
                                         bv1::OffsetFetchResponse* resp) override {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(OffsetFetch_now(req, resp));
-    return reactor;
+    return answer_now(ctx, &Service::OffsetFetch_now, req, resp);
   }
   grpc::Status OffsetFetch_now(const bv1::OffsetFetchRequest* req, bv1::OffsetFetchResponse* resp) {
     b_->groups_->offset_fetch(*req, resp);
     return grpc::Status::OK;
   }
-  // Answers at once: on the callback API, on the calling gRPC thread.
   grpc::ServerUnaryReactor* ListGroups(grpc::CallbackServerContext* ctx, const bv1::ListGroupsRequest* req,
                                        bv1::ListGroupsResponse* resp) override {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(ListGroups_now(req, resp));
-    return reactor;
+    return answer_now(ctx, &Service::ListGroups_now, req, resp);
   }
   grpc::Status ListGroups_now(const bv1::ListGroupsRequest* req, bv1::ListGroupsResponse* resp) {
     b_->groups_->list_groups(*req, resp);
     return grpc::Status::OK;
   }
-  // Answers at once: on the callback API, on the calling gRPC thread.
   grpc::ServerUnaryReactor* DescribeGroups(grpc::CallbackServerContext* ctx, const bv1::DescribeGroupsRequest* req,
                                            bv1::DescribeGroupsResponse* resp) override {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(DescribeGroups_now(req, resp));
-    return reactor;
+    return answer_now(ctx, &Service::DescribeGroups_now, req, resp);
   }
   grpc::Status DescribeGroups_now(const bv1::DescribeGroupsRequest* req, bv1::DescribeGroupsResponse* resp) {
     b_->groups_->describe_groups(*req, resp);
@@ -408,12 +404,9 @@ class BrokerServer::Service final
     return grpc::Status::OK;
   }
 
-  // Answers at once: on the callback API, on the calling gRPC thread.
   grpc::ServerUnaryReactor* ListOffsets(grpc::CallbackServerContext* ctx, const bv1::ListOffsetsRequest* req,
                                         bv1::ListOffsetsResponse* resp) override {
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(ListOffsets_now(req, resp));
-    return reactor;
+    return answer_now(ctx, &Service::ListOffsets_now, req, resp);
   }
   grpc::Status ListOffsets_now(const bv1::ListOffsetsRequest* req, bv1::ListOffsetsResponse* resp) {
     for (const auto& pd : req->partitions()) {

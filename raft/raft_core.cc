@@ -426,12 +426,7 @@ void RaftCore::handle(const Message& m, const FetchRequest& r, int64_t now_ms) {
   } else if (*peer.directory_id != r.directory_id) {
     // A second process with this node id (a copy of a node's config, a node re-created on an
     // empty disk while the old one runs): its log is not the one counted, and must not count.
-    FetchResponse resp;
-    resp.epoch = hs_.epoch;
-    resp.leader = hs_.leader;
-    resp.fetch_offset = r.fetch_offset;
-    resp.high_watermark = hw_;
-    resp.log_start_offset = log_start_;
+    FetchResponse resp = fetch_response_base(r);
     resp.duplicate_replica = true;
     ++duplicate_replica_fetches_;
     send(m.from, std::move(resp));
@@ -462,13 +457,19 @@ void RaftCore::handle(const Message& m, const FetchRequest& r, int64_t now_ms) {
   send(m.from, std::move(resp));
 }
 
-FetchResponse RaftCore::answer_fetch(const FetchRequest& r) {
+FetchResponse RaftCore::fetch_response_base(const FetchRequest& r) const {
   FetchResponse resp;
   resp.epoch = hs_.epoch;
-  resp.leader = config_.id;
+  resp.leader = hs_.leader;
   resp.fetch_offset = r.fetch_offset;
   resp.high_watermark = hw_;
   resp.log_start_offset = log_start_;
+  return resp;
+}
+
+FetchResponse RaftCore::answer_fetch(const FetchRequest& r) {
+  FetchResponse resp = fetch_response_base(r);
+  resp.leader = config_.id;
   if (r.fetch_offset < log_start_ || r.fetch_offset > end_offset()) {
     if (r.fetch_offset < log_start_) {
       // Below the log: the snapshot covers it; with none (or a negative offset), start over at

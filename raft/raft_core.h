@@ -186,6 +186,8 @@ class RaftCore {
 
   // The leader we can vouch for now: ourselves, or one that answered within the fetch timeout.
   NodeId live_leader(int64_t now_ms) const;
+  // A fetch answer's header: this node's epoch, leader, HW and log start, the request's offset.
+  FetchResponse fetch_response_base(const FetchRequest& r) const;
   bool majority(size_t n) const { return n * 2 > voters_.size(); }
   Epoch epoch_at(int64_t offset) const;  // epoch of the entry at offset (snapshot epoch at start-1)
   void send(NodeId to, Body body);
