@@ -85,10 +85,12 @@ class CallReactor final : public grpc::ServerUnaryReactor {
 };
 
 class BrokerServer::Service final
-    // The methods that never wait run on gRPC's callback API; JoinGroup, SyncGroup, Heartbeat
-    // (long polls of the coordinator), the streams and the admin calls forwarded to the
-    // controller are still synchronous (issue 15 continues).
+    // The methods that never wait, and those whose waits are parked (Produce, Fetch, OffsetCommit,
+    // Heartbeat), run on gRPC's callback API; JoinGroup and SyncGroup (they wait for the
+    // rebalance), the streams and the admin calls forwarded to the controller are still
+    // synchronous (issue 15 continues).
     : public
+      bv1::Broker::WithCallbackMethod_Heartbeat<
       bv1::Broker::WithCallbackMethod_Produce<
         bv1::Broker::WithCallbackMethod_Fetch<
           bv1::Broker::WithCallbackMethod_OffsetCommit<
@@ -98,7 +100,7 @@ class BrokerServer::Service final
                   bv1::Broker::WithCallbackMethod_OffsetFetch<
                     bv1::Broker::WithCallbackMethod_DescribeGroups<
                       bv1::Broker::WithCallbackMethod_DescribeConfigs<
-                        bv1::Broker::Service>>>>>>>>> {
+                        bv1::Broker::Service>>>>>>>>>> {
  public:
   explicit Service(BrokerServer* b) : b_(b) {}
 
@@ -225,9 +227,14 @@ class BrokerServer::Service final
     b_->groups_->sync_group(*req, resp);
     return grpc::Status::OK;
   }
-  grpc::Status Heartbeat(grpc::ServerContext*, const bv1::HeartbeatRequest* req, bv1::HeartbeatResponse* resp) override {
-    b_->groups_->heartbeat(*req, resp);
-    return grpc::Status::OK;
+  // A long-polling heartbeat is parked in the coordinator, holding no thread.
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext*, const bv1::HeartbeatRequest* req,
+                                      bv1::HeartbeatResponse* resp) override {
+    auto* reactor = new CallReactor();
+    GroupCoordinator* groups = b_->groups_.get();
+    const uint64_t id = groups->heartbeat(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
+    if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_heartbeat(id); });
+    return reactor;
   }
   grpc::Status LeaveGroup(grpc::ServerContext*, const bv1::LeaveGroupRequest* req, bv1::LeaveGroupResponse* resp) override {
     b_->groups_->leave_group(*req, resp);

@@ -483,5 +483,109 @@ TEST(BrokerServerCore, ACancelledProduceLeavesNoWaiterBehind) {
   broker->stop();
 }
 
+// Every long-polling Heartbeat held a gRPC thread for up to a third of the session: 1,000 idle
+// group members were 1,000 threads. A held heartbeat is now parked in the coordinator.
+TEST(BrokerServerCore, HeldHeartbeatsHoldNoThread) {
+  const std::string dir = testing::test_dir("broker-parked-heartbeats");
+  metadata::MetadataPublisher pub;
+  BrokerServerOptions o;
+  o.group.offsets_partitions = 1;
+  o.group.initial_rebalance_delay_ms = 0;
+  auto broker = make_broker(dir, &pub, o);
+  ASSERT_TRUE(broker);
+  FakeQuorum q(&pub);
+  q.commit({register_me(), topic("__consumer_offsets", topic_id('O')), partition_here(topic_id('O'), 0)});
+  auto stub = stub_of(*broker);
+  constexpr int kMembers = 1000;
+  struct Member {
+    std::string group, id;
+    int32_t generation = 0;
+  };
+  std::vector<Member> members;
+  for (int i = 0; i < kMembers; ++i) {
+    Member m;
+    m.group = "g" + std::to_string(i);
+    v1::JoinGroupRequest jr;
+    jr.set_group_id(m.group);
+    jr.set_session_timeout_ms(6'000);
+    jr.set_rebalance_timeout_ms(6'000);
+    jr.set_protocol_type("consumer");
+    jr.add_protocols()->set_name("range");
+    v1::JoinGroupResponse resp;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      grpc::ClientContext ctx;
+      resp.Clear();
+      ASSERT_TRUE(stub->JoinGroup(&ctx, jr, &resp).ok());
+      if (resp.error_code() == gannet::v1::MEMBER_ID_REQUIRED) {
+        jr.set_member_id(resp.member_id());
+        continue;
+      }
+      if (resp.error_code() != gannet::v1::COORDINATOR_LOAD_IN_PROGRESS &&
+          resp.error_code() != gannet::v1::NOT_COORDINATOR) {
+        break;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_EQ(resp.error_code(), gannet::v1::NONE) << resp.error_message();
+    m.id = resp.member_id();
+    m.generation = resp.generation_id();
+    v1::SyncGroupRequest sr;
+    sr.set_group_id(m.group);
+    sr.set_generation_id(m.generation);
+    sr.set_member_id(m.id);
+    auto* a = sr.add_assignments();
+    a->set_member_id(m.id);
+    a->set_assignment("x");
+    v1::SyncGroupResponse sresp;
+    grpc::ClientContext sctx;
+    ASSERT_TRUE(stub->SyncGroup(&sctx, sr, &sresp).ok());
+    ASSERT_EQ(sresp.error_code(), gannet::v1::NONE) << sresp.error_message();
+    members.push_back(m);
+  }
+  const int before = threads_of_this_process();
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::HeartbeatRequest req;
+    v1::HeartbeatResponse resp;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  std::mutex mu;
+  std::condition_variable cv;
+  int answered = 0, ok = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const Member& m : members) {
+    auto c = std::make_unique<Call>();
+    c->req.set_group_id(m.group);
+    c->req.set_member_id(m.id);
+    c->req.set_generation_id(m.generation);
+    c->req.set_max_wait_ms(60'000);  // held a third of the 6 s session: 2 s
+    Call* raw = c.get();
+    stub->async()->Heartbeat(&raw->ctx, &raw->req, &raw->resp, [&, raw](grpc::Status st) {
+      std::lock_guard<std::mutex> l(mu);
+      ++answered;
+      if (st.ok() && raw->resp.error_code() == gannet::v1::NONE) ++ok;
+      cv.notify_all();
+    });
+    calls.push_back(std::move(c));
+  }
+  std::this_thread::sleep_for(1s);
+  const int held_threads = threads_of_this_process();
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_EQ(answered, 0) << "heartbeats answered before their hold ended";
+  }
+  EXPECT_LT(held_threads - before, 100) << before << " threads before, " << held_threads << " with " << kMembers
+                                        << " heartbeats held";
+  std::unique_lock<std::mutex> l(mu);
+  EXPECT_TRUE(cv.wait_for(l, 20s, [&] { return answered == kMembers; })) << answered << " answered";
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(ok, kMembers);
+  EXPECT_GT(took, 1.5) << "a held heartbeat came back before its hold";
+  std::printf("held heartbeats: %d threads before, %d with %d held; all answered after %.2f s\n", before, held_threads,
+              kMembers, took);
+  l.unlock();
+  broker->stop();
+}
+
 }  // namespace
 }  // namespace gannet::broker

@@ -110,6 +110,7 @@ void GroupCoordinator::stop() {
     std::lock_guard<std::mutex> l(mu_);
     if (stopping_) return;
     stopping_ = true;
+    notify_locked();  // parked heartbeats answer NOT_COORDINATOR
   }
   cv_.notify_all();
   timer_cv_.notify_all();
@@ -154,7 +155,7 @@ void GroupCoordinator::on_leadership(int32_t p, int32_t leader_epoch, int32_t pa
     load_queue_.emplace_back(p, leader_epoch);
     load_cv_.notify_all();
   }
-  cv_.notify_all();
+  notify_locked();
 }
 
 void GroupCoordinator::loader_loop() {
@@ -295,7 +296,7 @@ void GroupCoordinator::load_partition(int32_t p, int32_t epoch) {
     ++count;
   }
   it->second.loaded = true;
-  cv_.notify_all();
+  notify_locked();
   LOG(INFO) << "group coordinator " << options_.node_id << ": loaded offsets partition " << p << " in epoch " << epoch
             << ": " << count << " group(s) from " << records << " record(s) in "
             << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count()
@@ -343,7 +344,7 @@ GroupCoordinator::Group* GroupCoordinator::claim_record_write_locked(std::unique
 
 void GroupCoordinator::release_record_write_locked(const std::string& id) {
   if (Group* g = find_group_locked(id)) g->record_write_in_flight = false;
-  cv_.notify_all();
+  notify_locked();
 }
 
 ErrorCode GroupCoordinator::find_member_locked(const std::string& group, const std::string& member, Group** g,
@@ -485,13 +486,13 @@ void GroupCoordinator::prepare_rebalance_locked(Group& g, const std::string& rea
   g.join_deadline_ms = now + rebalance_timeout;
   g.initial_delay_until_ms = was_empty ? std::min(g.join_deadline_ms, now + options_.initial_rebalance_delay_ms) : 0;
   VLOG(1) << "group " << g.id << ": rebalance (generation " << g.generation << "): " << reason;
-  cv_.notify_all();
+  notify_locked();
 }
 
 void GroupCoordinator::remove_member_locked(Group& g, const std::string& member_id, const std::string& reason) {
   g.members.erase(member_id);
   if (g.leader == member_id) g.leader.clear();
-  cv_.notify_all();
+  notify_locked();
   switch (g.state) {
     case State::kStable:
     case State::kCompletingRebalance:
@@ -536,7 +537,7 @@ void GroupCoordinator::complete_join_locked(Group& g, int64_t now) {
       writer_cv_.notify_all();
     }
     VLOG(1) << "group " << g.id << ": empty at generation " << g.generation;
-    cv_.notify_all();
+    notify_locked();
     return;
   }
   g.protocol_name = select_protocol_locked(g);
@@ -572,7 +573,7 @@ void GroupCoordinator::complete_join_locked(Group& g, int64_t now) {
   }
   VLOG(1) << "group " << g.id << ": generation " << g.generation << " with " << g.members.size()
           << " member(s), protocol " << g.protocol_name << ", leader " << g.leader;
-  cv_.notify_all();
+  notify_locked();
 }
 
 ErrorCode GroupCoordinator::append_records(
@@ -867,7 +868,7 @@ void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroup
           }
           prepare_rebalance_locked(*g, "the assignment could not be written");
         }
-        cv_.notify_all();
+        notify_locked();
       }
     } else if (g) {
       // The group moved on while we waited: the loop below reports how.
@@ -903,46 +904,105 @@ void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroup
 }
 
 void GroupCoordinator::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp) {
+  std::promise<void> answered;
+  heartbeat(req, resp, [&answered] { answered.set_value(); });
+  answered.get_future().wait();
+}
+
+uint64_t GroupCoordinator::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp,
+                                     std::function<void()> done) {
   auto fail = [&](ErrorCode e, std::string msg) {
     resp->set_error_code(e);
     resp->set_error_message(std::move(msg));
   };
   std::unique_lock<std::mutex> l(mu_);
+  auto answer = [&](std::optional<std::pair<ErrorCode, std::string>> e) -> uint64_t {
+    if (e) fail(e->first, std::move(e->second));
+    l.unlock();
+    done();
+    return 0;
+  };
   Group* g = nullptr;
   std::string why;
-  if (ErrorCode e = find_member_locked(req.group_id(), req.member_id(), &g, &why); e != ev1::NONE) return fail(e, why);
+  if (ErrorCode e = find_member_locked(req.group_id(), req.member_id(), &g, &why); e != ev1::NONE) {
+    return answer(std::make_pair(e, why));
+  }
   Member* m = &g->members.at(req.member_id());
   m->session_deadline_ms = clock_->monotonic_ms() + m->session_timeout_ms;
-  if (g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
+  if (g->state == State::kPreparingRebalance) {
+    return answer(std::make_pair(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin"));
+  }
   if (req.generation_id() != g->generation) {
-    return fail(ev1::ILLEGAL_GENERATION, wrong_generation(req.generation_id(), g->generation));
+    return answer(std::make_pair(ev1::ILLEGAL_GENERATION, wrong_generation(req.generation_id(), g->generation)));
   }
-  if (g->state != State::kStable || req.max_wait_ms() <= 0) return;
-  // Long poll: return at once when a rebalance starts; wait at most a third of the session so
-  // the session never runs out while we hold the member's heartbeat.
+  if (g->state != State::kStable || req.max_wait_ms() <= 0 || stopping_) return answer(std::nullopt);
+  // Long poll: answer at once when a rebalance starts; wait at most a third of the session so the
+  // session never runs out while we hold the member's heartbeat. The session is renewed when a
+  // heartbeat arrives, not while it is held: a member that died during the hold is still removed
+  // session.timeout.ms after its last heartbeat.
   const int64_t wait = std::min<int64_t>(req.max_wait_ms(), m->session_timeout_ms / 3);
-  const int32_t generation = g->generation;
-  const std::string member_id = req.member_id();
-  const auto deadline = after_ms(wait);
-  while (true) {
-    g = find_group_locked(req.group_id());
-    if (stopping_ || !g) return fail(ev1::NOT_COORDINATOR, "the coordinator moved");
-    auto mit = g->members.find(member_id);
-    if (mit == g->members.end()) return fail(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
-    // The session is renewed when a heartbeat arrives, not while it is held: a member that died
-    // during the hold is still removed session.timeout.ms after its last heartbeat (the hold is
-    // at most a third of the session, so a live member's next heartbeat comes in time).
-    if (g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
-    if (g->generation != generation) return fail(ev1::ILLEGAL_GENERATION, "the group moved to another generation");
-    if (cv_.wait_until(l, deadline) == std::cv_status::timeout) {
-      // Report what changed (if anything) at the deadline; the group may be gone by now.
-      g = find_group_locked(req.group_id());
-      if (stopping_ || !g) return fail(ev1::NOT_COORDINATOR, "the coordinator moved");
-      if (!g->members.count(member_id)) return fail(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
-      if (g->state == State::kPreparingRebalance) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
-      return;
-    }
+  const uint64_t id = next_heartbeat_id_++;
+  ParkedHeartbeat& h = parked_heartbeats_[id];
+  h.group = req.group_id();
+  h.member = req.member_id();
+  h.generation = g->generation;
+  h.resp = resp;
+  h.done = std::move(done);
+  h.timer = commit_timer_.schedule(std::chrono::steady_clock::now() + std::chrono::milliseconds(wait), [this, id] {
+    std::lock_guard<std::mutex> tl(mu_);
+    auto it = parked_heartbeats_.find(id);
+    if (it == parked_heartbeats_.end()) return;
+    auto outcome = heartbeat_outcome_locked(it->second, /*at_deadline=*/true);
+    finish_heartbeat_locked(id, outcome.value_or(std::make_pair(ev1::NONE, std::string())));
+  });
+  return id;
+}
+
+void GroupCoordinator::cancel_heartbeat(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!parked_heartbeats_.count(id)) return;
+  finish_heartbeat_locked(id, {ev1::NONE, ""});
+}
+
+std::optional<std::pair<ErrorCode, std::string>> GroupCoordinator::heartbeat_outcome_locked(const ParkedHeartbeat& h,
+                                                                                            bool at_deadline) const {
+  auto it = groups_.find(h.group);
+  if (stopping_ || it == groups_.end()) return std::make_pair(ev1::NOT_COORDINATOR, std::string("the coordinator moved"));
+  const Group& g = it->second;
+  if (!g.members.count(h.member)) {
+    return std::make_pair(ev1::UNKNOWN_MEMBER_ID, "member " + h.member + " was removed from the group");
   }
+  if (g.state == State::kPreparingRebalance) {
+    return std::make_pair(ev1::REBALANCE_IN_PROGRESS, std::string("the group is rebalancing: rejoin"));
+  }
+  if (!at_deadline && g.generation != h.generation) {
+    return std::make_pair(ev1::ILLEGAL_GENERATION, std::string("the group moved to another generation"));
+  }
+  return std::nullopt;
+}
+
+void GroupCoordinator::finish_heartbeat_locked(uint64_t id, const std::pair<ErrorCode, std::string>& outcome) {
+  auto it = parked_heartbeats_.find(id);
+  if (it == parked_heartbeats_.end()) return;
+  ParkedHeartbeat h = std::move(it->second);
+  parked_heartbeats_.erase(it);
+  if (outcome.first != ev1::NONE) {
+    h.resp->set_error_code(outcome.first);
+    h.resp->set_error_message(outcome.second);
+  }
+  if (h.timer != 0) commit_timer_.cancel(h.timer);
+  // Never under mu_: the completion may be anything (a gRPC Finish, a promise).
+  auto done = std::move(h.done);
+  if (!completions_.post(done)) done();
+}
+
+void GroupCoordinator::notify_locked() {
+  cv_.notify_all();
+  std::vector<std::pair<uint64_t, std::pair<ErrorCode, std::string>>> answer;
+  for (const auto& [id, h] : parked_heartbeats_) {
+    if (auto outcome = heartbeat_outcome_locked(h, /*at_deadline=*/false)) answer.emplace_back(id, *outcome);
+  }
+  for (const auto& [id, outcome] : answer) finish_heartbeat_locked(id, outcome);
 }
 
 void GroupCoordinator::leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp) {
@@ -1224,7 +1284,7 @@ void GroupCoordinator::delete_groups(const v1::DeleteGroupsRequest& req, v1::Del
       continue;
     }
     if (g) groups_.erase(id);
-    cv_.notify_all();
+    notify_locked();
   }
 }
 
