@@ -86,10 +86,11 @@ class CallReactor final : public grpc::ServerUnaryReactor {
 
 class BrokerServer::Service final
     // The methods that never wait, and those whose waits are parked (Produce, Fetch, OffsetCommit,
-    // Heartbeat), run on gRPC's callback API; JoinGroup and SyncGroup (they wait for the
-    // rebalance), the streams and the admin calls forwarded to the controller are still
+    // Heartbeat, JoinGroup), run on gRPC's callback API; SyncGroup (its leader writes the
+    // assignment), the streams and the admin calls forwarded to the controller are still
     // synchronous (issue 15 continues).
     : public
+      bv1::Broker::WithCallbackMethod_JoinGroup<
       bv1::Broker::WithCallbackMethod_Heartbeat<
       bv1::Broker::WithCallbackMethod_Produce<
         bv1::Broker::WithCallbackMethod_Fetch<
@@ -100,7 +101,7 @@ class BrokerServer::Service final
                   bv1::Broker::WithCallbackMethod_OffsetFetch<
                     bv1::Broker::WithCallbackMethod_DescribeGroups<
                       bv1::Broker::WithCallbackMethod_DescribeConfigs<
-                        bv1::Broker::Service>>>>>>>>>> {
+                        bv1::Broker::Service>>>>>>>>>>> {
  public:
   explicit Service(BrokerServer* b) : b_(b) {}
 
@@ -218,10 +219,15 @@ class BrokerServer::Service final
     b_->find_coordinator(req->key(), resp);
     return grpc::Status::OK;
   }
-  grpc::Status JoinGroup(grpc::ServerContext* ctx, const bv1::JoinGroupRequest* req,
-                         bv1::JoinGroupResponse* resp) override {
-    b_->groups_->join_group(*req, peer_host(ctx->peer()), resp);
-    return grpc::Status::OK;
+  // A join waiting for its phase to end is parked in the coordinator, holding no thread.
+  grpc::ServerUnaryReactor* JoinGroup(grpc::CallbackServerContext* ctx, const bv1::JoinGroupRequest* req,
+                                      bv1::JoinGroupResponse* resp) override {
+    auto* reactor = new CallReactor();
+    GroupCoordinator* groups = b_->groups_.get();
+    const uint64_t id =
+        groups->join_group(*req, peer_host(ctx->peer()), resp, [reactor] { reactor->Finish(grpc::Status::OK); });
+    if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_parked(id); });
+    return reactor;
   }
   grpc::Status SyncGroup(grpc::ServerContext*, const bv1::SyncGroupRequest* req, bv1::SyncGroupResponse* resp) override {
     b_->groups_->sync_group(*req, resp);
@@ -233,7 +239,7 @@ class BrokerServer::Service final
     auto* reactor = new CallReactor();
     GroupCoordinator* groups = b_->groups_.get();
     const uint64_t id = groups->heartbeat(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
-    if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_heartbeat(id); });
+    if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_parked(id); });
     return reactor;
   }
   grpc::Status LeaveGroup(grpc::ServerContext*, const bv1::LeaveGroupRequest* req, bv1::LeaveGroupResponse* resp) override {

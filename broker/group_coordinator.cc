@@ -656,11 +656,25 @@ void GroupCoordinator::append_records_async(
 
 void GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std::string& client_host,
                                   v1::JoinGroupResponse* resp) {
-  auto fail = [&](ErrorCode e, std::string msg) {
+  std::promise<void> answered;
+  join_group(req, client_host, resp, [&answered] { answered.set_value(); });
+  answered.get_future().wait();
+}
+
+uint64_t GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std::string& client_host,
+                                      v1::JoinGroupResponse* resp, std::function<void()> done) {
+  std::unique_lock<std::mutex> l(mu_);
+  // Every answer given at once goes out through here (after mu_ is released).
+  auto answered_now = [&]() -> uint64_t {
+    l.unlock();
+    done();
+    return 0;
+  };
+  auto fail = [&](ErrorCode e, std::string msg) -> uint64_t {
     resp->set_error_code(e);
     resp->set_error_message(std::move(msg));
+    return answered_now();
   };
-  std::unique_lock<std::mutex> l(mu_);
   int32_t p = 0;
   if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) {
     return fail(e, e == ev1::INVALID_GROUP_ID ? "a group id is 1 to 255 bytes" : "not the coordinator of this group now");
@@ -750,12 +764,18 @@ void GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std::st
         m.awaiting_join = true;
         break;
       case State::kCompletingRebalance:
-        if (!changed) return current();  // a retried join: the same answer again
+        if (!changed) {
+          current();
+          return answered_now();
+        }  // a retried join: the same answer again
         m.awaiting_join = true;
         prepare_rebalance_locked(*g, "member " + member_id + " changed its subscription");
         break;
       case State::kStable:
-        if (!changed && member_id != g->leader) return current();
+        if (!changed && member_id != g->leader) {
+          current();
+          return answered_now();
+        }
         m.awaiting_join = true;
         prepare_rebalance_locked(*g, "member " + member_id + (changed ? " changed its subscription" : " (the leader) rejoined"));
         break;
@@ -766,24 +786,31 @@ void GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std::st
     return fail(ev1::UNKNOWN_MEMBER_ID, "unknown member " + member_id);
   }
   maybe_complete_join_locked(*g, now);
-  // Wait for the join phase to end with an answer for this member.
-  // In 64 bits: both are client- or operator-chosen int32s (INT32_MAX is a valid rebalance timeout).
-  const auto deadline =
-      after_ms(int64_t{rebalance_timeout} + int64_t{options_.initial_rebalance_delay_ms} + kJoinSlackMs);
-  while (true) {
-    Group* cur = find_group_locked(req.group_id());
-    if (stopping_ || !cur) return fail(ev1::NOT_COORDINATOR, "the coordinator moved");
+  // Parked until the join phase ends with an answer for this member.
+  ParkedCall call;
+  call.check = [this, group = req.group_id(), member_id, resp](bool at_deadline) {
+    auto answer = [resp](ErrorCode e, std::string msg) {
+      resp->set_error_code(e);
+      resp->set_error_message(std::move(msg));
+      return true;
+    };
+    Group* cur = find_group_locked(group);
+    if (stopping_ || !cur) return answer(ev1::NOT_COORDINATOR, "the coordinator moved");
     auto mit = cur->members.find(member_id);
-    if (mit == cur->members.end()) return fail(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
+    if (mit == cur->members.end()) return answer(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
     if (mit->second.join_result) {
       *resp = std::move(*mit->second.join_result);
       mit->second.join_result.reset();
-      return;
+      return true;
     }
-    if (cv_.wait_until(l, deadline) == std::cv_status::timeout) {
-      return fail(ev1::REBALANCE_IN_PROGRESS, "the join phase did not end in time; rejoin");
-    }
-  }
+    if (at_deadline) return answer(ev1::REBALANCE_IN_PROGRESS, "the join phase did not end in time; rejoin");
+    return false;
+  };
+  if (call.check(/*at_deadline=*/false)) return answered_now();
+  call.done = std::move(done);
+  // In 64 bits: both are client- or operator-chosen int32s (INT32_MAX is a valid rebalance timeout).
+  return park_locked(std::move(call),
+                     int64_t{rebalance_timeout} + int64_t{options_.initial_rebalance_delay_ms} + kJoinSlackMs);
 }
 
 void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroupResponse* resp) {
@@ -941,68 +968,64 @@ uint64_t GroupCoordinator::heartbeat(const v1::HeartbeatRequest& req, v1::Heartb
   // heartbeat arrives, not while it is held: a member that died during the hold is still removed
   // session.timeout.ms after its last heartbeat.
   const int64_t wait = std::min<int64_t>(req.max_wait_ms(), m->session_timeout_ms / 3);
-  const uint64_t id = next_heartbeat_id_++;
-  ParkedHeartbeat& h = parked_heartbeats_[id];
-  h.group = req.group_id();
-  h.member = req.member_id();
-  h.generation = g->generation;
-  h.resp = resp;
-  h.done = std::move(done);
-  h.timer = commit_timer_.schedule(std::chrono::steady_clock::now() + std::chrono::milliseconds(wait), [this, id] {
-    std::lock_guard<std::mutex> tl(mu_);
-    auto it = parked_heartbeats_.find(id);
-    if (it == parked_heartbeats_.end()) return;
-    auto outcome = heartbeat_outcome_locked(it->second, /*at_deadline=*/true);
-    finish_heartbeat_locked(id, outcome.value_or(std::make_pair(ev1::NONE, std::string())));
+  ParkedCall call;
+  call.check = [this, group = req.group_id(), member = req.member_id(), generation = g->generation,
+                resp](bool at_deadline) {
+    auto answer = [resp](ErrorCode e, std::string msg) {
+      resp->set_error_code(e);
+      resp->set_error_message(std::move(msg));
+      return true;
+    };
+    auto it = groups_.find(group);
+    if (stopping_ || it == groups_.end()) return answer(ev1::NOT_COORDINATOR, "the coordinator moved");
+    const Group& cur = it->second;
+    if (!cur.members.count(member)) return answer(ev1::UNKNOWN_MEMBER_ID, "member " + member + " was removed from the group");
+    if (cur.state == State::kPreparingRebalance) return answer(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
+    if (!at_deadline && cur.generation != generation) {
+      return answer(ev1::ILLEGAL_GENERATION, "the group moved to another generation");
+    }
+    return at_deadline;  // nothing changed: a plain answer at the end of the hold
+  };
+  call.done = std::move(done);
+  return park_locked(std::move(call), wait);
+}
+
+void GroupCoordinator::cancel_parked(uint64_t id) {
+  std::lock_guard<std::mutex> l(mu_);
+  finish_parked_locked(id);
+}
+
+uint64_t GroupCoordinator::park_locked(ParkedCall call, int64_t wait_ms) {
+  const uint64_t id = next_parked_id_++;
+  ParkedCall& parked = parked_[id];
+  parked = std::move(call);
+  parked.timer = commit_timer_.schedule(std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms), [this, id] {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = parked_.find(id);
+    if (it == parked_.end()) return;
+    (void)it->second.check(/*at_deadline=*/true);
+    finish_parked_locked(id);
   });
   return id;
 }
 
-void GroupCoordinator::cancel_heartbeat(uint64_t id) {
-  std::lock_guard<std::mutex> l(mu_);
-  if (!parked_heartbeats_.count(id)) return;
-  finish_heartbeat_locked(id, {ev1::NONE, ""});
-}
-
-std::optional<std::pair<ErrorCode, std::string>> GroupCoordinator::heartbeat_outcome_locked(const ParkedHeartbeat& h,
-                                                                                            bool at_deadline) const {
-  auto it = groups_.find(h.group);
-  if (stopping_ || it == groups_.end()) return std::make_pair(ev1::NOT_COORDINATOR, std::string("the coordinator moved"));
-  const Group& g = it->second;
-  if (!g.members.count(h.member)) {
-    return std::make_pair(ev1::UNKNOWN_MEMBER_ID, "member " + h.member + " was removed from the group");
-  }
-  if (g.state == State::kPreparingRebalance) {
-    return std::make_pair(ev1::REBALANCE_IN_PROGRESS, std::string("the group is rebalancing: rejoin"));
-  }
-  if (!at_deadline && g.generation != h.generation) {
-    return std::make_pair(ev1::ILLEGAL_GENERATION, std::string("the group moved to another generation"));
-  }
-  return std::nullopt;
-}
-
-void GroupCoordinator::finish_heartbeat_locked(uint64_t id, const std::pair<ErrorCode, std::string>& outcome) {
-  auto it = parked_heartbeats_.find(id);
-  if (it == parked_heartbeats_.end()) return;
-  ParkedHeartbeat h = std::move(it->second);
-  parked_heartbeats_.erase(it);
-  if (outcome.first != ev1::NONE) {
-    h.resp->set_error_code(outcome.first);
-    h.resp->set_error_message(outcome.second);
-  }
-  if (h.timer != 0) commit_timer_.cancel(h.timer);
+void GroupCoordinator::finish_parked_locked(uint64_t id) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;
+  ParkedCall call = std::move(it->second);
+  parked_.erase(it);
+  if (call.timer != 0) commit_timer_.cancel(call.timer);
   // Never under mu_: the completion may be anything (a gRPC Finish, a promise).
-  auto done = std::move(h.done);
-  if (!completions_.post(done)) done();
+  if (!completions_.post(call.done)) call.done();
 }
 
 void GroupCoordinator::notify_locked() {
   cv_.notify_all();
-  std::vector<std::pair<uint64_t, std::pair<ErrorCode, std::string>>> answer;
-  for (const auto& [id, h] : parked_heartbeats_) {
-    if (auto outcome = heartbeat_outcome_locked(h, /*at_deadline=*/false)) answer.emplace_back(id, *outcome);
+  std::vector<uint64_t> answered;
+  for (auto& [id, call] : parked_) {
+    if (call.check(/*at_deadline=*/false)) answered.push_back(id);
   }
-  for (const auto& [id, outcome] : answer) finish_heartbeat_locked(id, outcome);
+  for (uint64_t id : answered) finish_parked_locked(id);
 }
 
 void GroupCoordinator::leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp) {

@@ -87,17 +87,23 @@ class GroupCoordinator {
   // leave it as it was.
   void on_leadership(int32_t p, int32_t leader_epoch, int32_t partition_count = 0);
 
+  // Waits for the answer (the synchronous form of the one below).
   void join_group(const v1::JoinGroupRequest& req, const std::string& client_host, v1::JoinGroupResponse* resp);
+  // Answers in `resp` and runs `done` once: at once, or when the join phase ends with an answer
+  // for this member (parked meanwhile, holding no thread). Returns the parked call's id (0 when
+  // answered at once), for cancel_parked.
+  uint64_t join_group(const v1::JoinGroupRequest& req, const std::string& client_host, v1::JoinGroupResponse* resp,
+                      std::function<void()> done);
   void sync_group(const v1::SyncGroupRequest& req, v1::SyncGroupResponse* resp);
   // Waits for the answer (the synchronous form of the one below).
   void heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp);
   // Answers in `resp` and runs `done` once: at once, or, for a long poll (max_wait_ms > 0 in a
   // Stable group), when a rebalance starts, the member or the group goes, the generation moves,
   // or the wait ends (at most a third of the session). A held heartbeat is parked, holding no
-  // thread. Returns the parked heartbeat's id (0 when answered at once), for cancel_heartbeat.
+  // thread. Returns the parked heartbeat's id (0 when answered at once), for cancel_parked.
   uint64_t heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp, std::function<void()> done);
-  // The client went away: a parked heartbeat answers now.
-  void cancel_heartbeat(uint64_t id);
+  // The client went away: a parked call (a held heartbeat, a join) answers now.
+  void cancel_parked(uint64_t id);
   void leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp);
   // Waits for the answer (the synchronous form of the one below).
   void offset_commit(const v1::OffsetCommitRequest& req, v1::OffsetCommitResponse* resp);
@@ -170,11 +176,12 @@ class GroupCoordinator {
     bool record_write_in_flight = false;
   };
 
-  // A long-polling heartbeat, parked until something it reports changes or its deadline.
-  struct ParkedHeartbeat {
-    std::string group, member;
-    int32_t generation = 0;
-    v1::HeartbeatResponse* resp = nullptr;
+  // A call parked until the groups change in a way it reports (a held heartbeat, a join waiting
+  // for its phase to end), or its deadline.
+  struct ParkedCall {
+    // Under mu_: fills the answer and returns true once the call is answered; `at_deadline`: the
+    // wait is over, so it must answer.
+    std::function<bool(bool at_deadline)> check;
     std::function<void()> done;
     uint64_t timer = 0;
   };
@@ -194,13 +201,12 @@ class GroupCoordinator {
   Group* claim_record_write_locked(std::unique_lock<std::mutex>& l, const std::string& id);
   void release_record_write_locked(const std::string& id);
   Group& get_or_create_group_locked(const std::string& id, int32_t partition);
-  // A group changed: blocked calls re-check (cv_), parked heartbeats that must answer do.
+  // A group changed: blocked calls re-check (cv_), parked calls that can answer do.
   void notify_locked();
-  // What a parked heartbeat answers now, if it must (`at_deadline`: its wait is over).
-  std::optional<std::pair<ErrorCode, std::string>> heartbeat_outcome_locked(const ParkedHeartbeat& h,
-                                                                            bool at_deadline) const;
-  // Takes parked heartbeat `id` out with `outcome` and hands its `done` to completions_.
-  void finish_heartbeat_locked(uint64_t id, const std::pair<ErrorCode, std::string>& outcome);
+  // Parks `call` (answered by notify_locked, or by its check at the deadline); returns its id.
+  uint64_t park_locked(ParkedCall call, int64_t wait_ms);
+  // Takes parked call `id` out and hands its `done` to completions_ (never run under mu_).
+  void finish_parked_locked(uint64_t id);
   // A new group would pass group.max.groups: the error to answer (with *why), else NONE.
   ErrorCode check_new_group_locked(const std::string& id, std::string* why) const;
   // Nothing of the group remains (no members, pending ids, offsets, record or write in flight).
@@ -252,8 +258,8 @@ class GroupCoordinator {
   // Parked offset commits: their commit timeouts, and the thread that finishes them (never the
   // thread that moved the HW, which may hold the broker's locks).
   DeadlineTimer commit_timer_;  // also the deadlines of parked heartbeats
-  std::map<uint64_t, ParkedHeartbeat> parked_heartbeats_;  // with mu_
-  uint64_t next_heartbeat_id_ = 1;
+  std::map<uint64_t, ParkedCall> parked_;  // with mu_
+  uint64_t next_parked_id_ = 1;
   Executor completions_{1};
 };
 

@@ -3,8 +3,11 @@
 // second coordinator replaying the same logs (the failover path).
 #include "broker/group_coordinator.h"
 #include "broker/group_coordinator_harness.h"
+#include "testing/process_harness.h"
 
 #include <gtest/gtest.h>
+
+#include <atomic>
 
 #include <future>
 #include <memory>
@@ -339,6 +342,57 @@ TEST_F(GroupCoordinatorTest, RecordsRoundTripAndRejectGarbage) {
   EXPECT_FALSE(decode_key(std::string("\x00\x09", 2)));           // unknown version
   EXPECT_FALSE(decode_offset_value(std::string("\x00\x03\x00", 3)));
   EXPECT_FALSE(decode_group_value(std::string("\x00\x03", 2)));
+}
+
+// Issue 15: a join waiting for its phase to end is a parked call, not a blocked thread: the
+// call returns at once with an id, its completion runs when the phase ends (here: when the
+// second member's join completes it), and a cancelled one is answered at once.
+TEST_F(GroupCoordinatorTest, AJoinWaitingForItsPhaseIsParked) {
+  start_coordinator(1);
+  const std::string g = group_on(0);
+  auto a = join(g);  // a group of one: its first generation
+  ASSERT_EQ(a.error_code(), ev1::NONE);
+  auto request = [&](const std::string& member) {
+    v1::JoinGroupRequest req;
+    req.set_group_id(g);
+    req.set_session_timeout_ms(5'000);
+    req.set_rebalance_timeout_ms(5'000);
+    req.set_protocol_type("consumer");
+    req.add_protocols()->set_name("range");
+    req.set_member_id(member);
+    return req;
+  };
+  // A second member: MEMBER_ID_REQUIRED is answered at once (id 0).
+  v1::JoinGroupResponse r0;
+  std::atomic<int> done0{0};
+  EXPECT_EQ(coord_->join_group(request(""), "h", &r0, [&] { ++done0; }), 0u);
+  ASSERT_TRUE(gannet::testing::wait_until([&] { return done0.load() == 1; }, 2s));
+  ASSERT_EQ(r0.error_code(), ev1::MEMBER_ID_REQUIRED);
+  // Its join starts a rebalance and waits for member a: parked.
+  v1::JoinGroupResponse rb;
+  std::atomic<int> done_b{0};
+  const uint64_t id_b = coord_->join_group(request(r0.member_id()), "h", &rb, [&] { ++done_b; });
+  EXPECT_NE(id_b, 0u);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(done_b.load(), 0) << "answered before the phase ended";
+  // Member a rejoins: the phase ends; both answered, b once.
+  auto a2 = join(g, a.member_id());
+  EXPECT_EQ(a2.error_code(), ev1::NONE);
+  ASSERT_TRUE(gannet::testing::wait_until([&] { return done_b.load() == 1; }, 5s));
+  EXPECT_EQ(rb.error_code(), ev1::NONE) << rb.error_message();
+  EXPECT_EQ(rb.generation_id(), a2.generation_id());
+  coord_->cancel_parked(id_b);  // already answered: nothing happens
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(done_b.load(), 1);
+  // A parked join whose client goes away is answered at once.
+  v1::JoinGroupResponse r1, rc;
+  std::atomic<int> done1{0}, done_c{0};
+  coord_->join_group(request(""), "h", &r1, [&] { ++done1; });
+  ASSERT_TRUE(gannet::testing::wait_until([&] { return done1.load() == 1; }, 2s));
+  const uint64_t id_c = coord_->join_group(request(r1.member_id()), "h", &rc, [&] { ++done_c; });
+  ASSERT_NE(id_c, 0u);
+  coord_->cancel_parked(id_c);
+  EXPECT_TRUE(gannet::testing::wait_until([&] { return done_c.load() == 1; }, 1s));
 }
 
 }  // namespace
