@@ -83,8 +83,20 @@ int free_port() {
 std::string runfile(const std::string& path) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* ws = std::getenv("TEST_WORKSPACE");
-  if (srcdir == nullptr || ws == nullptr) return path;
-  return std::string(srcdir) + "/" + ws + "/" + path;
+  if (srcdir != nullptr && ws != nullptr) return std::string(srcdir) + "/" + ws + "/" + path;
+  // Run straight from bazel-bin (a benchmark, not `bazel run`): the runfiles tree beside the
+  // binary, then RUNFILES_DIR, then the path as given.
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const std::string beside = exe.string() + ".runfiles/gannet/" + path;
+    if (std::filesystem::exists(beside, ec)) return beside;
+  }
+  if (const char* dir = std::getenv("RUNFILES_DIR")) {
+    const std::string in_dir = std::string(dir) + "/gannet/" + path;
+    if (std::filesystem::exists(in_dir, ec)) return in_dir;
+  }
+  return path;
 }
 
 std::string test_dir(const std::string& name) {
