@@ -26,6 +26,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "client/consumer.h"
@@ -37,6 +38,32 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// --output json: the text goes to stderr and every figure is also kept here, printed as one JSON
+// object on stdout at the end ({"figures": [{"name", "value", "unit"}, ...]}).
+FILE* text_out = stdout;
+std::vector<std::tuple<std::string, double, std::string>> figures;
+void figure(const std::string& name, double value, const std::string& unit) { figures.emplace_back(name, value, unit); }
+void print_figures_json() {
+  std::printf("{\"figures\": [");
+  for (size_t i = 0; i < figures.size(); ++i) {
+    const auto& [name, value, unit] = figures[i];
+    std::string escaped;
+    for (char c : name) {
+      if (c == '"' || c == '\\') escaped += '\\';
+      escaped += c;
+    }
+    std::printf("%s{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}", i ? ", " : "", escaped.c_str(), value,
+                unit.c_str());
+  }
+  std::printf("]}\n");
+}
+// One latency line: printed, and kept as two figures.
+void latency_line(const char* name, double p50, double p99) {
+  std::fprintf(text_out, "  %-44s p50 %.0f us  p99 %.0f us\n", name, p50, p99);
+  figure(std::string(name) + " p50", p50, "us");
+  figure(std::string(name) + " p99", p99, "us");
+}
 
 // Raw sequential write(): 1 MiB writes of `bytes` total into the page cache (what a broker's
 // append costs, as storage/log_bench's raw baseline); bytes/s.
@@ -385,6 +412,7 @@ int run(int argc, char** argv) {
     if (a == "--dir") dir = argv[i + 1];
     if (a == "--soak-seconds") soak_seconds = std::stoll(argv[i + 1]);
     if (a == "--phase") phase = argv[i + 1];
+    if (a == "--output" && std::string(argv[i + 1]) == "json") text_out = stderr;
   }
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
@@ -409,55 +437,71 @@ int run(int argc, char** argv) {
   c.create("synced", 1, 1, {{"flush.messages", "1"}});
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const std::string b = c.bootstrap();
-  std::printf("data_bench: 3 combined nodes on loopback; client in this process (2 cores shared)\n");
-  std::printf("  machine: raw sequential write() %.0f MB/s (page cache, 1 GiB in 1 MiB writes)\n", raw / 1e6);
-  if (phase == "all") std::printf("  machine: first touch of fresh memory %.0f MB/s (1 GiB, each page new)\n", fresh_memory(1ull << 30) / 1e6);
-  if (disk > 0) std::printf("  machine: raw sequential write to disk %.0f MB/s (2 GiB + fdatasync)\n", disk / 1e6);
+  std::fprintf(text_out, "data_bench: 3 combined nodes on loopback; client in this process (2 cores shared)\n");
+  std::fprintf(text_out, "  machine: raw sequential write() %.0f MB/s (page cache, 1 GiB in 1 MiB writes)\n", raw / 1e6);
+  figure("machine: raw sequential write()", raw / 1e6, "MB/s");
+  if (phase == "all") {
+    const double fresh = fresh_memory(1ull << 30);
+    std::fprintf(text_out, "  machine: first touch of fresh memory %.0f MB/s (1 GiB, each page new)\n", fresh / 1e6);
+    figure("machine: first touch of fresh memory", fresh / 1e6, "MB/s");
+  }
+  if (disk > 0) {
+    std::fprintf(text_out, "  machine: raw sequential write to disk %.0f MB/s (2 GiB + fdatasync)\n", disk / 1e6);
+    figure("machine: raw sequential write to disk", disk / 1e6, "MB/s");
+  }
   auto show = [&](const char* name, const Result& r) {
     char vs_disk[32] = "";
     if (disk > 0) std::snprintf(vs_disk, sizeof(vs_disk), " (disk %.2f)", r.bytes_per_s / disk);
-    std::printf("  %-44s %9.0f records/s %8.1f MB/s  ratio %.2f%s  p50 %.0f us  p99 %.0f us  max %.0f us%s\n", name,
+    figure(std::string(name) + " records/s", r.records_per_s, "records/s");
+    figure(std::string(name) + " MB/s", r.bytes_per_s / 1e6, "MB/s");
+    figure(std::string(name) + " p50", r.p50_us, "us");
+    figure(std::string(name) + " p99", r.p99_us, "us");
+    std::fprintf(text_out, "  %-44s %9.0f records/s %8.1f MB/s  ratio %.2f%s  p50 %.0f us  p99 %.0f us  max %.0f us%s\n", name,
                 r.records_per_s, r.bytes_per_s / 1e6, r.bytes_per_s / raw, vs_disk, r.p50_us, r.p99_us, r.max_us,
                 r.failed ? "  (FAILURES)" : "");
-    std::fflush(stdout);
+    std::fflush(text_out);
   };
   // One produce in flight at a time, each beside its floor (the bare RPC).
   auto one_in_flight = [&] {
     auto [lp50, lp99] = loopback_round_trip(5000);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "machine: loopback TCP round trip (blocking)", lp50, lp99);
+    latency_line("machine: loopback TCP round trip (blocking)", lp50, lp99);
     show("1 produce in flight, acks=1 (latency)", produce(b, "lat1", 5000, 100, 1, 16384, 1));
     auto [s1p50, s1p99] = stream_produce_latency(c, "lat1", 1, 5000);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare request on ProduceStream, acks=1", s1p50, s1p99);
+    latency_line("  floor: bare request on ProduceStream, acks=1", s1p50, s1p99);
     auto [e1p50, e1p99] = stream_produce_latency(c, "lat1", 1, 5000, /*empty=*/true);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: empty request on ProduceStream", e1p50, e1p99);
+    latency_line("  floor: empty request on ProduceStream", e1p50, e1p99);
     auto [r1p50, r1p99] = raw_produce_latency(c, "lat1", 1, 2000);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  (unary Produce call, acks=1)", r1p50, r1p99);
+    latency_line("  (unary Produce call, acks=1)", r1p50, r1p99);
     auto [e2e50, e2e99] = end_to_end_latency(b, "lat1", 2000);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "produce -> consume, 1 record at a time", e2e50, e2e99);
+    latency_line("produce -> consume, 1 record at a time", e2e50, e2e99);
     show("1 produce in flight, acks=all RF=3 (latency)", produce(b, "lat3", 5000, 100, -1, 16384, 1));
     auto [s3p50, s3p99] = stream_produce_latency(c, "lat3", -1, 5000);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  floor: bare request on ProduceStream, acks=all", s3p50, s3p99);
+    latency_line("  floor: bare request on ProduceStream, acks=all", s3p50, s3p99);
     auto [r3p50, r3p99] = raw_produce_latency(c, "lat3", -1, 2000);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "  (unary Produce call, acks=all)", r3p50, r3p99);
+    latency_line("  (unary Produce call, acks=all)", r3p50, r3p99);
   };
   auto stop = [&] {
     for (int id : c.ids()) c.kill(id, SIGTERM);
+    if (text_out != stdout) print_figures_json();
     return 0;
   };
   // flush.messages=1: synced appends/s with 1 and 4 producers, beside the fdatasync rate.
   auto synced = [&] {
     const double floor = fdatasync_rate(dir, 3.0);
-    std::printf("  %-44s %9.0f syncs/s\n", "machine: write 1 KiB + fdatasync, one thread", floor);
+    std::fprintf(text_out, "  %-44s %9.0f syncs/s\n", "machine: write 1 KiB + fdatasync, one thread", floor);
+    figure("machine: write 1 KiB + fdatasync, one thread", floor, "syncs/s");
     for (int producers : {1, 4}) {
       const double r = synced_appends(c, "synced", producers, 5.0);
       char name[64];
       std::snprintf(name, sizeof(name), "flush.messages=1, %d producer%s, acks=1", producers, producers > 1 ? "s" : "");
-      std::printf("  %-44s %9.0f appends/s  ratio %.2f\n", name, r, r / floor);
+      std::fprintf(text_out, "  %-44s %9.0f appends/s  ratio %.2f\n", name, r, r / floor);
+      figure(name, r, "appends/s");
     }
     // The same requests to a topic without flush.messages: what the RPCs and the CPUs allow.
     const double unsynced = synced_appends(c, "lat1", 4, 5.0);
-    std::printf("  %-44s %9.0f appends/s\n", "  floor: the same, 4 producers, no fsync", unsynced);
-    std::fflush(stdout);
+    std::fprintf(text_out, "  %-44s %9.0f appends/s\n", "  floor: the same, 4 producers, no fsync", unsynced);
+    figure("floor: the same, 4 producers, no fsync", unsynced, "appends/s");
+    std::fflush(text_out);
   };
   if (phase == "fsync") {
     synced();
@@ -465,7 +509,7 @@ int run(int argc, char** argv) {
   }
   if (phase == "latency") {
     auto [np50, np99] = noop_rpc_latency(c, 2000);
-    std::printf("  %-44s p50 %.0f us  p99 %.0f us\n", "machine: unary RPC doing nothing (ListGroups)", np50, np99);
+    latency_line("machine: unary RPC doing nothing (ListGroups)", np50, np99);
     one_in_flight();
     return stop();
   }
@@ -539,9 +583,9 @@ int run(int argc, char** argv) {
     for (const auto& [id, v] : samples) {
       // After warm-up (the first third): growth from the first to the last sample.
       const size_t warm = v.size() / 3;
-      std::printf("  soak %llds, broker %d RSS KiB:", static_cast<long long>(soak_seconds), id);
-      for (long long x : v) std::printf(" %lld", x);
-      std::printf("  (after warm-up %+.1f%%)\n", v.size() > warm + 1 ? 100.0 * (v.back() - v[warm]) / v[warm] : 0.0);
+      std::fprintf(text_out, "  soak %llds, broker %d RSS KiB:", static_cast<long long>(soak_seconds), id);
+      for (long long x : v) std::fprintf(text_out, " %lld", x);
+      std::fprintf(text_out, "  (after warm-up %+.1f%%)\n", v.size() > warm + 1 ? 100.0 * (v.back() - v[warm]) / v[warm] : 0.0);
     }
   }
   return stop();
