@@ -516,8 +516,8 @@ TEST(BrokerServerCore, HeldHeartbeatsHoldNoThread) {
     m.group = "g" + std::to_string(i);
     v1::JoinGroupRequest jr;
     jr.set_group_id(m.group);
-    jr.set_session_timeout_ms(6'000);
-    jr.set_rebalance_timeout_ms(6'000);
+    jr.set_session_timeout_ms(15'000);
+    jr.set_rebalance_timeout_ms(15'000);
     jr.set_protocol_type("consumer");
     jr.add_protocols()->set_name("range");
     v1::JoinGroupResponse resp;
@@ -567,7 +567,7 @@ TEST(BrokerServerCore, HeldHeartbeatsHoldNoThread) {
     c->req.set_group_id(m.group);
     c->req.set_member_id(m.id);
     c->req.set_generation_id(m.generation);
-    c->req.set_max_wait_ms(60'000);  // held a third of the 6 s session: 2 s
+    c->req.set_max_wait_ms(60'000);  // held a third of the 15 s session: 5 s
     Call* raw = c.get();
     stub->async()->Heartbeat(&raw->ctx, &raw->req, &raw->resp, [&, raw](grpc::Status st) {
       std::lock_guard<std::mutex> l(mu);
@@ -586,10 +586,10 @@ TEST(BrokerServerCore, HeldHeartbeatsHoldNoThread) {
   EXPECT_LT(held_threads - before, 100) << before << " threads before, " << held_threads << " with " << kMembers
                                         << " heartbeats held";
   std::unique_lock<std::mutex> l(mu);
-  EXPECT_TRUE(cv.wait_for(l, 20s, [&] { return answered == kMembers; })) << answered << " answered";
+  EXPECT_TRUE(cv.wait_for(l, 30s, [&] { return answered == kMembers; })) << answered << " answered";
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(ok, kMembers);
-  EXPECT_GT(took, 1.5) << "a held heartbeat came back before its hold";
+  EXPECT_GT(took, 4.0) << "a held heartbeat came back before its hold";
   std::printf("held heartbeats: %d threads before, %d with %d held; all answered after %.2f s\n", before, held_threads,
               kMembers, took);
   l.unlock();
