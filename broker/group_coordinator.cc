@@ -579,25 +579,11 @@ void GroupCoordinator::complete_join_locked(Group& g, int64_t now) {
 ErrorCode GroupCoordinator::append_records(
     int32_t p, int32_t epoch, const std::vector<std::pair<std::string, std::optional<std::string>>>& records,
     int64_t* base_offset) {
-  auto part = partition_(p);
-  if (!part || !part->is_leader() || part->leader_epoch() != epoch) return ev1::NOT_COORDINATOR;
-  storage::RecordBatchBuilder builder;
-  const int64_t ts = clock_->now_ms();
-  for (const auto& [k, v] : records) {
-    builder.add(ts, std::string_view(k), v ? std::optional<std::string_view>(*v) : std::nullopt);
-  }
-  auto batch = builder.build();
-  if (!batch.ok()) return ev1::UNKNOWN_SERVER_ERROR;
-  ProduceOutcome o = part->append_as_leader(&*batch, -1);
-  if (o.error != ev1::NONE) {
-    VLOG(1) << "group coordinator: append to offsets partition " << p << ": " << o.message;
-    return coordinator_error(o.error);
-  }
-  if (o.leader_epoch != epoch) return ev1::NOT_COORDINATOR;
-  ErrorCode e = part->wait_for_replication(o.last_offset, epoch, options_.offset_commit_timeout_ms);
-  if (e != ev1::NONE) return coordinator_error(e);
-  *base_offset = o.base_offset;
-  return ev1::NONE;
+  std::promise<std::pair<ErrorCode, int64_t>> result;
+  append_records_async(p, epoch, records, [&result](ErrorCode e, int64_t base) { result.set_value({e, base}); });
+  const auto [e, base] = result.get_future().get();
+  if (e == ev1::NONE) *base_offset = base;
+  return e;
 }
 
 void GroupCoordinator::append_records_async(

@@ -220,7 +220,8 @@ class GroupCoordinator {
   v1::GroupMetadataValue group_value_locked(const Group& g) const;
 
   // Appends records (key, value or nullopt) to offsets partition p as its leader in `epoch`,
-  // waiting for the ISR. Without mu_ held. Returns the error to answer with and the first offset.
+  // waiting for the ISR (append_records_async, waited on). Without mu_ held; never on the
+  // completions_ thread. Returns the error to answer with and the first offset.
   gannet::v1::ErrorCode append_records(int32_t p, int32_t epoch,
                                        const std::vector<std::pair<std::string, std::optional<std::string>>>& records,
                                        int64_t* base_offset);
