@@ -1,5 +1,7 @@
 #include "broker/broker_server.h"
 
+#include "broker/kafka/listener.h"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -30,6 +32,9 @@ constexpr int64_t kForwardTimeoutMs = 60'000;
 constexpr size_t kProduceStreamMaxWaiting = 32;
 // Threads that finish parked fetches (a woken long poll reads its partitions there).
 constexpr int kCoreThreads = 2;
+// The request core's blocking pool: forwarded admin requests, SyncGroup, LeaveGroup and the
+// first FindCoordinator (which creates the offsets topic) from the Kafka listener.
+constexpr int kBlockingThreads = 4;
 
 // "ipv4:127.0.0.1:5555" or "ipv6:[::1]:5555" -> the host part, for DescribeGroups.
 std::string peer_host(const std::string& peer) {
@@ -121,60 +126,7 @@ class BrokerServer::Service final
     return answer_now(ctx, &Service::Metadata_now, req, resp);
   }
   grpc::Status Metadata_now(const bv1::MetadataRequest* req, bv1::MetadataResponse* resp) {
-    auto image = b_->publisher_->image();
-    resp->set_broker_id(b_->options_.node_id);
-    resp->set_metadata_offset(image->offset());
-    resp->set_cluster_id(b_->options_.cluster_id);
-    resp->set_controller_id(b_->publisher_->leader());
-    for (const auto& [id, reg] : image->brokers()) {
-      auto* bi = resp->add_brokers();
-      bi->set_broker_id(id);
-      bi->set_rack(reg.rack);
-      bi->set_fenced(reg.fenced);
-      for (const auto& e : reg.endpoints) {
-        if (e.name == b_->options_.listener_name || bi->host().empty()) {
-          bi->set_host(e.host);
-          bi->set_port(e.port);
-        }
-      }
-    }
-    auto describe = [&](const metadata::TopicImage& t) {
-      auto* tm = resp->add_topics();
-      tm->set_name(t.name);
-      tm->set_topic_id(t.id);
-      for (const auto& [pid, p] : t.partitions) {
-        auto* pm = tm->add_partitions();
-        pm->set_partition(pid);
-        pm->set_leader(p.leader);
-        pm->set_leader_epoch(p.leader_epoch);
-        pm->set_partition_epoch(p.partition_epoch);
-        if (p.leader < 0) pm->set_error_code(gannet::v1::LEADER_NOT_AVAILABLE);
-        for (int32_t r : p.replicas) {
-          pm->add_replicas(r);
-          auto it = image->brokers().find(r);
-          if (it == image->brokers().end() || it->second.fenced) pm->add_offline_replicas(r);
-        }
-        for (int32_t r : p.isr) pm->add_isr(r);
-      }
-      for (const auto& [k, v] : image->configs({metadata::v1::ConfigRecord::TOPIC, t.name})) {
-        auto* c = tm->add_configs();
-        c->set_name(k);
-        c->set_value(v);
-      }
-    };
-    if (req->topics().empty()) {
-      for (const auto& [id, t] : image->topics()) describe(*t);
-    } else {
-      for (const std::string& name : req->topics()) {
-        if (const auto* t = image->topic_by_name(name)) {
-          describe(*t);
-        } else {
-          auto* tm = resp->add_topics();
-          tm->set_name(name);
-          tm->set_error_code(gannet::v1::UNKNOWN_TOPIC_OR_PARTITION);
-        }
-      }
-    }
+    b_->metadata(*req, b_->options_.listener_name, /*only_with_listener=*/false, resp);
     return grpc::Status::OK;
   }
 
@@ -199,7 +151,7 @@ class BrokerServer::Service final
     return answer_now(ctx, &Service::DescribeConfigs_now, req, resp);
   }
   grpc::Status DescribeConfigs_now(const cv1::DescribeConfigsRequest* req, cv1::DescribeConfigsResponse* resp) {
-    describe_configs(*b_->publisher_->image(), *req, resp);
+    broker::describe_configs(*b_->publisher_->image(), *req, resp);
     return grpc::Status::OK;
   }
   grpc::Status DescribeCluster(grpc::ServerContext*, const cv1::DescribeClusterRequest* req,
@@ -216,7 +168,7 @@ class BrokerServer::Service final
       resp->set_error_message("only group coordinators (key_type 0) exist");
       return grpc::Status::OK;
     }
-    b_->find_coordinator(req->key(), resp);
+    b_->find_coordinator(req->key(), b_->options_.listener_name, resp);
     return grpc::Status::OK;
   }
   // A join waiting for its phase to end is parked in the coordinator, holding no thread.
@@ -743,6 +695,8 @@ class BrokerServer::Service final
   };
 
   // ---- Produce: the request core's, transport-agnostic ----
+ public:
+  friend class BrokerServer;
 
   // An acks=-1 produce parked in its partitions' purgatories until each has its answer, its
   // timeout passes or it is cancelled; then `done` runs, once.
@@ -865,6 +819,114 @@ class BrokerServer::Service final
   BrokerServer* b_;
 };
 
+void BrokerServer::metadata(const v1::MetadataRequest& req, const std::string& listener, bool only_with_listener,
+                            v1::MetadataResponse* resp) {
+    auto image = publisher_->image();
+    resp->set_broker_id(options_.node_id);
+    resp->set_metadata_offset(image->offset());
+    resp->set_cluster_id(options_.cluster_id);
+    resp->set_controller_id(publisher_->leader());
+    for (const auto& [id, reg] : image->brokers()) {
+      const metadata::Endpoint* ep = nullptr;
+      for (const auto& e : reg.endpoints) {
+        if (e.name == listener || (!ep && !only_with_listener)) ep = &e;
+      }
+      // Kafka's clients see live brokers with an endpoint on the listener they asked on.
+      if (only_with_listener && (!ep || ep->name != listener || reg.fenced)) continue;
+      auto* bi = resp->add_brokers();
+      bi->set_broker_id(id);
+      bi->set_rack(reg.rack);
+      bi->set_fenced(reg.fenced);
+      if (ep) {
+        bi->set_host(ep->host);
+        bi->set_port(ep->port);
+      }
+    }
+    auto describe = [&](const metadata::TopicImage& t) {
+      auto* tm = resp->add_topics();
+      tm->set_name(t.name);
+      tm->set_topic_id(t.id);
+      for (const auto& [pid, p] : t.partitions) {
+        auto* pm = tm->add_partitions();
+        pm->set_partition(pid);
+        pm->set_leader(p.leader);
+        pm->set_leader_epoch(p.leader_epoch);
+        pm->set_partition_epoch(p.partition_epoch);
+        if (p.leader < 0) pm->set_error_code(gannet::v1::LEADER_NOT_AVAILABLE);
+        for (int32_t r : p.replicas) {
+          pm->add_replicas(r);
+          auto it = image->brokers().find(r);
+          if (it == image->brokers().end() || it->second.fenced) pm->add_offline_replicas(r);
+        }
+        for (int32_t r : p.isr) pm->add_isr(r);
+      }
+      for (const auto& [k, v] : image->configs({metadata::v1::ConfigRecord::TOPIC, t.name})) {
+        auto* c = tm->add_configs();
+        c->set_name(k);
+        c->set_value(v);
+      }
+    };
+    if (req.no_topics()) {
+    } else if (req.topics().empty()) {
+      for (const auto& [id, t] : image->topics()) describe(*t);
+    } else {
+      for (const std::string& name : req.topics()) {
+        if (const auto* t = image->topic_by_name(name)) {
+          describe(*t);
+        } else {
+          auto* tm = resp->add_topics();
+          tm->set_name(name);
+          tm->set_error_code(gannet::v1::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+      }
+    }
+}
+
+
+// ---- The request core (request_core.h) ------------------------------------------------------------
+
+void BrokerServer::produce(v1::ProduceRequest* req, v1::ProduceResponse* resp, std::function<void()> done) {
+  service_->produce(service_->new_produce_call(std::move(done)), req, resp);
+}
+
+std::shared_ptr<void> BrokerServer::fetch(const v1::FetchRequest* req, v1::FetchResponse* resp,
+                                          std::function<void()> done) {
+  auto call = std::make_shared<Service::FetchCall>(service_.get(), req, resp, std::move(done));
+  call->start();
+  return call;
+}
+
+void BrokerServer::list_offsets(const v1::ListOffsetsRequest& req, v1::ListOffsetsResponse* resp) {
+  service_->ListOffsets_now(&req, resp);
+}
+
+void BrokerServer::find_coordinator(const v1::FindCoordinatorRequest& req, const std::string& listener,
+                                    v1::FindCoordinatorResponse* resp) {
+  find_coordinator(req.key(), listener, resp);
+}
+
+void BrokerServer::create_topics(const cv1::CreateTopicsRequest& req, cv1::CreateTopicsResponse* resp) {
+  service_->forward(&ControllerChannel::Stub::CreateTopics, req, resp);
+}
+void BrokerServer::delete_topics(const cv1::DeleteTopicsRequest& req, cv1::DeleteTopicsResponse* resp) {
+  service_->forward(&ControllerChannel::Stub::DeleteTopics, req, resp);
+}
+void BrokerServer::create_partitions(const cv1::CreatePartitionsRequest& req, cv1::CreatePartitionsResponse* resp) {
+  service_->forward(&ControllerChannel::Stub::CreatePartitions, req, resp);
+}
+void BrokerServer::alter_configs(const cv1::AlterConfigsRequest& req, cv1::AlterConfigsResponse* resp) {
+  service_->forward(&ControllerChannel::Stub::AlterConfigs, req, resp);
+}
+void BrokerServer::describe_configs(const cv1::DescribeConfigsRequest& req, cv1::DescribeConfigsResponse* resp) {
+  broker::describe_configs(*publisher_->image(), req, resp);
+}
+
+void BrokerServer::run_blocking(std::function<void()> work) {
+  if (!blocking_->post(work)) work();  // stopping: run it here rather than drop its answer
+}
+
+int BrokerServer::kafka_port(const std::string& name) const { return kafka_ ? kafka_->port(name) : 0; }
+
 // ---- Lifecycle --------------------------------------------------------------------------------
 
 BrokerServer::BrokerServer(BrokerServerOptions options, metadata::MetadataPublisher* publisher)
@@ -923,6 +985,24 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   builder.RegisterService(b->service_.get());
   b->server_ = builder.BuildAndStart();
   if (!b->server_ || b->port_ == 0) return "cannot listen on " + b->options_.listen_address;
+  b->blocking_ = std::make_unique<Executor>(kBlockingThreads);
+  if (!b->options_.kafka_listeners.empty()) {
+    kafka::KafkaListenerOptions ko;
+    for (const KafkaEndpoint& k : b->options_.kafka_listeners) ko.endpoints.push_back({k.name, k.bind_host, k.port});
+    ko.io_threads = b->options_.kafka_io_threads;
+    ko.socket_request_max_bytes = b->options_.socket_request_max_bytes;
+    ko.connections_max_idle_ms = b->options_.connections_max_idle_ms;
+    ko.max_connections = b->options_.max_connections;
+    ko.max_connections_per_ip = b->options_.max_connections_per_ip;
+    ko.auto_create_topics = b->options_.auto_create_topics;
+    auto kl = kafka::KafkaListener::start(std::move(ko), self);
+    if (!kl.ok()) return "cannot start the Kafka listener: " + kl.error();
+    b->kafka_ = std::move(kl).value();
+    for (const KafkaEndpoint& k : b->options_.kafka_listeners) {
+      LOG(INFO) << "broker " << b->options_.node_id << " serving Kafka's protocol on " << k.name << " port "
+                << b->kafka_->port(k.name);
+    }
+  }
   LOG(INFO) << "broker " << b->options_.node_id << " serving clients on port " << b->port_ << " ("
             << b->logs_->partitions().size() << " partition log(s) under " << b->options_.data_dir << ")";
   return b;
@@ -1169,6 +1249,12 @@ bool BrokerServer::register_once() {
   e->set_name(options_.listener_name);
   e->set_host(options_.advertised_host);
   e->set_port(port_);
+  for (const KafkaEndpoint& k : options_.kafka_listeners) {
+    auto* ke = req.add_endpoints();
+    ke->set_name(k.name);
+    ke->set_host(k.advertised_host);
+    ke->set_port(k.advertised_port > 0 ? k.advertised_port : kafka_port(k.name));
+  }
   cv1::BrokerRegistrationResponse resp;
   grpc::Status st = controller_->call<cv1::BrokerRegistrationResponse>(
       [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::BrokerRegistrationResponse* r) {
@@ -1281,6 +1367,7 @@ void BrokerServer::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  if (kafka_) kafka_->stop();  // no new Kafka requests; answers still owed are dropped
   if (groups_) groups_->stop();  // blocked group calls answer now
   if (controller_) controller_->cancel_all();  // forwarded calls and heartbeats end now
   {
@@ -1291,6 +1378,7 @@ void BrokerServer::stop() {
   wake_all_fetches();  // long-polling fetches see stopping() and return (before Shutdown waits for them)
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   if (executor_) executor_->stop();  // after the server: parked calls finish through them
+  if (blocking_) blocking_->stop();
   if (timer_) timer_->stop();
   fetch_cv_.notify_all();
   if (lifecycle_thread_.joinable()) lifecycle_thread_.join();
@@ -1475,7 +1563,8 @@ void BrokerServer::reconcile(const std::shared_ptr<const MetadataImage>& image,
 
 // ---- Group coordinator discovery ----------------------------------------------------------------
 
-void BrokerServer::find_coordinator(const std::string& key, v1::FindCoordinatorResponse* resp) {
+void BrokerServer::find_coordinator(const std::string& key, const std::string& listener,
+                                    v1::FindCoordinatorResponse* resp) {
   if (key.empty() || key.size() > 255) {
     resp->set_error_code(gannet::v1::INVALID_GROUP_ID);
     resp->set_error_message("a group id is 1 to 255 bytes");
@@ -1542,7 +1631,7 @@ void BrokerServer::find_coordinator(const std::string& key, v1::FindCoordinatorR
   }
   resp->set_node_id(leader);
   for (const auto& e : bit->second.endpoints) {
-    if (e.name == options_.listener_name || resp->host().empty()) {
+    if (e.name == listener || resp->host().empty()) {
       resp->set_host(e.host);
       resp->set_port(e.port);
     }

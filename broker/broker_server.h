@@ -35,6 +35,7 @@
 #include "broker/fetch_waiter.h"
 #include "broker/group_coordinator.h"
 #include "broker/partition.h"
+#include "broker/request_core.h"
 #include "common/call_watchdog.h"
 #include "metadata/metadata_publisher.h"
 #include "storage/log_manager.h"
@@ -45,6 +46,19 @@ class Server;
 
 namespace gannet::broker {
 
+namespace kafka {
+class KafkaListener;
+}
+
+// A listener speaking Kafka's wire protocol (broker/kafka/listener.h).
+struct KafkaEndpoint {
+  std::string name;             // PLAINTEXT, ...
+  std::string bind_host;        // "" : every interface
+  int port = 0;                 // 0: any free port
+  std::string advertised_host;  // what Metadata tells clients
+  int advertised_port = 0;      // 0: the bound port
+};
+
 struct BrokerServerOptions {
   int32_t node_id = -1;
   std::string cluster_id;
@@ -52,6 +66,14 @@ struct BrokerServerOptions {
   std::string listener_name = "PLAINTEXT";
   std::string listen_address;               // host:port of the client listener (port 0: any)
   std::string advertised_host;              // what other nodes and clients dial
+  // Kafka's wire protocol: these listeners, on num.network.threads event loops.
+  std::vector<KafkaEndpoint> kafka_listeners;
+  int kafka_io_threads = 2;                        // num.network.threads
+  int32_t socket_request_max_bytes = 100 << 20;    // socket.request.max.bytes
+  int64_t connections_max_idle_ms = 600'000;       // connections.max.idle.ms
+  int32_t max_connections = 100'000;               // max.connections
+  int32_t max_connections_per_ip = 100'000;        // max.connections.per.ip
+  bool auto_create_topics = true;                  // auto.create.topics.enable
   std::string rack;
   std::string data_dir;
   storage::LogConfig default_log_config;
@@ -85,7 +107,7 @@ struct BrokerStatus {
   size_t local_logs = 0;
 };
 
-class BrokerServer {
+class BrokerServer final : public RequestCore {
  public:
   // Opens the data directory's logs and subscribes to `publisher` (call before the quorum starts
   // so no change is missed), then serves the client listener.
@@ -102,6 +124,27 @@ class BrokerServer {
   void stop();
 
   int port() const { return port_; }
+  // The port Kafka listener `name` is bound to (0: none).
+  int kafka_port(const std::string& name) const;
+
+  // ---- RequestCore (request_core.h): what both front-ends call ----
+  int32_t node_id() const override { return options_.node_id; }
+  void metadata(const v1::MetadataRequest& req, const std::string& listener, bool only_with_listener,
+                v1::MetadataResponse* resp) override;
+  void produce(v1::ProduceRequest* req, v1::ProduceResponse* resp, std::function<void()> done) override;
+  std::shared_ptr<void> fetch(const v1::FetchRequest* req, v1::FetchResponse* resp, std::function<void()> done) override;
+  void list_offsets(const v1::ListOffsetsRequest& req, v1::ListOffsetsResponse* resp) override;
+  void find_coordinator(const v1::FindCoordinatorRequest& req, const std::string& listener,
+                        v1::FindCoordinatorResponse* resp) override;
+  GroupCoordinator* groups() override { return groups_.get(); }
+  void create_topics(const controller::v1::CreateTopicsRequest& req, controller::v1::CreateTopicsResponse* resp) override;
+  void delete_topics(const controller::v1::DeleteTopicsRequest& req, controller::v1::DeleteTopicsResponse* resp) override;
+  void create_partitions(const controller::v1::CreatePartitionsRequest& req,
+                         controller::v1::CreatePartitionsResponse* resp) override;
+  void alter_configs(const controller::v1::AlterConfigsRequest& req, controller::v1::AlterConfigsResponse* resp) override;
+  void describe_configs(const controller::v1::DescribeConfigsRequest& req,
+                        controller::v1::DescribeConfigsResponse* resp) override;
+  void run_blocking(std::function<void()> work) override;
   bool stopping() const {
     std::lock_guard<std::mutex> l(mu_);
     return stopping_;
@@ -137,9 +180,9 @@ class BrokerServer {
   // just the logs of those topic ids.
   void reconcile(const std::shared_ptr<const metadata::MetadataImage>& image,
                  const std::set<std::string>* only, bool image_current);
-  // FindCoordinator: the broker leading the group's offsets partition; creates the offsets topic
-  // on first use.
-  void find_coordinator(const std::string& key, v1::FindCoordinatorResponse* resp);
+  // FindCoordinator: the broker leading the group's offsets partition (its endpoint on
+  // `listener`); creates the offsets topic on first use.
+  void find_coordinator(const std::string& key, const std::string& listener, v1::FindCoordinatorResponse* resp);
 
   BrokerServerOptions options_;
   metadata::MetadataPublisher* const publisher_;
@@ -154,6 +197,10 @@ class BrokerServer {
   // finish parked fetches (kCoreThreads). Stopped after the server, which waits for its calls.
   std::unique_ptr<DeadlineTimer> timer_;
   std::unique_ptr<Executor> executor_;
+  // The request core's blocking pool (kBlockingThreads): what a front-end's event loop must not
+  // wait on (admin requests forwarded to the controller, SyncGroup, LeaveGroup).
+  std::unique_ptr<Executor> blocking_;
+  std::unique_ptr<kafka::KafkaListener> kafka_;
   int port_ = 0;
   std::string incarnation_id_;
 

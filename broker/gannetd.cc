@@ -127,15 +127,25 @@ int main(int argc, char** argv) {
   // registration and heartbeats.
   std::unique_ptr<broker::BrokerServer> broker_server;
   if (cfg->is_broker()) {
-    auto listeners = cfg->broker_listeners();
+    const broker::Endpoint grpc_listener = *cfg->grpc_listener();
     broker::BrokerServerOptions bo;
     bo.node_id = cfg->node_id;
     bo.cluster_id = cluster_id;
     bo.voters = voters;
-    bo.listener_name = listeners.front().name;
-    bo.listen_address = (listeners.front().host.empty() ? "0.0.0.0" : listeners.front().host) + ":" +
-                        std::to_string(listeners.front().port);
-    bo.advertised_host = listeners.front().host.empty() ? "127.0.0.1" : listeners.front().host;
+    bo.listener_name = grpc_listener.name;
+    bo.listen_address = (grpc_listener.host.empty() ? "0.0.0.0" : grpc_listener.host) + ":" +
+                        std::to_string(grpc_listener.port);
+    bo.advertised_host = cfg->advertised(grpc_listener).host;
+    for (const broker::Endpoint& k : cfg->kafka_listeners()) {
+      const broker::Endpoint a = cfg->advertised(k);
+      bo.kafka_listeners.push_back({k.name, k.host, k.port, a.host, a.port == k.port ? 0 : a.port});
+    }
+    bo.kafka_io_threads = cfg->num_network_threads;
+    bo.socket_request_max_bytes = cfg->socket_request_max_bytes;
+    bo.connections_max_idle_ms = cfg->connections_max_idle_ms;
+    bo.max_connections = cfg->max_connections;
+    bo.max_connections_per_ip = cfg->max_connections_per_ip;
+    bo.auto_create_topics = cfg->auto_create_topics_enable;
     if (cfg->broker_rack) bo.rack = *cfg->broker_rack;
     bo.data_dir = cfg->log_dirs.front();
     bo.default_log_config = cfg->default_log_config;

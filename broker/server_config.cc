@@ -20,7 +20,7 @@ using Status = Result<void, ConfigError>;
 constexpr size_t kMaxPropertiesFileBytes = 8 << 20;
 
 // Kafka's defaults that are not already the defaults of a field.
-constexpr const char* kDefaultListeners = "PLAINTEXT://:9092";
+constexpr const char* kDefaultListeners = "PLAINTEXT://:9092,GRPC://:9192";
 constexpr int32_t kDefaultLogRetentionHours = 168;
 constexpr int64_t kMsPerMinute = 60LL * 1000;
 constexpr int64_t kMsPerHour = 3600LL * 1000;
@@ -707,6 +707,30 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
   std::string controller_names = r.get("controller.listener.names").value_or("CONTROLLER");
   GANNET_ASSIGN_OR_RETURN(c.controller_listener_names,
                           parse_listener_names("controller.listener.names", controller_names));
+  std::string grpc_names = r.get("grpc.listener.names").value_or("GRPC");
+  GANNET_ASSIGN_OR_RETURN(c.grpc_listener_names, parse_listener_names("grpc.listener.names", grpc_names));
+  std::string advertised = r.get("advertised.listeners").value_or("");
+  if (!advertised.empty()) {
+    GANNET_ASSIGN_OR_RETURN(c.advertised_listeners, parse_listeners("advertised.listeners", advertised));
+  }
+  const std::string protocol_map =
+      r.get("listener.security.protocol.map").value_or("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,GRPC:PLAINTEXT");
+  {
+    GANNET_ASSIGN_OR_RETURN(auto entries, parse_list("listener.security.protocol.map", protocol_map));
+    for (const std::string& entry : entries) {
+      const size_t colon = entry.find(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == entry.size()) {
+        return bad_value("listener.security.protocol.map", protocol_map, "entries are NAME:PROTOCOL");
+      }
+      const std::string protocol = to_upper(entry.substr(colon + 1));
+      if (protocol != "PLAINTEXT") {
+        return bad_value("listener.security.protocol.map", protocol_map,
+                         "only PLAINTEXT listeners exist yet (" + protocol + " comes with TLS and SASL)");
+      }
+      c.listener_security_protocol_map[to_upper(entry.substr(0, colon))] = protocol;
+    }
+  }
+  c.inter_broker_listener_name = to_upper(r.get("inter.broker.listener.name").value_or(""));
 
   // Storage: log.dirs wins over log.dir.
   auto log_dirs = r.get("log.dirs");
@@ -766,6 +790,11 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
   GANNET_RETURN_IF_ERROR(read_ranged("replica.fetch.wait.max.ms", 0, 30'000, &c.replica_fetch_wait_max_ms));
   GANNET_RETURN_IF_ERROR(read_ranged("replica.fetch.max.bytes", 1024, 32 << 20, &c.replica_fetch_max_bytes));
   GANNET_RETURN_IF_ERROR(read_ranged("fetch.max.bytes", 1024, 48 << 20, &c.fetch_max_bytes));
+  GANNET_RETURN_IF_ERROR(read_ranged("num.network.threads", 1, 64, &c.num_network_threads));
+  GANNET_RETURN_IF_ERROR(read_ranged("socket.request.max.bytes", 1024, 1 << 30, &c.socket_request_max_bytes));
+  GANNET_RETURN_IF_ERROR(read_ranged("connections.max.idle.ms", 1, INT64_MAX, &c.connections_max_idle_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("max.connections", 1, INT32_MAX, &c.max_connections));
+  GANNET_RETURN_IF_ERROR(read_ranged("max.connections.per.ip", 1, INT32_MAX, &c.max_connections_per_ip));
   GANNET_RETURN_IF_ERROR(read_ranged("fetch.response.memory.max.bytes", 1 << 20, INT64_MAX,
                                      &c.fetch_response_memory_max_bytes));
   GANNET_RETURN_IF_ERROR(read_ranged("log.retention.check.interval.ms", 1, INT64_MAX, &c.log_retention_check_interval_ms));
@@ -857,6 +886,36 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
                       ": a broker needs a listener not in controller.listener.names=" +
                       controller_names);
   }
+  if (c.is_broker()) {
+    int grpc = 0;
+    for (const Endpoint& e : c.broker_listeners()) {
+      grpc += std::count(c.grpc_listener_names.begin(), c.grpc_listener_names.end(), e.name) > 0 ? 1 : 0;
+    }
+    if (grpc != 1) {
+      return make_error("listeners=" + listeners + ": a broker needs exactly one listener named in grpc.listener.names=" +
+                        grpc_names + " (its gRPC API, over which followers fetch); it has " + std::to_string(grpc));
+    }
+    if (!c.inter_broker_listener_name.empty() && c.inter_broker_listener_name != c.grpc_listener()->name) {
+      return make_error("inter.broker.listener.name=" + c.inter_broker_listener_name + " must be the gRPC listener " +
+                        c.grpc_listener()->name + " (followers fetch over gRPC)");
+    }
+  }
+  for (const Endpoint& e : c.listeners) {
+    if (!c.listener_security_protocol_map.count(e.name) && e.name != "PLAINTEXT") {
+      return make_error("listener " + e.name + " of listeners=" + listeners +
+                        " is not in listener.security.protocol.map=" + protocol_map);
+    }
+  }
+  for (const Endpoint& a : c.advertised_listeners) {
+    auto l = c.listener(a.name);
+    if (!l || std::count(c.controller_listener_names.begin(), c.controller_listener_names.end(), a.name)) {
+      return make_error("advertised.listeners=" + advertised + ": " + a.name + " is not a broker listener");
+    }
+    if (a.host.empty() || a.host == "0.0.0.0" || a.host == "::") {
+      return make_error("advertised.listeners=" + advertised + ": " + a.name +
+                        " must name a host clients can dial, not \"" + a.host + "\"");
+    }
+  }
   return c;
 }
 
@@ -889,6 +948,32 @@ std::vector<Endpoint> ServerConfig::broker_listeners() const {
   return out;
 }
 
+std::optional<Endpoint> ServerConfig::grpc_listener() const {
+  for (const Endpoint& e : broker_listeners()) {
+    if (std::find(grpc_listener_names.begin(), grpc_listener_names.end(), e.name) != grpc_listener_names.end()) return e;
+  }
+  return std::nullopt;
+}
+
+std::vector<Endpoint> ServerConfig::kafka_listeners() const {
+  std::vector<Endpoint> out;
+  for (const Endpoint& e : broker_listeners()) {
+    if (std::find(grpc_listener_names.begin(), grpc_listener_names.end(), e.name) == grpc_listener_names.end()) {
+      out.push_back(e);
+    }
+  }
+  return out;
+}
+
+Endpoint ServerConfig::advertised(const Endpoint& listener) const {
+  for (const Endpoint& a : advertised_listeners) {
+    if (a.name == listener.name) return a;
+  }
+  Endpoint e = listener;
+  if (e.host.empty() || e.host == "0.0.0.0" || e.host == "::") e.host = "127.0.0.1";
+  return e;
+}
+
 ConfigMap ServerConfig::to_properties() const {
   ConfigMap m = extra;  // unknown keys never collide with the known ones below
   auto set = [&](const char* key, std::string value) { m[key] = std::move(value); };
@@ -906,6 +991,21 @@ ConfigMap ServerConfig::to_properties() const {
   set("listeners", join(listeners, [](const Endpoint& e) { return e.to_string(); }));
   set("controller.listener.names",
       join(controller_listener_names, [](const std::string& s) { return s; }));
+  set("grpc.listener.names", join(grpc_listener_names, [](const std::string& s) { return s; }));
+  if (!advertised_listeners.empty()) {
+    set("advertised.listeners", join(advertised_listeners, [](const Endpoint& e) { return e.to_string(); }));
+  }
+  {
+    std::vector<std::string> entries;
+    for (const auto& [name, protocol] : listener_security_protocol_map) entries.push_back(name + ":" + protocol);
+    set("listener.security.protocol.map", join(entries, [](const std::string& s) { return s; }));
+  }
+  if (!inter_broker_listener_name.empty()) set("inter.broker.listener.name", inter_broker_listener_name);
+  num("num.network.threads", num_network_threads);
+  num("socket.request.max.bytes", socket_request_max_bytes);
+  num("connections.max.idle.ms", connections_max_idle_ms);
+  num("max.connections", max_connections);
+  num("max.connections.per.ip", max_connections_per_ip);
   set("log.dirs", join(log_dirs, [](const std::string& s) { return s; }));
   if (cluster_id) set("cluster.id", *cluster_id);
 

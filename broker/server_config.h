@@ -100,13 +100,32 @@ struct ServerConfig {
   // through it): non-empty; ids in [0, reserved.broker.max.id]; contains node_id iff this node is
   // a controller.
   std::vector<QuorumVoter> quorum_voters;
-  // listeners (default "PLAINTEXT://:9092"): non-empty, unique names; no two share a non-zero
-  // port on overlapping addresses. A controller listens on every controller listener name; a
-  // broker has at least one listener that is not a controller listener; a controller-only node
-  // has only controller listeners; a broker-only node has none.
+  // listeners (default "PLAINTEXT://:9092,GRPC://:9192"): non-empty, unique names; no two share a
+  // non-zero port on overlapping addresses. A controller listens on every controller listener
+  // name; a controller-only node has only controller listeners; a broker-only node has none. A
+  // broker has exactly one listener named in grpc.listener.names (its gRPC client API, also the
+  // inter-broker listener); its other broker listeners speak Kafka's wire protocol.
   std::vector<Endpoint> listeners;
   // controller.listener.names (default "CONTROLLER"): non-empty, upper-cased, unique.
   std::vector<std::string> controller_listener_names = {"CONTROLLER"};
+  // grpc.listener.names (Gannet's; default "GRPC"): the listeners that serve gRPC.
+  std::vector<std::string> grpc_listener_names = {"GRPC"};
+  // advertised.listeners (default: listeners, an empty host read as 127.0.0.1): what a broker
+  // registers, so what Metadata tells clients. Each name is a broker listener; the host is
+  // neither empty nor 0.0.0.0/:: (no client can dial those); port 0: the bound port.
+  std::vector<Endpoint> advertised_listeners;
+  // listener.security.protocol.map (Kafka's; default PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,
+  // GRPC:PLAINTEXT): every listener's name must map to PLAINTEXT (TLS and SASL come later).
+  std::map<std::string, std::string> listener_security_protocol_map;
+  // inter.broker.listener.name (Kafka's; default: the gRPC listener): must be the gRPC listener,
+  // over which followers fetch.
+  std::string inter_broker_listener_name;
+  // The Kafka listener's event loop and limits (Kafka's keys).
+  int32_t num_network_threads = 2;                 // [1, 64] (Kafka's default: 3)
+  int32_t socket_request_max_bytes = 104'857'600;  // [1024, 1 GiB]
+  int64_t connections_max_idle_ms = 600'000;       // >= 1
+  int32_t max_connections = 2'147'483'647;         // >= 1
+  int32_t max_connections_per_ip = 2'147'483'647;  // >= 1
   // log.dirs, else log.dir (required): non-empty, no empty or duplicate entries.
   std::vector<std::string> log_dirs;
   // cluster.id (optional): non-empty when set.
@@ -179,6 +198,13 @@ struct ServerConfig {
   std::optional<Endpoint> listener(std::string_view name) const;
   // The listeners clients and follower brokers use: those not named in controller_listener_names.
   std::vector<Endpoint> broker_listeners() const;
+  // The broker's gRPC listener, and its Kafka listeners (broker listeners not in
+  // grpc.listener.names).
+  std::optional<Endpoint> grpc_listener() const;
+  std::vector<Endpoint> kafka_listeners() const;
+  // Where clients reach listener `name`: its advertised.listeners entry, else the listener's own
+  // host (127.0.0.1 when empty) and port.
+  Endpoint advertised(const Endpoint& listener) const;
 
   // Every setting in canonical form (including defaults and `extra`), keyed by Kafka's names.
   // from_properties(to_properties()) gives back an equal configuration.

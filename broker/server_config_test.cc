@@ -36,7 +36,7 @@ ConfigMap combined() {
       {"node.id", "1"},
       {"process.roles", "broker,controller"},
       {"controller.quorum.voters", "1@127.0.0.1:19091,2@127.0.0.1:19092,3@127.0.0.1:19093"},
-      {"listeners", "CLIENT://127.0.0.1:9092,CONTROLLER://127.0.0.1:19091"},
+      {"listeners", "GRPC://127.0.0.1:9092,CONTROLLER://127.0.0.1:19091"},
       {"log.dirs", "/var/lib/gannet/data"},
   };
 }
@@ -46,7 +46,7 @@ ConfigMap broker_only() {
   ConfigMap m = combined();
   m["node.id"] = "4";
   m["process.roles"] = "broker";
-  m["listeners"] = "CLIENT://127.0.0.1:9094";
+  m["listeners"] = "GRPC://127.0.0.1:9094";
   return m;
 }
 
@@ -289,7 +289,7 @@ TEST(ApplyOverrides, OverridesBeatTheFileEndToEnd) {
              "node.id=1\n"
              "process.roles=broker,controller\n"
              "controller.quorum.voters=1@127.0.0.1:19091\n"
-             "listeners=CLIENT://127.0.0.1:9092,CONTROLLER://127.0.0.1:19091\n"
+             "listeners=GRPC://127.0.0.1:9092,CONTROLLER://127.0.0.1:19091\n"
              "log.dirs=/data/one\n"
              "num.partitions=3\n");
   auto file = load_properties_file(path);
@@ -335,13 +335,39 @@ TEST(ServerConfig, DefaultsAreKafkas) {
 
 TEST(ServerConfig, DefaultListenersAreKafkas) {
   ServerConfig c = build_ok(without(broker_only(), "listeners"));
-  ASSERT_EQ(c.listeners.size(), 1u);
+  ASSERT_EQ(c.listeners.size(), 2u);
   EXPECT_EQ(c.listeners[0], (Endpoint{"PLAINTEXT", "", 9092}));
   EXPECT_EQ(c.listeners[0].to_string(), "PLAINTEXT://:9092");
+  EXPECT_EQ(c.listeners[1], (Endpoint{"GRPC", "", 9192}));
+  // Kafka's protocol on PLAINTEXT, gRPC on GRPC; clients are told 127.0.0.1 for an empty host.
+  ASSERT_EQ(c.kafka_listeners().size(), 1u);
+  EXPECT_EQ(c.kafka_listeners()[0].name, "PLAINTEXT");
+  EXPECT_EQ(c.grpc_listener()->name, "GRPC");
+  EXPECT_EQ(c.advertised(c.listeners[0]).host, "127.0.0.1");
   // The default has no controller listener, so a controller must set listeners.
   std::string e = build_error(without(combined(), "listeners"));
   EXPECT_NE(e.find("controller.listener.names=CONTROLLER"), std::string::npos) << e;
-  EXPECT_NE(e.find("listeners=PLAINTEXT://:9092"), std::string::npos) << e;
+  EXPECT_NE(e.find("listeners=PLAINTEXT://:9092,GRPC://:9192"), std::string::npos) << e;
+}
+
+TEST(ServerConfig, KafkaListenersAdvertisedAndChecked) {
+  ServerConfig c = build_ok(with(with(broker_only(), "listeners", "PLAINTEXT://0.0.0.0:9092,GRPC://:9192"),
+                                 "advertised.listeners", "PLAINTEXT://broker1.example:19092"));
+  EXPECT_EQ(c.advertised(*c.listener("PLAINTEXT")), (Endpoint{"PLAINTEXT", "broker1.example", 19092}));
+  EXPECT_EQ(c.advertised(*c.listener("GRPC")).host, "127.0.0.1");
+  // An address no client can dial is refused.
+  std::string e = build_error(with(broker_only(), "advertised.listeners", "GRPC://0.0.0.0:9094"));
+  EXPECT_NE(e.find("must name a host clients can dial"), std::string::npos) << e;
+  // A broker needs exactly one gRPC listener.
+  e = build_error(with(broker_only(), "listeners", "PLAINTEXT://:9092"));
+  EXPECT_NE(e.find("exactly one listener named in grpc.listener.names"), std::string::npos) << e;
+  // Only PLAINTEXT exists yet.
+  e = build_error(with(broker_only(), "listener.security.protocol.map", "GRPC:SSL"));
+  EXPECT_NE(e.find("only PLAINTEXT listeners exist yet"), std::string::npos) << e;
+  // Followers fetch over gRPC.
+  e = build_error(with(with(broker_only(), "listeners", "PLAINTEXT://:9092,GRPC://:9192"),
+                       "inter.broker.listener.name", "PLAINTEXT"));
+  EXPECT_NE(e.find("must be the gRPC listener"), std::string::npos) << e;
 }
 
 TEST(ServerConfig, EveryRequiredKeyMissing) {
@@ -453,15 +479,15 @@ TEST(ServerConfig, BrokerNeedsANonControllerListener) {
 
 TEST(ServerConfig, BrokerOnlyHasNoControllerListener) {
   std::string e = build_error(
-      with(broker_only(), "listeners", "CLIENT://127.0.0.1:9094,CONTROLLER://127.0.0.1:19094"));
+      with(broker_only(), "listeners", "GRPC://127.0.0.1:9094,CONTROLLER://127.0.0.1:19094"));
   EXPECT_NE(e.find("controller listener CONTROLLER"), std::string::npos) << e;
   EXPECT_NE(e.find("process.roles=broker"), std::string::npos) << e;
 }
 
 TEST(ServerConfig, ControllerOnlyHasOnlyControllerListeners) {
   std::string e = build_error(
-      with(controller_only(), "listeners", "CONTROLLER://127.0.0.1:19092,CLIENT://127.0.0.1:9092"));
-  EXPECT_NE(e.find("listener CLIENT is not in controller.listener.names"), std::string::npos)
+      with(controller_only(), "listeners", "CONTROLLER://127.0.0.1:19092,GRPC://127.0.0.1:9092"));
+  EXPECT_NE(e.find("listener GRPC is not in controller.listener.names"), std::string::npos)
       << e;
 }
 
@@ -513,11 +539,12 @@ TEST(ServerConfig, BadVoters) {
 // ---- Listeners ---------------------------------------------------------------------------------
 
 TEST(ServerConfig, ListenersParse) {
-  ServerConfig c = build_ok(with(
+  ServerConfig c = build_ok(with(with(
       combined(), "listeners",
-      "client://127.0.0.1:9092, CONTROLLER://[::1]:19091,EXTERNAL://:0,replication://0.0.0.0:0"));
+      "grpc://127.0.0.1:9092, CONTROLLER://[::1]:19091,EXTERNAL://:0,replication://0.0.0.0:0"),
+      "listener.security.protocol.map", "GRPC:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:PLAINTEXT,REPLICATION:plaintext"));
   ASSERT_EQ(c.listeners.size(), 4u);
-  EXPECT_EQ(c.listeners[0], (Endpoint{"CLIENT", "127.0.0.1", 9092}));
+  EXPECT_EQ(c.listeners[0], (Endpoint{"GRPC", "127.0.0.1", 9092}));
   EXPECT_EQ(c.listeners[1], (Endpoint{"CONTROLLER", "::1", 19091}));
   EXPECT_EQ(c.listeners[2], (Endpoint{"EXTERNAL", "", 0}));  // port 0: pick a free port
   EXPECT_EQ(c.listeners[3], (Endpoint{"REPLICATION", "0.0.0.0", 0}));
@@ -525,21 +552,21 @@ TEST(ServerConfig, ListenersParse) {
   EXPECT_EQ(c.listeners[1].to_string(), "CONTROLLER://[::1]:19091");
   EXPECT_EQ(c.listeners[2].address(), ":0");
 
-  ASSERT_TRUE(c.listener("CLIENT").has_value());
-  EXPECT_EQ(c.listener("client")->port, 9092);
+  ASSERT_TRUE(c.listener("GRPC").has_value());
+  EXPECT_EQ(c.listener("grpc")->port, 9092);
   EXPECT_EQ(c.listener("Controller")->host, "::1");
   EXPECT_FALSE(c.listener("nope").has_value());
 
   std::vector<Endpoint> broker = c.broker_listeners();
   ASSERT_EQ(broker.size(), 3u);
-  EXPECT_EQ(broker[0].name, "CLIENT");
+  EXPECT_EQ(broker[0].name, "GRPC");
   EXPECT_EQ(broker[1].name, "EXTERNAL");
   EXPECT_EQ(broker[2].name, "REPLICATION");
 }
 
 TEST(ServerConfig, ListenersMayShareAPortOnDistinctAddresses) {
   ServerConfig c = build_ok(with(combined(), "listeners",
-                                 "CLIENT://127.0.0.1:9092,CONTROLLER://127.0.0.2:9092"));
+                                 "GRPC://127.0.0.1:9092,CONTROLLER://127.0.0.2:9092"));
   EXPECT_EQ(c.listeners.size(), 2u);
 }
 
@@ -549,15 +576,15 @@ TEST(ServerConfig, BadListeners) {
            "CLIENT//127.0.0.1:9092,CONTROLLER://127.0.0.1:19091",    // no ://
            "://127.0.0.1:9092,CONTROLLER://127.0.0.1:19091",         // no name
            "BAD NAME://h:1,CONTROLLER://127.0.0.1:19091",            // space in name
-           "CLIENT://h,CONTROLLER://127.0.0.1:19091",                // no port
-           "CLIENT://h:65536,CONTROLLER://127.0.0.1:19091",          // port too high
-           "CLIENT://h:-1,CONTROLLER://127.0.0.1:19091",             // negative port
-           "CLIENT://h:1,client://h:2,CONTROLLER://127.0.0.1:19091",  // duplicate name
-           "CLIENT://127.0.0.1:19091,CONTROLLER://127.0.0.1:19091",  // same port, same host
-           "CLIENT://:19091,CONTROLLER://127.0.0.1:19091",           // wildcard overlaps
-           "CLIENT://0.0.0.0:19091,CONTROLLER://127.0.0.1:19091",    // wildcard overlaps
-           "CLIENT://::1:9092,CONTROLLER://127.0.0.1:19091",         // IPv6 without brackets
-           "CLIENT://127.0.0.1:9092,,CONTROLLER://127.0.0.1:19091",  // empty entry
+           "GRPC://h,CONTROLLER://127.0.0.1:19091",                // no port
+           "GRPC://h:65536,CONTROLLER://127.0.0.1:19091",          // port too high
+           "GRPC://h:-1,CONTROLLER://127.0.0.1:19091",             // negative port
+           "GRPC://h:1,client://h:2,CONTROLLER://127.0.0.1:19091",  // duplicate name
+           "GRPC://127.0.0.1:19091,CONTROLLER://127.0.0.1:19091",  // same port, same host
+           "GRPC://:19091,CONTROLLER://127.0.0.1:19091",           // wildcard overlaps
+           "GRPC://0.0.0.0:19091,CONTROLLER://127.0.0.1:19091",    // wildcard overlaps
+           "GRPC://::1:9092,CONTROLLER://127.0.0.1:19091",         // IPv6 without brackets
+           "GRPC://127.0.0.1:9092,,CONTROLLER://127.0.0.1:19091",  // empty entry
        }) {
     std::string e = build_error(with(combined(), "listeners", bad));
     EXPECT_NE(e.find("listeners=" + std::string(bad) + ":"), std::string::npos)
@@ -835,7 +862,7 @@ TEST(ServerConfig, DescribeIsSortedKeyValueLines) {
   std::string d = c.describe();
   EXPECT_NE(d.find("node.id=1\n"), std::string::npos) << d;
   EXPECT_NE(d.find("process.roles=broker,controller\n"), std::string::npos) << d;
-  EXPECT_NE(d.find("listeners=CLIENT://127.0.0.1:9092,CONTROLLER://127.0.0.1:19091\n"),
+  EXPECT_NE(d.find("listeners=GRPC://127.0.0.1:9092,CONTROLLER://127.0.0.1:19091\n"),
             std::string::npos)
       << d;
   EXPECT_NE(d.find("log.retention.ms=604800000\n"), std::string::npos) << d;

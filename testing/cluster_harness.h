@@ -73,7 +73,7 @@ class Cluster {
       std::string listeners, roles;
       if (controller) listeners = "CONTROLLER://127.0.0.1:" + std::to_string(controller_ports_[id]);
       if (broker) {
-        listeners += (listeners.empty() ? "" : ",") + std::string("PLAINTEXT://127.0.0.1:") +
+        listeners += (listeners.empty() ? "" : ",") + std::string("GRPC://127.0.0.1:") +
                      std::to_string(client_ports_[id]);
       }
       roles = controller && broker ? "broker,controller" : (controller ? "controller" : "broker");

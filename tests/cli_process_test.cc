@@ -102,7 +102,7 @@ class Cluster {
                           "node.id=" + std::to_string(id) +
                               "\nprocess.roles=broker,controller\ncontroller.quorum.voters=" + voters +
                               "\nlisteners=CONTROLLER://127.0.0.1:" + std::to_string(controller_ports_[id]) +
-                              ",PLAINTEXT://127.0.0.1:" + std::to_string(client_ports_[id]) +
+                              ",GRPC://127.0.0.1:" + std::to_string(client_ports_[id]) +
                               "\ncontroller.listener.names=CONTROLLER\nlog.dirs=" + data_dir(id) +
                               "\ncontroller.quorum.election.timeout.ms=500"
                               "\ncontroller.quorum.fetch.timeout.ms=1000"
@@ -648,7 +648,7 @@ TEST(CliProcess, StorageFormat) {
   const std::string dir_b = dir + "/data-b";
   testing::write_file(cfg, "node.id=1\nprocess.roles=broker,controller\ncontroller.quorum.voters=1@127.0.0.1:" +
                                std::to_string(controller_port) + "\nlisteners=CONTROLLER://127.0.0.1:" +
-                               std::to_string(controller_port) + ",PLAINTEXT://127.0.0.1:" +
+                               std::to_string(controller_port) + ",GRPC://127.0.0.1:" +
                                std::to_string(client_port) +
                                "\ncontroller.listener.names=CONTROLLER\nlog.dirs=" + dir_a + "," + dir_b +
                                "\ncontroller.quorum.election.timeout.ms=500"

@@ -127,7 +127,7 @@ class Cluster {
       testing::write_file(cfg(id), "node.id=" + std::to_string(id) +
                                        "\nprocess.roles=broker,controller\ncontroller.quorum.voters=" + voters +
                                        "\nlisteners=CONTROLLER://127.0.0.1:" + std::to_string(cports_[id]) +
-                                       ",PLAINTEXT://127.0.0.1:" + std::to_string(bports_[id]) +
+                                       ",GRPC://127.0.0.1:" + std::to_string(bports_[id]) +
                                        "\nlog.dirs=" + dir_ + "/data" + std::to_string(id) + "\n" + extra);
       testing::write_file(dir_ + "/data" + std::to_string(id) + "/meta.properties",
                           "version=1\ncluster.id=bench\nnode.id=" + std::to_string(id) + "\n");

@@ -435,7 +435,7 @@ TEST(ClusterProcess, DataDirectoryIdentityIsChecked) {
   auto write_config = [&](const std::string& extra) {
     testing::write_file(cfg, "node.id=1\nprocess.roles=broker,controller\ncontroller.quorum.voters=1@127.0.0.1:" +
                                  std::to_string(port) + "\nlisteners=CONTROLLER://127.0.0.1:" + std::to_string(port) +
-                                 ",PLAINTEXT://127.0.0.1:0\nlog.dirs=" + dir + "/data\n" + extra);
+                                 ",GRPC://127.0.0.1:0\nlog.dirs=" + dir + "/data\n" + extra);
   };
   write_config("");
   auto [code, out] = run_to_exit(cfg, dir + "/out1");
@@ -493,10 +493,10 @@ TEST(ClusterProcess, ABrokerWhoseNodeIdAnotherProcessRegisteredStopsItself) {
     if (b.broker_id() == 3 && b.endpoints_size() > 0) old_port = b.endpoints(0).port();
   }
   ASSERT_GT(old_port, 0);
-  const std::string old_listener = "PLAINTEXT://127.0.0.1:" + std::to_string(old_port);
+  const std::string old_listener = "GRPC://127.0.0.1:" + std::to_string(old_port);
   const int twin_port = testing::free_port();
   ASSERT_NE(cfg.find(old_listener), std::string::npos) << cfg;
-  cfg.replace(cfg.find(old_listener), old_listener.size(), "PLAINTEXT://127.0.0.1:" + std::to_string(twin_port));
+  cfg.replace(cfg.find(old_listener), old_listener.size(), "GRPC://127.0.0.1:" + std::to_string(twin_port));
   const std::string twin_config = c.config(3) + "-twin", twin_log = c.log_path(3) + "-twin";
   testing::write_file(twin_config, cfg);
   testing::write_file(twin_dir + "/meta.properties",

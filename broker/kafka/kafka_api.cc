@@ -1,0 +1,1162 @@
+#include "broker/kafka/kafka_api.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <memory>
+#include <set>
+
+#include "broker/group_coordinator.h"
+#include "broker/kafka/wire.h"
+
+namespace gannet::broker::kafka {
+
+namespace bv1 = gannet::broker::v1;
+namespace cv1 = gannet::controller::v1;
+namespace ev1 = gannet::v1;
+
+namespace {
+
+enum ApiKey : int16_t {
+  kProduce = 0,
+  kFetch = 1,
+  kListOffsets = 2,
+  kMetadata = 3,
+  kOffsetCommit = 8,
+  kOffsetFetch = 9,
+  kFindCoordinator = 10,
+  kJoinGroup = 11,
+  kHeartbeat = 12,
+  kLeaveGroup = 13,
+  kSyncGroup = 14,
+  kDescribeGroups = 15,
+  kListGroups = 16,
+  kApiVersions = 18,
+  kCreateTopics = 19,
+  kDeleteTopics = 20,
+  kDescribeConfigs = 32,
+  kAlterConfigs = 33,
+  kCreatePartitions = 37,
+  kDeleteGroups = 42,
+  kIncrementalAlterConfigs = 44,
+  kDescribeCluster = 60,
+};
+
+constexpr int32_t kNoAuthorizedOperations = INT32_MIN;  // "not requested" in Metadata/DescribeGroups
+constexpr int8_t kResourceTopic = 2;
+constexpr int8_t kResourceBroker = 4;
+
+// One request being answered: its header, and the writer of its answer.
+struct Call {
+  RequestHeader header;
+  bool flexible = false;
+  ConnectionInfo conn;
+  std::function<void(Answer)> answer;
+
+  int16_t v() const { return header.api_version; }
+  // A response writer with the response header written.
+  Writer begin() const {
+    Writer w;
+    w.i32(header.correlation_id);
+    // Response header v1 (tagged fields) for flexible versions; ApiVersions' is always v0.
+    if (flexible && header.api_key != kApiVersions) w.empty_tagged_fields();
+    return w;
+  }
+  void send(Writer& w) const { answer(Answer{Answer::kRespond, w.take(), ""}); }
+  void close(std::string why) const { answer(Answer{Answer::kClose, "", std::move(why)}); }
+};
+using CallPtr = std::shared_ptr<Call>;
+
+// Kafka's per-partition results come grouped by topic; the core's are flat, in request order.
+// Consecutive results of one topic form one group (a topic named twice in a request stays twice).
+template <typename Results, typename TopicOf>
+std::vector<std::pair<std::string, std::vector<int>>> group_by_topic(const Results& results, TopicOf topic_of) {
+  std::vector<std::pair<std::string, std::vector<int>>> out;
+  for (int i = 0; i < results.size(); ++i) {
+    const std::string& t = topic_of(results.Get(i));
+    if (out.empty() || out.back().first != t) out.push_back({t, {}});
+    out.back().second.push_back(i);
+  }
+  return out;
+}
+
+int16_t code(ev1::ErrorCode e) { return static_cast<int16_t>(e); }
+
+// ---- ApiVersions ---------------------------------------------------------------------------------
+
+void write_api_versions(Writer& w, int16_t version, int16_t error) {
+  const bool flexible = version >= 3;
+  w.i16(error);
+  const auto& apis = supported_apis();
+  if (flexible) {
+    w.compact_array_len(apis.size());
+  } else {
+    w.array_len(apis.size());
+  }
+  for (const ApiRange& a : apis) {
+    w.i16(a.key);
+    w.i16(a.min_version);
+    w.i16(a.max_version);
+    if (flexible) w.empty_tagged_fields();
+  }
+  if (version >= 1) w.i32(0);  // throttle_time_ms
+  if (flexible) w.empty_tagged_fields();
+}
+
+void api_versions(const CallPtr& c, Reader& r) {
+  if (c->v() >= 3) {
+    r.compact_str();  // client_software_name
+    r.compact_str();  // client_software_version
+    r.skip_tagged_fields();
+  }
+  Writer w = c->begin();
+  write_api_versions(w, c->v(), 0);
+  c->send(w);
+}
+
+// ---- Metadata ------------------------------------------------------------------------------------
+
+void write_metadata(const Call& c, const bv1::MetadataResponse& m, Writer& w) {
+  const int16_t v = c.v();
+  if (v >= 3) w.i32(0);  // throttle_time_ms
+  w.array_len(m.brokers_size());
+  for (const auto& b : m.brokers()) {
+    w.i32(b.broker_id());
+    w.str(b.host());
+    w.i32(b.port());
+    if (b.rack().empty()) {
+      w.null_str();
+    } else {
+      w.str(b.rack());
+    }
+  }
+  if (v >= 2) w.str(m.cluster_id());
+  // In KRaft mode Kafka names a live broker as the controller (clients cannot reach the quorum);
+  // admin requests sent to it are forwarded. This broker is live and forwards them.
+  w.i32(m.broker_id());
+  w.array_len(m.topics_size());
+  for (const auto& t : m.topics()) {
+    w.i16(code(t.error_code()));
+    w.str(t.name());
+    w.boolean(t.name() == "__consumer_offsets");  // is_internal
+    w.array_len(t.partitions_size());
+    for (const auto& p : t.partitions()) {
+      w.i16(code(p.error_code()));
+      w.i32(p.partition());
+      w.i32(p.leader());
+      if (v >= 7) w.i32(p.leader_epoch());
+      w.array_len(p.replicas_size());
+      for (int32_t r : p.replicas()) w.i32(r);
+      w.array_len(p.isr_size());
+      for (int32_t r : p.isr()) w.i32(r);
+      if (v >= 5) {
+        w.array_len(p.offline_replicas_size());
+        for (int32_t r : p.offline_replicas()) w.i32(r);
+      }
+    }
+    if (v >= 8) w.i32(kNoAuthorizedOperations);
+  }
+  if (v >= 8) w.i32(kNoAuthorizedOperations);
+}
+
+void metadata(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<bv1::MetadataRequest>();
+  const int32_t n = r.array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) req->add_topics(r.str());
+  bool allow_create = true;
+  if (c->v() >= 4) allow_create = r.boolean();
+  if (c->v() >= 8) {
+    r.boolean();  // include_cluster_authorized_operations
+    r.boolean();  // include_topic_authorized_operations
+  }
+  if (!r.ok()) return c->close("malformed Metadata request");
+  // A null array asks for every topic; an empty one for none (brokers only).
+  req->set_no_topics(n == 0);
+  bv1::MetadataResponse m;
+  core->metadata(*req, c->conn.listener, /*only_with_listener=*/true, &m);
+  std::vector<std::string> missing;
+  for (const auto& t : m.topics()) {
+    if (t.error_code() == ev1::UNKNOWN_TOPIC_OR_PARTITION) missing.push_back(t.name());
+  }
+  if (missing.empty() || !allow_create || !c->conn.auto_create_topics) {
+    Writer w = c->begin();
+    write_metadata(*c, m, w);
+    return c->send(w);
+  }
+  // auto.create.topics.enable: create the unknown topics with the cluster's defaults, then answer
+  // (they show LEADER_NOT_AVAILABLE until their leaders are elected; clients ask again).
+  core->run_blocking([core, c, req, missing] {
+    cv1::CreateTopicsRequest cr;
+    for (const std::string& name : missing) {
+      auto* t = cr.add_topics();
+      t->set_name(name);
+      t->set_num_partitions(c->conn.default_partitions);
+    }
+    cv1::CreateTopicsResponse cresp;
+    core->create_topics(cr, &cresp);
+    bv1::MetadataResponse m2;
+    core->metadata(*req, c->conn.listener, true, &m2);
+    for (auto& t : *m2.mutable_topics()) {
+      if (t.error_code() != ev1::UNKNOWN_TOPIC_OR_PARTITION) continue;
+      for (const auto& res : cresp.topics()) {
+        if (res.name() != t.name()) continue;
+        // Created (or racing with another creator): its leaders are not known here yet.
+        if (res.error_code() == ev1::NONE || res.error_code() == ev1::TOPIC_ALREADY_EXISTS) {
+          t.set_error_code(ev1::LEADER_NOT_AVAILABLE);
+        } else if (res.error_code() == ev1::INVALID_TOPIC_EXCEPTION) {
+          t.set_error_code(ev1::INVALID_TOPIC_EXCEPTION);
+        }
+      }
+    }
+    Writer w = c->begin();
+    write_metadata(*c, m2, w);
+    c->send(w);
+  });
+}
+
+// ---- Produce -------------------------------------------------------------------------------------
+
+void produce(RequestCore* core, const CallPtr& c, Reader& r) {
+  bv1::ProduceRequest req;
+  const std::optional<std::string> transactional_id = r.nullable_str();
+  req.set_acks(r.i16());
+  req.set_timeout_ms(r.i32());
+  const int32_t topics = r.array_len();
+  for (int32_t i = 0; i < topics && r.ok(); ++i) {
+    const std::string topic = r.str();
+    const int32_t parts = r.array_len();
+    for (int32_t j = 0; j < parts && r.ok(); ++j) {
+      auto* pd = req.add_partitions();
+      pd->set_topic(topic);
+      pd->set_partition(r.i32());
+      pd->set_records(r.bytes());
+    }
+  }
+  if (!r.ok()) return c->close("malformed Produce request");
+  const int acks = req.acks();
+  auto resp = std::make_shared<bv1::ProduceResponse>();
+  if (transactional_id) {
+    // Transactions do not exist yet: refused with Kafka's error, nothing appended.
+    for (const auto& pd : req.partitions()) {
+      auto* pr = resp->add_partitions();
+      pr->set_topic(pd.topic());
+      pr->set_partition(pd.partition());
+      pr->set_error_code(static_cast<ev1::ErrorCode>(53));  // TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    }
+  }
+  auto done = [c, resp, acks] {
+    if (acks == 0) return c->answer(Answer{Answer::kNoResponse, "", ""});
+    Writer w = c->begin();
+    const auto groups = group_by_topic(resp->partitions(), [](const auto& p) -> const std::string& { return p.topic(); });
+    w.array_len(groups.size());
+    for (const auto& [topic, idx] : groups) {
+      w.str(topic);
+      w.array_len(idx.size());
+      for (int i : idx) {
+        const auto& p = resp->partitions(i);
+        w.i32(p.partition());
+        w.i16(code(p.error_code()));
+        w.i64(p.error_code() == ev1::NONE ? p.base_offset() : -1);
+        w.i64(-1);  // log_append_time_ms: -1, the records keep their CreateTime
+        if (c->v() >= 5) w.i64(p.error_code() == ev1::NONE ? p.log_start_offset() : -1);
+      }
+    }
+    w.i32(0);  // throttle_time_ms
+    c->send(w);
+  };
+  if (transactional_id) return done();
+  core->produce(&req, resp.get(), std::move(done));
+}
+
+// ---- Fetch ---------------------------------------------------------------------------------------
+
+void fetch(RequestCore* core, const CallPtr& c, Reader& r) {
+  const int16_t v = c->v();
+  auto req = std::make_shared<bv1::FetchRequest>();
+  r.i32();  // replica_id: followers fetch over gRPC; whatever is sent here reads as a consumer
+  req->set_replica_id(-1);
+  req->set_max_wait_ms(r.i32());
+  req->set_min_bytes(r.i32());
+  req->set_max_bytes(r.i32());
+  r.i8();  // isolation_level: without transactions, read_committed reads what read_uncommitted does
+  int32_t session_id = 0, session_epoch = -1;
+  if (v >= 7) {
+    session_id = r.i32();
+    session_epoch = r.i32();
+  }
+  const int32_t topics = r.array_len();
+  for (int32_t i = 0; i < topics && r.ok(); ++i) {
+    const std::string topic = r.str();
+    const int32_t parts = r.array_len();
+    for (int32_t j = 0; j < parts && r.ok(); ++j) {
+      auto* pd = req->add_partitions();
+      pd->set_topic(topic);
+      pd->set_partition(r.i32());
+      pd->set_current_leader_epoch(v >= 9 ? r.i32() : -1);
+      pd->set_fetch_offset(r.i64());
+      if (v >= 5) r.i64();  // log_start_offset: a follower's
+      const int32_t max = r.i32();
+      pd->set_partition_max_bytes(max > 0 ? max : 1);
+      pd->set_last_fetched_epoch(-1);
+    }
+  }
+  if (v >= 7) {
+    const int32_t forgotten = r.array_len();
+    for (int32_t i = 0; i < forgotten && r.ok(); ++i) {
+      r.str();
+      const int32_t n = r.array_len();
+      for (int32_t j = 0; j < n && r.ok(); ++j) r.i32();
+    }
+  }
+  if (v >= 11) r.str();  // rack_id
+  if (!r.ok()) return c->close("malformed Fetch request");
+  if (req->max_bytes() <= 0) req->set_max_bytes(1);  // KIP-74: the first batch goes whole anyway
+  // Sessionless (KIP-227's session id 0): a full fetch that asks for a session gets none; an
+  // incremental fetch names a session that does not exist.
+  if (session_id != 0 || session_epoch > 0) {
+    Writer w = c->begin();
+    w.i32(0);
+    w.i16(70);  // FETCH_SESSION_ID_NOT_FOUND
+    w.i32(0);
+    w.array_len(0);
+    return c->send(w);
+  }
+  auto resp = std::make_shared<bv1::FetchResponse>();
+  // The core's handle on the call (it holds the fetch memory of the records) is dropped once the
+  // answer is encoded; the call may complete before fetch() has even returned it.
+  struct Holder {
+    std::mutex mu;
+    bool done = false;
+    std::shared_ptr<void> call;
+  };
+  auto holder = std::make_shared<Holder>();
+  auto done = [c, req, resp, holder] {
+    Writer w = c->begin();
+    const int16_t v = c->v();
+    w.i32(0);  // throttle_time_ms
+    if (v >= 7) {
+      w.i16(0);  // error_code
+      w.i32(0);  // session_id: sessionless
+    }
+    const auto groups = group_by_topic(resp->partitions(), [](const auto& p) -> const std::string& { return p.topic(); });
+    w.array_len(groups.size());
+    for (const auto& [topic, idx] : groups) {
+      w.str(topic);
+      w.array_len(idx.size());
+      for (int i : idx) {
+        const auto& p = resp->partitions(i);
+        w.i32(p.partition());
+        w.i16(code(p.error_code()));
+        const bool ok = p.error_code() == ev1::NONE;
+        w.i64(ok ? p.high_watermark() : -1);
+        w.i64(ok ? p.high_watermark() : -1);  // last_stable_offset: the HW until transactions exist
+        if (v >= 5) w.i64(ok ? p.log_start_offset() : -1);
+        w.array_len(0);  // aborted_transactions
+        if (v >= 11) w.i32(-1);  // preferred_read_replica
+        w.bytes(p.records());
+      }
+    }
+    std::shared_ptr<void> call;
+    {
+      std::lock_guard<std::mutex> l(holder->mu);
+      holder->done = true;
+      call.swap(holder->call);
+    }
+    call.reset();  // the answer is encoded: the fetch memory its records held goes back
+    c->send(w);
+  };
+  std::shared_ptr<void> call = core->fetch(req.get(), resp.get(), std::move(done));
+  std::lock_guard<std::mutex> l(holder->mu);
+  if (!holder->done) holder->call = std::move(call);
+}
+
+// ---- ListOffsets ---------------------------------------------------------------------------------
+
+void list_offsets(RequestCore* core, const CallPtr& c, Reader& r) {
+  bv1::ListOffsetsRequest req;
+  r.i32();  // replica_id
+  if (c->v() >= 2) r.i8();  // isolation_level
+  const int32_t topics = r.array_len();
+  for (int32_t i = 0; i < topics && r.ok(); ++i) {
+    const std::string topic = r.str();
+    const int32_t parts = r.array_len();
+    for (int32_t j = 0; j < parts && r.ok(); ++j) {
+      auto* pd = req.add_partitions();
+      pd->set_topic(topic);
+      pd->set_partition(r.i32());
+      pd->set_current_leader_epoch(-1);
+      pd->set_timestamp(r.i64());
+    }
+  }
+  if (!r.ok()) return c->close("malformed ListOffsets request");
+  bv1::ListOffsetsResponse resp;
+  core->list_offsets(req, &resp);
+  Writer w = c->begin();
+  if (c->v() >= 2) w.i32(0);
+  const auto groups = group_by_topic(resp.partitions(), [](const auto& p) -> const std::string& { return p.topic(); });
+  w.array_len(groups.size());
+  for (const auto& [topic, idx] : groups) {
+    w.str(topic);
+    w.array_len(idx.size());
+    for (int i : idx) {
+      const auto& p = resp.partitions(i);
+      const bool ok = p.error_code() == ev1::NONE;
+      w.i32(p.partition());
+      w.i16(code(p.error_code()));
+      const int64_t ts = req.partitions(i).timestamp();
+      // The latest and earliest queries (-1, -2) answer timestamp -1, as Kafka does.
+      w.i64(ok && ts >= 0 && p.offset() >= 0 ? p.timestamp() : -1);
+      w.i64(ok ? p.offset() : -1);
+    }
+  }
+  c->send(w);
+}
+
+// ---- Groups --------------------------------------------------------------------------------------
+
+void find_coordinator(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<bv1::FindCoordinatorRequest>();
+  req->set_key(r.str());
+  if (c->v() >= 1) req->set_key_type(r.i8());
+  if (!r.ok()) return c->close("malformed FindCoordinator request");
+  core->run_blocking([core, c, req] {
+    bv1::FindCoordinatorResponse resp;
+    if (req->key_type() != 0) {
+      resp.set_error_code(ev1::COORDINATOR_NOT_AVAILABLE);
+      resp.set_error_message("transactions do not exist yet: there is no transaction coordinator");
+    } else {
+      core->find_coordinator(*req, c->conn.listener, &resp);
+    }
+    Writer w = c->begin();
+    if (c->v() >= 1) w.i32(0);
+    w.i16(code(resp.error_code()));
+    if (c->v() >= 1) {
+      if (resp.error_code() == ev1::NONE) {
+        w.null_str();
+      } else {
+        w.str(resp.error_message());
+      }
+    }
+    const bool ok = resp.error_code() == ev1::NONE;
+    w.i32(ok ? resp.node_id() : -1);
+    w.str(ok ? resp.host() : "");
+    w.i32(ok ? resp.port() : -1);
+    c->send(w);
+  });
+}
+
+void write_join(const Call& c, const bv1::JoinGroupResponse& resp) {
+  Writer w = c.begin();
+  if (c.v() >= 2) w.i32(0);
+  w.i16(code(resp.error_code()));
+  w.i32(resp.error_code() == ev1::NONE ? resp.generation_id() : -1);
+  w.str(resp.protocol_name());
+  w.str(resp.leader());
+  w.str(resp.member_id());
+  w.array_len(resp.members_size());
+  for (const auto& m : resp.members()) {
+    w.str(m.member_id());
+    if (c.v() >= 5) w.null_str();  // group_instance_id: static membership does not exist yet
+    w.bytes(m.metadata());
+  }
+  c.send(w);
+}
+
+void join_group(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<bv1::JoinGroupRequest>();
+  req->set_group_id(r.str());
+  req->set_session_timeout_ms(r.i32());
+  req->set_rebalance_timeout_ms(c->v() >= 1 ? r.i32() : req->session_timeout_ms());
+  req->set_member_id(r.str());
+  if (c->v() >= 5) r.nullable_str();  // group_instance_id: joins as a dynamic member
+  req->set_protocol_type(r.str());
+  const int32_t n = r.array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    auto* p = req->add_protocols();
+    p->set_name(r.str());
+    p->set_metadata(r.bytes());
+  }
+  if (!r.ok()) return c->close("malformed JoinGroup request");
+  req->set_client_id(c->header.client_id.value_or(""));
+  GroupCoordinator* groups = core->groups();
+  auto resp = std::make_shared<bv1::JoinGroupResponse>();
+  // Before v4 (KIP-394) a client cannot be asked to join again with a member id: it is given one
+  // and joined with it at once, here, as the coordinator's two steps.
+  const bool two_steps = c->v() < 4 && req->member_id().empty();
+  groups->join_group(*req, c->conn.client_host, resp.get(), [c, req, resp, groups, two_steps] {
+    if (!two_steps || resp->error_code() != ev1::MEMBER_ID_REQUIRED) return write_join(*c, *resp);
+    req->set_member_id(resp->member_id());
+    resp->Clear();
+    groups->join_group(*req, c->conn.client_host, resp.get(), [c, resp] { write_join(*c, *resp); });
+  });
+}
+
+void sync_group(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<bv1::SyncGroupRequest>();
+  req->set_group_id(r.str());
+  req->set_generation_id(r.i32());
+  req->set_member_id(r.str());
+  if (c->v() >= 3) r.nullable_str();  // group_instance_id
+  const int32_t n = r.array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    auto* a = req->add_assignments();
+    a->set_member_id(r.str());
+    a->set_assignment(r.bytes());
+  }
+  if (!r.ok()) return c->close("malformed SyncGroup request");
+  core->run_blocking([core, c, req] {
+    bv1::SyncGroupResponse resp;
+    core->groups()->sync_group(*req, &resp);
+    Writer w = c->begin();
+    if (c->v() >= 1) w.i32(0);
+    w.i16(code(resp.error_code()));
+    w.bytes(resp.assignment());
+    c->send(w);
+  });
+}
+
+void heartbeat(RequestCore* core, const CallPtr& c, Reader& r) {
+  bv1::HeartbeatRequest req;
+  req.set_group_id(r.str());
+  req.set_generation_id(r.i32());
+  req.set_member_id(r.str());
+  if (c->v() >= 3) r.nullable_str();
+  if (!r.ok()) return c->close("malformed Heartbeat request");
+  req.set_max_wait_ms(0);  // Kafka's heartbeats answer at once
+  auto resp = std::make_shared<bv1::HeartbeatResponse>();
+  core->groups()->heartbeat(req, resp.get(), [c, resp] {
+    Writer w = c->begin();
+    if (c->v() >= 1) w.i32(0);
+    w.i16(code(resp->error_code()));
+    c->send(w);
+  });
+}
+
+void leave_group(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<bv1::LeaveGroupRequest>();
+  req->set_group_id(r.str());
+  if (c->v() >= 3) {
+    const int32_t n = r.array_len();
+    for (int32_t i = 0; i < n && r.ok(); ++i) {
+      req->add_member_ids(r.str());
+      r.nullable_str();  // group_instance_id
+    }
+  } else {
+    req->add_member_ids(r.str());
+  }
+  if (!r.ok()) return c->close("malformed LeaveGroup request");
+  core->run_blocking([core, c, req] {
+    bv1::LeaveGroupResponse resp;
+    core->groups()->leave_group(*req, &resp);
+    Writer w = c->begin();
+    if (c->v() >= 1) w.i32(0);
+    ev1::ErrorCode top = resp.error_code();
+    if (c->v() < 3 && top == ev1::NONE && resp.members_size() == 1) top = resp.members(0).error_code();
+    w.i16(code(top));
+    if (c->v() >= 3) {
+      w.array_len(resp.members_size());
+      for (const auto& m : resp.members()) {
+        w.str(m.member_id());
+        w.null_str();
+        w.i16(code(m.error_code()));
+      }
+    }
+    c->send(w);
+  });
+}
+
+void offset_commit(RequestCore* core, const CallPtr& c, Reader& r) {
+  const int16_t v = c->v();
+  bv1::OffsetCommitRequest req;
+  req.set_group_id(r.str());
+  req.set_generation_id(r.i32());
+  req.set_member_id(r.str());
+  if (v >= 7) r.nullable_str();   // group_instance_id
+  if (v >= 2 && v <= 4) r.i64();  // retention_time_ms: offsets.retention.minutes applies
+  const int32_t topics = r.array_len();
+  for (int32_t i = 0; i < topics && r.ok(); ++i) {
+    auto* t = req.add_topics();
+    t->set_name(r.str());
+    const int32_t parts = r.array_len();
+    for (int32_t j = 0; j < parts && r.ok(); ++j) {
+      auto* p = t->add_partitions();
+      p->set_partition(r.i32());
+      p->set_committed_offset(r.i64());
+      p->set_committed_leader_epoch(v >= 6 ? r.i32() : -1);
+      p->set_metadata(r.nullable_str().value_or(""));
+    }
+  }
+  if (!r.ok()) return c->close("malformed OffsetCommit request");
+  auto resp = std::make_shared<bv1::OffsetCommitResponse>();
+  core->groups()->offset_commit(req, resp.get(), [c, resp] {
+    Writer w = c->begin();
+    if (c->v() >= 3) w.i32(0);
+    w.array_len(resp->topics_size());
+    for (const auto& t : resp->topics()) {
+      w.str(t.name());
+      w.array_len(t.partitions_size());
+      for (const auto& p : t.partitions()) {
+        w.i32(p.partition());
+        w.i16(code(p.error_code()));
+      }
+    }
+    c->send(w);
+  });
+}
+
+void offset_fetch(RequestCore* core, const CallPtr& c, Reader& r) {
+  const int16_t v = c->v();
+  bv1::OffsetFetchRequest req;
+  req.set_group_id(r.str());
+  const int32_t topics = r.array_len();
+  if (topics < 0 && v < 2) return c->close("OffsetFetch below v2 cannot ask for every topic");
+  for (int32_t i = 0; i < topics && r.ok(); ++i) {
+    auto* t = req.add_topics();
+    t->set_name(r.str());
+    const int32_t parts = r.array_len();
+    for (int32_t j = 0; j < parts && r.ok(); ++j) t->add_partitions(r.i32());
+  }
+  if (!r.ok()) return c->close("malformed OffsetFetch request");
+  bv1::OffsetFetchResponse resp;
+  if (topics != 0) core->groups()->offset_fetch(req, &resp);
+  Writer w = c->begin();
+  if (v >= 3) w.i32(0);
+  // Below v2 a group-level error is given on every partition.
+  const ev1::ErrorCode top = resp.error_code();
+  w.array_len(resp.topics_size());
+  for (const auto& t : resp.topics()) {
+    w.str(t.name());
+    w.array_len(t.partitions_size());
+    for (const auto& p : t.partitions()) {
+      w.i32(p.partition());
+      w.i64(p.committed_offset());
+      if (v >= 5) w.i32(p.committed_leader_epoch());
+      w.str(p.metadata());
+      w.i16(code(v < 2 && top != ev1::NONE ? top : p.error_code()));
+    }
+  }
+  if (v >= 2) w.i16(code(top));
+  c->send(w);
+}
+
+void describe_groups(RequestCore* core, const CallPtr& c, Reader& r) {
+  const int16_t v = c->v();
+  bv1::DescribeGroupsRequest req;
+  const int32_t n = r.array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) req.add_group_ids(r.str());
+  if (v >= 3) r.boolean();
+  if (!r.ok()) return c->close("malformed DescribeGroups request");
+  bv1::DescribeGroupsResponse resp;
+  core->groups()->describe_groups(req, &resp);
+  Writer w = c->begin();
+  if (v >= 1) w.i32(0);
+  w.array_len(resp.groups_size());
+  for (const auto& g : resp.groups()) {
+    w.i16(code(g.error_code()));
+    w.str(g.group_id());
+    w.str(g.state());
+    w.str(g.protocol_type());
+    w.str(g.protocol());
+    w.array_len(g.members_size());
+    for (const auto& m : g.members()) {
+      w.str(m.member_id());
+      if (v >= 4) w.null_str();
+      w.str(m.client_id());
+      w.str(m.client_host());
+      w.bytes(m.metadata());
+      w.bytes(m.assignment());
+    }
+    if (v >= 3) w.i32(kNoAuthorizedOperations);
+  }
+  c->send(w);
+}
+
+void list_groups(RequestCore* core, const CallPtr& c, Reader&) {
+  bv1::ListGroupsResponse resp;
+  core->groups()->list_groups(bv1::ListGroupsRequest(), &resp);
+  Writer w = c->begin();
+  if (c->v() >= 1) w.i32(0);
+  w.i16(code(resp.error_code()));
+  w.array_len(resp.groups_size());
+  for (const auto& g : resp.groups()) {
+    w.str(g.group_id());
+    w.str(g.protocol_type());
+  }
+  c->send(w);
+}
+
+void delete_groups(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<bv1::DeleteGroupsRequest>();
+  const int32_t n = r.array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) req->add_group_ids(r.str());
+  if (!r.ok()) return c->close("malformed DeleteGroups request");
+  core->run_blocking([core, c, req] {
+    bv1::DeleteGroupsResponse resp;
+    core->groups()->delete_groups(*req, &resp);
+    Writer w = c->begin();
+    w.i32(0);
+    w.array_len(resp.results_size());
+    for (const auto& res : resp.results()) {
+      w.str(res.group_id());
+      w.i16(code(res.error_code()));
+    }
+    c->send(w);
+  });
+}
+
+// ---- Admin (forwarded to the active controller) --------------------------------------------------
+
+// A request-level error of a forwarded admin call is every topic's error.
+template <typename Resp>
+void spread_request_error(Resp* resp, const std::vector<std::string>& names) {
+  if (resp->error_code() == ev1::NONE) return;
+  std::map<std::string, int> have;
+  for (int i = 0; i < resp->topics_size(); ++i) have[resp->topics(i).name()] = i;
+  for (const std::string& n : names) {
+    cv1::TopicResult* t = have.count(n) ? resp->mutable_topics(have[n]) : resp->add_topics();
+    t->set_name(n);
+    if (t->error_code() == ev1::NONE) {
+      t->set_error_code(resp->error_code());
+      t->set_error_message(resp->error_message());
+    }
+  }
+}
+
+const cv1::TopicResult* result_for(const google::protobuf::RepeatedPtrField<cv1::TopicResult>& results,
+                                   const std::string& name) {
+  for (const auto& t : results) {
+    if (t.name() == name) return &t;
+  }
+  return nullptr;
+}
+
+void create_topics(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<cv1::CreateTopicsRequest>();
+  auto names = std::make_shared<std::vector<std::string>>();
+  auto refused = std::make_shared<std::set<std::string>>();  // manual assignments: not supported yet
+  const int32_t n = r.array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    auto* t = req->add_topics();
+    t->set_name(r.str());
+    names->push_back(t->name());
+    t->set_num_partitions(r.i32());
+    t->set_replication_factor(r.i16());
+    const int32_t assignments = r.array_len();
+    for (int32_t j = 0; j < assignments && r.ok(); ++j) {
+      r.i32();
+      const int32_t brokers = r.array_len();
+      for (int32_t k = 0; k < brokers && r.ok(); ++k) r.i32();
+    }
+    if (assignments > 0) refused->insert(t->name());
+    const int32_t configs = r.array_len();
+    for (int32_t j = 0; j < configs && r.ok(); ++j) {
+      auto* e = t->add_configs();
+      e->set_name(r.str());
+      e->set_value(r.nullable_str().value_or(""));
+    }
+  }
+  req->set_timeout_ms(r.i32());
+  req->set_validate_only(r.boolean());
+  if (!r.ok()) return c->close("malformed CreateTopics request");
+  core->run_blocking([core, c, req, names, refused] {
+    cv1::CreateTopicsRequest to_create = *req;
+    to_create.clear_topics();
+    for (const auto& t : req->topics()) {
+      if (!refused->count(t.name())) *to_create.add_topics() = t;
+    }
+    cv1::CreateTopicsResponse resp;
+    if (to_create.topics_size() > 0) core->create_topics(to_create, &resp);
+    spread_request_error(&resp, *names);
+    Writer w = c->begin();
+    w.i32(0);
+    w.array_len(names->size());
+    for (const std::string& name : *names) {
+      w.str(name);
+      const cv1::TopicResult* t = result_for(resp.topics(), name);
+      if (refused->count(name)) {
+        w.i16(code(ev1::INVALID_REPLICA_ASSIGNMENT));
+        w.str("manual replica assignments are not supported yet");
+      } else if (!t) {
+        w.i16(code(ev1::UNKNOWN_SERVER_ERROR));
+        w.str("no result for this topic");
+      } else {
+        w.i16(code(t->error_code()));
+        if (t->error_code() == ev1::NONE) {
+          w.null_str();
+        } else {
+          w.str(t->error_message());
+        }
+      }
+    }
+    c->send(w);
+  });
+}
+
+void delete_topics(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<cv1::DeleteTopicsRequest>();
+  const int32_t n = r.array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) req->add_names(r.str());
+  req->set_timeout_ms(r.i32());
+  if (!r.ok()) return c->close("malformed DeleteTopics request");
+  core->run_blocking([core, c, req] {
+    cv1::DeleteTopicsResponse resp;
+    core->delete_topics(*req, &resp);
+    std::vector<std::string> names(req->names().begin(), req->names().end());
+    spread_request_error(&resp, names);
+    Writer w = c->begin();
+    if (c->v() >= 1) w.i32(0);
+    w.array_len(names.size());
+    for (const std::string& name : names) {
+      w.str(name);
+      const cv1::TopicResult* t = result_for(resp.topics(), name);
+      w.i16(t ? code(t->error_code()) : code(ev1::UNKNOWN_SERVER_ERROR));
+    }
+    c->send(w);
+  });
+}
+
+void create_partitions(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<cv1::CreatePartitionsRequest>();
+  const int32_t n = r.array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    auto* t = req->add_topics();
+    t->set_name(r.str());
+    t->set_count(r.i32());
+    const int32_t assignments = r.array_len();
+    for (int32_t j = 0; j < assignments && r.ok(); ++j) {
+      const int32_t brokers = r.array_len();
+      for (int32_t k = 0; k < brokers && r.ok(); ++k) r.i32();
+    }
+  }
+  req->set_timeout_ms(r.i32());
+  req->set_validate_only(r.boolean());
+  if (!r.ok()) return c->close("malformed CreatePartitions request");
+  core->run_blocking([core, c, req] {
+    cv1::CreatePartitionsResponse resp;
+    core->create_partitions(*req, &resp);
+    std::vector<std::string> names;
+    for (const auto& t : req->topics()) names.push_back(t.name());
+    spread_request_error(&resp, names);
+    Writer w = c->begin();
+    w.i32(0);
+    w.array_len(names.size());
+    for (const std::string& name : names) {
+      w.str(name);
+      const cv1::TopicResult* t = result_for(resp.topics(), name);
+      w.i16(t ? code(t->error_code()) : code(ev1::UNKNOWN_SERVER_ERROR));
+      if (t && t->error_code() == ev1::NONE) {
+        w.null_str();
+      } else {
+        w.str(t ? t->error_message() : "no result for this topic");
+      }
+    }
+    c->send(w);
+  });
+}
+
+void describe_configs(RequestCore* core, const CallPtr& c, Reader& r) {
+  const int16_t v = c->v();
+  struct Resource {
+    int8_t type;
+    std::string name;
+    std::optional<std::set<std::string>> keys;
+  };
+  std::vector<Resource> resources;
+  const int32_t n = r.array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    Resource res;
+    res.type = r.i8();
+    res.name = r.str();
+    const int32_t k = r.array_len();
+    if (k >= 0) res.keys.emplace();
+    for (int32_t j = 0; j < k && r.ok(); ++j) res.keys->insert(r.str());
+    resources.push_back(std::move(res));
+  }
+  if (v >= 1) r.boolean();  // include_synonyms
+  if (!r.ok()) return c->close("malformed DescribeConfigs request");
+  Writer w = c->begin();
+  w.i32(0);
+  w.array_len(resources.size());
+  for (const Resource& res : resources) {
+    std::vector<std::pair<std::string, std::string>> entries;
+    ev1::ErrorCode err = ev1::NONE;
+    std::string message;
+    if (res.type == kResourceTopic) {
+      cv1::DescribeConfigsRequest req;
+      req.add_topics(res.name);
+      cv1::DescribeConfigsResponse resp;
+      core->describe_configs(req, &resp);
+      if (resp.resources_size() == 1) {
+        err = resp.resources(0).error_code();
+        message = resp.resources(0).error_message();
+        for (const auto& e : resp.resources(0).configs()) entries.emplace_back(e.name(), e.value());
+      }
+    } else if (res.type != kResourceBroker) {
+      err = ev1::INVALID_REQUEST;
+      message = "only topic and broker configs can be described";
+    }
+    w.i16(code(err));
+    if (err == ev1::NONE) {
+      w.null_str();
+    } else {
+      w.str(message);
+    }
+    w.i8(res.type);
+    w.str(res.name);
+    std::vector<std::pair<std::string, std::string>> shown;
+    for (auto& e : entries) {
+      if (!res.keys || res.keys->count(e.first)) shown.push_back(e);
+    }
+    w.array_len(shown.size());
+    for (const auto& [name, value] : shown) {
+      w.str(name);
+      w.str(value);
+      w.boolean(false);  // read_only
+      if (v == 0) {
+        w.boolean(false);  // is_default
+      } else {
+        w.i8(1);  // config_source: DYNAMIC_TOPIC_CONFIG (a topic's own override)
+      }
+      w.boolean(false);  // is_sensitive
+      if (v >= 1) w.array_len(0);  // synonyms
+    }
+  }
+  c->send(w);
+}
+
+// AlterConfigs (the whole set of a topic's overrides) and IncrementalAlterConfigs (SET and DELETE).
+void alter_configs(RequestCore* core, const CallPtr& c, Reader& r, bool incremental) {
+  const bool flexible = c->flexible;
+  auto req = std::make_shared<cv1::AlterConfigsRequest>();
+  struct Resource {
+    int8_t type;
+    std::string name;
+    ev1::ErrorCode error = ev1::NONE;
+    std::string message;
+  };
+  auto resources = std::make_shared<std::vector<Resource>>();
+  const int32_t n = flexible ? r.compact_array_len() : r.array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    Resource res;
+    res.type = r.i8();
+    res.name = flexible ? r.compact_str() : r.str();
+    cv1::AlterConfigsRequest::Resource ar;
+    ar.set_topic(res.name);
+    const int32_t k = flexible ? r.compact_array_len() : r.array_len();
+    for (int32_t j = 0; j < k && r.ok(); ++j) {
+      const std::string name = flexible ? r.compact_str() : r.str();
+      const int8_t op = incremental ? r.i8() : 0;
+      const std::optional<std::string> value = flexible ? r.compact_nullable_str() : r.nullable_str();
+      if (flexible) r.skip_tagged_fields();
+      if (op == 0 && value) {
+        auto* e = ar.add_set();
+        e->set_name(name);
+        e->set_value(*value);
+      } else if (op == 1 || (op == 0 && !value)) {
+        ar.add_remove(name);
+      } else {
+        res.error = ev1::INVALID_REQUEST;
+        res.message = "APPEND and SUBTRACT apply to list configs, which topics do not have yet";
+      }
+    }
+    if (flexible) r.skip_tagged_fields();
+    if (res.type != kResourceTopic && res.error == ev1::NONE) {
+      res.error = ev1::INVALID_REQUEST;
+      res.message = "only topic configs can be altered";
+    }
+    if (res.error == ev1::NONE) *req->add_resources() = std::move(ar);
+    resources->push_back(std::move(res));
+  }
+  req->set_validate_only(r.boolean());
+  if (flexible) r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed AlterConfigs request");
+  core->run_blocking([core, c, req, resources, incremental, flexible] {
+    if (!incremental) {
+      // AlterConfigs replaces a topic's overrides: those not named again are removed.
+      for (auto& ar : *req->mutable_resources()) {
+        cv1::DescribeConfigsRequest dreq;
+        dreq.add_topics(ar.topic());
+        cv1::DescribeConfigsResponse dresp;
+        core->describe_configs(dreq, &dresp);
+        std::set<std::string> keep;
+        for (const auto& e : ar.set()) keep.insert(e.name());
+        for (const auto& res : dresp.resources()) {
+          for (const auto& e : res.configs()) {
+            if (!keep.count(e.name())) ar.add_remove(e.name());
+          }
+        }
+      }
+    }
+    cv1::AlterConfigsResponse resp;
+    if (req->resources_size() > 0) core->alter_configs(*req, &resp);
+    Writer w = c->begin();
+    w.i32(0);
+    if (flexible) {
+      w.compact_array_len(resources->size());
+    } else {
+      w.array_len(resources->size());
+    }
+    for (const Resource& res : *resources) {
+      ev1::ErrorCode err = res.error;
+      std::string message = res.message;
+      if (err == ev1::NONE) {
+        err = resp.error_code();
+        message = resp.error_message();
+        if (err == ev1::NONE) {
+          for (const auto& t : resp.resources()) {
+            if (t.name() == res.name) {
+              err = t.error_code();
+              message = t.error_message();
+            }
+          }
+        }
+      }
+      w.i16(code(err));
+      const std::optional<std::string> msg = err == ev1::NONE ? std::nullopt : std::optional<std::string>(message);
+      if (flexible) {
+        w.compact_nullable_str(msg);
+      } else {
+        w.nullable_str(msg);
+      }
+      w.i8(res.type);
+      if (flexible) {
+        w.compact_str(res.name);
+        w.empty_tagged_fields();
+      } else {
+        w.str(res.name);
+      }
+    }
+    if (flexible) w.empty_tagged_fields();
+    c->send(w);
+  });
+}
+
+void describe_cluster(RequestCore* core, const CallPtr& c, Reader& r) {
+  r.boolean();  // include_cluster_authorized_operations
+  r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed DescribeCluster request");
+  bv1::MetadataRequest mreq;
+  mreq.set_no_topics(true);
+  bv1::MetadataResponse m;
+  core->metadata(mreq, c->conn.listener, true, &m);
+  Writer w = c->begin();
+  w.i32(0);
+  w.i16(0);
+  w.compact_nullable_str(std::nullopt);
+  w.compact_str(m.cluster_id());
+  w.i32(m.broker_id());
+  w.compact_array_len(m.brokers_size());
+  for (const auto& b : m.brokers()) {
+    w.i32(b.broker_id());
+    w.compact_str(b.host());
+    w.i32(b.port());
+    w.compact_nullable_str(b.rack().empty() ? std::nullopt : std::optional<std::string>(b.rack()));
+    w.empty_tagged_fields();
+  }
+  w.i32(kNoAuthorizedOperations);
+  w.empty_tagged_fields();
+  c->send(w);
+}
+
+}  // namespace
+
+const std::vector<ApiRange>& supported_apis() {
+  static const std::vector<ApiRange> apis = {
+      {kProduce, 3, 7, 9, "Produce"},
+      {kFetch, 4, 11, 12, "Fetch"},
+      {kListOffsets, 1, 3, 6, "ListOffsets"},
+      {kMetadata, 1, 8, 9, "Metadata"},
+      {kOffsetCommit, 2, 7, 8, "OffsetCommit"},
+      {kOffsetFetch, 1, 5, 6, "OffsetFetch"},
+      {kFindCoordinator, 0, 2, 3, "FindCoordinator"},
+      {kJoinGroup, 0, 5, 6, "JoinGroup"},
+      {kHeartbeat, 0, 3, 4, "Heartbeat"},
+      {kLeaveGroup, 0, 3, 4, "LeaveGroup"},
+      {kSyncGroup, 0, 3, 4, "SyncGroup"},
+      {kDescribeGroups, 0, 4, 5, "DescribeGroups"},
+      {kListGroups, 0, 2, 3, "ListGroups"},
+      {kApiVersions, 0, 3, 3, "ApiVersions"},
+      {kCreateTopics, 2, 4, 5, "CreateTopics"},
+      {kDeleteTopics, 0, 1, 4, "DeleteTopics"},
+      {kDescribeConfigs, 0, 2, 4, "DescribeConfigs"},
+      {kAlterConfigs, 0, 1, 2, "AlterConfigs"},
+      {kCreatePartitions, 0, 1, 2, "CreatePartitions"},
+      {kDeleteGroups, 0, 1, 2, "DeleteGroups"},
+      {kIncrementalAlterConfigs, 0, 1, 1, "IncrementalAlterConfigs"},
+      {kDescribeCluster, 0, 0, 0, "DescribeCluster"},
+  };
+  return apis;
+}
+
+const ApiRange* find_api(int16_t key) {
+  for (const ApiRange& a : supported_apis()) {
+    if (a.key == key) return &a;
+  }
+  return nullptr;
+}
+
+bool KafkaApi::parse_header(const std::string& frame, RequestHeader* header, size_t* body_offset) {
+  Reader r(frame);
+  header->api_key = r.i16();
+  header->api_version = r.i16();
+  header->correlation_id = r.i32();
+  // The client id is a nullable INT16 string in every header version (also v2, KIP-482).
+  header->client_id = r.nullable_str();
+  if (!r.ok()) return false;
+  const ApiRange* api = find_api(header->api_key);
+  if (api && header->api_version >= api->first_flexible && header->api_version <= api->max_version) {
+    r.skip_tagged_fields();
+    if (!r.ok()) return false;
+  }
+  *body_offset = frame.size() - r.remaining();
+  return true;
+}
+
+void KafkaApi::handle(std::string frame, const ConnectionInfo& conn, std::function<void(Answer)> answer) {
+  auto c = std::make_shared<Call>();
+  c->conn = conn;
+  c->answer = std::move(answer);
+  size_t body = 0;
+  if (!parse_header(frame, &c->header, &body)) return c->close("truncated request header");
+  const ApiRange* api = find_api(c->header.api_key);
+  if (!api) return c->close("unknown API key " + std::to_string(c->header.api_key));
+  if (c->header.api_version < api->min_version || c->header.api_version > api->max_version) {
+    if (c->header.api_key == kApiVersions) {
+      // KIP-511: a v0 answer naming UNSUPPORTED_VERSION and our ranges; the client asks again.
+      Writer w;
+      w.i32(c->header.correlation_id);
+      write_api_versions(w, 0, code(ev1::UNSUPPORTED_VERSION));
+      return c->send(w);
+    }
+    return c->close(std::string(api->name) + " v" + std::to_string(c->header.api_version) + " is not supported");
+  }
+  c->flexible = c->header.api_version >= api->first_flexible;
+  Reader r(frame.data() + body, frame.size() - body);
+  switch (c->header.api_key) {
+    case kApiVersions: return api_versions(c, r);
+    case kMetadata: return metadata(core_, c, r);
+    case kProduce: return produce(core_, c, r);
+    case kFetch: return fetch(core_, c, r);
+    case kListOffsets: return list_offsets(core_, c, r);
+    case kFindCoordinator: return find_coordinator(core_, c, r);
+    case kJoinGroup: return join_group(core_, c, r);
+    case kSyncGroup: return sync_group(core_, c, r);
+    case kHeartbeat: return heartbeat(core_, c, r);
+    case kLeaveGroup: return leave_group(core_, c, r);
+    case kOffsetCommit: return offset_commit(core_, c, r);
+    case kOffsetFetch: return offset_fetch(core_, c, r);
+    case kDescribeGroups: return describe_groups(core_, c, r);
+    case kListGroups: return list_groups(core_, c, r);
+    case kDeleteGroups: return delete_groups(core_, c, r);
+    case kCreateTopics: return create_topics(core_, c, r);
+    case kDeleteTopics: return delete_topics(core_, c, r);
+    case kCreatePartitions: return create_partitions(core_, c, r);
+    case kDescribeConfigs: return describe_configs(core_, c, r);
+    case kAlterConfigs: return alter_configs(core_, c, r, false);
+    case kIncrementalAlterConfigs: return alter_configs(core_, c, r, true);
+    case kDescribeCluster: return describe_cluster(core_, c, r);
+    default: return c->close("unhandled API key");
+  }
+}
+
+}  // namespace gannet::broker::kafka

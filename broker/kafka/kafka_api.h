@@ -1,0 +1,73 @@
+// KafkaApi: Kafka's request and response layouts, decoded into the request core's messages and
+// encoded from its answers (DESIGN.md, "Requests: one core, two front-ends"). Transport-free: the
+// listener (listener.h) hands it whole request frames and sends what it answers.
+//
+// The layouts follow Kafka's message definitions (clients/src/main/resources/common/message/*.json
+// in Apache Kafka), read for the facts; the codecs are ours. Only the version ranges in
+// supported_apis() are accepted; of those, ApiVersions 3, IncrementalAlterConfigs 1 and
+// DescribeCluster 0 are flexible (KIP-482: compact types, tagged fields, request header v2).
+//
+// Errors: an unknown API key, an unsupported version (other than ApiVersions') or a request that
+// does not decode closes the connection, as Kafka does; an unsupported ApiVersions version gets a
+// v0 answer with UNSUPPORTED_VERSION and the supported ranges (KIP-511).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/request_core.h"
+
+namespace gannet::broker::kafka {
+
+struct ApiRange {
+  int16_t key;
+  int16_t min_version;
+  int16_t max_version;
+  int16_t first_flexible;  // the first flexible version (request header v2, response header v1)
+  const char* name;
+};
+// Every API this broker answers, with the versions it advertises.
+const std::vector<ApiRange>& supported_apis();
+const ApiRange* find_api(int16_t key);
+
+struct RequestHeader {
+  int16_t api_key = -1;
+  int16_t api_version = -1;
+  int32_t correlation_id = 0;
+  std::optional<std::string> client_id;
+};
+
+// What becomes of one request frame.
+struct Answer {
+  enum Kind { kRespond, kNoResponse, kClose } kind = kRespond;
+  std::string frame;   // kRespond: the response (header and body), without the 4-byte size
+  std::string reason;  // kClose: why, for the log
+};
+
+struct ConnectionInfo {
+  std::string listener;     // the listener's name: Metadata describes brokers by their endpoint on it
+  std::string client_host;  // the peer's address
+  bool auto_create_topics = true;  // auto.create.topics.enable
+  int32_t default_partitions = -1;  // what an auto-created topic gets (-1: the cluster's num.partitions)
+};
+
+class KafkaApi {
+ public:
+  explicit KafkaApi(RequestCore* core) : core_(core) {}
+
+  // Parses the request header only (for the log and for ordering); false when the frame is too
+  // short to hold one.
+  static bool parse_header(const std::string& frame, RequestHeader* header, size_t* body_offset);
+
+  // Handles one request frame (without its size). `answer` runs exactly once, on this thread or
+  // on whichever completes the request; the frame's bytes are not used after handle() returns.
+  void handle(std::string frame, const ConnectionInfo& conn, std::function<void(Answer)> answer);
+
+ private:
+  RequestCore* const core_;
+};
+
+}  // namespace gannet::broker::kafka

@@ -1,0 +1,554 @@
+#include "broker/kafka/listener.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <unordered_map>
+
+#include <glog/logging.h>
+
+namespace gannet::broker::kafka {
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string peer_ip(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, buf, sizeof(buf));
+  } else if (ss.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, buf, sizeof(buf));
+  }
+  return buf;
+}
+
+// A listening socket on host:port (non-blocking); returns the fd and the bound port.
+Result<std::pair<int, int>, std::string> listen_on(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const std::string h = host.empty() ? "0.0.0.0" : host;
+  if (int rc = getaddrinfo(h.c_str(), std::to_string(port).c_str(), &hints, &res); rc != 0) {
+    return "cannot resolve " + h + ": " + gai_strerror(rc);
+  }
+  std::string why = "no address for " + h;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+      why = "cannot listen on " + h + ":" + std::to_string(port) + ": " + std::strerror(errno);
+      ::close(fd);
+      continue;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    const int bound = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6&>(ss).sin6_port)
+                                                : ntohs(reinterpret_cast<sockaddr_in&>(ss).sin_port);
+    freeaddrinfo(res);
+    return std::make_pair(fd, bound);
+  }
+  freeaddrinfo(res);
+  return why;
+}
+
+}  // namespace
+
+// One connection. `mu_` guards `slots` only; the rest is its loop's.
+struct KafkaListener::Connection {
+  struct Slot {
+    bool done = false;
+    Answer answer;
+  };
+  int fd = -1;
+  std::string ip;
+  ConnectionInfo info;
+  std::string in;             // bytes read, not yet a whole frame
+  uint64_t first_seq = 0;     // with mu: the sequence number of slots.front()
+  std::deque<Slot> slots;     // with mu: one per request not yet written, in request order
+  std::deque<std::string> out;  // answers being written
+  size_t out_offset = 0;      // into out.front()
+  size_t out_bytes = 0;
+  bool closing = false;       // write what is queued, then close
+  bool reading = true;        // EPOLLIN is on
+  bool writing = false;       // EPOLLOUT is on
+  int64_t last_active_ms = 0;
+  std::mutex mu;
+};
+
+class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
+ public:
+  IoThread(KafkaListener* l, int index) : l_(l), index_(index) {
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kWakeTag;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
+  }
+  ~IoThread() {
+    ::close(epfd_);
+    ::close(wakefd_);
+  }
+
+  void add_listen_fd(int fd, size_t index) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenTag | index;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  }
+  void start() {
+    auto self = shared_from_this();
+    thread_ = std::thread([self] { self->loop(); });
+  }
+  void stop() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopping_ = true;
+    }
+    wake();
+    if (thread_.joinable()) thread_.join();
+  }
+  // From the accepting loop: a new connection for this loop.
+  void hand_over(std::shared_ptr<Connection> c) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) {
+        ::close(c->fd);
+        l_->release(c->ip);
+        return;
+      }
+      incoming_.push_back(std::move(c));
+    }
+    wake();
+  }
+  // From any thread: request `seq` of `c` has its answer.
+  void complete(const std::weak_ptr<Connection>& weak, uint64_t seq, Answer a) {
+    auto c = weak.lock();
+    if (!c) return;
+    {
+      std::lock_guard<std::mutex> l(c->mu);
+      if (seq < c->first_seq || seq - c->first_seq >= c->slots.size()) return;
+      auto& slot = c->slots[seq - c->first_seq];
+      slot.done = true;
+      slot.answer = std::move(a);
+    }
+    if (std::this_thread::get_id() == thread_.get_id()) {
+      ready_here_.push_back(c);  // written after this round of events, without a wake-up
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      ready_.push_back(c);
+    }
+    wake();
+  }
+
+ private:
+  static constexpr uint64_t kWakeTag = 1ull << 62;
+  static constexpr uint64_t kListenTag = 1ull << 61;
+
+  void wake() {
+    uint64_t one = 1;
+    ssize_t n = ::write(wakefd_, &one, sizeof(one));
+    (void)n;
+  }
+
+  void loop() {
+    epoll_event events[256];
+    int64_t next_idle_check = now_ms() + 1000;
+    for (;;) {
+      const int n = epoll_wait(epfd_, events, 256, 500);
+      for (int i = 0; i < n; ++i) {
+        const uint64_t tag = events[i].data.u64;
+        if (tag == kWakeTag) {
+          uint64_t v;
+          while (::read(wakefd_, &v, sizeof(v)) > 0) {
+          }
+          continue;
+        }
+        if (tag & kListenTag) {
+          accept_on(static_cast<size_t>(tag & ~kListenTag));
+          continue;
+        }
+        auto it = conns_.find(static_cast<int>(tag));
+        if (it == conns_.end()) continue;
+        std::shared_ptr<Connection> c = it->second;
+        if (events[i].events & (EPOLLERR | EPOLLHUP)) {
+          // Read what is left first (a client may write and close at once).
+          if (events[i].events & EPOLLIN) on_readable(c);
+          close_conn(c);
+          continue;
+        }
+        if (events[i].events & EPOLLIN) on_readable(c);
+        if ((events[i].events & EPOLLOUT) && c->fd >= 0) flush(c);
+      }
+      std::vector<std::shared_ptr<Connection>> incoming, ready;
+      bool stop;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        incoming.swap(incoming_);
+        ready.swap(ready_);
+        stop = stopping_;
+      }
+      for (auto& c : ready_here_) ready.push_back(std::move(c));
+      ready_here_.clear();
+      if (stop) {
+        for (auto& c : incoming) {
+          ::close(c->fd);
+          l_->release(c->ip);
+        }
+        std::vector<std::shared_ptr<Connection>> all;
+        for (auto& [fd, c] : conns_) all.push_back(c);
+        for (auto& c : all) close_conn(c);
+        return;
+      }
+      for (auto& c : incoming) adopt(c);
+      // Answers completed on this thread while answers were written (a frame parsed when reading
+      // resumed) are written in this round too, not after the next epoll_wait.
+      while (!ready.empty()) {
+        for (auto& c : ready) {
+          if (c->fd >= 0) collect(c);
+        }
+        ready.clear();
+        ready.swap(ready_here_);
+      }
+      const int64_t now = now_ms();
+      if (now >= next_idle_check) {
+        next_idle_check = now + 1000;
+        close_idle(now);
+      }
+    }
+  }
+
+  void accept_on(size_t index) {
+    const int lfd = l_->listen_fds_[index];
+    for (;;) {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof(ss);
+      int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE) {
+          LOG_EVERY_N(WARNING, 100) << "kafka listener: out of file descriptors";
+        }
+        return;
+      }
+      const std::string ip = peer_ip(ss);
+      if (!l_->admit(ip)) {
+        ::close(fd);  // max.connections / max.connections.per.ip
+        continue;
+      }
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      auto c = std::make_shared<Connection>();
+      c->fd = fd;
+      c->ip = ip;
+      c->info.listener = l_->options_.endpoints[index].name;
+      c->info.client_host = ip;
+      c->info.auto_create_topics = l_->options_.auto_create_topics;
+      auto& threads = l_->threads_;
+      threads[l_->next_thread_++ % threads.size()]->hand_over(std::move(c));
+    }
+  }
+
+  void adopt(const std::shared_ptr<Connection>& c) {
+    c->last_active_ms = now_ms();
+    conns_[c->fd] = c;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = static_cast<uint64_t>(c->fd);
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd, &ev);
+  }
+
+  void set_events(const std::shared_ptr<Connection>& c) {
+    epoll_event ev{};
+    ev.events = (c->reading ? EPOLLIN | EPOLLRDHUP : 0) | (c->writing ? EPOLLOUT : 0);
+    ev.data.u64 = static_cast<uint64_t>(c->fd);
+    epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd, &ev);
+  }
+
+  bool too_busy(const std::shared_ptr<Connection>& c) {
+    std::lock_guard<std::mutex> l(c->mu);
+    return c->slots.size() >= kMaxUnansweredRequests || c->out_bytes >= kMaxQueuedResponseBytes;
+  }
+
+  void on_readable(const std::shared_ptr<Connection>& c) {
+    if (c->fd < 0 || c->closing) return;
+    char buf[64 << 10];
+    for (;;) {
+      if (too_busy(c)) break;
+      ssize_t n = ::read(c->fd, buf, sizeof(buf));
+      if (n > 0) {
+        c->last_active_ms = now_ms();
+        c->in.append(buf, static_cast<size_t>(n));
+        if (!parse_frames(c)) return;
+        if (static_cast<size_t>(n) < sizeof(buf)) break;
+        continue;
+      }
+      if (n == 0) {  // the client closed its side: answer what was asked, then close
+        c->closing = true;
+        c->reading = false;
+        set_events(c);
+        maybe_close(c);
+        return;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      close_conn(c);
+      return;
+    }
+    // Back-pressure: stop reading while too much is unanswered or unsent.
+    const bool busy = too_busy(c);
+    if (busy == c->reading) {
+      c->reading = !busy;
+      set_events(c);
+    }
+  }
+
+  // Takes every whole frame out of c->in; false when the connection was closed.
+  bool parse_frames(const std::shared_ptr<Connection>& c) {
+    size_t at = 0;
+    while (c->in.size() - at >= 4) {
+      const auto* p = reinterpret_cast<const uint8_t*>(c->in.data() + at);
+      const int32_t size = static_cast<int32_t>((uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+                                                (uint32_t{p[2]} << 8) | uint32_t{p[3]});
+      if (size < 0 || size > l_->options_.socket_request_max_bytes) {
+        LOG_EVERY_N(WARNING, 100) << "kafka listener: closing the connection from " << c->ip << ": a request of "
+                                  << size << " bytes (socket.request.max.bytes is "
+                                  << l_->options_.socket_request_max_bytes << ")";
+        close_conn(c);
+        return false;
+      }
+      if (c->in.size() - at - 4 < static_cast<size_t>(size)) {
+        // Not all here yet: make room for it once (bounded by socket.request.max.bytes).
+        if (c->in.capacity() < at + 4 + static_cast<size_t>(size)) c->in.reserve(4 + static_cast<size_t>(size));
+        break;
+      }
+      std::string frame = c->in.substr(at + 4, static_cast<size_t>(size));
+      at += 4 + static_cast<size_t>(size);
+      dispatch(c, std::move(frame));
+      if (c->fd < 0) return false;
+      if (too_busy(c)) break;
+    }
+    if (at > 0) c->in.erase(0, at);
+    return true;
+  }
+
+  void dispatch(const std::shared_ptr<Connection>& c, std::string frame) {
+    uint64_t seq;
+    {
+      std::lock_guard<std::mutex> l(c->mu);
+      seq = c->first_seq + c->slots.size();
+      c->slots.emplace_back();
+    }
+    std::weak_ptr<Connection> weak = c;
+    std::shared_ptr<IoThread> self = shared_from_this();
+    l_->api_.handle(std::move(frame), c->info,
+                    [self, weak, seq](Answer a) { self->complete(weak, seq, std::move(a)); });
+  }
+
+  // Moves the answers at the front that are complete into the output, in request order.
+  void collect(const std::shared_ptr<Connection>& c) {
+    bool close_after = false;
+    {
+      std::lock_guard<std::mutex> l(c->mu);
+      while (!c->slots.empty() && c->slots.front().done) {
+        Answer a = std::move(c->slots.front().answer);
+        c->slots.pop_front();
+        ++c->first_seq;
+        if (a.kind == Answer::kClose) {
+          LOG_EVERY_N(WARNING, 100) << "kafka listener: closing the connection from " << c->ip << ": " << a.reason;
+          close_after = true;
+          c->slots.clear();
+          break;
+        }
+        if (a.kind == Answer::kNoResponse) continue;
+        std::string framed(4, '\0');
+        const uint32_t n = static_cast<uint32_t>(a.frame.size());
+        for (int i = 0; i < 4; ++i) framed[i] = static_cast<char>(n >> (24 - 8 * i));
+        framed += a.frame;
+        c->out_bytes += framed.size();
+        c->out.push_back(std::move(framed));
+      }
+    }
+    if (close_after) {
+      c->closing = true;
+      c->reading = false;
+    }
+    flush(c);
+  }
+
+  void flush(const std::shared_ptr<Connection>& c) {
+    while (!c->out.empty()) {
+      iovec iov[16];
+      int n = 0;
+      for (size_t i = 0; i < c->out.size() && n < 16; ++i, ++n) {
+        const std::string& s = c->out[i];
+        const size_t off = i == 0 ? c->out_offset : 0;
+        iov[n].iov_base = const_cast<char*>(s.data() + off);
+        iov[n].iov_len = s.size() - off;
+      }
+      ssize_t w = ::writev(c->fd, iov, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        close_conn(c);
+        return;
+      }
+      c->last_active_ms = now_ms();
+      size_t left = static_cast<size_t>(w);
+      std::lock_guard<std::mutex> l(c->mu);
+      c->out_bytes -= left;
+      while (left > 0) {
+        const size_t rest = c->out.front().size() - c->out_offset;
+        if (left >= rest) {
+          left -= rest;
+          c->out.pop_front();
+          c->out_offset = 0;
+        } else {
+          c->out_offset += left;
+          left = 0;
+        }
+      }
+    }
+    const bool want_write = !c->out.empty();
+    const bool want_read = !c->closing && !too_busy(c);
+    if (want_write != c->writing || want_read != c->reading) {
+      c->writing = want_write;
+      c->reading = want_read;
+      set_events(c);
+      // Reading again: frames may already be waiting in the buffer.
+      if (want_read && !c->in.empty() && !parse_frames(c)) return;
+    }
+    maybe_close(c);
+  }
+
+  void maybe_close(const std::shared_ptr<Connection>& c) {
+    if (!c->closing || c->fd < 0 || !c->out.empty()) return;
+    bool answered;
+    {
+      std::lock_guard<std::mutex> l(c->mu);
+      answered = c->slots.empty();
+    }
+    if (answered) close_conn(c);
+  }
+
+  void close_idle(int64_t now) {
+    std::vector<std::shared_ptr<Connection>> idle;
+    for (auto& [fd, c] : conns_) {
+      if (now - c->last_active_ms < l_->options_.connections_max_idle_ms || !c->out.empty()) continue;
+      std::lock_guard<std::mutex> l(c->mu);
+      if (c->slots.empty()) idle.push_back(c);
+    }
+    for (auto& c : idle) close_conn(c);  // connections.max.idle.ms
+  }
+
+  void close_conn(const std::shared_ptr<Connection>& c) {
+    if (c->fd < 0) return;
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);
+    ::close(c->fd);
+    conns_.erase(c->fd);
+    c->fd = -1;
+    {
+      std::lock_guard<std::mutex> l(c->mu);
+      c->slots.clear();  // completions still to come find no slot
+    }
+    c->out.clear();
+    c->in.clear();
+    c->in.shrink_to_fit();
+    l_->release(c->ip);
+  }
+
+  KafkaListener* const l_;
+  const int index_;
+  int epfd_ = -1, wakefd_ = -1;
+  std::thread thread_;
+  std::unordered_map<int, std::shared_ptr<Connection>> conns_;  // the loop's
+  std::vector<std::shared_ptr<Connection>> ready_here_;         // the loop's
+  std::mutex mu_;
+  bool stopping_ = false;                                    // with mu_
+  std::vector<std::shared_ptr<Connection>> incoming_, ready_;  // with mu_
+};
+
+KafkaListener::KafkaListener(KafkaListenerOptions options, RequestCore* core)
+    : options_(std::move(options)), api_(core) {}
+
+Result<std::unique_ptr<KafkaListener>, std::string> KafkaListener::start(KafkaListenerOptions options,
+                                                                          RequestCore* core) {
+  std::unique_ptr<KafkaListener> l(new KafkaListener(std::move(options), core));
+  const int n = std::max(1, l->options_.io_threads);
+  for (int i = 0; i < n; ++i) l->threads_.push_back(std::make_shared<IoThread>(l.get(), i));
+  for (size_t i = 0; i < l->options_.endpoints.size(); ++i) {
+    const auto& e = l->options_.endpoints[i];
+    auto r = listen_on(e.host, e.port);
+    if (!r.ok()) {
+      for (int fd : l->listen_fds_) ::close(fd);
+      l->listen_fds_.clear();
+      return r.error();
+    }
+    l->listen_fds_.push_back(r.value().first);
+    l->ports_[e.name] = r.value().second;
+    l->threads_.front()->add_listen_fd(r.value().first, i);
+  }
+  for (auto& t : l->threads_) t->start();
+  return l;
+}
+
+KafkaListener::~KafkaListener() { stop(); }
+
+void KafkaListener::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  // The accepting loop first: no connection is handed to a loop that has stopped.
+  for (auto& t : threads_) t->stop();
+  for (int fd : listen_fds_) ::close(fd);
+  listen_fds_.clear();
+}
+
+int KafkaListener::port(const std::string& name) const {
+  auto it = ports_.find(name);
+  return it == ports_.end() ? 0 : it->second;
+}
+
+bool KafkaListener::admit(const std::string& ip) {
+  std::lock_guard<std::mutex> l(ip_mu_);
+  if (open_.load() >= options_.max_connections) return false;
+  int32_t& n = per_ip_[ip];
+  if (n >= options_.max_connections_per_ip) {
+    if (n == 0) per_ip_.erase(ip);
+    return false;
+  }
+  ++n;
+  open_.fetch_add(1);
+  return true;
+}
+
+void KafkaListener::release(const std::string& ip) {
+  std::lock_guard<std::mutex> l(ip_mu_);
+  auto it = per_ip_.find(ip);
+  if (it != per_ip_.end() && --it->second <= 0) per_ip_.erase(it);
+  open_.fetch_sub(1);
+}
+
+}  // namespace gannet::broker::kafka

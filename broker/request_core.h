@@ -1,0 +1,57 @@
+// RequestCore: the broker's request core as its front-ends see it (DESIGN.md, "Requests: one
+// core, two front-ends"). The gRPC service (broker_server.cc) and the Kafka listener
+// (broker/kafka/) both decode their requests into these protobuf messages and encode the answers
+// from them, so there is one produce path, one fetch path, one coordinator and one set of errors.
+//
+// Threads: the methods marked "never blocks" may be called on an event loop; the others may wait
+// (on the controller, or on a record write) and are called through run_blocking().
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "proto/broker.grpc.pb.h"
+
+namespace gannet::broker {
+
+class GroupCoordinator;
+
+class RequestCore {
+ public:
+  virtual ~RequestCore() = default;
+
+  virtual int32_t node_id() const = 0;
+  // Never blocks. Brokers are described with their endpoint on `listener` (brokers without one
+  // are left out when `only_with_listener`).
+  virtual void metadata(const v1::MetadataRequest& req, const std::string& listener, bool only_with_listener,
+                        v1::MetadataResponse* resp) = 0;
+  // Never blocks (acks=-1 parks). `done` runs once, on some thread, when `resp` is complete; `req`
+  // is stamped in place (offsets, epochs) and not used after this returns.
+  virtual void produce(v1::ProduceRequest* req, v1::ProduceResponse* resp, std::function<void()> done) = 0;
+  // Never blocks (a long poll parks). `done` runs once when `resp` is complete. The returned
+  // handle holds the call (and the fetch memory its records use): release it after the answer
+  // has been encoded. `req` and `resp` must live until `done` has run.
+  virtual std::shared_ptr<void> fetch(const v1::FetchRequest* req, v1::FetchResponse* resp,
+                                      std::function<void()> done) = 0;
+  // Never blocks.
+  virtual void list_offsets(const v1::ListOffsetsRequest& req, v1::ListOffsetsResponse* resp) = 0;
+  // May block (creates the offsets topic on first use).
+  virtual void find_coordinator(const v1::FindCoordinatorRequest& req, const std::string& listener,
+                                v1::FindCoordinatorResponse* resp) = 0;
+  // JoinGroup, Heartbeat and OffsetCommit park; SyncGroup, LeaveGroup and DeleteGroups may block.
+  virtual GroupCoordinator* groups() = 0;
+  // Admin requests, forwarded to the active controller: may block.
+  virtual void create_topics(const controller::v1::CreateTopicsRequest& req, controller::v1::CreateTopicsResponse* resp) = 0;
+  virtual void delete_topics(const controller::v1::DeleteTopicsRequest& req, controller::v1::DeleteTopicsResponse* resp) = 0;
+  virtual void create_partitions(const controller::v1::CreatePartitionsRequest& req,
+                                 controller::v1::CreatePartitionsResponse* resp) = 0;
+  virtual void alter_configs(const controller::v1::AlterConfigsRequest& req, controller::v1::AlterConfigsResponse* resp) = 0;
+  // Never blocks (from the local image).
+  virtual void describe_configs(const controller::v1::DescribeConfigsRequest& req,
+                                controller::v1::DescribeConfigsResponse* resp) = 0;
+  // Runs `work` on the core's blocking pool (a bounded number of threads), never on the caller's.
+  virtual void run_blocking(std::function<void()> work) = 0;
+};
+
+}  // namespace gannet::broker
