@@ -1127,7 +1127,8 @@ void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::Off
   const int32_t epoch = partitions_.at(p).epoch;
   l.unlock();
   auto state = std::make_shared<std::pair<decltype(entries), decltype(written)>>(std::move(entries), std::move(written));
-  append_records_async(p, epoch, records, [this, state, &req, resp, p, epoch, done](ErrorCode e, int64_t base) {
+  // The request is not used after this returns (the front-end may free it): the group id is copied.
+  append_records_async(p, epoch, records, [this, state, group_id = req.group_id(), resp, p, epoch, done](ErrorCode e, int64_t base) {
     auto& [entries, written] = *state;
     if (e != ev1::NONE) {
       for (auto* r : written) r->set_error_code(e);
@@ -1138,7 +1139,7 @@ void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::Off
       std::lock_guard<std::mutex> l(mu_);
       auto pl = partitions_.find(p);
       if (pl != partitions_.end() && pl->second.epoch == epoch && pl->second.loaded) {  // else reloaded: the log has it
-        Group& cur = get_or_create_group_locked(req.group_id(), p);
+        Group& cur = get_or_create_group_locked(group_id, p);
         for (size_t k = 0; k < entries.size(); ++k) {
           entries[k].second.log_offset = base + static_cast<int64_t>(k);
           auto& slot = cur.offsets[entries[k].first];

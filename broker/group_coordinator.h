@@ -118,6 +118,8 @@ class GroupCoordinator {
 
   // Test hooks: expire offsets now; the groups currently held.
   void run_offset_expiry_for_test();
+  // Runs `task` on the thread that completes record writes (tests hold it to order a completion).
+  void post_completion_for_test(std::function<void()> task) { completions_.post(std::move(task)); }
   size_t group_count() const;
 
  private:

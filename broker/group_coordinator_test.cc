@@ -395,5 +395,36 @@ TEST_F(GroupCoordinatorTest, AJoinWaitingForItsPhaseIsParked) {
   EXPECT_TRUE(gannet::testing::wait_until([&] { return done_c.load() == 1; }, 1s));
 }
 
+// The asynchronous commit uses nothing of its request after it returns (a front-end may free it:
+// the Kafka listener decodes into a request that lives only for the call). Before the fix, the
+// completion read the freed request's group id and the broker crashed under kcat -G.
+TEST_F(GroupCoordinatorTest, AnAsyncCommitNeedsNoRequestAfterItReturns) {
+  for (int i = 0; i < 5; ++i) {
+    auto resp = std::make_shared<v1::OffsetCommitResponse>();
+    auto answered = std::make_shared<std::promise<void>>();
+    // The completion thread is held until the request is gone.
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    coord_->post_completion_for_test([released] { released.wait(); });
+    {
+      auto req = std::make_unique<v1::OffsetCommitRequest>();
+      req->set_group_id("short-lived-" + std::string(64, 'x'));
+      req->set_generation_id(-1);
+      auto* t = req->add_topics();
+      t->set_name("t");
+      auto* p = t->add_partitions();
+      p->set_partition(0);
+      p->set_committed_offset(100 + i);
+      coord_->offset_commit(*req, resp.get(), [answered] { answered->set_value(); });
+      // Scribble over the request and free it before the write completes.
+      req->set_group_id(std::string(64, '#'));
+    }
+    release.set_value();
+    ASSERT_EQ(answered->get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_EQ(resp->topics(0).partitions(0).error_code(), ev1::NONE);
+    EXPECT_EQ(fetch("short-lived-" + std::string(64, 'x'), "t", 0), 100 + i);
+  }
+}
+
 }  // namespace
 }  // namespace gannet::broker
