@@ -22,6 +22,9 @@ PACKAGES=(
   libsnappy-dev
   libabsl-dev
   python3
+  # Kafka's own clients, the judges of the Kafka listener (tests/kafka_client_test.cc).
+  kcat
+  python3-confluent-kafka
 )
 
 missing=()

@@ -62,6 +62,7 @@ class Cluster {
       const bool broker = controllers == 0 || i > controllers;
       if (controller) controller_ports_[i] = free_port();
       if (broker) client_ports_[i] = free_port();
+      if (broker) kafka_ports_[i] = free_port();
     }
     std::string voters;
     for (const auto& [id, port] : controller_ports_) {
@@ -74,7 +75,7 @@ class Cluster {
       if (controller) listeners = "CONTROLLER://127.0.0.1:" + std::to_string(controller_ports_[id]);
       if (broker) {
         listeners += (listeners.empty() ? "" : ",") + std::string("GRPC://127.0.0.1:") +
-                     std::to_string(client_ports_[id]);
+                     std::to_string(client_ports_[id]) + ",PLAINTEXT://127.0.0.1:" + std::to_string(kafka_ports_[id]);
       }
       roles = controller && broker ? "broker,controller" : (controller ? "controller" : "broker");
       write_file(config(id),
@@ -115,6 +116,14 @@ class Cluster {
   std::string bootstrap() const {
     std::string s;
     for (const auto& [id, port] : client_ports_) s += (s.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
+    return s;
+  }
+
+  // Kafka's protocol: node `id`'s PLAINTEXT listener, and every broker's, for -b / bootstrap.servers.
+  int kafka_port(int id) const { return kafka_ports_.at(id); }
+  std::string kafka_bootstrap() const {
+    std::string s;
+    for (const auto& [id, port] : kafka_ports_) s += (s.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
     return s;
   }
 
@@ -277,7 +286,7 @@ class Cluster {
 
  private:
   std::string dir_;
-  std::map<int, int> controller_ports_, client_ports_;
+  std::map<int, int> controller_ports_, client_ports_, kafka_ports_;
   std::map<int, std::unique_ptr<bv1::Broker::Stub>> broker_stubs_;
   std::map<int, std::unique_ptr<cv1::Controller::Stub>> controller_stubs_;
   std::map<int, std::unique_ptr<Process>> procs_;  // killed on destruction

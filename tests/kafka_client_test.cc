@@ -1,0 +1,293 @@
+// Kafka's own clients against a real three-node cluster, through the Kafka listener (issue 16):
+// kcat (librdkafka) as the judge of the wire protocol, records crossing between kcat and the
+// gannet CLI byte for byte, a kcat consumer group that commits and resumes, and hostile frames
+// that get Kafka's answer or a closed connection while the broker keeps serving and stays bounded.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "testing/cli_harness.h"
+#include "testing/cluster_harness.h"
+#include "testing/process_harness.h"
+
+namespace gannet {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Cluster;
+
+// Runs a shell command (bounded by `timeout 60`) with `input` on stdin; stdout and stderr captured.
+testing::CliRun sh(const std::string& command, const std::string& input = "") {
+  static const std::string dir = testing::test_dir("kafka-runs");
+  static std::atomic<int> counter{0};
+  const std::string base = dir + "/" + std::to_string(++counter);
+  {
+    std::ofstream in(base + ".in");
+    in << input;
+  }
+  testing::CliRun r;
+  r.command = command;
+  const std::string cmd = "timeout 60 " + command + " <" + base + ".in >" + base + ".out 2>" + base + ".err";
+  const int status = std::system(cmd.c_str());
+  r.code = (status != -1 && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
+  r.out = testing::read_file(base + ".out");
+  r.err = testing::read_file(base + ".err");
+  return r;
+}
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) {
+    if (!l.empty()) out.push_back(l);
+  }
+  return out;
+}
+
+class KafkaClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(std::system("command -v kcat >/dev/null"), 0) << "kcat is not installed (scripts/install_deps.sh installs it)";
+    cluster_ = std::make_unique<Cluster>(3, "num.partitions=3\ndefault.replication.factor=3\n");
+    cluster_->start_all();
+    ASSERT_TRUE(cluster_->wait_unfenced({1, 2, 3}, 60s));
+  }
+  void TearDown() override {
+    if (HasFailure()) cluster_->dump_logs();
+  }
+  std::string kcat(const std::string& args) { return "kcat -b " + cluster_->kafka_bootstrap() + " " + args; }
+
+  std::unique_ptr<Cluster> cluster_;
+};
+
+TEST_F(KafkaClientTest, KcatListsProducesAndConsumesWithEveryCodecAndCrossesWithTheCli) {
+  ASSERT_EQ(cluster_->create_error("rt", 3, 3), gannet::v1::NONE);
+  // -L: three brokers on their Kafka listeners, the topic and its partitions.
+  bool listed = testing::wait_until([&] {
+    auto l = sh(kcat("-L -t rt"));
+    return l.code == 0 && testing::contains(l.out, "3 brokers") && testing::contains(l.out, "topic \"rt\" with 3 partitions") &&
+           testing::contains(l.out, "127.0.0.1:" + std::to_string(cluster_->kafka_port(2)));
+  }, 30s, 200ms);
+  ASSERT_TRUE(listed) << sh(kcat("-L")).dump();
+
+  // Keys, values and headers round trip, with each codec (the broker stores the batches whole).
+  std::set<std::string> want;
+  for (const std::string codec : {"none", "gzip", "snappy", "lz4", "zstd"}) {
+    std::string input;
+    for (int i = 0; i < 200; ++i) {
+      input += "key-" + std::to_string(i) + "-" + codec + "\tvalue-" + std::to_string(i) + "-" + codec + "\n";
+      want.insert("key-" + std::to_string(i) + "-" + codec + "|value-" + std::to_string(i) + "-" + codec + "|h=" + codec);
+    }
+    auto p = sh(kcat("-P -t rt -K '\t' -z " + codec + " -X acks=all -H h=" + codec), input);
+    ASSERT_EQ(p.code, 0) << p.dump();
+  }
+  auto c = sh(kcat("-C -t rt -o beginning -e -q -f '%k|%s|%h\\n'"));
+  ASSERT_EQ(c.code, 0) << c.dump();
+  const auto got = lines(c.out);
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), want);
+
+  // The gannet CLI (gRPC) reads what kcat wrote, and kcat reads what the CLI wrote.
+  auto gc = testing::gannet_cli({"consume", "rt", "--from-beginning", "--print-key", "--max-messages", "1000",
+                                 "--bootstrap-server", cluster_->bootstrap()});
+  ASSERT_EQ(gc.code, 0) << gc.dump();
+  EXPECT_TRUE(testing::contains(gc.out, "key-7-zstd")) << gc.dump();
+  EXPECT_TRUE(testing::contains(gc.out, "value-199-lz4")) << gc.dump();
+  EXPECT_EQ(lines(gc.out).size(), 1000u);
+  auto gp2 = sh(testing::shell_quote(testing::runfile("tools/gannet")) + " produce rt --key-separator : --acks all --bootstrap-server " +
+                    cluster_->bootstrap(),
+                "cli-key-1:cli-value-1\ncli-key-2:cli-value-2\n");
+  ASSERT_EQ(gp2.code, 0) << gp2.dump();
+  auto c2 = sh(kcat("-C -t rt -o beginning -e -q -f '%k|%s\\n'"));
+  ASSERT_EQ(c2.code, 0) << c2.dump();
+  EXPECT_TRUE(testing::contains(c2.out, "cli-key-1|cli-value-1\n")) << c2.dump();
+  EXPECT_TRUE(testing::contains(c2.out, "cli-key-2|cli-value-2\n")) << c2.dump();
+  EXPECT_EQ(lines(c2.out).size(), 1002u);
+}
+
+TEST_F(KafkaClientTest, AKcatConsumerGroupCommitsAndResumesWhereItStopped) {
+  ASSERT_EQ(cluster_->create_error("grp", 3, 3), gannet::v1::NONE);
+  std::string input;
+  for (int i = 0; i < 300; ++i) input += "v" + std::to_string(i) + "\n";
+  ASSERT_EQ(sh(kcat("-P -t grp -X acks=all"), input).code, 0);
+  // A balanced consumer (JoinGroup, SyncGroup, Heartbeat, OffsetCommit, OffsetFetch, LeaveGroup)
+  // reads everything and commits on exit.
+  auto first = sh(kcat("-G readers grp -o beginning -e -q -X enable.partition.eof=true"));
+  ASSERT_EQ(first.code, 0) << first.dump();
+  EXPECT_EQ(lines(first.out).size(), 300u) << first.err;
+  // Ten more; the group resumes at its committed offsets and reads only those.
+  std::string more;
+  for (int i = 300; i < 310; ++i) more += "v" + std::to_string(i) + "\n";
+  ASSERT_EQ(sh(kcat("-P -t grp -X acks=all"), more).code, 0);
+  auto second = sh(kcat("-G readers grp -e -q -X enable.partition.eof=true"));
+  ASSERT_EQ(second.code, 0) << second.dump();
+  auto got = lines(second.out);
+  std::set<std::string> got_set(got.begin(), got.end());
+  std::set<std::string> want;
+  for (int i = 300; i < 310; ++i) want.insert("v" + std::to_string(i));
+  EXPECT_EQ(got_set, want) << second.dump();
+  // The group is one group to the gRPC side too.
+  auto d = testing::gannet_cli({"group", "describe", "readers", "--bootstrap-server", cluster_->bootstrap()});
+  EXPECT_EQ(d.code, 0) << d.dump();
+}
+
+// ---- Hostile input -------------------------------------------------------------------------------
+
+int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+void put16(std::string& s, int16_t v) {
+  s.push_back(static_cast<char>(static_cast<uint16_t>(v) >> 8));
+  s.push_back(static_cast<char>(v & 0xff));
+}
+void put32(std::string& s, int32_t v) {
+  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>(static_cast<uint32_t>(v) >> (8 * i)));
+}
+// A frame: size, then api key, version, correlation id, client id "t", then `body`.
+std::string frame(int16_t key, int16_t version, int32_t correlation, const std::string& body) {
+  std::string f;
+  put16(f, key);
+  put16(f, version);
+  put32(f, correlation);
+  put16(f, 1);
+  f += "t";
+  f += body;
+  std::string out;
+  put32(out, static_cast<int32_t>(f.size()));
+  return out + f;
+}
+
+// Reads one answer frame (nullopt: the connection closed or timed out).
+std::optional<std::string> read_frame(int fd) {
+  auto read_n = [&](size_t n) -> std::optional<std::string> {
+    std::string s(n, '\0');
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::read(fd, s.data() + got, n - got);
+      if (r <= 0) return std::nullopt;
+      got += static_cast<size_t>(r);
+    }
+    return s;
+  };
+  auto size = read_n(4);
+  if (!size) return std::nullopt;
+  const uint32_t n = (uint32_t{static_cast<uint8_t>((*size)[0])} << 24) | (uint32_t{static_cast<uint8_t>((*size)[1])} << 16) |
+                     (uint32_t{static_cast<uint8_t>((*size)[2])} << 8) | uint32_t{static_cast<uint8_t>((*size)[3])};
+  if (n > (64u << 20)) return std::nullopt;
+  return read_n(n);
+}
+
+// True when the server closes the connection (within the receive timeout).
+bool closed_by_server(int fd) {
+  char b;
+  ssize_t r = ::read(fd, &b, 1);
+  return r == 0;
+}
+
+int64_t rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string l; std::getline(in, l);) {
+    if (l.rfind("VmRSS:", 0) == 0) return std::stoll(l.substr(6));
+  }
+  return -1;
+}
+
+TEST_F(KafkaClientTest, HostileFramesGetKafkasAnswerOrAClosedConnectionAndTheBrokerKeepsServing) {
+  const int port = cluster_->kafka_port(1);
+  auto round = [&] {
+    // A length of 2^31-1, and a negative one: closed, nothing allocated.
+    for (int32_t len : {INT32_MAX, -1, -100000}) {
+      int fd = connect_to(port);
+      ASSERT_GE(fd, 0);
+      std::string s;
+      put32(s, len);
+      ASSERT_EQ(::write(fd, s.data(), s.size()), 4);
+      EXPECT_TRUE(closed_by_server(fd)) << "length " << len;
+      ::close(fd);
+    }
+    // An unknown API key: closed.
+    {
+      int fd = connect_to(port);
+      std::string f = frame(999, 0, 7, "");
+      ASSERT_EQ(::write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+      EXPECT_TRUE(closed_by_server(fd));
+      ::close(fd);
+    }
+    // ApiVersions at an unknown version: a v0 answer with UNSUPPORTED_VERSION (35) and the ranges.
+    {
+      int fd = connect_to(port);
+      std::string f = frame(18, 99, 42, "");
+      ASSERT_EQ(::write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+      auto a = read_frame(fd);
+      ASSERT_TRUE(a.has_value());
+      ASSERT_GE(a->size(), 10u);
+      EXPECT_EQ(static_cast<uint8_t>((*a)[3]), 42);  // correlation id
+      EXPECT_EQ(static_cast<uint8_t>((*a)[5]), 35);  // error code
+      ::close(fd);
+    }
+    // Metadata with a negative array count, and with a string longer than the frame: closed.
+    for (const std::string& body : {std::string("\xff\xff\xff\xfb", 4), std::string("\x00\x00\x00\x01\x75\x30" "abc", 9)}) {
+      int fd = connect_to(port);
+      std::string f = frame(3, 1, 1, body);
+      ASSERT_EQ(::write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+      EXPECT_TRUE(closed_by_server(fd));
+      ::close(fd);
+    }
+    // A truncated frame, then the client goes away.
+    {
+      int fd = connect_to(port);
+      std::string f = frame(3, 1, 1, std::string("\x00\x00\x00\x00", 4)).substr(0, 9);
+      ASSERT_EQ(::write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+      ::close(fd);
+    }
+    // A valid request written one byte at a time is answered; so is the next, pipelined.
+    {
+      int fd = connect_to(port);
+      std::string f = frame(18, 0, 5, "") + frame(3, 1, 6, std::string("\x00\x00\x00\x00", 4));
+      for (char ch : f) ASSERT_EQ(::write(fd, &ch, 1), 1);
+      auto a = read_frame(fd);
+      ASSERT_TRUE(a.has_value());
+      EXPECT_EQ(static_cast<uint8_t>((*a)[3]), 5);
+      EXPECT_EQ(static_cast<uint8_t>((*a)[5]), 0);  // no error
+      auto b = read_frame(fd);
+      ASSERT_TRUE(b.has_value());
+      EXPECT_EQ(static_cast<uint8_t>((*b)[3]), 6);  // in request order
+      ::close(fd);
+    }
+  };
+  round();
+  ASSERT_FALSE(HasFailure());
+  const int64_t before = rss_kib(cluster_->pid(1));
+  for (int i = 0; i < 50; ++i) round();
+  const int64_t after = rss_kib(cluster_->pid(1));
+  std::fprintf(stderr, "broker 1 RSS %lld KiB before 50 hostile rounds, %lld KiB after\n", static_cast<long long>(before),
+               static_cast<long long>(after));
+  EXPECT_LT(after - before, 32 * 1024) << "memory grew by more than 32 MiB";
+  EXPECT_TRUE(cluster_->running(1));
+  // A well-behaved client is served throughout.
+  auto l = sh("kcat -b 127.0.0.1:" + std::to_string(port) + " -L");
+  EXPECT_EQ(l.code, 0) << l.dump();
+  EXPECT_TRUE(testing::contains(l.out, "3 brokers")) << l.dump();
+}
+
+}  // namespace
+}  // namespace gannet
