@@ -138,6 +138,110 @@ TEST_F(KafkaClientTest, AKcatConsumerGroupCommitsAndResumesWhereItStopped) {
   EXPECT_EQ(d.code, 0) << d.dump();
 }
 
+// ---- confluent-kafka (Python, on librdkafka) ------------------------------------------------------
+
+std::string python_client() { return testing::runfile("tests/kafka/confluent_client.py"); }
+
+// The "record P O VALUE" values a consumer printed so far.
+std::vector<std::string> consumed(const std::string& log) {
+  std::vector<std::string> out;
+  for (const std::string& l : lines(testing::read_file(log))) {
+    if (l.rfind("record ", 0) != 0) continue;
+    out.push_back(l.substr(l.rfind(' ') + 1));
+  }
+  return out;
+}
+// How many partitions the last "assigned" line names.
+size_t assigned_count(const std::string& log);
+// The partitions of the last "assigned" line.
+std::string last_assignment(const std::string& log) {
+  std::string last;
+  for (const std::string& l : lines(testing::read_file(log))) {
+    if (l.rfind("assigned", 0) == 0) last = l;
+  }
+  return last;
+}
+
+size_t assigned_count(const std::string& log) {
+  const std::string a = last_assignment(log);
+  if (a.size() <= std::string("assigned ").size()) return 0;
+  return static_cast<size_t>(std::count(a.begin(), a.end(), ',')) + 1;
+}
+
+TEST_F(KafkaClientTest, ConfluentKafkaAdminProducerAndAGroupThatLosesAMemberToSigkill) {
+  ASSERT_EQ(std::system("/usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null"), 0)
+      << "python3-confluent-kafka is not installed (scripts/install_deps.sh installs it)";
+  const std::string py = "/usr/bin/python3 " + testing::shell_quote(python_client()) + " ";
+  const std::string b = cluster_->kafka_bootstrap();
+  // AdminClient: create (and a duplicate refused), alter and describe configs, add partitions,
+  // list groups, delete.
+  auto adm = sh(py + "admin " + b);
+  ASSERT_EQ(adm.code, 0) << adm.dump();
+  EXPECT_TRUE(testing::contains(adm.out, "admin ok")) << adm.dump();
+
+  ASSERT_EQ(cluster_->create_error("cg", 6, 3), gannet::v1::NONE);
+  auto p1 = sh(py + "produce " + b + " cg 0 600");
+  ASSERT_EQ(p1.code, 0) << p1.dump();
+  ASSERT_TRUE(testing::contains(p1.out, "delivered 600")) << p1.dump();
+
+  // Three members of one group split the six partitions and read every record.
+  const std::string dir = testing::test_dir("confluent-group");
+  std::vector<std::unique_ptr<testing::Process>> members;
+  std::vector<std::string> logs;
+  for (int i = 0; i < 3; ++i) {
+    logs.push_back(dir + "/member" + std::to_string(i) + ".log");
+    members.push_back(std::make_unique<testing::Process>());
+    members.back()->start({"/usr/bin/python3", python_client(), "consume", b, "cg", "cg-group", "120"}, logs.back());
+  }
+  auto distinct = [&](int from, int to) {
+    std::set<std::string> all;
+    for (const auto& l : logs) {
+      for (const auto& v : consumed(l)) {
+        const int n = std::stoi(v.substr(1));
+        if (n >= from && n < to) all.insert(v);
+      }
+    }
+    return all.size();
+  };
+  bool split = testing::wait_until([&] {
+    if (distinct(0, 600) != 600) return false;
+    for (const auto& l : logs) {
+      if (assigned_count(l) != 2) return false;  // two each
+    }
+    return true;
+  }, 60s, 200ms);
+  ASSERT_TRUE(split) << "read " << distinct(0, 600) << " of 600; assignments: " << last_assignment(logs[0]) << " / "
+                     << last_assignment(logs[1]) << " / " << last_assignment(logs[2]);
+
+  // One member is SIGKILLed: the others take its partitions once its session (6 s) ends, and
+  // read what is produced next.
+  members[2]->kill(SIGKILL);
+  auto p2 = sh(py + "produce " + b + " cg 600 600");
+  ASSERT_EQ(p2.code, 0) << p2.dump();
+  const auto killed_at = std::chrono::steady_clock::now();
+  bool took_over = testing::wait_until([&] { return distinct(600, 1200) == 600; }, 30s, 200ms);
+  ASSERT_TRUE(took_over) << "read " << distinct(600, 1200) << " of the 600 produced after the kill";
+  std::fprintf(stderr, "the survivors read the 600 records produced after the SIGKILL within %.1f s\n",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count());
+  EXPECT_EQ(assigned_count(logs[0]) + assigned_count(logs[1]), 6u) << "six partitions between two members";
+
+  // The others close cleanly (SIGTERM: they commit and leave); a restarted group resumes at its
+  // committed offsets: it reads exactly what was produced after.
+  members[0]->kill(SIGTERM);
+  members[1]->kill(SIGTERM);
+  auto p3 = sh(py + "produce " + b + " cg 1200 100");
+  ASSERT_EQ(p3.code, 0) << p3.dump();
+  auto again = sh(py + "consume " + b + " cg cg-group 6");
+  ASSERT_EQ(again.code, 0) << again.dump();
+  std::set<std::string> got;
+  for (const std::string& l : lines(again.out)) {
+    if (l.rfind("record ", 0) == 0) got.insert(l.substr(l.rfind(' ') + 1));
+  }
+  std::set<std::string> want;
+  for (int i = 1200; i < 1300; ++i) want.insert("v" + std::to_string(i));
+  EXPECT_EQ(got, want) << again.dump();
+}
+
 // ---- Hostile input -------------------------------------------------------------------------------
 
 int connect_to(int port) {

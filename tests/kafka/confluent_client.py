@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""confluent-kafka (Debian's python3-confluent-kafka, on librdkafka) against Gannet's Kafka listener.
+
+Run by tests/kafka_client_test.cc, one mode per process:
+  admin BOOTSTRAP                 AdminClient: create, describe/alter configs, add partitions,
+                                  list groups, delete; prints "admin ok" or fails.
+  produce BOOTSTRAP TOPIC FROM N  acks=all producer of values FROM..FROM+N-1 (keyed); prints
+                                  "delivered N" once every record is acknowledged.
+  consume BOOTSTRAP TOPIC GROUP IDLE_S
+                                  a group member: prints "assigned p,p,..." on each assignment and
+                                  "record P O VALUE" per record, commits each synchronously, and
+                                  exits (closing cleanly) after IDLE_S seconds without records or
+                                  on SIGTERM.
+"""
+import signal
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+
+
+def out(line):
+    print(line, flush=True)
+
+
+def admin(bootstrap):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for f in a.create_topics([NewTopic("adm", num_partitions=3, replication_factor=3)]).values():
+        f.result(30)
+    # A second create of the same topic is refused with Kafka's error.
+    try:
+        a.create_topics([NewTopic("adm", num_partitions=3, replication_factor=3)])["adm"].result(30)
+        raise SystemExit("a duplicate create succeeded")
+    except KafkaException as e:
+        if e.args[0].name() != "TOPIC_ALREADY_EXISTS":
+            raise
+    deadline = time.time() + 30
+    while "adm" not in a.list_topics(timeout=10).topics and time.time() < deadline:
+        time.sleep(0.2)
+    res = ConfigResource(ConfigResource.Type.TOPIC, "adm", set_config={"retention.ms": "3600000"})
+    for f in a.alter_configs([res]).values():
+        f.result(30)
+    got = {}
+    for f in a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "adm")]).values():
+        got = {k: v.value for k, v in f.result(30).items()}
+    if got.get("retention.ms") != "3600000":
+        raise SystemExit("describe_configs after alter_configs: %r" % got)
+    for f in a.create_partitions([NewPartitions("adm", 5)]).values():
+        f.result(30)
+    deadline = time.time() + 30
+    while len(a.list_topics("adm", timeout=10).topics["adm"].partitions) != 5:
+        if time.time() > deadline:
+            raise SystemExit("adm did not get 5 partitions")
+        time.sleep(0.2)
+    groups = a.list_groups(timeout=10)
+    out("groups %d" % len(groups))
+    for f in a.delete_topics(["adm"]).values():
+        f.result(30)
+    deadline = time.time() + 30
+    while "adm" in a.list_topics(timeout=10).topics:
+        if time.time() > deadline:
+            raise SystemExit("adm was not deleted")
+        time.sleep(0.2)
+    out("admin ok")
+
+
+def produce(bootstrap, topic, first, n):
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    delivered = [0]
+    failed = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failed.append(str(err))
+        else:
+            delivered[0] += 1
+
+    for i in range(first, first + n):
+        while True:
+            try:
+                p.produce(topic, key=("k%d" % i).encode(), value=("v%d" % i).encode(), on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+    p.flush(60)
+    if failed:
+        raise SystemExit("delivery failed: %s" % failed[:3])
+    out("delivered %d" % delivered[0])
+
+
+def consume(bootstrap, topic, group, idle_s):
+    stop = [False]
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500,
+    })
+
+    def on_assign(consumer, partitions):
+        out("assigned " + ",".join(str(tp.partition) for tp in partitions))
+
+    c.subscribe([topic], on_assign=on_assign)
+    last = time.time()
+    while not stop[0] and time.time() - last < idle_s:
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            out("error %s" % m.error())
+            continue
+        out("record %d %d %s" % (m.partition(), m.offset(), m.value().decode()))
+        c.commit(message=m, asynchronous=False)
+        last = time.time()
+    c.close()
+    out("closed")
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "admin":
+        admin(sys.argv[2])
+    elif mode == "produce":
+        produce(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif mode == "consume":
+        consume(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
+    else:
+        raise SystemExit("unknown mode " + mode)
