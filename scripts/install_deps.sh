@@ -27,6 +27,11 @@ PACKAGES=(
   python3-confluent-kafka
 )
 
+# Node.js and npm run kafkajs; Debian's packages when the machine has none of its own.
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -34,7 +39,21 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+# kafkajs, a Kafka client from npm (tests/kafka_client_test.cc), kept out of the repo.
+NPM_DIR="${HOME}/.cache/gannet/npm"
+KAFKAJS_VERSION=2.2.4
+install_kafkajs() {
+  if [ -f "$NPM_DIR/node_modules/kafkajs/package.json" ] &&
+     grep -q "\"version\": \"$KAFKAJS_VERSION\"" "$NPM_DIR/node_modules/kafkajs/package.json"; then
+    return 0
+  fi
+  echo "install_deps: installing kafkajs@$KAFKAJS_VERSION into $NPM_DIR" >&2
+  mkdir -p "$NPM_DIR"
+  (cd "$NPM_DIR" && npm install --no-audit --no-fund --silent "kafkajs@$KAFKAJS_VERSION" >&2)
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  install_kafkajs
   exit 0
 fi
 
@@ -44,3 +63,4 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q >&2
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+install_kafkajs

@@ -13,7 +13,9 @@ mkdir -p "$DISK_CACHE"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-bazel test //... --keep_going --disk_cache="$DISK_CACHE" "$@" 2>&1 | tee "$log"
+# kafkajs (for tests/kafka_client_test), installed from npm by install_deps.sh.
+NPM_DIR="${HOME}/.cache/gannet/npm"
+bazel test //... --keep_going --disk_cache="$DISK_CACHE" --test_env=GANNET_NPM_DIR="$NPM_DIR" "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 
 # Bazel prints one status line per test target: "//pkg:target   PASSED in 1.2s", "(cached) PASSED",

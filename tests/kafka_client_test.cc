@@ -242,6 +242,59 @@ TEST_F(KafkaClientTest, ConfluentKafkaAdminProducerAndAGroupThatLosesAMemberToSi
   EXPECT_EQ(got, want) << again.dump();
 }
 
+// ---- kafkajs (npm), and a group shared with the gannet CLI ----------------------------------------
+
+TEST_F(KafkaClientTest, KafkajsProducesAndShareAGroupWithTheGannetCli) {
+  const char* npm = std::getenv("GANNET_NPM_DIR");
+  const std::string node_path = std::string(npm ? npm : "") + "/node_modules";
+  ASSERT_TRUE(npm && std::ifstream(node_path + "/kafkajs/package.json").good())
+      << "kafkajs not found: scripts/install_deps.sh installs it and scripts/test.sh passes GANNET_NPM_DIR";
+  const std::string js = testing::runfile("tests/kafka/kafkajs_client.js");
+  const std::string node = "env NODE_PATH=" + testing::shell_quote(node_path) + " node " + testing::shell_quote(js) + " ";
+  const std::string b = cluster_->kafka_bootstrap();
+  ASSERT_EQ(cluster_->create_error("mix", 6, 3), gannet::v1::NONE);
+
+  const std::string dir = testing::test_dir("mixed-group");
+  const std::string js_log = dir + "/kafkajs.log", cli_log = dir + "/cli.log";
+  testing::Process js_member, cli_member;
+  js_member.start({"/usr/bin/env", "NODE_PATH=" + node_path, "node", js, "consume", b, "mix", "mixed", "60"}, js_log);
+  cli_member.start({testing::runfile("tools/gannet"), "consume", "mix", "--group", "mixed", "--from-beginning",
+                    "--bootstrap-server", cluster_->bootstrap()},
+                   cli_log);
+  // One group: three partitions each, whichever member leads (both speak the range assignor).
+  auto cli_assigned = [&] {
+    std::string last;
+    for (const std::string& l : lines(testing::read_file(cli_log))) {
+      if (l.rfind("assigned:", 0) == 0) last = l;
+    }
+    return last.empty() ? 0 : std::count(last.begin(), last.end(), ',') + 1;
+  };
+  bool shared = testing::wait_until([&] { return assigned_count(js_log) == 3 && cli_assigned() == 3; }, 60s, 200ms);
+  ASSERT_TRUE(shared) << "kafkajs: " << last_assignment(js_log) << "; cli log:\n" << testing::read_file(cli_log);
+
+  auto p = sh(node + "produce " + b + " mix 0 600");
+  ASSERT_EQ(p.code, 0) << p.dump();
+  ASSERT_TRUE(testing::contains(p.out, "delivered 600")) << p.dump();
+  std::set<std::string> by_js, by_cli;
+  bool all = testing::wait_until([&] {
+    by_js.clear();
+    by_cli.clear();
+    for (const auto& v : consumed(js_log)) by_js.insert(v);
+    for (const std::string& l : lines(testing::read_file(cli_log))) {
+      if (l.size() > 1 && l[0] == 'v' && std::isdigit(static_cast<unsigned char>(l[1]))) by_cli.insert(l);
+    }
+    std::set<std::string> both = by_js;
+    both.insert(by_cli.begin(), by_cli.end());
+    return both.size() == 600;
+  }, 60s, 200ms);
+  EXPECT_TRUE(all) << "kafkajs read " << by_js.size() << ", the CLI " << by_cli.size();
+  EXPECT_GT(by_js.size(), 0u);
+  EXPECT_GT(by_cli.size(), 0u);
+  for (const auto& v : by_js) EXPECT_EQ(by_cli.count(v), 0u) << v << " was read by both members";
+  js_member.kill(SIGTERM);
+  cli_member.kill(SIGTERM);
+}
+
 // ---- Hostile input -------------------------------------------------------------------------------
 
 int connect_to(int port) {
