@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "testing/cli_harness.h"
 #include "testing/cluster_harness.h"
@@ -293,6 +294,55 @@ TEST_F(KafkaClientTest, KafkajsProducesAndShareAGroupWithTheGannetCli) {
   for (const auto& v : by_js) EXPECT_EQ(by_cli.count(v), 0u) << v << " was read by both members";
   js_member.kill(SIGTERM);
   cli_member.kill(SIGTERM);
+}
+
+// ---- Durability through a leader's SIGKILL, as librdkafka sees it ---------------------------------
+
+TEST_F(KafkaClientTest, EveryRecordLibrdkafkaSawAcknowledgedSurvivesTheLeadersSigkill) {
+  ASSERT_EQ(cluster_->create_error("dur", 3, 3, {{"min.insync.replicas", "2"}}), gannet::v1::NONE);
+  const std::string dir = testing::test_dir("durability");
+  const std::string log = dir + "/producer.log";
+  testing::Process producer;
+  producer.start({"/usr/bin/python3", python_client(), "produce-acked", cluster_->kafka_bootstrap(), "dur", "6000", "8"},
+                 log);
+  auto acked = [&] {
+    std::set<std::string> s;
+    for (const std::string& l : lines(testing::read_file(log))) {
+      if (l.rfind("acked ", 0) == 0) s.insert(l.substr(6));
+    }
+    return s;
+  };
+  ASSERT_TRUE(testing::wait_until([&] { return acked().size() > 500; }, 30s, 50ms)) << testing::read_file(log);
+  // SIGKILL the leader of partition 0 mid-stream; bring it back a little later.
+  int leader = -1;
+  const auto md = cluster_->metadata({"dur"});
+  for (const auto& t : md.topics()) {
+    for (const auto& p : t.partitions()) {
+      if (p.partition() == 0) leader = p.leader();
+    }
+  }
+  ASSERT_GT(leader, 0);
+  cluster_->kill(leader, SIGKILL);
+  std::this_thread::sleep_for(2s);
+  cluster_->start(leader);
+  int status = 0;
+  ASSERT_TRUE(testing::wait_until([&] { return producer.reap(&status); }, 170s, 200ms)) << "the producer did not finish";
+  const std::string plog = testing::read_file(log);
+  ASSERT_TRUE(testing::contains(plog, "done 0")) << plog.substr(plog.size() > 3000 ? plog.size() - 3000 : 0);
+  const auto want = acked();
+  EXPECT_GT(want.size(), 5000u) << "librdkafka retries through a leader change";
+  // Every acknowledged record is read back.
+  std::set<std::string> got;
+  ASSERT_TRUE(testing::wait_until([&] {
+    auto c = sh(kcat("-C -t dur -o beginning -e -q"));
+    got.clear();
+    for (const auto& l : lines(c.out)) got.insert(l);
+    return std::includes(got.begin(), got.end(), want.begin(), want.end());
+  }, 60s, 500ms));
+  size_t lost = 0;
+  for (const auto& v : want) lost += got.count(v) ? 0 : 1;
+  std::fprintf(stderr, "%zu records acknowledged to librdkafka, %zu read back, %zu lost\n", want.size(), got.size(), lost);
+  EXPECT_EQ(lost, 0u);
 }
 
 // ---- Hostile input -------------------------------------------------------------------------------

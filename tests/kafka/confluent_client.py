@@ -6,6 +6,10 @@ Run by tests/kafka_client_test.cc, one mode per process:
                                   list groups, delete; prints "admin ok" or fails.
   produce BOOTSTRAP TOPIC FROM N  acks=all producer of values FROM..FROM+N-1 (keyed); prints
                                   "delivered N" once every record is acknowledged.
+  produce-acked BOOTSTRAP TOPIC N SECONDS
+                                  acks=all producer of N values spread over SECONDS, retrying
+                                  through failures; prints "acked VALUE" for every acknowledged
+                                  record and "failed VALUE ERROR" for every failed one.
   consume BOOTSTRAP TOPIC GROUP IDLE_S
                                   a group member: prints "assigned p,p,..." on each assignment and
                                   "record P O VALUE" per record, commits each synchronously, and
@@ -90,6 +94,31 @@ def produce(bootstrap, topic, first, n):
     out("delivered %d" % delivered[0])
 
 
+def produce_acked(bootstrap, topic, n, seconds):
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
+                  "message.timeout.ms": 120000, "retry.backoff.ms": 100})
+
+    def on_delivery(err, msg):
+        if err is None:
+            out("acked " + msg.value().decode())
+        else:
+            out("failed %s %s" % (msg.value().decode(), err))
+
+    start = time.time()
+    for i in range(n):
+        while time.time() < start + seconds * i / n:
+            p.poll(0.005)
+        while True:
+            try:
+                p.produce(topic, value=("d%d" % i).encode(), on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+    left = p.flush(150)
+    out("done %d" % left)
+
+
 def consume(bootstrap, topic, group, idle_s):
     stop = [False]
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
@@ -127,6 +156,8 @@ if __name__ == "__main__":
         admin(sys.argv[2])
     elif mode == "produce":
         produce(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif mode == "produce-acked":
+        produce_acked(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
     elif mode == "consume":
         consume(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
     else:
