@@ -498,10 +498,12 @@ class BrokerServer::Service final
   // broker-wide fetch.response.memory.max.bytes). With `waiter`, watches each partition first, so
   // an append, a HW move or a leader change after the read wakes it.
   FetchPass read_pass(const bv1::FetchRequest* req, bv1::FetchResponse* resp, const FetchPlan& plan,
-                      ByteBudget::Holding& held, bool count_progress, const std::shared_ptr<FetchWaiter>& waiter) {
+                      ByteBudget::Holding& held, bool count_progress, const std::shared_ptr<FetchWaiter>& waiter,
+                      FetchSlices* slices = nullptr) {
     if (waiter) waiter->arm();
     resp->Clear();
     held.reset();
+    if (slices) slices->assign(req->partitions_size(), {});
     FetchPass pass;
     const int64_t now = SystemClock::instance()->monotonic_ms();
     for (const auto& pd : req->partitions()) {
@@ -523,11 +525,15 @@ class BrokerServer::Service final
       // progress), on one batch that is dropped at once.
       FetchOutcome o = part->read(req->replica_id(), pd.fetch_offset(), pd.current_leader_epoch(),
                                   pd.last_fetched_epoch(), granted == 0 ? 1 : static_cast<size_t>(granted), now,
-                                  count_progress && plan.counts);
+                                  count_progress && plan.counts, slices != nullptr);
+      // Records as file ranges hold no memory of ours; they still count against the budget
+      // while the answer is sent (a bound on what the broker promises to send at once).
+      const size_t got = slices ? static_cast<size_t>(o.slice_bytes) : o.records.size();
       if (granted == 0) {
         o.records.clear();  // over this response's size or the broker's budget
+        o.slices.clear();
       } else {
-        held.settle(granted, static_cast<int64_t>(o.records.size()));
+        held.settle(granted, static_cast<int64_t>(got));
       }
       r->set_error_code(o.error);
       r->set_error_message(o.message);
@@ -542,7 +548,8 @@ class BrokerServer::Service final
         pass.errors = true;
       }
       pass.errors |= o.error != gannet::v1::NONE;
-      pass.total += o.records.size();
+      pass.total += granted == 0 ? 0 : got;
+      if (slices) (*slices)[resp->partitions_size() - 1] = std::move(o.slices);
       r->set_records(std::move(o.records));
     }
     return pass;
@@ -587,10 +594,12 @@ class BrokerServer::Service final
   // the deadline, a cancel or the broker stopping completes it. `done` runs exactly once.
   class FetchCall : public std::enable_shared_from_this<FetchCall> {
    public:
-    FetchCall(Service* s, const bv1::FetchRequest* req, bv1::FetchResponse* resp, std::function<void()> done)
+    FetchCall(Service* s, const bv1::FetchRequest* req, bv1::FetchResponse* resp, std::function<void()> done,
+              FetchSlices* slices = nullptr)
         : s_(s),
           req_(req),
           resp_(resp),
+          slices_(slices),
           done_(std::move(done)),
           deadline_(std::chrono::steady_clock::now() + std::chrono::milliseconds(std::clamp(req->max_wait_ms(), 0, 30'000))),
           held_(&s->b_->fetch_budget_) {}
@@ -649,7 +658,7 @@ class BrokerServer::Service final
     // One read pass; true once the call is answered.
     bool look() {
       const bool final = std::chrono::steady_clock::now() >= deadline_ || cancelled_ || s_->b_->stopping();
-      const FetchPass pass = s_->read_pass(req_, resp_, plan_, held_, first_look_, final ? nullptr : waiter_);
+      const FetchPass pass = s_->read_pass(req_, resp_, plan_, held_, first_look_, final ? nullptr : waiter_, slices_);
       first_look_ = false;
       if (final || !waiter_ || pass.total >= static_cast<size_t>(std::max(1, req_->min_bytes())) || pass.errors) {
         finish();
@@ -682,6 +691,7 @@ class BrokerServer::Service final
     Service* const s_;
     const bv1::FetchRequest* const req_;
     bv1::FetchResponse* const resp_;
+    FetchSlices* const slices_;  // null: the records are read into resp_
     const std::function<void()> done_;
     const std::chrono::steady_clock::time_point deadline_;
     FetchPlan plan_;
@@ -889,9 +899,9 @@ void BrokerServer::produce(v1::ProduceRequest* req, v1::ProduceResponse* resp, s
   service_->produce(service_->new_produce_call(std::move(done)), req, resp);
 }
 
-std::shared_ptr<void> BrokerServer::fetch(const v1::FetchRequest* req, v1::FetchResponse* resp,
+std::shared_ptr<void> BrokerServer::fetch(const v1::FetchRequest* req, v1::FetchResponse* resp, FetchSlices* slices,
                                           std::function<void()> done) {
-  auto call = std::make_shared<Service::FetchCall>(service_.get(), req, resp, std::move(done));
+  auto call = std::make_shared<Service::FetchCall>(service_.get(), req, resp, std::move(done), slices);
   call->start();
   return call;
 }

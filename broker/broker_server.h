@@ -132,7 +132,8 @@ class BrokerServer final : public RequestCore {
   void metadata(const v1::MetadataRequest& req, const std::string& listener, bool only_with_listener,
                 v1::MetadataResponse* resp) override;
   void produce(v1::ProduceRequest* req, v1::ProduceResponse* resp, std::function<void()> done) override;
-  std::shared_ptr<void> fetch(const v1::FetchRequest* req, v1::FetchResponse* resp, std::function<void()> done) override;
+  std::shared_ptr<void> fetch(const v1::FetchRequest* req, v1::FetchResponse* resp, FetchSlices* slices,
+                              std::function<void()> done) override;
   void list_offsets(const v1::ListOffsetsRequest& req, v1::ListOffsetsResponse* resp) override;
   void find_coordinator(const v1::FindCoordinatorRequest& req, const std::string& listener,
                         v1::FindCoordinatorResponse* resp) override;

@@ -189,7 +189,8 @@ void Partition::hw_changed() {
 }
 
 FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t current_leader_epoch,
-                             int32_t last_fetched_epoch, size_t max_bytes, int64_t now_ms, bool count_progress) {
+                             int32_t last_fetched_epoch, size_t max_bytes, int64_t now_ms, bool count_progress,
+                             bool as_slices) {
   FetchOutcome out;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -250,6 +251,9 @@ FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t c
   if (!r.ok()) {
     out.error = storage_code(r.error());
     out.message = r.error().to_string();
+  } else if (as_slices) {
+    out.slices = std::move(r->slices);
+    out.slice_bytes = r->bytes;
   } else if (auto st = r->copy_to(&out.records); !st.ok()) {
     out.error = storage_code(st.error());
     out.records.clear();
@@ -263,6 +267,8 @@ FetchOutcome Partition::read(int32_t replica_id, int64_t fetch_offset, int32_t c
   std::lock_guard<std::mutex> l(mu_);
   if (!state_.is_leader() || state_.leader_epoch() != out.leader_epoch) {
     out.records.clear();
+    out.slices.clear();
+    out.slice_bytes = 0;
     out.message.clear();
     out.error = gannet::v1::NOT_LEADER_OR_FOLLOWER;
     out.leader = state_.leader();

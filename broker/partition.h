@@ -49,6 +49,10 @@ struct FetchOutcome {
   int32_t leader = -1;
   int32_t leader_epoch = -1;
   std::string records;
+  // With as_slices: the records as file ranges instead (not read; a front-end sends them with
+  // sendfile), `slice_bytes` in all.
+  std::vector<storage::FileSlice> slices;
+  uint64_t slice_bytes = 0;
   bool hw_moved = false;  // a follower's fetch advanced the HW
 };
 
@@ -87,9 +91,11 @@ class Partition {
   // A fetch: replica_id < 0 a consumer (below the HW), else a follower (its progress counts).
   // `count_progress`: a follower's fetch offset counts toward the HW and ISR only the first time
   // a long-polling request looks (a request still waiting after its sender died and restarted
-  // must not vouch again for records the new incarnation may have lost).
+  // must not vouch again for records the new incarnation may have lost). `as_slices`: the
+  // records as file ranges (FetchOutcome::slices), not read.
   FetchOutcome read(int32_t replica_id, int64_t fetch_offset, int32_t current_leader_epoch,
-                    int32_t last_fetched_epoch, size_t max_bytes, int64_t now_ms, bool count_progress = true);
+                    int32_t last_fetched_epoch, size_t max_bytes, int64_t now_ms, bool count_progress = true,
+                    bool as_slices = false);
 
   // ListOffsets: -1 latest (HW), -2 earliest, else by timestamp.
   ProduceOutcome list_offset(int64_t timestamp, int32_t current_leader_epoch);

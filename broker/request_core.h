@@ -12,10 +12,15 @@
 #include <string>
 
 #include "proto/broker.grpc.pb.h"
+#include "storage/log.h"
 
 namespace gannet::broker {
 
 class GroupCoordinator;
+
+// A fetch answer's records as file ranges, one list per partition of the response (in its
+// order), for a front-end that sends them with sendfile instead of copying them.
+using FetchSlices = std::vector<std::vector<storage::FileSlice>>;
 
 class RequestCore {
  public:
@@ -31,8 +36,10 @@ class RequestCore {
   virtual void produce(v1::ProduceRequest* req, v1::ProduceResponse* resp, std::function<void()> done) = 0;
   // Never blocks (a long poll parks). `done` runs once when `resp` is complete. The returned
   // handle holds the call (and the fetch memory its records use): release it after the answer
-  // has been encoded. `req` and `resp` must live until `done` has run.
-  virtual std::shared_ptr<void> fetch(const v1::FetchRequest* req, v1::FetchResponse* resp,
+  // has been encoded. `req` and `resp` must live until `done` has run. With `slices`, the
+  // records are not read: each partition's are given as file ranges in (*slices)[i] (resp's
+  // records stay empty), and must be sent before the handle is released.
+  virtual std::shared_ptr<void> fetch(const v1::FetchRequest* req, v1::FetchResponse* resp, FetchSlices* slices,
                                       std::function<void()> done) = 0;
   // Never blocks.
   virtual void list_offsets(const v1::ListOffsetsRequest& req, v1::ListOffsetsResponse* resp) = 0;

@@ -579,7 +579,7 @@ TEST(ServerConfig, BadListeners) {
            "GRPC://h,CONTROLLER://127.0.0.1:19091",                // no port
            "GRPC://h:65536,CONTROLLER://127.0.0.1:19091",          // port too high
            "GRPC://h:-1,CONTROLLER://127.0.0.1:19091",             // negative port
-           "GRPC://h:1,client://h:2,CONTROLLER://127.0.0.1:19091",  // duplicate name
+           "GRPC://h:1,grpc://h:2,CONTROLLER://127.0.0.1:19091",  // duplicate name
            "GRPC://127.0.0.1:19091,CONTROLLER://127.0.0.1:19091",  // same port, same host
            "GRPC://:19091,CONTROLLER://127.0.0.1:19091",           // wildcard overlaps
            "GRPC://0.0.0.0:19091,CONTROLLER://127.0.0.1:19091",    // wildcard overlaps
@@ -889,7 +889,9 @@ TEST(ServerConfig, DescribeIsSortedKeyValueLines) {
 
 TEST(ServerConfig, DescribeParsesBackToTheSameConfig) {
   ConfigMap m = broker_only();
-  m["listeners"] = "client://[::1]:0,OTHER://:9095";
+  m["listeners"] = "grpc://[::1]:0,OTHER://:9095";
+  m["listener.security.protocol.map"] = "GRPC:PLAINTEXT,OTHER:PLAINTEXT";
+  m["advertised.listeners"] = "OTHER://broker.example:19095";
   m["log.dirs"] = "/a b/c,/d";
   m["log.retention.minutes"] = "90";
   m["log.roll.hours"] = "3";

@@ -62,8 +62,12 @@ struct Call {
     if (flexible && header.api_key != kApiVersions) w.empty_tagged_fields();
     return w;
   }
-  void send(Writer& w) const { answer(Answer{Answer::kRespond, w.take(), ""}); }
-  void close(std::string why) const { answer(Answer{Answer::kClose, "", std::move(why)}); }
+  void send(Writer& w) const {
+    Answer a;
+    a.chunks.push_back(Chunk{w.take(), nullptr, 0, 0, nullptr});
+    answer(std::move(a));
+  }
+  void close(std::string why) const { answer(Answer{Answer::kClose, {}, std::move(why)}); }
 };
 using CallPtr = std::shared_ptr<Call>;
 
@@ -245,7 +249,7 @@ void produce(RequestCore* core, const CallPtr& c, Reader& r) {
     }
   }
   auto done = [c, resp, acks] {
-    if (acks == 0) return c->answer(Answer{Answer::kNoResponse, "", ""});
+    if (acks == 0) return c->answer(Answer{Answer::kNoResponse, {}, ""});
     Writer w = c->begin();
     const auto groups = group_by_topic(resp->partitions(), [](const auto& p) -> const std::string& { return p.topic(); });
     w.array_len(groups.size());
@@ -322,15 +326,18 @@ void fetch(RequestCore* core, const CallPtr& c, Reader& r) {
     return c->send(w);
   }
   auto resp = std::make_shared<bv1::FetchResponse>();
-  // The core's handle on the call (it holds the fetch memory of the records) is dropped once the
-  // answer is encoded; the call may complete before fetch() has even returned it.
+  auto slices = std::make_shared<FetchSlices>();
+  // The core's handle on the call (it holds the fetch budget of the records) goes with the last
+  // chunk of the answer, released once that is sent; the call may complete before fetch() has
+  // even returned it.
   struct Holder {
     std::mutex mu;
     bool done = false;
     std::shared_ptr<void> call;
   };
   auto holder = std::make_shared<Holder>();
-  auto done = [c, req, resp, holder] {
+  auto done = [c, req, resp, slices, holder] {
+    Answer a;
     Writer w = c->begin();
     const int16_t v = c->v();
     w.i32(0);  // throttle_time_ms
@@ -353,19 +360,29 @@ void fetch(RequestCore* core, const CallPtr& c, Reader& r) {
         if (v >= 5) w.i64(ok ? p.log_start_offset() : -1);
         w.array_len(0);  // aborted_transactions
         if (v >= 11) w.i32(-1);  // preferred_read_replica
-        w.bytes(p.records());
+        const auto& ranges = i < static_cast<int>(slices->size()) ? (*slices)[i] : std::vector<storage::FileSlice>{};
+        if (ranges.empty()) {
+          w.bytes(p.records());
+          continue;
+        }
+        // Whole batches straight from the segment files (sendfile): the bytes so far, then the
+        // file ranges, then the rest of the answer.
+        uint64_t n = 0;
+        for (const auto& r : ranges) n += r.size;
+        w.i32(static_cast<int32_t>(n));
+        a.chunks.push_back(Chunk{w.take(), nullptr, 0, 0, nullptr});
+        for (const auto& r : ranges) a.chunks.push_back(Chunk{"", r.file, r.position, r.size, nullptr});
       }
     }
-    std::shared_ptr<void> call;
+    a.chunks.push_back(Chunk{w.take(), nullptr, 0, 0, nullptr});
     {
       std::lock_guard<std::mutex> l(holder->mu);
       holder->done = true;
-      call.swap(holder->call);
+      a.chunks.back().keep = std::move(holder->call);
     }
-    call.reset();  // the answer is encoded: the fetch memory its records held goes back
-    c->send(w);
+    c->answer(std::move(a));
   };
-  std::shared_ptr<void> call = core->fetch(req.get(), resp.get(), std::move(done));
+  std::shared_ptr<void> call = core->fetch(req.get(), resp.get(), slices.get(), std::move(done));
   std::lock_guard<std::mutex> l(holder->mu);
   if (!holder->done) holder->call = std::move(call);
 }
@@ -1126,7 +1143,7 @@ void KafkaApi::handle(std::string frame, const ConnectionInfo& conn, std::functi
       Writer w;
       w.i32(c->header.correlation_id);
       write_api_versions(w, 0, code(ev1::UNSUPPORTED_VERSION));
-      return c->send(w);
+      return c->send(w);  // (begin() is not used: the header is v0 whatever the version)
     }
     return c->close(std::string(api->name) + " v" + std::to_string(c->header.api_version) + " is not supported");
   }

@@ -40,11 +40,21 @@ struct RequestHeader {
   std::optional<std::string> client_id;
 };
 
+// A piece of an answer: bytes, or a range of a segment file sent with sendfile (zero copy).
+struct Chunk {
+  std::string bytes;
+  std::shared_ptr<storage::File> file;  // set: `size` bytes of it from `position`
+  uint64_t position = 0;
+  uint64_t size = 0;
+  std::shared_ptr<void> keep;  // held until this chunk is sent or dropped (a fetch's budget)
+  uint64_t length() const { return file ? size : bytes.size(); }
+};
+
 // What becomes of one request frame.
 struct Answer {
   enum Kind { kRespond, kNoResponse, kClose } kind = kRespond;
-  std::string frame;   // kRespond: the response (header and body), without the 4-byte size
-  std::string reason;  // kClose: why, for the log
+  std::vector<Chunk> chunks;  // kRespond: the response (header and body), without the 4-byte size
+  std::string reason;         // kClose: why, for the log
 };
 
 struct ConnectionInfo {
