@@ -497,6 +497,10 @@ TEST(ClusterProcess, ABrokerWhoseNodeIdAnotherProcessRegisteredStopsItself) {
   const int twin_port = testing::free_port();
   ASSERT_NE(cfg.find(old_listener), std::string::npos) << cfg;
   cfg.replace(cfg.find(old_listener), old_listener.size(), "GRPC://127.0.0.1:" + std::to_string(twin_port));
+  // And a Kafka listener of its own (the first broker holds its port).
+  const std::string old_kafka = "PLAINTEXT://127.0.0.1:" + std::to_string(c.kafka_port(3));
+  ASSERT_NE(cfg.find(old_kafka), std::string::npos) << cfg;
+  cfg.replace(cfg.find(old_kafka), old_kafka.size(), "PLAINTEXT://127.0.0.1:" + std::to_string(testing::free_port()));
   const std::string twin_config = c.config(3) + "-twin", twin_log = c.log_path(3) + "-twin";
   testing::write_file(twin_config, cfg);
   testing::write_file(twin_dir + "/meta.properties",
