@@ -25,6 +25,7 @@ PACKAGES=(
   # Kafka's own clients, the judges of the Kafka listener (tests/kafka_client_test.cc).
   kcat
   python3-confluent-kafka
+  librdkafka-dev
 )
 
 # Node.js and npm run kafkajs; Debian's packages when the machine has none of its own.
