@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -56,7 +57,7 @@ class KafkaClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(std::system("command -v kcat >/dev/null"), 0) << "kcat is not installed (scripts/install_deps.sh installs it)";
-    cluster_ = std::make_unique<Cluster>(3, "num.partitions=3\ndefault.replication.factor=3\n");
+    cluster_ = std::make_unique<Cluster>(3, "num.partitions=3\ndefault.replication.factor=3\n" + extra_config());
     cluster_->start_all();
     ASSERT_TRUE(cluster_->wait_unfenced({1, 2, 3}, 60s));
   }
@@ -64,6 +65,7 @@ class KafkaClientTest : public ::testing::Test {
     if (HasFailure()) cluster_->dump_logs();
   }
   std::string kcat(const std::string& args) { return "kcat -b " + cluster_->kafka_bootstrap() + " " + args; }
+  virtual std::string extra_config() const { return ""; }
 
   std::unique_ptr<Cluster> cluster_;
 };
@@ -94,6 +96,16 @@ TEST_F(KafkaClientTest, KcatListsProducesAndConsumesWithEveryCodecAndCrossesWith
   const auto got = lines(c.out);
   EXPECT_EQ(got.size(), want.size());
   EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), want);
+
+  // auto.create.topics.enable (true, as in Kafka): producing to an unknown topic creates it with
+  // the cluster's defaults.
+  auto ac = sh(kcat("-P -t auto-created -X acks=all"), "one\ntwo\n");
+  ASSERT_EQ(ac.code, 0) << ac.dump();
+  auto acm = cluster_->metadata({"auto-created"});
+  ASSERT_EQ(acm.topics_size(), 1);
+  EXPECT_EQ(acm.topics(0).error_code(), gannet::v1::NONE);
+  EXPECT_EQ(acm.topics(0).partitions_size(), 3);
+  EXPECT_EQ(lines(sh(kcat("-C -t auto-created -o beginning -e -q")).out).size(), 2u);
 
   // The gannet CLI (gRPC) reads what kcat wrote, and kcat reads what the CLI wrote.
   auto gc = testing::gannet_cli({"consume", "rt", "--from-beginning", "--print-key", "--max-messages", "1000",
@@ -491,6 +503,203 @@ TEST_F(KafkaClientTest, HostileFramesGetKafkasAnswerOrAClosedConnectionAndTheBro
   EXPECT_LT(after - before, 32 * 1024) << "memory grew by more than 32 MiB";
   EXPECT_TRUE(cluster_->running(1));
   // A well-behaved client is served throughout.
+  auto l = sh("kcat -b 127.0.0.1:" + std::to_string(port) + " -L");
+  EXPECT_EQ(l.code, 0) << l.dump();
+  EXPECT_TRUE(testing::contains(l.out, "3 brokers")) << l.dump();
+}
+
+// ---- Connection limits and a fuzz of every decoder -------------------------------------------------
+
+class KafkaLimitsTest : public KafkaClientTest {
+ protected:
+  std::string extra_config() const override {
+    return "connections.max.idle.ms=1500\nmax.connections.per.ip=5\nauto.create.topics.enable=false\n";
+  }
+};
+
+bool api_versions_answered(int fd, int32_t correlation) {
+  std::string f = frame(18, 0, correlation, "");
+  if (::write(fd, f.data(), f.size()) != static_cast<ssize_t>(f.size())) return false;
+  auto a = read_frame(fd);
+  return a.has_value() && a->size() >= 6 && static_cast<uint8_t>((*a)[3]) == static_cast<uint8_t>(correlation);
+}
+
+TEST_F(KafkaLimitsTest, PerIpConnectionsAndIdleConnectionsAreBounded) {
+  const int port = cluster_->kafka_port(1);
+  std::vector<int> fds;
+  for (int i = 0; i < 5; ++i) {
+    fds.push_back(connect_to(port));
+    ASSERT_TRUE(api_versions_answered(fds.back(), i + 1)) << "connection " << i;
+  }
+  // max.connections.per.ip=5: the sixth is closed at once.
+  int sixth = connect_to(port);
+  ASSERT_GE(sixth, 0);
+  EXPECT_TRUE(closed_by_server(sixth));
+  ::close(sixth);
+  // connections.max.idle.ms=1500: idle ones are closed (the receive timeout is 5 s).
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(closed_by_server(fds[0]));
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(waited, 4.0);
+  for (int fd : fds) ::close(fd);
+  // Their slots are given back: new connections are served.
+  ASSERT_TRUE(testing::wait_until([&] {
+    int fd = connect_to(port);
+    const bool ok = fd >= 0 && api_versions_answered(fd, 9);
+    if (fd >= 0) ::close(fd);
+    return ok;
+  }, 10s, 200ms));
+}
+
+// Random and mutated frames for every API that changes no cluster state beyond a group, each on
+// the wire of a real broker: every one gets an answer or a closed connection, and the broker keeps
+// serving with bounded memory. The seed is printed; GANNET_SEED replays it.
+TEST_F(KafkaLimitsTest, FuzzedFramesNeverHurtTheBroker) {
+  const char* env = std::getenv("GANNET_SEED");
+  const uint64_t seed = env ? std::stoull(env) : std::random_device{}();
+  std::fprintf(stderr, "seed %llu (GANNET_SEED=%llu replays)\n", static_cast<unsigned long long>(seed),
+               static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  ASSERT_EQ(cluster_->create_error("fz", 1, 1), gannet::v1::NONE);
+  const int port = cluster_->kafka_port(1);
+  // Valid bodies to start from (key, version, body).
+  auto s16 = [](std::string& b, const std::string& v) {
+    put16(b, static_cast<int16_t>(v.size()));
+    b += v;
+  };
+  std::vector<std::tuple<int16_t, int16_t, std::string>> templates;
+  templates.emplace_back(18, 0, "");
+  templates.emplace_back(18, 3, std::string("\x04test\x021\x00", 8));
+  {
+    std::string b;
+    put32(b, 1);
+    s16(b, "fz");
+    b += std::string("\x01\x00\x00", 3);  // allow auto create, two include flags
+    templates.emplace_back(3, 8, b);
+  }
+  {
+    std::string b;
+    put32(b, -1);
+    put32(b, 0);
+    put32(b, 1);
+    put32(b, 1 << 20);
+    b.push_back(0);
+    put32(b, 0);
+    put32(b, -1);
+    put32(b, 1);
+    s16(b, "fz");
+    put32(b, 1);
+    put32(b, 0);
+    put32(b, -1);
+    for (int i = 0; i < 8; ++i) b.push_back(0);  // fetch offset 0
+    for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>(0xff));
+    put32(b, 1 << 20);
+    put32(b, 0);
+    s16(b, "");
+    templates.emplace_back(1, 11, b);
+  }
+  {
+    std::string b;
+    put32(b, -1);
+    b.push_back(0);
+    put32(b, 1);
+    s16(b, "fz");
+    put32(b, 1);
+    put32(b, 0);
+    for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>(0xff));  // latest
+    templates.emplace_back(2, 3, b);
+  }
+  {
+    std::string b;
+    s16(b, "fuzz-group");
+    b.push_back(0);
+    templates.emplace_back(10, 2, b);
+  }
+  {
+    std::string b;
+    s16(b, "fuzz-group");
+    put32(b, 10000);
+    put32(b, 10000);
+    s16(b, "");
+    put16(b, -1);
+    s16(b, "consumer");
+    put32(b, 1);
+    s16(b, "range");
+    put32(b, 4);
+    b += "meta";
+    templates.emplace_back(11, 5, b);
+  }
+  {
+    std::string b;
+    s16(b, "fuzz-group");
+    put32(b, 1);
+    s16(b, "fz");
+    put32(b, 1);
+    put32(b, 0);
+    templates.emplace_back(9, 5, b);
+  }
+  {
+    std::string b;
+    put32(b, 1);
+    s16(b, "fuzz-group");
+    b.push_back(0);
+    templates.emplace_back(15, 4, b);
+  }
+  templates.emplace_back(16, 2, "");
+  {
+    std::string b;
+    put32(b, 1);
+    b.push_back(2);
+    s16(b, "fz");
+    put32(b, -1);
+    b.push_back(0);
+    templates.emplace_back(32, 2, b);
+  }
+  const int64_t rss_before = rss_kib(cluster_->pid(1));
+  int answered = 0, closed = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  int sent = 0;
+  while (sent < 20000 && std::chrono::steady_clock::now() < deadline) {
+    int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    // A few frames per connection, pipelined.
+    const int n = 1 + static_cast<int>(rng() % 4);
+    std::string wire;
+    for (int i = 0; i < n; ++i, ++sent) {
+      auto [key, version, body] = templates[rng() % templates.size()];
+      switch (rng() % 4) {
+        case 0:  // flip bytes
+          for (int k = 0, m = 1 + static_cast<int>(rng() % 4); k < m && !body.empty(); ++k) {
+            body[rng() % body.size()] = static_cast<char>(rng());
+          }
+          break;
+        case 1:  // truncate
+          body.resize(body.empty() ? 0 : rng() % body.size());
+          break;
+        case 2:  // random bytes appended or instead
+          if (rng() % 2) body.clear();
+          for (int k = 0, m = static_cast<int>(rng() % 64); k < m; ++k) body.push_back(static_cast<char>(rng()));
+          break;
+        default:  // another version of the API
+          version = static_cast<int16_t>(rng() % 12);
+      }
+      wire += frame(key, version, sent, body);
+    }
+    ASSERT_EQ(::write(fd, wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
+    ::shutdown(fd, SHUT_WR);
+    for (;;) {
+      auto a = read_frame(fd);
+      if (!a) break;
+      ++answered;
+    }
+    ++closed;
+    ::close(fd);
+  }
+  const int64_t rss_after = rss_kib(cluster_->pid(1));
+  std::fprintf(stderr, "%d frames on %d connections, %d answers; broker 1 RSS %lld -> %lld KiB\n", sent, closed, answered,
+               static_cast<long long>(rss_before), static_cast<long long>(rss_after));
+  EXPECT_TRUE(cluster_->running(1));
+  EXPECT_LT(rss_after - rss_before, 64 * 1024);
   auto l = sh("kcat -b 127.0.0.1:" + std::to_string(port) + " -L");
   EXPECT_EQ(l.code, 0) << l.dump();
   EXPECT_TRUE(testing::contains(l.out, "3 brokers")) << l.dump();
