@@ -935,6 +935,28 @@ void BrokerServer::run_blocking(std::function<void()> work) {
   if (!blocking_->post(work)) work();  // stopping: run it here rather than drop its answer
 }
 
+std::map<std::string, std::string> BrokerServer::topic_config_defaults() const {
+  const storage::LogConfig& c = options_.default_log_config;
+  char ratio[32];
+  std::snprintf(ratio, sizeof(ratio), "%g", c.min_cleanable_dirty_ratio);
+  return {
+      {"cleanup.policy", c.cleanup_policy()},
+      {"delete.retention.ms", std::to_string(c.delete_retention_ms)},
+      {"flush.messages", std::to_string(c.flush_messages)},
+      {"flush.ms", std::to_string(c.flush_ms)},
+      {"index.interval.bytes", std::to_string(c.index_interval_bytes)},
+      {"max.message.bytes", std::to_string(c.max_message_bytes)},
+      {"min.cleanable.dirty.ratio", ratio},
+      {"min.compaction.lag.ms", std::to_string(c.min_compaction_lag_ms)},
+      {"min.insync.replicas", std::to_string(options_.min_insync_replicas)},
+      {"retention.bytes", std::to_string(c.retention_bytes)},
+      {"retention.ms", std::to_string(c.retention_ms)},
+      {"segment.bytes", std::to_string(c.segment_bytes)},
+      {"segment.ms", std::to_string(c.segment_ms)},
+      {"segment.preallocate.bytes", std::to_string(c.segment_preallocate_bytes)},
+  };
+}
+
 int BrokerServer::kafka_port(const std::string& name) const { return kafka_ ? kafka_->port(name) : 0; }
 
 // ---- Lifecycle --------------------------------------------------------------------------------

@@ -146,6 +146,7 @@ class BrokerServer final : public RequestCore {
   void describe_configs(const controller::v1::DescribeConfigsRequest& req,
                         controller::v1::DescribeConfigsResponse* resp) override;
   void run_blocking(std::function<void()> work) override;
+  std::map<std::string, std::string> topic_config_defaults() const override;
   bool stopping() const {
     std::lock_guard<std::mutex> l(mu_);
     return stopping_;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -57,6 +58,9 @@ class RequestCore {
   // Never blocks (from the local image).
   virtual void describe_configs(const controller::v1::DescribeConfigsRequest& req,
                                 controller::v1::DescribeConfigsResponse* resp) = 0;
+  // Every topic config key with the value a topic gets when it does not set it (the broker's
+  // log.* keys and min.insync.replicas), for DescribeConfigs' DEFAULT entries. Never blocks.
+  virtual std::map<std::string, std::string> topic_config_defaults() const = 0;
   // Runs `work` on the core's blocking pool (a bounded number of threads), never on the caller's.
   virtual void run_blocking(std::function<void()> work) = 0;
 };

@@ -508,6 +508,52 @@ TEST_F(KafkaClientTest, HostileFramesGetKafkasAnswerOrAClosedConnectionAndTheBro
   EXPECT_TRUE(testing::contains(l.out, "3 brokers")) << l.dump();
 }
 
+// A client that goes away while its answers are still being written: the broker's writes fail
+// (EPIPE) and must not kill it. Before the fix SIGPIPE's default action ended the process
+// silently (found when a SIGKILLed confluent-kafka consumer took two brokers with it).
+TEST_F(KafkaClientTest, AClientThatLeavesBeforeItsAnswersDoesNotKillTheBroker) {
+  ASSERT_EQ(cluster_->create_error("gone", 1, 1), gannet::v1::NONE);
+  auto md = cluster_->metadata({"gone"});
+  const int leader = md.topics(0).partitions(0).leader();
+  ASSERT_GT(leader, 0);
+  for (int round = 0; round < 5; ++round) {
+    int fd = connect_to(cluster_->kafka_port(leader));
+    ASSERT_GE(fd, 0);
+    // Three long-polling fetches (nothing to read: each waits 300 ms), then the client is gone.
+    std::string wire;
+    for (int i = 0; i < 3; ++i) {
+      std::string b;
+      put32(b, -1);
+      put32(b, 300);
+      put32(b, 1);
+      put32(b, 1 << 20);
+      b.push_back(0);
+      put32(b, 0);
+      put32(b, -1);
+      put32(b, 1);
+      put16(b, 4);
+      b += "gone";
+      put32(b, 1);
+      put32(b, 0);
+      put32(b, -1);
+      for (int k = 0; k < 8; ++k) b.push_back(0);
+      for (int k = 0; k < 8; ++k) b.push_back(static_cast<char>(0xff));
+      put32(b, 1 << 20);
+      put32(b, 0);
+      put16(b, 0);
+      wire += frame(1, 11, i, b);
+    }
+    ASSERT_EQ(::write(fd, wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
+    ::close(fd);
+  }
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_TRUE(cluster_->running(leader));
+  int status = 0;
+  EXPECT_FALSE(cluster_->exited(leader, &status)) << "broker " << leader << " died: wait status " << status;
+  auto l = sh("kcat -b 127.0.0.1:" + std::to_string(cluster_->kafka_port(leader)) + " -L");
+  EXPECT_EQ(l.code, 0) << l.dump();
+}
+
 // ---- Connection limits and a fuzz of every decoder -------------------------------------------------
 
 class KafkaLimitsTest : public KafkaClientTest {

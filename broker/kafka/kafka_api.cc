@@ -894,8 +894,15 @@ void describe_configs(RequestCore* core, const CallPtr& c, Reader& r) {
   Writer w = c->begin();
   w.i32(0);
   w.array_len(resources.size());
+  // A topic's configs: its own overrides (DYNAMIC_TOPIC_CONFIG) and, for every other key, the
+  // broker's default (DEFAULT_CONFIG), as Kafka lists them.
+  constexpr int8_t kDynamicTopicConfig = 1, kDefaultConfig = 5;
+  struct Entry {
+    std::string name, value;
+    int8_t source;
+  };
   for (const Resource& res : resources) {
-    std::vector<std::pair<std::string, std::string>> entries;
+    std::vector<Entry> entries;
     ev1::ErrorCode err = ev1::NONE;
     std::string message;
     if (res.type == kResourceTopic) {
@@ -906,7 +913,14 @@ void describe_configs(RequestCore* core, const CallPtr& c, Reader& r) {
       if (resp.resources_size() == 1) {
         err = resp.resources(0).error_code();
         message = resp.resources(0).error_message();
-        for (const auto& e : resp.resources(0).configs()) entries.emplace_back(e.name(), e.value());
+        std::map<std::string, std::string> own;
+        for (const auto& e : resp.resources(0).configs()) own[e.name()] = e.value();
+        if (err == ev1::NONE) {
+          std::map<std::string, Entry> all;
+          for (const auto& [k, v] : core->topic_config_defaults()) all[k] = Entry{k, v, kDefaultConfig};
+          for (const auto& [k, v] : own) all[k] = Entry{k, v, kDynamicTopicConfig};
+          for (auto& [k, e] : all) entries.push_back(std::move(e));
+        }
       }
     } else if (res.type != kResourceBroker) {
       err = ev1::INVALID_REQUEST;
@@ -920,19 +934,19 @@ void describe_configs(RequestCore* core, const CallPtr& c, Reader& r) {
     }
     w.i8(res.type);
     w.str(res.name);
-    std::vector<std::pair<std::string, std::string>> shown;
+    std::vector<Entry> shown;
     for (auto& e : entries) {
-      if (!res.keys || res.keys->count(e.first)) shown.push_back(e);
+      if (!res.keys || res.keys->count(e.name)) shown.push_back(e);
     }
     w.array_len(shown.size());
-    for (const auto& [name, value] : shown) {
-      w.str(name);
-      w.str(value);
+    for (const Entry& e : shown) {
+      w.str(e.name);
+      w.str(e.value);
       w.boolean(false);  // read_only
       if (v == 0) {
-        w.boolean(false);  // is_default
+        w.boolean(e.source == kDefaultConfig);  // is_default
       } else {
-        w.i8(1);  // config_source: DYNAMIC_TOPIC_CONFIG (a topic's own override)
+        w.i8(e.source);
       }
       w.boolean(false);  // is_sensitive
       if (v >= 1) w.array_len(0);  // synonyms

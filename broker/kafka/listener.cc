@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -525,6 +526,10 @@ KafkaListener::KafkaListener(KafkaListenerOptions options, RequestCore* core)
 
 Result<std::unique_ptr<KafkaListener>, std::string> KafkaListener::start(KafkaListenerOptions options,
                                                                           RequestCore* core) {
+  // writev and sendfile to a socket its client has closed fail with EPIPE, and raise SIGPIPE,
+  // whose default action ends the process: a client leaving must never stop the broker.
+  // (Process-wide; gRPC's own sockets use MSG_NOSIGNAL and do not care.)
+  ::signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<KafkaListener> l(new KafkaListener(std::move(options), core));
   const int n = std::max(1, l->options_.io_threads);
   for (int i = 0; i < n; ++i) l->threads_.push_back(std::make_shared<IoThread>(l.get(), i));

@@ -14,6 +14,9 @@
 //    kMaxQueuedResponseBytes of answers unsent, is not read until they drain.
 //  - Memory per idle connection: its Connection object and socket buffers (stated in the README).
 //
+// start() sets SIGPIPE to be ignored, process-wide (a write to a socket its client closed must
+// fail with EPIPE, not end the process).
+//
 // Lock discipline: each IoThread's `mu_` guards only its hand-off queues (new connections,
 // connections with completed answers); each Connection's `mu_` guards only its answer slots.
 // Neither is held while calling out. Everything else is the owning loop's alone.

@@ -21,7 +21,7 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewPartitions, NewTopic
 
 
 def out(line):
@@ -45,11 +45,17 @@ def admin(bootstrap):
     res = ConfigResource(ConfigResource.Type.TOPIC, "adm", set_config={"retention.ms": "3600000"})
     for f in a.alter_configs([res]).values():
         f.result(30)
-    got = {}
+    entries = {}
     for f in a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "adm")]).values():
-        got = {k: v.value for k, v in f.result(30).items()}
+        entries = f.result(30)
+    got = {k: v.value for k, v in entries.items()}
     if got.get("retention.ms") != "3600000":
         raise SystemExit("describe_configs after alter_configs: %r" % got)
+    # Every topic config is listed: the override as the topic's own, the rest as defaults.
+    if got.get("cleanup.policy") != "delete" or not entries["cleanup.policy"].is_default:
+        raise SystemExit("cleanup.policy should be listed as a default: %r" % entries.get("cleanup.policy"))
+    if entries["retention.ms"].is_default or entries["retention.ms"].source != ConfigSource.DYNAMIC_TOPIC_CONFIG.value:
+        raise SystemExit("retention.ms should be the topic's own: source %r" % entries["retention.ms"].source)
     for f in a.create_partitions([NewPartitions("adm", 5)]).values():
         f.result(30)
     deadline = time.time() + 30
