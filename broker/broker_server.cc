@@ -91,10 +91,10 @@ class CallReactor final : public grpc::ServerUnaryReactor {
 
 class BrokerServer::Service final
     // The methods that never wait, and those whose waits are parked (Produce, Fetch, OffsetCommit,
-    // Heartbeat, JoinGroup), run on gRPC's callback API; SyncGroup (its leader writes the
-    // assignment), the streams and the admin calls forwarded to the controller are still
-    // synchronous (issue 15 continues).
+    // Heartbeat, JoinGroup, SyncGroup), run on gRPC's callback API; the streams and the admin
+    // calls forwarded to the controller are still synchronous (issue 15 continues).
     : public
+      bv1::Broker::WithCallbackMethod_SyncGroup<
       bv1::Broker::WithCallbackMethod_JoinGroup<
       bv1::Broker::WithCallbackMethod_Heartbeat<
       bv1::Broker::WithCallbackMethod_Produce<
@@ -106,7 +106,7 @@ class BrokerServer::Service final
                   bv1::Broker::WithCallbackMethod_OffsetFetch<
                     bv1::Broker::WithCallbackMethod_DescribeGroups<
                       bv1::Broker::WithCallbackMethod_DescribeConfigs<
-                        bv1::Broker::Service>>>>>>>>>>> {
+                        bv1::Broker::Service>>>>>>>>>>>> {
  public:
   explicit Service(BrokerServer* b) : b_(b) {}
 
@@ -181,9 +181,14 @@ class BrokerServer::Service final
     if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_parked(id); });
     return reactor;
   }
-  grpc::Status SyncGroup(grpc::ServerContext*, const bv1::SyncGroupRequest* req, bv1::SyncGroupResponse* resp) override {
-    b_->groups_->sync_group(*req, resp);
-    return grpc::Status::OK;
+  // A sync waiting for the leader's assignment is parked in the coordinator, holding no thread.
+  grpc::ServerUnaryReactor* SyncGroup(grpc::CallbackServerContext*, const bv1::SyncGroupRequest* req,
+                                      bv1::SyncGroupResponse* resp) override {
+    auto* reactor = new CallReactor();
+    GroupCoordinator* groups = b_->groups_.get();
+    const uint64_t id = groups->sync_group(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
+    if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_parked(id); });
+    return reactor;
   }
   // A long-polling heartbeat is parked in the coordinator, holding no thread.
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext*, const bv1::HeartbeatRequest* req,

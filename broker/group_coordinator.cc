@@ -800,15 +800,27 @@ uint64_t GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std
 }
 
 void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroupResponse* resp) {
-  auto fail = [&](ErrorCode e, std::string msg) {
+  std::promise<void> answered;
+  sync_group(req, resp, [&answered] { answered.set_value(); });
+  answered.get_future().wait();
+}
+
+uint64_t GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroupResponse* resp,
+                                      std::function<void()> done) {
+  std::unique_lock<std::mutex> l(mu_);
+  auto answered_now = [&]() -> uint64_t {
+    l.unlock();
+    done();
+    return 0;
+  };
+  auto fail = [&](ErrorCode e, std::string msg) -> uint64_t {
     resp->set_error_code(e);
     resp->set_error_message(std::move(msg));
+    return answered_now();
   };
-  std::unique_lock<std::mutex> l(mu_);
   Group* g = nullptr;
   std::string why;
   if (ErrorCode e = find_member_locked(req.group_id(), req.member_id(), &g, &why); e != ev1::NONE) return fail(e, why);
-  const int32_t p = g->partition;
   if (req.generation_id() != g->generation) {
     return fail(ev1::ILLEGAL_GENERATION, wrong_generation(req.generation_id(), g->generation));
   }
@@ -825,7 +837,7 @@ void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroup
       resp->set_protocol_type(g->protocol_type);
       resp->set_protocol_name(g->protocol_name);
       resp->set_assignment(m.assignment);
-      return;
+      return answered_now();
     case State::kCompletingRebalance:
       break;
     default:
@@ -835,85 +847,123 @@ void GroupCoordinator::sync_group(const v1::SyncGroupRequest& req, v1::SyncGroup
   const int32_t generation = g->generation;
   const std::string member_id = req.member_id();
   const int64_t bound_ms = int64_t{std::max(m.session_timeout_ms, m.rebalance_timeout_ms)} + kJoinSlackMs;
+  std::function<void()> write;
   if (member_id == g->leader) {
-    // One write of the group's record at a time (the writer thread may be writing its Empty
-    // record): else the older of two could land last, and be all compaction keeps of the group.
-    g = claim_record_write_locked(l, req.group_id());
-    auto pl = partitions_.find(p);
-    if (g && g->generation == generation && g->state == State::kCompletingRebalance && g->leader == member_id &&
-        pl != partitions_.end() && pl->second.loaded) {
-      for (auto& [id, mm] : g->members) mm.assignment.clear();
-      for (const auto& a : req.assignments()) {
-        if (auto it = g->members.find(a.member_id()); it != g->members.end()) it->second.assignment = a.assignment();
-      }
-      // The generation is complete once written: a new coordinator then resumes it as is.
-      const std::string key = encode_group_key({g->id});
-      const std::string value = encode_group_value(group_value_locked(*g));
-      const int32_t epoch = pl->second.epoch;
-      l.unlock();
-      int64_t base = 0;
-      ErrorCode e = append_records(p, epoch, {{key, value}}, &base);
-      l.lock();
-      release_record_write_locked(req.group_id());
-      g = find_group_locked(req.group_id());
-      if (g && g->generation == generation && g->state == State::kCompletingRebalance) {
-        if (e == ev1::NONE) {
-          g->state = State::kStable;
-          g->has_metadata_record = true;
-          g->state_timestamp_ms = clock_->now_ms();
-          for (auto& [id, mm] : g->members) {
-            if (!mm.awaiting_sync) continue;
-            v1::SyncGroupResponse r;
-            r.set_protocol_type(g->protocol_type);
-            r.set_protocol_name(g->protocol_name);
-            r.set_assignment(mm.assignment);
-            mm.sync_result = std::move(r);
-            mm.awaiting_sync = false;
-          }
-        } else {
-          for (auto& [id, mm] : g->members) {
-            if (!mm.awaiting_sync) continue;
-            v1::SyncGroupResponse r;
-            r.set_error_code(e);
-            r.set_error_message("the group's assignment could not be written");
-            mm.sync_result = std::move(r);
-            mm.awaiting_sync = false;
-          }
-          prepare_rebalance_locked(*g, "the assignment could not be written");
-        }
-        notify_locked();
-      }
-    } else if (g) {
-      // The group moved on while we waited: the loop below reports how.
-      release_record_write_locked(req.group_id());
-    }
+    std::vector<std::pair<std::string, std::string>> assignments;
+    for (const auto& a : req.assignments()) assignments.emplace_back(a.member_id(), a.assignment());
+    write = leader_sync_write_locked(req.group_id(), generation, member_id, std::move(assignments));
   }
-  const auto deadline = after_ms(bound_ms);
-  while (true) {
-    Group* cur = find_group_locked(req.group_id());
-    if (stopping_ || !cur) return fail(ev1::NOT_COORDINATOR, "the coordinator moved");
+  // Parked until the leader's assignment is written (every member, the leader too), the group
+  // moves on, or the bound passes.
+  ParkedCall call;
+  call.check = [this, group = req.group_id(), member_id, generation, resp](bool at_deadline) {
+    auto answer = [resp](ErrorCode e, std::string msg) {
+      resp->set_error_code(e);
+      resp->set_error_message(std::move(msg));
+      return true;
+    };
+    Group* cur = find_group_locked(group);
+    if (stopping_ || !cur) return answer(ev1::NOT_COORDINATOR, "the coordinator moved");
     auto mit = cur->members.find(member_id);
-    if (mit == cur->members.end()) return fail(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
+    if (mit == cur->members.end()) return answer(ev1::UNKNOWN_MEMBER_ID, "member " + member_id + " was removed from the group");
     if (mit->second.sync_result) {
       *resp = std::move(*mit->second.sync_result);
       mit->second.sync_result.reset();
-      return;
+      return true;
     }
     // A member that joined the group in a stable generation after our sync arrived (it got the
     // assignment of the existing generation) is served from the stable state.
-    if (cur->generation != generation) return fail(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
+    if (cur->generation != generation) return answer(ev1::REBALANCE_IN_PROGRESS, "the group is rebalancing: rejoin");
     if (cur->state == State::kStable) {
       resp->set_protocol_type(cur->protocol_type);
       resp->set_protocol_name(cur->protocol_name);
       resp->set_assignment(mit->second.assignment);
       mit->second.awaiting_sync = false;
-      return;
+      return true;
     }
-    if (cv_.wait_until(l, deadline) == std::cv_status::timeout) {
+    if (at_deadline) {
       mit->second.awaiting_sync = false;
-      return fail(ev1::REBALANCE_IN_PROGRESS, "the leader did not send the assignment in time; rejoin");
+      return answer(ev1::REBALANCE_IN_PROGRESS, "the leader did not send the assignment in time; rejoin");
     }
+    return false;
+  };
+  if (call.check(/*at_deadline=*/false)) {
+    l.unlock();
+    if (write) write();
+    done();
+    return 0;
   }
+  call.done = std::move(done);
+  const uint64_t id = park_locked(std::move(call), bound_ms);
+  l.unlock();
+  if (write) write();  // outside mu_; its completion moves the group to Stable and answers
+  return id;
+}
+
+std::function<void()> GroupCoordinator::leader_sync_write_locked(
+    const std::string& id, int32_t generation, const std::string& leader,
+    std::vector<std::pair<std::string, std::string>> assignments) {
+  Group* g = find_group_locked(id);
+  if (stopping_ || !g || g->generation != generation || g->state != State::kCompletingRebalance || g->leader != leader) {
+    return nullptr;  // the group moved on: the parked syncs report how
+  }
+  auto pl = partitions_.find(g->partition);
+  if (pl == partitions_.end() || !pl->second.loaded) return nullptr;
+  if (g->record_write_in_flight) {
+    // One write of the group's record at a time (the writer thread may be writing its Empty
+    // record): else the older of two could land last, and be all compaction keeps of the group.
+    // Try again shortly, on the timer's thread.
+    commit_timer_.schedule(std::chrono::steady_clock::now() + std::chrono::milliseconds(10),
+                           [this, id, generation, leader, assignments] {
+                             std::unique_lock<std::mutex> l(mu_);
+                             auto write = leader_sync_write_locked(id, generation, leader, assignments);
+                             l.unlock();
+                             if (write) write();
+                           });
+    return nullptr;
+  }
+  g->record_write_in_flight = true;
+  for (auto& [mid, mm] : g->members) mm.assignment.clear();
+  for (const auto& [mid, a] : assignments) {
+    if (auto it = g->members.find(mid); it != g->members.end()) it->second.assignment = a;
+  }
+  // The generation is complete once written: a new coordinator then resumes it as is.
+  std::vector<std::pair<std::string, std::optional<std::string>>> records;
+  records.emplace_back(encode_group_key({g->id}), encode_group_value(group_value_locked(*g)));
+  const int32_t p = g->partition, epoch = pl->second.epoch;
+  return [this, id, generation, p, epoch, records = std::move(records)] {
+    append_records_async(p, epoch, records, [this, id, generation](ErrorCode e, int64_t) {
+      std::lock_guard<std::mutex> l(mu_);
+      release_record_write_locked(id);
+      Group* g = find_group_locked(id);
+      if (!g || g->generation != generation || g->state != State::kCompletingRebalance) return;
+      if (e == ev1::NONE) {
+        g->state = State::kStable;
+        g->has_metadata_record = true;
+        g->state_timestamp_ms = clock_->now_ms();
+        for (auto& [mid, mm] : g->members) {
+          if (!mm.awaiting_sync) continue;
+          v1::SyncGroupResponse r;
+          r.set_protocol_type(g->protocol_type);
+          r.set_protocol_name(g->protocol_name);
+          r.set_assignment(mm.assignment);
+          mm.sync_result = std::move(r);
+          mm.awaiting_sync = false;
+        }
+      } else {
+        for (auto& [mid, mm] : g->members) {
+          if (!mm.awaiting_sync) continue;
+          v1::SyncGroupResponse r;
+          r.set_error_code(e);
+          r.set_error_message("the group's assignment could not be written");
+          mm.sync_result = std::move(r);
+          mm.awaiting_sync = false;
+        }
+        prepare_rebalance_locked(*g, "the assignment could not be written");
+      }
+      notify_locked();
+    });
+  };
 }
 
 void GroupCoordinator::heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp) {

@@ -95,6 +95,10 @@ class GroupCoordinator {
   uint64_t join_group(const v1::JoinGroupRequest& req, const std::string& client_host, v1::JoinGroupResponse* resp,
                       std::function<void()> done);
   void sync_group(const v1::SyncGroupRequest& req, v1::SyncGroupResponse* resp);
+  // Answers in `resp` and runs `done` once: at once, or once the leader's assignment is written
+  // (the leader's own sync writes it, asynchronously), the group moves on or the bound passes.
+  // Returns the parked call's id (0: answered at once) for cancel_parked. Never blocks.
+  uint64_t sync_group(const v1::SyncGroupRequest& req, v1::SyncGroupResponse* resp, std::function<void()> done);
   // Waits for the answer (the synchronous form of the one below).
   void heartbeat(const v1::HeartbeatRequest& req, v1::HeartbeatResponse* resp);
   // Answers in `resp` and runs `done` once: at once, or, for a long poll (max_wait_ms > 0 in a
@@ -202,6 +206,11 @@ class GroupCoordinator {
   // went away meanwhile. mu_ is held through `l` (released while waiting).
   Group* claim_record_write_locked(std::unique_lock<std::mutex>& l, const std::string& id);
   void release_record_write_locked(const std::string& id);
+  // The leader's SyncGroup: claims the group's record-write slot (or retries on the timer while
+  // another write holds it), sets the assignments, and returns the write to run outside mu_
+  // (null when there is nothing to write now). Its completion moves the group to Stable.
+  std::function<void()> leader_sync_write_locked(const std::string& id, int32_t generation, const std::string& leader,
+                                                 std::vector<std::pair<std::string, std::string>> assignments);
   Group& get_or_create_group_locked(const std::string& id, int32_t partition);
   // A group changed: blocked calls re-check (cv_), parked calls that can answer do.
   void notify_locked();

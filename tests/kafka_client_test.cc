@@ -258,6 +258,35 @@ TEST_F(KafkaClientTest, ConfluentKafkaAdminProducerAndAGroupThatLosesAMemberToSi
   EXPECT_EQ(got, want) << again.dump();
 }
 
+// More members syncing at once than the core has blocking threads (4): a follower's SyncGroup
+// must wait parked, not on a pool thread, or the leader's sync waits behind them and the group
+// stalls until the followers' bound (librdkafka: max.poll.interval.ms, 300 s).
+TEST_F(KafkaClientTest, AGroupOfEightKafkaConsumersSettlesAtOnce) {
+  ASSERT_EQ(cluster_->create_error("wide", 8, 3), gannet::v1::NONE);
+  const std::string dir = testing::test_dir("wide-group");
+  std::vector<std::unique_ptr<testing::Process>> members;
+  std::vector<std::string> logs;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 8; ++i) {
+    logs.push_back(dir + "/member" + std::to_string(i) + ".log");
+    members.push_back(std::make_unique<testing::Process>());
+    members.back()->start({"/usr/bin/python3", python_client(), "consume", cluster_->kafka_bootstrap(), "wide", "wide-group", "120"},
+                          logs.back());
+  }
+  bool settled = testing::wait_until([&] {
+    for (const auto& l : logs) {
+      if (assigned_count(l) != 1) return false;
+    }
+    return true;
+  }, 25s, 200ms);  // with syncs on the pool: 58.6 s; parked: 4.4 s
+  std::string assignments;
+  for (const auto& l : logs) assignments += " [" + last_assignment(l) + "]";
+  ASSERT_TRUE(settled) << "assignments:" << assignments;
+  std::fprintf(stderr, "eight members, one partition each, %.1f s after they started\n",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  for (auto& m : members) m->kill(SIGTERM);
+}
+
 // ---- kafkajs (npm), and a group shared with the gannet CLI ----------------------------------------
 
 TEST_F(KafkaClientTest, KafkajsProducesAndShareAGroupWithTheGannetCli) {

@@ -521,13 +521,14 @@ void sync_group(RequestCore* core, const CallPtr& c, Reader& r) {
     a->set_assignment(r.bytes());
   }
   if (!r.ok()) return c->close("malformed SyncGroup request");
-  core->run_blocking([core, c, req] {
-    bv1::SyncGroupResponse resp;
-    core->groups()->sync_group(*req, &resp);
+  // Parked in the coordinator until the leader's assignment is written (never on a thread: a
+  // group of many members syncing at once must not hold a pool the leader's sync waits behind).
+  auto resp = std::make_shared<bv1::SyncGroupResponse>();
+  core->groups()->sync_group(*req, resp.get(), [c, resp] {
     Writer w = c->begin();
     if (c->v() >= 1) w.i32(0);
-    w.i16(code(resp.error_code()));
-    w.bytes(resp.assignment());
+    w.i16(code(resp->error_code()));
+    w.bytes(resp->assignment());
     c->send(w);
   });
 }
