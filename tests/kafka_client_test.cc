@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "storage/record_batch.h"
 #include "testing/cli_harness.h"
 #include "testing/cluster_harness.h"
 #include "testing/process_harness.h"
@@ -584,6 +585,103 @@ TEST_F(KafkaClientTest, AClientThatLeavesBeforeItsAnswersDoesNotKillTheBroker) {
   EXPECT_FALSE(cluster_->exited(leader, &status)) << "broker " << leader << " died: wait status " << status;
   auto l = sh("kcat -b 127.0.0.1:" + std::to_string(cluster_->kafka_port(leader)) + " -L");
   EXPECT_EQ(l.code, 0) << l.dump();
+}
+
+// JoinGroup below v4 (before KIP-394) cannot be asked to join again with a member id: the broker
+// hands one out and joins with it in one answer. And acks=0 produces get no answer at all.
+TEST_F(KafkaClientTest, OldJoinGroupVersionsGetAMemberIdAtOnceAndAcksZeroIsNotAnswered) {
+  ASSERT_EQ(cluster_->create_error("old", 1, 1), gannet::v1::NONE);
+  // FindCoordinator v0 (creates __consumer_offsets on first use; retried while it is created).
+  std::string host;
+  int coordinator_port = 0;
+  ASSERT_TRUE(testing::wait_until([&] {
+    int fd = connect_to(cluster_->kafka_port(1));
+    std::string b;
+    put16(b, 9);
+    b += "old-group";
+    std::string f = frame(10, 0, 1, b);
+    if (::write(fd, f.data(), f.size()) != static_cast<ssize_t>(f.size())) return false;
+    auto a = read_frame(fd);
+    ::close(fd);
+    if (!a || a->size() < 4 + 2 + 4 + 2 + 4) return false;
+    const int16_t err = static_cast<int16_t>((static_cast<uint8_t>((*a)[4]) << 8) | static_cast<uint8_t>((*a)[5]));
+    if (err != 0) return false;
+    const uint16_t hl = static_cast<uint16_t>((static_cast<uint8_t>((*a)[10]) << 8) | static_cast<uint8_t>((*a)[11]));
+    host = a->substr(12, hl);
+    const auto* pp = reinterpret_cast<const uint8_t*>(a->data() + 12 + hl);
+    coordinator_port = static_cast<int>((uint32_t{pp[0]} << 24) | (uint32_t{pp[1]} << 16) | (uint32_t{pp[2]} << 8) | pp[3]);
+    return true;
+  }, 30s, 200ms));
+  ASSERT_EQ(host, "127.0.0.1");
+  // JoinGroup v2 with no member id: one answer, no MEMBER_ID_REQUIRED (79). (Asked again while
+  // the new coordinator is still loading its partition: NOT_COORDINATOR, as a client would.)
+  std::optional<std::string> a;
+  ASSERT_TRUE(testing::wait_until([&] {
+    int fd = connect_to(coordinator_port);
+    if (fd < 0) return false;
+    std::string b;
+    put16(b, 9);
+    b += "old-group";
+    put32(b, 10000);  // session
+    put32(b, 10000);  // rebalance
+    put16(b, 0);      // member id ""
+    put16(b, 8);
+    b += "consumer";
+    put32(b, 1);
+    put16(b, 5);
+    b += "range";
+    put32(b, 4);
+    b += "meta";
+    std::string f = frame(11, 2, 7, b);
+    if (::write(fd, f.data(), f.size()) != static_cast<ssize_t>(f.size())) return false;
+    a = read_frame(fd);  // within the receive timeout (5 s): the initial rebalance delay is 1 s
+    ::close(fd);
+    if (!a || a->size() < 10) return false;
+    const int err = (static_cast<uint8_t>((*a)[8]) << 8) | static_cast<uint8_t>((*a)[9]);
+    return err != 16 && err != 14 && err != 15;
+  }, 30s, 200ms));
+  // correlation(4) throttle(4) error(2) generation(4) protocol(2+n) leader(2+n) member(2+n) ...
+  const auto u8 = [&](size_t i) { return static_cast<uint8_t>((*a)[i]); };
+  EXPECT_EQ((u8(8) << 8) | u8(9), 0) << "error code";
+  const uint32_t generation = (uint32_t{u8(10)} << 24) | (uint32_t{u8(11)} << 16) | (uint32_t{u8(12)} << 8) | u8(13);
+  EXPECT_GE(generation, 1u);
+  size_t at = 14;
+  auto str = [&]() {
+    const size_t n = (u8(at) << 8) | u8(at + 1);
+    std::string v = a->substr(at + 2, n);
+    at += 2 + n;
+    return v;
+  };
+  EXPECT_EQ(str(), "range");
+  const std::string leader = str(), member = str();
+  EXPECT_FALSE(member.empty());
+  EXPECT_EQ(leader, member) << "the only member leads";
+
+  // acks=0: the record is appended, and nothing is answered (the next answer on the connection
+  // is the Metadata request's that follows).
+  storage::RecordBatchBuilder builder;
+  builder.add(0, std::nullopt, std::string("fire-and-forget"));
+  const std::string batch = builder.build().value();
+  auto md = cluster_->metadata({"old"});
+  int fd = connect_to(cluster_->kafka_port(md.topics(0).partitions(0).leader()));
+  std::string pb;
+  put16(pb, -1);
+  put16(pb, 0);  // acks=0
+  put32(pb, 1000);
+  put32(pb, 1);
+  put16(pb, 3);
+  pb += "old";
+  put32(pb, 1);
+  put32(pb, 0);
+  put32(pb, static_cast<int32_t>(batch.size()));
+  pb += batch;
+  std::string wire = frame(0, 7, 100, pb) + frame(3, 1, 101, std::string("\x00\x00\x00\x00", 4));
+  ASSERT_EQ(::write(fd, wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
+  auto next = read_frame(fd);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(static_cast<uint8_t>((*next)[3]), 101) << "the first answer is the Metadata request's";
+  ::close(fd);
+  EXPECT_EQ(lines(sh(kcat("-C -t old -o beginning -e -q")).out), std::vector<std::string>{"fire-and-forget"});
 }
 
 // ---- Connection limits and a fuzz of every decoder -------------------------------------------------
