@@ -31,10 +31,14 @@
 
 #include "client/consumer.h"
 #include "client/producer.h"
+#include "testing/bench_harness.h"
 #include "testing/cluster_harness.h"
 
 namespace gannet {
 namespace {
+
+using testing::loopback_round_trip;
+using testing::p50_p99;
 
 using Clock = std::chrono::steady_clock;
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -95,13 +99,6 @@ double fresh_memory(size_t bytes) {
   const double rate = static_cast<double>(bytes) / secs_since(start);
   ::munmap(p, bytes);
   return rate;
-}
-
-// p50 and p99 of `us` ({-1, -1} if empty).
-std::pair<double, double> p50_p99(std::vector<int64_t>& us) {
-  if (us.empty()) return {-1, -1};
-  std::sort(us.begin(), us.end());
-  return {static_cast<double>(us[us.size() / 2]), static_cast<double>(us[us.size() * 99 / 100])};
 }
 
 // A Produce of one prebuilt 100 B record to partition 0 of `topic`, and that partition's leader
@@ -210,54 +207,6 @@ std::pair<double, double> stream_produce_latency(testing::Cluster& c, const std:
   return p50_p99(us);
 }
 
-// The machine's own floor under any request/answer: a 200-byte TCP ping-pong on loopback between
-// two threads that block in read() (as every RPC stack's threads do), p50/p99 in us. In a VM each
-// wake-up of a sleeping thread costs tens of microseconds; this is two of them.
-std::pair<double, double> loopback_round_trip(int n) {
-  int ls = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(ls, 1) != 0 ||
-      ::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(ls);
-    return {-1, -1};
-  }
-  const int one = 1;
-  std::thread echo([&] {
-    int c = ::accept(ls, nullptr, nullptr);
-    ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    char b[200];
-    for (;;) {
-      ssize_t r = ::read(c, b, sizeof(b));
-      if (r <= 0 || ::write(c, b, static_cast<size_t>(r)) != r) break;
-    }
-    ::close(c);
-  });
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  std::vector<int64_t> us;
-  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    char b[200] = {};
-    for (int i = 0; i < n; ++i) {
-      const auto t0 = Clock::now();
-      if (::write(s, b, sizeof(b)) != static_cast<ssize_t>(sizeof(b))) break;
-      size_t got = 0;
-      while (got < sizeof(b)) {
-        ssize_t r = ::read(s, b + got, sizeof(b) - got);
-        if (r <= 0) break;
-        got += static_cast<size_t>(r);
-      }
-      if (got < sizeof(b)) break;
-      us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
-    }
-  }
-  ::close(s);
-  echo.join();
-  ::close(ls);
-  return p50_p99(us);
-}
 
 // A unary RPC that does no work (ListGroups on a broker with no groups): the RPC stack's own
 // round trip, p50/p99 in us.
@@ -595,10 +544,6 @@ int run(int argc, char** argv) {
 }  // namespace gannet
 
 int main(int argc, char** argv) {
-  if (!std::getenv("TEST_SRCDIR")) {
-    std::string self = std::filesystem::read_symlink("/proc/self/exe");
-    setenv("TEST_SRCDIR", (self + ".runfiles").c_str(), 1);
-    setenv("TEST_WORKSPACE", "gannet", 1);
-  }
+  gannet::testing::use_runfiles_beside_binary();
   return gannet::run(argc, argv);
 }

@@ -36,11 +36,15 @@
 #include <vector>
 
 #include "storage/record_batch.h"
+#include "testing/bench_harness.h"
 #include "testing/cli_harness.h"
 #include "testing/cluster_harness.h"
 
 namespace gannet {
 namespace {
+
+using testing::loopback_round_trip;
+using testing::p50_p99;
 
 using Clock = std::chrono::steady_clock;
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -59,12 +63,6 @@ void print_figures_json() {
     std::printf("%s{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}", i ? ", " : "", name.c_str(), value, unit.c_str());
   }
   std::printf("]}\n");
-}
-
-std::pair<double, double> p50_p99(std::vector<int64_t>& us) {
-  if (us.empty()) return {-1, -1};
-  std::sort(us.begin(), us.end());
-  return {static_cast<double>(us[us.size() / 2]), static_cast<double>(us[us.size() * 99 / 100])};
 }
 
 // ---- A minimal Kafka client: blocking socket, one request at a time --------------------------------
@@ -146,46 +144,6 @@ bool read_answer(int fd, std::string* buf) {
 }
 
 // ---- Floors ----------------------------------------------------------------------------------------
-
-std::pair<double, double> loopback_round_trip(int n) {
-  int ls = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  ::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  ::listen(ls, 1);
-  ::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len);
-  std::thread echo([&] {
-    int c = ::accept(ls, nullptr, nullptr);
-    int one = 1;
-    ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    char b[200];
-    for (;;) {
-      ssize_t r = ::read(c, b, sizeof(b));
-      if (r <= 0 || ::write(c, b, static_cast<size_t>(r)) != r) break;
-    }
-    ::close(c);
-  });
-  int s = dial(ntohs(a.sin_port));
-  std::vector<int64_t> us;
-  char b[200] = {};
-  for (int i = 0; i < n; ++i) {
-    const auto t0 = Clock::now();
-    if (::write(s, b, sizeof(b)) != static_cast<ssize_t>(sizeof(b))) break;
-    size_t got = 0;
-    while (got < sizeof(b)) {
-      ssize_t r = ::read(s, b + got, sizeof(b) - got);
-      if (r <= 0) break;
-      got += static_cast<size_t>(r);
-    }
-    us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
-  }
-  ::close(s);
-  echo.join();
-  ::close(ls);
-  return p50_p99(us);
-}
 
 // One TCP stream on loopback: 1 MiB writes of `bytes` in all, read by another thread (what any
 // network read path, zero copy or not, is bounded by here): bytes/s.
@@ -591,10 +549,6 @@ int run(int argc, char** argv) {
 }  // namespace gannet
 
 int main(int argc, char** argv) {
-  if (!std::getenv("TEST_SRCDIR")) {
-    std::string self = std::filesystem::read_symlink("/proc/self/exe");
-    setenv("TEST_SRCDIR", (self + ".runfiles").c_str(), 1);
-    setenv("TEST_WORKSPACE", "gannet", 1);
-  }
+  gannet::testing::use_runfiles_beside_binary();
   return gannet::run(argc, argv);
 }

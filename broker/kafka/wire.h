@@ -163,7 +163,10 @@ class Writer {
     buf_.push_back(static_cast<char>(v));
   }
 
+  // An INT16-length string: longer ones (a client-chosen id can reach that) are cut at 32,767
+  // bytes rather than written with a length that does not match.
   void str(std::string_view s) {
+    if (s.size() > 32767) s = s.substr(0, 32767);
     i16(static_cast<int16_t>(s.size()));
     buf_.append(s);
   }
