@@ -35,6 +35,9 @@ constexpr int kCoreThreads = 2;
 // The request core's blocking pool: forwarded admin requests, SyncGroup, LeaveGroup and the
 // first FindCoordinator (which creates the offsets topic) from the Kafka listener.
 constexpr int kBlockingThreads = 4;
+// Admin requests from the Kafka listener, forwarded to the controller (each may wait up to
+// kForwardTimeoutMs): their own threads, so they never hold up the group requests above.
+constexpr int kAdminThreads = 2;
 
 // "ipv4:127.0.0.1:5555" or "ipv6:[::1]:5555" -> the host part, for DescribeGroups.
 std::string peer_host(const std::string& peer) {
@@ -597,7 +600,7 @@ class BrokerServer::Service final
   // on the calling thread; if it must wait, nothing waits but this object, watched by its
   // partitions and the deadline timer. A wake-up posts the next pass to the broker's executor;
   // the deadline, a cancel or the broker stopping completes it. `done` runs exactly once.
-  class FetchCall : public std::enable_shared_from_this<FetchCall> {
+  class FetchCall : public Cancellable, public std::enable_shared_from_this<FetchCall> {
    public:
     FetchCall(Service* s, const bv1::FetchRequest* req, bv1::FetchResponse* resp, std::function<void()> done,
               FetchSlices* slices = nullptr)
@@ -628,7 +631,7 @@ class BrokerServer::Service final
       run();
     }
     // The client went away: answer now with what there is (nobody will read it).
-    void cancel() {
+    void cancel() override {
       cancelled_ = true;
       poke();
     }
@@ -904,8 +907,8 @@ void BrokerServer::produce(v1::ProduceRequest* req, v1::ProduceResponse* resp, s
   service_->produce(service_->new_produce_call(std::move(done)), req, resp);
 }
 
-std::shared_ptr<void> BrokerServer::fetch(const v1::FetchRequest* req, v1::FetchResponse* resp, FetchSlices* slices,
-                                          std::function<void()> done) {
+std::shared_ptr<Cancellable> BrokerServer::fetch(const v1::FetchRequest* req, v1::FetchResponse* resp,
+                                                 FetchSlices* slices, std::function<void()> done) {
   auto call = std::make_shared<Service::FetchCall>(service_.get(), req, resp, std::move(done), slices);
   call->start();
   return call;
@@ -938,6 +941,10 @@ void BrokerServer::describe_configs(const cv1::DescribeConfigsRequest& req, cv1:
 
 void BrokerServer::run_blocking(std::function<void()> work) {
   if (!blocking_->post(work)) work();  // stopping: run it here rather than drop its answer
+}
+
+void BrokerServer::run_admin(std::function<void()> work) {
+  if (!admin_->post(work)) work();
 }
 
 std::map<std::string, std::string> BrokerServer::topic_config_defaults() const {
@@ -1023,6 +1030,7 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   b->server_ = builder.BuildAndStart();
   if (!b->server_ || b->port_ == 0) return "cannot listen on " + b->options_.listen_address;
   b->blocking_ = std::make_unique<Executor>(kBlockingThreads);
+  b->admin_ = std::make_unique<Executor>(kAdminThreads);
   if (!b->options_.kafka_listeners.empty()) {
     kafka::KafkaListenerOptions ko;
     for (const KafkaEndpoint& k : b->options_.kafka_listeners) ko.endpoints.push_back({k.name, k.bind_host, k.port});
@@ -1416,6 +1424,7 @@ void BrokerServer::stop() {
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   if (executor_) executor_->stop();  // after the server: parked calls finish through them
   if (blocking_) blocking_->stop();
+  if (admin_) admin_->stop();
   if (timer_) timer_->stop();
   fetch_cv_.notify_all();
   if (lifecycle_thread_.joinable()) lifecycle_thread_.join();

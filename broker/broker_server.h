@@ -132,8 +132,8 @@ class BrokerServer final : public RequestCore {
   void metadata(const v1::MetadataRequest& req, const std::string& listener, bool only_with_listener,
                 v1::MetadataResponse* resp) override;
   void produce(v1::ProduceRequest* req, v1::ProduceResponse* resp, std::function<void()> done) override;
-  std::shared_ptr<void> fetch(const v1::FetchRequest* req, v1::FetchResponse* resp, FetchSlices* slices,
-                              std::function<void()> done) override;
+  std::shared_ptr<Cancellable> fetch(const v1::FetchRequest* req, v1::FetchResponse* resp, FetchSlices* slices,
+                                     std::function<void()> done) override;
   void list_offsets(const v1::ListOffsetsRequest& req, v1::ListOffsetsResponse* resp) override;
   void find_coordinator(const v1::FindCoordinatorRequest& req, const std::string& listener,
                         v1::FindCoordinatorResponse* resp) override;
@@ -146,6 +146,7 @@ class BrokerServer final : public RequestCore {
   void describe_configs(const controller::v1::DescribeConfigsRequest& req,
                         controller::v1::DescribeConfigsResponse* resp) override;
   void run_blocking(std::function<void()> work) override;
+  void run_admin(std::function<void()> work) override;
   std::map<std::string, std::string> topic_config_defaults() const override;
   bool stopping() const {
     std::lock_guard<std::mutex> l(mu_);
@@ -160,6 +161,11 @@ class BrokerServer final : public RequestCore {
   }
   storage::LogManager* log_manager() { return logs_.get(); }
   const ByteBudget& fetch_budget() const { return fetch_budget_; }
+  // Fetches in progress (parked long polls and fetch streams).
+  size_t fetches_in_progress() {
+    std::lock_guard<std::mutex> l(fetches_mu_);
+    return fetches_.size();
+  }
   GroupCoordinator* group_coordinator() { return groups_.get(); }
   // The partition replica hosted here, if any.
   std::shared_ptr<Partition> partition(const storage::TopicPartition& tp) const;
@@ -202,6 +208,7 @@ class BrokerServer final : public RequestCore {
   // The request core's blocking pool (kBlockingThreads): what a front-end's event loop must not
   // wait on (admin requests forwarded to the controller, SyncGroup, LeaveGroup).
   std::unique_ptr<Executor> blocking_;
+  std::unique_ptr<Executor> admin_;  // kAdminThreads: forwarded admin requests from the Kafka listener
   std::unique_ptr<kafka::KafkaListener> kafka_;
   int port_ = 0;
   std::string incarnation_id_;

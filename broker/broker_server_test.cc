@@ -1,3 +1,7 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 // Review findings on BrokerServer's replica manager (partition logs following the metadata image).
 // No controller and no quorum: the test plays the quorum and calls the MetadataPublisher's
 // listener methods itself (on_snapshot at start, on_commit as records commit). The broker is
@@ -594,6 +598,74 @@ TEST(BrokerServerCore, HeldHeartbeatsHoldNoThread) {
               kMembers, took);
   l.unlock();
   broker->stop();
+}
+
+// A Kafka client that goes away: its parked long-poll fetches end at once (not at their max wait),
+// like a cancelled gRPC call's.
+TEST(BrokerServerCore, AClosedKafkaConnectionDropsItsParkedFetches) {
+  const std::string dir = testing::test_dir("broker-kafka-cancel");
+  metadata::MetadataPublisher pub;
+  BrokerServerOptions o;
+  o.kafka_listeners.push_back({"PLAINTEXT", "127.0.0.1", 0, "127.0.0.1", 0});
+  auto broker = make_broker(dir, &pub, o);
+  ASSERT_TRUE(broker);
+  FakeQuorum q(&pub);
+  q.commit({register_me(), topic("quiet", topic_id('Q')), partition_here(topic_id('Q'), 0)});
+  const storage::TopicPartition tp{"quiet", 0};
+  ASSERT_TRUE(testing::wait_until([&] { return broker->partition(tp) && broker->partition(tp)->is_leader(); }, 5s));
+  const int port = broker->kafka_port("PLAINTEXT");
+  ASSERT_GT(port, 0);
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  // Ten Fetch v11 requests, each a 30 s long poll on the empty partition.
+  auto put16 = [](std::string& s, int v) {
+    s.push_back(static_cast<char>((v >> 8) & 0xff));
+    s.push_back(static_cast<char>(v & 0xff));
+  };
+  auto put32 = [](std::string& s, int64_t v) {
+    for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff));
+  };
+  std::string wire;
+  for (int i = 0; i < 10; ++i) {
+    std::string f;
+    put16(f, 1);
+    put16(f, 11);
+    put32(f, i);
+    put16(f, -1);  // client id: null
+    put32(f, -1);
+    put32(f, 30'000);
+    put32(f, 1);
+    put32(f, 1 << 20);
+    f.push_back(0);
+    put32(f, 0);
+    put32(f, -1);
+    put32(f, 1);
+    put16(f, 5);
+    f += "quiet";
+    put32(f, 1);
+    put32(f, 0);
+    put32(f, -1);
+    f += std::string(8, '\0');     // fetch offset 0
+    f += std::string(8, '\xff');   // log start offset -1
+    put32(f, 1 << 20);
+    put32(f, 0);
+    put16(f, 0);
+    put32(wire, static_cast<int64_t>(f.size()));
+    wire += f;
+  }
+  ASSERT_EQ(::write(fd, wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
+  ASSERT_TRUE(testing::wait_until([&] { return broker->fetches_in_progress() == 10; }, 5s))
+      << broker->fetches_in_progress() << " fetches parked";
+  ::close(fd);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(testing::wait_until([&] { return broker->fetches_in_progress() == 0; }, 5s))
+      << broker->fetches_in_progress() << " fetches still parked 5 s after their client left (max wait 30 s)";
+  std::fprintf(stderr, "10 parked fetches ended %.0f ms after their connection closed\n",
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
 }
 
 }  // namespace

@@ -19,6 +19,13 @@ namespace gannet::broker {
 
 class GroupCoordinator;
 
+// A parked request a front-end can drop when its client goes away: it is answered at once (with
+// what there is), and the answer is discarded.
+struct Cancellable {
+  virtual ~Cancellable() = default;
+  virtual void cancel() = 0;
+};
+
 // A fetch answer's records as file ranges, one list per partition of the response (in its
 // order), for a front-end that sends them with sendfile instead of copying them.
 using FetchSlices = std::vector<std::vector<storage::FileSlice>>;
@@ -40,8 +47,8 @@ class RequestCore {
   // has been encoded. `req` and `resp` must live until `done` has run. With `slices`, the
   // records are not read: each partition's are given as file ranges in (*slices)[i] (resp's
   // records stay empty), and must be sent before the handle is released.
-  virtual std::shared_ptr<void> fetch(const v1::FetchRequest* req, v1::FetchResponse* resp, FetchSlices* slices,
-                                      std::function<void()> done) = 0;
+  virtual std::shared_ptr<Cancellable> fetch(const v1::FetchRequest* req, v1::FetchResponse* resp,
+                                             FetchSlices* slices, std::function<void()> done) = 0;
   // Never blocks.
   virtual void list_offsets(const v1::ListOffsetsRequest& req, v1::ListOffsetsResponse* resp) = 0;
   // May block (creates the offsets topic on first use).
@@ -63,6 +70,9 @@ class RequestCore {
   virtual std::map<std::string, std::string> topic_config_defaults() const = 0;
   // Runs `work` on the core's blocking pool (a bounded number of threads), never on the caller's.
   virtual void run_blocking(std::function<void()> work) = 0;
+  // The same for admin requests forwarded to the controller (their own pool: a slow controller
+  // must not hold up the group requests on the other).
+  virtual void run_admin(std::function<void()> work) = 0;
 };
 
 }  // namespace gannet::broker

@@ -68,6 +68,14 @@ struct Call {
     answer(std::move(a));
   }
   void close(std::string why) const { answer(Answer{Answer::kClose, {}, std::move(why)}); }
+  // A token for a request that may park (see Cancels); 0 when nothing can be cancelled.
+  uint64_t reserve_cancel() const { return conn.cancels ? conn.cancels->reserve() : 0; }
+  void answered(uint64_t token) const {
+    if (token != 0) conn.cancels->release(token);
+  }
+  void parked(uint64_t token, std::function<void()> cancel) const {
+    if (token != 0) conn.cancels->arm(token, std::move(cancel));
+  }
 };
 using CallPtr = std::shared_ptr<Call>;
 
@@ -189,7 +197,7 @@ void metadata(RequestCore* core, const CallPtr& c, Reader& r) {
   }
   // auto.create.topics.enable: create the unknown topics with the cluster's defaults, then answer
   // (they show LEADER_NOT_AVAILABLE until their leaders are elected; clients ask again).
-  core->run_blocking([core, c, req, missing] {
+  core->run_admin([core, c, req, missing] {
     cv1::CreateTopicsRequest cr;
     for (const std::string& name : missing) {
       auto* t = cr.add_topics();
@@ -333,10 +341,12 @@ void fetch(RequestCore* core, const CallPtr& c, Reader& r) {
   struct Holder {
     std::mutex mu;
     bool done = false;
-    std::shared_ptr<void> call;
+    std::shared_ptr<Cancellable> call;
   };
   auto holder = std::make_shared<Holder>();
-  auto done = [c, req, resp, slices, holder] {
+  const uint64_t token = c->reserve_cancel();
+  auto done = [c, req, resp, slices, holder, token] {
+    c->answered(token);
     Answer a;
     Writer w = c->begin();
     const int16_t v = c->v();
@@ -382,7 +392,10 @@ void fetch(RequestCore* core, const CallPtr& c, Reader& r) {
     }
     c->answer(std::move(a));
   };
-  std::shared_ptr<void> call = core->fetch(req.get(), resp.get(), slices.get(), std::move(done));
+  std::shared_ptr<Cancellable> call = core->fetch(req.get(), resp.get(), slices.get(), std::move(done));
+  c->parked(token, [weak = std::weak_ptr<Cancellable>(call)] {
+    if (auto f = weak.lock()) f->cancel();
+  });
   std::lock_guard<std::mutex> l(holder->mu);
   if (!holder->done) holder->call = std::move(call);
 }
@@ -500,12 +513,20 @@ void join_group(RequestCore* core, const CallPtr& c, Reader& r) {
   // Before v4 (KIP-394) a client cannot be asked to join again with a member id: it is given one
   // and joined with it at once, here, as the coordinator's two steps.
   const bool two_steps = c->v() < 4 && req->member_id().empty();
-  groups->join_group(*req, c->conn.client_host, resp.get(), [c, req, resp, groups, two_steps] {
+  const uint64_t token = c->reserve_cancel();
+  const uint64_t id = groups->join_group(*req, c->conn.client_host, resp.get(), [c, req, resp, groups, two_steps, token] {
+    c->answered(token);
     if (!two_steps || resp->error_code() != ev1::MEMBER_ID_REQUIRED) return write_join(*c, *resp);
     req->set_member_id(resp->member_id());
     resp->Clear();
-    groups->join_group(*req, c->conn.client_host, resp.get(), [c, resp] { write_join(*c, *resp); });
+    const uint64_t again = c->reserve_cancel();
+    const uint64_t id2 = groups->join_group(*req, c->conn.client_host, resp.get(), [c, resp, again] {
+      c->answered(again);
+      write_join(*c, *resp);
+    });
+    c->parked(again, id2 == 0 ? nullptr : std::function<void()>([groups, id2] { groups->cancel_parked(id2); }));
   });
+  c->parked(token, id == 0 ? nullptr : std::function<void()>([groups, id] { groups->cancel_parked(id); }));
 }
 
 void sync_group(RequestCore* core, const CallPtr& c, Reader& r) {
@@ -524,13 +545,17 @@ void sync_group(RequestCore* core, const CallPtr& c, Reader& r) {
   // Parked in the coordinator until the leader's assignment is written (never on a thread: a
   // group of many members syncing at once must not hold a pool the leader's sync waits behind).
   auto resp = std::make_shared<bv1::SyncGroupResponse>();
-  core->groups()->sync_group(*req, resp.get(), [c, resp] {
+  GroupCoordinator* groups = core->groups();
+  const uint64_t token = c->reserve_cancel();
+  const uint64_t id = groups->sync_group(*req, resp.get(), [c, resp, token] {
+    c->answered(token);
     Writer w = c->begin();
     if (c->v() >= 1) w.i32(0);
     w.i16(code(resp->error_code()));
     w.bytes(resp->assignment());
     c->send(w);
   });
+  c->parked(token, id == 0 ? nullptr : std::function<void()>([groups, id] { groups->cancel_parked(id); }));
 }
 
 void heartbeat(RequestCore* core, const CallPtr& c, Reader& r) {
@@ -776,7 +801,7 @@ void create_topics(RequestCore* core, const CallPtr& c, Reader& r) {
   req->set_timeout_ms(r.i32());
   req->set_validate_only(r.boolean());
   if (!r.ok()) return c->close("malformed CreateTopics request");
-  core->run_blocking([core, c, req, names, refused] {
+  core->run_admin([core, c, req, names, refused] {
     cv1::CreateTopicsRequest to_create = *req;
     to_create.clear_topics();
     for (const auto& t : req->topics()) {
@@ -816,7 +841,7 @@ void delete_topics(RequestCore* core, const CallPtr& c, Reader& r) {
   for (int32_t i = 0; i < n && r.ok(); ++i) req->add_names(r.str());
   req->set_timeout_ms(r.i32());
   if (!r.ok()) return c->close("malformed DeleteTopics request");
-  core->run_blocking([core, c, req] {
+  core->run_admin([core, c, req] {
     cv1::DeleteTopicsResponse resp;
     core->delete_topics(*req, &resp);
     std::vector<std::string> names(req->names().begin(), req->names().end());
@@ -849,7 +874,7 @@ void create_partitions(RequestCore* core, const CallPtr& c, Reader& r) {
   req->set_timeout_ms(r.i32());
   req->set_validate_only(r.boolean());
   if (!r.ok()) return c->close("malformed CreatePartitions request");
-  core->run_blocking([core, c, req] {
+  core->run_admin([core, c, req] {
     cv1::CreatePartitionsResponse resp;
     core->create_partitions(*req, &resp);
     std::vector<std::string> names;
@@ -1002,7 +1027,7 @@ void alter_configs(RequestCore* core, const CallPtr& c, Reader& r, bool incremen
   req->set_validate_only(r.boolean());
   if (flexible) r.skip_tagged_fields();
   if (!r.ok()) return c->close("malformed AlterConfigs request");
-  core->run_blocking([core, c, req, resources, incremental, flexible] {
+  core->run_admin([core, c, req, resources, incremental, flexible] {
     if (!incremental) {
       // AlterConfigs replaces a topic's overrides: those not named again are removed.
       for (auto& ar : *req->mutable_resources()) {

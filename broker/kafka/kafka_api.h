@@ -14,6 +14,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,11 +61,54 @@ struct Answer {
   std::string reason;         // kClose: why, for the log
 };
 
+// The parked requests of one connection, dropped when it closes (a client gone is not waited
+// for). A token is reserved before the core is called, released when the answer comes, and armed
+// with the cancel once the core has returned it; whichever of release and arm comes second wins.
+class Cancels {
+ public:
+  uint64_t reserve() {
+    std::lock_guard<std::mutex> l(mu_);
+    return next_++;
+  }
+  void arm(uint64_t token, std::function<void()> cancel) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (released_.erase(token) || !cancel) return;  // already answered, or nothing parked
+      if (!closed_) {
+        armed_[token] = std::move(cancel);
+        return;
+      }
+    }
+    cancel();  // the connection closed while the request was being parked
+  }
+  void release(uint64_t token) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!armed_.erase(token)) released_.insert(token);
+  }
+  void cancel_all() {
+    std::map<uint64_t, std::function<void()>> armed;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      closed_ = true;
+      armed.swap(armed_);
+    }
+    for (auto& [t, cancel] : armed) cancel();
+  }
+
+ private:
+  std::mutex mu_;
+  bool closed_ = false;
+  uint64_t next_ = 1;
+  std::map<uint64_t, std::function<void()>> armed_;
+  std::set<uint64_t> released_;  // answered before they were armed
+};
+
 struct ConnectionInfo {
   std::string listener;     // the listener's name: Metadata describes brokers by their endpoint on it
   std::string client_host;  // the peer's address
   bool auto_create_topics = true;  // auto.create.topics.enable
   int32_t default_partitions = -1;  // what an auto-created topic gets (-1: the cluster's num.partitions)
+  std::shared_ptr<Cancels> cancels;  // null: nothing is cancelled
 };
 
 class KafkaApi {

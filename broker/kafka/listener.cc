@@ -269,6 +269,7 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
       c->info.listener = l_->options_.endpoints[index].name;
       c->info.client_host = ip;
       c->info.auto_create_topics = l_->options_.auto_create_topics;
+      c->info.cancels = std::make_shared<Cancels>();
       auto& threads = l_->threads_;
       threads[l_->next_thread_++ % threads.size()]->hand_over(std::move(c));
     }
@@ -308,11 +309,10 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
         if (static_cast<size_t>(n) < sizeof(buf)) break;
         continue;
       }
-      if (n == 0) {  // the client closed its side: answer what was asked, then close
-        c->closing = true;
-        c->reading = false;
-        set_events(c);
-        maybe_close(c);
+      if (n == 0) {
+        // The client closed (Kafka's brokers take end-of-stream as a disconnect too): its parked
+        // requests are dropped and answers still owed are not written.
+        close_conn(c);
         return;
       }
       if (errno == EINTR) continue;
@@ -508,6 +508,8 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
     c->in.clear();
     c->in.shrink_to_fit();
     l_->release(c->ip);
+    // Its parked requests (long-poll fetches, joins, syncs) end now; their answers are dropped.
+    if (c->info.cancels) c->info.cancels->cancel_all();
   }
 
   KafkaListener* const l_;

@@ -6,7 +6,9 @@
 //    whose waits are parked), and writes answers; work that may block runs on the core's own pool.
 //  - Per connection: requests are pipelined and answered in request order (a slot per request;
 //    a completion fills its slot from any thread and wakes the connection's loop, which writes
-//    the answers at the front that are complete). acks=0 produces get no answer.
+//    the answers at the front that are complete). acks=0 produces get no answer. End of stream
+//    from the client closes the connection at once: its parked requests (long polls, joins,
+//    syncs) are cancelled and answers still owed are dropped, as a Kafka broker does.
 //  - Bounds (Kafka's keys): a frame longer than socket.request.max.bytes closes the connection,
 //    checked from the 4-byte size before anything is allocated; connections.max.idle.ms closes
 //    connections idle that long; max.connections and max.connections.per.ip refuse more (the
