@@ -94,9 +94,10 @@ class CallReactor final : public grpc::ServerUnaryReactor {
 
 class BrokerServer::Service final
     // The methods that never wait, and those whose waits are parked (Produce, Fetch, OffsetCommit,
-    // Heartbeat, JoinGroup, SyncGroup), run on gRPC's callback API; the streams and the admin
+    // Heartbeat, JoinGroup, SyncGroup, LeaveGroup), run on gRPC's callback API; the streams and the admin
     // calls forwarded to the controller are still synchronous (issue 15 continues).
     : public
+      bv1::Broker::WithCallbackMethod_LeaveGroup<
       bv1::Broker::WithCallbackMethod_SyncGroup<
       bv1::Broker::WithCallbackMethod_JoinGroup<
       bv1::Broker::WithCallbackMethod_Heartbeat<
@@ -109,7 +110,7 @@ class BrokerServer::Service final
                   bv1::Broker::WithCallbackMethod_OffsetFetch<
                     bv1::Broker::WithCallbackMethod_DescribeGroups<
                       bv1::Broker::WithCallbackMethod_DescribeConfigs<
-                        bv1::Broker::Service>>>>>>>>>>>> {
+                        bv1::Broker::Service>>>>>>>>>>>>> {
  public:
   explicit Service(BrokerServer* b) : b_(b) {}
 
@@ -202,9 +203,13 @@ class BrokerServer::Service final
     if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_parked(id); });
     return reactor;
   }
-  grpc::Status LeaveGroup(grpc::ServerContext*, const bv1::LeaveGroupRequest* req, bv1::LeaveGroupResponse* resp) override {
-    b_->groups_->leave_group(*req, resp);
-    return grpc::Status::OK;
+  // Answered once the group's Empty record is written when the last member leaves, holding no
+  // thread meanwhile.
+  grpc::ServerUnaryReactor* LeaveGroup(grpc::CallbackServerContext*, const bv1::LeaveGroupRequest* req,
+                                       bv1::LeaveGroupResponse* resp) override {
+    auto* reactor = new CallReactor();
+    b_->groups_->leave_group(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
+    return reactor;
   }
   // On the callback API: a commit parks in its offsets partition's purgatory, holding no thread.
   grpc::ServerUnaryReactor* OffsetCommit(grpc::CallbackServerContext*, const bv1::OffsetCommitRequest* req,

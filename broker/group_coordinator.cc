@@ -1065,12 +1065,20 @@ void GroupCoordinator::notify_locked() {
 }
 
 void GroupCoordinator::leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp) {
+  std::promise<void> answered;
+  leave_group(req, resp, [&answered] { answered.set_value(); });
+  answered.get_future().wait();
+}
+
+void GroupCoordinator::leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp,
+                                   std::function<void()> done) {
   std::unique_lock<std::mutex> l(mu_);
   int32_t p = 0;
   if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) {
     resp->set_error_code(e);
     resp->set_error_message("not the coordinator of this group now");
-    return;
+    l.unlock();
+    return done();
   }
   Group* g = find_group_locked(req.group_id());
   for (const std::string& id : req.member_ids()) {
@@ -1088,8 +1096,47 @@ void GroupCoordinator::leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGr
     remove_member_locked(*g, id, "member " + id + " left" + (req.reason().empty() ? "" : ": " + req.reason()));
   }
   // The last member left: the Empty group is in the log before the answer (a clean shutdown then
-  // survives a coordinator failover).
-  write_empty_groups(l);
+  // survives a coordinator failover). Written asynchronously; the answer waits for it.
+  auto write = empty_write_locked(req.group_id(), std::move(done));
+  l.unlock();
+  write();
+}
+
+std::function<void()> GroupCoordinator::empty_write_locked(const std::string& id, std::function<void()> done) {
+  Group* g = find_group_locked(id);
+  auto pl = g ? partitions_.find(g->partition) : partitions_.end();
+  if (stopping_ || !g || !g->empty_unwritten || g->state != State::kEmpty || pl == partitions_.end() || !pl->second.loaded) {
+    return done;  // nothing to write: answer at once
+  }
+  if (g->record_write_in_flight) {
+    // One write of the group's record at a time: try again shortly, on the timer's thread.
+    commit_timer_.schedule(std::chrono::steady_clock::now() + std::chrono::milliseconds(10), [this, id, done] {
+      std::unique_lock<std::mutex> l(mu_);
+      auto write = empty_write_locked(id, done);
+      l.unlock();
+      write();
+    });
+    return [] {};
+  }
+  g->record_write_in_flight = true;
+  g->empty_unwritten = false;
+  const int32_t p = g->partition, epoch = pl->second.epoch, generation = g->generation;
+  std::vector<std::pair<std::string, std::optional<std::string>>> records;
+  records.emplace_back(encode_group_key({id}), encode_group_value(group_value_locked(*g)));
+  return [this, id, p, epoch, generation, records = std::move(records), done = std::move(done)] {
+    append_records_async(p, epoch, records, [this, id, generation, done](ErrorCode e, int64_t) {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        release_record_write_locked(id);
+        if (e != ev1::NONE && e != ev1::NOT_COORDINATOR) {
+          // Not written (the ISR is short): the writer thread tries again while nothing newer happened.
+          Group* g = find_group_locked(id);
+          if (g && g->state == State::kEmpty && g->generation == generation) g->empty_unwritten = true;
+        }
+      }
+      done();
+    });
+  };
 }
 
 // ---- Offsets --------------------------------------------------------------------------------------

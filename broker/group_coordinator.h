@@ -109,6 +109,9 @@ class GroupCoordinator {
   // The client went away: a parked call (a held heartbeat, a join) answers now.
   void cancel_parked(uint64_t id);
   void leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp);
+  // Answers in `resp` and runs `done` once: at once, or, when the last member left, once the
+  // group's Empty record is written (asynchronously). Never blocks.
+  void leave_group(const v1::LeaveGroupRequest& req, v1::LeaveGroupResponse* resp, std::function<void()> done);
   // Waits for the answer (the synchronous form of the one below).
   void offset_commit(const v1::OffsetCommitRequest& req, v1::OffsetCommitResponse* resp);
   // Answers in `resp`, then runs `done` once: at once for a refusal, else once the records are on
@@ -206,6 +209,10 @@ class GroupCoordinator {
   // went away meanwhile. mu_ is held through `l` (released while waiting).
   Group* claim_record_write_locked(std::unique_lock<std::mutex>& l, const std::string& id);
   void release_record_write_locked(const std::string& id);
+  // The Empty record of group `id` if it needs one: claims the record-write slot (or retries on
+  // the timer while another write holds it) and returns the write to run outside mu_, which runs
+  // `done` when it completes; with nothing to write, returns `done` itself.
+  std::function<void()> empty_write_locked(const std::string& id, std::function<void()> done);
   // The leader's SyncGroup: claims the group's record-write slot (or retries on the timer while
   // another write holds it), sets the assignments, and returns the write to run outside mu_
   // (null when there is nothing to write now). Its completion moves the group to Stable.

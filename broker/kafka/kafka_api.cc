@@ -588,17 +588,19 @@ void leave_group(RequestCore* core, const CallPtr& c, Reader& r) {
     req->add_member_ids(r.str());
   }
   if (!r.ok()) return c->close("malformed LeaveGroup request");
-  core->run_blocking([core, c, req] {
-    bv1::LeaveGroupResponse resp;
-    core->groups()->leave_group(*req, &resp);
+  // Answered once the group's Empty record is written when the last member leaves (never on a
+  // thread of ours).
+  auto resp = std::make_shared<bv1::LeaveGroupResponse>();
+  core->groups()->leave_group(*req, resp.get(), [c, resp] {
+    const bv1::LeaveGroupResponse& resp_ = *resp;
     Writer w = c->begin();
     if (c->v() >= 1) w.i32(0);
-    ev1::ErrorCode top = resp.error_code();
-    if (c->v() < 3 && top == ev1::NONE && resp.members_size() == 1) top = resp.members(0).error_code();
+    ev1::ErrorCode top = resp_.error_code();
+    if (c->v() < 3 && top == ev1::NONE && resp_.members_size() == 1) top = resp_.members(0).error_code();
     w.i16(code(top));
     if (c->v() >= 3) {
-      w.array_len(resp.members_size());
-      for (const auto& m : resp.members()) {
+      w.array_len(resp_.members_size());
+      for (const auto& m : resp_.members()) {
         w.str(m.member_id());
         w.null_str();
         w.i16(code(m.error_code()));
