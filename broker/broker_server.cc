@@ -175,33 +175,32 @@ class BrokerServer::Service final
     b_->find_coordinator(req->key(), b_->options_.listener_name, resp);
     return grpc::Status::OK;
   }
-  // A join waiting for its phase to end is parked in the coordinator, holding no thread.
+  // A join waiting for its phase to end, a sync waiting for the leader's assignment and a
+  // long-polling heartbeat are parked in the coordinator, holding no thread; a cancelled call's
+  // parked wait is dropped.
+  template <typename Start>
+  grpc::ServerUnaryReactor* parked_in_coordinator(Start start) {
+    auto* reactor = new CallReactor();
+    GroupCoordinator* groups = b_->groups_.get();
+    const uint64_t id = start(groups, [reactor] { reactor->Finish(grpc::Status::OK); });
+    if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_parked(id); });
+    return reactor;
+  }
   grpc::ServerUnaryReactor* JoinGroup(grpc::CallbackServerContext* ctx, const bv1::JoinGroupRequest* req,
                                       bv1::JoinGroupResponse* resp) override {
-    auto* reactor = new CallReactor();
-    GroupCoordinator* groups = b_->groups_.get();
-    const uint64_t id =
-        groups->join_group(*req, peer_host(ctx->peer()), resp, [reactor] { reactor->Finish(grpc::Status::OK); });
-    if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_parked(id); });
-    return reactor;
+    return parked_in_coordinator([&](GroupCoordinator* g, std::function<void()> done) {
+      return g->join_group(*req, peer_host(ctx->peer()), resp, std::move(done));
+    });
   }
-  // A sync waiting for the leader's assignment is parked in the coordinator, holding no thread.
   grpc::ServerUnaryReactor* SyncGroup(grpc::CallbackServerContext*, const bv1::SyncGroupRequest* req,
                                       bv1::SyncGroupResponse* resp) override {
-    auto* reactor = new CallReactor();
-    GroupCoordinator* groups = b_->groups_.get();
-    const uint64_t id = groups->sync_group(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
-    if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_parked(id); });
-    return reactor;
+    return parked_in_coordinator(
+        [&](GroupCoordinator* g, std::function<void()> done) { return g->sync_group(*req, resp, std::move(done)); });
   }
-  // A long-polling heartbeat is parked in the coordinator, holding no thread.
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext*, const bv1::HeartbeatRequest* req,
                                       bv1::HeartbeatResponse* resp) override {
-    auto* reactor = new CallReactor();
-    GroupCoordinator* groups = b_->groups_.get();
-    const uint64_t id = groups->heartbeat(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
-    if (id != 0) reactor->set_on_cancel([groups, id] { groups->cancel_parked(id); });
-    return reactor;
+    return parked_in_coordinator(
+        [&](GroupCoordinator* g, std::function<void()> done) { return g->heartbeat(*req, resp, std::move(done)); });
   }
   // Answered once the group's Empty record is written when the last member leaves, holding no
   // thread meanwhile.

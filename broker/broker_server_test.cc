@@ -28,6 +28,7 @@
 #include "proto/broker.grpc.pb.h"
 #include "metadata/metadata_publisher.h"
 #include "storage/record_batch.h"
+#include "testing/kafka_wire.h"
 #include "testing/process_harness.h"
 
 namespace gannet::broker {
@@ -622,40 +623,9 @@ TEST(BrokerServerCore, AClosedKafkaConnectionDropsItsParkedFetches) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
   // Ten Fetch v11 requests, each a 30 s long poll on the empty partition.
-  auto put16 = [](std::string& s, int v) {
-    s.push_back(static_cast<char>((v >> 8) & 0xff));
-    s.push_back(static_cast<char>(v & 0xff));
-  };
-  auto put32 = [](std::string& s, int64_t v) {
-    for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff));
-  };
   std::string wire;
   for (int i = 0; i < 10; ++i) {
-    std::string f;
-    put16(f, 1);
-    put16(f, 11);
-    put32(f, i);
-    put16(f, -1);  // client id: null
-    put32(f, -1);
-    put32(f, 30'000);
-    put32(f, 1);
-    put32(f, 1 << 20);
-    f.push_back(0);
-    put32(f, 0);
-    put32(f, -1);
-    put32(f, 1);
-    put16(f, 5);
-    f += "quiet";
-    put32(f, 1);
-    put32(f, 0);
-    put32(f, -1);
-    f += std::string(8, '\0');     // fetch offset 0
-    f += std::string(8, '\xff');   // log start offset -1
-    put32(f, 1 << 20);
-    put32(f, 0);
-    put16(f, 0);
-    put32(wire, static_cast<int64_t>(f.size()));
-    wire += f;
+    wire += testing::kafka_wire::frame(1, 11, i, testing::kafka_wire::fetch_v11("quiet", {0}, 30'000, 1 << 20, 1 << 20));
   }
   ASSERT_EQ(::write(fd, wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
   ASSERT_TRUE(testing::wait_until([&] { return broker->fetches_in_progress() == 10; }, 5s))

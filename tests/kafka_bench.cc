@@ -39,6 +39,7 @@
 #include "testing/bench_harness.h"
 #include "testing/cli_harness.h"
 #include "testing/cluster_harness.h"
+#include "testing/kafka_wire.h"
 
 namespace gannet {
 namespace {
@@ -67,20 +68,10 @@ void print_figures_json() {
 
 // ---- A minimal Kafka client: blocking socket, one request at a time --------------------------------
 
-void put16(std::string& s, int16_t v) {
-  s.push_back(static_cast<char>(static_cast<uint16_t>(v) >> 8));
-  s.push_back(static_cast<char>(v & 0xff));
-}
-void put32(std::string& s, int32_t v) {
-  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>(static_cast<uint32_t>(v) >> (8 * i)));
-}
-void put64(std::string& s, int64_t v) {
-  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>(static_cast<uint64_t>(v) >> (8 * i)));
-}
-void put_str(std::string& s, const std::string& v) {
-  put16(s, static_cast<int16_t>(v.size()));
-  s += v;
-}
+using testing::kafka_wire::put16;
+using testing::kafka_wire::put32;
+using testing::kafka_wire::put_str;
+
 uint32_t get32(const char* p) {
   const auto* u = reinterpret_cast<const uint8_t*>(p);
   return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
@@ -100,18 +91,6 @@ int dial(int port) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   return fd;
-}
-
-std::string request(int16_t key, int16_t version, int32_t correlation, const std::string& body) {
-  std::string f;
-  put16(f, key);
-  put16(f, version);
-  put32(f, correlation);
-  put_str(f, "bench");
-  f += body;
-  std::string out;
-  put32(out, static_cast<int32_t>(f.size()));
-  return out + f;
 }
 
 bool write_all(int fd, const std::string& s) {
@@ -317,27 +296,8 @@ double fetch_loop(int port, const std::string& topic, int parts, uint64_t total,
   int32_t corr = 0;
   const auto t0 = Clock::now();
   while (got < total && secs_since(t0) < 120) {
-    std::string body;
-    put32(body, -1);        // replica_id
-    put32(body, 0);         // max_wait_ms
-    put32(body, 1);         // min_bytes
-    put32(body, 64 << 20);  // max_bytes
-    body.push_back(0);      // isolation_level
-    put32(body, 0);         // session_id
-    put32(body, -1);        // session_epoch
-    put32(body, 1);
-    put_str(body, topic);
-    put32(body, parts);
-    for (int p = 0; p < parts; ++p) {
-      put32(body, p);
-      put32(body, -1);  // current_leader_epoch
-      put64(body, offsets[p]);
-      put64(body, -1);  // log_start_offset
-      put32(body, 16 << 20);
-    }
-    put32(body, 0);  // forgotten topics
-    put_str(body, "");
-    if (!write_all(fd, request(1, 11, ++corr, body)) || !read_answer(fd, &buf)) break;
+    const std::string body = testing::kafka_wire::fetch_v11(topic, offsets, 0, 64 << 20, 16 << 20);
+    if (!write_all(fd, testing::kafka_wire::frame(1, 11, ++corr, body)) || !read_answer(fd, &buf)) break;
     // correlation(4) throttle(4) error(2) session(4) topics(4), then the topic's name (2 + n)
     // and its partition count (4).
     size_t at = 4 + 4 + 2 + 4 + 4;
@@ -395,7 +355,7 @@ std::pair<double, double> produce_latency(int port, const std::string& topic, in
     put32(body, 0);
     put32(body, static_cast<int32_t>(batch.size()));
     body += batch;
-    const std::string req = request(0, 7, i, body);
+    const std::string req = testing::kafka_wire::frame(0, 7, i, body);
     const auto t0 = Clock::now();
     if (!write_all(fd, req) || !read_answer(fd, &buf)) break;
     us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count());
@@ -462,7 +422,7 @@ int run(int argc, char** argv) {
     for (int i = 0; i < kConnections; ++i) {
       int fd = dial(c.kafka_port(1));
       if (fd < 0) break;
-      if (!write_all(fd, request(18, 0, i, "")) || !read_answer(fd, &buf)) {
+      if (!write_all(fd, testing::kafka_wire::frame(18, 0, i, "")) || !read_answer(fd, &buf)) {
         ::close(fd);
         break;
       }

@@ -18,6 +18,7 @@
 #include "storage/record_batch.h"
 #include "testing/cli_harness.h"
 #include "testing/cluster_harness.h"
+#include "testing/kafka_wire.h"
 #include "testing/process_harness.h"
 
 namespace gannet {
@@ -407,26 +408,9 @@ int connect_to(int port) {
   return fd;
 }
 
-void put16(std::string& s, int16_t v) {
-  s.push_back(static_cast<char>(static_cast<uint16_t>(v) >> 8));
-  s.push_back(static_cast<char>(v & 0xff));
-}
-void put32(std::string& s, int32_t v) {
-  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>(static_cast<uint32_t>(v) >> (8 * i)));
-}
-// A frame: size, then api key, version, correlation id, client id "t", then `body`.
-std::string frame(int16_t key, int16_t version, int32_t correlation, const std::string& body) {
-  std::string f;
-  put16(f, key);
-  put16(f, version);
-  put32(f, correlation);
-  put16(f, 1);
-  f += "t";
-  f += body;
-  std::string out;
-  put32(out, static_cast<int32_t>(f.size()));
-  return out + f;
-}
+using testing::kafka_wire::frame;
+using testing::kafka_wire::put16;
+using testing::kafka_wire::put32;
 
 // Reads one answer frame (nullopt: the connection closed or timed out).
 std::optional<std::string> read_frame(int fd) {
@@ -555,25 +539,7 @@ TEST_F(KafkaClientTest, AClientThatLeavesBeforeItsAnswersDoesNotKillTheBroker) {
     // Three long-polling fetches (nothing to read: each waits 300 ms), then the client is gone.
     std::string wire;
     for (int i = 0; i < 3; ++i) {
-      std::string b;
-      put32(b, -1);
-      put32(b, 300);
-      put32(b, 1);
-      put32(b, 1 << 20);
-      b.push_back(0);
-      put32(b, 0);
-      put32(b, -1);
-      put32(b, 1);
-      put16(b, 4);
-      b += "gone";
-      put32(b, 1);
-      put32(b, 0);
-      put32(b, -1);
-      for (int k = 0; k < 8; ++k) b.push_back(0);
-      for (int k = 0; k < 8; ++k) b.push_back(static_cast<char>(0xff));
-      put32(b, 1 << 20);
-      put32(b, 0);
-      put16(b, 0);
+      const std::string b = testing::kafka_wire::fetch_v11("gone", {0}, 300, 1 << 20, 1 << 20);
       wire += frame(1, 11, i, b);
     }
     ASSERT_EQ(::write(fd, wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
@@ -753,27 +719,7 @@ TEST_F(KafkaLimitsTest, FuzzedFramesNeverHurtTheBroker) {
     b += std::string("\x01\x00\x00", 3);  // allow auto create, two include flags
     templates.emplace_back(3, 8, b);
   }
-  {
-    std::string b;
-    put32(b, -1);
-    put32(b, 0);
-    put32(b, 1);
-    put32(b, 1 << 20);
-    b.push_back(0);
-    put32(b, 0);
-    put32(b, -1);
-    put32(b, 1);
-    s16(b, "fz");
-    put32(b, 1);
-    put32(b, 0);
-    put32(b, -1);
-    for (int i = 0; i < 8; ++i) b.push_back(0);  // fetch offset 0
-    for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>(0xff));
-    put32(b, 1 << 20);
-    put32(b, 0);
-    s16(b, "");
-    templates.emplace_back(1, 11, b);
-  }
+  templates.emplace_back(1, 11, testing::kafka_wire::fetch_v11("fz", {0}, 0, 1 << 20, 1 << 20));
   {
     std::string b;
     put32(b, -1);

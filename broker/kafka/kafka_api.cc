@@ -76,6 +76,10 @@ struct Call {
   void parked(uint64_t token, std::function<void()> cancel) const {
     if (token != 0) conn.cancels->arm(token, std::move(cancel));
   }
+  // The same for a call parked in the group coordinator (`id` 0: answered at once).
+  void parked_in(uint64_t token, GroupCoordinator* groups, uint64_t id) const {
+    parked(token, id == 0 ? nullptr : std::function<void()>([groups, id] { groups->cancel_parked(id); }));
+  }
 };
 using CallPtr = std::shared_ptr<Call>;
 
@@ -93,6 +97,12 @@ std::vector<std::pair<std::string, std::vector<int>>> group_by_topic(const Resul
 }
 
 int16_t code(ev1::ErrorCode e) { return static_cast<int16_t>(e); }
+
+// An error code's message field (NULLABLE_STRING): null when there is no error, as Kafka sends it.
+void error_message(Writer& w, ev1::ErrorCode e, const std::string& message) {
+  if (e == ev1::NONE) return w.null_str();
+  w.str(message);
+}
 
 // ---- ApiVersions ---------------------------------------------------------------------------------
 
@@ -460,13 +470,7 @@ void find_coordinator(RequestCore* core, const CallPtr& c, Reader& r) {
     Writer w = c->begin();
     if (c->v() >= 1) w.i32(0);
     w.i16(code(resp.error_code()));
-    if (c->v() >= 1) {
-      if (resp.error_code() == ev1::NONE) {
-        w.null_str();
-      } else {
-        w.str(resp.error_message());
-      }
-    }
+    if (c->v() >= 1) error_message(w, resp.error_code(), resp.error_message());
     const bool ok = resp.error_code() == ev1::NONE;
     w.i32(ok ? resp.node_id() : -1);
     w.str(ok ? resp.host() : "");
@@ -524,9 +528,9 @@ void join_group(RequestCore* core, const CallPtr& c, Reader& r) {
       c->answered(again);
       write_join(*c, *resp);
     });
-    c->parked(again, id2 == 0 ? nullptr : std::function<void()>([groups, id2] { groups->cancel_parked(id2); }));
+    c->parked_in(again, groups, id2);
   });
-  c->parked(token, id == 0 ? nullptr : std::function<void()>([groups, id] { groups->cancel_parked(id); }));
+  c->parked_in(token, groups, id);
 }
 
 void sync_group(RequestCore* core, const CallPtr& c, Reader& r) {
@@ -555,7 +559,7 @@ void sync_group(RequestCore* core, const CallPtr& c, Reader& r) {
     w.bytes(resp->assignment());
     c->send(w);
   });
-  c->parked(token, id == 0 ? nullptr : std::function<void()>([groups, id] { groups->cancel_parked(id); }));
+  c->parked_in(token, groups, id);
 }
 
 void heartbeat(RequestCore* core, const CallPtr& c, Reader& r) {
@@ -592,15 +596,14 @@ void leave_group(RequestCore* core, const CallPtr& c, Reader& r) {
   // thread of ours).
   auto resp = std::make_shared<bv1::LeaveGroupResponse>();
   core->groups()->leave_group(*req, resp.get(), [c, resp] {
-    const bv1::LeaveGroupResponse& resp_ = *resp;
     Writer w = c->begin();
     if (c->v() >= 1) w.i32(0);
-    ev1::ErrorCode top = resp_.error_code();
-    if (c->v() < 3 && top == ev1::NONE && resp_.members_size() == 1) top = resp_.members(0).error_code();
+    ev1::ErrorCode top = resp->error_code();
+    if (c->v() < 3 && top == ev1::NONE && resp->members_size() == 1) top = resp->members(0).error_code();
     w.i16(code(top));
     if (c->v() >= 3) {
-      w.array_len(resp_.members_size());
-      for (const auto& m : resp_.members()) {
+      w.array_len(resp->members_size());
+      for (const auto& m : resp->members()) {
         w.str(m.member_id());
         w.null_str();
         w.i16(code(m.error_code()));
@@ -826,11 +829,7 @@ void create_topics(RequestCore* core, const CallPtr& c, Reader& r) {
         w.str("no result for this topic");
       } else {
         w.i16(code(t->error_code()));
-        if (t->error_code() == ev1::NONE) {
-          w.null_str();
-        } else {
-          w.str(t->error_message());
-        }
+        error_message(w, t->error_code(), t->error_message());
       }
     }
     c->send(w);
@@ -888,12 +887,9 @@ void create_partitions(RequestCore* core, const CallPtr& c, Reader& r) {
     for (const std::string& name : names) {
       w.str(name);
       const cv1::TopicResult* t = result_for(resp.topics(), name);
-      w.i16(t ? code(t->error_code()) : code(ev1::UNKNOWN_SERVER_ERROR));
-      if (t && t->error_code() == ev1::NONE) {
-        w.null_str();
-      } else {
-        w.str(t ? t->error_message() : "no result for this topic");
-      }
+      const ev1::ErrorCode e = t ? t->error_code() : ev1::UNKNOWN_SERVER_ERROR;
+      w.i16(code(e));
+      error_message(w, e, t ? t->error_message() : "no result for this topic");
     }
     c->send(w);
   });
@@ -955,11 +951,7 @@ void describe_configs(RequestCore* core, const CallPtr& c, Reader& r) {
       message = "only topic and broker configs can be described";
     }
     w.i16(code(err));
-    if (err == ev1::NONE) {
-      w.null_str();
-    } else {
-      w.str(message);
-    }
+    error_message(w, err, message);
     w.i8(res.type);
     w.str(res.name);
     std::vector<Entry> shown;
