@@ -630,6 +630,9 @@ Result<storage::LogConfig, ConfigError> read_log_config(Reader& r) {
   GANNET_RETURN_IF_ERROR(
       read_int<int32_t>(r, "log.index.interval.bytes", 0, &c.index_interval_bytes));
   GANNET_RETURN_IF_ERROR(read_int<int32_t>(r, "message.max.bytes", 0, &c.max_message_bytes));
+  GANNET_RETURN_IF_ERROR(read_int<int64_t>(r, "producer.id.expiration.ms", 1, &c.producer_id_expiration_ms));
+  GANNET_RETURN_IF_ERROR(read_int<int32_t>(r, "producer.state.max.producers.per.partition", 1,
+                                           &c.max_producers_per_partition));
   // The checks above cover storage's; this only guards against the two drifting apart.
   auto valid = c.validate();
   if (!valid.ok()) return make_error("log defaults: " + valid.error().message);
@@ -1053,6 +1056,8 @@ ConfigMap ServerConfig::to_properties() const {
   num("log.flush.interval.ms", lc.flush_ms);
   num("log.index.interval.bytes", lc.index_interval_bytes);
   num("message.max.bytes", lc.max_message_bytes);
+  num("producer.id.expiration.ms", lc.producer_id_expiration_ms);
+  num("producer.state.max.producers.per.partition", lc.max_producers_per_partition);
   return m;
 }
 

@@ -20,6 +20,7 @@ storage::Result<std::unique_ptr<RaftStore>> RaftStore::open(const std::string& d
   o.config.segment_bytes = segment_bytes;
   o.config.segment_preallocate_bytes = std::min<int64_t>(segment_bytes, 1 << 20);
   o.config.max_message_bytes = 9 << 20;  // an entry of max_record_bytes (8 MiB) plus its batch framing
+  o.track_producers = false;
   GANNET_ASSIGN_OR_RETURN(s->log_, storage::Log::open(storage::join_path(dir, "__cluster_metadata-0"), o));
   return s;
 }

@@ -16,6 +16,9 @@ const char* errc_name(Errc c) {
     case Errc::kNotFound: return "NOT_FOUND";
     case Errc::kAlreadyExists: return "ALREADY_EXISTS";
     case Errc::kInvalidConfig: return "INVALID_CONFIG";
+    case Errc::kOutOfOrderSequence: return "OUT_OF_ORDER_SEQUENCE_NUMBER";
+    case Errc::kInvalidProducerEpoch: return "INVALID_PRODUCER_EPOCH";
+    case Errc::kTransactionalBatch: return "INVALID_TXN_STATE";
   }
   return "UNKNOWN";
 }

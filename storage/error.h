@@ -21,6 +21,9 @@ enum class Errc {
   kNotFound,                // no such file, partition or directory: UNKNOWN_TOPIC_OR_PARTITION
   kAlreadyExists,           // partition directory already exists: TOPIC_ALREADY_EXISTS
   kInvalidConfig,           // a config value out of range: INVALID_CONFIG
+  kOutOfOrderSequence,      // an idempotent batch's sequence leaves a gap: OUT_OF_ORDER_SEQUENCE_NUMBER
+  kInvalidProducerEpoch,    // an idempotent batch from an older producer epoch: INVALID_PRODUCER_EPOCH
+  kTransactionalBatch,      // a transactional batch (no transactions yet): INVALID_TXN_STATE
 };
 
 const char* errc_name(Errc c);

@@ -16,6 +16,9 @@ v1::ErrorCode to_error_code(Errc code) {
     case Errc::kNotFound: return v1::UNKNOWN_TOPIC_OR_PARTITION;
     case Errc::kAlreadyExists: return v1::TOPIC_ALREADY_EXISTS;
     case Errc::kInvalidConfig: return v1::INVALID_CONFIG;
+    case Errc::kOutOfOrderSequence: return v1::OUT_OF_ORDER_SEQUENCE_NUMBER;
+    case Errc::kInvalidProducerEpoch: return v1::INVALID_PRODUCER_EPOCH;
+    case Errc::kTransactionalBatch: return v1::INVALID_TXN_STATE;
   }
   return v1::UNKNOWN_SERVER_ERROR;
 }

@@ -49,6 +49,8 @@ Log::Log(std::string dir, Options options)
       config_(options.config),
       segments_(std::make_shared<SegmentList>()),
       on_recovery_point_lowered_(std::move(options.on_recovery_point_lowered)),
+      track_producers_(options.track_producers),
+      producers_(static_cast<size_t>(options.config.max_producers_per_partition)),
       initial_recovery_point_(options.recovery_point),
       clean_shutdown_(options.clean_shutdown),
       options_defer_new_dir_sync_(options.defer_new_dir_sync),
@@ -238,7 +240,90 @@ Status Log::recover() {
   GANNET_RETURN_IF_ERROR(epoch_cache_->truncate_from_end(log_end_offset()));
   GANNET_RETURN_IF_ERROR(epoch_cache_->truncate_from_start(log_start_offset()));
   first_dirty_.store(log_start_offset());
+  std::lock_guard<std::mutex> l(append_mu_);
+  return rebuild_producer_state_locked();
+}
+
+Status Log::rebuild_producer_state_locked() {
+  producers_.clear();
+  if (!track_producers_) return {};
+  GANNET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list_dir(dir_));
+  std::vector<int64_t> offsets;
+  for (const std::string& name : names) {
+    if (auto o = ProducerStateTable::parse_snapshot_name(name)) offsets.push_back(*o);
+  }
+  std::sort(offsets.rbegin(), offsets.rend());
+  const int64_t end = log_end_offset();
+  int64_t from = log_start_offset();
+  bool loaded = false, removed = false;
+  for (int64_t o : offsets) {
+    const std::string path = join_path(dir_, ProducerStateTable::snapshot_name(o));
+    if (o > end) {
+      // Taken of records this log no longer holds (truncated, or lost in a crash). Its removal
+      // is made durable below, before anything can be appended past its offset again.
+      GANNET_RETURN_IF_ERROR(fs_->remove_file(path));
+      removed = true;
+      continue;
+    }
+    if (loaded) continue;
+    auto bytes = read_file(fs_, path);
+    auto at = bytes.ok() ? producers_.load_snapshot(*bytes) : Result<int64_t>(bytes.error());
+    if (!at.ok() || *at != o) {
+      LOG(WARNING) << dir_ << ": ignoring producer snapshot " << o << ": "
+                   << (at.ok() ? "its offset does not match its name" : at.error().to_string());
+      producers_.clear();
+      GANNET_RETURN_IF_ERROR(fs_->remove_file(path));
+      removed = true;
+      continue;
+    }
+    loaded = true;
+    from = std::max(from, o);
+  }
+  if (removed) GANNET_RETURN_IF_ERROR(fs_->sync_dir(dir_));
+  // The batches after the snapshot, from their headers. A replayed producer counts as active
+  // now: its idle time before the restart is not known.
+  const int64_t now = clock_->now_ms();
+  for (const auto& seg : *segments()) {
+    if (seg->next_offset() <= from || seg->empty()) continue;
+    uint64_t pos = 0;
+    if (from > seg->base_offset()) {
+      GANNET_ASSIGN_OR_RETURN(pos, seg->position_of(from));
+    }
+    GANNET_ASSIGN_OR_RETURN(std::vector<BatchInfo> infos, seg->scan(pos, seg->end_position()));
+    for (const BatchInfo& b : infos) {
+      if (b.base_offset >= from) producers_.update(ProducerBatchInfo::of(b), now);
+    }
+  }
   return {};
+}
+
+Status Log::write_producer_snapshot_locked() {
+  if (!track_producers_) return {};
+  const int64_t offset = log_end_offset();
+  Status st = write_file_atomic(fs_, join_path(dir_, ProducerStateTable::snapshot_name(offset)),
+                                producers_.encode_snapshot(offset));
+  if (!st.ok()) return st;
+  // The two newest stay: the older one serves a truncation below the newer one.
+  GANNET_ASSIGN_OR_RETURN(std::vector<std::string> names, fs_->list_dir(dir_));
+  std::vector<int64_t> offsets;
+  for (const std::string& name : names) {
+    if (auto o = ProducerStateTable::parse_snapshot_name(name)) offsets.push_back(*o);
+  }
+  std::sort(offsets.rbegin(), offsets.rend());
+  for (size_t i = 2; i < offsets.size(); ++i) {
+    GANNET_RETURN_IF_ERROR(fs_->remove_file(join_path(dir_, ProducerStateTable::snapshot_name(offsets[i]))));
+  }
+  return {};
+}
+
+size_t Log::expire_producers() {
+  std::lock_guard<std::mutex> l(append_mu_);
+  return producers_.expire(clock_->now_ms(), config().producer_id_expiration_ms);
+}
+
+ProducerStateTable Log::producer_state() const {
+  std::lock_guard<std::mutex> l(append_mu_);
+  return producers_;
 }
 
 int64_t Log::first_dirty_offset() const {
@@ -367,6 +452,8 @@ LogConfig Log::config() const {
 }
 
 void Log::set_config(const LogConfig& config) {
+  std::lock_guard<std::mutex> a(append_mu_);  // append_mu_ before config_mu_, as appends take them
+  producers_.set_max_producers(static_cast<size_t>(config.max_producers_per_partition));
   std::lock_guard<std::mutex> l(config_mu_);
   config_ = config;
 }
@@ -463,17 +550,55 @@ Result<AppendResult> Log::append(std::span<uint8_t> batches, int32_t leader_epoc
     std::lock_guard<std::mutex> l(append_mu_);
     GANNET_RETURN_IF_ERROR(check_writable_locked());
     // Offsets come from the log end and each batch's own span, never from the client's base
-    // offset (which may be anything).
+    // offset (which may be anything). An idempotent producer's retry of batches already here
+    // (a prefix of the request: sequences only go up) is answered with their offsets instead.
     int64_t next = log_end_offset();
-    for (BatchInfo& b : infos) {
+    const int64_t now = clock_->now_ms();
+    ProducerStateTable::Pending pending;
+    size_t dups = 0;
+    int64_t dup_first = -1, dup_last = -1;
+    for (size_t i = 0; i < infos.size(); ++i) {
+      BatchInfo& b = infos[i];
       const int64_t span = RecordBatchView(batches.data() + b.position, b.size).last_offset_delta();
       b.base_offset = next;
       b.last_offset = next + span;
       b.leader_epoch = leader_epoch;
+      if (track_producers_) {
+        GANNET_ASSIGN_OR_RETURN(std::optional<ProducerBatch> dup,
+                                producers_.check(ProducerBatchInfo::of(b), now, &pending));
+        if (dup) {
+          if (i != dups) {
+            return make_error(Errc::kOutOfOrderSequence, "a retried batch follows new batches of its producer");
+          }
+          if (dups++ == 0) dup_first = dup->first_offset;
+          dup_last = dup->last_offset;
+          continue;
+        }
+      }
       next = b.last_offset + 1;
     }
-    result = append_locked(batches, infos, leader_epoch);
-    if (result.ok() && unflushed_messages_ >= config().flush_messages) flush_target = next;
+    if (dups == infos.size()) {
+      AppendResult r;
+      r.base_offset = dup_first;
+      r.last_offset = dup_last;
+      r.duplicate = true;
+      // Acknowledged only as durably as the original would be.
+      if (config().flush_messages <= 1 && durable_offset() <= dup_last) flush_target = dup_last + 1;
+      result = r;
+    } else {
+      if (dups > 0) {
+        const uint64_t cut = infos[dups].position;
+        infos.erase(infos.begin(), infos.begin() + static_cast<ptrdiff_t>(dups));
+        for (BatchInfo& b : infos) b.position -= cut;
+        batches = batches.subspan(cut);
+      }
+      result = append_locked(batches, infos, leader_epoch);
+      if (result.ok()) {
+        producers_.commit(std::move(pending));
+        if (dups > 0) result->base_offset = dup_first;
+      }
+      if (result.ok() && unflushed_messages_ >= config().flush_messages) flush_target = next;
+    }
   }
   if (defer_flush) {
     if (result.ok()) result->flush_to = flush_target;
@@ -518,6 +643,10 @@ Result<AppendResult> Log::append_as_follower(std::span<uint8_t> batches) {
       }
     }
     result = append_locked(batches, infos, /*leader_epoch=*/-1);
+    if (result.ok() && track_producers_) {
+      const int64_t now = clock_->now_ms();
+      for (const BatchInfo& b : infos) producers_.update(ProducerBatchInfo::of(b), now);
+    }
     if (result.ok() && unflushed_messages_ >= config().flush_messages) flush_target = expected;
   }
   if (flush_target >= 0) GANNET_RETURN_IF_ERROR(flush_to(flush_target));
@@ -604,6 +733,10 @@ Status Log::roll_locked(int64_t base_offset) {
   SegmentList next = *current;
   next.push_back(std::move(seg));
   publish_segments_locked(std::move(next));
+  // A snapshot of the producers at the new segment's base, so a restart replays one segment.
+  // Best effort: without it a restart replays from an older one.
+  st = write_producer_snapshot_locked();
+  if (!st.ok()) LOG(WARNING) << dir_ << ": producer snapshot at roll: " << st.error().to_string();
   return {};
 }
 
@@ -828,6 +961,9 @@ Status Log::truncate_locked(int64_t offset) {
   first_dirty_.store(std::min(first_dirty_.load(), log_end_offset()));
   st = epoch_cache_->truncate_from_end(log_end_offset());
   if (!st.ok()) return fail(st.error());
+  // The producers as of the new end: from a snapshot below the cut plus the batches after it.
+  st = rebuild_producer_state_locked();
+  if (!st.ok()) return fail(st.error());
   std::lock_guard<std::mutex> fl(flush_mu_);
   recovery_point_ = std::min(recovery_point_, log_end_offset());
   return {};
@@ -854,6 +990,16 @@ Status Log::truncate_fully_locked(int64_t offset) {
   if (!st.ok()) return fail(st.error());
   st = epoch_cache_->clear();
   if (!st.ok()) return fail(st.error());
+  producers_.clear();
+  if (track_producers_) {
+    auto names = fs_->list_dir(dir_);
+    if (!names.ok()) return fail(names.error());
+    for (const std::string& name : *names) {
+      if (!ProducerStateTable::parse_snapshot_name(name)) continue;
+      st = fs_->remove_file(join_path(dir_, name));
+      if (!st.ok()) return fail(st.error());
+    }
+  }
   auto created = Segment::create(fs_, dir_, offset);
   if (!created.ok()) return fail(created.error());
   (*created)->set_roll_base_ms(clock_->now_ms());
@@ -872,6 +1018,7 @@ Result<int> Log::enforce_retention() {
   std::lock_guard<std::mutex> l(append_mu_);
   GANNET_RETURN_IF_ERROR(check_writable_locked());
   const LogConfig cfg = config();
+  producers_.expire(clock_->now_ms(), cfg.producer_id_expiration_ms);
   // A compact-only log keeps whatever the cleaner keeps.
   if (!cfg.cleanup_delete) return 0;
   SegmentList list = *segments();
@@ -940,6 +1087,9 @@ Status Log::close() {
   GANNET_RETURN_IF_ERROR(epoch_cache_->persist_if_dirty());
   segments()->back()->release_preallocated();
   Status st = segments()->back()->write_indexes(/*sync=*/true);
+  if (!st.ok()) return fail(st.error());
+  // The next start loads the producers from here and replays nothing.
+  st = write_producer_snapshot_locked();
   if (!st.ok()) return fail(st.error());
   if (dir_sync_pending_.exchange(false) && before_new_dir_sync_) {
     st = before_new_dir_sync_();

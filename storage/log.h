@@ -30,6 +30,7 @@
 #include "storage/file.h"
 #include "storage/leader_epoch_cache.h"
 #include "storage/log_config.h"
+#include "storage/producer_state.h"
 #include "storage/segment.h"
 
 namespace gannet::storage {
@@ -42,6 +43,9 @@ struct AppendResult {
   int64_t max_timestamp = -1;
   uint64_t bytes = 0;
   int64_t flush_to = -1;     // append(defer_flush=true): flush_to(this) is due; -1: nothing due
+  // Every batch was a retry of one already in the log (idempotent producer): nothing was
+  // written and the offsets above are the original batches'.
+  bool duplicate = false;
 };
 
 // A byte range of a segment file holding whole batches.
@@ -99,6 +103,9 @@ class Log {
     // With defer_new_dir_sync: called once, just before that deferred directory sync (the owner
     // makes its own files in the directory durable along with it).
     std::function<Status()> before_new_dir_sync;
+    // Keep idempotent producers' state (producer_state.h) and its snapshot files. Off for the
+    // Raft metadata log, whose batches never carry a producer.
+    bool track_producers = true;
   };
 
   // Opens (creating if needed) the log in `dir`, recovering as described in Options.
@@ -107,8 +114,11 @@ class Log {
   ~Log();
 
   // Leader append: validates every batch in `batches` (CRC, magic, size <= max.message.bytes),
-  // then assigns offsets from the log end and stamps `leader_epoch`, rewriting only those header
-  // fields in place, and writes them with one write. Nothing is written if any batch is bad.
+  // and each idempotent producer's batch against its state (producer_state.h: a retried batch
+  // already in the log is not written again and the result carries its original offsets, with
+  // `duplicate` set when every batch was one), then assigns offsets from the log end and stamps
+  // `leader_epoch`, rewriting only those header fields in place, and writes them with one
+  // write. Nothing is written if any batch is bad.
   // With flush.messages reached, the append is synced before it returns; with `defer_flush` it
   // is not, and AppendResult::flush_to names the offset the caller must flush_to() before it
   // acknowledges (so the caller can sync outside its own locks and share the fsync with
@@ -145,6 +155,10 @@ class Log {
   // Flushes, writes the active segment's indexes, syncs, and closes the log to writes (appends,
   // truncation and retention then fail with kLogOffline); reads still work. Idempotent.
   Status close();
+  // Drops the state of producers idle for producer.id.expiration.ms; returns how many.
+  size_t expire_producers();
+  // A copy of the idempotent producers' state (tests, tools, the cleaner).
+  ProducerStateTable producer_state() const;
   // The partition is being deleted: refuse every further write at once (no flush).
   void mark_deleted();
   // The owner of the recovery-point checkpoint goes away: stop calling it.
@@ -223,6 +237,11 @@ class Log {
   Result<int> drop_front_segments_locked(SegmentList list, size_t drop, const std::string& why);
   Status truncate_fully_locked(int64_t offset);
   Status notify_recovery_point_lowered_locked();
+  // Producer state: rebuilt from the newest usable snapshot at or below the log end plus the
+  // batches after it (snapshots above the log end are deleted first); written at `offset` (the
+  // log end) keeping the two newest files.
+  Status rebuild_producer_state_locked();
+  Status write_producer_snapshot_locked();
   Result<ReadResult> read_once(int64_t offset, size_t max_bytes, const ReadOptions& options) const;
   void publish_segments_locked(SegmentList list);
   std::shared_ptr<const SegmentList> segments() const;
@@ -253,6 +272,8 @@ class Log {
   std::atomic<int64_t> high_watermark_{-1};
   std::atomic<uint64_t> generation_{0};  // seqlock: odd while a truncation or deletion runs
   std::atomic<bool> offline_{false};
+  const bool track_producers_;
+  ProducerStateTable producers_;  // guarded by append_mu_
 
   mutable std::mutex flush_mu_;
   std::condition_variable flush_cv_;

@@ -147,6 +147,10 @@ struct FilterContext {
   int64_t now_ms;
   int64_t delete_retention_ms;
   CleanStats* stats;
+  // Each idempotent producer's last batch (its last offset, by producer id): kept even when the
+  // filter empties it, as a batch without records, so a replay of the log still finds the
+  // producer's sequence and epoch.
+  std::unordered_map<int64_t, int64_t> producer_last_offsets;
 };
 
 // Applies the retention rule of log_cleaner.h to one batch; *out receives the rewritten batch.
@@ -340,7 +344,10 @@ class CleanPass {
     for (const auto& src : below_) {
       if (src.segment->base_offset() < map_end_) sources_.push_back(src);
     }
-    const FilterContext ctx{&map_, map_end_, log_.clock()->now_ms(), cfg_.delete_retention_ms, &stats_};
+    FilterContext ctx{&map_, map_end_, log_.clock()->now_ms(), cfg_.delete_retention_ms, &stats_, {}};
+    for (const auto& [pid, e] : log_.producer_state().entries()) {
+      if (!e.batches.empty()) ctx.producer_last_offsets[pid] = e.batches.back().last_offset;
+    }
     for (const auto& src : sources_) {
       if (writer_) {
         const uint64_t size = writer_->size() + last_dropped_.size() + src.end_position;
@@ -383,6 +390,14 @@ class CleanPass {
           GANNET_RETURN_IF_ERROR(writer_->add(rewritten));
           break;
         case Outcome::kEmpty:
+          if (b->producer_id() >= 0) {
+            auto last = ctx.producer_last_offsets.find(b->producer_id());
+            if (last != ctx.producer_last_offsets.end() && last->second == b->last_offset()) {
+              GANNET_ASSIGN_OR_RETURN(std::string empty, encode_batch(*b, {}, std::nullopt));
+              GANNET_RETURN_IF_ERROR(writer_->add(empty));
+              break;
+            }
+          }
           ++stats_.batches_dropped;
           last_dropped_.assign(reinterpret_cast<const char*>(b->data()), b->size_bytes());
           break;

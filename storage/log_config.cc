@@ -39,6 +39,10 @@ Status LogConfig::validate() const {
       check(delete_retention_ms >= 0, "delete.retention.ms", delete_retention_ms, ">= 0"));
   GANNET_RETURN_IF_ERROR(
       check(min_compaction_lag_ms >= 0, "min.compaction.lag.ms", min_compaction_lag_ms, ">= 0"));
+  GANNET_RETURN_IF_ERROR(check(producer_id_expiration_ms >= 1, "producer.id.expiration.ms",
+                               producer_id_expiration_ms, ">= 1"));
+  GANNET_RETURN_IF_ERROR(check(max_producers_per_partition >= 1, "producer.state.max.producers.per.partition",
+                               max_producers_per_partition, ">= 1"));
   // Written so that NaN fails too.
   if (!(min_cleanable_dirty_ratio >= 0.0 && min_cleanable_dirty_ratio <= 1.0)) {
     return make_error(Errc::kInvalidConfig, "min.cleanable.dirty.ratio=" +

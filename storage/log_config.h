@@ -38,6 +38,11 @@ struct LogConfig {
   // min.cleanable.dirty.ratio: the cleaner picks a log once dirty bytes / cleanable bytes reach
   // this, in [0, 1].
   double min_cleanable_dirty_ratio = 0.5;
+  // Broker-wide only (no topic key): producer.id.expiration.ms, how long an idle idempotent
+  // producer's state is kept; producer.state.max.producers.per.partition (Gannet's), the most
+  // producers one partition tracks, the least recently active evicted first.
+  int64_t producer_id_expiration_ms = 24LL * 3600 * 1000;
+  int32_t max_producers_per_partition = 10'000;
 
   bool operator==(const LogConfig&) const = default;
 

@@ -8,7 +8,11 @@
 //   - what is served is exactly a prefix of the acknowledged batches, byte for byte: nothing
 //     after a torn batch, no garbage, no gaps;
 //   - the leader-epoch cache agrees with the epochs of the surviving batches and has no entry at
-//     or past the log end.
+//     or past the log end;
+//   - the idempotent producers' state (some appends carry producer ids, sequences, epoch bumps,
+//     and retries of batches already written, which must be answered with their offsets and not
+//     written) equals the state a replay of the surviving batches gives, however the crash
+//     left the producer snapshots written at segment rolls.
 //
 // Seeds: GANNET_SEED=N replays one seed; GANNET_CRASH_SEEDS=N sets how many run (default 1000),
 // starting at GANNET_SEED_BASE (default 1). A failure prints the seed to replay.
@@ -16,6 +20,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -39,10 +44,9 @@ int64_t env_int(const char* name, int64_t def) {
   return v ? std::strtoll(v, nullptr, 10) : def;
 }
 
-std::string random_batch(std::mt19937_64& rng, int64_t now_ms) {
+std::string random_batch(std::mt19937_64& rng, int64_t now_ms, BatchOptions o = {}) {
   static const Compression kCodecs[] = {Compression::kNone, Compression::kNone, Compression::kLz4,
                                         Compression::kZstd, Compression::kSnappy};
-  BatchOptions o;
   o.compression = kCodecs[rng() % 5];
   RecordBatchBuilder b(o);
   int n = 1 + static_cast<int>(rng() % 8);
@@ -139,8 +143,10 @@ class CrashRun {
           if (!st.ok()) return;
           note("lead epoch " + std::to_string(epoch_) + " from " + std::to_string(log_->log_end_offset()));
         }
-      } else if (op < 97) {
+      } else if (op < 95) {
         if (!truncate()) return;
+      } else if (op < 97) {
+        retry_last_batch();
       } else {
         clock_.advance_ms(static_cast<int64_t>(rng_() % 10'000));
       }
@@ -150,7 +156,24 @@ class CrashRun {
   bool append() {
     std::string bytes;
     const int n = 1 + static_cast<int>(rng_() % 3);
-    for (int i = 0; i < n; ++i) bytes += random_batch(rng_, clock_.now_ms());
+    // Half the appends come from one of three idempotent producers, in sequence from where the
+    // log's state has it (a new producer starts anywhere), sometimes with a bumped epoch.
+    BatchOptions o;
+    if (rng_() % 2) {
+      o.producer_id = 1 + static_cast<int64_t>(rng_() % 3);
+      const ProducerStateTable state = log_->producer_state();
+      const ProducerEntry* e = state.find(o.producer_id);
+      o.producer_epoch = e ? e->epoch : 0;
+      o.base_sequence = e ? e->batches.back().last_seq + 1 : static_cast<int32_t>(rng_() % 1000);
+      if (rng_() % 8 == 0) {
+        ++o.producer_epoch;
+        o.base_sequence = 0;
+      }
+    }
+    for (int i = 0; i < n; ++i) {
+      bytes += random_batch(rng_, clock_.now_ms(), o);
+      if (o.producer_id >= 0) o.base_sequence += record_count_of_last(bytes);
+    }
     auto span = std::span<uint8_t>(reinterpret_cast<uint8_t*>(bytes.data()), bytes.size());
     auto r = log_->append(span, epoch_);
     if (!r.ok()) {
@@ -168,6 +191,60 @@ class CrashRun {
       durable_ = model_end();
     }
     return true;
+  }
+
+  // Records in the last batch of a buffer of batches.
+  static int32_t record_count_of_last(const std::string& bytes) {
+    size_t pos = 0;
+    int32_t count = 0;
+    while (pos < bytes.size()) {
+      auto p = reinterpret_cast<const uint8_t*>(bytes.data()) + pos;
+      size_t size = *peek_batch_size(p, bytes.size() - pos, 1 << 30);
+      count = RecordBatchView(p, size).record_count();
+      pos += size;
+    }
+    return count;
+  }
+
+  // A producer retries its last batch (its answer was lost): answered with the original
+  // offsets, nothing written.
+  void retry_last_batch() {
+    const ProducerStateTable state = log_->producer_state();
+    for (const auto& [pid, e] : state.entries()) {
+      const ProducerBatch& last = e.batches.back();
+      for (const ModelBatch& b : model_) {
+        if (b.base_offset != last.first_offset) continue;
+        std::string bytes = b.bytes;
+        const int64_t end = log_->log_end_offset();
+        auto r = log_->append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(bytes.data()), bytes.size()), epoch_);
+        if (!r.ok()) {
+          note("retry failed: " + r.error().to_string());
+          return;
+        }
+        note("retry of producer " + std::to_string(pid) + "'s batch at " + std::to_string(last.first_offset));
+        EXPECT_TRUE(r->duplicate) << "a retried batch was written again";
+        EXPECT_EQ(r->base_offset, last.first_offset);
+        EXPECT_EQ(r->last_offset, last.last_offset);
+        EXPECT_EQ(log_->log_end_offset(), end);
+        return;
+      }
+    }
+  }
+
+  // The producers' state a replay of the model's batches gives (epochs and batches; activity
+  // times differ by design).
+  std::map<int64_t, std::pair<int16_t, std::vector<ProducerBatch>>> replayed_state() const {
+    ProducerStateTable t;
+    for (const ModelBatch& b : model_) {
+      RecordBatchView v(reinterpret_cast<const uint8_t*>(b.bytes.data()), b.bytes.size());
+      t.update(ProducerBatchInfo::of(BatchInfo::of(v, 0, b.bytes.size())), 0);
+    }
+    return view(t);
+  }
+  static std::map<int64_t, std::pair<int16_t, std::vector<ProducerBatch>>> view(const ProducerStateTable& t) {
+    std::map<int64_t, std::pair<int16_t, std::vector<ProducerBatch>>> out;
+    for (const auto& [pid, e] : t.entries()) out[pid] = {e.epoch, e.batches};
+    return out;
   }
 
   // The batches of an append buffer, as the log stamped them in place.
@@ -201,6 +278,7 @@ class CrashRun {
     note("truncate to " + std::to_string(to));
     model_.resize(keep);
     EXPECT_EQ(log_->log_end_offset(), model_end());
+    EXPECT_EQ(view(log_->producer_state()), replayed_state()) << "producer state after truncating to " << to;
     durable_ = std::min(durable_, model_end());
     checkpoint_ = std::min(checkpoint_, model_end());
     return true;
@@ -258,6 +336,8 @@ class CrashRun {
       ASSERT_TRUE(ep.has_value()) << "no epoch for offset " << b.base_offset;
       ASSERT_EQ(*ep, b.epoch) << "epoch cache disagrees at offset " << b.base_offset;
     }
+    ASSERT_EQ(view(log_->producer_state()), replayed_state())
+        << "the recovered producer state is not what a replay of the surviving batches gives";
     // The log keeps working after recovery.
     ASSERT_TRUE(append());
   }

@@ -34,6 +34,11 @@ struct BatchInfo {
   int64_t max_timestamp = 0;
   int32_t leader_epoch = 0;
   int32_t record_count = 0;
+  // The idempotent producer's fields (producer_state.h).
+  int64_t producer_id = -1;
+  int32_t base_sequence = -1;
+  int16_t producer_epoch = -1;
+  int16_t attributes = 0;
 
   // What a batch's header says, for a batch of `size` bytes at `position`.
   static BatchInfo of(const RecordBatchView& v, uint64_t position, size_t size) {
@@ -45,6 +50,10 @@ struct BatchInfo {
     b.max_timestamp = v.max_timestamp();
     b.leader_epoch = v.leader_epoch();
     b.record_count = v.record_count();
+    b.producer_id = v.producer_id();
+    b.base_sequence = v.base_sequence();
+    b.producer_epoch = v.producer_epoch();
+    b.attributes = v.attributes();
     return b;
   }
 };
