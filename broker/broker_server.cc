@@ -150,6 +150,11 @@ class BrokerServer::Service final
                             cv1::AlterConfigsResponse* resp) override {
     return forward(&ControllerChannel::Stub::AlterConfigs, *req, resp);
   }
+  grpc::Status InitProducerId(grpc::ServerContext*, const bv1::InitProducerIdRequest* req,
+                              bv1::InitProducerIdResponse* resp) override {
+    b_->init_producer_id(*req, resp);
+    return grpc::Status::OK;
+  }
   grpc::ServerUnaryReactor* DescribeConfigs(grpc::CallbackServerContext* ctx, const cv1::DescribeConfigsRequest* req,
                                             cv1::DescribeConfigsResponse* resp) override {
     return answer_now(ctx, &Service::DescribeConfigs_now, req, resp);
@@ -941,6 +946,45 @@ void BrokerServer::alter_configs(const cv1::AlterConfigsRequest& req, cv1::Alter
 }
 void BrokerServer::describe_configs(const cv1::DescribeConfigsRequest& req, cv1::DescribeConfigsResponse* resp) {
   broker::describe_configs(*publisher_->image(), req, resp);
+}
+
+void BrokerServer::init_producer_id(const v1::InitProducerIdRequest& req, v1::InitProducerIdResponse* resp) {
+  if (req.has_transactional_id()) {
+    resp->set_error_code(gannet::v1::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    resp->set_error_message("transactional id '" + req.transactional_id() +
+                            "' refused: Gannet has no transactions yet (idempotent producers need no "
+                            "transactional.id)");
+    return;
+  }
+  std::lock_guard<std::mutex> pl(pid_mu_);
+  if (next_producer_id_ >= producer_id_end_) {
+    cv1::AllocateProducerIdsRequest areq;
+    areq.set_broker_id(options_.node_id);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      areq.set_broker_epoch(broker_epoch_);
+    }
+    cv1::AllocateProducerIdsResponse aresp;
+    grpc::Status st = controller_->call<cv1::AllocateProducerIdsResponse>(
+        [&](ControllerChannel::Stub* s, grpc::ClientContext* c, cv1::AllocateProducerIdsResponse* r) {
+          return s->AllocateProducerIds(c, areq, r);
+        },
+        &aresp, 10'000);
+    if (!st.ok() || aresp.error_code() != gannet::v1::NONE || aresp.producer_id_len() <= 0) {
+      // Retriable for clients: they ask again (as for a coordinator that is loading).
+      resp->set_error_code(gannet::v1::COORDINATOR_NOT_AVAILABLE);
+      resp->set_error_message("no producer id block from the controller: " +
+                              (st.ok() ? gannet::v1::ErrorCode_Name(aresp.error_code()) + " " + aresp.error_message()
+                                       : st.error_message()));
+      return;
+    }
+    next_producer_id_ = aresp.producer_id_start();
+    producer_id_end_ = aresp.producer_id_start() + aresp.producer_id_len();
+    LOG(INFO) << "broker " << options_.node_id << ": producer ids [" << next_producer_id_ << ", "
+              << producer_id_end_ << ") from the controller";
+  }
+  resp->set_producer_id(next_producer_id_++);
+  resp->set_producer_epoch(0);
 }
 
 void BrokerServer::run_blocking(std::function<void()> work) {

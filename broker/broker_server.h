@@ -145,6 +145,7 @@ class BrokerServer final : public RequestCore {
   void alter_configs(const controller::v1::AlterConfigsRequest& req, controller::v1::AlterConfigsResponse* resp) override;
   void describe_configs(const controller::v1::DescribeConfigsRequest& req,
                         controller::v1::DescribeConfigsResponse* resp) override;
+  void init_producer_id(const v1::InitProducerIdRequest& req, v1::InitProducerIdResponse* resp) override;
   void run_blocking(std::function<void()> work) override;
   void run_admin(std::function<void()> work) override;
   std::map<std::string, std::string> topic_config_defaults() const override;
@@ -222,6 +223,11 @@ class BrokerServer final : public RequestCore {
   bool shutdown_confirmed_ = false;
   int64_t broker_epoch_ = -1;
   bool fenced_ = true;
+  // Producer ids this broker may give out: [next_producer_id_, producer_id_end_), a block from
+  // the controller. pid_mu_ is held while a new block is asked for (one request at a time).
+  std::mutex pid_mu_;
+  int64_t next_producer_id_ = 0;
+  int64_t producer_id_end_ = 0;
   bool unfenced_once_ = false;  // the image was current at least once in this process
   std::shared_ptr<const metadata::MetadataImage> pending_image_;  // newest, for the replica thread
   std::set<std::string> pending_topics_;  // topic ids changed since the replica thread looked

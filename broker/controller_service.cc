@@ -435,4 +435,24 @@ grpc::Status ControllerService::DescribeCluster(grpc::ServerContext*, const cv1:
   return grpc::Status::OK;
 }
 
+// Kafka's block size: a broker asks again after giving out this many producer ids.
+constexpr int32_t kProducerIdBlock = 1000;
+
+grpc::Status ControllerService::AllocateProducerIds(grpc::ServerContext*, const cv1::AllocateProducerIdsRequest* req,
+                                                    cv1::AllocateProducerIdsResponse* resp) {
+  int64_t start = -1;
+  WriteOutcome o = controller_->write([&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
+    start = image.next_producer_id();
+    return logic.allocate_producer_ids(image, req->broker_id(), req->broker_epoch(), kProducerIdBlock);
+  });
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  resp->set_error_code(to_error_code(o.error));
+  resp->set_error_message(o.message);
+  if (o.error == ApiError::kNone) {
+    resp->set_producer_id_start(start);
+    resp->set_producer_id_len(kProducerIdBlock);
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace gannet::broker

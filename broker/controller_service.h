@@ -37,6 +37,8 @@ class ControllerService final : public cv1::Controller::Service {
                               cv1::AlterPartitionResponse*) override;
   grpc::Status DescribeCluster(grpc::ServerContext*, const cv1::DescribeClusterRequest*,
                                cv1::DescribeClusterResponse*) override;
+  grpc::Status AllocateProducerIds(grpc::ServerContext*, const cv1::AllocateProducerIdsRequest*,
+                                   cv1::AllocateProducerIdsResponse*) override;
 
  private:
   // Fills the request-level fields of `resp` from a write outcome; false if the request failed

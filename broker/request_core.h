@@ -62,6 +62,8 @@ class RequestCore {
   virtual void create_partitions(const controller::v1::CreatePartitionsRequest& req,
                                  controller::v1::CreatePartitionsResponse* resp) = 0;
   virtual void alter_configs(const controller::v1::AlterConfigsRequest& req, controller::v1::AlterConfigsResponse* resp) = 0;
+  // A producer id from this broker's block; may block (asks the controller for the next block).
+  virtual void init_producer_id(const v1::InitProducerIdRequest& req, v1::InitProducerIdResponse* resp) = 0;
   // Never blocks (from the local image).
   virtual void describe_configs(const controller::v1::DescribeConfigsRequest& req,
                                 controller::v1::DescribeConfigsResponse* resp) = 0;

@@ -1,5 +1,7 @@
 #include "client/producer.h"
 
+#include <stdexcept>
+
 #include <algorithm>
 #include <chrono>
 #include <grpcpp/grpcpp.h>
@@ -206,8 +208,26 @@ class Producer::Connection final : public grpc::ClientBidiReactor<bv1::ProduceRe
   bool done_ = false;
 };
 
+namespace {
+
+bool resolve_idempotence(const ProducerConfig& c) {
+  const bool compatible = c.acks == -1 && c.max_in_flight_requests <= 5;
+  if (!c.enable_idempotence) return compatible;
+  if (*c.enable_idempotence && !compatible) {
+    throw std::invalid_argument("enable.idempotence=true needs acks=all (-1) and at most 5 requests in flight");
+  }
+  return *c.enable_idempotence;
+}
+
+// A partition's request carries at most this many batches with idempotence: the broker keeps
+// a producer's last five, so a retry of all of them is recognised as duplicates.
+constexpr int kMaxIdempotentBatchesPerRequest = 5;
+
+}  // namespace
+
 Producer::Producer(ProducerConfig config)
     : config_(std::move(config)),
+      idempotent_(resolve_idempotence(config_)),
       partitioner_(config_.partitioner ? config_.partitioner : std::make_shared<DefaultPartitioner>()),
       metadata_(config_.bootstrap_servers) {
   sender_ = std::thread([this] { sender_loop(); });
@@ -218,6 +238,61 @@ Producer::~Producer() { close(); }
 int64_t Producer::now_ms() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+bool Producer::init_producer_id() {
+  for (size_t i = 0; i < 3; ++i) {
+    bv1::Broker::Stub* stub = metadata_.any_broker(i);
+    if (!stub) return false;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(config_.request_timeout_ms));
+    bv1::InitProducerIdRequest req;
+    bv1::InitProducerIdResponse resp;
+    grpc::Status st = stub->InitProducerId(&ctx, req, &resp);
+    if (st.ok() && resp.error_code() == gannet::v1::NONE && resp.producer_id() >= 0) {
+      std::lock_guard<std::mutex> l(mu_);
+      producer_id_ = resp.producer_id();
+      return true;
+    }
+  }
+  return false;
+}
+
+void Producer::stamp(Batch& b) {
+  int64_t pid;
+  int16_t epoch;
+  int32_t seq;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    Sequence& s = sequences_[{b.topic, b.partition}];
+    if (s.producer_id < 0) s = Sequence{producer_id_, 0, 0};
+    if (b.producer_id == s.producer_id && b.producer_epoch == s.epoch) return;
+    pid = s.producer_id;
+    epoch = s.epoch;
+    seq = s.next;
+    const int64_t next = int64_t{s.next} + static_cast<int64_t>(b.records.size());
+    s.next = static_cast<int32_t>(next > INT32_MAX ? next - INT32_MAX - 1 : next);  // wraps, as Kafka's
+  }
+  b.producer_id = pid;
+  b.producer_epoch = epoch;
+  storage::set_producer_fields(reinterpret_cast<uint8_t*>(b.built.data()), b.built.size(), pid, epoch, seq);
+}
+
+void Producer::bump_epoch_locked(const Batch& b) {
+  if (!idempotent_ || b.producer_id < 0) return;
+  auto it = sequences_.find({b.topic, b.partition});
+  if (it == sequences_.end() || it->second.producer_id != b.producer_id || it->second.epoch != b.producer_epoch) {
+    return;  // bumped already (another batch of the same request failed first)
+  }
+  if (it->second.epoch == INT16_MAX) {
+    // Out of epochs (after 32767 failures): a new producer id for every partition. A batch in
+    // flight under the old id that is retried then counts as new.
+    producer_id_ = -1;
+    sequences_.clear();
+    return;
+  }
+  ++it->second.epoch;
+  it->second.next = 0;
 }
 
 bool Producer::retriable(ErrorCode e) {
@@ -368,7 +443,7 @@ void Producer::send(ProducerRecord record, Callback cb) {
   // thread's wake-up, about a fifth of a one-record round trip here. Anything else (no stream
   // yet, the stream full, a retry) is the sender's.
   if (config_.linger_ms == 0 && b.records.size() == 1 && q.size() == 1 && !b.alone && b.attempts == 0 &&
-      !in_flight_[key]) {
+      !in_flight_[key] && (!idempotent_ || producer_id_ >= 0)) {
     const int32_t leader = metadata_.leader(record.topic, p);
     auto it = connections_.find(leader);
     if (leader >= 0 && it != connections_.end() && it->second && !it->second->failed() && !it->second->full()) {
@@ -423,10 +498,12 @@ void Producer::sender_loop() {
     std::vector<std::unique_ptr<Batch>> expired, unroutable;
     bool need_metadata = false;
     std::vector<Connection*> overdue;
+    bool need_producer_id = false;
     {
       std::unique_lock<std::mutex> l(mu_);
       const int64_t now = now_ms();
       int64_t next_wake = now + 100;
+      need_producer_id = idempotent_ && producer_id_ < 0 && outstanding_ > 0;
       need_metadata = refresh_wanted_;
       refresh_wanted_ = false;
       // A request unanswered past request.timeout.ms (plus the broker's own wait, which the
@@ -441,6 +518,7 @@ void Producer::sender_loop() {
       for (auto& [key, q] : queues_) {
         if (q.empty() || in_flight_[key]) continue;
         Batch& head = *q.front();
+        if (need_producer_id && now - head.created_ms < config_.delivery_timeout_ms) continue;
         const bool full = head.bytes >= config_.batch_size || q.size() > 1 || head.alone;
         const bool lingered = now - head.created_ms >= config_.linger_ms;
         const bool drain = flushing_ || closing_ || waiting_for_memory_ > 0;
@@ -470,22 +548,33 @@ void Producer::sender_loop() {
         // The head, and the ready batches queued behind it (one request, one append: offsets
         // stay in order and a retry resends them together).
         size_t taken = 0;
-        const bool alone = head.alone;
+        int count = 0;
+        // With idempotence a retried batch goes alone: its answer is then either all duplicate
+        // (its original offsets) or all new, never a mix whose offsets are not consecutive.
+        const bool alone = head.alone || (idempotent_ && head.attempts > 0);
         do {
           taken += q.front()->bytes;
+          ++count;
           by_leader[leader].push_back(std::move(q.front()));
           q.pop_front();
         } while (!alone && !q.empty() && !q.front()->alone &&
+                 (!idempotent_ || (count < kMaxIdempotentBatchesPerRequest && q.front()->attempts == 0)) &&
                  taken + q.front()->bytes <= config_.max_partition_request_bytes &&
                  q.front()->retry_at_ms <= now && now - q.front()->created_ms < config_.delivery_timeout_ms &&
                  (q.size() > 1 || q.front()->bytes >= config_.batch_size ||
                   now - q.front()->created_ms >= config_.linger_ms || drain));
       }
-      if (by_leader.empty() && expired.empty() && !need_metadata && overdue.empty()) {
+      if (by_leader.empty() && expired.empty() && !need_metadata && overdue.empty() && !need_producer_id) {
         if (closing_ && outstanding_ == 0) return;
         cv_.wait_for(l, std::chrono::milliseconds(std::max<int64_t>(1, next_wake - now)));
         continue;
       }
+      for (auto& b : expired) bump_epoch_locked(*b);  // sent before: its outcome is unknown
+    }
+    if (need_producer_id && !init_producer_id()) {
+      metadata_.refresh();
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_for(l, std::chrono::milliseconds(config_.retry_backoff_ms));
     }
     for (Connection* c : overdue) c->cancel();  // (connections are only destroyed by this thread)
     for (auto& b : expired) complete(*b, -1, gannet::v1::REQUEST_TIMED_OUT, "delivery.timeout.ms passed");
@@ -543,6 +632,7 @@ std::unique_ptr<Producer::Request> Producer::build_request(int32_t leader,
       }
       b->builder.reset();
     }
+    if (idempotent_ && b->build_error.empty()) stamp(*b);
     if (b->build_error.empty()) {
       std::string* records = req.mutable_partitions(r->group[i])->mutable_records();
       if (records->empty()) {
@@ -611,6 +701,10 @@ void Producer::handle_response(Request& r, const grpc::Status& st, const bv1::Pr
       b.alone = true;
       retry.push_back(std::move(batches[i]));
       continue;
+    }
+    if (e != gannet::v1::NONE) {
+      std::lock_guard<std::mutex> l(mu_);
+      bump_epoch_locked(b);
     }
     complete(b, base, e, message);
   }

@@ -63,6 +63,15 @@ struct ProducerConfig {
   // Requests in flight to one broker (max.in.flight.requests.per.connection). Each partition
   // still has at most one in flight, so this never reorders a partition.
   int max_in_flight_requests = 5;
+  // enable.idempotence (KIP-98): the producer gets a producer id (InitProducerId) and numbers
+  // each partition's batches, so a retry the broker already wrote is answered with its first
+  // offsets and never written twice. Unset: on unless acks is not -1 or more than 5 requests may
+  // be in flight (as Kafka's Java client decides); true with either of those is a config error
+  // (the constructor throws std::invalid_argument). With it, a partition's request carries at
+  // most 5 batches (the broker remembers a producer's last five) and a retried batch goes alone;
+  // after a batch of a partition fails for good, the partition's epoch is bumped and its
+  // sequences restart at 0 (KIP-360), so later batches are not refused for the gap.
+  std::optional<bool> enable_idempotence;
   std::shared_ptr<Partitioner> partitioner;  // default: DefaultPartitioner
 };
 
@@ -120,6 +129,9 @@ class Producer {
     // Resent in a request of its own: the broker refused the append it shared with other batches
     // of its partition (it validates them together), and this batch's verdict must be its own.
     bool alone = false;
+    // Idempotence: what the batch was stamped with when it first went out (-1: not yet).
+    int64_t producer_id = -1;
+    int16_t producer_epoch = -1;
   };
   using Key = std::pair<std::string, int32_t>;
   // One ProduceRequest and what it carries: batches[i] is in the request's entry group[i], its
@@ -150,8 +162,17 @@ class Producer {
   void complete(Batch& b, int64_t base_offset, gannet::v1::ErrorCode error, const std::string& message);
   static bool retriable(gannet::v1::ErrorCode e);
   int64_t now_ms() const;
+  // Idempotence: gets a producer id from any broker (InitProducerId); false if none answered.
+  bool init_producer_id();
+  // Stamps `b` with its partition's producer id, epoch and next sequence, unless it already
+  // carries the partition's current id and epoch (a retry keeps its sequence).
+  void stamp(Batch& b);
+  // A stamped batch of the partition failed for good: its sequences are no longer known to
+  // follow on, so the partition's epoch goes up and its sequences restart at 0. With mu_ held.
+  void bump_epoch_locked(const Batch& b);
 
   const ProducerConfig config_;
+  const bool idempotent_;
   std::shared_ptr<Partitioner> partitioner_;
   MetadataCache metadata_;
 
@@ -167,6 +188,15 @@ class Producer {
   int waiting_for_memory_ = 0;  // send() calls waiting for buffer.memory: every batch is ready
   bool closing_ = false;
   bool refresh_wanted_ = false;  // a retriable error: the sender refreshes the metadata
+  // Idempotence (with mu_): this producer's id from InitProducerId (-1: not yet), and each
+  // partition's id, epoch and next sequence.
+  struct Sequence {
+    int64_t producer_id = -1;
+    int16_t epoch = 0;
+    int32_t next = 0;
+  };
+  int64_t producer_id_ = -1;
+  std::map<Key, Sequence> sequences_;
   // Shared: send() may write on one without mu_ held; only the sender thread and close() drop them.
   std::map<int32_t, std::shared_ptr<Connection>> connections_;  // by leader broker
   std::vector<std::shared_ptr<Connection>> closed_connections_;  // failed, until gRPC is done with them

@@ -479,6 +479,26 @@ Decision ControllerLogic::tick(const MetadataImage& image, int64_t now_ms,
   return d;
 }
 
+Decision ControllerLogic::allocate_producer_ids(const MetadataImage& image, int32_t broker, int64_t broker_epoch,
+                                               int32_t block_size) {
+  auto it = image.brokers().find(broker);
+  if (it == image.brokers().end() || it->second.epoch != broker_epoch || it->second.fenced) {
+    return refuse(ApiError::kStaleBrokerEpoch, "broker " + std::to_string(broker) + " epoch " +
+                                                   std::to_string(broker_epoch) +
+                                                   " is not a registered, unfenced broker");
+  }
+  if (block_size <= 0 || image.next_producer_id() > INT64_MAX - block_size) {
+    return refuse(ApiError::kInvalidRequest, "producer ids exhausted");
+  }
+  Decision d;
+  v1::MetadataRecord r;
+  r.mutable_producer_ids()->set_broker_id(broker);
+  r.mutable_producer_ids()->set_broker_epoch(broker_epoch);
+  r.mutable_producer_ids()->set_next_producer_id(image.next_producer_id() + block_size);
+  d.records.push_back(std::move(r));
+  return d;
+}
+
 Decision ControllerLogic::alter_partition(const MetadataImage& image, const std::string& topic_id,
                                           int32_t partition, int32_t leader, int32_t leader_epoch,
                                           int32_t partition_epoch,

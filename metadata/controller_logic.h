@@ -94,6 +94,12 @@ class ControllerLogic {
                            int32_t partition, int32_t leader, int32_t leader_epoch,
                            int32_t partition_epoch, const std::vector<int32_t>& new_isr);
 
+  // A block of `block_size` producer ids for a registered, unfenced broker with `broker_epoch`:
+  // the ids [image.next_producer_id(), + block_size), recorded as the new next id (so no later
+  // block, from this controller or the next one, overlaps it). kStaleBrokerEpoch otherwise.
+  Decision allocate_producer_ids(const MetadataImage& image, int32_t broker, int64_t broker_epoch,
+                                 int32_t block_size);
+
   // Moves leadership back to the preferred replica where it is in the ISR and unfenced.
   Decision rebalance_preferred_leaders(const MetadataImage& image);
 

@@ -41,7 +41,8 @@ const std::map<std::string, std::string>& MetadataImage::configs(const ConfigRes
 
 bool MetadataImage::operator==(const MetadataImage& o) const {
   if (offset_ != o.offset_ || brokers_ != o.brokers_ || topic_ids_ != o.topic_ids_ ||
-      configs_ != o.configs_ || features_ != o.features_ || topics_.size() != o.topics_.size()) {
+      configs_ != o.configs_ || features_ != o.features_ || next_producer_id_ != o.next_producer_id_ ||
+      topics_.size() != o.topics_.size()) {
     return false;
   }
   for (const auto& [id, t] : topics_) {
@@ -53,6 +54,11 @@ bool MetadataImage::operator==(const MetadataImage& o) const {
 
 std::vector<v1::MetadataRecord> MetadataImage::to_records() const {
   std::vector<v1::MetadataRecord> out;
+  if (next_producer_id_ > 0) {
+    v1::MetadataRecord r;
+    r.mutable_producer_ids()->set_next_producer_id(next_producer_id_);
+    out.push_back(std::move(r));
+  }
   for (const auto& [name, level] : features_) {
     v1::MetadataRecord r;
     r.mutable_feature_level()->set_name(name);
@@ -253,6 +259,10 @@ Status MetadataDelta::replay(const v1::MetadataRecord& r, int64_t offset) {
       next_.features_[r.feature_level().name()] = r.feature_level().feature_level();
       break;
     case v1::MetadataRecord::kNoOp:
+      break;
+    case v1::MetadataRecord::kProducerIds:
+      // Only ever raised: ids below it were given out, whatever order records arrive in.
+      next_.next_producer_id_ = std::max(next_.next_producer_id_, r.producer_ids().next_producer_id());
       break;
     case v1::MetadataRecord::RECORD_NOT_SET:
       // A record type from a newer release: skipped, as a newer field would be.

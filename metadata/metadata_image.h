@@ -76,6 +76,8 @@ class MetadataImage {
   const std::map<std::string, std::shared_ptr<const TopicImage>>& topics() const { return topics_; }
   const std::map<std::string, std::string>& configs(const ConfigResource& r) const;
   const std::map<std::string, int32_t>& features() const { return features_; }
+  // The first producer id no broker has been given yet (ProducerIdsRecord).
+  int64_t next_producer_id() const { return next_producer_id_; }
 
   // The image as records (for snapshots); replaying them into an empty delta rebuilds it.
   std::vector<v1::MetadataRecord> to_records() const;
@@ -89,6 +91,7 @@ class MetadataImage {
   std::map<std::string, std::string> topic_ids_;                     // name -> id
   std::map<ConfigResource, std::map<std::string, std::string>> configs_;
   std::map<std::string, int32_t> features_;
+  int64_t next_producer_id_ = 0;
 };
 
 class MetadataDelta {

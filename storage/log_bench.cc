@@ -2,7 +2,7 @@
 // in the same run on the same file system (README "Benchmarks" records the figures).
 //
 //   bazel run -c opt //storage:log_bench -- [--dir DIR] [--total-mb N] [--synced-ops N]
-//                                           [--rounds N] [--only buffered|synced|read] [--verbose]
+//                                           [--rounds N] [--only buffered|synced|read|producers] [--verbose]
 //                                           [--output text|json]
 //
 // Measures:
@@ -13,8 +13,10 @@
 //   synced               append + flush() per batch, next to write() + fdatasync() per batch;
 //                        also with 4 appenders sharing fsyncs (group commit)
 //   read                 Log::read + copy of 1 MiB ranges, next to pread() of the same bytes
+//   producers            heap bytes per idempotent producer's state (--only producers)
 // Each comparison prints "ratio <name> <log/raw>" on a line of its own.
 #include <fcntl.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -376,6 +378,30 @@ int run(const Options& opt) {
     rep.figure("log read 1MiB MB/s", log, "MB/s");
     rep.ratio("read_1MiB", log / raw);
   }
+  if (opt.only.empty() || opt.only == "producers") {
+    // Idempotent producers' state: heap bytes per producer id, idle (one batch remembered) and
+    // busy (five), from malloc's own count of bytes in use.
+    for (int batches : {1, 5}) {
+      constexpr int kProducers = 100'000;
+      const size_t before = mallinfo2().uordblks;
+      auto table = std::make_unique<ProducerStateTable>(kProducers);
+      for (int64_t pid = 0; pid < kProducers; ++pid) {
+        for (int b = 0; b < batches; ++b) {
+          ProducerBatchInfo info;
+          info.producer_id = pid;
+          info.producer_epoch = 0;
+          info.base_sequence = b * 10;
+          info.last_offset_delta = 9;
+          info.base_offset = pid * 100 + b * 10;
+          info.last_offset = info.base_offset + 9;
+          table->update(info, 0);
+        }
+      }
+      const double per = static_cast<double>(mallinfo2().uordblks - before) / kProducers;
+      rep.figure(std::string("producer state bytes per producer, ") + (batches == 1 ? "idle (1 batch)" : "5 batches"),
+                 per, "bytes");
+    }
+  }
   std::filesystem::remove_all(opt.dir);
   rep.finish();
   return 0;
@@ -407,7 +433,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: log_bench [--dir DIR] [--total-mb N] [--synced-ops N] [--output text|json]\n"
-                   "                 [--rounds N] [--only buffered|synced|read] [--verbose]\n");
+                   "                 [--rounds N] [--only buffered|synced|read|producers] [--verbose]\n");
       return 2;
     }
   }

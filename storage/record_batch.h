@@ -129,6 +129,15 @@ inline void set_base_offset(uint8_t* batch, int64_t offset) {
 inline void set_leader_epoch(uint8_t* batch, int32_t epoch) {
   store_be32(batch + batch_field::kLeaderEpoch, static_cast<uint32_t>(epoch));
 }
+// Rewrites an idempotent producer's fields of a whole, valid batch of `size` bytes and its CRC
+// (they are covered by it): a producer stamps its sequence when the batch first goes out.
+inline void set_producer_fields(uint8_t* batch, size_t size, int64_t producer_id, int16_t producer_epoch,
+                                int32_t base_sequence) {
+  store_be64(batch + batch_field::kProducerId, static_cast<uint64_t>(producer_id));
+  store_be16(batch + batch_field::kProducerEpoch, static_cast<uint16_t>(producer_epoch));
+  store_be32(batch + batch_field::kBaseSequence, static_cast<uint32_t>(base_sequence));
+  store_be32(batch + batch_field::kCrc, RecordBatchView(batch, size).compute_crc());
+}
 
 // ---- Records -------------------------------------------------------------------------------
 

@@ -301,6 +301,31 @@ TEST(ClusterProcess, ControllerFailoverAndControlledShutdown) {
   ASSERT_TRUE(d);
   const int old_controller = d->controller_id();
 
+  // Producer ids: every broker gives them from its own block, so none repeats.
+  auto init_producer_id = [&](int id, std::optional<std::string> txn = std::nullopt) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 15s);
+    bv1::InitProducerIdRequest req;
+    if (txn) req.set_transactional_id(*txn);
+    bv1::InitProducerIdResponse resp;
+    grpc::Status st = c.broker(id)->InitProducerId(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp;
+  };
+  std::set<int64_t> pids;
+  int64_t highest = -1;
+  for (int round = 0; round < 3; ++round) {
+    for (int id : c.ids()) {
+      auto r = init_producer_id(id);
+      ASSERT_EQ(r.error_code(), gannet::v1::NONE) << r.error_message();
+      EXPECT_EQ(r.producer_epoch(), 0);
+      EXPECT_TRUE(pids.insert(r.producer_id()).second) << "producer id " << r.producer_id() << " given twice";
+      highest = std::max(highest, r.producer_id());
+    }
+  }
+  EXPECT_EQ(init_producer_id(1, "tx").error_code(), gannet::v1::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+      << "a transactional id is refused until transactions exist";
+
   // SIGKILL the active controller; a new one accepts CreateTopics.
   c.kill(old_controller, SIGKILL);
   const auto killed = std::chrono::steady_clock::now();
@@ -331,6 +356,12 @@ TEST(ClusterProcess, ControllerFailoverAndControlledShutdown) {
     }
     return false;
   }, 20s)) << "the restarted controller's broker did not register again and unfence";
+  // The restarted broker's first producer id comes from a block the new controller allocated:
+  // above every block the old one gave out.
+  auto fresh = init_producer_id(old_controller);
+  ASSERT_EQ(fresh.error_code(), gannet::v1::NONE) << fresh.error_message();
+  EXPECT_GT(fresh.producer_id(), highest) << "a producer id block was given out twice across a controller failover";
+  EXPECT_FALSE(pids.count(fresh.producer_id()));
 
   // Controlled shutdown: SIGTERM; the broker leaves leading nothing and exits promptly.
   auto md = c.metadata({"before"});

@@ -1,7 +1,7 @@
 // data_bench: the data path's figures on a local cluster of three combined gannetd nodes
 // (issue 5), next to this machine's raw sequential-write bandwidth measured in the same run.
 //
-//   bazel run -c opt //tests:data_bench -- [--records N] [--dir DIR] [--output json]
+//   bazel run -c opt //tests:data_bench -- [--records N] [--dir DIR] [--output json] [--phase P]
 //
 // Runs, with the C++ client in this process (sharing the two cores with the brokers):
 // produce acks=1 to an RF=1 topic and acks=all to an RF=3 topic with 1 KiB and 100 B records,
@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -265,10 +266,11 @@ struct Result {
 };
 
 Result produce(const std::string& bootstrap, const std::string& topic, int64_t n, size_t size, int acks,
-               size_t batch_size, int64_t in_flight_cap = -1) {
+               size_t batch_size, int64_t in_flight_cap = -1, std::optional<bool> idempotence = std::nullopt) {
   client::ProducerConfig cfg;
   cfg.bootstrap_servers = testing::split_addresses(bootstrap);
   cfg.acks = acks;
+  cfg.enable_idempotence = idempotence;
   cfg.batch_size = batch_size;
   cfg.linger_ms = in_flight_cap == 1 ? 0 : 2;
   cfg.buffer_memory = 64 << 20;
@@ -350,7 +352,7 @@ Result consume(const std::string& bootstrap, const std::string& topic, int parti
 int run(int argc, char** argv) {
   int64_t records = 300'000;
   int64_t soak_seconds = 0;
-  // --phase produce / small / rf3 / consume / fsync: only that figure (for profiling); --phase soak:
+  // --phase produce / small / rf3 / idempotence / consume / fsync: only that figure (for profiling); --phase soak:
   // only the soak; --phase latency: only the one-in-flight latencies and their floors.
   std::string phase = "all";
   // --soak-seconds: produce at full speed this long, sampling brokers' RSS.
@@ -473,9 +475,29 @@ int run(int argc, char** argv) {
     show("produce 100 B, acks=1, RF=1", produce(b, "rf1small", records * 3, 100, 1, 1 << 20));
     return stop();
   }
+  // Idempotence's cost: acks=all RF=3 without and with it, alternating, in the same run.
+  auto idempotence = [&] {
+    Result off[2], on[2];
+    for (int i = 0; i < 2; ++i) {
+      off[i] = produce(b, "rf3", records, 1024, -1, 1 << 20, -1, false);
+      on[i] = produce(b, "rf3", records, 1024, -1, 1 << 20, -1, true);
+    }
+    show("produce 1 KiB, acks=all, RF=3, not idempotent", off[0]);
+    show("produce 1 KiB, acks=all, RF=3, idempotent", on[0]);
+    show("produce 1 KiB, acks=all, RF=3, not idempotent (again)", off[1]);
+    show("produce 1 KiB, acks=all, RF=3, idempotent (again)", on[1]);
+    const double ratio = (on[0].bytes_per_s + on[1].bytes_per_s) / (off[0].bytes_per_s + off[1].bytes_per_s);
+    std::fprintf(text_out, "  %-44s %9.3f\n", "idempotent / not idempotent (throughput)", ratio);
+    figure("idempotent / not idempotent, acks=all RF=3", ratio, "ratio");
+  };
   if (phase == "rf3") {
     std::fprintf(stderr, "data_bench: producing\n");
     show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
+    return stop();
+  }
+  if (phase == "idempotence") {
+    std::fprintf(stderr, "data_bench: producing, with and without idempotence\n");
+    idempotence();
     return stop();
   }
   if (phase == "consume") {
@@ -488,6 +510,7 @@ int run(int argc, char** argv) {
     show("produce 1 KiB, acks=1, RF=1", produce(b, "rf1", records, 1024, 1, 1 << 20));
     show("produce 100 B, acks=1, RF=1", produce(b, "rf1small", records * 3, 100, 1, 1 << 20));
     show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
+    idempotence();
     show("consume 1 KiB, RF=1 topic, from the beginning", consume(b, "rf1", 3, records, 1024));
     one_in_flight();
     show("1000 in flight, acks=all RF=3 (latency)", produce(b, "lat3", 100'000, 100, -1, 16384, 1000));

@@ -10,10 +10,12 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "storage/record_batch.h"
 #include "testing/cli_harness.h"
@@ -344,7 +346,10 @@ TEST_F(KafkaClientTest, KafkajsProducesAndShareAGroupWithTheGannetCli) {
 
 // ---- Durability through a leader's SIGKILL, as librdkafka sees it ---------------------------------
 
-TEST_F(KafkaClientTest, EveryRecordLibrdkafkaSawAcknowledgedSurvivesTheLeadersSigkill) {
+// librdkafka with enable.idempotence=true: every record it saw acknowledged is in the log exactly
+// once, and each partition holds them in the order they were produced, through a SIGKILL of a
+// partition's leader and its restart.
+TEST_F(KafkaClientTest, EveryRecordAnIdempotentLibrdkafkaSawAcknowledgedIsReadOnceInOrderThroughTheLeadersSigkill) {
   ASSERT_EQ(cluster_->create_error("dur", 3, 3, {{"min.insync.replicas", "2"}}), gannet::v1::NONE);
   const std::string dir = testing::test_dir("durability");
   const std::string log = dir + "/producer.log";
@@ -377,18 +382,36 @@ TEST_F(KafkaClientTest, EveryRecordLibrdkafkaSawAcknowledgedSurvivesTheLeadersSi
   ASSERT_TRUE(testing::contains(plog, "done 0")) << plog.substr(plog.size() > 3000 ? plog.size() - 3000 : 0);
   const auto want = acked();
   EXPECT_GT(want.size(), 5000u) << "librdkafka retries through a leader change";
-  // Every acknowledged record is read back.
+  // Every acknowledged record is read back, once, in produce order within its partition.
   std::set<std::string> got;
+  std::map<std::string, int> times;
+  std::map<int, std::vector<int64_t>> order;  // partition -> record numbers in log order
   ASSERT_TRUE(testing::wait_until([&] {
-    auto c = sh(kcat("-C -t dur -o beginning -e -q"));
+    auto c = sh(kcat("-C -t dur -o beginning -e -q -f '%p %s\\n'"));
     got.clear();
-    for (const auto& l : lines(c.out)) got.insert(l);
+    times.clear();
+    order.clear();
+    for (const auto& l : lines(c.out)) {
+      const size_t sp = l.find(' ');
+      if (sp == std::string::npos || l.size() < sp + 3) continue;
+      const std::string v = l.substr(sp + 1);
+      got.insert(v);
+      ++times[v];
+      order[std::stoi(l.substr(0, sp))].push_back(std::stoll(v.substr(1)));
+    }
     return std::includes(got.begin(), got.end(), want.begin(), want.end());
   }, 60s, 500ms));
-  size_t lost = 0;
+  size_t lost = 0, twice = 0, out_of_order = 0;
   for (const auto& v : want) lost += got.count(v) ? 0 : 1;
-  std::fprintf(stderr, "%zu records acknowledged to librdkafka, %zu read back, %zu lost\n", want.size(), got.size(), lost);
+  for (const auto& [v, n] : times) twice += n > 1 ? 1 : 0;
+  for (const auto& [p, seqs] : order) {
+    for (size_t i = 1; i < seqs.size(); ++i) out_of_order += seqs[i] < seqs[i - 1] ? 1 : 0;
+  }
+  std::fprintf(stderr, "%zu records acknowledged to an idempotent librdkafka, %zu read back, %zu lost, %zu written twice, "
+               "%zu out of order\n", want.size(), got.size(), lost, twice, out_of_order);
   EXPECT_EQ(lost, 0u);
+  EXPECT_EQ(twice, 0u) << "a retry was written twice";
+  EXPECT_EQ(out_of_order, 0u) << "a partition holds records out of produce order";
 }
 
 // ---- Hostile input -------------------------------------------------------------------------------

@@ -5,8 +5,10 @@
 // restarts every broker in turn
 // (GANNET_SEED replays). Afterwards a checker consumes every partition and asserts that every
 // acknowledged record is there, that per key acknowledged records appear in send order, and that
-// the replicas' logs below the high watermark are byte for byte the same. Duplicates from retries
-// are counted and reported.
+// the replicas' logs below the high watermark are byte for byte the same. The producers are
+// idempotent (the default), so a retry never writes a record twice: the log holds no duplicate.
+// GANNET_IDEMPOTENCE=false runs them without it, and the duplicates retries write are counted
+// and reported instead.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -33,6 +35,9 @@ TEST(ReplicationFault, NoAcknowledgedRecordIsLostOrReordered) {
   const uint64_t seed = env ? std::strtoull(env, nullptr, 10) : std::random_device{}();
   std::cout << "replication fault test: seed " << seed << " (replay with GANNET_SEED=" << seed << ")" << std::endl;
   std::mt19937_64 rng(seed);
+  const char* idem_env = std::getenv("GANNET_IDEMPOTENCE");
+  const bool idempotent = !(idem_env && std::string(idem_env) == "false");
+  std::cout << "producers " << (idempotent ? "idempotent" : "not idempotent (GANNET_IDEMPOTENCE=false)") << std::endl;
 
   Cluster c(3, "replica.lag.time.max.ms=2000\nreplica.fetch.wait.max.ms=100\n");
   c.start_all();
@@ -59,6 +64,7 @@ TEST(ReplicationFault, NoAcknowledgedRecordIsLostOrReordered) {
       cfg.linger_ms = 2;
       cfg.delivery_timeout_ms = 60'000;
       cfg.request_timeout_ms = 5'000;
+      cfg.enable_idempotence = idempotent;
       client::Producer p(cfg);
       for (int64_t seq = 0; !stop.load(); ++seq) {
         client::ProducerRecord r;
@@ -189,6 +195,9 @@ TEST(ReplicationFault, NoAcknowledgedRecordIsLostOrReordered) {
   EXPECT_GT(acked.size(), 1000u);
   EXPECT_EQ(missing, 0u) << "acknowledged records lost (seed " << seed << ")";
   EXPECT_EQ(reordered, 0u) << "acknowledged records out of order within a key (seed " << seed << ")";
+  if (idempotent) {
+    EXPECT_EQ(total - distinct.size(), 0u) << "an idempotent producer's retry was written twice (seed " << seed << ")";
+  }
 
   // Replicas agree byte for byte below the high watermark.
   for (int id : c.ids()) c.kill(id, SIGTERM);

@@ -36,6 +36,7 @@ enum ApiKey : int16_t {
   kDeleteTopics = 20,
   kDescribeConfigs = 32,
   kAlterConfigs = 33,
+  kInitProducerId = 22,
   kCreatePartitions = 37,
   kDeleteGroups = 42,
   kIncrementalAlterConfigs = 44,
@@ -1109,6 +1110,33 @@ void describe_cluster(RequestCore* core, const CallPtr& c, Reader& r) {
   c->send(w);
 }
 
+// ---- InitProducerId (KIP-98; v3+ names the producer's current id and epoch, KIP-360) ---------
+
+void init_producer_id(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<bv1::InitProducerIdRequest>();
+  std::optional<std::string> txn = c->flexible ? r.compact_nullable_str() : r.nullable_str();
+  if (txn) req->set_transactional_id(*txn);
+  req->set_transaction_timeout_ms(r.i32());
+  if (c->v() >= 3) {
+    req->set_producer_id(r.i64());
+    req->set_producer_epoch(r.i16());
+  }
+  if (c->flexible) r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed InitProducerId request");
+  // May ask the controller for a block of ids: off the event loop.
+  core->run_admin([core, c, req] {
+    bv1::InitProducerIdResponse resp;
+    core->init_producer_id(*req, &resp);
+    Writer w = c->begin();
+    w.i32(0);
+    w.i16(code(resp.error_code()));
+    w.i64(resp.error_code() == ev1::NONE ? resp.producer_id() : -1);
+    w.i16(static_cast<int16_t>(resp.error_code() == ev1::NONE ? resp.producer_epoch() : -1));
+    if (c->flexible) w.empty_tagged_fields();
+    c->send(w);
+  });
+}
+
 }  // namespace
 
 const std::vector<ApiRange>& supported_apis() {
@@ -1129,6 +1157,7 @@ const std::vector<ApiRange>& supported_apis() {
       {kApiVersions, 0, 3, 3, "ApiVersions"},
       {kCreateTopics, 2, 4, 5, "CreateTopics"},
       {kDeleteTopics, 0, 1, 4, "DeleteTopics"},
+      {kInitProducerId, 0, 4, 2, "InitProducerId"},
       {kDescribeConfigs, 0, 2, 4, "DescribeConfigs"},
       {kAlterConfigs, 0, 1, 2, "AlterConfigs"},
       {kCreatePartitions, 0, 1, 2, "CreatePartitions"},
@@ -1206,6 +1235,7 @@ void KafkaApi::handle(std::string frame, const ConnectionInfo& conn, std::functi
     case kAlterConfigs: return alter_configs(core_, c, r, false);
     case kIncrementalAlterConfigs: return alter_configs(core_, c, r, true);
     case kDescribeCluster: return describe_cluster(core_, c, r);
+    case kInitProducerId: return init_producer_id(core_, c, r);
     default: return c->close("unhandled API key");
   }
 }

@@ -101,7 +101,10 @@ def produce(bootstrap, topic, first, n):
 
 
 def produce_acked(bootstrap, topic, n, seconds):
+    # Idempotent (KIP-98): librdkafka gets a producer id (InitProducerId) and numbers its
+    # batches, so its retries through a leader change never write a record twice.
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 2,
+                  "enable.idempotence": True,
                   "message.timeout.ms": 120000, "retry.backoff.ms": 100})
 
     def on_delivery(err, msg):

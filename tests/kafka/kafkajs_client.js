@@ -2,7 +2,7 @@
 // naming the node_modules that scripts/install_deps.sh fills.
 //
 //   node kafkajs_client.js produce BOOTSTRAP TOPIC FROM N
-//       acks=all producer of values vFROM..; prints "delivered N".
+//       acks=all idempotent producer of values vFROM..; prints "delivered N".
 //   node kafkajs_client.js consume BOOTSTRAP TOPIC GROUP IDLE_S
 //       a group member: prints "assigned p,p" after each join, "record P O VALUE" per record
 //       (committed as it goes), and disconnects after IDLE_S seconds without records.
@@ -50,7 +50,8 @@ const RangeAssigner = ({ cluster }) => ({
 });
 
 async function produce(first, n) {
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  // Idempotent: kafkajs asks InitProducerId first and numbers its batches.
+  const producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   const messages = [];
   for (let i = first; i < first + n; i++) messages.push({ key: 'k' + i, value: 'v' + i });
