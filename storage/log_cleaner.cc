@@ -345,7 +345,8 @@ class CleanPass {
       if (src.segment->base_offset() < map_end_) sources_.push_back(src);
     }
     FilterContext ctx{&map_, map_end_, log_.clock()->now_ms(), cfg_.delete_retention_ms, &stats_, {}};
-    for (const auto& [pid, e] : log_.producer_state().entries()) {
+    const ProducerStateTable producers = log_.producer_state();  // (a copy: not a temporary in the loop)
+    for (const auto& [pid, e] : producers.entries()) {
       if (!e.batches.empty()) ctx.producer_last_offsets[pid] = e.batches.back().last_offset;
     }
     for (const auto& src : sources_) {

@@ -990,3 +990,58 @@ TEST_F(CleanerManagerTest, BackgroundCleanerRunsAndCloseStopsIt) {
 
 }  // namespace
 }  // namespace gannet::storage
+
+namespace gannet::storage {
+namespace {
+
+// An idempotent producer's last batch stays, without records, when compaction removes every record
+// of it: a replay of the cleaned log still finds the producer's epoch and sequence (so its retry
+// after a restart is still a duplicate). A batch that is not a producer's last goes as usual.
+TEST_F(CleanerTest, AnIdempotentProducersLastBatchOutlivesItsRecords) {
+  LogConfig c = compact_config();
+  c.segment_bytes = 250;  // three batches per segment: [0, 3), [3, 6), [6, ...)
+  open(c, "/data/p-0");
+  auto idem = [&](int64_t pid, int32_t seq, const std::string& key, const std::string& value) {
+    BatchOptions o;
+    o.producer_id = pid;
+    o.producer_epoch = 3;
+    o.base_sequence = seq;
+    RecordBatchBuilder b(o);
+    b.add(clock_.now_ms(), key, value);
+    std::string bytes = *b.build();
+    auto r = log_->append(std::span<uint8_t>(reinterpret_cast<uint8_t*>(bytes.data()), bytes.size()), 0);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    log_->update_high_watermark(log_->log_end_offset());
+  };
+  idem(7, 0, "a", "p7");     // offset 0: producer 7's last batch; its record is superseded below
+  idem(8, 0, "b", "p8-1");   // offset 1: producer 8's first batch, superseded, not its last
+  idem(8, 1, "c", "p8-2");   // offset 2: producer 8's last batch
+  append({{"a", "v2"}});     // 3
+  append({{"b", "v2"}});     // 4
+  append({{"c", "v2"}});     // 5
+  append({{"z", "end"}});    // 6 (the active segment)
+  ASSERT_EQ(log_->segment_base_offsets(), (std::vector<int64_t>{0, 3, 6}));
+  ASSERT_NE(log_->producer_state().find(7), nullptr);
+  EXPECT_EQ(clean().logs_cleaned, 1);
+  std::vector<int64_t> bases;
+  for (const auto& b : read_batches(*log_, 0)) bases.push_back(b.base_offset);
+  EXPECT_TRUE(std::find(bases.begin(), bases.end(), 0) != bases.end()) << "producer 7's last batch went";
+  EXPECT_TRUE(std::find(bases.begin(), bases.end(), 2) != bases.end()) << "producer 8's last batch went";
+  EXPECT_TRUE(std::find(bases.begin(), bases.end(), 1) == bases.end()) << "a superseded batch that is no producer's last stayed";
+  // Rebuilt from the cleaned log alone (no snapshot): both producers are known as before.
+  log_.reset();
+  const std::vector<std::string> names = *fs_.list_dir("/data/p-0");
+  for (const auto& n : names) {
+    if (ProducerStateTable::parse_snapshot_name(n)) ASSERT_TRUE(fs_.remove_file("/data/p-0/" + n).ok());
+  }
+  open(c, "/data/p-0");
+  const ProducerStateTable state = log_->producer_state();
+  ASSERT_NE(state.find(7), nullptr);
+  EXPECT_EQ(state.find(7)->batches.back(), (ProducerBatch{0, 0, 0, 0}));
+  ASSERT_NE(state.find(8), nullptr);
+  EXPECT_EQ(state.find(8)->batches.back(), (ProducerBatch{1, 1, 2, 2}));
+  EXPECT_EQ(state.find(8)->epoch, 3);
+}
+
+}  // namespace
+}  // namespace gannet::storage

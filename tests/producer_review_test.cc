@@ -29,12 +29,16 @@ client::ProducerRecord record(const std::string& topic, std::optional<std::strin
 // first: the second one makes the first "full") a record the topic refuses. The broker
 // validates a request's batches of one partition together, so unless the producer resends them
 // one by one, the good record fails with the bad one's error.
+// With `idempotent` (acks=all), the refused batch took sequence numbers the broker never saw:
+// the next record goes on only because the producer bumps the partition's epoch (KIP-360); without
+// that it would get OUT_OF_ORDER_SEQUENCE_NUMBER.
 void expect_only_the_bad_record_fails(Cluster& c, const std::string& topic, std::optional<std::string> good_key,
                                       std::optional<std::string> bad_key, size_t bad_size,
-                                      gannet::v1::ErrorCode bad_error) {
+                                      gannet::v1::ErrorCode bad_error, bool idempotent = false) {
   client::ProducerConfig cfg;
   cfg.bootstrap_servers = testing::split_addresses(c.bootstrap());
-  cfg.acks = 1;
+  cfg.acks = idempotent ? -1 : 1;
+  cfg.enable_idempotence = idempotent;
   cfg.batch_size = 1500;
   cfg.linger_ms = 60'000;  // the first batch alone is never ready: only the second makes it so
   cfg.delivery_timeout_ms = 20'000;
@@ -54,6 +58,12 @@ void expect_only_the_bad_record_fails(Cluster& c, const std::string& topic, std:
   const client::RecordMetadata n = next.get();
   EXPECT_EQ(n.error, gannet::v1::NONE) << n.message;
   EXPECT_EQ(n.offset, 1);
+  // And again, in sequence after it.
+  auto after = p.send(record(topic, good_key, "after"));
+  p.flush();
+  const client::RecordMetadata a = after.get();
+  EXPECT_EQ(a.error, gannet::v1::NONE) << a.message;
+  EXPECT_EQ(a.offset, 2);
 }
 
 TEST(ProducerReview, ABatchTheBrokerRefusesFailsAloneNotItsNeighbours) {
@@ -69,6 +79,12 @@ TEST(ProducerReview, ABatchTheBrokerRefusesFailsAloneNotItsNeighbours) {
   {
     SCOPED_TRACE("a keyless record on a compacted topic");
     expect_only_the_bad_record_fails(c, "compact", "k", std::nullopt, 2000, gannet::v1::INVALID_RECORD);
+  }
+  ASSERT_EQ(c.create_error("small-idem", 1, 3, {{"max.message.bytes", "2000"}}), gannet::v1::NONE);
+  {
+    SCOPED_TRACE("an idempotent producer: max.message.bytes, then the partition goes on");
+    expect_only_the_bad_record_fails(c, "small-idem", std::nullopt, std::nullopt, 5000, gannet::v1::MESSAGE_TOO_LARGE,
+                                     /*idempotent=*/true);
   }
 }
 
