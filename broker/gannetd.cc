@@ -8,6 +8,8 @@
 //
 // Stops gracefully on SIGTERM or SIGINT: a broker first has the controller move its leaderships
 // away (controlled shutdown), a quorum leader hands leadership over.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <glog/logging.h>
 #include <malloc.h>
 #include <signal.h>
@@ -50,6 +52,11 @@ int main(int argc, char** argv) {
   // the host must back again): about 10% of a broker's CPU under replication. Buffers up to
   // 32 MiB are served from the heap, and up to 64 MiB of free heap is kept per arena for reuse.
   if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  // Every gRPC server of this process (the client listener, the controller's and the quorum's)
+  // serves the standard health service (grpc.health.v1.Health: SERVING once it listens) and
+  // server reflection, so generic gRPC tools can list and call the services.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 64 << 20);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);

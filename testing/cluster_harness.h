@@ -279,6 +279,7 @@ class Cluster {
   cv1::Controller::Stub* controller(int id) { return controller_stubs_[id].get(); }
   bv1::Broker::Stub* broker(int id) { return broker_stubs_[id].get(); }
   int controller_port(int id) const { return controller_ports_.at(id); }
+  int client_port(int id) const { return client_ports_.at(id); }
 
   bool partition_dir_exists(int id, const std::string& topic, int p) const {
     return std::filesystem::exists(data_dir(id) + "/" + topic + "-" + std::to_string(p));

@@ -290,6 +290,88 @@ TEST(ClusterProcess, BadInputsGetTypedErrors) {
   EXPECT_TRUE(c.wait_unfenced({1, 2, 3}, 1s));
 }
 
+// What generic gRPC tools need: the standard health service answers SERVING, and server
+// reflection lists the services, on the client listener and on the controller's.
+TEST(ClusterProcess, HealthAndReflectionServeGenericTools) {
+  Cluster c(1);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({1}, 30s));
+  for (int port : {c.client_port(1), c.controller_port(1)}) {
+    SCOPED_TRACE("port " + std::to_string(port));
+    auto channel = Cluster::channel(port);
+    grpc::GenericStub generic(channel);
+    // grpc.health.v1.Health/Check with an empty HealthCheckRequest (service ""): status 1 SERVING.
+    {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+      grpc::ByteBuffer in, out;
+      grpc::Slice empty("", 0);
+      in = grpc::ByteBuffer(&empty, 1);
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      grpc::Status st;
+      generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &in, &out, [&](grpc::Status s) {
+        std::lock_guard<std::mutex> l(mu);
+        st = s;
+        done = true;
+        cv.notify_all();
+      });
+      std::unique_lock<std::mutex> l(mu);
+      ASSERT_TRUE(cv.wait_for(l, 15s, [&] { return done; }));
+      ASSERT_TRUE(st.ok()) << st.error_message();
+      std::vector<grpc::Slice> slices;
+      ASSERT_TRUE(out.Dump(&slices).ok());
+      std::string bytes;
+      for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+      EXPECT_EQ(bytes, std::string("\x08\x01", 2)) << "HealthCheckResponse{status: SERVING}";
+    }
+    // grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo with list_services (field 7).
+    {
+      grpc::CompletionQueue cq;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+      auto call = generic.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+      auto step = [&](int tag) {
+        void* got = nullptr;
+        bool ok = false;
+        EXPECT_TRUE(cq.Next(&got, &ok));
+        EXPECT_EQ(got, reinterpret_cast<void*>(static_cast<intptr_t>(tag)));
+        return ok;
+      };
+      call->StartCall(reinterpret_cast<void*>(1));
+      ASSERT_TRUE(step(1));
+      grpc::Slice req(std::string("\x3a\x00", 2));
+      grpc::ByteBuffer bb(&req, 1);
+      call->Write(bb, reinterpret_cast<void*>(2));
+      ASSERT_TRUE(step(2));
+      grpc::ByteBuffer resp;
+      call->Read(&resp, reinterpret_cast<void*>(3));
+      ASSERT_TRUE(step(3));
+      call->WritesDone(reinterpret_cast<void*>(4));
+      step(4);
+      grpc::Status st;
+      call->Finish(&st, reinterpret_cast<void*>(5));
+      step(5);
+      std::vector<grpc::Slice> slices;
+      ASSERT_TRUE(resp.Dump(&slices).ok());
+      std::string bytes;
+      for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+      EXPECT_NE(bytes.find("grpc.health.v1.Health"), std::string::npos);
+      if (port == c.client_port(1)) {
+        EXPECT_NE(bytes.find("gannet.broker.v1.Broker"), std::string::npos) << "reflection lists the client API";
+      } else {
+        EXPECT_NE(bytes.find("gannet.controller.v1.Controller"), std::string::npos);
+      }
+      cq.Shutdown();
+      void* t;
+      bool ok;
+      while (cq.Next(&t, &ok)) {
+      }
+    }
+  }
+}
+
 TEST(ClusterProcess, ControllerFailoverAndControlledShutdown) {
   Cluster c(3, "leader.imbalance.check.interval.seconds=1\n");
   c.start_all();
