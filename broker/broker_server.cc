@@ -16,6 +16,7 @@
 #include "common/grpc_transport.h"
 
 #include "broker/controller_service.h"
+#include "broker/record_messages.h"
 #include "proto/broker.grpc.pb.h"
 
 namespace gannet::broker {
@@ -97,6 +98,8 @@ class BrokerServer::Service final
     // Heartbeat, JoinGroup, SyncGroup, LeaveGroup), run on gRPC's callback API; the streams and the admin
     // calls forwarded to the controller are still synchronous (issue 15 continues).
     : public
+      bv1::Broker::WithCallbackMethod_ProduceRecords<
+      bv1::Broker::WithCallbackMethod_FetchRecords<
       bv1::Broker::WithCallbackMethod_LeaveGroup<
       bv1::Broker::WithCallbackMethod_SyncGroup<
       bv1::Broker::WithCallbackMethod_JoinGroup<
@@ -110,7 +113,7 @@ class BrokerServer::Service final
                   bv1::Broker::WithCallbackMethod_OffsetFetch<
                     bv1::Broker::WithCallbackMethod_DescribeGroups<
                       bv1::Broker::WithCallbackMethod_DescribeConfigs<
-                        bv1::Broker::Service>>>>>>>>>>>>> {
+                        bv1::Broker::Service>>>>>>>>>>>>>>> {
  public:
   explicit Service(BrokerServer* b) : b_(b) {}
 
@@ -371,6 +374,95 @@ class BrokerServer::Service final
     return reactor;
   }
 
+  // Records as messages (record_messages.h): partitioned and batched here and appended through
+  // the same produce path; the records of partitions another broker leads are forwarded to it
+  // (once: a forwarded request is never forwarded again).
+  grpc::ServerUnaryReactor* ProduceRecords(grpc::CallbackServerContext*, const bv1::ProduceRecordsRequest* req,
+                                           bv1::ProduceRecordsResponse* resp) override {
+    auto* reactor = new CallReactor();
+    struct Join {
+      ProducePlan plan;
+      bv1::ProduceResponse core;
+      std::mutex mu;  // resp is filled by several completions
+      std::atomic<int> left{1};
+    };
+    auto j = std::make_shared<Join>();
+    j->plan = plan_produce_records(*b_->publisher_->image(), *req, b_->options_.node_id,
+                                   sticky_.fetch_add(1, std::memory_order_relaxed), resp);
+    if (j->plan.refused) {
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
+    }
+    auto done_one = [j, reactor] {
+      if (j->left.fetch_sub(1) == 1) reactor->Finish(grpc::Status::OK);
+    };
+    if (j->plan.local.partitions_size() > 0) {
+      j->left.fetch_add(1);
+      b_->produce(&j->plan.local, &j->core, [j, resp, done_one] {
+        {
+          std::lock_guard<std::mutex> l(j->mu);
+          finish_local_records(j->plan, j->core, resp);
+        }
+        done_one();
+      });
+    }
+    for (auto& [leader, f] : j->plan.forwards) {
+      j->left.fetch_add(1);
+      const ProducePlan::Forward* fwd = &f;  // j owns it (std::map: stable)
+      bv1::Broker::Stub* stub = peer_stub(leader);
+      if (!stub) {
+        {
+          std::lock_guard<std::mutex> l(j->mu);
+          finish_forwarded_records(*fwd, nullptr, gannet::v1::BROKER_NOT_AVAILABLE,
+                                   "no address for broker " + std::to_string(leader), resp);
+        }
+        done_one();
+        continue;
+      }
+      auto ctx = std::make_shared<grpc::ClientContext>();
+      const int timeout = fwd->req.timeout_ms() > 0 ? std::min(fwd->req.timeout_ms(), 300'000) : 30'000;
+      ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout + 5'000));
+      auto answer = std::make_shared<bv1::ProduceRecordsResponse>();
+      stub->async()->ProduceRecords(ctx.get(), &fwd->req, answer.get(),
+                                    [j, fwd, ctx, answer, resp, done_one, leader](grpc::Status st) {
+                                      {
+                                        std::lock_guard<std::mutex> l(j->mu);
+                                        finish_forwarded_records(
+                                            *fwd, st.ok() ? answer.get() : nullptr,
+                                            st.ok() ? gannet::v1::NONE : gannet::v1::REQUEST_TIMED_OUT,
+                                            "forwarded to broker " + std::to_string(leader) + ": " + st.error_message(),
+                                            resp);
+                                      }
+                                      done_one();
+                                    });
+    }
+    done_one();
+    return reactor;
+  }
+
+  // Decoded records of one partition: the consumers' fetch path (parked long poll and all).
+  grpc::ServerUnaryReactor* FetchRecords(grpc::CallbackServerContext*, const bv1::FetchRecordsRequest* req,
+                                         bv1::FetchRecordsResponse* resp) override {
+    auto* reactor = new CallReactor();
+    struct Fetched {
+      bv1::FetchRequest req;
+      bv1::FetchResponse resp;
+    };
+    auto f = std::make_shared<Fetched>();
+    f->req = fetch_request_for(*req);
+    auto call = std::make_shared<FetchCall>(this, &f->req, &f->resp, [f, req, resp, reactor] {
+      decode_fetched_records(*req, f->resp, resp);
+      reactor->Finish(grpc::Status::OK);
+    });
+    reactor->keep(call);
+    std::weak_ptr<FetchCall> weak = call;
+    reactor->set_on_cancel([weak] {
+      if (auto c = weak.lock()) c->cancel();
+    });
+    call->start();
+    return reactor;
+  }
+
   // Fetch requests on one stream, each answered before the next is read (a follower's replica
   // fetcher: one long poll out at a time, without a call's setup per round trip).
   grpc::Status FetchStream(grpc::ServerContext* ctx,
@@ -412,6 +504,31 @@ class BrokerServer::Service final
   }
 
  private:
+  // A stub for another broker's gRPC listener (forwarding records to a partition's leader),
+  // cached by address; nullptr when the image has no address for it.
+  bv1::Broker::Stub* peer_stub(int32_t id) {
+    auto image = b_->publisher_->image();
+    auto it = image->brokers().find(id);
+    if (it == image->brokers().end()) return nullptr;
+    std::string address;
+    for (const auto& e : it->second.endpoints) {
+      if (e.name == b_->options_.listener_name) address = e.host + ":" + std::to_string(e.port);
+    }
+    if (address.empty()) return nullptr;
+    std::lock_guard<std::mutex> l(peers_mu_);
+    auto& stub = peers_[address];
+    if (!stub) {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(64 << 20);
+      args.SetMaxSendMessageSize(64 << 20);
+      stub = bv1::Broker::NewStub(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+    }
+    return stub.get();
+  }
+  std::mutex peers_mu_;
+  std::map<std::string, std::unique_ptr<bv1::Broker::Stub>> peers_;  // never shrinks: one per broker address
+  std::atomic<uint64_t> sticky_{static_cast<uint64_t>(std::random_device{}())};  // keyless records' partition
+
   // An acks=-1 append waiting for the ISR: its result in the answer, and what it waits for.
   struct ReplicationWait {
     bv1::ProduceResponse::PartitionResult* result;
@@ -1001,6 +1118,7 @@ std::map<std::string, std::string> BrokerServer::topic_config_defaults() const {
   std::snprintf(ratio, sizeof(ratio), "%g", c.min_cleanable_dirty_ratio);
   return {
       {"cleanup.policy", c.cleanup_policy()},
+      {"compression.type", "producer"},
       {"delete.retention.ms", std::to_string(c.delete_retention_ms)},
       {"flush.messages", std::to_string(c.flush_messages)},
       {"flush.ms", std::to_string(c.flush_ms)},

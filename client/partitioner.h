@@ -12,12 +12,12 @@
 #include <string>
 #include <string_view>
 
+#include "common/murmur2.h"
+
 namespace gannet::client {
 
-// Kafka's murmur2 (32-bit, seed 0x9747b28c) over `data`.
-int32_t murmur2(std::string_view data);
-// Kafka's toPositive(murmur2(key)) % partitions.
-int32_t partition_for_key(std::string_view key, int32_t partitions);
+using gannet::murmur2;            // common/murmur2.h
+using gannet::partition_for_key;
 
 class Partitioner {
  public:

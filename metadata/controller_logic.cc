@@ -229,6 +229,12 @@ Decision ControllerLogic::validate_topic_configs(const std::map<std::string, std
         return refuse(ApiError::kInvalidConfig, "min.insync.replicas=" + v + ": must be in [1, " +
                                                     std::to_string(replication_factor) + "]");
       }
+    } else if (k == "compression.type") {
+      // Kafka's values; applied to the batches the broker builds (records sent as messages).
+      if (v != "producer" && v != "uncompressed" && v != "gzip" && v != "snappy" && v != "lz4" && v != "zstd") {
+        return refuse(ApiError::kInvalidConfig,
+                      "compression.type=" + v + ": must be producer, uncompressed, gzip, snappy, lz4 or zstd");
+      }
     } else if (k == "retention.ms" || k == "retention.bytes" || k == "segment.bytes" ||
                k == "segment.ms" || k == "max.message.bytes" || k == "flush.messages" ||
                k == "flush.ms" || k == "index.interval.bytes" || k == "segment.preallocate.bytes" ||

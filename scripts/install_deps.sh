@@ -26,6 +26,9 @@ PACKAGES=(
   kcat
   python3-confluent-kafka
   librdkafka-dev
+  # gRPC from Python with nothing of ours but the .proto files (clients/python/).
+  python3-grpcio
+  python3-protobuf
 )
 
 # Node.js and npm run kafkajs; Debian's packages when the machine has none of its own.

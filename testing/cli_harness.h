@@ -57,6 +57,25 @@ struct CliRun {
   }
 };
 
+// Runs a shell command (bounded by `timeout 60`) with `input` on stdin; stdout and stderr captured.
+inline CliRun shell_run(const std::string& command, const std::string& input = "") {
+  static const std::string dir = test_dir("shell-runs");
+  static std::atomic<int> counter{0};
+  const std::string base = dir + "/" + std::to_string(++counter);
+  {
+    std::ofstream in(base + ".in");
+    in << input;
+  }
+  CliRun r;
+  r.command = command;
+  const std::string cmd = "timeout 60 " + command + " <" + base + ".in >" + base + ".out 2>" + base + ".err";
+  const int status = std::system(cmd.c_str());
+  r.code = (status != -1 && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(base + ".out");
+  r.err = read_file(base + ".err");
+  return r;
+}
+
 // Runs `gannet ARGS...` (bounded by `timeout 60`), stdout and stderr captured separately.
 inline CliRun gannet_cli(const std::vector<std::string>& args) {
   static const std::string dir = test_dir("cli-runs");

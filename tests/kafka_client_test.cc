@@ -29,23 +29,8 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Cluster;
 
-// Runs a shell command (bounded by `timeout 60`) with `input` on stdin; stdout and stderr captured.
 testing::CliRun sh(const std::string& command, const std::string& input = "") {
-  static const std::string dir = testing::test_dir("kafka-runs");
-  static std::atomic<int> counter{0};
-  const std::string base = dir + "/" + std::to_string(++counter);
-  {
-    std::ofstream in(base + ".in");
-    in << input;
-  }
-  testing::CliRun r;
-  r.command = command;
-  const std::string cmd = "timeout 60 " + command + " <" + base + ".in >" + base + ".out 2>" + base + ".err";
-  const int status = std::system(cmd.c_str());
-  r.code = (status != -1 && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
-  r.out = testing::read_file(base + ".out");
-  r.err = testing::read_file(base + ".err");
-  return r;
+  return testing::shell_run(command, input);
 }
 
 std::vector<std::string> lines(const std::string& s) {

@@ -1,0 +1,155 @@
+// gRPC for every language (issue 18), judged from Python: Debian's python3-grpcio with stubs
+// generated from the repository's .proto files at test time (clients/python/), against three real
+// nodes. Records sent as messages to one broker land on the partitions Kafka's default partitioner
+// picks for their keys (checked against the C++ partitioner and kcat with librdkafka's
+// murmur2_random), the records of partitions other brokers lead are forwarded to them, keyless
+// records of one request share a partition, and everything reads back decoded (keys, values,
+// headers) from each partition's leader. Bad requests get Kafka's error codes.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/murmur2.h"
+#include "testing/cli_harness.h"
+#include "testing/cluster_harness.h"
+#include "testing/process_harness.h"
+
+namespace gannet {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Cluster;
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) {
+    if (!l.empty()) out.push_back(l);
+  }
+  return out;
+}
+
+std::vector<std::string> words(const std::string& l) {
+  std::vector<std::string> out;
+  std::istringstream in(l);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+class GrpcClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ = std::make_unique<Cluster>(3);
+    cluster_->start_all();
+    ASSERT_TRUE(cluster_->wait_unfenced({1, 2, 3}, 60s));
+    // The protos' root in the runfiles, and a stub cache of this test's own.
+    const std::string proto = testing::runfile("proto/broker.proto");
+    proto_root_ = proto.substr(0, proto.size() - std::string("/proto/broker.proto").size());
+    cache_ = testing::test_dir("pystubs");
+  }
+  void TearDown() override {
+    if (HasFailure()) cluster_->dump_logs();
+  }
+  // `python3 clients/python/SCRIPT ARGS` against the first broker's gRPC listener.
+  testing::CliRun py(const std::string& script, const std::string& args, const std::string& input = "") {
+    const std::string first = cluster_->bootstrap().substr(0, cluster_->bootstrap().find(','));
+    return testing::shell_run("env GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) +
+                                  " XDG_CACHE_HOME=" + testing::shell_quote(cache_) + " /usr/bin/python3 " +
+                                  testing::shell_quote(testing::runfile("clients/python/" + script)) + " " + first +
+                                  " " + args,
+                              input);
+  }
+
+  std::unique_ptr<Cluster> cluster_;
+  std::string proto_root_, cache_;
+};
+
+TEST_F(GrpcClientTest, RecordsAsMessagesFromPythonArePartitionedLikeKafkaAndReadBackDecoded) {
+  auto created = py("admin.py", "create py 6 3");
+  ASSERT_EQ(created.code, 0) << created.dump();
+  // 300 keyed records with a header, sent to broker 1 only: it leads about a third of the
+  // partitions and forwards the rest.
+  std::string input;
+  for (int i = 0; i < 300; ++i) input += "k" + std::to_string(i) + ":v" + std::to_string(i) + "\n";
+  auto produced = py("produce.py", "py --header origin=python", input);
+  ASSERT_EQ(produced.code, 0) << produced.dump();
+  std::map<std::string, std::pair<int, int64_t>> where;  // key -> (partition, offset)
+  for (const auto& l : lines(produced.out)) {
+    auto w = words(l);
+    ASSERT_EQ(w.size(), 3u) << l;
+    where[w[2]] = {std::stoi(w[0]), std::stoll(w[1])};
+  }
+  ASSERT_EQ(where.size(), 300u) << produced.dump();
+  std::set<int> partitions_used;
+  for (const auto& [key, pl] : where) {
+    EXPECT_EQ(pl.first, partition_for_key(key, 6)) << "key " << key << " is not where Kafka's partitioner puts it";
+    partitions_used.insert(pl.first);
+  }
+  EXPECT_EQ(partitions_used.size(), 6u) << "every partition (and so every leader) got records";
+  // A Kafka client (librdkafka's murmur2_random partitioner, Java's default) agrees.
+  ASSERT_EQ(cluster_->create_error("pyk", 6, 3), gannet::v1::NONE);
+  std::string some;
+  for (int i = 0; i < 40; ++i) some += "k" + std::to_string(i) + ":x\n";
+  auto kp = testing::shell_run("kcat -b " + cluster_->kafka_bootstrap() + " -P -t pyk -K: -X partitioner=murmur2_random", some);
+  ASSERT_EQ(kp.code, 0) << kp.dump();
+  auto kc = testing::shell_run("kcat -b " + cluster_->kafka_bootstrap() + " -C -t pyk -o beginning -e -q -f '%p %k\\n'");
+  ASSERT_EQ(lines(kc.out).size(), 40u) << kc.dump();
+  for (const auto& l : lines(kc.out)) {
+    auto w = words(l);
+    ASSERT_EQ(w.size(), 2u);
+    EXPECT_EQ(std::stoi(w[0]), where.at(w[1]).first) << "kcat and the broker disagree on key " << w[1];
+  }
+  // Keyless records of one request share one partition.
+  auto keyless = py("produce.py", "py --no-key", "a\nb\nc\nd\ne\n");
+  ASSERT_EQ(keyless.code, 0) << keyless.dump();
+  std::set<int> keyless_partitions;
+  for (const auto& l : lines(keyless.out)) keyless_partitions.insert(std::stoi(words(l)[0]));
+  EXPECT_EQ(keyless_partitions.size(), 1u) << keyless.dump();
+  // Everything reads back decoded, from each partition's leader, at the offsets produce gave.
+  auto consumed = py("consume.py", "py");
+  ASSERT_EQ(consumed.code, 0) << consumed.dump();
+  size_t keyed = 0, plain = 0;
+  for (const auto& l : lines(consumed.out)) {
+    auto w = words(l);
+    ASSERT_GE(w.size(), 4u) << l;
+    if (w[2] == "-") {
+      ++plain;
+      continue;
+    }
+    ++keyed;
+    const auto& [p, off] = where.at(w[2]);
+    EXPECT_EQ(std::stoi(w[0]), p);
+    EXPECT_EQ(std::stoll(w[1]), off);
+    EXPECT_EQ(w[3], "v" + w[2].substr(1));
+    ASSERT_EQ(w.size(), 5u) << l;
+    EXPECT_EQ(w[4], "origin=python");
+  }
+  EXPECT_EQ(keyed, 300u);
+  EXPECT_EQ(plain, 5u);
+}
+
+TEST_F(GrpcClientTest, BadRequestsFromPythonGetKafkasErrors) {
+  ASSERT_EQ(cluster_->create_error("small", 2, 3, {{"max.message.bytes", "1000"}}), gannet::v1::NONE);
+  auto unknown = py("produce.py", "no-such-topic --value-size 10");
+  EXPECT_NE(unknown.code, 0);
+  EXPECT_TRUE(testing::contains(unknown.out, "error UNKNOWN_TOPIC_OR_PARTITION")) << unknown.dump();
+  auto big = py("produce.py", "small --value-size 5000");
+  EXPECT_NE(big.code, 0);
+  EXPECT_TRUE(testing::contains(big.out, "error MESSAGE_TOO_LARGE")) << big.dump();
+  auto partition = py("produce.py", "small --value-size 10 --partition 7");
+  EXPECT_NE(partition.code, 0);
+  EXPECT_TRUE(testing::contains(partition.out, "error UNKNOWN_TOPIC_OR_PARTITION")) << partition.dump();
+  auto dup = py("admin.py", "create small 1 1");
+  EXPECT_NE(dup.code, 0);
+  EXPECT_TRUE(testing::contains(dup.out, "error TOPIC_ALREADY_EXISTS")) << dup.dump();
+  // And the broker serves on.
+  auto ok = py("produce.py", "small --value-size 10");
+  EXPECT_EQ(ok.code, 0) << ok.dump();
+}
+
+}  // namespace
+}  // namespace gannet
