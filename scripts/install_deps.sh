@@ -43,17 +43,23 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-# kafkajs, a Kafka client from npm (tests/kafka_client_test.cc), kept out of the repo.
+# From npm, kept out of the repo: kafkajs, a Kafka client (tests/kafka_client_test.cc), and
+# gRPC for Node (@grpc/grpc-js, @grpc/proto-loader: clients/node/, tests/grpc_client_test.cc).
 NPM_DIR="${HOME}/.cache/gannet/npm"
-KAFKAJS_VERSION=2.2.4
+NPM_PACKAGES=(kafkajs@2.2.4 @grpc/grpc-js@1.14.7 @grpc/proto-loader@0.8.1)
 install_kafkajs() {
-  if [ -f "$NPM_DIR/node_modules/kafkajs/package.json" ] &&
-     grep -q "\"version\": \"$KAFKAJS_VERSION\"" "$NPM_DIR/node_modules/kafkajs/package.json"; then
-    return 0
-  fi
-  echo "install_deps: installing kafkajs@$KAFKAJS_VERSION into $NPM_DIR" >&2
+  local want=()
+  for spec in "${NPM_PACKAGES[@]}"; do
+    local name="${spec%@*}" version="${spec##*@}"
+    if ! [ -f "$NPM_DIR/node_modules/$name/package.json" ] ||
+       ! grep -q "\"version\": \"$version\"" "$NPM_DIR/node_modules/$name/package.json"; then
+      want+=("$spec")
+    fi
+  done
+  [ ${#want[@]} -eq 0 ] && return 0
+  echo "install_deps: installing ${want[*]} into $NPM_DIR" >&2
   mkdir -p "$NPM_DIR"
-  (cd "$NPM_DIR" && npm install --no-audit --no-fund --silent "kafkajs@$KAFKAJS_VERSION" >&2)
+  (cd "$NPM_DIR" && npm install --no-audit --no-fund --silent "${NPM_PACKAGES[@]}" >&2)
 }
 
 if [ ${#missing[@]} -eq 0 ]; then

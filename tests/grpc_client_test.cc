@@ -4,9 +4,11 @@
 // picks for their keys (checked against the C++ partitioner and kcat with librdkafka's
 // murmur2_random), the records of partitions other brokers lead are forwarded to them, keyless
 // records of one request share a partition, and everything reads back decoded (keys, values,
-// headers) from each partition's leader. Bad requests get Kafka's error codes.
+// headers) from each partition's leader; records produced from Node (@grpc/grpc-js) are read by
+// Python from the partitions their keys map to. Bad requests get Kafka's error codes.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <sstream>
@@ -109,10 +111,29 @@ TEST_F(GrpcClientTest, RecordsAsMessagesFromPythonArePartitionedLikeKafkaAndRead
   std::set<int> keyless_partitions;
   for (const auto& l : lines(keyless.out)) keyless_partitions.insert(std::stoi(words(l)[0]));
   EXPECT_EQ(keyless_partitions.size(), 1u) << keyless.dump();
+  // Node (@grpc/grpc-js with @grpc/proto-loader reading proto/ at run time) produces keyed records
+  // too; Python reads them from the partitions Kafka's partitioner picks.
+  const char* npm = std::getenv("GANNET_NPM_DIR");
+  ASSERT_TRUE(npm && *npm) << "scripts/install_deps.sh installs the npm packages and scripts/test.sh passes GANNET_NPM_DIR";
+  std::string from_node;
+  for (int i = 0; i < 50; ++i) from_node += "n" + std::to_string(i) + ":w" + std::to_string(i) + "\n";
+  const std::string first = cluster_->bootstrap().substr(0, cluster_->bootstrap().find(','));
+  auto node = testing::shell_run("env NODE_PATH=" + testing::shell_quote(std::string(npm) + "/node_modules") +
+                                     " GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) + " node " +
+                                     testing::shell_quote(testing::runfile("clients/node/produce.js")) + " " + first +
+                                     " py",
+                                 from_node);
+  ASSERT_EQ(node.code, 0) << node.dump();
+  ASSERT_EQ(lines(node.out).size(), 50u) << node.dump();
+  for (const auto& l : lines(node.out)) {
+    auto w = words(l);
+    ASSERT_EQ(w.size(), 3u) << l;
+    where[w[2]] = {std::stoi(w[0]), std::stoll(w[1])};
+  }
   // Everything reads back decoded, from each partition's leader, at the offsets produce gave.
   auto consumed = py("consume.py", "py");
   ASSERT_EQ(consumed.code, 0) << consumed.dump();
-  size_t keyed = 0, plain = 0;
+  size_t keyed = 0, plain = 0, from_node_read = 0;
   for (const auto& l : lines(consumed.out)) {
     auto w = words(l);
     ASSERT_GE(w.size(), 4u) << l;
@@ -120,15 +141,22 @@ TEST_F(GrpcClientTest, RecordsAsMessagesFromPythonArePartitionedLikeKafkaAndRead
       ++plain;
       continue;
     }
-    ++keyed;
     const auto& [p, off] = where.at(w[2]);
     EXPECT_EQ(std::stoi(w[0]), p);
+    EXPECT_EQ(std::stoi(w[0]), partition_for_key(w[2], 6)) << "key " << w[2];
     EXPECT_EQ(std::stoll(w[1]), off);
+    if (w[2][0] == 'n') {
+      ++from_node_read;
+      EXPECT_EQ(w[3], "w" + w[2].substr(1));
+      continue;
+    }
+    ++keyed;
     EXPECT_EQ(w[3], "v" + w[2].substr(1));
     ASSERT_EQ(w.size(), 5u) << l;
     EXPECT_EQ(w[4], "origin=python");
   }
   EXPECT_EQ(keyed, 300u);
+  EXPECT_EQ(from_node_read, 50u);
   EXPECT_EQ(plain, 5u);
 }
 

@@ -1,0 +1,32 @@
+// Gannet's gRPC API from Node with nothing of ours but the .proto files: @grpc/proto-loader reads
+// them at run time (no code generation), @grpc/grpc-js calls the broker.
+//
+//   const { broker, errorName } = require('./gannet');
+//   const stub = broker('127.0.0.1:9192');
+//   stub.ProduceRecords({ topic: 'clicks', records: [{ key: Buffer.from('k'), value: Buffer.from('v') }] }, cb);
+const path = require('path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const root = process.env.GANNET_PROTO_ROOT || path.resolve(__dirname, '..', '..');
+const definition = protoLoader.loadSync(['proto/broker.proto'], {
+  includeDirs: [root],
+  keepCase: true,
+  longs: String, // int64 fields as decimal strings
+  enums: String, // error codes by name (UNKNOWN_TOPIC_OR_PARTITION)
+  defaults: true,
+});
+const api = grpc.loadPackageDefinition(definition);
+
+// A stub for one broker's gRPC listener; every method also has a promise form, e.g. call(stub, 'Metadata', {}).
+function broker(address) {
+  return new api.gannet.broker.v1.Broker(address, grpc.credentials.createInsecure());
+}
+
+function call(stub, method, request, timeoutMs = 60000) {
+  return new Promise((resolve, reject) => {
+    stub[method](request, { deadline: Date.now() + timeoutMs }, (err, resp) => (err ? reject(err) : resolve(resp)));
+  });
+}
+
+module.exports = { broker, call };
