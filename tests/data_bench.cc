@@ -186,6 +186,60 @@ double synced_appends(testing::Cluster& c, const std::string& topic, int produce
   return static_cast<double>(done.load()) / secs_since(start);
 }
 
+// Records as messages (ProduceRecords: the broker partitions and builds the batch) against raw
+// batches (Produce with one prebuilt batch of the same records, the client's encoding excluded),
+// `threads` callers each with one request of `per_request` 1 KiB records in flight, acks=1, for
+// `seconds` each; records/s of both. Keyless records go to a partition the receiving broker leads.
+std::pair<double, double> messages_vs_batches(testing::Cluster& c, const std::string& topic, int threads,
+                                              int per_request, double seconds) {
+  auto md = c.metadata({topic});
+  if (md.topics_size() != 1 || md.topics(0).partitions_size() == 0) return {-1, -1};
+  const int32_t leader = md.topics(0).partitions(0).leader();
+  const std::string value(1024, 'x');
+  broker::v1::ProduceRecordsRequest msgs;
+  msgs.set_topic(topic);
+  msgs.set_acks(1);
+  for (int i = 0; i < per_request; ++i) msgs.add_records()->set_value(value);
+  storage::RecordBatchBuilder builder;
+  for (int i = 0; i < per_request; ++i) builder.add(0, std::nullopt, value);
+  broker::v1::ProduceRequest raw;
+  raw.set_acks(1);
+  auto* pd = raw.add_partitions();
+  pd->set_topic(topic);
+  pd->set_partition(0);
+  pd->set_records(*builder.build());
+  auto run = [&](bool messages) {
+    std::atomic<int64_t> done{0}, failed{0};
+    std::vector<std::thread> ts;
+    const auto start = Clock::now();
+    for (int t = 0; t < threads; ++t) {
+      ts.emplace_back([&] {
+        while (secs_since(start) < seconds) {
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+          bool ok;
+          if (messages) {
+            broker::v1::ProduceRecordsResponse resp;
+            ok = c.broker(leader)->ProduceRecords(&ctx, msgs, &resp).ok() && resp.error_code() == gannet::v1::NONE &&
+                 resp.results_size() == per_request && resp.results(0).error_code() == gannet::v1::NONE;
+          } else {
+            broker::v1::ProduceResponse resp;
+            ok = c.broker(leader)->Produce(&ctx, raw, &resp).ok() && resp.partitions_size() == 1 &&
+                 resp.partitions(0).error_code() == gannet::v1::NONE;
+          }
+          (ok ? done : failed) += ok ? per_request : 1;
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+    if (failed > 0) std::fprintf(stderr, "data_bench: %lld request(s) failed\n", static_cast<long long>(failed.load()));
+    return static_cast<double>(done.load()) / secs_since(start);
+  };
+  const double batches = run(false);
+  const double messages = run(true);
+  return {messages, batches};
+}
+
 // The same bare Produce, as messages on one ProduceStream: the stream's round trip without a
 // call's setup (what the producer pays per request now), p50/p99 in us. With `empty`, the request
 // names no partition: the broker appends nothing, so what is left is gRPC and the threads.
@@ -352,7 +406,7 @@ Result consume(const std::string& bootstrap, const std::string& topic, int parti
 int run(int argc, char** argv) {
   int64_t records = 300'000;
   int64_t soak_seconds = 0;
-  // --phase produce / small / rf3 / idempotence / consume / fsync: only that figure (for profiling); --phase soak:
+  // --phase produce / small / rf3 / idempotence / messages / consume / fsync: only that figure (for profiling); --phase soak:
   // only the soak; --phase latency: only the one-in-flight latencies and their floors.
   std::string phase = "all";
   // --soak-seconds: produce at full speed this long, sampling brokers' RSS.
@@ -507,6 +561,18 @@ int run(int argc, char** argv) {
     show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
     return stop();
   }
+  auto messages = [&] {
+    auto [m, r] = messages_vs_batches(c, "rf1", 4, 500, 5.0);
+    std::fprintf(text_out, "  %-44s %9.0f records/s  %7.1f MB/s\n", "produce 1 KiB as messages (ProduceRecords)", m, m * 1024 / 1e6);
+    std::fprintf(text_out, "  %-44s %9.0f records/s  %7.1f MB/s  messages/raw %.2f\n",
+                 "  floor: the same records as a prebuilt batch", r, r * 1024 / 1e6, m / r);
+    figure("produce 1 KiB as messages, acks=1 RF=1", m, "records/s");
+    figure("floor: prebuilt batch of the same records", r, "records/s");
+  };
+  if (phase == "messages") {
+    messages();
+    return stop();
+  }
   if (phase == "idempotence") {
     std::fprintf(stderr, "data_bench: producing, with and without idempotence\n");
     idempotence();
@@ -523,6 +589,7 @@ int run(int argc, char** argv) {
     show("produce 100 B, acks=1, RF=1", produce(b, "rf1small", records * 3, 100, 1, 1 << 20));
     show("produce 1 KiB, acks=all, RF=3", produce(b, "rf3", records, 1024, -1, 1 << 20));
     idempotence();
+    messages();
     show("consume 1 KiB, RF=1 topic, from the beginning", consume(b, "rf1", 3, records, 1024));
     one_in_flight();
     show("1000 in flight, acks=all RF=3 (latency)", produce(b, "lat3", 100'000, 100, -1, 16384, 1000));
