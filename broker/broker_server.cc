@@ -17,6 +17,7 @@
 
 #include "broker/controller_service.h"
 #include "broker/record_messages.h"
+#include "storage/file.h"
 #include "proto/broker.grpc.pb.h"
 
 namespace gannet::broker {
@@ -1156,6 +1157,18 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   auto logs = storage::LogManager::open(lo);
   if (!logs.ok()) return "cannot open the partition logs: " + logs.error().to_string();
   b->logs_ = std::move(logs).value();
+  {
+    // This data directory's previous incarnation, then ours in its place (durably, before we
+    // register: a crash right after registering must still let the next start name us).
+    storage::FileSystem* fs = storage::posix_file_system();
+    const std::string path = storage::join_path(b->options_.data_dir, "broker-incarnation");
+    if (fs->exists(path)) {
+      auto prev = storage::read_file(fs, path);
+      if (prev.ok() && prev->size() == 16) b->previous_incarnation_id_ = *prev;
+    }
+    auto st = storage::write_file_atomic(fs, path, b->incarnation_id_);
+    if (!st.ok()) return "cannot record the broker's incarnation: " + st.error().to_string();
+  }
   b->controller_ = std::make_unique<ControllerChannel>(b->options_.voters,
                                                        [publisher] { return publisher->leader(); });
   BrokerServer* self = b.get();
@@ -1455,6 +1468,7 @@ bool BrokerServer::register_once() {
   req.set_broker_id(options_.node_id);
   req.set_cluster_id(options_.cluster_id);
   req.set_incarnation_id(incarnation_id_);
+  req.set_previous_incarnation_id(previous_incarnation_id_);
   req.set_rack(options_.rack);
   auto* e = req.add_endpoints();
   e->set_name(options_.listener_name);
@@ -1476,8 +1490,12 @@ bool BrokerServer::register_once() {
     LOG_EVERY_N(WARNING, 10) << "broker " << options_.node_id << ": registration failed: "
                              << (st.ok() ? gannet::v1::ErrorCode_Name(resp.error_code()) + ": " + resp.error_message()
                                          : st.error_message());
-    if (st.ok() && resp.error_code() == gannet::v1::INCONSISTENT_CLUSTER_ID) {
-      LOG(ERROR) << resp.error_message();
+    if (st.ok() && (resp.error_code() == gannet::v1::INCONSISTENT_CLUSTER_ID ||
+                    resp.error_code() == gannet::v1::DUPLICATE_BROKER_REGISTRATION)) {
+      // DUPLICATE_BROKER_REGISTRATION: another process runs as this node id; this one keeps
+      // asking, and takes over once that one's session has expired.
+      LOG_EVERY_N(ERROR, 10) << "broker " << options_.node_id << ": " << gannet::v1::ErrorCode_Name(resp.error_code())
+                             << ": " << resp.error_message();
     }
     return false;
   }

@@ -213,6 +213,9 @@ class BrokerServer final : public RequestCore {
   std::unique_ptr<kafka::KafkaListener> kafka_;
   int port_ = 0;
   std::string incarnation_id_;
+  // The incarnation that ran from this data directory before this process (file
+  // `broker-incarnation`, replaced by ours at start): a restart names it when registering.
+  std::string previous_incarnation_id_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -44,6 +44,7 @@ ErrorCode to_error_code(ApiError e) {
     case ApiError::kInvalidConfig: return gannet::v1::INVALID_CONFIG;
     case ApiError::kUnknownTopic: return gannet::v1::UNKNOWN_TOPIC_OR_PARTITION;
     case ApiError::kStaleBrokerEpoch: return gannet::v1::STALE_BROKER_EPOCH;
+    case ApiError::kDuplicateBrokerRegistration: return gannet::v1::DUPLICATE_BROKER_REGISTRATION;
     case ApiError::kFencedLeaderEpoch: return gannet::v1::FENCED_LEADER_EPOCH;
     case ApiError::kInvalidUpdateVersion: return gannet::v1::INVALID_UPDATE_VERSION;
     case ApiError::kIneligibleReplica: return gannet::v1::INELIGIBLE_REPLICA;
@@ -291,7 +292,7 @@ grpc::Status ControllerService::BrokerRegistration(grpc::ServerContext*, const c
   WriteOutcome o = controller_->write([&](ControllerLogic& logic, const MetadataImage& image,
                                           int64_t next_offset, int64_t now) {
     return logic.register_broker(image, req->broker_id(), req->incarnation_id(), eps, req->rack(),
-                                 next_offset, now);
+                                 next_offset, now, req->previous_incarnation_id());
   });
   if (!request_level(o, resp)) return grpc::Status::OK;
   resp->set_error_code(to_error_code(o.error));

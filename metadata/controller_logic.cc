@@ -61,6 +61,7 @@ const char* api_error_name(ApiError e) {
     case ApiError::kInvalidConfig: return "INVALID_CONFIG";
     case ApiError::kUnknownTopic: return "UNKNOWN_TOPIC_OR_PARTITION";
     case ApiError::kStaleBrokerEpoch: return "STALE_BROKER_EPOCH";
+    case ApiError::kDuplicateBrokerRegistration: return "DUPLICATE_BROKER_REGISTRATION";
     case ApiError::kFencedLeaderEpoch: return "FENCED_LEADER_EPOCH";
     case ApiError::kInvalidUpdateVersion: return "INVALID_UPDATE_VERSION";
     case ApiError::kIneligibleReplica: return "INELIGIBLE_REPLICA";
@@ -337,7 +338,7 @@ Decision ControllerLogic::register_broker(const MetadataImage& image, int32_t id
                                           const std::string& incarnation,
                                           const std::vector<Endpoint>& endpoints,
                                           const std::string& rack, int64_t next_offset,
-                                          int64_t now_ms) {
+                                          int64_t now_ms, const std::string& previous_incarnation) {
   if (id < 0) return refuse(ApiError::kInvalidConfig, "broker id must be >= 0");
   if (id > config_.max_node_id) {
     return refuse(ApiError::kInvalidRequest, "broker id " + std::to_string(id) + " is above reserved.broker.max.id (" +
@@ -347,6 +348,14 @@ Decision ControllerLogic::register_broker(const MetadataImage& image, int32_t id
   // A new incarnation of a live broker: its old session's leaderships are void.
   auto it = image.brokers().find(id);
   if (it != image.brokers().end() && it->second.incarnation_id != incarnation && !it->second.fenced) {
+    auto hb = last_heartbeat_ms_.find(id);
+    const bool live = hb != last_heartbeat_ms_.end() && now_ms - hb->second < config_.session_timeout_ms;
+    if (live && previous_incarnation != it->second.incarnation_id) {
+      return refuse(ApiError::kDuplicateBrokerRegistration,
+                    "node id " + std::to_string(id) + " is registered by another incarnation that is still " +
+                        "heartbeating (last heartbeat " + std::to_string(now_ms - hb->second) +
+                        " ms ago); two brokers must not share a node.id");
+    }
     evict_broker(image, id, &d.records);
   }
   v1::MetadataRecord r;

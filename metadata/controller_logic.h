@@ -33,6 +33,7 @@ enum class ApiError {
   kInvalidRequest,             // INVALID_REQUEST
   kTopicAuthorizationFailed,   // TOPIC_AUTHORIZATION_FAILED
   kPolicyViolation,            // POLICY_VIOLATION
+  kDuplicateBrokerRegistration,  // DUPLICATE_BROKER_REGISTRATION
 };
 const char* api_error_name(ApiError e);
 
@@ -76,9 +77,15 @@ class ControllerLogic {
   // will have); the broker starts fenced. A heartbeat keeps the session; it unfences the broker
   // once its metadata image includes its own registration (metadata_offset > broker epoch), so
   // an unfenced broker always knows the partitions it was given.
+  //
+  // A new incarnation of a node id whose registered incarnation is unfenced and still within its
+  // session (a heartbeat less than broker.session.timeout.ms ago) is refused with
+  // kDuplicateBrokerRegistration, unless it names that incarnation as `previous_incarnation`
+  // (a restart of the same broker, which read it from its own data directory): one forged or
+  // misconfigured registration can no longer evict a live broker, and a restart is still at once.
   Decision register_broker(const MetadataImage& image, int32_t id, const std::string& incarnation,
                            const std::vector<Endpoint>& endpoints, const std::string& rack,
-                           int64_t next_offset, int64_t now_ms);
+                           int64_t next_offset, int64_t now_ms, const std::string& previous_incarnation = "");
   Decision heartbeat(const MetadataImage& image, int32_t id, int64_t broker_epoch,
                      int64_t metadata_offset, bool want_shutdown, int64_t now_ms);
   // Fences brokers whose session expired and moves their leaderships away (ISR shrinks too),

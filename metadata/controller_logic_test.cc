@@ -297,3 +297,38 @@ TEST_F(ControllerLogicTest, ATopicTooLargeForOneMetadataEntryIsRefusedBeforeItsR
 
 }  // namespace
 }  // namespace gannet::metadata
+
+namespace gannet::metadata {
+namespace {
+
+// Issue 19: a registration of a node id whose incarnation still heartbeats is refused
+// (DUPLICATE_BROKER_REGISTRATION, as Kafka does) instead of evicting the live broker; a restart
+// that names the registered incarnation as its previous one takes over at once, and anyone may
+// register once the old session has expired.
+TEST_F(ControllerLogicTest, ALiveBrokerIsNotEvictedByAnotherRegistrationOfItsId) {
+  const std::vector<Endpoint> ep{Endpoint{"CLIENT", "127.0.0.1", 9002}};
+  const int64_t epoch = image_->brokers().at(2).epoch;
+  now_ += 1000;
+  apply(logic_.heartbeat(*image_, 2, epoch, image_->offset(), false, now_));
+  Decision forged = logic_.register_broker(*image_, 2, "someone-else", ep, "", image_->offset(), now_ + 500);
+  EXPECT_EQ(forged.error, ApiError::kDuplicateBrokerRegistration);
+  EXPECT_TRUE(forged.records.empty());
+  EXPECT_EQ(image_->brokers().at(2).incarnation_id, "inc-2");
+  EXPECT_FALSE(image_->brokers().at(2).fenced);
+  // The same broker restarted names its previous incarnation: accepted at once.
+  apply(logic_.register_broker(*image_, 2, "inc-2b", ep, "", image_->offset(), now_ + 600, "inc-2"));
+  EXPECT_EQ(image_->brokers().at(2).incarnation_id, "inc-2b");
+  EXPECT_TRUE(image_->brokers().at(2).fenced) << "a new registration starts fenced";
+  const int64_t epoch_b = image_->brokers().at(2).epoch;
+  apply(logic_.heartbeat(*image_, 2, epoch_b, image_->offset(), false, now_ + 700));
+  // Another node with the id, once that session has expired (no heartbeat for the session
+  // timeout): accepted.
+  EXPECT_EQ(logic_.register_broker(*image_, 2, "other", ep, "", image_->offset(), now_ + 1000).error,
+            ApiError::kDuplicateBrokerRegistration);
+  apply(logic_.register_broker(*image_, 2, "other", ep, "", image_->offset(),
+                               now_ + 700 + ControllerConfig{}.session_timeout_ms));
+  EXPECT_EQ(image_->brokers().at(2).incarnation_id, "other");
+}
+
+}  // namespace
+}  // namespace gannet::metadata

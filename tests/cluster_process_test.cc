@@ -25,6 +25,7 @@
 #include "proto/broker.grpc.pb.h"
 #include "proto/controller.grpc.pb.h"
 #include "proto/raft.grpc.pb.h"
+#include "testing/cli_harness.h"
 #include "testing/cluster_harness.h"
 #include "testing/process_harness.h"
 
@@ -588,7 +589,11 @@ TEST(ClusterProcess, DataDirectoryIdentityIsChecked) {
 // registration evicts the first; the first, refused as stale and told that another incarnation
 // holds its id, stops itself (exit 3) instead of registering again (which would evict the
 // second, and so on, each time either heartbeats).
-TEST(ClusterProcess, ABrokerWhoseNodeIdAnotherProcessRegisteredStopsItself) {
+// A second process with a live broker's node.id (its own data directory), and a forged
+// BrokerRegistration naming a live broker: both refused with DUPLICATE_BROKER_REGISTRATION, and
+// the live brokers keep serving (before issue 19 the live one was evicted and stopped itself). The
+// twin takes the id only once the first one has died and its session has expired.
+TEST(ClusterProcess, ABrokerIdALiveBrokerHoldsIsRefusedUntilItsSessionEnds) {
   Cluster c(4, "", /*controllers=*/1);
   c.start_all();
   ASSERT_TRUE(c.wait_unfenced({2, 3, 4}, 60s));
@@ -621,29 +626,50 @@ TEST(ClusterProcess, ABrokerWhoseNodeIdAnotherProcessRegisteredStopsItself) {
   testing::Process twin;
   twin.start({testing::runfile("broker/gannetd"), "--config", twin_config}, twin_log);
 
+  // The twin is refused while broker 3 heartbeats: broker 3 keeps its registration and serves.
+  ASSERT_TRUE(testing::wait_until([&] { return testing::contains(testing::read_file(twin_log), "DUPLICATE_BROKER_REGISTRATION"); },
+                                  30s))
+      << testing::read_file(twin_log);
+  std::this_thread::sleep_for(3s);  // several heartbeats and twin retries
   int status = 0;
-  const bool exited = testing::wait_until([&] { return c.exited(3, &status); }, 30s);
-  if (!exited) c.dump_logs();
-  ASSERT_TRUE(exited) << "the first broker 3 still runs beside its twin";
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 3) << "wait status " << status;
-  std::ifstream log(c.log_path(3));
-  std::stringstream text;
-  text << log.rdbuf();
-  EXPECT_NE(text.str().find("another broker registered with node.id 3"), std::string::npos);
-  // The twin is broker 3 now: unfenced, at its own port, and it stays so.
-  auto twin_serves = [&] {
+  EXPECT_FALSE(c.exited(3, &status)) << "the live broker 3 stopped";
+  auto serves = [&](int port) {
     auto now = c.describe_cluster();
     if (!now) return false;
     for (const auto& b : now->brokers()) {
-      if (b.broker_id() == 3) return !b.fenced() && b.endpoints_size() > 0 && b.endpoints(0).port() == twin_port;
+      if (b.broker_id() == 3) return !b.fenced() && b.endpoints_size() > 0 && b.endpoints(0).port() == port;
     }
     return false;
   };
-  EXPECT_TRUE(testing::wait_until(twin_serves, 30s));
-  std::this_thread::sleep_for(3s);  // several heartbeats: nobody evicts it again
-  EXPECT_TRUE(twin_serves());
+  EXPECT_TRUE(serves(old_port)) << "broker 3's registration changed";
+  // A forged registration naming broker 2 (a new incarnation id, nothing else): refused.
+  {
+    cv1::BrokerRegistrationRequest req;
+    req.set_broker_id(2);
+    req.set_cluster_id(kClusterId);
+    req.set_incarnation_id(std::string(16, 'x'));
+    auto* e = req.add_endpoints();
+    e->set_name("GRPC");
+    e->set_host("127.0.0.1");
+    e->set_port(1);
+    cv1::BrokerRegistrationResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    ASSERT_TRUE(c.controller(1)->BrokerRegistration(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.error_code(), gannet::v1::DUPLICATE_BROKER_REGISTRATION) << resp.error_message();
+    std::this_thread::sleep_for(2s);
+    EXPECT_FALSE(c.exited(2, &status)) << "a forged registration stopped broker 2";
+    auto d2 = c.describe_cluster();
+    ASSERT_TRUE(d2.has_value());
+    for (const auto& b : d2->brokers()) {
+      if (b.broker_id() == 2) EXPECT_FALSE(b.fenced()) << "broker 2 was fenced by a forged registration";
+    }
+  }
+  // Broker 3 dies: once its session has expired, the twin registers and serves as broker 3.
+  c.kill(3, SIGKILL);
+  EXPECT_TRUE(testing::wait_until([&] { return serves(twin_port); }, 40s)) << testing::read_file(twin_log);
   int twin_status = 0;
-  EXPECT_FALSE(twin.reap(&twin_status)) << "the twin exited too";
+  EXPECT_FALSE(twin.reap(&twin_status)) << "the twin exited";
   twin.kill(SIGTERM);
 }
 
