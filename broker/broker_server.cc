@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <future>
 #include <random>
 
 #include "common/call_watchdog.h"
@@ -381,80 +382,30 @@ class BrokerServer::Service final
   grpc::ServerUnaryReactor* ProduceRecords(grpc::CallbackServerContext*, const bv1::ProduceRecordsRequest* req,
                                            bv1::ProduceRecordsResponse* resp) override {
     auto* reactor = new CallReactor();
-    struct Join {
-      ProducePlan plan;
-      bv1::ProduceResponse core;
-      std::mutex mu;  // resp is filled by several completions
-      std::atomic<int> left{1};
-    };
-    auto j = std::make_shared<Join>();
-    j->plan = plan_produce_records(*b_->publisher_->image(), *req, b_->options_.node_id,
-                                   sticky_.fetch_add(1, std::memory_order_relaxed), resp);
-    if (j->plan.refused) {
-      reactor->Finish(grpc::Status::OK);
-      return reactor;
-    }
-    auto done_one = [j, reactor] {
-      if (j->left.fetch_sub(1) == 1) reactor->Finish(grpc::Status::OK);
-    };
-    if (j->plan.local.partitions_size() > 0) {
-      j->left.fetch_add(1);
-      b_->produce(&j->plan.local, &j->core, [j, resp, done_one] {
-        {
-          std::lock_guard<std::mutex> l(j->mu);
-          finish_local_records(j->plan, j->core, resp);
-        }
-        done_one();
-      });
-    }
-    for (auto& [leader, f] : j->plan.forwards) {
-      j->left.fetch_add(1);
-      const ProducePlan::Forward* fwd = &f;  // j owns it (std::map: stable)
-      bv1::Broker::Stub* stub = peer_stub(leader);
-      if (!stub) {
-        {
-          std::lock_guard<std::mutex> l(j->mu);
-          finish_forwarded_records(*fwd, nullptr, gannet::v1::BROKER_NOT_AVAILABLE,
-                                   "no address for broker " + std::to_string(leader), resp);
-        }
-        done_one();
-        continue;
-      }
-      auto ctx = std::make_shared<grpc::ClientContext>();
-      const int timeout = fwd->req.timeout_ms() > 0 ? std::min(fwd->req.timeout_ms(), 300'000) : 30'000;
-      ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout + 5'000));
-      auto answer = std::make_shared<bv1::ProduceRecordsResponse>();
-      stub->async()->ProduceRecords(ctx.get(), &fwd->req, answer.get(),
-                                    [j, fwd, ctx, answer, resp, done_one, leader](grpc::Status st) {
-                                      {
-                                        std::lock_guard<std::mutex> l(j->mu);
-                                        finish_forwarded_records(
-                                            *fwd, st.ok() ? answer.get() : nullptr,
-                                            st.ok() ? gannet::v1::NONE : gannet::v1::REQUEST_TIMED_OUT,
-                                            "forwarded to broker " + std::to_string(leader) + ": " + st.error_message(),
-                                            resp);
-                                      }
-                                      done_one();
-                                    });
-    }
-    done_one();
+    produce_records(req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
     return reactor;
+  }
+
+  // The same on a stream: each request answered, in order, before the next is read.
+  grpc::Status ProduceRecordsStream(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<bv1::ProduceRecordsResponse, bv1::ProduceRecordsRequest>* stream) override {
+    bv1::ProduceRecordsRequest req;
+    while (!b_->stopping() && !ctx->IsCancelled() && stream->Read(&req)) {
+      bv1::ProduceRecordsResponse resp;
+      std::promise<void> answered;
+      produce_records(&req, &resp, [&answered] { answered.set_value(); });
+      answered.get_future().wait();
+      if (!stream->Write(resp)) break;
+    }
+    return grpc::Status::OK;
   }
 
   // Decoded records of one partition: the consumers' fetch path (parked long poll and all).
   grpc::ServerUnaryReactor* FetchRecords(grpc::CallbackServerContext*, const bv1::FetchRecordsRequest* req,
                                          bv1::FetchRecordsResponse* resp) override {
     auto* reactor = new CallReactor();
-    struct Fetched {
-      bv1::FetchRequest req;
-      bv1::FetchResponse resp;
-    };
-    auto f = std::make_shared<Fetched>();
-    f->req = fetch_request_for(*req);
-    auto call = std::make_shared<FetchCall>(this, &f->req, &f->resp, [f, req, resp, reactor] {
-      decode_fetched_records(*req, f->resp, resp);
-      reactor->Finish(grpc::Status::OK);
-    });
+    auto call = fetch_records(req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
     reactor->keep(call);
     std::weak_ptr<FetchCall> weak = call;
     reactor->set_on_cancel([weak] {
@@ -462,6 +413,29 @@ class BrokerServer::Service final
     });
     call->start();
     return reactor;
+  }
+
+  // A consumer stream: records of one partition from `offset` on, as they arrive, each answer
+  // holding what one fetch found (long polls of max_wait_ms, 500 ms when unset), until the client
+  // cancels, an error (answered, then the stream ends) or the broker stops.
+  grpc::Status ConsumeRecords(grpc::ServerContext* ctx, const bv1::FetchRecordsRequest* first,
+                              grpc::ServerWriter<bv1::FetchRecordsResponse>* writer) override {
+    bv1::FetchRecordsRequest req = *first;
+    if (req.max_wait_ms() <= 0) req.set_max_wait_ms(500);
+    while (!b_->stopping() && !ctx->IsCancelled()) {
+      bv1::FetchRecordsResponse resp;
+      std::promise<void> answered;
+      auto call = fetch_records(&req, &resp, [&answered] { answered.set_value(); });
+      call->start();
+      answered.get_future().wait();
+      if (resp.error_code() != gannet::v1::NONE) {
+        writer->Write(resp);
+        break;
+      }
+      if (resp.records_size() > 0 && !writer->Write(resp)) break;
+      req.set_offset(resp.next_offset());
+    }
+    return grpc::Status::OK;
   }
 
   // Fetch requests on one stream, each answered before the next is read (a follower's replica
@@ -505,6 +479,87 @@ class BrokerServer::Service final
   }
 
  private:
+  class FetchCall;  // below
+
+  // Records as messages (record_messages.h): partitioned and batched here and appended through
+  // the same produce path; the records of partitions another broker leads are forwarded to it
+  // (once: a forwarded request is never forwarded again). `done` runs once `resp` is complete.
+  void produce_records(const bv1::ProduceRecordsRequest* req, bv1::ProduceRecordsResponse* resp,
+                       std::function<void()> finish) {
+    struct Join {
+      ProducePlan plan;
+      bv1::ProduceResponse core;
+      std::mutex mu;  // resp is filled by several completions
+      std::atomic<int> left{1};
+      std::function<void()> finish;
+    };
+    auto j = std::make_shared<Join>();
+    j->finish = std::move(finish);
+    j->plan = plan_produce_records(*b_->publisher_->image(), *req, b_->options_.node_id,
+                                   sticky_.fetch_add(1, std::memory_order_relaxed), resp);
+    if (j->plan.refused) return j->finish();
+    auto done_one = [j] {
+      if (j->left.fetch_sub(1) == 1) j->finish();
+    };
+    if (j->plan.local.partitions_size() > 0) {
+      j->left.fetch_add(1);
+      b_->produce(&j->plan.local, &j->core, [j, resp, done_one] {
+        {
+          std::lock_guard<std::mutex> l(j->mu);
+          finish_local_records(j->plan, j->core, resp);
+        }
+        done_one();
+      });
+    }
+    for (auto& [leader, f] : j->plan.forwards) {
+      j->left.fetch_add(1);
+      const ProducePlan::Forward* fwd = &f;  // j owns it (std::map: stable)
+      bv1::Broker::Stub* stub = peer_stub(leader);
+      if (!stub) {
+        {
+          std::lock_guard<std::mutex> l(j->mu);
+          finish_forwarded_records(*fwd, nullptr, gannet::v1::BROKER_NOT_AVAILABLE,
+                                   "no address for broker " + std::to_string(leader), resp);
+        }
+        done_one();
+        continue;
+      }
+      auto ctx = std::make_shared<grpc::ClientContext>();
+      const int timeout = fwd->req.timeout_ms() > 0 ? std::min(fwd->req.timeout_ms(), 300'000) : 30'000;
+      ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout + 5'000));
+      auto answer = std::make_shared<bv1::ProduceRecordsResponse>();
+      stub->async()->ProduceRecords(ctx.get(), &fwd->req, answer.get(),
+                                    [j, fwd, ctx, answer, resp, done_one, leader](grpc::Status st) {
+                                      {
+                                        std::lock_guard<std::mutex> l(j->mu);
+                                        finish_forwarded_records(
+                                            *fwd, st.ok() ? answer.get() : nullptr,
+                                            st.ok() ? gannet::v1::NONE : gannet::v1::REQUEST_TIMED_OUT,
+                                            "forwarded to broker " + std::to_string(leader) + ": " + st.error_message(),
+                                            resp);
+                                      }
+                                      done_one();
+                                    });
+    }
+    done_one();
+  }
+
+  // A fetch of decoded records, not started yet (start() it after keeping the handle). `done`
+  // runs once `resp` is complete.
+  std::shared_ptr<FetchCall> fetch_records(const bv1::FetchRecordsRequest* req, bv1::FetchRecordsResponse* resp,
+                                           std::function<void()> done) {
+    struct Fetched {
+      bv1::FetchRequest req;
+      bv1::FetchResponse resp;
+    };
+    auto f = std::make_shared<Fetched>();
+    f->req = fetch_request_for(*req);
+    return std::make_shared<FetchCall>(this, &f->req, &f->resp, [f, req, resp, done = std::move(done)] {
+      decode_fetched_records(*req, f->resp, resp);
+      done();
+    });
+  }
+
   // A stub for another broker's gRPC listener (forwarding records to a partition's leader),
   // cached by address; nullptr when the image has no address for it.
   bv1::Broker::Stub* peer_stub(int32_t id) {

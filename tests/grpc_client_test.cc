@@ -179,5 +179,28 @@ TEST_F(GrpcClientTest, BadRequestsFromPythonGetKafkasErrors) {
   EXPECT_EQ(ok.code, 0) << ok.dump();
 }
 
+TEST_F(GrpcClientTest, StreamsAnswerInOrderAndPushRecordsAsTheyArrive) {
+  ASSERT_EQ(cluster_->create_error("st", 2, 3), gannet::v1::NONE);
+  auto run = py("stream.py", "st 1 35");
+  ASSERT_EQ(run.code, 0) << run.dump();
+  std::vector<int64_t> sent, got;
+  std::vector<std::string> values;
+  for (const auto& l : lines(run.out)) {
+    auto w = words(l);
+    if (w[0] == "sent") sent.push_back(std::stoll(w[1]));
+    if (w[0] == "got") {
+      got.push_back(std::stoll(w[1]));
+      values.push_back(w[2]);
+    }
+  }
+  ASSERT_EQ(sent.size(), 35u) << run.dump();
+  ASSERT_EQ(got.size(), 35u) << run.dump();
+  for (size_t i = 0; i < 35; ++i) {
+    EXPECT_EQ(sent[i], static_cast<int64_t>(i)) << "ProduceRecordsStream answers in request order";
+    EXPECT_EQ(got[i], static_cast<int64_t>(i));
+    EXPECT_EQ(values[i], "s" + std::to_string(i));
+  }
+}
+
 }  // namespace
 }  // namespace gannet
