@@ -329,10 +329,21 @@ int perf_produce_command(const Args& a) {
   Latencies lat;
   lat.us.reserve(static_cast<size_t>(num));
   std::atomic<int64_t> acked{0}, failed{0};
+  std::string first_error;  // with lat_mu: the first failure's code and message
+  gannet::v1::ErrorCode first_code = gannet::v1::NONE;
   const auto start = Clock::now();
   auto last_report = start;
   int64_t last_acked = 0;
+  bool hopeless = false;
   for (int64_t i = 0; i < num; ++i) {
+    if (failed.load() > 0 && acked.load() == 0) {
+      // Nothing acknowledged and an error no retry can fix (no such topic): stop with it rather
+      // than send every record into the same answer.
+      std::lock_guard<std::mutex> l(lat_mu);
+      hopeless = first_code == gannet::v1::UNKNOWN_TOPIC_OR_PARTITION ||
+                 first_code == gannet::v1::INVALID_TOPIC_EXCEPTION;
+      if (hopeless) break;
+    }
     if (throughput > 0) {
       // Cap the send rate: sleep when ahead of schedule.
       const double due = static_cast<double>(i) / static_cast<double>(throughput);
@@ -345,12 +356,15 @@ int perf_produce_command(const Args& a) {
     r.value = payload;
     producer.send(std::move(r), [&, sent](const client::RecordMetadata& m) {
       const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent).count();
+      std::lock_guard<std::mutex> l(lat_mu);
       if (m.ok()) {
         ++acked;
       } else {
-        ++failed;
+        if (failed++ == 0) {
+          first_code = m.error;
+          first_error = gannet::v1::ErrorCode_Name(m.error) + ": " + m.message;
+        }
       }
-      std::lock_guard<std::mutex> l(lat_mu);
       lat.us.push_back(us);
     });
     if (secs_since(last_report) >= 1.0) {
@@ -363,7 +377,11 @@ int perf_produce_command(const Args& a) {
   }
   producer.flush();
   const double secs = secs_since(start);
-  producer.close();
+  producer.close();  // no callback runs after this
+  if (hopeless) {
+    std::fprintf(stderr, "gannet: perf produce: %s\n", first_error.c_str());
+    return kExitError;
+  }
   const double rps = static_cast<double>(num) / secs;
   const double mbps = rps * static_cast<double>(size) / 1e6;
   double avg = 0;
