@@ -130,6 +130,29 @@ TEST_F(GrpcClientTest, RecordsAsMessagesFromPythonArePartitionedLikeKafkaAndRead
     ASSERT_EQ(w.size(), 3u) << l;
     where[w[2]] = {std::stoi(w[0]), std::stoll(w[1])};
   }
+  // Node's admin and consumer: a topic created from Node, records produced from Python, read back
+  // from Node.
+  auto node_cmd = [&](const std::string& script, const std::string& args, const std::string& input = "") {
+    return testing::shell_run("env NODE_PATH=" + testing::shell_quote(std::string(npm) + "/node_modules") +
+                                  " GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) + " node " +
+                                  testing::shell_quote(testing::runfile("clients/node/" + script)) + " " + first + " " +
+                                  args,
+                              input);
+  };
+  auto nd = node_cmd("admin.js", "create nd 3 3");
+  ASSERT_EQ(nd.code, 0) << nd.dump();
+  auto to_nd = py("produce.py", "nd", "a:1\nb:2\nc:3\nd:4\ne:5\n");
+  ASSERT_EQ(to_nd.code, 0) << to_nd.dump();
+  auto from_nd = node_cmd("consume.js", "nd");
+  ASSERT_EQ(from_nd.code, 0) << from_nd.dump();
+  std::set<std::string> nd_read;
+  for (const auto& l : lines(from_nd.out)) {
+    auto w = words(l);
+    ASSERT_EQ(w.size(), 4u) << l;
+    EXPECT_EQ(std::stoi(w[0]), partition_for_key(w[2], 3)) << l;
+    nd_read.insert(w[2] + ":" + w[3]);
+  }
+  EXPECT_EQ(nd_read, (std::set<std::string>{"a:1", "b:2", "c:3", "d:4", "e:5"})) << from_nd.dump();
   // Everything reads back decoded, from each partition's leader, at the offsets produce gave.
   auto consumed = py("consume.py", "py");
   ASSERT_EQ(consumed.code, 0) << consumed.dump();
