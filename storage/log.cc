@@ -583,7 +583,7 @@ Result<AppendResult> Log::append(std::span<uint8_t> batches, int32_t leader_epoc
       r.last_offset = dup_last;
       r.duplicate = true;
       // Acknowledged only as durably as the original would be.
-      if (config().flush_messages <= 1 && durable_offset() <= dup_last) flush_target = dup_last + 1;
+      if (cfg.flush_messages <= 1 && durable_offset() <= dup_last) flush_target = dup_last + 1;
       result = r;
     } else {
       if (dups > 0) {

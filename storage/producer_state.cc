@@ -80,9 +80,10 @@ Result<std::optional<ProducerBatch>> ProducerStateTable::check(const ProducerBat
                       "transactional and control batches are refused: Gannet has no transactions yet");
   }
   if (b.producer_id < 0) return std::optional<ProducerBatch>();
-  const std::string who = "producer " + std::to_string(b.producer_id);
+  // Only for error messages: not built for a batch that is accepted.
+  auto who = [&] { return "producer " + std::to_string(b.producer_id); };
   if (b.producer_epoch < 0 || b.base_sequence < 0) {
-    return make_error(Errc::kInvalidRecord, who + ": an idempotent batch needs an epoch and a sequence (got " +
+    return make_error(Errc::kInvalidRecord, who() + ": an idempotent batch needs an epoch and a sequence (got " +
                                                 std::to_string(b.producer_epoch) + ", " +
                                                 std::to_string(b.base_sequence) + ")");
   }
@@ -98,7 +99,7 @@ Result<std::optional<ProducerBatch>> ProducerStateTable::check(const ProducerBat
   const bool known = e->epoch >= 0;
   if (known) {
     if (b.producer_epoch < e->epoch) {
-      return make_error(Errc::kInvalidProducerEpoch, who + ": epoch " + std::to_string(b.producer_epoch) +
+      return make_error(Errc::kInvalidProducerEpoch, who() + ": epoch " + std::to_string(b.producer_epoch) +
                                                          " is older than its current epoch " +
                                                          std::to_string(e->epoch));
     }
@@ -109,12 +110,12 @@ Result<std::optional<ProducerBatch>> ProducerStateTable::check(const ProducerBat
       }
       if (!e->batches.empty() && !in_sequence(e->batches.back().last_seq, b.base_sequence)) {
         return make_error(Errc::kOutOfOrderSequence,
-                          who + " epoch " + std::to_string(b.producer_epoch) + ": sequence " +
+                          who() + " epoch " + std::to_string(b.producer_epoch) + ": sequence " +
                               std::to_string(b.base_sequence) + " does not follow " +
                               std::to_string(e->batches.back().last_seq));
       }
     } else if (b.base_sequence != 0) {
-      return make_error(Errc::kOutOfOrderSequence, who + ": the first batch of new epoch " +
+      return make_error(Errc::kOutOfOrderSequence, who() + ": the first batch of new epoch " +
                                                        std::to_string(b.producer_epoch) + " has sequence " +
                                                        std::to_string(b.base_sequence) + ", not 0");
     }

@@ -11,14 +11,35 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 namespace gannet::testing {
+
+// A benchmark's figures (name, value, unit) for --output json.
+using Figures = std::vector<std::tuple<std::string, double, std::string>>;
+
+// Prints `figures` as one JSON object on stdout: {"figures": [{"name", "value", "unit"}, ...]}.
+inline void print_figures_json(const Figures& figures) {
+  std::printf("{\"figures\": [");
+  for (size_t i = 0; i < figures.size(); ++i) {
+    const auto& [name, value, unit] = figures[i];
+    std::string escaped;
+    for (char c : name) {
+      if (c == '"' || c == '\\') escaped += '\\';
+      escaped += c;
+    }
+    std::printf("%s{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}", i ? ", " : "", escaped.c_str(), value,
+                unit.c_str());
+  }
+  std::printf("]}\n");
+}
 
 // p50 and p99 of `us` ({-1, -1} if empty).
 inline std::pair<double, double> p50_p99(std::vector<int64_t>& us) {

@@ -57,6 +57,24 @@ struct CliRun {
   }
 };
 
+// The non-empty lines of `text`.
+inline std::vector<std::string> nonempty_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    if (!l.empty()) out.push_back(l);
+  }
+  return out;
+}
+
+// The whitespace-separated words of `line`.
+inline std::vector<std::string> words(const std::string& line) {
+  std::vector<std::string> out;
+  std::istringstream in(line);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
 // Runs a shell command (bounded by `timeout 60`) with `input` on stdin; stdout and stderr captured.
 inline CliRun shell_run(const std::string& command, const std::string& input = "") {
   static const std::string dir = test_dir("shell-runs");

@@ -71,12 +71,7 @@ std::vector<std::string> lines(const std::string& text) {
   for (std::string l; std::getline(in, l);) out.push_back(l);
   return out;
 }
-std::vector<std::string> words(const std::string& line) {
-  std::vector<std::string> out;
-  std::istringstream in(line);
-  for (std::string w; in >> w;) out.push_back(w);
-  return out;
-}
+using testing::words;
 
 // "1,2,3" as {1, 2, 3}.
 std::set<int> id_set(const std::string& list) {

@@ -47,22 +47,8 @@ double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Cl
 // --output json: the text goes to stderr and every figure is also kept here, printed as one JSON
 // object on stdout at the end ({"figures": [{"name", "value", "unit"}, ...]}).
 FILE* text_out = stdout;
-std::vector<std::tuple<std::string, double, std::string>> figures;
+testing::Figures figures;
 void figure(const std::string& name, double value, const std::string& unit) { figures.emplace_back(name, value, unit); }
-void print_figures_json() {
-  std::printf("{\"figures\": [");
-  for (size_t i = 0; i < figures.size(); ++i) {
-    const auto& [name, value, unit] = figures[i];
-    std::string escaped;
-    for (char c : name) {
-      if (c == '"' || c == '\\') escaped += '\\';
-      escaped += c;
-    }
-    std::printf("%s{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}", i ? ", " : "", escaped.c_str(), value,
-                unit.c_str());
-  }
-  std::printf("]}\n");
-}
 // One latency line: printed, and kept as two figures.
 void latency_line(const char* name, double p50, double p99) {
   std::fprintf(text_out, "  %-44s p50 %.0f us  p99 %.0f us\n", name, p50, p99);
@@ -487,7 +473,7 @@ int run(int argc, char** argv) {
   };
   auto stop = [&] {
     for (int id : c.ids()) c.kill(id, SIGTERM);
-    if (text_out != stdout) print_figures_json();
+    if (text_out != stdout) testing::print_figures_json(figures);
     return 0;
   };
   // flush.messages=1: synced appends/s with 1 and 4 producers, beside the fdatasync rate.

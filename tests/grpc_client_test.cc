@@ -26,21 +26,8 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Cluster;
 
-std::vector<std::string> lines(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string l; std::getline(in, l);) {
-    if (!l.empty()) out.push_back(l);
-  }
-  return out;
-}
-
-std::vector<std::string> words(const std::string& l) {
-  std::vector<std::string> out;
-  std::istringstream in(l);
-  for (std::string w; in >> w;) out.push_back(w);
-  return out;
-}
+using testing::words;
+std::vector<std::string> lines(const std::string& s) { return testing::nonempty_lines(s); }
 
 class GrpcClientTest : public ::testing::Test {
  protected:
@@ -118,11 +105,15 @@ TEST_F(GrpcClientTest, RecordsAsMessagesFromPythonArePartitionedLikeKafkaAndRead
   std::string from_node;
   for (int i = 0; i < 50; ++i) from_node += "n" + std::to_string(i) + ":w" + std::to_string(i) + "\n";
   const std::string first = cluster_->bootstrap().substr(0, cluster_->bootstrap().find(','));
-  auto node = testing::shell_run("env NODE_PATH=" + testing::shell_quote(std::string(npm) + "/node_modules") +
-                                     " GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) + " node " +
-                                     testing::shell_quote(testing::runfile("clients/node/produce.js")) + " " + first +
-                                     " py",
-                                 from_node);
+  // `node clients/node/SCRIPT ARGS` against the first broker's gRPC listener.
+  auto node_cmd = [&](const std::string& script, const std::string& args, const std::string& input = "") {
+    return testing::shell_run("env NODE_PATH=" + testing::shell_quote(std::string(npm) + "/node_modules") +
+                                  " GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) + " node " +
+                                  testing::shell_quote(testing::runfile("clients/node/" + script)) + " " + first + " " +
+                                  args,
+                              input);
+  };
+  auto node = node_cmd("produce.js", "py", from_node);
   ASSERT_EQ(node.code, 0) << node.dump();
   ASSERT_EQ(lines(node.out).size(), 50u) << node.dump();
   for (const auto& l : lines(node.out)) {
@@ -132,13 +123,6 @@ TEST_F(GrpcClientTest, RecordsAsMessagesFromPythonArePartitionedLikeKafkaAndRead
   }
   // Node's admin and consumer: a topic created from Node, records produced from Python, read back
   // from Node.
-  auto node_cmd = [&](const std::string& script, const std::string& args, const std::string& input = "") {
-    return testing::shell_run("env NODE_PATH=" + testing::shell_quote(std::string(npm) + "/node_modules") +
-                                  " GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) + " node " +
-                                  testing::shell_quote(testing::runfile("clients/node/" + script)) + " " + first + " " +
-                                  args,
-                              input);
-  };
   auto nd = node_cmd("admin.js", "create nd 3 3");
   ASSERT_EQ(nd.code, 0) << nd.dump();
   auto to_nd = py("produce.py", "nd", "a:1\nb:2\nc:3\nd:4\ne:5\n");

@@ -51,19 +51,11 @@ using Clock = std::chrono::steady_clock;
 double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 FILE* text_out = stdout;
-std::vector<std::tuple<std::string, double, std::string>> figures;
+testing::Figures figures;
 void figure(const std::string& name, double value, const std::string& unit) {
   figures.emplace_back(name, value, unit);
   std::fprintf(text_out, "  %-62s %12.1f %s\n", name.c_str(), value, unit.c_str());
   std::fflush(text_out);
-}
-void print_figures_json() {
-  std::printf("{\"figures\": [");
-  for (size_t i = 0; i < figures.size(); ++i) {
-    const auto& [name, value, unit] = figures[i];
-    std::printf("%s{\"name\": \"%s\", \"value\": %.3f, \"unit\": \"%s\"}", i ? ", " : "", name.c_str(), value, unit.c_str());
-  }
-  std::printf("]}\n");
 }
 
 // ---- A minimal Kafka client: blocking socket, one request at a time --------------------------------
@@ -503,7 +495,7 @@ int run(int argc, char** argv) {
     figure("1 Produce in flight, acks=all RF=3 p50", a3p50, "us");
     figure("1 Produce in flight, acks=all RF=3 p99", a3p99, "us");
   }
-  if (text_out == stderr) print_figures_json();
+  if (text_out == stderr) testing::print_figures_json(figures);
   return 0;
 }
 

@@ -33,14 +33,7 @@ testing::CliRun sh(const std::string& command, const std::string& input = "") {
   return testing::shell_run(command, input);
 }
 
-std::vector<std::string> lines(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  for (std::string l; std::getline(in, l);) {
-    if (!l.empty()) out.push_back(l);
-  }
-  return out;
-}
+std::vector<std::string> lines(const std::string& s) { return testing::nonempty_lines(s); }
 
 class KafkaClientTest : public ::testing::Test {
  protected:
