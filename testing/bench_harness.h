@@ -22,6 +22,11 @@
 
 namespace gannet::testing {
 
+// Seconds since `t`.
+inline double secs_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 // A benchmark's figures (name, value, unit) for --output json.
 using Figures = std::vector<std::tuple<std::string, double, std::string>>;
 

@@ -42,7 +42,7 @@ using testing::loopback_round_trip;
 using testing::p50_p99;
 
 using Clock = std::chrono::steady_clock;
-double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+using testing::secs_since;
 
 // --output json: the text goes to stderr and every figure is also kept here, printed as one JSON
 // object on stdout at the end ({"figures": [{"name", "value", "unit"}, ...]}).

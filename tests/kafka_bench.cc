@@ -48,7 +48,7 @@ using testing::loopback_round_trip;
 using testing::p50_p99;
 
 using Clock = std::chrono::steady_clock;
-double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+using testing::secs_since;
 
 FILE* text_out = stdout;
 testing::Figures figures;
