@@ -5,7 +5,7 @@
 #include <future>
 #include <thread>
 
-#include "client/assignor.h"
+#include "common/assignor.h"
 #include "client/consumer_protocol.h"
 #include "storage/record_batch.h"
 

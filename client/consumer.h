@@ -42,7 +42,7 @@
 #include <vector>
 
 #include "client/metadata_cache.h"
-#include "client/topic_partition.h"
+#include "common/topic_partition.h"
 #include "proto/errors.pb.h"
 
 namespace gannet::client {

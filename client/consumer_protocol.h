@@ -35,7 +35,7 @@
 #include <string_view>
 #include <vector>
 
-#include "client/topic_partition.h"
+#include "common/topic_partition.h"
 
 namespace gannet::client {
 

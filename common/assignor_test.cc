@@ -1,4 +1,4 @@
-#include "client/assignor.h"
+#include "common/assignor.h"
 
 #include <gtest/gtest.h>
 
