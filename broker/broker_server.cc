@@ -100,6 +100,8 @@ class BrokerServer::Service final
     // Heartbeat, JoinGroup, SyncGroup, LeaveGroup), run on gRPC's callback API; the streams and the admin
     // calls forwarded to the controller are still synchronous (issue 15 continues).
     : public
+      bv1::Broker::WithCallbackMethod_ConsumerGroupHeartbeat<
+      bv1::Broker::WithCallbackMethod_ConsumerGroupDescribe<
       bv1::Broker::WithCallbackMethod_ProduceRecords<
       bv1::Broker::WithCallbackMethod_FetchRecords<
       bv1::Broker::WithCallbackMethod_LeaveGroup<
@@ -115,7 +117,7 @@ class BrokerServer::Service final
                   bv1::Broker::WithCallbackMethod_OffsetFetch<
                     bv1::Broker::WithCallbackMethod_DescribeGroups<
                       bv1::Broker::WithCallbackMethod_DescribeConfigs<
-                        bv1::Broker::Service>>>>>>>>>>>>>>> {
+                        bv1::Broker::Service>>>>>>>>>>>>>>>>> {
  public:
   explicit Service(BrokerServer* b) : b_(b) {}
 
@@ -234,6 +236,23 @@ class BrokerServer::Service final
   grpc::Status OffsetFetch_now(const bv1::OffsetFetchRequest* req, bv1::OffsetFetchResponse* resp) {
     b_->groups_->offset_fetch(*req, resp);
     return grpc::Status::OK;
+  }
+  // Broker-assigned groups: answered at once (no I/O, nothing to wait for).
+  grpc::ServerUnaryReactor* ConsumerGroupHeartbeat(grpc::CallbackServerContext* ctx,
+                                                   const bv1::ConsumerGroupHeartbeatRequest* req,
+                                                   bv1::ConsumerGroupHeartbeatResponse* resp) override {
+    b_->groups_->consumer_group_heartbeat(*req, peer_host(ctx->peer()), resp);
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  grpc::ServerUnaryReactor* ConsumerGroupDescribe(grpc::CallbackServerContext* ctx,
+                                                  const bv1::ConsumerGroupDescribeRequest* req,
+                                                  bv1::ConsumerGroupDescribeResponse* resp) override {
+    b_->groups_->consumer_group_describe(*req, resp);
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
   }
   grpc::ServerUnaryReactor* ListGroups(grpc::CallbackServerContext* ctx, const bv1::ListGroupsRequest* req,
                                        bv1::ListGroupsResponse* resp) override {
@@ -1246,6 +1265,13 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   GroupCoordinatorOptions go = b->options_.group;
   go.node_id = b->options_.node_id;
   b->groups_ = std::make_unique<GroupCoordinator>(go, [self](int32_t p) { return self->partition({kOffsetsTopic, p}); });
+  b->groups_->set_topic_counts([self]() -> TopicPartitionCounts {
+    std::shared_ptr<const MetadataImage> image = self->publisher_->image();
+    return [image](const std::string& topic) -> int32_t {
+      const auto* t = image ? image->topic_by_name(topic) : nullptr;
+      return t ? static_cast<int32_t>(t->partitions.size()) : -1;
+    };
+  });
   b->watchdog_ = std::make_unique<CallWatchdog>();
   b->replica_thread_ = std::thread([self] { self->replica_loop(); });
 

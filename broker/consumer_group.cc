@@ -203,6 +203,11 @@ void ConsumerGroup::reconcile(Member& m, const std::optional<TopicPartitionSet>&
   const TopicPartitionSet& target = this->target(m.id);
   if (m.epoch == assignment_epoch_ && m.state == MemberState::kStable) return;
   TopicPartitionSet revoke = minus(m.assigned, target);
+  // What it reports no longer owning is given up already.
+  if (!is_empty(revoke) && owned && !overlaps(*owned, revoke)) {
+    set_owned(m, intersect(m.assigned, target), {});
+    revoke.clear();
+  }
   if (!is_empty(revoke)) {
     // First give up what is no longer its own; keep the epoch until it has.
     set_owned(m, intersect(m.assigned, target), std::move(revoke));
@@ -321,7 +326,10 @@ ConsumerHeartbeatAnswer ConsumerGroup::heartbeat(const ConsumerHeartbeat& hb, in
   // they learn it on their next heartbeat (reconcile runs for them then).
   a.member_id = id;
   a.member_epoch = m->epoch;
-  if (!m->last_sent || !same(*m->last_sent, m->assigned) || hb.member_epoch == 0) {
+  // Sent when it changed, on a join, and to a full heartbeat (subscription and owned partitions
+  // both sent), as Kafka does; else the member keeps what it has.
+  const bool full = hb.subscribed_topics && hb.owned;
+  if (!m->last_sent || !same(*m->last_sent, m->assigned) || hb.member_epoch == 0 || full) {
     a.assignment = m->assigned;
     m->last_sent = m->assigned;
   }

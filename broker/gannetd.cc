@@ -174,6 +174,10 @@ int main(int argc, char** argv) {
     bo.group.initial_rebalance_delay_ms = cfg->group_initial_rebalance_delay_ms;
     bo.group.max_group_size = cfg->group_max_size;
     bo.group.max_groups = cfg->group_max_groups;
+    bo.group.consumer.session_timeout_ms = cfg->group_consumer_session_timeout_ms;
+    bo.group.consumer.heartbeat_interval_ms = cfg->group_consumer_heartbeat_interval_ms;
+    bo.group.consumer.max_size = cfg->group_consumer_max_size;
+    bo.group.consumer.assignors = cfg->group_consumer_assignors;
     bo.group.offsets_retention_ms = int64_t{cfg->offsets_retention_minutes} * 60'000;
     bo.group.offsets_retention_check_interval_ms = cfg->offsets_retention_check_interval_ms;
     bo.group.offset_commit_timeout_ms = cfg->offsets_commit_timeout_ms;

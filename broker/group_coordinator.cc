@@ -371,7 +371,7 @@ ErrorCode GroupCoordinator::check_new_group_locked(const std::string& id, std::s
 
 bool GroupCoordinator::is_vacant(const Group& g) {
   return g.state == State::kEmpty && g.members.empty() && g.pending_members.empty() && g.offsets.empty() &&
-         !g.has_metadata_record && !g.record_write_in_flight && !g.empty_unwritten;
+         !g.has_metadata_record && !g.record_write_in_flight && !g.empty_unwritten && !is_consumer_group(g);
 }
 
 GroupCoordinator::Group& GroupCoordinator::get_or_create_group_locked(const std::string& id, int32_t partition) {
@@ -673,6 +673,10 @@ uint64_t GroupCoordinator::join_group(const v1::JoinGroupRequest& req, const std
   const int64_t now = clock_->monotonic_ms();
   Group* g = find_group_locked(req.group_id());
   if (g && g->state == State::kDead) return fail(ev1::COORDINATOR_NOT_AVAILABLE, "the group is being deleted");
+  if (g && is_consumer_group(*g)) {
+    return fail(ev1::INCONSISTENT_GROUP_PROTOCOL,
+                "group " + req.group_id() + " has members using the consumer (broker-assigned) protocol");
+  }
   if (req.member_id().empty()) {
     // Validated before the group is created: a refused join leaves nothing behind.
     static const Group kNoGroup;
@@ -1171,7 +1175,18 @@ void GroupCoordinator::offset_commit(const v1::OffsetCommitRequest& req, v1::Off
     return fail_all(e, e == ev1::INVALID_GROUP_ID ? "a group id is 1 to 255 bytes" : "not the coordinator of this group now");
   }
   Group* g = find_group_locked(req.group_id());
-  if (req.generation_id() < 0 && req.member_id().empty()) {
+  if (g && is_consumer_group(*g)) {
+    // A broker-assigned group: the generation is the member's epoch, which must be its current one.
+    if (req.member_id().empty()) {
+      return fail_all(ev1::UNKNOWN_MEMBER_ID, "the group has active members; commit as one of them");
+    }
+    if (ErrorCode e = g->consumer->check_commit(req.member_id(), req.generation_id()); e != ev1::NONE) {
+      return fail_all(e, e == ev1::UNKNOWN_MEMBER_ID
+                             ? "unknown member " + req.member_id()
+                             : "member epoch " + std::to_string(req.generation_id()) +
+                                   " is not the member's current one: heartbeat, then commit with the new epoch");
+    }
+  } else if (req.generation_id() < 0 && req.member_id().empty()) {
     // From outside the group (manual assignment, an offset reset): only while it has no members.
     if (g && g->state != State::kEmpty) {
       return fail_all(ev1::UNKNOWN_MEMBER_ID, "the group has active members; commit as one of them");
@@ -1301,11 +1316,14 @@ void GroupCoordinator::list_groups(const v1::ListGroupsRequest& req, v1::ListGro
   for (const auto& [id, g] : groups_) {
     auto pl = partitions_.find(g.partition);
     if (pl == partitions_.end() || !pl->second.loaded || g.state == State::kDead) continue;
-    if (!filter.empty() && !filter.count(state_name(g.state))) continue;
+    const bool consumer = is_consumer_group(g);
+    const std::string state = consumer ? g.consumer->state_name() : state_name(g.state);
+    if (!filter.empty() && !filter.count(state)) continue;
     auto* r = resp->add_groups();
     r->set_group_id(id);
-    r->set_protocol_type(g.protocol_type);
-    r->set_state(state_name(g.state));
+    r->set_protocol_type(consumer ? "consumer" : g.protocol_type);
+    r->set_state(state);
+    r->set_group_type(consumer ? "consumer" : "classic");
   }
 }
 
@@ -1323,6 +1341,21 @@ void GroupCoordinator::describe_groups(const v1::DescribeGroupsRequest& req, v1:
     if (!g || g->state == State::kDead) {
       d->set_error_code(ev1::GROUP_ID_NOT_FOUND);
       d->set_state("Dead");
+      continue;
+    }
+    if (is_consumer_group(*g)) {
+      // The classic view of a broker-assigned group: its members, its epoch as the generation
+      // (ConsumerGroupDescribe has the assignments).
+      d->set_state(g->consumer->state_name());
+      d->set_protocol_type("consumer");
+      d->set_protocol(g->consumer->assignor_name());
+      d->set_generation_id(g->consumer->group_epoch());
+      for (const auto& [mid, m] : g->consumer->members()) {
+        auto* mm = d->add_members();
+        mm->set_member_id(mid);
+        mm->set_client_id(m.client_id);
+        mm->set_client_host(m.client_host);
+      }
       continue;
     }
     d->set_state(state_name(g->state));
@@ -1363,10 +1396,11 @@ void GroupCoordinator::delete_groups(const v1::DeleteGroupsRequest& req, v1::Del
       r->set_error_message("no group " + id);
       continue;
     }
-    if (g->state != State::kEmpty) {
+    if (g->state != State::kEmpty || is_consumer_group(*g)) {
       release_record_write_locked(id);
       r->set_error_code(ev1::NON_EMPTY_GROUP);
-      r->set_error_message("group " + id + " has active members (state " + state_name(g->state) + ")");
+      r->set_error_message("group " + id + " has active members (state " +
+                           (is_consumer_group(*g) ? g->consumer->state_name() : state_name(g->state)) + ")");
       continue;
     }
     // Dead while the tombstones are written: joins and commits meanwhile are refused.
@@ -1395,12 +1429,150 @@ void GroupCoordinator::delete_groups(const v1::DeleteGroupsRequest& req, v1::Del
   }
 }
 
+// ---- Broker-assigned groups (KIP-848) ---------------------------------------------------------
+
+namespace {
+
+TopicPartitionSet to_set(const v1::PartitionSet& ps) {
+  TopicPartitionSet out;
+  for (const auto& t : ps.topics()) out[t.topic()].insert(t.partitions().begin(), t.partitions().end());
+  return out;
+}
+
+void fill_partitions(const TopicPartitionSet& s, google::protobuf::RepeatedPtrField<v1::TopicPartitions>* out) {
+  for (const auto& [topic, parts] : s) {
+    if (parts.empty()) continue;
+    auto* t = out->Add();
+    t->set_topic(topic);
+    for (int32_t p : parts) t->add_partitions(p);
+  }
+}
+
+}  // namespace
+
+TopicPartitionCounts GroupCoordinator::topic_counts() const {
+  if (topic_counts_) return topic_counts_();
+  return [](const std::string&) { return -1; };
+}
+
+void GroupCoordinator::consumer_group_heartbeat(const v1::ConsumerGroupHeartbeatRequest& req,
+                                                const std::string& client_host,
+                                                v1::ConsumerGroupHeartbeatResponse* resp) {
+  const TopicPartitionCounts counts = topic_counts();  // before mu_: it reads the metadata image
+  std::lock_guard<std::mutex> l(mu_);
+  auto fail = [&](ErrorCode e, std::string msg) {
+    resp->set_error_code(e);
+    resp->set_error_message(std::move(msg));
+  };
+  int32_t p = 0;
+  if (ErrorCode e = check_coordinator_locked(req.group_id(), &p); e != ev1::NONE) {
+    return fail(e, e == ev1::INVALID_GROUP_ID ? "a group id is 1 to 255 bytes" : "not the coordinator of this group now");
+  }
+  Group* g = find_group_locked(req.group_id());
+  if (g && g->state == State::kDead) return fail(ev1::COORDINATOR_NOT_AVAILABLE, "the group is being deleted");
+  if (g && is_classic_active(*g)) {
+    return fail(ev1::GROUP_ID_NOT_FOUND, "group " + req.group_id() + " is a classic group with members");
+  }
+  if (!g) {
+    if (req.member_epoch() == -1 || req.member_epoch() == -2) {
+      // Leaving a group that is not here (e.g. after a coordinator change): gone either way.
+      resp->set_member_id(req.member_id());
+      resp->set_member_epoch(-1);
+      return;
+    }
+    if (req.member_epoch() != 0) {
+      // Kafka says GROUP_ID_NOT_FOUND; a group lives in one coordinator's memory here, so after a
+      // coordinator change its members get UNKNOWN_MEMBER_ID and rejoin.
+      return fail(ev1::UNKNOWN_MEMBER_ID, "member '" + req.member_id() + "' is not in group " + req.group_id() +
+                                              " (the coordinator may have changed): rejoin with epoch 0");
+    }
+    std::string why;
+    if (ErrorCode e = check_new_group_locked(req.group_id(), &why); e != ev1::NONE) return fail(e, why);
+    g = &get_or_create_group_locked(req.group_id(), p);
+  }
+  if (!g->consumer) g->consumer = std::make_unique<ConsumerGroup>(req.group_id(), options_.consumer);
+  ConsumerHeartbeat hb;
+  hb.member_id = req.member_id();
+  hb.member_epoch = req.member_epoch();
+  hb.client_id = req.client_id();
+  hb.client_host = client_host;
+  hb.rack_id = req.rack_id();
+  hb.rebalance_timeout_ms = req.rebalance_timeout_ms() > 0 ? req.rebalance_timeout_ms() : -1;
+  if (req.member_epoch() == 0 || req.subscribed_topic_names_size() > 0) {
+    hb.subscribed_topics.emplace(req.subscribed_topic_names().begin(), req.subscribed_topic_names().end());
+  }
+  if (!req.server_assignor().empty()) hb.server_assignor = req.server_assignor();
+  if (req.has_owned()) hb.owned = to_set(req.owned());
+  // A handed-out id: unique without coordination, as Kafka's (a UUID-like random string).
+  const std::string new_id = (req.client_id().empty() ? std::string("member") : req.client_id()) + "-" +
+                             random_suffix() + random_suffix();
+  ConsumerHeartbeatAnswer a = g->consumer->heartbeat(hb, clock_->monotonic_ms(), counts, new_id);
+  resp->set_error_code(a.error);
+  resp->set_error_message(a.message);
+  if (a.error == ev1::NONE) {
+    resp->set_member_id(a.member_id);
+    resp->set_member_epoch(a.member_epoch);
+    resp->set_heartbeat_interval_ms(a.heartbeat_interval_ms);
+    if (a.assignment) fill_partitions(*a.assignment, resp->mutable_assignment()->mutable_topics());
+    if (a.assignment && !resp->has_assignment()) resp->mutable_assignment();
+  }
+  if (is_vacant(*g)) groups_.erase(req.group_id());
+}
+
+void GroupCoordinator::consumer_group_describe(const v1::ConsumerGroupDescribeRequest& req,
+                                               v1::ConsumerGroupDescribeResponse* resp) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const std::string& id : req.group_ids()) {
+    auto* d = resp->add_groups();
+    d->set_group_id(id);
+    int32_t p = 0;
+    if (ErrorCode e = check_coordinator_locked(id, &p); e != ev1::NONE) {
+      d->set_error_code(e);
+      continue;
+    }
+    const Group* g = find_group_locked(id);
+    if (!g || g->state == State::kDead || is_classic_active(*g)) {
+      d->set_error_code(ev1::GROUP_ID_NOT_FOUND);
+      d->set_error_message(g && is_classic_active(*g) ? "group " + id + " is a classic group: see DescribeGroups"
+                                                      : "no consumer group " + id);
+      continue;
+    }
+    if (!g->consumer) {
+      d->set_state("Empty");  // only offsets: either protocol may take it
+      continue;
+    }
+    const ConsumerGroup& c = *g->consumer;
+    d->set_state(c.state_name());
+    d->set_group_epoch(c.group_epoch());
+    d->set_assignment_epoch(c.assignment_epoch());
+    d->set_assignor_name(c.assignor_name());
+    for (const auto& [mid, m] : c.members()) {
+      auto* mm = d->add_members();
+      mm->set_member_id(mid);
+      mm->set_client_id(m.client_id);
+      mm->set_client_host(m.client_host);
+      mm->set_rack_id(m.rack_id);
+      mm->set_member_epoch(m.epoch);
+      mm->set_state(ConsumerGroup::member_state_name(m.state));
+      for (const auto& t : m.topics) mm->add_subscribed_topic_names(t);
+      fill_partitions(m.assigned, mm->mutable_assignment());
+      fill_partitions(c.target(mid), mm->mutable_target_assignment());
+      fill_partitions(m.pending_revocation, mm->mutable_pending_revocation());
+    }
+  }
+}
+
 // ---- Timers -----------------------------------------------------------------------------------
 
 void GroupCoordinator::timer_loop() {
   std::unique_lock<std::mutex> l(mu_);
   while (!stopping_) {
     timer_cv_.wait_for(l, std::chrono::milliseconds(kTimerTickMs));
+    if (stopping_) return;
+    // Partition counts for broker-assigned groups whose members expire (read without mu_).
+    l.unlock();
+    const TopicPartitionCounts counts = topic_counts();
+    l.lock();
     if (stopping_) return;
     const int64_t now = clock_->monotonic_ms();
     for (auto git = groups_.begin(); git != groups_.end();) {
@@ -1410,6 +1582,15 @@ void GroupCoordinator::timer_loop() {
       if (pl == partitions_.end() || !pl->second.loaded) {
         ++git;
         continue;
+      }
+      if (g.consumer && g.consumer->next_deadline_ms() <= now) {
+        for (const std::string& mid : g.consumer->expire(now, counts)) {
+          LOG(INFO) << "group " << id << ": consumer member " << mid << " removed (session or rebalance timeout)";
+        }
+        if (is_vacant(g)) {
+          git = groups_.erase(git);
+          continue;
+        }
       }
       bool expired_pending = false;
       for (auto it = g.pending_members.begin(); it != g.pending_members.end();) {

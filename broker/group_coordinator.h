@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "broker/consumer_group.h"
 #include "broker/deadline_timer.h"
 #include "broker/executor.h"
 #include "broker/partition.h"
@@ -65,6 +66,7 @@ struct GroupCoordinatorOptions {
   int64_t offsets_retention_check_interval_ms = 600'000;  // offsets.retention.check.interval.ms
   int32_t offset_commit_timeout_ms = 5'000;       // offsets.commit.timeout.ms
   int32_t offset_metadata_max_bytes = 4'096;      // offset.metadata.max.bytes
+  ConsumerGroupConfig consumer;                   // group.consumer.* (broker-assigned groups)
 };
 
 class GroupCoordinator {
@@ -123,6 +125,15 @@ class GroupCoordinator {
   void describe_groups(const v1::DescribeGroupsRequest& req, v1::DescribeGroupsResponse* resp);
   void delete_groups(const v1::DeleteGroupsRequest& req, v1::DeleteGroupsResponse* resp);
 
+  // Broker-assigned groups (KIP-848; broker/consumer_group.h): answered at once, never blocks.
+  // `client_host`: where the call came from (shown by describe).
+  void consumer_group_heartbeat(const v1::ConsumerGroupHeartbeatRequest& req, const std::string& client_host,
+                                v1::ConsumerGroupHeartbeatResponse* resp);
+  void consumer_group_describe(const v1::ConsumerGroupDescribeRequest& req, v1::ConsumerGroupDescribeResponse* resp);
+  // Where broker-assigned groups read topics' partition counts: `source()` is called without
+  // the coordinator's lock and returns a lookup over one metadata image. Set before requests come.
+  void set_topic_counts(std::function<TopicPartitionCounts()> source) { topic_counts_ = std::move(source); }
+
   // Test hooks: expire offsets now; the groups currently held.
   void run_offset_expiry_for_test();
   // Runs `task` on the thread that completes record writes (tests hold it to order a completion).
@@ -180,6 +191,9 @@ class GroupCoordinator {
     // Empty now, but the log's last group record still has members: write_empty_groups() writes
     // the Empty generation (else a new coordinator would restore members that left).
     bool empty_unwritten = false;
+    // Set once a member heartbeats under the broker-assigned protocol (KIP-848). While it has
+    // members the group is a consumer group: classic joins get INCONSISTENT_GROUP_PROTOCOL.
+    std::unique_ptr<ConsumerGroup> consumer;
     // A write of this group's record (its metadata or its tombstone) is in flight: the next
     // waits (claim_record_write_locked), so they land in the order their contents were decided.
     bool record_write_in_flight = false;
@@ -229,6 +243,13 @@ class GroupCoordinator {
   ErrorCode check_new_group_locked(const std::string& id, std::string* why) const;
   // Nothing of the group remains (no members, pending ids, offsets, record or write in flight).
   static bool is_vacant(const Group& g);
+  // The group has members under the broker-assigned protocol.
+  static bool is_consumer_group(const Group& g) { return g.consumer && !g.consumer->empty(); }
+  // The group has classic members (or is in a classic rebalance).
+  static bool is_classic_active(const Group& g) {
+    return !g.members.empty() || !g.pending_members.empty() || g.state != State::kEmpty;
+  }
+  TopicPartitionCounts topic_counts() const;
   void prepare_rebalance_locked(Group& g, const std::string& reason);
   void maybe_complete_join_locked(Group& g, int64_t now);
   void complete_join_locked(Group& g, int64_t now);
@@ -280,6 +301,7 @@ class GroupCoordinator {
   std::map<uint64_t, ParkedCall> parked_;  // with mu_
   uint64_t next_parked_id_ = 1;
   Executor completions_{1};
+  std::function<TopicPartitionCounts()> topic_counts_;
 };
 
 }  // namespace gannet::broker

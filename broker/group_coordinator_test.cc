@@ -426,5 +426,129 @@ TEST_F(GroupCoordinatorTest, AnAsyncCommitNeedsNoRequestAfterItReturns) {
   }
 }
 
+// ---- Broker-assigned groups (KIP-848) through the coordinator ----------------------------------
+
+class ConsumerProtocolTest : public testing::GroupCoordinatorHarness {
+ protected:
+  void SetUp() override {
+    GroupCoordinatorHarness::SetUp();
+    options_.consumer.session_timeout_ms = 400;
+    options_.consumer.heartbeat_interval_ms = 100;
+    start_coordinator(/*epoch=*/1);
+    coord_->set_topic_counts([] {
+      return TopicPartitionCounts([](const std::string& t) { return t == "t" ? 4 : -1; });
+    });
+  }
+  v1::ConsumerGroupHeartbeatResponse beat(const std::string& group, const std::string& member, int32_t epoch,
+                                          std::optional<std::vector<int32_t>> owned) {
+    v1::ConsumerGroupHeartbeatRequest req;
+    req.set_group_id(group);
+    req.set_member_id(member);
+    req.set_member_epoch(epoch);
+    req.set_client_id("c");
+    if (epoch == 0) req.add_subscribed_topic_names("t");
+    if (owned) {
+      auto* t = req.mutable_owned()->add_topics();
+      t->set_topic("t");
+      for (int32_t p : *owned) t->add_partitions(p);
+    }
+    v1::ConsumerGroupHeartbeatResponse resp;
+    coord_->consumer_group_heartbeat(req, "10.0.0.1", &resp);
+    return resp;
+  }
+  static std::vector<int32_t> parts(const v1::ConsumerGroupHeartbeatResponse& r) {
+    std::vector<int32_t> out;
+    for (const auto& t : r.assignment().topics()) out.insert(out.end(), t.partitions().begin(), t.partitions().end());
+    return out;
+  }
+};
+
+TEST_F(ConsumerProtocolTest, MembersHeartbeatCommitWithTheirEpochAndDescribeShowsThem) {
+  auto a = beat("cg", "", 0, std::vector<int32_t>{});
+  ASSERT_EQ(a.error_code(), ev1::NONE) << a.error_message();
+  ASSERT_FALSE(a.member_id().empty());
+  EXPECT_EQ(parts(a), (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(a.heartbeat_interval_ms(), 100);
+  // Commits carry the member epoch; an old one is STALE_MEMBER_EPOCH, none is refused.
+  EXPECT_EQ(commit("cg", "t", 0, 5, a.member_epoch(), a.member_id()), ev1::NONE);
+  EXPECT_EQ(commit("cg", "t", 0, 6, a.member_epoch() - 1, a.member_id()), ev1::STALE_MEMBER_EPOCH);
+  EXPECT_EQ(commit("cg", "t", 0, 6, a.member_epoch(), "someone"), ev1::UNKNOWN_MEMBER_ID);
+  EXPECT_EQ(commit("cg", "t", 0, 6), ev1::UNKNOWN_MEMBER_ID);
+  // A classic member cannot join it, and a consumer heartbeat cannot take a classic group.
+  v1::JoinGroupRequest jr;
+  jr.set_group_id("cg");
+  jr.set_session_timeout_ms(600);
+  jr.set_protocol_type("consumer");
+  jr.add_protocols()->set_name("range");
+  v1::JoinGroupResponse j;
+  coord_->join_group(jr, "127.0.0.1", &j);
+  EXPECT_EQ(j.error_code(), ev1::INCONSISTENT_GROUP_PROTOCOL);
+  auto classic = join("classic");
+  ASSERT_EQ(classic.error_code(), ev1::NONE);
+  EXPECT_EQ(beat("classic", "", 0, std::vector<int32_t>{}).error_code(), ev1::GROUP_ID_NOT_FOUND);
+  // A second member: describe shows both, the move in progress, and ListGroups the type.
+  auto b = beat("cg", "", 0, std::vector<int32_t>{});
+  ASSERT_EQ(b.error_code(), ev1::NONE);
+  auto a2 = beat("cg", a.member_id(), a.member_epoch(), parts(a));
+  EXPECT_EQ(parts(a2).size(), 2u);
+  v1::ConsumerGroupDescribeRequest dr;
+  dr.add_group_ids("cg");
+  dr.add_group_ids("classic");
+  v1::ConsumerGroupDescribeResponse d;
+  coord_->consumer_group_describe(dr, &d);
+  ASSERT_EQ(d.groups_size(), 2);
+  EXPECT_EQ(d.groups(0).error_code(), ev1::NONE);
+  EXPECT_EQ(d.groups(0).state(), "Reconciling");
+  EXPECT_EQ(d.groups(0).assignor_name(), "uniform");
+  ASSERT_EQ(d.groups(0).members_size(), 2);
+  for (const auto& m : d.groups(0).members()) {
+    EXPECT_EQ(m.client_host(), "10.0.0.1");
+    if (m.member_id() == a.member_id()) {
+      EXPECT_EQ(m.state(), "unrevoked_partitions");
+      ASSERT_EQ(m.pending_revocation_size(), 1);
+      EXPECT_EQ(m.pending_revocation(0).partitions_size(), 2);
+    }
+  }
+  EXPECT_EQ(d.groups(1).error_code(), ev1::GROUP_ID_NOT_FOUND);
+  v1::ListGroupsResponse lr;
+  coord_->list_groups(v1::ListGroupsRequest(), &lr);
+  std::map<std::string, std::string> types;
+  for (const auto& g : lr.groups()) types[g.group_id()] = g.group_type();
+  EXPECT_EQ(types["cg"], "consumer");
+  EXPECT_EQ(types["classic"], "classic");
+  // A non-empty consumer group cannot be deleted.
+  v1::DeleteGroupsRequest del;
+  del.add_group_ids("cg");
+  v1::DeleteGroupsResponse dresp;
+  coord_->delete_groups(del, &dresp);
+  EXPECT_EQ(dresp.results(0).error_code(), ev1::NON_EMPTY_GROUP);
+}
+
+TEST_F(ConsumerProtocolTest, TheTimerRemovesASilentMemberAndTheOtherGetsItsPartitions) {
+  auto a = beat("cg", "", 0, std::vector<int32_t>{});
+  auto b = beat("cg", "", 0, std::vector<int32_t>{});
+  auto a2 = beat("cg", a.member_id(), a.member_epoch(), parts(a));
+  auto a3 = beat("cg", a.member_id(), a.member_epoch(), parts(a2));
+  auto b2 = beat("cg", b.member_id(), b.member_epoch(), std::vector<int32_t>{});
+  ASSERT_EQ(parts(b2).size(), 2u);
+  // Only A heartbeats now; B's 400 ms session passes and A gets all four.
+  std::vector<int32_t> owned = parts(a2);
+  int32_t epoch = a3.member_epoch();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (owned.size() != 4 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    auto r = beat("cg", a.member_id(), epoch, owned);
+    ASSERT_EQ(r.error_code(), ev1::NONE) << r.error_message();
+    epoch = r.member_epoch();
+    if (r.has_assignment()) owned = parts(r);
+  }
+  EXPECT_EQ(owned, (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(beat("cg", b.member_id(), b2.member_epoch(), parts(b2)).error_code(), ev1::UNKNOWN_MEMBER_ID);
+  // Leaving empties the group; with its committed offsets gone too it is forgotten.
+  auto left = beat("cg", a.member_id(), -1, std::nullopt);
+  EXPECT_EQ(left.member_epoch(), -1);
+  EXPECT_EQ(coord_->group_count(), 0u);
+}
+
 }  // namespace
 }  // namespace gannet::broker

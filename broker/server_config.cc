@@ -810,6 +810,26 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
   GANNET_RETURN_IF_ERROR(read_ranged("group.max.size", 1, INT32_MAX, &c.group_max_size));
   GANNET_RETURN_IF_ERROR(read_ranged("reserved.broker.max.id", 0, INT32_MAX - 1, &c.reserved_broker_max_id));
   GANNET_RETURN_IF_ERROR(read_ranged("group.max.groups", 1, INT32_MAX, &c.group_max_groups));
+  GANNET_RETURN_IF_ERROR(read_ranged("group.consumer.session.timeout.ms", 1, INT32_MAX,
+                                     &c.group_consumer_session_timeout_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("group.consumer.heartbeat.interval.ms", 1, INT32_MAX,
+                                     &c.group_consumer_heartbeat_interval_ms));
+  GANNET_RETURN_IF_ERROR(read_ranged("group.consumer.max.size", 1, INT32_MAX, &c.group_consumer_max_size));
+  if (auto v = r.get("group.consumer.assignors")) {
+    GANNET_ASSIGN_OR_RETURN(auto names, parse_list("group.consumer.assignors", *v));
+    if (names.empty()) return bad_value("group.consumer.assignors", *v, "must name at least one assignor");
+    for (const auto& n : names) {
+      if (n != "uniform" && n != "range") {
+        return bad_value("group.consumer.assignors", *v, "'" + n + "' is not an assignor: uniform or range");
+      }
+    }
+    c.group_consumer_assignors = names;
+  }
+  if (c.group_consumer_heartbeat_interval_ms >= c.group_consumer_session_timeout_ms) {
+    return bad_value("group.consumer.heartbeat.interval.ms", std::to_string(c.group_consumer_heartbeat_interval_ms),
+                     "must be less than group.consumer.session.timeout.ms=" +
+                         std::to_string(c.group_consumer_session_timeout_ms));
+  }
   // In minutes, as Kafka's key; kept below 2^63 ms.
   GANNET_RETURN_IF_ERROR(read_ranged("offsets.retention.minutes", 1, INT32_MAX, &c.offsets_retention_minutes));
   GANNET_RETURN_IF_ERROR(read_ranged("offsets.retention.check.interval.ms", 1, INT64_MAX,
@@ -1037,6 +1057,10 @@ ConfigMap ServerConfig::to_properties() const {
   num("group.initial.rebalance.delay.ms", group_initial_rebalance_delay_ms);
   num("group.max.size", group_max_size);
   num("group.max.groups", group_max_groups);
+  num("group.consumer.session.timeout.ms", group_consumer_session_timeout_ms);
+  num("group.consumer.heartbeat.interval.ms", group_consumer_heartbeat_interval_ms);
+  num("group.consumer.max.size", group_consumer_max_size);
+  set("group.consumer.assignors", join(group_consumer_assignors, [](const std::string& s) { return s; }));
   num("offsets.retention.minutes", offsets_retention_minutes);
   num("offsets.retention.check.interval.ms", offsets_retention_check_interval_ms);
   num("offsets.commit.timeout.ms", offsets_commit_timeout_ms);

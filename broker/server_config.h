@@ -162,6 +162,11 @@ struct ServerConfig {
   int32_t group_initial_rebalance_delay_ms = 1'000;         // >= 0 (Kafka's default: 3000)
   int32_t group_max_size = 1'000'000;                       // >= 1
   int32_t group_max_groups = 100'000;                       // Gannet's: >= 1
+  // Broker-assigned consumer groups (KIP-848; broker/consumer_group.h).
+  int32_t group_consumer_session_timeout_ms = 45'000;       // >= 1
+  int32_t group_consumer_heartbeat_interval_ms = 5'000;     // >= 1, < the session timeout
+  int32_t group_consumer_max_size = 1'000;                  // >= 1 (Kafka: Integer.MAX_VALUE)
+  std::vector<std::string> group_consumer_assignors = {"uniform", "range"};  // of those two
   int32_t offsets_retention_minutes = 7 * 24 * 60;          // >= 1
   int64_t offsets_retention_check_interval_ms = 600'000;    // >= 1
   int32_t offsets_commit_timeout_ms = 5'000;                // >= 1
