@@ -43,7 +43,12 @@ int64_t reset_code(const std::string& policy) {
 
 Consumer::Consumer(ConsumerConfig config) : config_(std::move(config)), metadata_(config_.bootstrap_servers) {
   last_poll_ = Clock::now();
-  if (!config_.group_id.empty()) heartbeat_thread_ = std::thread([this] { heartbeat_loop(); });
+  if (config_.group_protocol != "classic" && config_.group_protocol != "consumer") {
+    throw std::invalid_argument("group.protocol must be classic or consumer, not '" + config_.group_protocol + "'");
+  }
+  if (!config_.group_id.empty()) {
+    heartbeat_thread_ = std::thread([this] { consumer_protocol() ? consumer_heartbeat_loop() : heartbeat_loop(); });
+  }
 }
 
 Consumer::~Consumer() {
@@ -89,6 +94,9 @@ void Consumer::unsubscribe() {
   if (subscribed_) {
     revoke_all();
     leave_group("the consumer unsubscribed");
+    std::lock_guard<std::mutex> l(gmu_);
+    cg_subscribed_ = false;  // (consumer protocol) no heartbeats until the next subscription
+    cg_owned_.clear();
   }
   subscribed_ = false;
   topics_.clear();
@@ -601,6 +609,20 @@ ErrorCode Consumer::do_commit(const std::map<TopicPartition, OffsetAndMetadata>&
       }
     }
     if (e == ev1::NONE) return e;
+    if (consumer_protocol() && as_member) {
+      // The epoch moved between the commit and its answer (a heartbeat answered meanwhile):
+      // commit again with the new one while the member is the same. Other refusals are the
+      // heartbeat thread's to act on.
+      if (e == ev1::STALE_MEMBER_EPOCH && Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        std::lock_guard<std::mutex> l(gmu_);
+        if (member_id_ == req.member_id() && joined_) {
+          if (pinned) pinned->first = generation_;
+          continue;
+        }
+      }
+      return e;
+    }
     if (generation_over(e)) {
       // Only if the membership the commit was made in is still ours: a late answer to an old
       // (e.g. asynchronous) commit must not throw out the generation joined since.
@@ -768,6 +790,38 @@ void Consumer::heartbeat_loop() {
 }
 
 void Consumer::leave_group(const std::string& reason) {
+  if (consumer_protocol()) {
+    // A heartbeat with epoch -1: the partitions go to the others at once. What this consumer
+    // still holds is dropped at the next poll (as lost: the others may have them by then).
+    std::string member;
+    int32_t coord_id;
+    bool joined;
+    {
+      std::lock_guard<std::mutex> l(gmu_);
+      member = member_id_;
+      coord_id = coordinator_id_;
+      joined = joined_;
+      joined_ = false;
+      member_id_.clear();
+      generation_ = -1;
+      cg_lost_ = true;
+      rejoin_needed_ = true;
+      ++wake_count_;
+    }
+    gcv_.notify_all();
+    bv1::Broker::Stub* coord = coord_id >= 0 ? metadata_.broker(coord_id) : nullptr;
+    if (!joined || member.empty() || !coord) return;
+    bv1::ConsumerGroupHeartbeatRequest req;
+    req.set_group_id(config_.group_id);
+    req.set_member_id(member);
+    req.set_member_epoch(-1);
+    bv1::ConsumerGroupHeartbeatResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    coord->ConsumerGroupHeartbeat(&ctx, req, &resp);
+    (void)reason;
+    return;
+  }
   std::string member;
   int32_t coord_id;
   {
@@ -804,7 +858,7 @@ void Consumer::close() {
     bool joined;
     {
       std::lock_guard<std::mutex> l(gmu_);
-      joined = joined_ && !rejoin_needed_;
+      joined = joined_ && (consumer_protocol() || !rejoin_needed_);
     }
     if (joined && config_.enable_auto_commit) {
       do_commit(current_positions(), Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), true);
@@ -822,6 +876,177 @@ void Consumer::close() {
   gcv_.notify_all();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
   prefetch_.clear();
+}
+
+// ---- group.protocol=consumer (KIP-848) --------------------------------------------------------
+
+namespace {
+
+std::vector<TopicPartition> from_set(const bv1::PartitionSet& ps) {
+  std::vector<TopicPartition> out;
+  for (const auto& t : ps.topics()) {
+    for (int32_t p : t.partitions()) out.push_back({t.topic(), p});
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace
+
+void Consumer::consumer_heartbeat_loop() {
+  std::unique_lock<std::mutex> l(gmu_);
+  int32_t interval_ms = config_.heartbeat_interval_ms;
+  while (!closed_) {
+    // Heartbeats run while subscribed; after a loss, only once poll() has dropped everything.
+    gcv_.wait(l, [&] { return closed_ || (cg_subscribed_ && !cg_lost_); });
+    if (closed_) return;
+    if (joined_ && Clock::now() - last_poll_ > std::chrono::milliseconds(config_.max_poll_interval_ms)) {
+      l.unlock();
+      leave_group("poll() was not called within max.poll.interval.ms");
+      l.lock();
+      continue;
+    }
+    bv1::ConsumerGroupHeartbeatRequest req;
+    req.set_group_id(config_.group_id);
+    req.set_member_id(member_id_);
+    req.set_member_epoch(joined_ ? generation_ : 0);
+    req.set_client_id(config_.client_id);
+    req.set_rebalance_timeout_ms(config_.max_poll_interval_ms);
+    req.set_server_assignor(config_.group_remote_assignor);
+    // Sent in full every time: a lost answer costs nothing, and it is how giving up is told.
+    for (const auto& t : cg_topics_) req.add_subscribed_topic_names(t);
+    auto* owned = req.mutable_owned();
+    std::map<std::string, bv1::TopicPartitions*> by_topic;
+    for (const auto& tp : cg_owned_) {
+      auto*& t = by_topic[tp.topic];
+      if (!t) {
+        t = owned->add_topics();
+        t->set_topic(tp.topic);
+      }
+      t->add_partitions(tp.partition);
+    }
+    cg_ack_now_ = false;
+    const int32_t coord_id = coordinator_id_;
+    l.unlock();
+    bv1::Broker::Stub* coord = coord_id >= 0 ? metadata_.broker(coord_id) : nullptr;
+    if (!coord) coord = coordinator(Clock::now() + std::chrono::milliseconds(5'000));
+    ErrorCode e = ev1::COORDINATOR_NOT_AVAILABLE;
+    bv1::ConsumerGroupHeartbeatResponse resp;
+    if (coord) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      e = coord->ConsumerGroupHeartbeat(&ctx, req, &resp).ok() ? resp.error_code() : ev1::REQUEST_TIMED_OUT;
+    }
+    l.lock();
+    if (closed_) return;
+    if (cg_lost_) continue;  // left meanwhile (max.poll.interval.ms, unsubscribe)
+    if (e == ev1::NONE) {
+      member_id_ = resp.member_id();
+      generation_ = resp.member_epoch();
+      joined_ = true;
+      if (resp.heartbeat_interval_ms() > 0) interval_ms = resp.heartbeat_interval_ms();
+      if (resp.has_assignment()) {
+        cg_assignment_ = from_set(resp.assignment());
+        rejoin_needed_ = true;  // poll() applies it
+        ++wake_count_;
+        gcv_.notify_all();
+      }
+    } else if (e == ev1::UNKNOWN_MEMBER_ID || e == ev1::FENCED_MEMBER_EPOCH) {
+      // Out of the group: what it holds may be another member's by now. Drop it all, rejoin.
+      joined_ = false;
+      generation_ = -1;
+      member_id_.clear();
+      cg_lost_ = true;
+      cg_assignment_.reset();
+      rejoin_needed_ = true;
+      ++wake_count_;
+      gcv_.notify_all();
+      continue;
+    } else if (coordinator_moved(e)) {
+      coordinator_id_ = -1;
+      interval_ms = std::min(interval_ms, 200);
+    } else {
+      // A refusal to report (UNSUPPORTED_ASSIGNOR, GROUP_ID_NOT_FOUND, GROUP_MAX_SIZE_REACHED,
+      // INVALID_REQUEST...): poll() returns it; heartbeats go on at the interval.
+      cg_fatal_ = e;
+      rejoin_needed_ = true;
+      ++wake_count_;
+      gcv_.notify_all();
+    }
+    gcv_.wait_for(l, std::chrono::milliseconds(interval_ms), [&] { return closed_ || cg_ack_now_ || cg_lost_; });
+    if (e != ev1::NONE && coordinator_moved(e)) interval_ms = config_.heartbeat_interval_ms;
+  }
+}
+
+bool Consumer::apply_assignment(ErrorCode* error) {
+  std::vector<std::string> topics = subscribed_topics();
+  std::optional<std::vector<TopicPartition>> target;
+  bool lost;
+  {
+    std::lock_guard<std::mutex> l(gmu_);
+    if (!cg_subscribed_ || topics != cg_topics_) {
+      cg_topics_ = topics;
+      cg_subscribed_ = true;
+      cg_ack_now_ = true;
+      gcv_.notify_all();
+    }
+    if (cg_fatal_ != ev1::NONE) {
+      *error = cg_fatal_;
+      cg_fatal_ = ev1::NONE;
+      rejoin_needed_ = false;
+      return false;
+    }
+    lost = cg_lost_;
+    target = std::move(cg_assignment_);
+    cg_assignment_.reset();
+    rejoin_needed_ = false;
+  }
+  if (lost) {
+    // No commit: the partitions may be another member's already.
+    if (listener_ && !positions_.empty()) listener_->on_revoked(assignment());
+    positions_.clear();
+    paused_.clear();
+    prefetch_.clear();
+    std::lock_guard<std::mutex> l(gmu_);
+    cg_owned_.clear();
+    cg_lost_ = false;
+    gcv_.notify_all();  // the heartbeat thread rejoins
+    return true;
+  }
+  if (!target) return true;
+  const std::vector<TopicPartition> current = assignment();
+  std::vector<TopicPartition> revoked, added;
+  std::set_difference(current.begin(), current.end(), target->begin(), target->end(), std::back_inserter(revoked));
+  std::set_difference(target->begin(), target->end(), current.begin(), current.end(), std::back_inserter(added));
+  if (!revoked.empty()) {
+    // Commit what was read of them, then give them up.
+    if (config_.enable_auto_commit) {
+      std::map<TopicPartition, OffsetAndMetadata> offsets;
+      for (const auto& tp : revoked) {
+        auto it = positions_.find(tp);
+        if (it != positions_.end() && it->second >= 0) offsets[tp] = OffsetAndMetadata{it->second, ""};
+      }
+      do_commit(offsets, Clock::now() + std::chrono::milliseconds(config_.default_api_timeout_ms), true);
+    }
+    if (listener_) listener_->on_revoked(revoked);
+    for (const auto& tp : revoked) {
+      positions_.erase(tp);
+      paused_.erase(tp);
+    }
+    prefetch_.clear();
+  }
+  for (const auto& tp : added) positions_[tp] = kCommitted;
+  if (!added.empty() && listener_) listener_->on_assigned(added);
+  if (!revoked.empty() || !added.empty()) ++rebalances_;
+  if (next_auto_commit_ == Clock::time_point{}) {
+    next_auto_commit_ = Clock::now() + std::chrono::milliseconds(config_.auto_commit_interval_ms);
+  }
+  std::lock_guard<std::mutex> l(gmu_);
+  cg_owned_ = *target;
+  cg_ack_now_ = true;
+  gcv_.notify_all();
+  return true;
 }
 
 // ---- Fetching ---------------------------------------------------------------------------------
@@ -934,7 +1159,15 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
   }
   run_async_callbacks(/*wait=*/false);
   do {
-    if (in_group_mode()) {
+    if (in_group_mode() && consumer_protocol()) {
+      maybe_auto_commit();
+      ErrorCode ge = ev1::NONE;
+      if (!apply_assignment(&ge)) {
+        if (error) *error = ge;
+        return out;
+      }
+      if (!fetch_committed_positions(deadline)) return out;
+    } else if (in_group_mode()) {
       // The subscription may have changed under us: a pattern matching other topics, or (for the
       // leader) a subscribed topic with more partitions. Either way: rejoin.
       if (Clock::now() >= next_metadata_check_) {
@@ -1046,7 +1279,9 @@ std::vector<ConsumerRecord> Consumer::poll(int64_t timeout_ms, ErrorCode* error)
         gcv_.wait_until(l, std::min(deadline, Clock::now() + std::chrono::milliseconds(200)),
                         [&] { return wake_count_ != seen; });
       }
-      rejoining = rejoin_needed_ && in_group_mode();
+      // (Under the consumer protocol a new assignment only ends the wait: fetches of partitions
+      // kept go on, as the protocol means them to.)
+      rejoining = rejoin_needed_ && in_group_mode() && !consumer_protocol();
       if (rejoining) {
         for (auto& c : calls) c.f.ctx->TryCancel();  // answers unwanted: rejoin at once
       }

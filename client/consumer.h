@@ -57,6 +57,11 @@ struct ConsumerConfig {
   int32_t fetch_max_bytes = 50 << 20;
   // Groups.
   std::string group_id;                      // "" : no group (assign() only)
+  // group.protocol: "classic" (JoinGroup/SyncGroup, the assignor runs in the group leader) or
+  // "consumer" (KIP-848: the broker assigns; members only heartbeat, and partitions move one by
+  // one while the others keep being consumed).
+  std::string group_protocol = "classic";
+  std::string group_remote_assignor;         // group.remote.assignor (consumer): uniform | range | "" (the group's)
   int32_t session_timeout_ms = 10'000;       // session.timeout.ms (Kafka: 45000)
   int32_t heartbeat_interval_ms = 3'000;     // heartbeat.interval.ms: the long poll's length
   int32_t max_poll_interval_ms = 300'000;    // max.poll.interval.ms (also the rebalance timeout)
@@ -230,6 +235,12 @@ class Consumer {
   void maybe_auto_commit();
   void run_async_callbacks(bool wait);
   void heartbeat_loop();
+  // group.protocol=consumer: the heartbeat thread (ConsumerGroupHeartbeat), and the poll thread's
+  // side: apply the newest assignment (commit and give up what it leaves out, start what it adds)
+  // and tell the heartbeat thread what is owned now. False with a fatal error in *error.
+  bool consumer_protocol() const { return config_.group_protocol == "consumer"; }
+  void consumer_heartbeat_loop();
+  bool apply_assignment(gannet::v1::ErrorCode* error);
   void leave_group(const std::string& reason);
   void wake();  // a fetch finished or a rebalance is due: poll() looks again
 
@@ -275,6 +286,15 @@ class Consumer {
   std::chrono::steady_clock::time_point last_poll_{};
   std::thread heartbeat_thread_;
   bool join_cancelled_ = false;
+  // group.protocol=consumer (with gmu_). The member epoch is generation_; joined_ once it has one.
+  bool cg_subscribed_ = false;                  // the poll thread has a subscription: heartbeat
+  std::vector<std::string> cg_topics_;          // the subscription to send
+  std::vector<TopicPartition> cg_owned_;        // what the poll thread consumes now
+  std::optional<std::vector<TopicPartition>> cg_assignment_;  // received, not yet applied
+  bool cg_lost_ = false;     // fenced or unknown: poll drops everything (no commit), then rejoin
+  bool cg_ack_now_ = false;  // the owned partitions changed: heartbeat now
+  gannet::v1::ErrorCode cg_fatal_ = gannet::v1::NONE;      // a refusal the application must see
+
   std::shared_ptr<grpc::ClientContext> join_ctx_;  // the join task's call in flight
   std::future<JoinOutcome> join_task_;            // poll thread only
 

@@ -24,6 +24,11 @@
 //   Membership:     unsubscribe() revokes and leaves, subscribe() again joins with the new topics;
 //                   close() leaves at once (the other member owns everything long before its
 //                   10 s session timeout would have expired).
+//   Consumer protocol (group.protocol=consumer, KIP-848): a second member takes half the
+//                   partitions one by one while the first keeps consuming the rest (records
+//                   keep arriving during the move); every record produced meanwhile is read; when
+//                   the second closes, the first owns all again within a second or two; a classic
+//                   member of the same group is refused with INCONSISTENT_GROUP_PROTOCOL.
 //   Pending join:   poll(timeout) and close() do not wait out a join the coordinator holds; a join
 //                   that finishes between polls keeps its session (heartbeats start at the sync),
 //                   so no partition is read by two members; subscribe() during a pending join
@@ -35,6 +40,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -69,7 +75,9 @@ using Topics = std::vector<std::string>;  // subscribe({"t"}) alone would be amb
 constexpr const char* kBrokerExtra =
     "group.initial.rebalance.delay.ms=100\n"
     "group.min.session.timeout.ms=500\n"
-    "offsets.topic.num.partitions=6\n";
+    "offsets.topic.num.partitions=6\n"
+    "group.consumer.session.timeout.ms=3000\n"
+    "group.consumer.heartbeat.interval.ms=200\n";
 
 int64_t ms_since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
@@ -1000,6 +1008,161 @@ TEST_F(GroupClientTest, SubscribeDuringAPendingJoinNeverAssignsTheOldTopics) {
     for (const auto& tp : e.partitions) EXPECT_EQ(tp.topic, "resub-new") << rec.dump();
   }
   k.close();
+}
+
+// ---- Broker-assigned groups (group.protocol=consumer) ---------------------------------------------
+
+// Partitions come and go one by one under the consumer protocol: it tracks what the consumer owns
+// from the listener's calls, and the records its polling thread reads.
+class IncrementalMember : public client::RebalanceListener {
+ public:
+  IncrementalMember(ConsumerConfig cfg, std::vector<std::string> topics) : consumer_(std::move(cfg)) {
+    thread_ = std::thread([this, topics] {
+      consumer_.subscribe(topics, this);
+      while (!stop_) {
+        ErrorCode e = gannet::v1::NONE;
+        auto recs = consumer_.poll(100, &e);
+        std::lock_guard<std::mutex> l(mu_);
+        for (auto& r : recs) records_.push_back(std::move(r));
+        if (e != gannet::v1::NONE) ++errors_[e];
+      }
+      consumer_.close();
+    });
+  }
+  ~IncrementalMember() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  void on_revoked(const Parts& ps) override {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& tp : ps) {
+      EXPECT_TRUE(owned_.erase(tp)) << "revoked " << tp.topic << "-" << tp.partition << " it did not own";
+    }
+  }
+  void on_assigned(const Parts& ps) override {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& tp : ps) {
+      EXPECT_TRUE(owned_.insert(tp).second) << "assigned " << tp.topic << "-" << tp.partition << " twice";
+    }
+  }
+  Parts owned() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return Parts(owned_.begin(), owned_.end());
+  }
+  std::vector<ConsumerRecord> records() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return records_;
+  }
+  int errors(ErrorCode e) const {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = errors_.find(e);
+    return it == errors_.end() ? 0 : it->second;
+  }
+
+ private:
+  Consumer consumer_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::set<TopicPartition> owned_;
+  std::vector<ConsumerRecord> records_;
+  std::map<ErrorCode, int> errors_;
+};
+
+TEST_F(GroupClientTest, ConsumerProtocolMovesPartitionsWhileTheOthersKeepBeingConsumed) {
+  create_topic("cp-moves", 6);
+  // A steady producer, round robin over the six partitions.
+  std::atomic<bool> producing{true};
+  std::atomic<int64_t> acked{0};
+  std::array<std::atomic<int64_t>, 6> acked_in{};
+  std::thread producer([&] {
+    client::ProducerConfig pc;
+    pc.bootstrap_servers = testing::split_addresses(cluster_->bootstrap());
+    pc.acks = -1;
+    pc.linger_ms = 1;
+    client::Producer p(pc);
+    for (int i = 0; producing; ++i) {
+      client::ProducerRecord r;
+      r.topic = "cp-moves";
+      r.partition = i % 6;
+      r.value = "v" + std::to_string(i);
+      p.send(std::move(r), [&](const client::RecordMetadata& m) {
+        if (m.ok()) {
+          ++acked;
+          ++acked_in[static_cast<size_t>(m.partition)];
+        }
+      });
+      std::this_thread::sleep_for(2ms);
+    }
+    p.flush();
+  });
+  auto cfg = config("g-cp-moves");
+  cfg.group_protocol = "consumer";
+  cfg.enable_auto_commit = true;
+  cfg.auto_commit_interval_ms = 200;
+  auto a = std::make_unique<IncrementalMember>(cfg, Topics{"cp-moves"});
+  ASSERT_TRUE(testing::wait_until([&] { return a->owned().size() == 6; }, 20s, 20ms)) << str(a->owned());
+  ASSERT_TRUE(testing::wait_until([&] { return a->records().size() > 100; }, 20s, 20ms));
+  // B joins: A gives three up, B gets them; meanwhile A goes on reading its other three.
+  const auto before = a->records().size();
+  const auto t_join = Clock::now();
+  auto cfg_b = cfg;
+  cfg_b.client_id = "second";
+  auto b = std::make_unique<IncrementalMember>(cfg_b, Topics{"cp-moves"});
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto pa = a->owned(), pb = b->owned();
+        return pa.size() == 3 && pb.size() == 3 && sorted(concat(pa, pb)) == partitions_of("cp-moves", 6);
+      },
+      20s, 10ms))
+      << "A " << str(a->owned()) << " B " << str(b->owned());
+  const int64_t moved_ms = ms_since(t_join);
+  const auto during = a->records().size() - before;
+  std::cout << "consumer protocol: a member joined; every partition owned again after " << moved_ms
+            << " ms; the first member read " << during << " records meanwhile" << std::endl;
+  EXPECT_GT(during, 0u) << "the first member stopped consuming during the move";
+  // B closes (leaves): A owns all six again, well within the 3 s session.
+  const auto t_leave = Clock::now();
+  b->stop();
+  ASSERT_TRUE(testing::wait_until([&] { return a->owned().size() == 6; }, 10s, 10ms)) << str(a->owned());
+  EXPECT_LT(ms_since(t_leave), 2'500);
+  // A classic member cannot join the group.
+  {
+    Consumer classic(config("g-cp-moves"));
+    classic.subscribe(Topics{"cp-moves"});
+    ErrorCode e = gannet::v1::NONE;
+    const auto end = Clock::now() + 10s;
+    while (e == gannet::v1::NONE && Clock::now() < end) classic.poll(100, &e);
+    EXPECT_EQ(e, gannet::v1::INCONSISTENT_GROUP_PROTOCOL);
+    classic.close();
+  }
+  producing = false;
+  producer.join();
+  // Every acknowledged record is read by A or B (at least once). The topic is new and the
+  // producer idempotent: partition p holds offsets [0, acked in p).
+  auto hw = [&](int p) { return acked_in[static_cast<size_t>(p)].load(); };
+  std::map<int, std::set<int64_t>> seen;
+  for (const auto* m : {a.get(), b.get()}) {
+    for (const auto& r : m->records()) seen[r.partition].insert(r.offset);
+  }
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        for (const auto& r : a->records()) seen[r.partition].insert(r.offset);
+        for (int p = 0; p < 6; ++p) {
+          if (static_cast<int64_t>(seen[p].size()) < hw(p)) return false;
+        }
+        return true;
+      },
+      20s, 50ms));
+  int64_t total = 0;
+  for (int p = 0; p < 6; ++p) {
+    const int64_t end = hw(p);
+    total += end;
+    for (int64_t o = 0; o < end; ++o) ASSERT_TRUE(seen[p].count(o)) << "cp-moves-" << p << "@" << o << " never read";
+  }
+  EXPECT_EQ(total, acked.load());
+  a->stop();
 }
 
 }  // namespace
