@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,5 +64,92 @@ inline std::string fetch_v11(const std::string& topic, const std::vector<int64_t
   put_str(b, "");   // rack_id
   return b;
 }
+
+// ---- Flexible versions (KIP-482): compact types and tagged fields ----
+
+inline void put_uvarint(std::string& s, uint32_t v) {
+  while (v >= 0x80) {
+    s.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  s.push_back(static_cast<char>(v));
+}
+inline void put_compact_str(std::string& s, const std::string& v) {
+  put_uvarint(s, static_cast<uint32_t>(v.size() + 1));
+  s += v;
+}
+inline void put_compact_null(std::string& s) { put_uvarint(s, 0); }  // a null string or array
+inline void put_compact_len(std::string& s, size_t n) { put_uvarint(s, static_cast<uint32_t>(n + 1)); }
+inline void put_no_tags(std::string& s) { put_uvarint(s, 0); }
+
+// A whole frame with request header v2 (flexible versions): key, version, correlation id,
+// client id "t", no tagged fields.
+inline std::string frame_v2(int16_t key, int16_t version, int32_t correlation, const std::string& body) {
+  std::string f;
+  put16(f, key);
+  put16(f, version);
+  put32(f, correlation);
+  put_str(f, "t");
+  put_no_tags(f);
+  f += body;
+  std::string out;
+  put32(out, static_cast<int32_t>(f.size()));
+  return out + f;
+}
+
+// Reads a response body; a read past the end sets failed() and returns zeros.
+class BodyReader {
+ public:
+  explicit BodyReader(std::string s, size_t at = 0) : s_(std::move(s)), at_(at) {}
+  bool failed() const { return failed_; }
+  size_t left() const { return failed_ ? 0 : s_.size() - at_; }
+  int8_t i8() { return static_cast<int8_t>(fixed(1)); }
+  int16_t i16() { return static_cast<int16_t>(fixed(2)); }
+  int32_t i32() { return static_cast<int32_t>(fixed(4)); }
+  uint32_t uvarint() {
+    uint32_t v = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+      const uint8_t b = static_cast<uint8_t>(fixed(1));
+      v |= static_cast<uint32_t>(b & 0x7f) << shift;
+      if (!(b & 0x80) || failed_) return v;
+    }
+    failed_ = true;
+    return 0;
+  }
+  // A compact string (nullopt for null).
+  std::optional<std::string> compact_str() {
+    const uint32_t n = uvarint();
+    if (n == 0) return std::nullopt;
+    return take(n - 1);
+  }
+  int32_t compact_len() { return static_cast<int32_t>(uvarint()) - 1; }  // -1: null
+  std::string uuid() { return take(16); }
+  void skip_tags() {
+    const uint32_t n = uvarint();
+    for (uint32_t i = 0; i < n && !failed_; ++i) {
+      uvarint();
+      take(uvarint());
+    }
+  }
+
+ private:
+  uint64_t fixed(size_t n) {
+    uint64_t v = 0;
+    for (char c : take(n)) v = (v << 8) | static_cast<uint8_t>(c);
+    return v;
+  }
+  std::string take(size_t n) {
+    if (failed_ || s_.size() - at_ < n) {
+      failed_ = true;
+      return std::string(n, '\0');
+    }
+    std::string v = s_.substr(at_, n);
+    at_ += n;
+    return v;
+  }
+  std::string s_;
+  size_t at_;
+  bool failed_ = false;
+};
 
 }  // namespace gannet::testing::kafka_wire

@@ -651,6 +651,222 @@ TEST_F(KafkaClientTest, OldJoinGroupVersionsGetAMemberIdAtOnceAndAcksZeroIsNotAn
   EXPECT_EQ(lines(sh(kcat("-C -t old -o beginning -e -q")).out), std::vector<std::string>{"fire-and-forget"});
 }
 
+// ---- Broker-assigned groups over Kafka's protocol (KIP-848: APIs 68 and 69) ------------------------
+//
+// Debian's Kafka clients predate KIP-848 (librdkafka 2.0.2 has no group.protocol), so these frames
+// are written here, field by field from Kafka's message definitions.
+
+struct KafkaHeartbeat {
+  int16_t error = -1;
+  std::optional<std::string> member_id;
+  int32_t epoch = 0;
+  int32_t interval_ms = 0;
+  std::optional<std::map<std::string, std::vector<int32_t>>> assignment;  // topic id -> partitions
+};
+
+// One ConsumerGroupHeartbeat on a new connection to `port`.
+std::optional<KafkaHeartbeat> kafka_heartbeat(int port, int16_t version, const std::string& group,
+                                              const std::string& member, int32_t epoch,
+                                              const std::optional<std::vector<std::string>>& topics,
+                                              const std::optional<std::string>& assignor,
+                                              const std::optional<std::map<std::string, std::vector<int32_t>>>& owned) {
+  using namespace testing::kafka_wire;
+  std::string b;
+  put_compact_str(b, group);
+  put_compact_str(b, member);
+  put32(b, epoch);
+  put_compact_null(b);  // instance id
+  put_compact_null(b);  // rack id
+  put32(b, epoch == 0 ? 30'000 : -1);
+  if (topics) {
+    put_compact_len(b, topics->size());
+    for (const auto& t : *topics) put_compact_str(b, t);
+  } else {
+    put_compact_null(b);
+  }
+  if (version >= 1) put_compact_null(b);  // regex
+  if (assignor) {
+    put_compact_str(b, *assignor);
+  } else {
+    put_compact_null(b);
+  }
+  if (owned) {
+    put_compact_len(b, owned->size());
+    for (const auto& [id, parts] : *owned) {
+      b += id;
+      put_compact_len(b, parts.size());
+      for (int32_t p : parts) put32(b, p);
+      put_no_tags(b);
+    }
+  } else {
+    put_compact_null(b);
+  }
+  put_no_tags(b);
+  int fd = connect_to(port);
+  if (fd < 0) return std::nullopt;
+  const std::string f = frame_v2(68, version, 68, b);
+  std::optional<std::string> a;
+  if (::write(fd, f.data(), f.size()) == static_cast<ssize_t>(f.size())) a = read_frame(fd);
+  ::close(fd);
+  if (!a) return std::nullopt;
+  BodyReader r(*a, 4);
+  r.skip_tags();  // response header v1
+  KafkaHeartbeat h;
+  r.i32();  // throttle
+  h.error = r.i16();
+  r.compact_str();
+  h.member_id = r.compact_str();
+  h.epoch = r.i32();
+  h.interval_ms = r.i32();
+  if (r.i8() == 1) {
+    h.assignment.emplace();
+    const int32_t n = r.compact_len();
+    for (int32_t i = 0; i < n && !r.failed(); ++i) {
+      const std::string id = r.uuid();
+      const int32_t np = r.compact_len();
+      auto& parts = (*h.assignment)[id];
+      for (int32_t j = 0; j < np && !r.failed(); ++j) parts.push_back(r.i32());
+      r.skip_tags();
+    }
+    r.skip_tags();
+  }
+  r.skip_tags();
+  if (r.failed() || r.left() != 0) return std::nullopt;
+  return h;
+}
+
+TEST_F(KafkaClientTest, KafkaProtocolMembersOfABrokerAssignedGroupHeartbeatAndAreDescribed) {
+  ASSERT_EQ(cluster_->create_error("kip848", 4, 1), gannet::v1::NONE);
+  const std::string topic_id = cluster_->metadata({"kip848"}).topics(0).topic_id();
+  ASSERT_EQ(topic_id.size(), 16u);
+  // The coordinator: the broker that does not answer NOT_COORDINATOR (16) or a load error.
+  int port = 0;
+  std::optional<KafkaHeartbeat> a;
+  ASSERT_TRUE(testing::wait_until([&] {
+    // FindCoordinator (v0) first: it creates __consumer_offsets on first use.
+    int fd = connect_to(cluster_->kafka_port(1));
+    std::string fb;
+    put16(fb, 2);
+    fb += "kg";
+    const std::string ff = frame(10, 0, 1, fb);
+    if (fd >= 0 && ::write(fd, ff.data(), ff.size()) == static_cast<ssize_t>(ff.size())) read_frame(fd);
+    if (fd >= 0) ::close(fd);
+    for (int id : cluster_->ids()) {
+      a = kafka_heartbeat(cluster_->kafka_port(id), 0, "kg", "", 0, std::vector<std::string>{"kip848"},
+                          std::nullopt, std::map<std::string, std::vector<int32_t>>{});
+      if (a && a->error != 16 && a->error != 14 && a->error != 15) {
+        port = cluster_->kafka_port(id);
+        return true;
+      }
+    }
+    return false;
+  }, 30s, 200ms));
+  ASSERT_EQ(a->error, 0);
+  ASSERT_TRUE(a->member_id.has_value()) << "v0: the coordinator hands out the member id";
+  EXPECT_GT(a->epoch, 0);
+  EXPECT_GT(a->interval_ms, 0);
+  ASSERT_TRUE(a->assignment.has_value());
+  EXPECT_EQ((*a->assignment)[topic_id], (std::vector<int32_t>{0, 1, 2, 3}));
+  // A v1 member chooses its own id; everything is still A's, so it gets nothing yet.
+  auto b = kafka_heartbeat(port, 1, "kg", "member-b", 0, std::vector<std::string>{"kip848"}, "uniform",
+                           std::map<std::string, std::vector<int32_t>>{});
+  ASSERT_TRUE(b.has_value());
+  ASSERT_EQ(b->error, 0);
+  EXPECT_EQ(b->member_id, "member-b");
+  // A is told to keep two; it reports giving the others up and moves to B's epoch; B gets them.
+  auto a2 = kafka_heartbeat(port, 0, "kg", *a->member_id, a->epoch, std::nullopt, std::nullopt, a->assignment);
+  ASSERT_TRUE(a2 && a2->error == 0 && a2->assignment);
+  ASSERT_EQ((*a2->assignment)[topic_id].size(), 2u);
+  auto a3 = kafka_heartbeat(port, 0, "kg", *a->member_id, a->epoch, std::nullopt, std::nullopt, a2->assignment);
+  ASSERT_TRUE(a3 && a3->error == 0);
+  EXPECT_EQ(a3->epoch, b->epoch);
+  auto b2 = kafka_heartbeat(port, 1, "kg", "member-b", b->epoch, std::nullopt, std::nullopt,
+                            std::map<std::string, std::vector<int32_t>>{});
+  ASSERT_TRUE(b2 && b2->error == 0 && b2->assignment);
+  auto mine = (*a2->assignment)[topic_id], theirs = (*b2->assignment)[topic_id];
+  std::set<int32_t> all(mine.begin(), mine.end());
+  all.insert(theirs.begin(), theirs.end());
+  EXPECT_EQ(all, (std::set<int32_t>{0, 1, 2, 3}));
+  // Typed refusals: a stale epoch, a v1 join without an id, an unknown assignor.
+  auto stale = kafka_heartbeat(port, 0, "kg", "member-b", b->epoch + 7, std::nullopt, std::nullopt, std::nullopt);
+  ASSERT_TRUE(stale.has_value());
+  EXPECT_EQ(stale->error, 110) << "FENCED_MEMBER_EPOCH";
+  auto no_id = kafka_heartbeat(port, 1, "kg", "", 0, std::vector<std::string>{"kip848"}, std::nullopt,
+                               std::map<std::string, std::vector<int32_t>>{});
+  ASSERT_TRUE(no_id.has_value());
+  EXPECT_EQ(no_id->error, 42) << "INVALID_REQUEST";
+  auto bad_assignor = kafka_heartbeat(port, 0, "kg", "", 0, std::vector<std::string>{"kip848"}, "roundrobin",
+                                      std::map<std::string, std::vector<int32_t>>{});
+  ASSERT_TRUE(bad_assignor.has_value());
+  EXPECT_EQ(bad_assignor->error, 112) << "UNSUPPORTED_ASSIGNOR";
+
+  // ConsumerGroupDescribe v1: the group, its two members and their assignments by topic name.
+  using namespace testing::kafka_wire;
+  std::string body;
+  put_compact_len(body, 2);
+  put_compact_str(body, "kg");
+  put_compact_str(body, "no-such-group");
+  body.push_back(0);  // include authorized operations
+  put_no_tags(body);
+  int fd = connect_to(port);
+  const std::string f = frame_v2(69, 1, 69, body);
+  ASSERT_EQ(::write(fd, f.data(), f.size()), static_cast<ssize_t>(f.size()));
+  auto d = read_frame(fd);
+  ::close(fd);
+  ASSERT_TRUE(d.has_value());
+  BodyReader r(*d, 4);
+  r.skip_tags();
+  r.i32();
+  ASSERT_EQ(r.compact_len(), 2);
+  EXPECT_EQ(r.i16(), 0);
+  r.compact_str();
+  EXPECT_EQ(r.compact_str(), "kg");
+  EXPECT_EQ(r.compact_str(), "Stable");
+  EXPECT_GT(r.i32(), 0);  // group epoch
+  EXPECT_GT(r.i32(), 0);  // assignment epoch
+  EXPECT_EQ(r.compact_str(), "uniform");
+  ASSERT_EQ(r.compact_len(), 2);
+  std::map<std::string, std::vector<int32_t>> described;
+  for (int m = 0; m < 2; ++m) {
+    const std::string id = r.compact_str().value_or("");
+    r.compact_str();  // instance
+    r.compact_str();  // rack
+    EXPECT_EQ(r.i32(), b->epoch);
+    r.compact_str();  // client id
+    r.compact_str();  // client host
+    const int32_t nt = r.compact_len();
+    for (int32_t i = 0; i < nt; ++i) EXPECT_EQ(r.compact_str(), "kip848");
+    r.compact_str();  // regex
+    for (int which = 0; which < 2; ++which) {  // assignment, target assignment
+      const int32_t n = r.compact_len();
+      for (int32_t i = 0; i < n; ++i) {
+        EXPECT_EQ(r.uuid(), topic_id);
+        EXPECT_EQ(r.compact_str(), "kip848");
+        const int32_t np = r.compact_len();
+        for (int32_t j = 0; j < np; ++j) {
+          const int32_t p = r.i32();
+          if (which == 0) described[id].push_back(p);
+        }
+        r.skip_tags();
+      }
+      r.skip_tags();
+    }
+    EXPECT_EQ(r.i8(), 1) << "member type: consumer";
+    r.skip_tags();
+  }
+  r.i32();  // authorized operations
+  r.skip_tags();
+  EXPECT_EQ(r.i16(), 69) << "GROUP_ID_NOT_FOUND for the unknown group";
+  ASSERT_FALSE(r.failed());
+  EXPECT_EQ(described["member-b"].size(), 2u);
+  EXPECT_EQ(described[*a->member_id].size(), 2u);
+  // The gannet CLI shows the same group with each member's assignment and epoch.
+  auto out = testing::gannet_cli({"group", "describe", "kg", "--bootstrap-server", cluster_->bootstrap()});
+  EXPECT_EQ(out.code, 0) << out.dump();
+  EXPECT_NE(out.out.find("member-b"), std::string::npos) << out.dump();
+  EXPECT_NE(out.out.find("kip848"), std::string::npos) << out.dump();
+}
+
 // ---- Connection limits and a fuzz of every decoder -------------------------------------------------
 
 class KafkaLimitsTest : public KafkaClientTest {

@@ -244,13 +244,16 @@ int group_list_command(const Args& a) {
     Json j;
     j.begin_object().key("groups").begin_array();
     for (const auto& [id, g] : groups) {
-      j.begin_object().field("group", id).field("state", g.state()).field("protocol_type", g.protocol_type()).end_object();
+      j.begin_object().field("group", id).field("type", g.group_type()).field("state", g.state());
+      j.field("protocol_type", g.protocol_type()).end_object();
     }
     j.end_array().end_object().print();
     return 0;
   }
-  Table t({"GROUP", "STATE", "PROTOCOL-TYPE"});
-  for (const auto& [id, g] : groups) t.add({id, g.state(), g.protocol_type().empty() ? "-" : g.protocol_type()});
+  Table t({"GROUP", "TYPE", "STATE", "PROTOCOL-TYPE"});
+  for (const auto& [id, g] : groups) {
+    t.add({id, g.group_type().empty() ? "-" : g.group_type(), g.state(), g.protocol_type().empty() ? "-" : g.protocol_type()});
+  }
   t.print();
   return 0;
 }
@@ -275,6 +278,19 @@ int group_describe_command(const Args& a) {
   }
   const bv1::DescribedGroup& d = dresp.groups(0);
   if (d.error_code() != ev1::NONE) return fail(*c, group, d.error_code(), d.error_code() == ev1::GROUP_ID_NOT_FOUND ? "no such group" : "");
+  // A broker-assigned group (KIP-848) has members' epochs and assignments of its own.
+  std::optional<bv1::DescribedConsumerGroup> cg;
+  if (d.protocol_type() == "consumer" && d.members_size() > 0 && d.leader().empty()) {
+    bv1::ConsumerGroupDescribeRequest creq;
+    creq.add_group_ids(group);
+    bv1::ConsumerGroupDescribeResponse cresp;
+    grpc::ClientContext ctx;
+    set_deadline(&ctx, c->timeout_ms);
+    if (coord->ConsumerGroupDescribe(&ctx, creq, &cresp).ok() && cresp.groups_size() == 1 &&
+        cresp.groups(0).error_code() == ev1::NONE) {
+      cg = cresp.groups(0);
+    }
+  }
   bv1::OffsetFetchRequest oreq;
   oreq.set_group_id(group);
   bv1::OffsetFetchResponse oresp;
@@ -292,6 +308,18 @@ int group_describe_command(const Args& a) {
   std::map<client::TopicPartition, Row> rows;
   std::map<std::string, std::vector<client::TopicPartition>> member_parts;
   for (const auto& m : d.members()) {
+    if (cg) {
+      for (const auto& cm : cg->members()) {
+        if (cm.member_id() != m.member_id()) continue;
+        for (const auto& t : cm.assignment()) {
+          for (int32_t p : t.partitions()) {
+            rows[{t.topic(), p}].member = &m;
+            member_parts[m.member_id()].push_back({t.topic(), p});
+          }
+        }
+      }
+      continue;
+    }
     auto asg = client::decode_assignment(m.assignment());
     if (!asg) continue;
     for (const auto& tp : asg->partitions) {
@@ -299,6 +327,15 @@ int group_describe_command(const Args& a) {
       member_parts[m.member_id()].push_back(tp);
     }
   }
+  auto partitions_text = [](const google::protobuf::RepeatedPtrField<bv1::TopicPartitions>& tps) {
+    std::string s;
+    for (const auto& t : tps) {
+      std::string ps;
+      for (int32_t p : t.partitions()) ps += (ps.empty() ? "" : ",") + std::to_string(p);
+      s += (s.empty() ? "" : " ") + t.topic() + ":" + ps;
+    }
+    return s.empty() ? std::string("-") : s;
+  };
   for (const auto& t : oresp.topics()) {
     for (const auto& p : t.partitions()) rows[{t.name(), p.partition()}].committed = p.committed_offset();
   }
@@ -313,11 +350,24 @@ int group_describe_command(const Args& a) {
   };
   if (c->json) {
     Json j;
-    j.begin_object().field("group", group).field("state", d.state()).field("protocol_type", d.protocol_type());
+    j.begin_object().field("group", group).field("type", cg ? "consumer" : "classic").field("state", d.state());
+    j.field("protocol_type", d.protocol_type());
     j.field("protocol", d.protocol()).field("generation", d.generation_id()).field("leader", d.leader());
+    if (cg) j.field("group_epoch", cg->group_epoch()).field("assignment_epoch", cg->assignment_epoch());
     j.key("members").begin_array();
     for (const auto& m : d.members()) {
       j.begin_object().field("member_id", m.member_id()).field("client_id", m.client_id()).field("host", m.client_host());
+      if (cg) {
+        for (const auto& cm : cg->members()) {
+          if (cm.member_id() != m.member_id()) continue;
+          j.field("member_epoch", cm.member_epoch()).field("member_state", cm.state());
+          j.key("target_partitions").begin_array();
+          for (const auto& t : cm.target_assignment()) {
+            for (int32_t p : t.partitions()) j.begin_object().field("topic", t.topic()).field("partition", p).end_object();
+          }
+          j.end_array();
+        }
+      }
       j.key("partitions").begin_array();
       for (const auto& tp : member_parts[m.member_id()]) j.begin_object().field("topic", tp.topic).field("partition", tp.partition).end_object();
       j.end_array().end_object();
@@ -333,9 +383,23 @@ int group_describe_command(const Args& a) {
     j.end_array().end_object().print();
     return 0;
   }
-  std::printf("group %s: state %s, protocol %s, generation %d, %d member(s)%s\n", group.c_str(), d.state().c_str(),
-              d.protocol().empty() ? "-" : d.protocol().c_str(), d.generation_id(), d.members_size(),
-              d.members_size() > 0 ? (", leader " + d.leader()).c_str() : "");
+  if (cg) {
+    std::printf("group %s: type consumer (assigned by the broker), state %s, assignor %s, group epoch %d, "
+                "assignment epoch %d, %d member(s)\n",
+                group.c_str(), cg->state().c_str(), cg->assignor_name().c_str(), cg->group_epoch(),
+                cg->assignment_epoch(), cg->members_size());
+    Table mt({"CONSUMER-ID", "EPOCH", "STATE", "ASSIGNED", "TARGET", "HOST", "CLIENT-ID"});
+    for (const auto& m : cg->members()) {
+      mt.add({m.member_id(), std::to_string(m.member_epoch()), m.state(), partitions_text(m.assignment()),
+              partitions_text(m.target_assignment()), m.client_host(), m.client_id()});
+    }
+    mt.print();
+    std::printf("\n");
+  } else {
+    std::printf("group %s: type classic, state %s, protocol %s, generation %d, %d member(s)%s\n", group.c_str(),
+                d.state().c_str(), d.protocol().empty() ? "-" : d.protocol().c_str(), d.generation_id(),
+                d.members_size(), d.members_size() > 0 ? (", leader " + d.leader()).c_str() : "");
+  }
   Table t({"TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"});
   for (const auto& [tp, r] : rows) {
     auto e = ends.find(tp);

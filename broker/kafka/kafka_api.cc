@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <memory>
 #include <set>
 
@@ -41,6 +42,8 @@ enum ApiKey : int16_t {
   kDeleteGroups = 42,
   kIncrementalAlterConfigs = 44,
   kDescribeCluster = 60,
+  kConsumerGroupHeartbeat = 68,
+  kConsumerGroupDescribe = 69,
 };
 
 constexpr int32_t kNoAuthorizedOperations = INT32_MIN;  // "not requested" in Metadata/DescribeGroups
@@ -1137,6 +1140,185 @@ void init_producer_id(RequestCore* core, const CallPtr& c, Reader& r) {
   });
 }
 
+// ---- Broker-assigned groups (KIP-848): ConsumerGroupHeartbeat, ConsumerGroupDescribe --------
+//
+// Kafka names topics by id in these APIs; the coordinator works with names. Both are flexible
+// from v0. v1 of the heartbeat adds SubscribedTopicRegex (resolved here against the topics that
+// exist now, as ECMAScript regular expressions) and requires the client to choose its member id.
+
+// Topic names and ids, from one metadata image.
+struct TopicIds {
+  std::map<std::string, std::string> by_id;    // id -> name
+  std::map<std::string, std::string> by_name;  // name -> id
+};
+
+TopicIds topic_ids(RequestCore* core, const std::string& listener) {
+  bv1::MetadataRequest mreq;  // no topics named: every topic
+  bv1::MetadataResponse m;
+  core->metadata(mreq, listener, true, &m);
+  TopicIds ids;
+  for (const auto& t : m.topics()) {
+    if (t.topic_id().size() != 16) continue;
+    ids.by_id[t.topic_id()] = t.name();
+    ids.by_name[t.name()] = t.topic_id();
+  }
+  return ids;
+}
+
+void consumer_group_heartbeat(RequestCore* core, const CallPtr& c, Reader& r) {
+  bv1::ConsumerGroupHeartbeatRequest req;
+  req.set_group_id(r.compact_str());
+  req.set_member_id(r.compact_str());
+  req.set_member_epoch(r.i32());
+  const std::optional<std::string> instance_id = r.compact_nullable_str();
+  if (auto rack = r.compact_nullable_str()) req.set_rack_id(*rack);
+  req.set_rebalance_timeout_ms(r.i32());
+  std::optional<std::vector<std::string>> names;
+  if (int32_t n = r.compact_array_len(); n >= 0) {
+    names.emplace();
+    for (int32_t i = 0; i < n && r.ok(); ++i) names->push_back(r.compact_str());
+  }
+  std::optional<std::string> regex;
+  if (c->v() >= 1) regex = r.compact_nullable_str();
+  if (auto assignor = r.compact_nullable_str()) req.set_server_assignor(*assignor);
+  std::optional<std::vector<std::pair<std::string, std::vector<int32_t>>>> owned;
+  if (int32_t n = r.compact_array_len(); n >= 0) {
+    owned.emplace();
+    for (int32_t i = 0; i < n && r.ok(); ++i) {
+      std::string id = r.uuid();
+      std::vector<int32_t> parts;
+      const int32_t np = r.compact_array_len();
+      for (int32_t j = 0; j < np && r.ok(); ++j) parts.push_back(r.i32());
+      r.skip_tagged_fields();
+      owned->emplace_back(std::move(id), std::move(parts));
+    }
+  }
+  r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed ConsumerGroupHeartbeat request");
+  bv1::ConsumerGroupHeartbeatResponse resp;
+  auto refuse = [&](ev1::ErrorCode e, std::string why) {
+    resp.set_error_code(e);
+    resp.set_error_message(std::move(why));
+  };
+  const TopicIds ids = topic_ids(core, c->conn.listener);
+  if (c->v() >= 1 && req.member_id().empty()) {
+    refuse(ev1::INVALID_REQUEST, "from version 1 on, the client chooses its member id");
+  } else if (instance_id) {
+    refuse(ev1::INVALID_REQUEST, "static membership (group.instance.id) is not supported with the consumer protocol yet");
+  } else {
+    std::set<std::string> topics;
+    if (names) topics.insert(names->begin(), names->end());
+    if (regex) {
+      try {
+        const std::regex re(*regex, std::regex::ECMAScript);
+        for (const auto& [name, id] : ids.by_name) {
+          if (name.rfind("__", 0) != 0 && std::regex_match(name, re)) topics.insert(name);
+        }
+      } catch (const std::regex_error&) {
+        refuse(ev1::INVALID_REQUEST, "SubscribedTopicRegex '" + *regex + "' is not a regular expression");
+      }
+    }
+    for (const auto& t : topics) req.add_subscribed_topic_names(t);
+    if ((names || regex) && topics.empty() && req.member_epoch() != 0) {
+      // An empty subscription is not "unchanged": say so by subscribing to no existing topic.
+      req.add_subscribed_topic_names("");
+    }
+    if (owned) {
+      auto* set = req.mutable_owned();
+      for (const auto& [id, parts] : *owned) {
+        auto it = ids.by_id.find(id);
+        if (it == ids.by_id.end()) continue;  // a topic deleted meanwhile: nothing to give up
+        auto* t = set->add_topics();
+        t->set_topic(it->second);
+        for (int32_t p : parts) t->add_partitions(p);
+      }
+    }
+    if (resp.error_code() == ev1::NONE) core->groups()->consumer_group_heartbeat(req, c->conn.client_host, &resp);
+  }
+  Writer w = c->begin();
+  w.i32(0);  // throttle_time_ms
+  w.i16(code(resp.error_code()));
+  w.compact_nullable_str(resp.error_code() == ev1::NONE ? std::nullopt : std::optional<std::string>(resp.error_message()));
+  w.compact_nullable_str(resp.member_id().empty() ? std::nullopt : std::optional<std::string>(resp.member_id()));
+  w.i32(resp.member_epoch());
+  w.i32(resp.heartbeat_interval_ms());
+  if (!resp.has_assignment()) {
+    w.i8(-1);
+  } else {
+    w.i8(1);
+    std::vector<const bv1::TopicPartitions*> known;
+    for (const auto& t : resp.assignment().topics()) {
+      if (ids.by_name.count(t.topic())) known.push_back(&t);
+    }
+    w.compact_array_len(known.size());
+    for (const auto* t : known) {
+      w.uuid(ids.by_name.at(t->topic()));
+      w.compact_array_len(static_cast<size_t>(t->partitions_size()));
+      for (int32_t p : t->partitions()) w.i32(p);
+      w.empty_tagged_fields();
+    }
+    w.empty_tagged_fields();
+  }
+  w.empty_tagged_fields();
+  c->send(w);
+}
+
+void consumer_group_describe(RequestCore* core, const CallPtr& c, Reader& r) {
+  bv1::ConsumerGroupDescribeRequest req;
+  const int32_t n = r.compact_array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) req.add_group_ids(r.compact_str());
+  r.boolean();  // include_authorized_operations
+  r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed ConsumerGroupDescribe request");
+  bv1::ConsumerGroupDescribeResponse resp;
+  core->groups()->consumer_group_describe(req, &resp);
+  const TopicIds ids = topic_ids(core, c->conn.listener);
+  auto assignment = [&](Writer& w, const google::protobuf::RepeatedPtrField<bv1::TopicPartitions>& tps) {
+    w.compact_array_len(static_cast<size_t>(tps.size()));
+    for (const auto& t : tps) {
+      auto it = ids.by_name.find(t.topic());
+      w.uuid(it == ids.by_name.end() ? std::string() : it->second);
+      w.compact_str(t.topic());
+      w.compact_array_len(static_cast<size_t>(t.partitions_size()));
+      for (int32_t p : t.partitions()) w.i32(p);
+      w.empty_tagged_fields();
+    }
+    w.empty_tagged_fields();
+  };
+  Writer w = c->begin();
+  w.i32(0);
+  w.compact_array_len(static_cast<size_t>(resp.groups_size()));
+  for (const auto& g : resp.groups()) {
+    w.i16(code(g.error_code()));
+    w.compact_nullable_str(g.error_code() == ev1::NONE ? std::nullopt : std::optional<std::string>(g.error_message()));
+    w.compact_str(g.group_id());
+    w.compact_str(g.state().empty() ? "Dead" : g.state());
+    w.i32(g.group_epoch());
+    w.i32(g.assignment_epoch());
+    w.compact_str(g.assignor_name());
+    w.compact_array_len(static_cast<size_t>(g.members_size()));
+    for (const auto& m : g.members()) {
+      w.compact_str(m.member_id());
+      w.compact_nullable_str(std::nullopt);  // instance id
+      w.compact_nullable_str(m.rack_id().empty() ? std::nullopt : std::optional<std::string>(m.rack_id()));
+      w.i32(m.member_epoch());
+      w.compact_str(m.client_id());
+      w.compact_str(m.client_host());
+      w.compact_array_len(static_cast<size_t>(m.subscribed_topic_names_size()));
+      for (const auto& t : m.subscribed_topic_names()) w.compact_str(t);
+      w.compact_nullable_str(std::nullopt);  // subscribed regex (resolved at the heartbeat)
+      assignment(w, m.assignment());
+      assignment(w, m.target_assignment());
+      if (c->v() >= 1) w.i8(1);  // member type: consumer
+      w.empty_tagged_fields();
+    }
+    w.i32(kNoAuthorizedOperations);
+    w.empty_tagged_fields();
+  }
+  w.empty_tagged_fields();
+  c->send(w);
+}
+
 }  // namespace
 
 const std::vector<ApiRange>& supported_apis() {
@@ -1164,6 +1346,8 @@ const std::vector<ApiRange>& supported_apis() {
       {kDeleteGroups, 0, 1, 2, "DeleteGroups"},
       {kIncrementalAlterConfigs, 0, 1, 1, "IncrementalAlterConfigs"},
       {kDescribeCluster, 0, 0, 0, "DescribeCluster"},
+      {kConsumerGroupHeartbeat, 0, 1, 0, "ConsumerGroupHeartbeat"},
+      {kConsumerGroupDescribe, 0, 1, 0, "ConsumerGroupDescribe"},
   };
   return apis;
 }
@@ -1235,6 +1419,8 @@ void KafkaApi::handle(std::string frame, const ConnectionInfo& conn, std::functi
     case kAlterConfigs: return alter_configs(core_, c, r, false);
     case kIncrementalAlterConfigs: return alter_configs(core_, c, r, true);
     case kDescribeCluster: return describe_cluster(core_, c, r);
+    case kConsumerGroupHeartbeat: return consumer_group_heartbeat(core_, c, r);
+    case kConsumerGroupDescribe: return consumer_group_describe(core_, c, r);
     case kInitProducerId: return init_producer_id(core_, c, r);
     default: return c->close("unhandled API key");
   }

@@ -97,6 +97,8 @@ class Reader {
     }
     return static_cast<int32_t>(n - 1);
   }
+  // A UUID (16 raw bytes), e.g. a topic id.
+  std::string uuid() { return take(16); }
   // A tagged-field section: every field is skipped (we define none).
   void skip_tagged_fields() {
     const uint32_t n = uvarint();
@@ -190,6 +192,14 @@ class Writer {
   void array_len(size_t n) { i32(static_cast<int32_t>(n)); }
   void compact_array_len(size_t n) { uvarint(static_cast<uint32_t>(n + 1)); }
   void empty_tagged_fields() { uvarint(0); }
+  // A UUID: 16 raw bytes (all zero when `id` is not 16 bytes: Kafka's "no id").
+  void uuid(std::string_view id) {
+    if (id.size() == 16) {
+      buf_.append(id);
+    } else {
+      buf_.append(16, '\0');
+    }
+  }
 
   // Reserves an INT32 to be filled in later (a frame's size).
   size_t reserve_i32() {
