@@ -5,10 +5,14 @@
 // murmur2_random), the records of partitions other brokers lead are forwarded to them, keyless
 // records of one request share a partition, and everything reads back decoded (keys, values,
 // headers) from each partition's leader; records produced from Node (@grpc/grpc-js) are read by
-// Python from the partitions their keys map to. Bad requests get Kafka's error codes.
+// Python from the partitions their keys map to. Bad requests get Kafka's error codes. Three Python
+// consumers of one broker-assigned group (KIP-848) split six partitions; one is SIGKILLed and the
+// other two own all six within the session timeout, and every record is read.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -32,7 +36,8 @@ std::vector<std::string> lines(const std::string& s) { return testing::nonempty_
 class GrpcClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    cluster_ = std::make_unique<Cluster>(3);
+    cluster_ = std::make_unique<Cluster>(
+        3, "group.consumer.session.timeout.ms=4000\ngroup.consumer.heartbeat.interval.ms=300\n");
     cluster_->start_all();
     ASSERT_TRUE(cluster_->wait_unfenced({1, 2, 3}, 60s));
     // The protos' root in the runfiles, and a stub cache of this test's own.
@@ -207,6 +212,119 @@ TEST_F(GrpcClientTest, StreamsAnswerInOrderAndPushRecordsAsTheyArrive) {
     EXPECT_EQ(got[i], static_cast<int64_t>(i));
     EXPECT_EQ(values[i], "s" + std::to_string(i));
   }
+}
+
+std::string dir_of(const std::string& path) { return path.substr(0, path.rfind('/')); }
+
+// The partitions a group_consume.py process says it owns now (its last "owns" line).
+std::set<std::string> owns_now(const std::string& log_path) {
+  std::ifstream in(log_path);
+  std::set<std::string> owned;
+  for (std::string l; std::getline(in, l);) {
+    if (l.rfind("owns", 0) != 0) continue;
+    auto w = words(l);
+    owned = std::set<std::string>(w.begin() + 1, w.end());
+  }
+  return owned;
+}
+
+TEST_F(GrpcClientTest, ThreePythonGroupMembersSplitSixPartitionsAndTheSurvivorsTakeOverAKilledOne) {
+  ASSERT_EQ(py("admin.py", "create pg 6 3").code, 0);
+  std::string input;
+  for (int i = 0; i < 600; ++i) input += "k" + std::to_string(i) + ":v" + std::to_string(i) + "\n";
+  auto produced = py("produce.py", "pg", input);
+  ASSERT_EQ(produced.code, 0) << produced.dump();
+  std::map<int, int64_t> ends;  // partition -> records produced to it
+  for (const auto& l : lines(produced.out)) ends[std::stoi(words(l)[0])]++;
+  // Three members, each a python3 process.
+  const std::string first = cluster_->bootstrap().substr(0, cluster_->bootstrap().find(','));
+  const std::string dir = testing::test_dir("pygroup");
+  std::vector<std::unique_ptr<testing::Process>> members;
+  std::vector<std::string> logs;
+  for (int m = 0; m < 3; ++m) {
+    logs.push_back(dir + "/member" + std::to_string(m) + ".log");
+    members.push_back(std::make_unique<testing::Process>());
+    members.back()->start({"/usr/bin/env", "GANNET_PROTO_ROOT=" + proto_root_, "XDG_CACHE_HOME=" + cache_,
+                           "/usr/bin/python3", testing::runfile("clients/python/group_consume.py"), first, "g-py", "pg"},
+                          logs.back());
+  }
+  auto split = [&](const std::vector<int>& who, size_t each) {
+    std::set<std::string> all;
+    for (int m : who) {
+      auto o = owns_now(logs[static_cast<size_t>(m)]);
+      if (o.size() != each) return false;
+      all.insert(o.begin(), o.end());
+    }
+    return all.size() == 6;
+  };
+  auto dump = [&] {
+    std::string s;
+    for (const auto& l : logs) {
+      std::ifstream in(l);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::string owns;
+      for (const auto& line : lines(text)) {
+        if (line.rfind("owns", 0) == 0 || line.find("rror") != std::string::npos) owns += "\n    " + line;
+      }
+      s += "\n  " + l + ":" + owns;
+    }
+    return s;
+  };
+  ASSERT_TRUE(testing::wait_until([&] { return split({0, 1, 2}, 2); }, 60s, 100ms)) << dump();
+  // SIGKILL one: no leave is sent, so its partitions move when its 4 s session ends.
+  const auto killed_at = std::chrono::steady_clock::now();
+  members[0]->kill(SIGKILL);
+  ASSERT_TRUE(testing::wait_until([&] { return split({1, 2}, 3); }, 30s, 50ms)) << dump();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at);
+  std::cout << "python members: the survivors own all six partitions " << took.count()
+            << " ms after the SIGKILL (session timeout 4000 ms)" << std::endl;
+  EXPECT_LT(took.count(), 4000 + 3000) << dump();
+  // More records: every record of every partition is read by some member (at least once).
+  input.clear();
+  for (int i = 600; i < 900; ++i) input += "k" + std::to_string(i) + ":v" + std::to_string(i) + "\n";
+  auto more = py("produce.py", "pg", input);
+  ASSERT_EQ(more.code, 0) << more.dump();
+  for (const auto& l : lines(more.out)) ends[std::stoi(words(l)[0])]++;
+  auto all_read = [&](std::string* missing) {
+    std::map<int, std::set<int64_t>> seen;
+    for (const auto& l : logs) {
+      std::ifstream in(l);
+      for (std::string line; std::getline(in, line);) {
+        auto w = words(line);
+        if (w.size() == 4 && std::isdigit(static_cast<unsigned char>(w[0][0]))) seen[std::stoi(w[0])].insert(std::stoll(w[1]));
+      }
+    }
+    for (const auto& [p, n] : ends) {
+      for (int64_t o = 0; o < n; ++o) {
+        if (!seen[p].count(o)) {
+          *missing = "pg-" + std::to_string(p) + "@" + std::to_string(o);
+          return false;
+        }
+      }
+    }
+    return true;
+  };
+  std::string missing;
+  EXPECT_TRUE(testing::wait_until([&] { return all_read(&missing); }, 30s, 100ms)) << missing << " never read" << dump();
+  for (auto& m : members) m->kill(SIGTERM);
+  // A stale member epoch from Python gets its typed error, on a commit and on a heartbeat.
+  const std::string script =
+      "import sys\n"
+      "from gannet_grpc import GroupConsumer, api, error_name\n"
+      "c = GroupConsumer(sys.argv[1], 'g-stale', ['pg'])\n"
+      "while not c.owned: c.poll()\n"
+      "req = api.group.OffsetCommitRequest(group_id='g-stale', member_id=c.member_id, generation_id=c.epoch - 1)\n"
+      "req.topics.add(name='pg', partitions=[api.group.OffsetCommitRequest.Partition(partition=0, committed_offset=1)])\n"
+      "print(error_name(c._coordinator().OffsetCommit(req, timeout=10).topics[0].partitions[0].error_code))\n"
+      "hb = api.group.ConsumerGroupHeartbeatRequest(group_id='g-stale', member_id=c.member_id, member_epoch=c.epoch + 5)\n"
+      "print(error_name(c._coordinator().ConsumerGroupHeartbeat(hb, timeout=10).error_code))\n"
+      "c.close()\n";
+  auto stale = testing::shell_run("env PYTHONPATH=" + testing::shell_quote(dir_of(testing::runfile("clients/python/gannet_grpc.py"))) +
+                                      " GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) +
+                                      " XDG_CACHE_HOME=" + testing::shell_quote(cache_) + " /usr/bin/python3 - " + first,
+                                  script);
+  ASSERT_EQ(stale.code, 0) << stale.dump();
+  EXPECT_EQ(lines(stale.out), (std::vector<std::string>{"STALE_MEMBER_EPOCH", "FENCED_MEMBER_EPOCH"})) << stale.dump();
 }
 
 }  // namespace
