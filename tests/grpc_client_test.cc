@@ -142,6 +142,21 @@ TEST_F(GrpcClientTest, RecordsAsMessagesFromPythonArePartitionedLikeKafkaAndRead
     nd_read.insert(w[2] + ":" + w[3]);
   }
   EXPECT_EQ(nd_read, (std::set<std::string>{"a:1", "b:2", "c:3", "d:4", "e:5"})) << from_nd.dump();
+  // Node as a member of a broker-assigned group: it reads the five, commits and leaves; after two
+  // more records, a second run resumes at the committed offsets and reads only those.
+  auto group_read = [&](int count) {
+    auto run = node_cmd("group_consume.js", "g-node nd --count " + std::to_string(count));
+    EXPECT_EQ(run.code, 0) << run.dump();
+    std::set<std::string> got;
+    for (const auto& l : lines(run.out)) {
+      auto w = words(l);
+      if (w.size() == 4 && w[0] != "owns") got.insert(w[2] + ":" + w[3]);
+    }
+    return got;
+  };
+  EXPECT_EQ(group_read(5), (std::set<std::string>{"a:1", "b:2", "c:3", "d:4", "e:5"}));
+  ASSERT_EQ(py("produce.py", "nd", "f:6\ng:7\n").code, 0);
+  EXPECT_EQ(group_read(2), (std::set<std::string>{"f:6", "g:7"}));
   // Everything reads back decoded, from each partition's leader, at the offsets produce gave.
   auto consumed = py("consume.py", "py");
   ASSERT_EQ(consumed.code, 0) << consumed.dump();
