@@ -1506,7 +1506,16 @@ void GroupCoordinator::consumer_group_heartbeat(const v1::ConsumerGroupHeartbeat
   // A handed-out id: unique without coordination, as Kafka's (a UUID-like random string).
   const std::string new_id = (req.client_id().empty() ? std::string("member") : req.client_id()) + "-" +
                              random_suffix() + random_suffix();
+  const int32_t epoch_before = g->consumer->group_epoch();
   ConsumerHeartbeatAnswer a = g->consumer->heartbeat(hb, clock_->monotonic_ms(), counts, new_id);
+  if (a.error != ev1::NONE && a.error != ev1::NOT_COORDINATOR) {
+    LOG(INFO) << "group " << req.group_id() << ": consumer heartbeat of '" << req.member_id() << "' at epoch "
+              << req.member_epoch() << ": " << ev1::ErrorCode_Name(a.error) << " (" << a.message << ")";
+  } else if (g->consumer->group_epoch() != epoch_before) {
+    LOG(INFO) << "group " << req.group_id() << ": epoch " << g->consumer->group_epoch() << " after a heartbeat of '"
+              << a.member_id << "' at epoch " << req.member_epoch() << " (" << g->consumer->members().size()
+              << " members)";
+  }
   resp->set_error_code(a.error);
   resp->set_error_message(a.message);
   if (a.error == ev1::NONE) {

@@ -980,13 +980,20 @@ void Consumer::consumer_heartbeat_loop() {
 }
 
 bool Consumer::apply_assignment(ErrorCode* error) {
-  std::vector<std::string> topics = subscribed_topics();
+  // A pattern is matched against the topics every metadata.max.age.ms (it reads the metadata).
+  std::optional<std::vector<std::string>> topics;
+  if (!pattern_) {
+    topics = topics_;
+  } else if (Clock::now() >= next_metadata_check_) {
+    next_metadata_check_ = Clock::now() + std::chrono::milliseconds(config_.metadata_max_age_ms);
+    topics = subscribed_topics();
+  }
   std::optional<std::vector<TopicPartition>> target;
   bool lost;
   {
     std::lock_guard<std::mutex> l(gmu_);
-    if (!cg_subscribed_ || topics != cg_topics_) {
-      cg_topics_ = topics;
+    if (topics && (!cg_subscribed_ || *topics != cg_topics_)) {
+      cg_topics_ = *topics;
       cg_subscribed_ = true;
       cg_ack_now_ = true;
       gcv_.notify_all();
@@ -1043,9 +1050,14 @@ bool Consumer::apply_assignment(ErrorCode* error) {
     next_auto_commit_ = Clock::now() + std::chrono::milliseconds(config_.auto_commit_interval_ms);
   }
   std::lock_guard<std::mutex> l(gmu_);
-  cg_owned_ = *target;
-  cg_ack_now_ = true;
-  gcv_.notify_all();
+  if (cg_owned_ != *target) {
+    // Tell the coordinator at once (that is what releases what we gave up). An answer that only
+    // repeats the assignment (every answer to a full heartbeat does) changes nothing: no extra
+    // heartbeat, else members would heartbeat in a loop.
+    cg_owned_ = *target;
+    cg_ack_now_ = true;
+    gcv_.notify_all();
+  }
   return true;
 }
 

@@ -173,6 +173,10 @@ int consume_command(const Args& a) {
       }
     }
   }
+  if (auto v = a.last("group-protocol")) {
+    if (*v != "classic" && *v != "consumer") return usage("--group-protocol " + *v + ": expected classic or consumer");
+    cfg.group_protocol = *v;
+  }
   if (auto v = a.last("client-id")) cfg.client_id = *v;
   // --commit auto (default: enable.auto.commit) or sync: commit what was printed after each
   // batch, before the next poll (at-least-once for whoever reads our output).

@@ -179,7 +179,7 @@ void print_usage(std::FILE* to) {
                "  gannet consume TOPIC [--from-beginning] [--partition N] [--offset N] [--max-messages N]"
                " [--timeout-ms IDLE_MS] [--print-key] [--print-timestamp] [--output json]\n"
                "      [--group G [--commit auto|sync] [--auto-commit-interval-ms MS] [--session-timeout-ms MS] [--assignment-strategy range|roundrobin|sticky]"
-               " [--client-id ID]]   (TOPIC may list several, comma-separated, with --group)\n");
+               " [--group-protocol classic|consumer] [--client-id ID]]   (TOPIC may list several, comma-separated, with --group)\n");
   std::fprintf(to,
                "\nExit status: 0 ok; 1 error (from the cluster, cluster unreachable, storage);"
                " 2 usage error.\n");
