@@ -18,6 +18,7 @@
 
 #include "broker/controller_service.h"
 #include "broker/record_messages.h"
+#include "broker/subscription.h"
 #include "storage/file.h"
 #include "proto/broker.grpc.pb.h"
 
@@ -454,6 +455,148 @@ class BrokerServer::Service final
       if (resp.records_size() > 0 && !writer->Write(resp)) break;
       req.set_offset(resp.next_offset());
     }
+    return grpc::Status::OK;
+  }
+
+  // A member of a broker-assigned group on one stream (broker/subscription.h). Synchronous, as the
+  // other streams (issue 15): the stream holds a thread; a reader thread takes the client's commits
+  // while records go out.
+  grpc::Status Subscribe(grpc::ServerContext* ctx,
+                         grpc::ServerReaderWriter<bv1::SubscribeResponse, bv1::SubscribeRequest>* stream) override {
+    bv1::SubscribeRequest first;
+    if (!stream->Read(&first)) return grpc::Status::OK;
+    if (!first.has_start()) {
+      bv1::SubscribeResponse e;
+      e.mutable_error()->set_error_code(gannet::v1::INVALID_REQUEST);
+      e.mutable_error()->set_error_message("the first message of a Subscribe stream is a Start");
+      stream->Write(e);
+      return grpc::Status::OK;
+    }
+    struct Inbox {
+      std::mutex mu;
+      std::condition_variable cv;
+      std::deque<bv1::SubscribeRequest::Commit> commits;
+      bool closed = false;
+    };
+    auto inbox = std::make_shared<Inbox>();
+    std::thread reader([stream, inbox] {
+      bv1::SubscribeRequest r;
+      while (stream->Read(&r)) {
+        if (!r.has_commit()) continue;  // a second Start changes nothing
+        std::lock_guard<std::mutex> l(inbox->mu);
+        inbox->commits.push_back(r.commit());
+        inbox->cv.notify_all();
+      }
+      std::lock_guard<std::mutex> l(inbox->mu);
+      inbox->closed = true;  // the client closed its side: the member leaves
+      inbox->cv.notify_all();
+    });
+    const std::string group = first.start().group_id();
+    const std::string host = peer_host(ctx->peer());
+    auto deadline_in = [](grpc::ClientContext* c, int ms) {
+      c->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
+    };
+    // The group's coordinator: this broker, or a stub for the one that is.
+    auto coordinator = [this, group]() -> std::pair<bool, bv1::Broker::Stub*> {
+      bv1::FindCoordinatorResponse fc;
+      b_->find_coordinator(group, b_->options_.listener_name, &fc);
+      if (fc.error_code() != gannet::v1::NONE) return {false, nullptr};
+      if (fc.node_id() == b_->options_.node_id) return {true, nullptr};
+      return {false, peer_stub(fc.node_id())};
+    };
+    Subscription::Calls calls;
+    calls.now_ms = [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count();
+    };
+    calls.heartbeat = [&](const bv1::ConsumerGroupHeartbeatRequest& req, bv1::ConsumerGroupHeartbeatResponse* resp) {
+      auto [local, stub] = coordinator();
+      if (local) {
+        b_->groups_->consumer_group_heartbeat(req, host, resp);
+        return true;
+      }
+      if (!stub) return false;
+      grpc::ClientContext c;
+      deadline_in(&c, 5'000);
+      return stub->ConsumerGroupHeartbeat(&c, req, resp).ok();
+    };
+    calls.offset_fetch = [&](const bv1::OffsetFetchRequest& req, bv1::OffsetFetchResponse* resp) {
+      auto [local, stub] = coordinator();
+      if (local) {
+        b_->groups_->offset_fetch(req, resp);
+        return true;
+      }
+      if (!stub) return false;
+      grpc::ClientContext c;
+      deadline_in(&c, 10'000);
+      return stub->OffsetFetch(&c, req, resp).ok();
+    };
+    calls.offset_commit = [&](const bv1::OffsetCommitRequest& req, bv1::OffsetCommitResponse* resp) {
+      auto [local, stub] = coordinator();
+      if (local) {
+        b_->groups_->offset_commit(req, resp);
+        return true;
+      }
+      if (!stub) return false;
+      grpc::ClientContext c;
+      deadline_in(&c, 15'000);
+      return stub->OffsetCommit(&c, req, resp).ok();
+    };
+    calls.fetch = [&](const bv1::FetchRecordsRequest& req, bv1::FetchRecordsResponse* resp) {
+      // Here if this broker leads the partition, else from its leader.
+      std::promise<void> answered;
+      auto call = fetch_records(&req, resp, [&answered] { answered.set_value(); });
+      call->start();
+      answered.get_future().wait();
+      if (resp->error_code() != gannet::v1::NOT_LEADER_OR_FOLLOWER || resp->leader_id() < 0 ||
+          resp->leader_id() == b_->options_.node_id) {
+        return true;
+      }
+      bv1::Broker::Stub* stub = peer_stub(resp->leader_id());
+      if (!stub) return true;
+      resp->Clear();
+      grpc::ClientContext c;
+      deadline_in(&c, 10'000);
+      return stub->FetchRecords(&c, req, resp).ok();
+    };
+    Subscription sub(first.start(), std::move(calls));
+    bool open = true;
+    while (open && !b_->stopping() && !ctx->IsCancelled()) {
+      std::vector<bv1::SubscribeResponse> out;
+      std::deque<bv1::SubscribeRequest::Commit> commits;
+      bool closed;
+      {
+        std::lock_guard<std::mutex> l(inbox->mu);
+        commits.swap(inbox->commits);
+        closed = inbox->closed;
+      }
+      for (const auto& c : commits) sub.commit(c, &out);
+      if (!closed) open = sub.step(&out);
+      bool records = false;
+      for (const auto& m : out) {
+        records |= m.has_records();
+        if (!stream->Write(m)) open = false;
+      }
+      if (closed) break;
+      if (!records) {
+        // Nothing new: wait a little, or less if a commit or the client's close comes.
+        std::unique_lock<std::mutex> l(inbox->mu);
+        inbox->cv.wait_for(l, std::chrono::milliseconds(50), [&] { return inbox->closed || !inbox->commits.empty(); });
+      }
+    }
+    sub.leave();
+    bool client_closed;
+    {
+      // After an error (sent), the client closes its side; the stream then ends with OK. A client
+      // that does not within 10 s (or a broker stopping) has the call cancelled.
+      std::unique_lock<std::mutex> l(inbox->mu);
+      if (!open && !b_->stopping() && !ctx->IsCancelled()) {
+        inbox->cv.wait_for(l, std::chrono::seconds(10), [&] { return inbox->closed; });
+      }
+      client_closed = inbox->closed;
+    }
+    if (!client_closed) ctx->TryCancel();  // ends the reader's Read: the client still holds its side open
+    reader.join();
     return grpc::Status::OK;
   }
 

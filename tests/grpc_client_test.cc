@@ -51,7 +51,7 @@ class GrpcClientTest : public ::testing::Test {
   // `python3 clients/python/SCRIPT ARGS` against the first broker's gRPC listener.
   testing::CliRun py(const std::string& script, const std::string& args, const std::string& input = "") {
     const std::string first = cluster_->bootstrap().substr(0, cluster_->bootstrap().find(','));
-    return testing::shell_run("env GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) +
+    return testing::shell_run("timeout 120 env GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) +
                                   " XDG_CACHE_HOME=" + testing::shell_quote(cache_) + " /usr/bin/python3 " +
                                   testing::shell_quote(testing::runfile("clients/python/" + script)) + " " + first +
                                   " " + args,
@@ -340,6 +340,67 @@ TEST_F(GrpcClientTest, ThreePythonGroupMembersSplitSixPartitionsAndTheSurvivorsT
                                   script);
   ASSERT_EQ(stale.code, 0) << stale.dump();
   EXPECT_EQ(lines(stale.out), (std::vector<std::string>{"STALE_MEMBER_EPOCH", "FENCED_MEMBER_EPOCH"})) << stale.dump();
+}
+
+// One Subscribe stream per consumer: the broker runs the member (heartbeats, the coordinator and
+// the leaders of the partitions, wherever they are), Python only iterates and commits.
+TEST_F(GrpcClientTest, APythonSubscribeStreamReadsCommitsAndAFreshStreamResumesThere) {
+  ASSERT_EQ(py("admin.py", "create sub 3 3").code, 0);
+  std::string input;
+  std::set<std::string> want;
+  for (int i = 0; i < 30; ++i) {
+    input += "k" + std::to_string(i) + ":v" + std::to_string(i) + "\n";
+    want.insert("k" + std::to_string(i) + ":v" + std::to_string(i));
+  }
+  ASSERT_EQ(py("produce.py", "sub", input).code, 0);
+  auto read = [&](const std::string& args, std::vector<std::string>* owns) {
+    auto run = py("subscribe.py", "g-sub sub " + args);
+    EXPECT_EQ(run.code, 0) << run.dump();
+    std::set<std::string> got;
+    for (const auto& l : lines(run.out)) {
+      auto w = words(l);
+      if (!w.empty() && w[0] == "owns") {
+        owns->push_back(l);
+      } else if (w.size() == 4) {
+        EXPECT_EQ(std::stoi(w[0]), partition_for_key(w[2], 3)) << l;
+        got.insert(w[2] + ":" + w[3]);
+      } else {
+        ADD_FAILURE() << "unexpected line: " << l;
+      }
+    }
+    return got;
+  };
+  std::vector<std::string> owns;
+  EXPECT_EQ(read("--count 30 --earliest", &owns), want);
+  ASSERT_FALSE(owns.empty());
+  EXPECT_EQ(owns.back(), "owns sub:0 sub:1 sub:2") << "a lone member owns every partition";
+  // Five more; a fresh stream of the same group resumes at the committed offsets.
+  ASSERT_EQ(py("produce.py", "sub", "a:1\nb:2\nc:3\nd:4\ne:5\n").code, 0);
+  owns.clear();
+  EXPECT_EQ(read("--count 5", &owns), (std::set<std::string>{"a:1", "b:2", "c:3", "d:4", "e:5"}));
+  // A stream that does not begin with a Start, and one naming an unknown assignor, get typed
+  // errors and end.
+  const std::string first = cluster_->bootstrap().substr(0, cluster_->bootstrap().find(','));
+  const std::string script =
+      "import sys\n"
+      "from gannet_grpc import api, broker_stub, error_name\n"
+      "stub = broker_stub(sys.argv[1])\n"
+      "B = api.broker.SubscribeRequest\n"
+      "import queue\n"
+      "for first in [B(commit=B.Commit()), B(start=B.Start(group_id='g-bad', topics=['sub'], server_assignor='roundrobin'))]:\n"
+      "    q = queue.Queue()\n"
+      "    q.put(first)\n"
+      "    for m in stub.Subscribe(iter(q.get, None), timeout=30):\n"
+      "        if m.WhichOneof('response') == 'error':\n"
+      "            print(error_name(m.error.error_code))\n"
+      "            q.put(None)\n";
+  auto bad = testing::shell_run("timeout 120 env PYTHONPATH=" +
+                                    testing::shell_quote(dir_of(testing::runfile("clients/python/gannet_grpc.py"))) +
+                                    " GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) +
+                                    " XDG_CACHE_HOME=" + testing::shell_quote(cache_) + " /usr/bin/python3 - " + first,
+                                script);
+  ASSERT_EQ(bad.code, 0) << bad.dump();
+  EXPECT_EQ(lines(bad.out), (std::vector<std::string>{"INVALID_REQUEST", "UNSUPPORTED_ASSIGNOR"})) << bad.dump();
 }
 
 }  // namespace
