@@ -790,61 +790,46 @@ void Consumer::heartbeat_loop() {
 }
 
 void Consumer::leave_group(const std::string& reason) {
-  if (consumer_protocol()) {
-    // A heartbeat with epoch -1: the partitions go to the others at once. What this consumer
-    // still holds is dropped at the next poll (as lost: the others may have them by then).
-    std::string member;
-    int32_t coord_id;
-    bool joined;
-    {
-      std::lock_guard<std::mutex> l(gmu_);
-      member = member_id_;
-      coord_id = coordinator_id_;
-      joined = joined_;
-      joined_ = false;
-      member_id_.clear();
-      generation_ = -1;
-      cg_lost_ = true;
-      rejoin_needed_ = true;
-      ++wake_count_;
-    }
-    gcv_.notify_all();
-    bv1::Broker::Stub* coord = coord_id >= 0 ? metadata_.broker(coord_id) : nullptr;
-    if (!joined || member.empty() || !coord) return;
-    bv1::ConsumerGroupHeartbeatRequest req;
-    req.set_group_id(config_.group_id);
-    req.set_member_id(member);
-    req.set_member_epoch(-1);
-    bv1::ConsumerGroupHeartbeatResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    coord->ConsumerGroupHeartbeat(&ctx, req, &resp);
-    (void)reason;
-    return;
-  }
+  // Out of the group here first, then told to the coordinator (best effort: its session ends it
+  // otherwise). Under the consumer protocol, what this consumer still holds is dropped at the next
+  // poll, as lost: the others may have it by then.
   std::string member;
   int32_t coord_id;
+  bool joined;
   {
     std::lock_guard<std::mutex> l(gmu_);
     member = member_id_;
     coord_id = coordinator_id_;
+    joined = joined_;
     joined_ = false;
     rejoin_needed_ = true;
     member_id_.clear();
     generation_ = -1;
+    if (consumer_protocol()) cg_lost_ = true;
     ++wake_count_;
   }
   gcv_.notify_all();
   if (member.empty() || config_.group_id.empty()) return;
   bv1::Broker::Stub* coord = coord_id >= 0 ? metadata_.broker(coord_id) : nullptr;
   if (!coord) return;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (consumer_protocol()) {
+    // A heartbeat with epoch -1: the partitions go to the others at once.
+    if (!joined) return;
+    bv1::ConsumerGroupHeartbeatRequest req;
+    req.set_group_id(config_.group_id);
+    req.set_member_id(member);
+    req.set_member_epoch(-1);
+    bv1::ConsumerGroupHeartbeatResponse resp;
+    coord->ConsumerGroupHeartbeat(&ctx, req, &resp);
+    return;
+  }
   bv1::LeaveGroupRequest req;
   req.set_group_id(config_.group_id);
   req.add_member_ids(member);
   req.set_reason(reason);
   bv1::LeaveGroupResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   coord->LeaveGroup(&ctx, req, &resp);
 }
 
