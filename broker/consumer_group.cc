@@ -336,6 +336,52 @@ ConsumerHeartbeatAnswer ConsumerGroup::heartbeat(const ConsumerHeartbeat& hb, in
   return a;
 }
 
+ConsumerGroupSnapshot ConsumerGroup::snapshot() const {
+  ConsumerGroupSnapshot s;
+  s.group_epoch = group_epoch_;
+  s.assignment_epoch = assignment_epoch_;
+  s.subscribed_counts = subscribed_counts_;
+  for (const auto& [id, m] : members_) {
+    ConsumerGroupSnapshot::Member sm;
+    sm.id = id;
+    sm.client_id = m.client_id;
+    sm.client_host = m.client_host;
+    sm.rack_id = m.rack_id;
+    sm.assignor = m.assignor;
+    sm.epoch = m.epoch;
+    sm.rebalance_timeout_ms = m.rebalance_timeout_ms;
+    sm.topics = m.topics;
+    sm.assigned = m.assigned;
+    s.members.push_back(std::move(sm));
+  }
+  return s;
+}
+
+void ConsumerGroup::restore(const ConsumerGroupSnapshot& s, int64_t now_ms) {
+  members_.clear();
+  target_.clear();
+  owners_.clear();
+  group_epoch_ = s.group_epoch;
+  assignment_epoch_ = s.assignment_epoch;
+  subscribed_counts_ = s.subscribed_counts;
+  for (const auto& sm : s.members) {
+    Member& m = members_[sm.id];
+    m.id = sm.id;
+    m.client_id = sm.client_id;
+    m.client_host = sm.client_host;
+    m.rack_id = sm.rack_id;
+    m.assignor = sm.assignor;
+    m.epoch = sm.epoch;
+    m.rebalance_timeout_ms = sm.rebalance_timeout_ms;
+    m.topics = normalized(sm.topics);
+    m.state = MemberState::kStable;
+    m.session_deadline_ms = now_ms + config_.session_timeout_ms;
+    m.last_sent = sm.assigned;
+    target_[sm.id] = sm.assigned;
+    set_owned(m, sm.assigned, {});
+  }
+}
+
 std::vector<std::string> ConsumerGroup::expire(int64_t now_ms, const TopicPartitionCounts& counts) {
   std::vector<std::string> gone;
   for (const auto& [id, m] : members_) {

@@ -26,9 +26,8 @@
 //    without a heartbeat, or when it holds partitions to give up past its rebalance timeout.
 //  - Offset commits must carry the member's current epoch (STALE_MEMBER_EPOCH otherwise).
 //
-// Not kept across coordinators: the membership lives in memory only (committed offsets are
-// records in __consumer_offsets as for classic groups). After a coordinator change, members get
-// UNKNOWN_MEMBER_ID, give up their partitions and rejoin at epoch 0 (docs/design-notes.md §23).
+// Across coordinators: the coordinator writes snapshot() to __consumer_offsets whenever the group
+// becomes Stable or empty, and a new coordinator restore()s it (docs/design-notes.md §23).
 #pragma once
 
 #include <cstdint>
@@ -78,6 +77,22 @@ struct ConsumerHeartbeatAnswer {
   std::optional<TopicPartitionSet> assignment;  // set when it differs from what was last sent
 };
 
+// What a new coordinator needs to resume a Stable (or empty) group: taken by snapshot(), given
+// to restore().
+struct ConsumerGroupSnapshot {
+  int32_t group_epoch = 0;
+  int32_t assignment_epoch = 0;
+  struct Member {
+    std::string id, client_id, client_host, rack_id, assignor;
+    int32_t epoch = 0;
+    int32_t rebalance_timeout_ms = 300'000;
+    std::vector<std::string> topics;
+    TopicPartitionSet assigned;
+  };
+  std::vector<Member> members;
+  std::map<std::string, int32_t> subscribed_counts;
+};
+
 class ConsumerGroup {
  public:
   enum class MemberState { kStable, kUnrevoked, kUnreleased };
@@ -124,6 +139,11 @@ class ConsumerGroup {
   std::string assignor_name() const;
   // Kafka's ConsumerGroupDescribe states: "Empty", "Assigning", "Reconciling", "Stable".
   std::string state_name() const;
+  // The group as it is (meant for a Stable or empty group: each member's partitions are then its
+  // target). restore() takes it back in a new coordinator: every member Stable at its epoch with
+  // those partitions, its session starting at now_ms.
+  ConsumerGroupSnapshot snapshot() const;
+  void restore(const ConsumerGroupSnapshot& s, int64_t now_ms);
   // Who owns (holds as assigned or pending revocation) a partition, "" if no one: for tests.
   std::string owner(const std::string& topic, int32_t partition) const;
   static const char* member_state_name(MemberState s);

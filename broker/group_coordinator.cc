@@ -244,6 +244,8 @@ void GroupCoordinator::load_partition(int32_t p, int32_t epoch) {
               g.has_metadata_record = false;
               g.generation = 0;
               g.state = State::kEmpty;
+              g.consumer.reset();
+              g.consumer_written_epoch = -1;
               continue;
             }
             auto v = decode_group_value(*rec.value);
@@ -271,6 +273,32 @@ void GroupCoordinator::load_partition(int32_t p, int32_t epoch) {
               g.members.emplace(mm.id, std::move(mm));
             }
             g.state = g.members.empty() ? State::kEmpty : State::kStable;
+            g.consumer.reset();
+            g.consumer_written_epoch = -1;
+            if (v->has_consumer()) {
+              // A broker-assigned group: its members resume at their epochs with their partitions.
+              const auto& cg = v->consumer();
+              ConsumerGroupSnapshot snap;
+              snap.group_epoch = cg.group_epoch();
+              snap.assignment_epoch = cg.assignment_epoch();
+              for (const auto& [t, n] : cg.subscribed_partition_counts()) snap.subscribed_counts[t] = n;
+              for (const auto& m : cg.members()) {
+                ConsumerGroupSnapshot::Member sm;
+                sm.id = m.member_id();
+                sm.client_id = m.client_id();
+                sm.client_host = m.client_host();
+                sm.rack_id = m.rack_id();
+                sm.assignor = m.assignor();
+                sm.epoch = m.member_epoch();
+                sm.rebalance_timeout_ms = m.rebalance_timeout_ms();
+                sm.topics.assign(m.topics().begin(), m.topics().end());
+                for (const auto& tp : m.partitions()) sm.assigned[tp.topic()].insert(tp.partitions().begin(), tp.partitions().end());
+                snap.members.push_back(std::move(sm));
+              }
+              g.consumer = std::make_unique<ConsumerGroup>(gk.group, options_.consumer);
+              g.consumer->restore(snap, clock_->monotonic_ms());
+              g.consumer_written_epoch = snap.group_epoch;
+            }
           }
         }
       }
@@ -1525,7 +1553,70 @@ void GroupCoordinator::consumer_group_heartbeat(const v1::ConsumerGroupHeartbeat
     if (a.assignment) fill_partitions(*a.assignment, resp->mutable_assignment()->mutable_topics());
     if (a.assignment && !resp->has_assignment()) resp->mutable_assignment();
   }
+  mark_consumer_record_locked(*g);
   if (is_vacant(*g)) groups_.erase(req.group_id());
+}
+
+void GroupCoordinator::mark_consumer_record_locked(Group& g) {
+  if (!g.consumer || g.consumer->group_epoch() == g.consumer_written_epoch) return;
+  const std::string st = g.consumer->state_name();
+  if (st != "Stable" && st != "Empty") return;
+  if (st == "Empty" && g.consumer_written_epoch < 0) return;  // never written: nothing to undo
+  g.consumer_dirty = true;
+  writer_cv_.notify_one();
+}
+
+void GroupCoordinator::write_consumer_groups(std::unique_lock<std::mutex>& l) {
+  std::vector<std::string> candidates;
+  for (auto& [id, g] : groups_) {
+    if (g.consumer_dirty) candidates.push_back(id);
+  }
+  for (const std::string& id : candidates) {
+    Group* g = claim_record_write_locked(l, id);
+    if (!g) continue;
+    g->consumer_dirty = false;
+    auto pl = partitions_.find(g->partition);
+    const std::string st = g->consumer ? g->consumer->state_name() : "";
+    if (!g->consumer || (st != "Stable" && st != "Empty") || pl == partitions_.end() || !pl->second.loaded ||
+        g->consumer->group_epoch() == g->consumer_written_epoch) {
+      release_record_write_locked(id);
+      continue;
+    }
+    v1::GroupMetadataValue v;
+    v.set_protocol_type("consumer");
+    v.set_generation_id(g->generation);
+    v.set_state_timestamp_ms(clock_->now_ms());
+    const ConsumerGroupSnapshot snap = g->consumer->snapshot();
+    auto* cg = v.mutable_consumer();
+    cg->set_group_epoch(snap.group_epoch);
+    cg->set_assignment_epoch(snap.assignment_epoch);
+    for (const auto& [t, n] : snap.subscribed_counts) (*cg->mutable_subscribed_partition_counts())[t] = n;
+    for (const auto& sm : snap.members) {
+      auto* m = cg->add_members();
+      m->set_member_id(sm.id);
+      m->set_client_id(sm.client_id);
+      m->set_client_host(sm.client_host);
+      m->set_rack_id(sm.rack_id);
+      m->set_member_epoch(sm.epoch);
+      m->set_rebalance_timeout_ms(sm.rebalance_timeout_ms);
+      for (const auto& t : sm.topics) m->add_topics(t);
+      m->set_assignor(sm.assignor);
+      fill_partitions(sm.assigned, m->mutable_partitions());
+    }
+    const int32_t p = g->partition, epoch = pl->second.epoch;
+    l.unlock();
+    int64_t base = 0;
+    ErrorCode e = append_records(p, epoch, {{encode_group_key({id}), encode_group_value(v)}}, &base);
+    l.lock();
+    release_record_write_locked(id);
+    g = find_group_locked(id);
+    if (!g) continue;
+    if (e == ev1::NONE) {
+      g->has_metadata_record = true;
+      g->consumer_written_epoch = snap.group_epoch;
+    }
+    if (e != ev1::NOT_COORDINATOR) mark_consumer_record_locked(*g);  // newer since, or not written: again
+  }
 }
 
 void GroupCoordinator::consumer_group_describe(const v1::ConsumerGroupDescribeRequest& req,
@@ -1596,6 +1687,7 @@ void GroupCoordinator::timer_loop() {
         for (const std::string& mid : g.consumer->expire(now, counts)) {
           LOG(INFO) << "group " << id << ": consumer member " << mid << " removed (session or rebalance timeout)";
         }
+        mark_consumer_record_locked(g);
         if (is_vacant(g)) {
           git = groups_.erase(git);
           continue;
@@ -1647,6 +1739,7 @@ void GroupCoordinator::writer_loop() {
     writer_cv_.wait_for(l, std::chrono::milliseconds(5 * kTimerTickMs));
     if (stopping_) return;
     write_empty_groups(l);
+    write_consumer_groups(l);
     if (clock_->now_ms() >= next_offset_expiry_ms_) {
       next_offset_expiry_ms_ = clock_->now_ms() + options_.offsets_retention_check_interval_ms;
       l.unlock();

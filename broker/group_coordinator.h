@@ -194,6 +194,10 @@ class GroupCoordinator {
     // Set once a member heartbeats under the broker-assigned protocol (KIP-848). While it has
     // members the group is a consumer group: classic joins get INCONSISTENT_GROUP_PROTOCOL.
     std::unique_ptr<ConsumerGroup> consumer;
+    // The group epoch of the last consumer-group record written (-1: none), and whether a newer
+    // Stable (or empty) state waits for the writer thread.
+    int32_t consumer_written_epoch = -1;
+    bool consumer_dirty = false;
     // A write of this group's record (its metadata or its tombstone) is in flight: the next
     // waits (claim_record_write_locked), so they land in the order their contents were decided.
     bool record_write_in_flight = false;
@@ -250,6 +254,11 @@ class GroupCoordinator {
     return !g.members.empty() || !g.pending_members.empty() || g.state != State::kEmpty;
   }
   TopicPartitionCounts topic_counts() const;
+  // A broker-assigned group that became Stable or empty since its last record: flag it for the
+  // writer thread (write_consumer_groups).
+  void mark_consumer_record_locked(Group& g);
+  // Writes the record of every flagged broker-assigned group (as write_empty_groups).
+  void write_consumer_groups(std::unique_lock<std::mutex>& l);
   void prepare_rebalance_locked(Group& g, const std::string& reason);
   void maybe_complete_join_locked(Group& g, int64_t now);
   void complete_join_locked(Group& g, int64_t now);

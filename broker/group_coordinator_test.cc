@@ -544,10 +544,60 @@ TEST_F(ConsumerProtocolTest, TheTimerRemovesASilentMemberAndTheOtherGetsItsParti
   }
   EXPECT_EQ(owned, (std::vector<int32_t>{0, 1, 2, 3}));
   EXPECT_EQ(beat("cg", b.member_id(), b2.member_epoch(), parts(b2)).error_code(), ev1::UNKNOWN_MEMBER_ID);
-  // Leaving empties the group; with its committed offsets gone too it is forgotten.
+  // Leaving empties the group (its record says so once written).
   auto left = beat("cg", a.member_id(), -1, std::nullopt);
   EXPECT_EQ(left.member_epoch(), -1);
-  EXPECT_EQ(coord_->group_count(), 0u);
+  v1::ConsumerGroupDescribeRequest dr;
+  dr.add_group_ids("cg");
+  v1::ConsumerGroupDescribeResponse d;
+  coord_->consumer_group_describe(dr, &d);
+  EXPECT_EQ(d.groups(0).state(), "Empty");
+  EXPECT_EQ(d.groups(0).members_size(), 0);
+}
+
+TEST_F(ConsumerProtocolTest, AStableGroupResumesOnANewCoordinatorWithItsEpochsAndPartitions) {
+  // Sessions long enough for the failover below (the log write, a new coordinator loading).
+  options_.consumer.session_timeout_ms = 2'000;
+  start_coordinator(/*epoch=*/1);
+  coord_->set_topic_counts([] { return TopicPartitionCounts([](const std::string& t) { return t == "t" ? 4 : -1; }); });
+  const std::string group = group_on(0);
+  auto a = beat(group, "", 0, std::vector<int32_t>{});
+  auto b = beat(group, "", 0, std::vector<int32_t>{});
+  auto a2 = beat(group, a.member_id(), a.member_epoch(), parts(a));
+  auto a3 = beat(group, a.member_id(), a.member_epoch(), parts(a2));
+  const int64_t before = logs_[0]->log_end_offset();
+  auto b2 = beat(group, b.member_id(), b.member_epoch(), std::vector<int32_t>{});  // now Stable
+  ASSERT_EQ(parts(b2).size(), 2u);
+  ASSERT_EQ(a3.member_epoch(), b2.member_epoch());
+  ASSERT_EQ(commit(group, "t", 0, 7, a3.member_epoch(), a.member_id()), ev1::NONE);
+  // The Stable group's record (the writer thread's) and the commit reach the log, then the
+  // coordinator fails over.
+  ASSERT_TRUE(gannet::testing::wait_until([&] { return logs_[0]->log_end_offset() >= before + 2; }, 1500ms, 5ms));
+  start_coordinator(/*epoch=*/2);
+  coord_->set_topic_counts([] { return TopicPartitionCounts([](const std::string& t) { return t == "t" ? 4 : -1; }); });
+  // Both heartbeat on at their epochs with their partitions: nothing moves, nobody rejoins.
+  auto a4 = beat(group, a.member_id(), a3.member_epoch(), parts(a2));
+  ASSERT_EQ(a4.error_code(), ev1::NONE) << a4.error_message();
+  EXPECT_EQ(a4.member_epoch(), a3.member_epoch());
+  EXPECT_FALSE(a4.has_assignment() && parts(a4) != parts(a2)) << "A's partitions moved";
+  auto b3 = beat(group, b.member_id(), b2.member_epoch(), parts(b2));
+  ASSERT_EQ(b3.error_code(), ev1::NONE) << b3.error_message();
+  EXPECT_EQ(b3.member_epoch(), b2.member_epoch());
+  // Commits with the epochs go on; the offset committed before is there.
+  EXPECT_EQ(commit(group, "t", 0, 8, a4.member_epoch(), a.member_id()), ev1::NONE);
+  EXPECT_EQ(commit(group, "t", 0, 9, a4.member_epoch() - 1, a.member_id()), ev1::STALE_MEMBER_EPOCH);
+  // A member that stops heartbeating still goes when its session ends on the new coordinator.
+  std::vector<int32_t> owned = parts(a2);
+  int32_t epoch = a4.member_epoch();
+  const auto deadline = std::chrono::steady_clock::now() + 8s;
+  while (owned.size() != 4 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    auto r = beat(group, a.member_id(), epoch, owned);
+    ASSERT_EQ(r.error_code(), ev1::NONE) << r.error_message();
+    epoch = r.member_epoch();
+    if (r.has_assignment()) owned = parts(r);
+  }
+  EXPECT_EQ(owned, (std::vector<int32_t>{0, 1, 2, 3}));
 }
 
 }  // namespace
