@@ -736,11 +736,11 @@ TEST_F(GroupProcessTest, AdminResetDeleteListAndUnknownGroups) {
     bool row = false;
     for (const auto& l : complete_lines(r.out)) {
       std::istringstream in(l);
-      std::string g, state, type;
-      in >> g >> state >> type;
-      if (g == "g-adm") row = state == "Stable" && type == "consumer";
+      std::string g, kind, state, type;
+      in >> g >> kind >> state >> type;
+      if (g == "g-adm") row = kind == "classic" && state == "Stable" && type == "consumer";
     }
-    EXPECT_TRUE(row) << "group list should show g-adm Stable consumer" << r.dump();
+    EXPECT_TRUE(row) << "group list should show g-adm classic Stable consumer" << r.dump();
   }
   // The refused reset changed nothing.
   ASSERT_TRUE(testing::wait_until([&] {

@@ -860,6 +860,102 @@ TEST_F(KafkaClientTest, KafkaProtocolMembersOfABrokerAssignedGroupHeartbeatAndAr
   ASSERT_FALSE(r.failed());
   EXPECT_EQ(described["member-b"].size(), 2u);
   EXPECT_EQ(described[*a->member_id].size(), 2u);
+  // OffsetCommit v9 carries the member epoch (STALE_MEMBER_EPOCH for an old one), OffsetFetch v9
+  // checks it, and v8 answers several groups at once.
+  auto commit_v9 = [&](int32_t epoch, int64_t offset) -> int16_t {
+    std::string cb;
+    put_compact_str(cb, "kg");
+    put32(cb, epoch);
+    put_compact_str(cb, "member-b");
+    put_compact_null(cb);  // group instance id
+    put_compact_len(cb, 1);
+    put_compact_str(cb, "kip848");
+    put_compact_len(cb, 1);
+    put32(cb, theirs.at(0));
+    testing::kafka_wire::put64(cb, offset);
+    put32(cb, -1);         // leader epoch
+    put_compact_null(cb);  // metadata
+    put_no_tags(cb);
+    put_no_tags(cb);
+    put_no_tags(cb);
+    int cfd = connect_to(port);
+    const std::string cf = frame_v2(8, 9, 8, cb);
+    std::optional<std::string> ca;
+    if (::write(cfd, cf.data(), cf.size()) == static_cast<ssize_t>(cf.size())) ca = read_frame(cfd);
+    ::close(cfd);
+    if (!ca) return -1;
+    BodyReader cr(*ca, 4);
+    cr.skip_tags();
+    cr.i32();
+    if (cr.compact_len() != 1) return -2;
+    cr.compact_str();
+    if (cr.compact_len() != 1) return -3;
+    cr.i32();
+    const int16_t e = cr.i16();
+    return cr.failed() ? -4 : e;
+  };
+  EXPECT_EQ(commit_v9(b2->epoch, 42), 0);
+  EXPECT_EQ(commit_v9(b2->epoch - 1, 43), 113) << "STALE_MEMBER_EPOCH";
+  auto fetch_v9 = [&](int32_t epoch, int16_t* group_error) -> int64_t {
+    std::string fb2;
+    put_compact_len(fb2, 2);
+    for (const char* g : {"kg", "no-offsets"}) {
+      put_compact_str(fb2, g);
+      if (std::string(g) == "kg") {
+        put_compact_str(fb2, "member-b");
+      } else {
+        put_compact_null(fb2);
+      }
+      put32(fb2, std::string(g) == "kg" ? epoch : -1);
+      put_compact_len(fb2, 1);
+      put_compact_str(fb2, "kip848");
+      put_compact_len(fb2, 1);
+      put32(fb2, theirs.at(0));
+      put_no_tags(fb2);
+      put_no_tags(fb2);
+    }
+    fb2.push_back(0);  // require stable
+    put_no_tags(fb2);
+    int ffd = connect_to(port);
+    const std::string ff2 = frame_v2(9, 9, 9, fb2);
+    std::optional<std::string> fa;
+    if (::write(ffd, ff2.data(), ff2.size()) == static_cast<ssize_t>(ff2.size())) fa = read_frame(ffd);
+    ::close(ffd);
+    if (!fa) return -100;
+    BodyReader fr(*fa, 4);
+    fr.skip_tags();
+    fr.i32();
+    if (fr.compact_len() != 2) return -101;
+    int64_t committed = -102;
+    for (int gi = 0; gi < 2; ++gi) {
+      fr.compact_str();
+      const int32_t nt = fr.compact_len();
+      for (int32_t ti = 0; ti < nt; ++ti) {
+        fr.compact_str();
+        const int32_t np = fr.compact_len();
+        for (int32_t pi = 0; pi < np; ++pi) {
+          fr.i32();
+          const int64_t off = static_cast<int64_t>((static_cast<uint64_t>(static_cast<uint32_t>(fr.i32())) << 32) |
+                                                   static_cast<uint32_t>(fr.i32()));
+          fr.i32();
+          fr.compact_str();
+          fr.i16();
+          fr.skip_tags();
+          if (gi == 0) committed = off;
+        }
+        fr.skip_tags();
+      }
+      const int16_t ge = fr.i16();
+      if (gi == 0) *group_error = ge;
+      fr.skip_tags();
+    }
+    return fr.failed() ? -103 : committed;
+  };
+  int16_t group_error = -1;
+  EXPECT_EQ(fetch_v9(b2->epoch, &group_error), 42);
+  EXPECT_EQ(group_error, 0);
+  fetch_v9(b2->epoch + 3, &group_error);
+  EXPECT_EQ(group_error, 113) << "STALE_MEMBER_EPOCH";
   // The gannet CLI shows the same group with each member's assignment and epoch.
   auto out = testing::gannet_cli({"group", "describe", "kg", "--bootstrap-server", cluster_->bootstrap()});
   EXPECT_EQ(out.code, 0) << out.dump();

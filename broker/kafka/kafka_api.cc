@@ -617,77 +617,143 @@ void leave_group(RequestCore* core, const CallPtr& c, Reader& r) {
   });
 }
 
+// OffsetCommit 2-9 (flexible from 8). From v9 a broker-assigned group's members send their member
+// epoch as the generation (KIP-848); every version is checked the same way here.
 void offset_commit(RequestCore* core, const CallPtr& c, Reader& r) {
   const int16_t v = c->v();
+  const bool flex = c->flexible;
+  auto s = [&] { return flex ? r.compact_str() : r.str(); };
+  auto ns = [&] { return flex ? r.compact_nullable_str() : r.nullable_str(); };
+  auto len = [&] { return flex ? r.compact_array_len() : r.array_len(); };
   bv1::OffsetCommitRequest req;
-  req.set_group_id(r.str());
+  req.set_group_id(s());
   req.set_generation_id(r.i32());
-  req.set_member_id(r.str());
-  if (v >= 7) r.nullable_str();   // group_instance_id
+  req.set_member_id(s());
+  if (v >= 7) ns();               // group_instance_id
   if (v >= 2 && v <= 4) r.i64();  // retention_time_ms: offsets.retention.minutes applies
-  const int32_t topics = r.array_len();
+  const int32_t topics = len();
   for (int32_t i = 0; i < topics && r.ok(); ++i) {
     auto* t = req.add_topics();
-    t->set_name(r.str());
-    const int32_t parts = r.array_len();
+    t->set_name(s());
+    const int32_t parts = len();
     for (int32_t j = 0; j < parts && r.ok(); ++j) {
       auto* p = t->add_partitions();
       p->set_partition(r.i32());
       p->set_committed_offset(r.i64());
       p->set_committed_leader_epoch(v >= 6 ? r.i32() : -1);
-      p->set_metadata(r.nullable_str().value_or(""));
+      p->set_metadata(ns().value_or(""));
+      if (flex) r.skip_tagged_fields();
     }
+    if (flex) r.skip_tagged_fields();
   }
+  if (flex) r.skip_tagged_fields();
   if (!r.ok()) return c->close("malformed OffsetCommit request");
   auto resp = std::make_shared<bv1::OffsetCommitResponse>();
   core->groups()->offset_commit(req, resp.get(), [c, resp] {
+    const bool flex = c->flexible;
     Writer w = c->begin();
     if (c->v() >= 3) w.i32(0);
-    w.array_len(resp->topics_size());
+    flex ? w.compact_array_len(resp->topics_size()) : w.array_len(resp->topics_size());
     for (const auto& t : resp->topics()) {
-      w.str(t.name());
-      w.array_len(t.partitions_size());
+      flex ? w.compact_str(t.name()) : w.str(t.name());
+      flex ? w.compact_array_len(t.partitions_size()) : w.array_len(t.partitions_size());
       for (const auto& p : t.partitions()) {
         w.i32(p.partition());
         w.i16(code(p.error_code()));
+        if (flex) w.empty_tagged_fields();
       }
+      if (flex) w.empty_tagged_fields();
     }
+    if (flex) w.empty_tagged_fields();
     c->send(w);
   });
 }
 
+// OffsetFetch 1-9 (flexible from 6; from 8 several groups per request; from 9 a broker-assigned
+// group's member id and epoch, checked).
 void offset_fetch(RequestCore* core, const CallPtr& c, Reader& r) {
   const int16_t v = c->v();
-  bv1::OffsetFetchRequest req;
-  req.set_group_id(r.str());
-  const int32_t topics = r.array_len();
-  if (topics < 0 && v < 2) return c->close("OffsetFetch below v2 cannot ask for every topic");
-  for (int32_t i = 0; i < topics && r.ok(); ++i) {
-    auto* t = req.add_topics();
-    t->set_name(r.str());
-    const int32_t parts = r.array_len();
-    for (int32_t j = 0; j < parts && r.ok(); ++j) t->add_partitions(r.i32());
+  const bool flex = c->flexible;
+  auto s = [&] { return flex ? r.compact_str() : r.str(); };
+  auto len = [&] { return flex ? r.compact_array_len() : r.array_len(); };
+  struct One {
+    bv1::OffsetFetchRequest req;
+    bool all = false;   // null topics: every committed offset
+    bool none = false;  // an empty list: nothing
+  };
+  std::vector<One> groups;
+  auto read_topics = [&](One* g) {
+    const int32_t topics = len();
+    g->all = topics < 0;
+    g->none = topics == 0;
+    for (int32_t i = 0; i < topics && r.ok(); ++i) {
+      auto* t = g->req.add_topics();
+      t->set_name(s());
+      const int32_t parts = len();
+      for (int32_t j = 0; j < parts && r.ok(); ++j) t->add_partitions(r.i32());
+      if (flex) r.skip_tagged_fields();
+    }
+  };
+  if (v >= 8) {
+    const int32_t n = len();
+    for (int32_t i = 0; i < n && r.ok(); ++i) {
+      One g;
+      g.req.set_group_id(s());
+      if (v >= 9) {
+        if (auto m = r.compact_nullable_str()) g.req.set_member_id(*m);
+        g.req.set_member_epoch(r.i32());
+      }
+      read_topics(&g);
+      r.skip_tagged_fields();
+      groups.push_back(std::move(g));
+    }
+  } else {
+    One g;
+    g.req.set_group_id(s());
+    read_topics(&g);
+    if (g.all && v < 2) return c->close("OffsetFetch below v2 cannot ask for every topic");
+    groups.push_back(std::move(g));
   }
+  if (v >= 7) r.boolean();  // require_stable: every offset here is stable (no transactions yet)
+  if (flex) r.skip_tagged_fields();
   if (!r.ok()) return c->close("malformed OffsetFetch request");
-  bv1::OffsetFetchResponse resp;
-  if (topics != 0) core->groups()->offset_fetch(req, &resp);
+  std::vector<bv1::OffsetFetchResponse> answers(groups.size());
+  for (size_t i = 0; i < groups.size(); ++i) {
+    if (!groups[i].none) core->groups()->offset_fetch(groups[i].req, &answers[i]);
+  }
   Writer w = c->begin();
   if (v >= 3) w.i32(0);
-  // Below v2 a group-level error is given on every partition.
-  const ev1::ErrorCode top = resp.error_code();
-  w.array_len(resp.topics_size());
-  for (const auto& t : resp.topics()) {
-    w.str(t.name());
-    w.array_len(t.partitions_size());
-    for (const auto& p : t.partitions()) {
-      w.i32(p.partition());
-      w.i64(p.committed_offset());
-      if (v >= 5) w.i32(p.committed_leader_epoch());
-      w.str(p.metadata());
-      w.i16(code(v < 2 && top != ev1::NONE ? top : p.error_code()));
+  auto write_topics = [&](const bv1::OffsetFetchResponse& resp) {
+    // Below v2 a group-level error is given on every partition.
+    const ev1::ErrorCode top = resp.error_code();
+    flex ? w.compact_array_len(resp.topics_size()) : w.array_len(resp.topics_size());
+    for (const auto& t : resp.topics()) {
+      flex ? w.compact_str(t.name()) : w.str(t.name());
+      flex ? w.compact_array_len(t.partitions_size()) : w.array_len(t.partitions_size());
+      for (const auto& p : t.partitions()) {
+        w.i32(p.partition());
+        w.i64(p.committed_offset());
+        if (v >= 5) w.i32(p.committed_leader_epoch());
+        flex ? w.compact_str(p.metadata()) : w.str(p.metadata());
+        w.i16(code(v < 2 && top != ev1::NONE ? top : p.error_code()));
+        if (flex) w.empty_tagged_fields();
+      }
+      if (flex) w.empty_tagged_fields();
     }
+  };
+  if (v >= 8) {
+    w.compact_array_len(groups.size());
+    for (size_t i = 0; i < groups.size(); ++i) {
+      w.compact_str(groups[i].req.group_id());
+      write_topics(answers[i]);
+      w.i16(code(answers[i].error_code()));
+      w.empty_tagged_fields();
+    }
+  } else {
+    write_topics(answers[0]);
+    if (v >= 2) w.i16(code(answers[0].error_code()));
   }
-  if (v >= 2) w.i16(code(top));
+  if (flex) w.empty_tagged_fields();
   c->send(w);
 }
 
@@ -1327,8 +1393,8 @@ const std::vector<ApiRange>& supported_apis() {
       {kFetch, 4, 11, 12, "Fetch"},
       {kListOffsets, 1, 3, 6, "ListOffsets"},
       {kMetadata, 1, 8, 9, "Metadata"},
-      {kOffsetCommit, 2, 7, 8, "OffsetCommit"},
-      {kOffsetFetch, 1, 5, 6, "OffsetFetch"},
+      {kOffsetCommit, 2, 9, 8, "OffsetCommit"},
+      {kOffsetFetch, 1, 9, 6, "OffsetFetch"},
       {kFindCoordinator, 0, 2, 3, "FindCoordinator"},
       {kJoinGroup, 0, 5, 6, "JoinGroup"},
       {kHeartbeat, 0, 3, 4, "Heartbeat"},
