@@ -238,13 +238,14 @@ class BrokerServer::Service final
     b_->groups_->offset_fetch(*req, resp);
     return grpc::Status::OK;
   }
-  // Broker-assigned groups: answered at once (no I/O), or a heartbeat's long poll held, no thread.
+  // Broker-assigned groups: answered at once (no I/O, nothing to wait for).
   grpc::ServerUnaryReactor* ConsumerGroupHeartbeat(grpc::CallbackServerContext* ctx,
                                                    const bv1::ConsumerGroupHeartbeatRequest* req,
                                                    bv1::ConsumerGroupHeartbeatResponse* resp) override {
-    return parked_in_coordinator([&](GroupCoordinator* g, std::function<void()> done) {
-      return g->consumer_group_heartbeat(*req, peer_host(ctx->peer()), resp, std::move(done));
-    });
+    b_->groups_->consumer_group_heartbeat(*req, peer_host(ctx->peer()), resp);
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
   }
   grpc::ServerUnaryReactor* ConsumerGroupDescribe(grpc::CallbackServerContext* ctx,
                                                   const bv1::ConsumerGroupDescribeRequest* req,

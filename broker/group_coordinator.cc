@@ -1494,59 +1494,8 @@ TopicPartitionCounts GroupCoordinator::topic_counts() const {
 void GroupCoordinator::consumer_group_heartbeat(const v1::ConsumerGroupHeartbeatRequest& req,
                                                 const std::string& client_host,
                                                 v1::ConsumerGroupHeartbeatResponse* resp) {
-  std::promise<void> answered;
-  consumer_group_heartbeat(req, client_host, resp, [&answered] { answered.set_value(); });
-  answered.get_future().wait();
-}
-
-uint64_t GroupCoordinator::consumer_group_heartbeat(const v1::ConsumerGroupHeartbeatRequest& req,
-                                                    const std::string& client_host,
-                                                    v1::ConsumerGroupHeartbeatResponse* resp, std::function<void()> done) {
   const TopicPartitionCounts counts = topic_counts();  // before mu_: it reads the metadata image
-  std::unique_lock<std::mutex> l(mu_);
-  const int32_t epoch_before = [&] {
-    const Group* g = find_group_locked(req.group_id());
-    return g && g->consumer ? g->consumer->group_epoch() : -1;
-  }();
-  consumer_heartbeat_locked(req, client_host, resp, counts);
-  const Group* g = find_group_locked(req.group_id());
-  const int32_t epoch_after = g && g->consumer ? g->consumer->group_epoch() : -1;
-  if (epoch_after != epoch_before) notify_locked();  // held heartbeats of the group answer now
-  // Gannet's long poll: an answer that changes nothing for a settled member is held (up to the
-  // heartbeat interval) until the group epoch moves, so it hears at once that it has something
-  // to give up or to take.
-  const int32_t wait_ms = std::min(req.max_wait_ms(), options_.consumer.heartbeat_interval_ms);
-  bool hold = wait_ms > 0 && resp->error_code() == ev1::NONE && !resp->has_assignment() && req.member_epoch() > 0 &&
-              g && g->consumer;
-  if (hold) {
-    const auto& members = g->consumer->members();
-    auto m = members.find(resp->member_id());
-    hold = m != members.end() && m->second.state == ConsumerGroup::MemberState::kStable &&
-           m->second.epoch == g->consumer->assignment_epoch();
-  }
-  if (!hold) {
-    l.unlock();
-    done();
-    return 0;
-  }
-  auto again = std::make_shared<v1::ConsumerGroupHeartbeatRequest>(req);
-  again->set_max_wait_ms(0);
-  ParkedCall call;
-  call.check = [this, again, client_host, resp, counts, parked_epoch = epoch_after](bool at_deadline) {
-    const Group* pg = find_group_locked(again->group_id());
-    if (!at_deadline && pg && pg->consumer && pg->consumer->group_epoch() == parked_epoch) return false;
-    // The heartbeat again, now: its answer is the one sent (the session counts from it).
-    resp->Clear();
-    consumer_heartbeat_locked(*again, client_host, resp, counts);
-    return true;
-  };
-  call.done = std::move(done);
-  return park_locked(std::move(call), wait_ms);
-}
-
-void GroupCoordinator::consumer_heartbeat_locked(const v1::ConsumerGroupHeartbeatRequest& req,
-                                                 const std::string& client_host, v1::ConsumerGroupHeartbeatResponse* resp,
-                                                 const TopicPartitionCounts& counts) {
+  std::lock_guard<std::mutex> l(mu_);
   auto fail = [&](ErrorCode e, std::string msg) {
     resp->set_error_code(e);
     resp->set_error_message(std::move(msg));
@@ -1734,7 +1683,6 @@ void GroupCoordinator::timer_loop() {
     l.lock();
     if (stopping_) return;
     const int64_t now = clock_->monotonic_ms();
-    bool consumer_expired = false;  // held consumer heartbeats then answer (notify_locked)
     for (auto git = groups_.begin(); git != groups_.end();) {
       const std::string& id = git->first;
       Group& g = git->second;
@@ -1746,7 +1694,6 @@ void GroupCoordinator::timer_loop() {
       if (g.consumer && g.consumer->next_deadline_ms() <= now) {
         for (const std::string& mid : g.consumer->expire(now, counts)) {
           LOG(INFO) << "group " << id << ": consumer member " << mid << " removed (session or rebalance timeout)";
-          consumer_expired = true;
         }
         mark_consumer_record_locked(g);
         if (is_vacant(g)) {
@@ -1791,7 +1738,6 @@ void GroupCoordinator::timer_loop() {
       maybe_complete_join_locked(g, now);
       ++git;
     }
-    if (consumer_expired) notify_locked();
   }
 }
 

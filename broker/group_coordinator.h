@@ -129,12 +129,6 @@ class GroupCoordinator {
   // `client_host`: where the call came from (shown by describe).
   void consumer_group_heartbeat(const v1::ConsumerGroupHeartbeatRequest& req, const std::string& client_host,
                                 v1::ConsumerGroupHeartbeatResponse* resp);
-  // The same, answering in `resp` and running `done` once: at once, or, with max_wait_ms for a
-  // settled member whose answer would change nothing, when the group epoch moves or the wait ends
-  // (at most group.consumer.heartbeat.interval.ms), holding no thread meanwhile. Returns the held
-  // call's id (0: answered at once), for cancel_parked.
-  uint64_t consumer_group_heartbeat(const v1::ConsumerGroupHeartbeatRequest& req, const std::string& client_host,
-                                    v1::ConsumerGroupHeartbeatResponse* resp, std::function<void()> done);
   void consumer_group_describe(const v1::ConsumerGroupDescribeRequest& req, v1::ConsumerGroupDescribeResponse* resp);
   // Where broker-assigned groups read topics' partition counts: `source()` is called without
   // the coordinator's lock and returns a lookup over one metadata image. Set before requests come.
@@ -260,9 +254,6 @@ class GroupCoordinator {
     return !g.members.empty() || !g.pending_members.empty() || g.state != State::kEmpty;
   }
   TopicPartitionCounts topic_counts() const;
-  // One broker-assigned heartbeat under mu_ (no notify: callers do, outside parked checks).
-  void consumer_heartbeat_locked(const v1::ConsumerGroupHeartbeatRequest& req, const std::string& client_host,
-                                 v1::ConsumerGroupHeartbeatResponse* resp, const TopicPartitionCounts& counts);
   // A broker-assigned group that became Stable or empty since its last record: flag it for the
   // writer thread (write_consumer_groups).
   void mark_consumer_record_locked(Group& g);

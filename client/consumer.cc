@@ -805,10 +805,7 @@ void Consumer::leave_group(const std::string& reason) {
     rejoin_needed_ = true;
     member_id_.clear();
     generation_ = -1;
-    if (consumer_protocol()) {
-      cg_lost_ = true;
-      if (cg_call_) cg_call_->TryCancel();
-    }
+    if (consumer_protocol()) cg_lost_ = true;
     ++wake_count_;
   }
   gcv_.notify_all();
@@ -860,7 +857,6 @@ void Consumer::close() {
   {
     std::lock_guard<std::mutex> l(gmu_);
     closed_ = true;
-    if (cg_call_) cg_call_->TryCancel();  // a held heartbeat ends now
   }
   gcv_.notify_all();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
@@ -916,29 +912,20 @@ void Consumer::consumer_heartbeat_loop() {
       t->add_partitions(tp.partition);
     }
     cg_ack_now_ = false;
-    // A settled member's heartbeat long-polls (Gannet's): the coordinator answers as soon as the
-    // group changes, else after the interval.
-    if (joined_) req.set_max_wait_ms(interval_ms);
-    const auto sent_at = Clock::now();
     const int32_t coord_id = coordinator_id_;
-    auto ctx = std::make_shared<grpc::ClientContext>();
-    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(interval_ms + 5'000));
-    cg_call_ = ctx;
     l.unlock();
     bv1::Broker::Stub* coord = coord_id >= 0 ? metadata_.broker(coord_id) : nullptr;
     if (!coord) coord = coordinator(Clock::now() + std::chrono::milliseconds(5'000));
     ErrorCode e = ev1::COORDINATOR_NOT_AVAILABLE;
     bv1::ConsumerGroupHeartbeatResponse resp;
-    grpc::Status status;
     if (coord) {
-      status = coord->ConsumerGroupHeartbeat(ctx.get(), req, &resp);
-      e = status.ok() ? resp.error_code() : ev1::REQUEST_TIMED_OUT;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      e = coord->ConsumerGroupHeartbeat(&ctx, req, &resp).ok() ? resp.error_code() : ev1::REQUEST_TIMED_OUT;
     }
     l.lock();
-    cg_call_.reset();
     if (closed_) return;
     if (cg_lost_) continue;  // left meanwhile (max.poll.interval.ms, unsubscribe)
-    if (status.error_code() == grpc::StatusCode::CANCELLED && cg_ack_now_) continue;  // ours: heartbeat now
     if (e == ev1::NONE) {
       member_id_ = resp.member_id();
       generation_ = resp.member_epoch();
@@ -972,8 +959,7 @@ void Consumer::consumer_heartbeat_loop() {
       ++wake_count_;
       gcv_.notify_all();
     }
-    // At the interval from when it went out (a held heartbeat has waited it out already).
-    gcv_.wait_until(l, sent_at + std::chrono::milliseconds(interval_ms), [&] { return closed_ || cg_ack_now_ || cg_lost_; });
+    gcv_.wait_for(l, std::chrono::milliseconds(interval_ms), [&] { return closed_ || cg_ack_now_ || cg_lost_; });
     if (e != ev1::NONE && coordinator_moved(e)) interval_ms = config_.heartbeat_interval_ms;
   }
 }
@@ -1055,7 +1041,6 @@ bool Consumer::apply_assignment(ErrorCode* error) {
     // heartbeat, else members would heartbeat in a loop.
     cg_owned_ = *target;
     cg_ack_now_ = true;
-    if (cg_call_) cg_call_->TryCancel();  // a held heartbeat: send the news now instead
     gcv_.notify_all();
   }
   return true;

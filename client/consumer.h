@@ -293,10 +293,7 @@ class Consumer {
   std::optional<std::vector<TopicPartition>> cg_assignment_;  // received, not yet applied
   bool cg_lost_ = false;     // fenced or unknown: poll drops everything (no commit), then rejoin
   bool cg_ack_now_ = false;  // the owned partitions changed: heartbeat now
-  gannet::v1::ErrorCode cg_fatal_ = gannet::v1::NONE;
-  // The heartbeat in flight (it long-polls): cancelled when the owned partitions change, so the
-  // next one tells the coordinator at once.
-  std::shared_ptr<grpc::ClientContext> cg_call_;      // a refusal the application must see
+  gannet::v1::ErrorCode cg_fatal_ = gannet::v1::NONE;      // a refusal the application must see
 
   std::shared_ptr<grpc::ClientContext> join_ctx_;  // the join task's call in flight
   std::future<JoinOutcome> join_task_;            // poll thread only
