@@ -1737,6 +1737,7 @@ void BrokerServer::heartbeat_once() {
     req.set_broker_id(options_.node_id);
     req.set_broker_epoch(broker_epoch_);
     req.set_want_shut_down(want_shutdown_);
+    req.set_incarnation_id(incarnation_id_);
   }
   req.set_metadata_offset(publisher_->image()->offset());
   cv1::BrokerHeartbeatResponse resp;
@@ -1747,8 +1748,7 @@ void BrokerServer::heartbeat_once() {
       &resp, std::max<int64_t>(1000, options_.heartbeat_interval_ms));
   std::lock_guard<std::mutex> l(mu_);
   if (!st.ok()) return;  // the next heartbeat tries again (the session is several intervals)
-  if (resp.error_code() == gannet::v1::STALE_BROKER_EPOCH && !resp.registered_incarnation_id().empty() &&
-      resp.registered_incarnation_id() != incarnation_id_) {
+  if (resp.error_code() == gannet::v1::STALE_BROKER_EPOCH && resp.registered_by_another()) {
     // Another process registered with this node.id since (this one never registers twice under
     // another incarnation): two brokers with one id would both serve its partitions. This one,
     // the older, gives way (registering again would only evict the other, and so on).
@@ -1759,8 +1759,8 @@ void BrokerServer::heartbeat_once() {
       return out;
     };
     fatal_error_ = "another broker registered with node.id " + std::to_string(options_.node_id) +
-                   " (incarnation " + hex(resp.registered_incarnation_id()) + "; this one is " +
-                   hex(incarnation_id_) + "): two brokers must not share a node.id; this one stops";
+                   " (this one's incarnation is " + hex(incarnation_id_) +
+                   "): two brokers must not share a node.id; this one stops";
     LOG(ERROR) << "broker " << options_.node_id << ": " << fatal_error_;
     broker_epoch_ = -1;
     fenced_ = true;

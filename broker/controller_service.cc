@@ -321,7 +321,7 @@ grpc::Status ControllerService::BrokerHeartbeat(grpc::ServerContext*, const cv1:
   auto image = controller_->publisher()->image();
   auto it = image->brokers().find(req->broker_id());
   if (o.error == ApiError::kStaleBrokerEpoch && it != image->brokers().end()) {
-    resp->set_registered_incarnation_id(it->second.incarnation_id);
+    resp->set_registered_by_another(it->second.incarnation_id != req->incarnation_id());
   }
   if (!o.ok()) return grpc::Status::OK;
   if (it == image->brokers().end()) return grpc::Status::OK;

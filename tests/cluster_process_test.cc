@@ -665,6 +665,30 @@ TEST(ClusterProcess, ABrokerIdALiveBrokerHoldsIsRefusedUntilItsSessionEnds) {
       if (b.broker_id() == 2) EXPECT_FALSE(b.fenced()) << "broker 2 was fenced by a forged registration";
     }
   }
+  // A forged heartbeat naming broker 2 learns nothing it could forge a registration with: the
+  // answer does not carry broker 2's incarnation id (it once did).
+  {
+    const std::string incarnation = testing::read_file(c.data_dir(2) + "/broker-incarnation");
+    ASSERT_EQ(incarnation.size(), 16u);
+    cv1::BrokerHeartbeatRequest req;
+    req.set_broker_id(2);
+    req.set_broker_epoch(424242);
+    req.set_incarnation_id(std::string(16, 'y'));
+    cv1::BrokerHeartbeatResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    ASSERT_TRUE(c.controller(1)->BrokerHeartbeat(&ctx, req, &resp).ok());
+    if (resp.error_code() == gannet::v1::NOT_CONTROLLER) {
+      // Asked a follower: ask the active controller it names.
+      grpc::ClientContext ctx2;
+      ctx2.set_deadline(std::chrono::system_clock::now() + 10s);
+      ASSERT_TRUE(c.controller(resp.controller().controller_id())->BrokerHeartbeat(&ctx2, req, &resp).ok());
+    }
+    EXPECT_EQ(resp.error_code(), gannet::v1::STALE_BROKER_EPOCH) << resp.error_message();
+    EXPECT_TRUE(resp.registered_by_another());
+    EXPECT_EQ(resp.SerializeAsString().find(incarnation), std::string::npos) << "the answer carries broker 2's incarnation id";
+    EXPECT_EQ(resp.error_message().find(incarnation), std::string::npos);
+  }
   // Broker 3 dies: once its session has expired, the twin registers and serves as broker 3.
   c.kill(3, SIGKILL);
   EXPECT_TRUE(testing::wait_until([&] { return serves(twin_port); }, 40s)) << testing::read_file(twin_log);
