@@ -19,6 +19,7 @@
 #include "broker/controller_service.h"
 #include "broker/record_messages.h"
 #include "broker/subscription.h"
+#include "broker/metrics_http.h"
 #include "storage/file.h"
 #include "proto/broker.grpc.pb.h"
 
@@ -1420,6 +1421,19 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
 
   b->timer_ = std::make_unique<DeadlineTimer>();
   b->executor_ = std::make_unique<Executor>(kCoreThreads);
+  if (!b->options_.metrics_listen.empty()) {
+    const std::string& m = b->options_.metrics_listen;
+    const size_t colon = m.rfind(':');
+    int port = -1;
+    try {
+      port = colon == std::string::npos ? -1 : std::stoi(m.substr(colon + 1));
+    } catch (...) {
+    }
+    if (port < 0 || port > 65535) return "metrics.http.listener '" + m + "' is not host:port";
+    auto server = MetricsHttpServer::start(m.substr(0, colon), port, [self] { return self->render_metrics(); });
+    if (!server.ok()) return server.error();
+    b->metrics_http_ = std::move(server).value();
+  }
   b->service_ = std::make_unique<Service>(self);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(b->options_.listen_address, grpc::InsecureServerCredentials(), &b->port_);
@@ -1813,6 +1827,8 @@ bool BrokerServer::controlled_shutdown(int64_t timeout_ms) {
   return ok && shutdown_confirmed_;
 }
 
+int BrokerServer::metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
+
 void BrokerServer::stop() {
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -1820,6 +1836,7 @@ void BrokerServer::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  metrics_http_.reset();  // its thread reads the broker's state: first to go
   if (kafka_) kafka_->stop();  // no new Kafka requests; answers still owed are dropped
   if (groups_) groups_->stop();  // blocked group calls answer now
   if (controller_) controller_->cancel_all();  // forwarded calls and heartbeats end now

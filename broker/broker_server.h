@@ -49,6 +49,7 @@ namespace gannet::broker {
 namespace kafka {
 class KafkaListener;
 }
+class MetricsHttpServer;
 
 // A listener speaking Kafka's wire protocol (broker/kafka/listener.h).
 struct KafkaEndpoint {
@@ -79,6 +80,8 @@ struct BrokerServerOptions {
   storage::LogConfig default_log_config;
   int64_t heartbeat_interval_ms = 2000;
   int32_t min_insync_replicas = 1;           // min.insync.replicas (topics may override)
+  // metrics.http.listener (Gannet's key): "host:port" serving Prometheus' /metrics; "" off.
+  std::string metrics_listen;
   int64_t replica_lag_time_max_ms = 30'000;  // replica.lag.time.max.ms
   int64_t replica_fetch_wait_max_ms = 500;   // replica.fetch.wait.max.ms
   // replica.fetch.max.bytes: per partition per follower fetch. Kafka's 1 MiB is one producer
@@ -126,6 +129,9 @@ class BrokerServer final : public RequestCore {
   int port() const { return port_; }
   // The port Kafka listener `name` is bound to (0: none).
   int kafka_port(const std::string& name) const;
+  // The metrics listener's port (0: none), and what it serves (Prometheus' text format).
+  int metrics_port() const;
+  std::string render_metrics();
 
   // ---- RequestCore (request_core.h): what both front-ends call ----
   int32_t node_id() const override { return options_.node_id; }
@@ -199,6 +205,7 @@ class BrokerServer final : public RequestCore {
   std::unique_ptr<ControllerChannel> controller_;
   std::unique_ptr<CallWatchdog> watchdog_;  // bounds each replica fetch on its stream
   std::unique_ptr<GroupCoordinator> groups_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;  // with metrics.http.listener
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   ByteBudget fetch_budget_;  // fetch.response.memory.max.bytes

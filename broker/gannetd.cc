@@ -178,6 +178,7 @@ int main(int argc, char** argv) {
     bo.group.consumer.heartbeat_interval_ms = cfg->group_consumer_heartbeat_interval_ms;
     bo.group.consumer.max_size = cfg->group_consumer_max_size;
     bo.group.consumer.assignors = cfg->group_consumer_assignors;
+    bo.metrics_listen = cfg->metrics_http_listener;
     bo.group.offsets_retention_ms = int64_t{cfg->offsets_retention_minutes} * 60'000;
     bo.group.offsets_retention_check_interval_ms = cfg->offsets_retention_check_interval_ms;
     bo.group.offset_commit_timeout_ms = cfg->offsets_commit_timeout_ms;
@@ -243,7 +244,8 @@ int main(int argc, char** argv) {
   }
   if (broker_server) broker_server->start();
   LOG(INFO) << "gannetd node " << o.id << " running (cluster " << cluster_id << "); quorum port "
-            << (*node)->port() << (broker_server ? "; client port " + std::to_string(broker_server->port()) : "");
+            << (*node)->port() << (broker_server ? "; client port " + std::to_string(broker_server->port()) : "")
+            << (broker_server && broker_server->metrics_port() > 0 ? "; metrics port " + std::to_string(broker_server->metrics_port()) : "");
 
   int sig = 0;
   sigwait(&stop, &sig);

@@ -815,6 +815,17 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
   GANNET_RETURN_IF_ERROR(read_ranged("group.consumer.heartbeat.interval.ms", 1, INT32_MAX,
                                      &c.group_consumer_heartbeat_interval_ms));
   GANNET_RETURN_IF_ERROR(read_ranged("group.consumer.max.size", 1, INT32_MAX, &c.group_consumer_max_size));
+  if (auto v = r.get("metrics.http.listener")) {
+    const size_t colon = v->rfind(':');
+    int port = -1;
+    if (colon != std::string::npos && colon + 1 < v->size() &&
+        std::all_of(v->begin() + static_cast<long>(colon) + 1, v->end(), [](char ch) { return ch >= '0' && ch <= '9'; }) &&
+        v->size() - colon - 1 <= 5) {
+      port = std::stoi(v->substr(colon + 1));
+    }
+    if (port < 0 || port > 65535) return bad_value("metrics.http.listener", *v, "expected host:port, e.g. 127.0.0.1:9404");
+    c.metrics_http_listener = *v;
+  }
   if (auto v = r.get("group.consumer.assignors")) {
     GANNET_ASSIGN_OR_RETURN(auto names, parse_list("group.consumer.assignors", *v));
     if (names.empty()) return bad_value("group.consumer.assignors", *v, "must name at least one assignor");
@@ -1061,6 +1072,7 @@ ConfigMap ServerConfig::to_properties() const {
   num("group.consumer.heartbeat.interval.ms", group_consumer_heartbeat_interval_ms);
   num("group.consumer.max.size", group_consumer_max_size);
   set("group.consumer.assignors", join(group_consumer_assignors, [](const std::string& s) { return s; }));
+  if (!metrics_http_listener.empty()) set("metrics.http.listener", metrics_http_listener);
   num("offsets.retention.minutes", offsets_retention_minutes);
   num("offsets.retention.check.interval.ms", offsets_retention_check_interval_ms);
   num("offsets.commit.timeout.ms", offsets_commit_timeout_ms);

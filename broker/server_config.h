@@ -167,6 +167,9 @@ struct ServerConfig {
   int32_t group_consumer_heartbeat_interval_ms = 5'000;     // >= 1, < the session timeout
   int32_t group_consumer_max_size = 1'000;                  // >= 1 (Kafka: Integer.MAX_VALUE)
   std::vector<std::string> group_consumer_assignors = {"uniform", "range"};  // of those two
+  // metrics.http.listener (Gannet's key; Kafka has none): host:port of the HTTP listener serving
+  // Prometheus' /metrics; unset: none.
+  std::string metrics_http_listener;
   int32_t offsets_retention_minutes = 7 * 24 * 60;          // >= 1
   int64_t offsets_retention_check_interval_ms = 600'000;    // >= 1
   int32_t offsets_commit_timeout_ms = 5'000;                // >= 1

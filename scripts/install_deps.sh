@@ -29,6 +29,8 @@ PACKAGES=(
   # gRPC from Python with nothing of ours but the .proto files (clients/python/).
   python3-grpcio
   python3-protobuf
+  # promtool checks the /metrics exposition (tests/metrics_test.cc).
+  prometheus
 )
 
 # Node.js and npm run kafkajs; Debian's packages when the machine has none of its own.

@@ -63,6 +63,7 @@ class Cluster {
       if (controller) controller_ports_[i] = free_port();
       if (broker) client_ports_[i] = free_port();
       if (broker) kafka_ports_[i] = free_port();
+      if (broker) metrics_ports_[i] = free_port();
     }
     std::string voters;
     for (const auto& [id, port] : controller_ports_) {
@@ -86,6 +87,8 @@ class Cluster {
                               "\ncontroller.quorum.fetch.timeout.ms=1000"
                               "\nbroker.heartbeat.interval.ms=500"
                               "\nbroker.session.timeout.ms=4000\n" +
+                              (broker ? "metrics.http.listener=127.0.0.1:" + std::to_string(metrics_ports_[id]) + "\n"
+                                      : std::string()) +
                               extra);
       write_file(data_dir(id) + "/meta.properties",
                           std::string("version=1\ncluster.id=") + kClusterId + "\nnode.id=" + std::to_string(id) + "\n");
@@ -277,6 +280,8 @@ class Cluster {
   }
 
   cv1::Controller::Stub* controller(int id) { return controller_stubs_[id].get(); }
+  // Broker `id`'s metrics.http.listener port.
+  int metrics_port(int id) { return metrics_ports_[id]; }
   bv1::Broker::Stub* broker(int id) { return broker_stubs_[id].get(); }
   int controller_port(int id) const { return controller_ports_.at(id); }
   int client_port(int id) const { return client_ports_.at(id); }
@@ -287,7 +292,7 @@ class Cluster {
 
  private:
   std::string dir_;
-  std::map<int, int> controller_ports_, client_ports_, kafka_ports_;
+  std::map<int, int> controller_ports_, client_ports_, kafka_ports_, metrics_ports_;
   std::map<int, std::unique_ptr<bv1::Broker::Stub>> broker_stubs_;
   std::map<int, std::unique_ptr<cv1::Controller::Stub>> controller_stubs_;
   std::map<int, std::unique_ptr<Process>> procs_;  // killed on destruction

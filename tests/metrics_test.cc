@@ -1,0 +1,130 @@
+// The metrics listener (issue 20, first part): three real nodes, each serving Prometheus' text
+// exposition at http://<metrics.http.listener>/metrics. promtool (Debian's prometheus) accepts
+// every broker's output; the figures are the cluster's own (which broker leads each partition,
+// each replica's log end after 30 acknowledged records, the consumer groups); anything but GET
+// /metrics gets a 404, a silent client is dropped after 2 s and the listener serves on.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <regex>
+#include <string>
+
+#include "client/producer.h"
+#include "testing/cli_harness.h"
+#include "testing/cluster_harness.h"
+
+namespace gannet {
+namespace {
+
+using namespace std::chrono_literals;
+
+// One HTTP exchange on loopback: the whole answer ("" if the connection failed).
+std::string http(int port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return "";
+  }
+  if (!request.empty() && ::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    ::close(fd);
+    return "";
+  }
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+std::string body_of(const std::string& answer) {
+  const size_t at = answer.find("\r\n\r\n");
+  return at == std::string::npos ? "" : answer.substr(at + 4);
+}
+
+// The value of the sample `name{labels}` ("" labels: none), or -1.
+double sample(const std::string& body, const std::string& name, const std::string& labels) {
+  const std::string key = name + (labels.empty() ? "" : "{" + labels + "}") + " ";
+  for (const auto& l : testing::nonempty_lines(body)) {
+    if (l.rfind(key, 0) == 0) return std::stod(l.substr(key.size()));
+  }
+  return -1;
+}
+
+TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClustersFigures) {
+  ASSERT_EQ(std::system("command -v promtool >/dev/null"), 0) << "promtool is not installed (scripts/install_deps.sh installs prometheus)";
+  testing::Cluster c(3);
+  c.start_all();
+  ASSERT_TRUE(c.wait_unfenced({1, 2, 3}, 60s));
+  ASSERT_EQ(c.create_error("m", 3, 3), gannet::v1::NONE);
+  ASSERT_TRUE(testing::wait_until([&] {
+    auto md = c.metadata({"m"});
+    if (md.topics_size() != 1 || md.topics(0).partitions_size() != 3) return false;
+    for (const auto& p : md.topics(0).partitions()) {
+      if (p.leader() < 0 || p.isr_size() != 3) return false;
+    }
+    return true;
+  }, 30s, 100ms));
+  {
+    client::ProducerConfig pc;
+    pc.bootstrap_servers = testing::split_addresses(c.bootstrap());
+    pc.acks = -1;
+    client::Producer p(pc);
+    std::atomic<int> acked{0};
+    for (int i = 0; i < 30; ++i) {
+      client::ProducerRecord r;
+      r.topic = "m";
+      r.partition = 0;
+      r.value = "v" + std::to_string(i);
+      p.send(std::move(r), [&](const client::RecordMetadata& m) { acked += m.ok() ? 1 : 0; });
+    }
+    p.flush();
+    ASSERT_EQ(acked.load(), 30);
+  }
+  const std::string dir = testing::test_dir("metrics");
+  double leaders = 0;
+  for (int id : {1, 2, 3}) {
+    // Followers catch up within a fetch or two.
+    std::string body;
+    ASSERT_TRUE(testing::wait_until([&] {
+      body = body_of(http(c.metrics_port(id), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+      return sample(body, "gannet_partition_log_end_offset", "topic=\"m\",partition=\"0\"") == 30;
+    }, 20s, 100ms)) << "broker " << id << ":\n" << body;
+    EXPECT_EQ(sample(body, "gannet_broker_info",
+                     "node_id=\"" + std::to_string(id) + "\",cluster_id=\"" + testing::kClusterId + "\""), 1)
+        << body;
+    EXPECT_EQ(sample(body, "gannet_partitions_hosted", "node_id=\"" + std::to_string(id) + "\"") >= 3, true) << body;
+    EXPECT_GT(sample(body, "gannet_process_threads", "node_id=\"" + std::to_string(id) + "\""), 1) << body;
+    EXPECT_GT(sample(body, "gannet_process_resident_memory_bytes", "node_id=\"" + std::to_string(id) + "\""), 1e6);
+    for (int p = 0; p < 3; ++p) {
+      leaders += sample(body, "gannet_partition_leader", "topic=\"m\",partition=\"" + std::to_string(p) + "\"");
+    }
+    EXPECT_EQ(sample(body, "gannet_partitions_under_replicated", "node_id=\"" + std::to_string(id) + "\""), 0) << body;
+    // promtool's own check of the exposition format and names.
+    const std::string path = dir + "/metrics" + std::to_string(id) + ".txt";
+    testing::write_file(path, body);
+    auto check = testing::shell_run("promtool check metrics < " + testing::shell_quote(path));
+    EXPECT_EQ(check.code, 0) << check.dump();
+  }
+  EXPECT_EQ(leaders, 3) << "each of the 3 partitions is led by exactly one broker";
+  // Anything else: 404; a client that sends nothing is dropped, and the listener serves on.
+  EXPECT_NE(http(c.metrics_port(1), "GET / HTTP/1.1\r\n\r\n").find("404"), std::string::npos);
+  EXPECT_NE(http(c.metrics_port(1), "POST /metrics HTTP/1.1\r\n\r\n").find("404"), std::string::npos);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(http(c.metrics_port(1), ""), "");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_NE(http(c.metrics_port(1), "GET /metrics HTTP/1.1\r\n\r\n").find("200 OK"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gannet
