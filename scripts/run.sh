@@ -2,13 +2,14 @@
 # Starts a working local Gannet cluster on a fresh machine: installs what is missing, builds, and
 # runs three combined nodes on 127.0.0.1 (process.roles=broker,controller): controller listeners
 # on ports 19091-19093 (the metadata quorum), Kafka's protocol on 9092-9094 (kcat, librdkafka,
-# any Kafka client), gRPC (the gannet CLI, gRPC clients) on 9192-9194, data under
+# any Kafka client), gRPC (the gannet CLI, gRPC clients) on 9192-9194, Prometheus metrics on
+# 9404-9406 (http://127.0.0.1:9404/metrics), data under
 # .gannet/cluster in the repo (formatted on first use with a new cluster id, kept in
 # .gannet/cluster/cluster.id). Ctrl-C stops them gracefully (controlled shutdown). Binaries are
 # built with optimization (-c opt).
 #
 #   ./scripts/run.sh                   # foreground; Ctrl-C to stop
-#   GANNET_BASE_PORT=29091 GANNET_KAFKA_PORT=29092 GANNET_GRPC_PORT=29192 ./scripts/run.sh
+#   GANNET_BASE_PORT=29091 GANNET_KAFKA_PORT=29092 GANNET_GRPC_PORT=29192 GANNET_METRICS_PORT=29404 ./scripts/run.sh
 #   GANNET_DATA_DIR=/some/dir ./scripts/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,7 @@ DATA="${GANNET_DATA_DIR:-$ROOT/.gannet/cluster}"
 BASE="${GANNET_BASE_PORT:-19091}"
 KAFKA="${GANNET_KAFKA_PORT:-9092}"
 CLIENT="${GANNET_GRPC_PORT:-9192}"
+METRICS="${GANNET_METRICS_PORT:-9404}"
 mkdir -p "$DATA"
 VOTERS="1@127.0.0.1:${BASE},2@127.0.0.1:$((BASE + 1)),3@127.0.0.1:$((BASE + 2))"
 BOOTSTRAP="127.0.0.1:${CLIENT},127.0.0.1:$((CLIENT + 1)),127.0.0.1:$((CLIENT + 2))"
@@ -55,6 +57,7 @@ process.roles=broker,controller
 controller.quorum.voters=$VOTERS
 listeners=CONTROLLER://127.0.0.1:$((BASE + i - 1)),PLAINTEXT://127.0.0.1:$((KAFKA + i - 1)),GRPC://127.0.0.1:$((CLIENT + i - 1))
 controller.listener.names=CONTROLLER
+metrics.http.listener=127.0.0.1:$((METRICS + i - 1))
 log.dirs=$DATA/node$i
 num.partitions=3
 default.replication.factor=3
@@ -81,6 +84,7 @@ The cluster is running. Try:
   .gannet/bin/tools/gannet cluster info --bootstrap-server $BOOTSTRAP
   .gannet/bin/tools/gannet quorum status --bootstrap-controller 127.0.0.1:$BASE
   kcat -b 127.0.0.1:$KAFKA -L                  # any Kafka client: Kafka's protocol on $KAFKA-$((KAFKA + 2))
+  curl -s 127.0.0.1:$METRICS/metrics | head    # Prometheus metrics on $METRICS-$((METRICS + 2))
 Ctrl-C stops it.
 MSG
 wait
