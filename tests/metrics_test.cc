@@ -17,6 +17,7 @@
 #include "client/producer.h"
 #include "testing/cli_harness.h"
 #include "testing/cluster_harness.h"
+#include "testing/kafka_wire.h"
 
 namespace gannet {
 namespace {
@@ -24,13 +25,14 @@ namespace {
 using namespace std::chrono_literals;
 
 // One HTTP exchange on loopback: the whole answer ("" if the connection failed).
-std::string http(int port, const std::string& request) {
+// (A Kafka exchange too: the connection stays open, so the answer is what came within `wait_s`.)
+std::string http(int port, const std::string& request, int wait_s = 10) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
+  timeval tv{wait_s, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     ::close(fd);
@@ -117,6 +119,25 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
     EXPECT_EQ(check.code, 0) << check.dump();
   }
   EXPECT_EQ(leaders, 3) << "each of the 3 partitions is led by exactly one broker";
+  // Kafka requests are counted and timed per API: one ApiVersions, then broker 1's figures.
+  {
+    const std::string before = body_of(http(c.metrics_port(1), "GET /metrics HTTP/1.1\r\n\r\n"));
+    const double n0 = sample(before, "gannet_kafka_requests_total", "api=\"ApiVersions\"");
+    ASSERT_GE(n0, 0) << before;
+    const std::string answer = http(c.kafka_port(1), testing::kafka_wire::frame(18, 0, 7, ""), 2);
+    ASSERT_GT(answer.size(), 8u) << "no ApiVersions answer";
+    std::string after;
+    ASSERT_TRUE(testing::wait_until([&] {
+      after = body_of(http(c.metrics_port(1), "GET /metrics HTTP/1.1\r\n\r\n"));
+      return sample(after, "gannet_kafka_requests_total", "api=\"ApiVersions\"") == n0 + 1;
+    }, 5s, 50ms)) << after;
+    EXPECT_EQ(sample(after, "gannet_kafka_request_duration_seconds_count", "api=\"ApiVersions\""), n0 + 1);
+    EXPECT_EQ(sample(after, "gannet_kafka_request_duration_seconds_bucket", "api=\"ApiVersions\",le=\"+Inf\""), n0 + 1);
+    const std::string path = dir + "/metrics-kafka.txt";
+    testing::write_file(path, after);
+    auto check = testing::shell_run("promtool check metrics < " + testing::shell_quote(path));
+    EXPECT_EQ(check.code, 0) << check.dump();
+  }
   // Anything else: 404; a client that sends nothing is dropped, and the listener serves on.
   EXPECT_NE(http(c.metrics_port(1), "GET / HTTP/1.1\r\n\r\n").find("404"), std::string::npos);
   EXPECT_NE(http(c.metrics_port(1), "POST /metrics HTTP/1.1\r\n\r\n").find("404"), std::string::npos);

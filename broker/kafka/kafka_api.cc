@@ -1461,6 +1461,14 @@ void KafkaApi::handle(std::string frame, const ConnectionInfo& conn, std::functi
     return c->close(std::string(api->name) + " v" + std::to_string(c->header.api_version) + " is not supported");
   }
   c->flexible = c->header.api_version >= api->first_flexible;
+  if (c->header.api_key >= 0 && c->header.api_key < kMaxApiKey) {
+    // Timed until its answer goes to the connection, whichever thread completes it.
+    c->answer = [this, key = c->header.api_key, start = std::chrono::steady_clock::now(),
+                 inner = std::move(c->answer)](Answer a) {
+      observe(key, std::chrono::steady_clock::now() - start, a.kind == Answer::kClose);
+      inner(std::move(a));
+    };
+  }
   Reader r(frame.data() + body, frame.size() - body);
   switch (c->header.api_key) {
     case kApiVersions: return api_versions(c, r);
@@ -1490,6 +1498,55 @@ void KafkaApi::handle(std::string frame, const ConnectionInfo& conn, std::functi
     case kInitProducerId: return init_producer_id(core_, c, r);
     default: return c->close("unhandled API key");
   }
+}
+
+namespace {
+constexpr double kBucketBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+}  // namespace
+
+void KafkaApi::observe(int16_t key, std::chrono::steady_clock::duration took, bool closed) {
+  ApiStats& st = stats_[static_cast<size_t>(key)];
+  const double secs = std::chrono::duration<double>(took).count();
+  st.answered.fetch_add(1, std::memory_order_relaxed);
+  if (closed) st.closed.fetch_add(1, std::memory_order_relaxed);
+  st.micros.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()),
+                      std::memory_order_relaxed);
+  int b = 0;
+  while (b < kBuckets && secs > kBucketBounds[b]) ++b;
+  st.buckets[static_cast<size_t>(b)].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string KafkaApi::metrics_text() const {
+  std::string requests = "# HELP gannet_kafka_requests_total Requests answered on the Kafka listener, by API.\n"
+                         "# TYPE gannet_kafka_requests_total counter\n";
+  std::string refused = "# HELP gannet_kafka_requests_refused_total Requests answered by closing the connection "
+                        "(malformed, unsupported), by API.\n# TYPE gannet_kafka_requests_refused_total counter\n";
+  std::string hist = "# HELP gannet_kafka_request_duration_seconds From a Kafka request's frame to its answer, by API.\n"
+                     "# TYPE gannet_kafka_request_duration_seconds histogram\n";
+  for (const ApiRange& api : supported_apis()) {
+    if (api.key < 0 || api.key >= kMaxApiKey) continue;
+    const ApiStats& st = stats_[static_cast<size_t>(api.key)];
+    const std::string l = std::string("api=\"") + api.name + "\"";
+    requests += "gannet_kafka_requests_total{" + l + "} " + std::to_string(st.answered.load()) + "\n";
+    refused += "gannet_kafka_requests_refused_total{" + l + "} " + std::to_string(st.closed.load()) + "\n";
+    uint64_t cumulative = 0;
+    for (int b = 0; b <= kBuckets; ++b) {
+      cumulative += st.buckets[static_cast<size_t>(b)].load();
+      char le[32];
+      if (b < kBuckets) {
+        std::snprintf(le, sizeof(le), "%g", kBucketBounds[b]);
+      } else {
+        std::snprintf(le, sizeof(le), "+Inf");
+      }
+      hist += "gannet_kafka_request_duration_seconds_bucket{" + l + ",le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+    }
+    char sum[48];
+    std::snprintf(sum, sizeof(sum), "%.6f", static_cast<double>(st.micros.load()) / 1e6);
+    hist += "gannet_kafka_request_duration_seconds_sum{" + l + "} " + sum + "\n";
+    hist += "gannet_kafka_request_duration_seconds_count{" + l + "} " + std::to_string(cumulative) + "\n";
+  }
+  return requests + refused + hist;
 }
 
 }  // namespace gannet::broker::kafka

@@ -12,6 +12,10 @@
 // v0 answer with UNSUPPORTED_VERSION and the supported ranges (KIP-511).
 #pragma once
 
+#include <array>
+#include <atomic>
+#include <chrono>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -123,8 +127,23 @@ class KafkaApi {
   // on whichever completes the request; the frame's bytes are not used after handle() returns.
   void handle(std::string frame, const ConnectionInfo& conn, std::function<void(Answer)> answer);
 
+  // Per API: requests answered, connections closed for one, and the time from a request's frame
+  // to its answer, as Prometheus text (counters and a histogram; the metrics listener serves it).
+  std::string metrics_text() const;
+
  private:
+  static constexpr int kMaxApiKey = 128;
+  static constexpr int kBuckets = 14;  // upper bounds in metrics_text(); one more for +Inf
+  struct ApiStats {
+    std::atomic<uint64_t> answered{0};
+    std::atomic<uint64_t> closed{0};  // answered by closing the connection (a refused request)
+    std::atomic<uint64_t> micros{0};  // sum of the durations
+    std::array<std::atomic<uint64_t>, kBuckets + 1> buckets{};
+  };
+  void observe(int16_t key, std::chrono::steady_clock::duration took, bool closed);
+
   RequestCore* const core_;
+  std::array<ApiStats, kMaxApiKey> stats_;
 };
 
 }  // namespace gannet::broker::kafka

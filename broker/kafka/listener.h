@@ -64,6 +64,13 @@ class KafkaListener {
   int port(const std::string& name) const;
   // Open connections now.
   int64_t connections() const { return open_.load(); }
+  // Prometheus text: per-API counters and durations, and the open connections.
+  std::string metrics_text() const {
+    return api_.metrics_text() +
+           "# HELP gannet_kafka_connections Open connections on the Kafka listeners.\n"
+           "# TYPE gannet_kafka_connections gauge\ngannet_kafka_connections " +
+           std::to_string(open_.load()) + "\n";
+  }
   // Closes every socket and joins the loops. Completions that come later are dropped.
   void stop();
 
