@@ -619,6 +619,11 @@ TEST(ClusterProcess, ABrokerIdALiveBrokerHoldsIsRefusedUntilItsSessionEnds) {
   const std::string old_kafka = "PLAINTEXT://127.0.0.1:" + std::to_string(c.kafka_port(3));
   ASSERT_NE(cfg.find(old_kafka), std::string::npos) << cfg;
   cfg.replace(cfg.find(old_kafka), old_kafka.size(), "PLAINTEXT://127.0.0.1:" + std::to_string(testing::free_port()));
+  // And a metrics listener of its own.
+  const std::string old_metrics = "metrics.http.listener=127.0.0.1:" + std::to_string(c.metrics_port(3));
+  ASSERT_NE(cfg.find(old_metrics), std::string::npos) << cfg;
+  cfg.replace(cfg.find(old_metrics), old_metrics.size(),
+              "metrics.http.listener=127.0.0.1:" + std::to_string(testing::free_port()));
   const std::string twin_config = c.config(3) + "-twin", twin_log = c.log_path(3) + "-twin";
   testing::write_file(twin_config, cfg);
   testing::write_file(twin_dir + "/meta.properties",
