@@ -138,7 +138,7 @@ std::string BrokerServer::render_metrics() {
   rss.add(node, proc_status("VmRSS") * 1024);
   Family fds("gannet_process_open_fds", "gauge", "Open file descriptors of the gannetd process.");
   fds.add(node, open_fds());
-  std::string out = kafka_ ? kafka_->metrics_text() : std::string();
+  std::string out = (kafka_ ? kafka_->metrics_text() : std::string()) + grpc_metrics_.metrics_text();
   for (const Family* f : {&info, &led_f, &hosted_f, &ur, &umi, &off, &offset, &groups, &threads, &rss, &fds, &end,
                           &start, &hw, &size, &segments, &leader}) {
     out += f->text();

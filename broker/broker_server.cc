@@ -20,6 +20,7 @@
 #include "broker/record_messages.h"
 #include "broker/subscription.h"
 #include "broker/metrics_http.h"
+#include "broker/grpc_metrics.h"
 #include "storage/file.h"
 #include "proto/broker.grpc.pb.h"
 
@@ -1436,6 +1437,12 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   }
   b->service_ = std::make_unique<Service>(self);
   grpc::ServerBuilder builder;
+  {
+    // Per-method counts and durations for the metrics listener.
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(b->grpc_metrics_.interceptor_factory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   builder.AddListeningPort(b->options_.listen_address, grpc::InsecureServerCredentials(), &b->port_);
   builder.SetMaxReceiveMessageSize(64 << 20);
   // Never share the port with another process (gRPC sets SO_REUSEPORT by default): a second

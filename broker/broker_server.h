@@ -34,6 +34,7 @@
 #include "broker/executor.h"
 #include "broker/fetch_waiter.h"
 #include "broker/group_coordinator.h"
+#include "broker/grpc_metrics.h"
 #include "broker/partition.h"
 #include "broker/request_core.h"
 #include "common/call_watchdog.h"
@@ -206,6 +207,7 @@ class BrokerServer final : public RequestCore {
   std::unique_ptr<CallWatchdog> watchdog_;  // bounds each replica fetch on its stream
   std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;  // with metrics.http.listener
+  GrpcMetrics grpc_metrics_;  // the gRPC server's per-method figures (its interceptor's)
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   ByteBudget fetch_budget_;  // fetch.response.memory.max.bytes

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <regex>
 #include <string>
@@ -134,6 +135,27 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
     EXPECT_EQ(sample(after, "gannet_kafka_request_duration_seconds_count", "api=\"ApiVersions\""), n0 + 1);
     EXPECT_EQ(sample(after, "gannet_kafka_request_duration_seconds_bucket", "api=\"ApiVersions\",le=\"+Inf\""), n0 + 1);
     const std::string path = dir + "/metrics-kafka.txt";
+    testing::write_file(path, after);
+    auto check = testing::shell_run("promtool check metrics < " + testing::shell_quote(path));
+    EXPECT_EQ(check.code, 0) << check.dump();
+  }
+  // gRPC calls are counted and timed per method: a Metadata call (OK) moves broker 1's figures.
+  {
+    const std::string before = body_of(http(c.metrics_port(1), "GET /metrics HTTP/1.1\r\n\r\n"));
+    const std::string labels = "method=\"Metadata\",service=\"gannet.broker.v1.Broker\"";
+    const double n0 = std::max(0.0, sample(before, "gannet_grpc_requests_total", labels));
+    broker::v1::MetadataResponse md;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    ASSERT_TRUE(c.broker(1)->Metadata(&ctx, broker::v1::MetadataRequest(), &md).ok());
+    std::string after;
+    ASSERT_TRUE(testing::wait_until([&] {
+      after = body_of(http(c.metrics_port(1), "GET /metrics HTTP/1.1\r\n\r\n"));
+      return sample(after, "gannet_grpc_requests_total", labels) >= n0 + 1;
+    }, 5s, 50ms)) << after;
+    EXPECT_EQ(sample(after, "gannet_grpc_request_errors_total", labels), 0) << after;
+    EXPECT_GE(sample(after, "gannet_grpc_request_duration_seconds_count", labels), n0 + 1);
+    const std::string path = dir + "/metrics-grpc.txt";
     testing::write_file(path, after);
     auto check = testing::shell_run("promtool check metrics < " + testing::shell_quote(path));
     EXPECT_EQ(check.code, 0) << check.dump();
