@@ -4,6 +4,7 @@
 // the metadata image, the group coordinator's count, and /proc for the process.
 #include <dirent.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -132,6 +133,23 @@ std::string BrokerServer::render_metrics() {
   offset.add(node, static_cast<double>(image->offset()));
   Family groups("gannet_consumer_groups", "gauge", "Consumer groups this broker coordinates (classic and broker-assigned).");
   groups.add(node, static_cast<double>(groups_ ? groups_->group_count() : 0));
+  // Lag of the committed offsets this broker coordinates, against the high watermark of the
+  // partition's replica here (partitions without one here are left out). At most 10,000 series.
+  Family lag("gannet_consumer_group_lag", "gauge",
+             "Records between a group's committed offset and the partition's high watermark (groups coordinated here).");
+  if (groups_) {
+    std::map<std::pair<std::string, int32_t>, int64_t> hws;
+    {
+      std::lock_guard<std::mutex> l(partitions_mu_);
+      for (const auto& [tp, part] : partitions_) hws[{tp.topic, tp.partition}] = part->high_watermark();
+    }
+    for (const auto& c : groups_->committed_offsets(10'000)) {
+      auto it = hws.find({c.topic, c.partition});
+      if (it == hws.end() || c.offset < 0) continue;
+      lag.add(label("group", c.group) + "," + label("topic", c.topic) + "," + label("partition", std::to_string(c.partition)),
+              static_cast<double>(std::max<int64_t>(0, it->second - c.offset)));
+    }
+  }
   Family threads("gannet_process_threads", "gauge", "Threads of the gannetd process.");
   threads.add(node, proc_status("Threads"));
   Family rss("gannet_process_resident_memory_bytes", "gauge", "Resident memory of the gannetd process.");
@@ -139,7 +157,7 @@ std::string BrokerServer::render_metrics() {
   Family fds("gannet_process_open_fds", "gauge", "Open file descriptors of the gannetd process.");
   fds.add(node, open_fds());
   std::string out = (kafka_ ? kafka_->metrics_text() : std::string()) + grpc_metrics_.metrics_text();
-  for (const Family* f : {&info, &led_f, &hosted_f, &ur, &umi, &off, &offset, &groups, &threads, &rss, &fds, &end,
+  for (const Family* f : {&info, &led_f, &hosted_f, &ur, &umi, &off, &offset, &groups, &lag, &threads, &rss, &fds, &end,
                           &start, &hw, &size, &segments, &leader}) {
     out += f->text();
   }

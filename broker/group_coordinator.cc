@@ -126,6 +126,18 @@ size_t GroupCoordinator::group_count() const {
   return groups_.size();
 }
 
+std::vector<GroupCoordinator::Committed> GroupCoordinator::committed_offsets(size_t limit) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<Committed> out;
+  for (const auto& [id, g] : groups_) {
+    for (const auto& [tp, c] : g.offsets) {
+      if (out.size() >= limit) return out;
+      out.push_back({id, tp.first, tp.second, c.offset});
+    }
+  }
+  return out;
+}
+
 // ---- Partition leadership and loading ---------------------------------------------------------
 
 void GroupCoordinator::on_leadership(int32_t p, int32_t leader_epoch, int32_t partition_count) {

@@ -139,6 +139,14 @@ class GroupCoordinator {
   // Runs `task` on the thread that completes record writes (tests hold it to order a completion).
   void post_completion_for_test(std::function<void()> task) { completions_.post(std::move(task)); }
   size_t group_count() const;
+  // The committed offsets this coordinator holds, at most `limit` of them (group, topic,
+  // partition, offset), for the metrics listener's lag figures.
+  struct Committed {
+    std::string group, topic;
+    int32_t partition;
+    int64_t offset;
+  };
+  std::vector<Committed> committed_offsets(size_t limit) const;
 
  private:
   enum class State { kEmpty, kPreparingRebalance, kCompletingRebalance, kStable, kDead };
