@@ -1,13 +1,9 @@
 #include "broker/grpc_metrics.h"
 
-#include <cstdio>
 
 namespace gannet::broker {
 
 namespace {
-
-constexpr double kBounds[GrpcMetrics::kBuckets] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                   0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
 class Interceptor : public grpc::experimental::Interceptor {
  public:
@@ -55,14 +51,9 @@ GrpcMetrics::Method* GrpcMetrics::method(const std::string& name) {
 
 void GrpcMetrics::observe(const std::string& name, std::chrono::steady_clock::duration took, bool error) {
   Method* m = method(name);
-  const double secs = std::chrono::duration<double>(took).count();
   m->calls.fetch_add(1, std::memory_order_relaxed);
   if (error) m->errors.fetch_add(1, std::memory_order_relaxed);
-  m->micros.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()),
-                      std::memory_order_relaxed);
-  int b = 0;
-  while (b < kBuckets && secs > kBounds[b]) ++b;
-  m->buckets[static_cast<size_t>(b)].fetch_add(1, std::memory_order_relaxed);
+  m->latency.record(took);
 }
 
 std::string GrpcMetrics::metrics_text() const {
@@ -90,22 +81,7 @@ std::string GrpcMetrics::metrics_text() const {
     const std::string labels = "method=\"" + safe.substr(0, sep) + "\",service=\"" + safe.substr(sep + 1) + "\"";
     calls += "gannet_grpc_requests_total{" + labels + "} " + std::to_string(m->calls.load()) + "\n";
     errors += "gannet_grpc_request_errors_total{" + labels + "} " + std::to_string(m->errors.load()) + "\n";
-    uint64_t cumulative = 0;
-    for (int b = 0; b <= kBuckets; ++b) {
-      cumulative += m->buckets[static_cast<size_t>(b)].load();
-      char le[32];
-      if (b < kBuckets) {
-        std::snprintf(le, sizeof(le), "%g", kBounds[b]);
-      } else {
-        std::snprintf(le, sizeof(le), "+Inf");
-      }
-      hist += "gannet_grpc_request_duration_seconds_bucket{" + labels + ",le=\"" + le + "\"} " +
-              std::to_string(cumulative) + "\n";
-    }
-    char sum[48];
-    std::snprintf(sum, sizeof(sum), "%.6f", static_cast<double>(m->micros.load()) / 1e6);
-    hist += "gannet_grpc_request_duration_seconds_sum{" + labels + "} " + sum + "\n";
-    hist += "gannet_grpc_request_duration_seconds_count{" + labels + "} " + std::to_string(cumulative) + "\n";
+    m->latency.render("gannet_grpc_request_duration_seconds", labels, &hist);
   }
   return calls + errors + hist;
 }

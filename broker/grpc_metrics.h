@@ -6,7 +6,6 @@
 // inventing them) count under method="other", so memory stays bounded.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -16,12 +15,13 @@
 
 #include <grpcpp/support/server_interceptor.h>
 
+#include "broker/latency_histogram.h"
+
 namespace gannet::broker {
 
 class GrpcMetrics {
  public:
   static constexpr size_t kMaxMethods = 128;
-  static constexpr int kBuckets = 14;
 
   // The factory to give ServerBuilder::experimental().SetInterceptorCreators.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> interceptor_factory();
@@ -30,8 +30,8 @@ class GrpcMetrics {
 
  private:
   struct Method {
-    std::atomic<uint64_t> calls{0}, errors{0}, micros{0};
-    std::array<std::atomic<uint64_t>, kBuckets + 1> buckets{};
+    std::atomic<uint64_t> calls{0}, errors{0};
+    LatencyHistogram latency;
   };
   Method* method(const std::string& name);
 

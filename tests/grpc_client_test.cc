@@ -48,14 +48,25 @@ class GrpcClientTest : public ::testing::Test {
   void TearDown() override {
     if (HasFailure()) cluster_->dump_logs();
   }
+  // What every Python run gets: a bound, the protos' root and this test's stub cache.
+  std::string py_env() const {
+    return "timeout 120 env GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) +
+           " XDG_CACHE_HOME=" + testing::shell_quote(cache_);
+  }
+  std::string first_broker() const { return cluster_->bootstrap().substr(0, cluster_->bootstrap().find(',')); }
   // `python3 clients/python/SCRIPT ARGS` against the first broker's gRPC listener.
   testing::CliRun py(const std::string& script, const std::string& args, const std::string& input = "") {
-    const std::string first = cluster_->bootstrap().substr(0, cluster_->bootstrap().find(','));
-    return testing::shell_run("timeout 120 env GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) +
-                                  " XDG_CACHE_HOME=" + testing::shell_quote(cache_) + " /usr/bin/python3 " +
-                                  testing::shell_quote(testing::runfile("clients/python/" + script)) + " " + first +
-                                  " " + args,
+    return testing::shell_run(py_env() + " /usr/bin/python3 " +
+                                  testing::shell_quote(testing::runfile("clients/python/" + script)) + " " +
+                                  first_broker() + " " + args,
                               input);
+  }
+  // A Python program on stdin (it may import gannet_grpc), with the first broker as argv[1].
+  testing::CliRun py_inline(const std::string& program) {
+    const std::string lib = testing::runfile("clients/python/gannet_grpc.py");
+    return testing::shell_run(py_env() + " PYTHONPATH=" + testing::shell_quote(lib.substr(0, lib.rfind('/'))) +
+                                  " /usr/bin/python3 - " + first_broker(),
+                              program);
   }
 
   std::unique_ptr<Cluster> cluster_;
@@ -109,7 +120,7 @@ TEST_F(GrpcClientTest, RecordsAsMessagesFromPythonArePartitionedLikeKafkaAndRead
   ASSERT_TRUE(npm && *npm) << "scripts/install_deps.sh installs the npm packages and scripts/test.sh passes GANNET_NPM_DIR";
   std::string from_node;
   for (int i = 0; i < 50; ++i) from_node += "n" + std::to_string(i) + ":w" + std::to_string(i) + "\n";
-  const std::string first = cluster_->bootstrap().substr(0, cluster_->bootstrap().find(','));
+  const std::string first = first_broker();
   // `node clients/node/SCRIPT ARGS` against the first broker's gRPC listener.
   auto node_cmd = [&](const std::string& script, const std::string& args, const std::string& input = "") {
     return testing::shell_run("env NODE_PATH=" + testing::shell_quote(std::string(npm) + "/node_modules") +
@@ -229,7 +240,6 @@ TEST_F(GrpcClientTest, StreamsAnswerInOrderAndPushRecordsAsTheyArrive) {
   }
 }
 
-std::string dir_of(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
 // The partitions a group_consume.py process says it owns now (its last "owns" line).
 std::set<std::string> owns_now(const std::string& log_path) {
@@ -252,7 +262,7 @@ TEST_F(GrpcClientTest, ThreePythonGroupMembersSplitSixPartitionsAndTheSurvivorsT
   std::map<int, int64_t> ends;  // partition -> records produced to it
   for (const auto& l : lines(produced.out)) ends[std::stoi(words(l)[0])]++;
   // Three members, each a python3 process.
-  const std::string first = cluster_->bootstrap().substr(0, cluster_->bootstrap().find(','));
+  const std::string first = first_broker();
   const std::string dir = testing::test_dir("pygroup");
   std::vector<std::unique_ptr<testing::Process>> members;
   std::vector<std::string> logs;
@@ -334,10 +344,7 @@ TEST_F(GrpcClientTest, ThreePythonGroupMembersSplitSixPartitionsAndTheSurvivorsT
       "hb = api.group.ConsumerGroupHeartbeatRequest(group_id='g-stale', member_id=c.member_id, member_epoch=c.epoch + 5)\n"
       "print(error_name(c._coordinator().ConsumerGroupHeartbeat(hb, timeout=10).error_code))\n"
       "c.close()\n";
-  auto stale = testing::shell_run("env PYTHONPATH=" + testing::shell_quote(dir_of(testing::runfile("clients/python/gannet_grpc.py"))) +
-                                      " GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) +
-                                      " XDG_CACHE_HOME=" + testing::shell_quote(cache_) + " /usr/bin/python3 - " + first,
-                                  script);
+  auto stale = py_inline(script);
   ASSERT_EQ(stale.code, 0) << stale.dump();
   EXPECT_EQ(lines(stale.out), (std::vector<std::string>{"STALE_MEMBER_EPOCH", "FENCED_MEMBER_EPOCH"})) << stale.dump();
 }
@@ -380,7 +387,6 @@ TEST_F(GrpcClientTest, APythonSubscribeStreamReadsCommitsAndAFreshStreamResumesT
   EXPECT_EQ(read("--count 5", &owns), (std::set<std::string>{"a:1", "b:2", "c:3", "d:4", "e:5"}));
   // A stream that does not begin with a Start, and one naming an unknown assignor, get typed
   // errors and end.
-  const std::string first = cluster_->bootstrap().substr(0, cluster_->bootstrap().find(','));
   const std::string script =
       "import sys\n"
       "from gannet_grpc import api, broker_stub, error_name\n"
@@ -394,11 +400,7 @@ TEST_F(GrpcClientTest, APythonSubscribeStreamReadsCommitsAndAFreshStreamResumesT
       "        if m.WhichOneof('response') == 'error':\n"
       "            print(error_name(m.error.error_code))\n"
       "            q.put(None)\n";
-  auto bad = testing::shell_run("timeout 120 env PYTHONPATH=" +
-                                    testing::shell_quote(dir_of(testing::runfile("clients/python/gannet_grpc.py"))) +
-                                    " GANNET_PROTO_ROOT=" + testing::shell_quote(proto_root_) +
-                                    " XDG_CACHE_HOME=" + testing::shell_quote(cache_) + " /usr/bin/python3 - " + first,
-                                script);
+  auto bad = py_inline(script);
   ASSERT_EQ(bad.code, 0) << bad.dump();
   EXPECT_EQ(lines(bad.out), (std::vector<std::string>{"INVALID_REQUEST", "UNSUPPORTED_ASSIGNOR"})) << bad.dump();
 }

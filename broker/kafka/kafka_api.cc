@@ -1500,21 +1500,11 @@ void KafkaApi::handle(std::string frame, const ConnectionInfo& conn, std::functi
   }
 }
 
-namespace {
-constexpr double kBucketBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-}  // namespace
-
 void KafkaApi::observe(int16_t key, std::chrono::steady_clock::duration took, bool closed) {
   ApiStats& st = stats_[static_cast<size_t>(key)];
-  const double secs = std::chrono::duration<double>(took).count();
   st.answered.fetch_add(1, std::memory_order_relaxed);
   if (closed) st.closed.fetch_add(1, std::memory_order_relaxed);
-  st.micros.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()),
-                      std::memory_order_relaxed);
-  int b = 0;
-  while (b < kBuckets && secs > kBucketBounds[b]) ++b;
-  st.buckets[static_cast<size_t>(b)].fetch_add(1, std::memory_order_relaxed);
+  st.latency.record(took);
 }
 
 std::string KafkaApi::metrics_text() const {
@@ -1530,21 +1520,7 @@ std::string KafkaApi::metrics_text() const {
     const std::string l = std::string("api=\"") + api.name + "\"";
     requests += "gannet_kafka_requests_total{" + l + "} " + std::to_string(st.answered.load()) + "\n";
     refused += "gannet_kafka_requests_refused_total{" + l + "} " + std::to_string(st.closed.load()) + "\n";
-    uint64_t cumulative = 0;
-    for (int b = 0; b <= kBuckets; ++b) {
-      cumulative += st.buckets[static_cast<size_t>(b)].load();
-      char le[32];
-      if (b < kBuckets) {
-        std::snprintf(le, sizeof(le), "%g", kBucketBounds[b]);
-      } else {
-        std::snprintf(le, sizeof(le), "+Inf");
-      }
-      hist += "gannet_kafka_request_duration_seconds_bucket{" + l + ",le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
-    }
-    char sum[48];
-    std::snprintf(sum, sizeof(sum), "%.6f", static_cast<double>(st.micros.load()) / 1e6);
-    hist += "gannet_kafka_request_duration_seconds_sum{" + l + "} " + sum + "\n";
-    hist += "gannet_kafka_request_duration_seconds_count{" + l + "} " + std::to_string(cumulative) + "\n";
+    st.latency.render("gannet_kafka_request_duration_seconds", l, &hist);
   }
   return requests + refused + hist;
 }

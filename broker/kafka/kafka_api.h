@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/latency_histogram.h"
 #include "broker/request_core.h"
 
 namespace gannet::broker::kafka {
@@ -133,12 +134,10 @@ class KafkaApi {
 
  private:
   static constexpr int kMaxApiKey = 128;
-  static constexpr int kBuckets = 14;  // upper bounds in metrics_text(); one more for +Inf
   struct ApiStats {
     std::atomic<uint64_t> answered{0};
     std::atomic<uint64_t> closed{0};  // answered by closing the connection (a refused request)
-    std::atomic<uint64_t> micros{0};  // sum of the durations
-    std::array<std::atomic<uint64_t>, kBuckets + 1> buckets{};
+    LatencyHistogram latency;
   };
   void observe(int16_t key, std::chrono::steady_clock::duration took, bool closed);
 
