@@ -160,6 +160,15 @@ class BrokerServer::Service final
                             cv1::AlterConfigsResponse* resp) override {
     return forward(&ControllerChannel::Stub::AlterConfigs, *req, resp);
   }
+  grpc::Status AlterUserScramCredentials(grpc::ServerContext*, const cv1::AlterUserScramCredentialsRequest* req,
+                                         cv1::AlterUserScramCredentialsResponse* resp) override {
+    return forward(&ControllerChannel::Stub::AlterUserScramCredentials, *req, resp);
+  }
+  grpc::Status DescribeUserScramCredentials(grpc::ServerContext*, const cv1::DescribeUserScramCredentialsRequest* req,
+                                            cv1::DescribeUserScramCredentialsResponse* resp) override {
+    broker::describe_user_scram_credentials(*b_->publisher_->image(), *req, resp);
+    return grpc::Status::OK;
+  }
   grpc::Status InitProducerId(grpc::ServerContext*, const bv1::InitProducerIdRequest* req,
                               bv1::InitProducerIdResponse* resp) override {
     b_->init_producer_id(*req, resp);
@@ -1283,6 +1292,20 @@ void BrokerServer::alter_configs(const cv1::AlterConfigsRequest& req, cv1::Alter
 }
 void BrokerServer::describe_configs(const cv1::DescribeConfigsRequest& req, cv1::DescribeConfigsResponse* resp) {
   broker::describe_configs(*publisher_->image(), req, resp);
+}
+void BrokerServer::alter_user_scram_credentials(const cv1::AlterUserScramCredentialsRequest& req,
+                                                cv1::AlterUserScramCredentialsResponse* resp) {
+  service_->forward(&ControllerChannel::Stub::AlterUserScramCredentials, req, resp);
+}
+void BrokerServer::describe_user_scram_credentials(const cv1::DescribeUserScramCredentialsRequest& req,
+                                                   cv1::DescribeUserScramCredentialsResponse* resp) {
+  broker::describe_user_scram_credentials(*publisher_->image(), req, resp);
+}
+std::optional<metadata::ScramCredential> BrokerServer::scram_credential(const std::string& user,
+                                                                        int32_t mechanism) const {
+  const auto image = publisher_->image();
+  const metadata::ScramCredential* c = image->scram_credential(user, mechanism);
+  return c ? std::optional<metadata::ScramCredential>(*c) : std::nullopt;
 }
 
 void BrokerServer::init_producer_id(const v1::InitProducerIdRequest& req, v1::InitProducerIdResponse* resp) {

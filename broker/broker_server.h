@@ -150,6 +150,11 @@ class BrokerServer final : public RequestCore {
   void create_partitions(const controller::v1::CreatePartitionsRequest& req,
                          controller::v1::CreatePartitionsResponse* resp) override;
   void alter_configs(const controller::v1::AlterConfigsRequest& req, controller::v1::AlterConfigsResponse* resp) override;
+  void alter_user_scram_credentials(const controller::v1::AlterUserScramCredentialsRequest& req,
+                                    controller::v1::AlterUserScramCredentialsResponse* resp) override;
+  void describe_user_scram_credentials(const controller::v1::DescribeUserScramCredentialsRequest& req,
+                                       controller::v1::DescribeUserScramCredentialsResponse* resp) override;
+  std::optional<metadata::ScramCredential> scram_credential(const std::string& user, int32_t mechanism) const override;
   void describe_configs(const controller::v1::DescribeConfigsRequest& req,
                         controller::v1::DescribeConfigsResponse* resp) override;
   void init_producer_id(const v1::InitProducerIdRequest& req, v1::InitProducerIdResponse* resp) override;

@@ -1,5 +1,7 @@
 #include "broker/controller_service.h"
 
+#include "common/scram.h"
+
 #include <optional>
 
 #include <glog/logging.h>
@@ -52,6 +54,10 @@ ErrorCode to_error_code(ApiError e) {
     case ApiError::kInvalidRequest: return gannet::v1::INVALID_REQUEST;
     case ApiError::kTopicAuthorizationFailed: return gannet::v1::TOPIC_AUTHORIZATION_FAILED;
     case ApiError::kPolicyViolation: return gannet::v1::POLICY_VIOLATION;
+    case ApiError::kUnsupportedSaslMechanism: return gannet::v1::UNSUPPORTED_SASL_MECHANISM;
+    case ApiError::kResourceNotFound: return gannet::v1::RESOURCE_NOT_FOUND;
+    case ApiError::kDuplicateResource: return gannet::v1::DUPLICATE_RESOURCE;
+    case ApiError::kUnacceptableCredential: return gannet::v1::UNACCEPTABLE_CREDENTIAL;
   }
   return gannet::v1::UNKNOWN_SERVER_ERROR;
 }
@@ -243,6 +249,94 @@ grpc::Status ControllerService::AlterConfigs(grpc::ServerContext*, const cv1::Al
   for (const ItemResult& item : results) set_item(resp->add_resources(), item);
   resp->set_metadata_offset(controller_->publisher()->image()->offset());
   return grpc::Status::OK;
+}
+
+// Users in the order they first appear (deletions, then upsertions), each one item of the write.
+grpc::Status ControllerService::AlterUserScramCredentials(grpc::ServerContext*,
+                                                          const cv1::AlterUserScramCredentialsRequest* req,
+                                                          cv1::AlterUserScramCredentialsResponse* resp) {
+  struct UserChange {
+    std::string user;
+    std::vector<int32_t> deletions;
+    std::vector<std::pair<int32_t, metadata::ScramCredential>> upsertions;
+  };
+  std::vector<UserChange> users;
+  std::map<std::string, size_t> index;
+  auto change_of = [&](const std::string& user) -> UserChange& {
+    auto [it, fresh] = index.emplace(user, users.size());
+    if (fresh) users.push_back(UserChange{user, {}, {}});
+    return users[it->second];
+  };
+  for (const auto& d : req->deletions()) change_of(d.name()).deletions.push_back(d.mechanism());
+  for (const auto& u : req->upsertions()) {
+    metadata::ScramCredential c;
+    c.iterations = u.iterations();
+    c.salt = u.salt();
+    const auto m = static_cast<scram::Mechanism>(u.mechanism());
+    if ((m == scram::Mechanism::kSha256 || m == scram::Mechanism::kSha512) && !u.salted_password().empty() &&
+        u.iterations() >= scram::kMinIterations && u.iterations() <= scram::kMaxIterations) {
+      // Only the derived keys are kept; the salted password is dropped here.
+      scram::Credential k = scram::credential_from_salted(m, u.salted_password(), u.salt(), u.iterations());
+      c.stored_key = std::move(k.stored_key);
+      c.server_key = std::move(k.server_key);
+    }
+    change_of(u.name()).upsertions.emplace_back(u.mechanism(), std::move(c));
+  }
+  std::vector<ItemResult> results;
+  WriteOutcome o = write_items(
+      controller_, users.size(),
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i) {
+        return logic.alter_user_scram_credentials(image, users[i].user, users[i].deletions, users[i].upsertions);
+      },
+      [&](size_t i) { return users[i].user; }, false, timeout_of(req->timeout_ms()), &results);
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  for (const ItemResult& item : results) {
+    auto* r = resp->add_results();
+    r->set_user(item.name);
+    r->set_error_code(to_error_code(item.error));
+    if (item.error != ApiError::kNone) r->set_error_message(item.message);
+  }
+  resp->set_metadata_offset(controller_->publisher()->image()->offset());
+  return grpc::Status::OK;
+}
+
+void describe_user_scram_credentials(const MetadataImage& image, const cv1::DescribeUserScramCredentialsRequest& req,
+                                     cv1::DescribeUserScramCredentialsResponse* resp) {
+  std::map<std::string, std::vector<std::pair<int32_t, int32_t>>> by_user;
+  for (const auto& [key, c] : image.scram_credentials()) by_user[key.first].emplace_back(key.second, c.iterations);
+  auto describe = [&](const std::string& user) {
+    auto* r = resp->add_results();
+    r->set_user(user);
+    auto it = by_user.find(user);
+    if (it == by_user.end()) {
+      r->set_error_code(gannet::v1::RESOURCE_NOT_FOUND);
+      r->set_error_message("user " + user + " has no SCRAM credential");
+      return;
+    }
+    for (const auto& [m, i] : it->second) {
+      auto* info = r->add_credentials();
+      info->set_mechanism(m);
+      info->set_iterations(i);
+    }
+  };
+  if (req.users().empty()) {
+    for (const auto& [user, creds] : by_user) describe(user);
+    return;
+  }
+  std::map<std::string, int> count;
+  for (const auto& u : req.users()) ++count[u];
+  std::set<std::string> answered;
+  for (const auto& u : req.users()) {
+    if (!answered.insert(u).second) continue;
+    if (count[u] > 1) {
+      auto* r = resp->add_results();
+      r->set_user(u);
+      r->set_error_code(gannet::v1::DUPLICATE_RESOURCE);
+      r->set_error_message("user " + u + " is named more than once");
+      continue;
+    }
+    describe(u);
+  }
 }
 
 void describe_configs(const MetadataImage& image, const cv1::DescribeConfigsRequest& req,

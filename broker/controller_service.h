@@ -16,6 +16,11 @@ namespace cv1 = gannet::controller::v1;
 
 gannet::v1::ErrorCode to_error_code(metadata::ApiError e);
 
+// DescribeUserScramCredentials from an image (brokers answer it from their own).
+void describe_user_scram_credentials(const metadata::MetadataImage& image,
+                                     const cv1::DescribeUserScramCredentialsRequest& req,
+                                     cv1::DescribeUserScramCredentialsResponse* resp);
+
 class ControllerService final : public cv1::Controller::Service {
  public:
   // voters: id -> host:port of each controller listener (for NOT_CONTROLLER hints).
@@ -37,6 +42,8 @@ class ControllerService final : public cv1::Controller::Service {
                               cv1::AlterPartitionResponse*) override;
   grpc::Status DescribeCluster(grpc::ServerContext*, const cv1::DescribeClusterRequest*,
                                cv1::DescribeClusterResponse*) override;
+  grpc::Status AlterUserScramCredentials(grpc::ServerContext*, const cv1::AlterUserScramCredentialsRequest*,
+                                         cv1::AlterUserScramCredentialsResponse*) override;
   grpc::Status AllocateProducerIds(grpc::ServerContext*, const cv1::AllocateProducerIdsRequest*,
                                    cv1::AllocateProducerIdsResponse*) override;
 

@@ -10,8 +10,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "metadata/metadata_image.h"
 #include "proto/broker.grpc.pb.h"
 #include "storage/log.h"
 
@@ -62,6 +64,13 @@ class RequestCore {
   virtual void create_partitions(const controller::v1::CreatePartitionsRequest& req,
                                  controller::v1::CreatePartitionsResponse* resp) = 0;
   virtual void alter_configs(const controller::v1::AlterConfigsRequest& req, controller::v1::AlterConfigsResponse* resp) = 0;
+  // Users' SCRAM credentials: changes are forwarded to the active controller (may block); the
+  // description and the lookup a SASL exchange makes come from the local image (never block).
+  virtual void alter_user_scram_credentials(const controller::v1::AlterUserScramCredentialsRequest& req,
+                                            controller::v1::AlterUserScramCredentialsResponse* resp) = 0;
+  virtual void describe_user_scram_credentials(const controller::v1::DescribeUserScramCredentialsRequest& req,
+                                               controller::v1::DescribeUserScramCredentialsResponse* resp) = 0;
+  virtual std::optional<metadata::ScramCredential> scram_credential(const std::string& user, int32_t mechanism) const = 0;
   // A producer id from this broker's block; may block (asks the controller for the next block).
   virtual void init_producer_id(const v1::InitProducerIdRequest& req, v1::InitProducerIdResponse* resp) = 0;
   // Never blocks (from the local image).

@@ -717,7 +717,9 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
     GANNET_ASSIGN_OR_RETURN(c.advertised_listeners, parse_listeners("advertised.listeners", advertised));
   }
   const std::string protocol_map =
-      r.get("listener.security.protocol.map").value_or("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,GRPC:PLAINTEXT");
+      r.get("listener.security.protocol.map")
+          .value_or("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,GRPC:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,"
+                    "SASL_SSL:SASL_SSL");
   {
     GANNET_ASSIGN_OR_RETURN(auto entries, parse_list("listener.security.protocol.map", protocol_map));
     for (const std::string& entry : entries) {
@@ -726,14 +728,43 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
         return bad_value("listener.security.protocol.map", protocol_map, "entries are NAME:PROTOCOL");
       }
       const std::string protocol = to_upper(entry.substr(colon + 1));
-      if (protocol != "PLAINTEXT") {
+      if (protocol != "PLAINTEXT" && protocol != "SSL" && protocol != "SASL_PLAINTEXT" && protocol != "SASL_SSL") {
         return bad_value("listener.security.protocol.map", protocol_map,
-                         "only PLAINTEXT listeners exist yet (" + protocol + " comes with TLS and SASL)");
+                         "protocols are PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL, not " + protocol);
       }
       c.listener_security_protocol_map[to_upper(entry.substr(0, colon))] = protocol;
     }
   }
   c.inter_broker_listener_name = to_upper(r.get("inter.broker.listener.name").value_or(""));
+  if (auto v = r.get("sasl.enabled.mechanisms")) {
+    GANNET_ASSIGN_OR_RETURN(c.sasl_enabled_mechanisms, parse_list("sasl.enabled.mechanisms", *v));
+    for (std::string& m : c.sasl_enabled_mechanisms) {
+      m = to_upper(m);
+      if (m != "PLAIN" && m != "SCRAM-SHA-256" && m != "SCRAM-SHA-512") {
+        return bad_value("sasl.enabled.mechanisms", *v, "mechanisms are PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512");
+      }
+    }
+  }
+  for (const char* key : {"ssl.keystore.type", "ssl.truststore.type"}) {
+    if (auto v = r.get(key); v && to_upper(*v) != "PEM") return bad_value(key, *v, "only PEM files are supported");
+  }
+  c.ssl_keystore_location = r.get("ssl.keystore.location").value_or("");
+  c.ssl_key_password = r.get("ssl.key.password").value_or("");
+  c.ssl_truststore_location = r.get("ssl.truststore.location").value_or("");
+  c.ssl_cipher_suites = r.get("ssl.cipher.suites").value_or("");
+  if (auto v = r.get("ssl.client.auth")) {
+    c.ssl_client_auth = to_lower(*v);
+    if (c.ssl_client_auth != "none" && c.ssl_client_auth != "requested" && c.ssl_client_auth != "required") {
+      return bad_value("ssl.client.auth", *v, "none, requested or required");
+    }
+  }
+  if (auto v = r.get("ssl.enabled.protocols")) {
+    GANNET_ASSIGN_OR_RETURN(c.ssl_enabled_protocols, parse_list("ssl.enabled.protocols", *v));
+    if (c.ssl_enabled_protocols.empty()) return bad_value("ssl.enabled.protocols", *v, "must name a protocol");
+    for (const std::string& p : c.ssl_enabled_protocols) {
+      if (p != "TLSv1.2" && p != "TLSv1.3") return bad_value("ssl.enabled.protocols", *v, "TLSv1.2 and TLSv1.3");
+    }
+  }
 
   // Storage: log.dirs wins over log.dir.
   auto log_dirs = r.get("log.dirs");
@@ -939,6 +970,18 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
       return make_error("listener " + e.name + " of listeners=" + listeners +
                         " is not in listener.security.protocol.map=" + protocol_map);
     }
+    const std::string protocol = c.security_protocol(e.name);
+    const bool kafka = std::count(c.controller_listener_names.begin(), c.controller_listener_names.end(), e.name) == 0 &&
+                       std::count(c.grpc_listener_names.begin(), c.grpc_listener_names.end(), e.name) == 0;
+    if (protocol != "PLAINTEXT" && !kafka) {
+      return make_error("listener " + e.name + " maps to " + protocol +
+                        " in listener.security.protocol.map, but TLS and SASL are served on Kafka listeners only "
+                        "(the gRPC and controller listeners are PLAINTEXT for now)");
+    }
+    if ((protocol == "SSL" || protocol == "SASL_SSL") && c.ssl_keystore_location.empty()) {
+      return make_error("listener " + e.name + " is " + protocol +
+                        ": ssl.keystore.location must name a PEM file with its private key and certificate");
+    }
   }
   for (const Endpoint& a : c.advertised_listeners) {
     auto l = c.listener(a.name);
@@ -951,6 +994,11 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
     }
   }
   return c;
+}
+
+std::string ServerConfig::security_protocol(const std::string& listener) const {
+  auto it = listener_security_protocol_map.find(listener);
+  return it == listener_security_protocol_map.end() ? "PLAINTEXT" : it->second;
 }
 
 bool ServerConfig::is_broker() const {
@@ -1035,6 +1083,13 @@ ConfigMap ServerConfig::to_properties() const {
     set("listener.security.protocol.map", join(entries, [](const std::string& s) { return s; }));
   }
   if (!inter_broker_listener_name.empty()) set("inter.broker.listener.name", inter_broker_listener_name);
+  set("sasl.enabled.mechanisms", join(sasl_enabled_mechanisms, [](const std::string& s) { return s; }));
+  if (!ssl_keystore_location.empty()) set("ssl.keystore.location", ssl_keystore_location);
+  if (!ssl_key_password.empty()) set("ssl.key.password", ssl_key_password);
+  if (!ssl_truststore_location.empty()) set("ssl.truststore.location", ssl_truststore_location);
+  set("ssl.client.auth", ssl_client_auth);
+  set("ssl.enabled.protocols", join(ssl_enabled_protocols, [](const std::string& s) { return s; }));
+  if (!ssl_cipher_suites.empty()) set("ssl.cipher.suites", ssl_cipher_suites);
   num("num.network.threads", num_network_threads);
   num("socket.request.max.bytes", socket_request_max_bytes);
   num("connections.max.idle.ms", connections_max_idle_ms);
@@ -1101,8 +1156,9 @@ std::string ServerConfig::describe() const {
   std::string out;
   for (const auto& [key, value] : to_properties()) {  // std::map: sorted by key
     std::string lower = to_lower(key);
-    bool hidden = extra.count(key) != 0 && (lower.find("password") != std::string::npos ||
-                                            lower.find("secret") != std::string::npos);
+    bool hidden = key == "ssl.key.password" ||
+                  (extra.count(key) != 0 &&
+                   (lower.find("password") != std::string::npos || lower.find("secret") != std::string::npos));
     out += escape(key, /*is_key=*/true);
     out += '=';
     out += hidden ? "[hidden]" : escape(value, /*is_key=*/false);

@@ -115,8 +115,26 @@ struct ServerConfig {
   // neither empty nor 0.0.0.0/:: (no client can dial those); port 0: the bound port.
   std::vector<Endpoint> advertised_listeners;
   // listener.security.protocol.map (Kafka's; default PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,
-  // GRPC:PLAINTEXT): every listener's name must map to PLAINTEXT (TLS and SASL come later).
+  // GRPC:PLAINTEXT, SSL:SSL, SASL_PLAINTEXT:SASL_PLAINTEXT, SASL_SSL:SASL_SSL): PLAINTEXT, SSL,
+  // SASL_PLAINTEXT or SASL_SSL. TLS and SASL are served on the Kafka listeners; the gRPC and
+  // controller listeners must map to PLAINTEXT (their TLS is not built yet).
   std::map<std::string, std::string> listener_security_protocol_map;
+  // sasl.enabled.mechanisms (Kafka's; our default SCRAM-SHA-256,SCRAM-SHA-512, since Gannet has
+  // no GSSAPI): any of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512. PLAIN checks the password against the
+  // user's SCRAM credentials.
+  std::vector<std::string> sasl_enabled_mechanisms = {"SCRAM-SHA-256", "SCRAM-SHA-512"};
+  // TLS for SSL and SASL_SSL listeners (Kafka's ssl.* keys; PEM files only):
+  //   ssl.keystore.type (PEM), ssl.keystore.location (the private key and certificate chain, PEM;
+  //   required by an SSL or SASL_SSL listener), ssl.key.password (of an encrypted key),
+  //   ssl.truststore.type (PEM), ssl.truststore.location (CA certificates clients' certificates
+  //   are checked against), ssl.client.auth (none | requested | required), ssl.enabled.protocols
+  //   (TLSv1.2,TLSv1.3), ssl.cipher.suites (OpenSSL names; empty: OpenSSL's defaults).
+  std::string ssl_keystore_location;
+  std::string ssl_key_password;
+  std::string ssl_truststore_location;
+  std::string ssl_client_auth = "none";
+  std::vector<std::string> ssl_enabled_protocols = {"TLSv1.2", "TLSv1.3"};
+  std::string ssl_cipher_suites;
   // inter.broker.listener.name (Kafka's; default: the gRPC listener): must be the gRPC listener,
   // over which followers fetch.
   std::string inter_broker_listener_name;
@@ -202,6 +220,8 @@ struct ServerConfig {
 
   bool is_broker() const;
   bool is_controller() const;
+  // The security protocol listener `name` maps to (PLAINTEXT when the map does not name it).
+  std::string security_protocol(const std::string& listener) const;
   // The listener called `name` (case-insensitive), if any.
   std::optional<Endpoint> listener(std::string_view name) const;
   // The listeners clients and follower brokers use: those not named in controller_listener_names.

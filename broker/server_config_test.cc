@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -361,13 +363,45 @@ TEST(ServerConfig, KafkaListenersAdvertisedAndChecked) {
   // A broker needs exactly one gRPC listener.
   e = build_error(with(broker_only(), "listeners", "PLAINTEXT://:9092"));
   EXPECT_NE(e.find("exactly one listener named in grpc.listener.names"), std::string::npos) << e;
-  // Only PLAINTEXT exists yet.
-  e = build_error(with(broker_only(), "listener.security.protocol.map", "GRPC:SSL"));
-  EXPECT_NE(e.find("only PLAINTEXT listeners exist yet"), std::string::npos) << e;
+  // TLS and SASL are on the Kafka listeners only; unknown protocols are refused.
+  e = build_error(with(broker_only(), "listener.security.protocol.map", "GRPC:SSL,PLAINTEXT:PLAINTEXT"));
+  EXPECT_NE(e.find("TLS and SASL are served on Kafka listeners only"), std::string::npos) << e;
+  e = build_error(with(broker_only(), "listener.security.protocol.map", "GRPC:PLAINTEXT,PLAINTEXT:KERBEROS"));
+  EXPECT_NE(e.find("protocols are PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL"), std::string::npos) << e;
   // Followers fetch over gRPC.
   e = build_error(with(with(broker_only(), "listeners", "PLAINTEXT://:9092,GRPC://:9192"),
                        "inter.broker.listener.name", "PLAINTEXT"));
   EXPECT_NE(e.find("must be the gRPC listener"), std::string::npos) << e;
+}
+
+// Kafka's security keys: SASL mechanisms, PEM-only TLS, and a keystore for every TLS listener.
+TEST(ServerConfig, SecurityKeys) {
+  ConfigMap m = with(broker_only(), "listeners", "SASL_SSL://:9093,SASL_PLAINTEXT://:9094,GRPC://:9192");
+  std::string e = build_error(m);
+  EXPECT_NE(e.find("ssl.keystore.location must name a PEM file"), std::string::npos) << e;
+  m["ssl.keystore.location"] = "/etc/gannet/broker.pem";
+  m["ssl.key.password"] = "k3y";
+  m["ssl.client.auth"] = "Required";
+  m["sasl.enabled.mechanisms"] = "scram-sha-512,PLAIN";
+  ServerConfig c = build_ok(m);
+  EXPECT_EQ(c.security_protocol("SASL_SSL"), "SASL_SSL");
+  EXPECT_EQ(c.security_protocol("SASL_PLAINTEXT"), "SASL_PLAINTEXT");
+  EXPECT_EQ(c.security_protocol("GRPC"), "PLAINTEXT");
+  EXPECT_EQ(c.ssl_client_auth, "required");
+  EXPECT_EQ(c.sasl_enabled_mechanisms, (std::vector<std::string>{"SCRAM-SHA-512", "PLAIN"}));
+  EXPECT_EQ(c.kafka_listeners().size(), 2u);
+  // Round trip, and the key's password never shows in the startup log.
+  EXPECT_EQ(build_ok(c.to_properties()).to_properties(), c.to_properties());
+  EXPECT_EQ(c.describe().find("k3y"), std::string::npos);
+  EXPECT_NE(c.describe().find("ssl.key.password=[hidden]"), std::string::npos);
+  for (auto [key, value, why] : std::vector<std::tuple<const char*, const char*, const char*>>{
+           {"sasl.enabled.mechanisms", "GSSAPI", "mechanisms are PLAIN"},
+           {"ssl.keystore.type", "JKS", "only PEM files"},
+           {"ssl.client.auth", "maybe", "none, requested or required"},
+           {"ssl.enabled.protocols", "TLSv1.1", "TLSv1.2 and TLSv1.3"}}) {
+    e = build_error(with(m, key, value));
+    EXPECT_NE(e.find(why), std::string::npos) << key << ": " << e;
+  }
 }
 
 TEST(ServerConfig, EveryRequiredKeyMissing) {

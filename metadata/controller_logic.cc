@@ -62,6 +62,10 @@ const char* api_error_name(ApiError e) {
     case ApiError::kUnknownTopic: return "UNKNOWN_TOPIC_OR_PARTITION";
     case ApiError::kStaleBrokerEpoch: return "STALE_BROKER_EPOCH";
     case ApiError::kDuplicateBrokerRegistration: return "DUPLICATE_BROKER_REGISTRATION";
+    case ApiError::kUnsupportedSaslMechanism: return "UNSUPPORTED_SASL_MECHANISM";
+    case ApiError::kResourceNotFound: return "RESOURCE_NOT_FOUND";
+    case ApiError::kDuplicateResource: return "DUPLICATE_RESOURCE";
+    case ApiError::kUnacceptableCredential: return "UNACCEPTABLE_CREDENTIAL";
     case ApiError::kFencedLeaderEpoch: return "FENCED_LEADER_EPOCH";
     case ApiError::kInvalidUpdateVersion: return "INVALID_UPDATE_VERSION";
     case ApiError::kIneligibleReplica: return "INELIGIBLE_REPLICA";
@@ -279,6 +283,54 @@ Decision ControllerLogic::alter_topic_configs(const MetadataImage& image, const 
     if (!set.count(k)) record(k, nullptr);
   }
   for (const auto& [k, v] : set) record(k, &v);
+  return d;
+}
+
+Decision ControllerLogic::alter_user_scram_credentials(
+    const MetadataImage& image, const std::string& user, const std::vector<int32_t>& deletions,
+    const std::vector<std::pair<int32_t, ScramCredential>>& upsertions) {
+  // Kafka's bounds: SCRAM-SHA-256 (1) and SCRAM-SHA-512 (2); 4096..16384 iterations.
+  constexpr int32_t kMinIterations = 4096, kMaxIterations = 16384;
+  if (user.empty()) return refuse(ApiError::kUnacceptableCredential, "the user name is empty");
+  std::set<int32_t> named;
+  auto check_mechanism = [&](int32_t m) -> Decision {
+    if (m != 1 && m != 2) return refuse(ApiError::kUnsupportedSaslMechanism, "unknown SCRAM mechanism " + std::to_string(m));
+    if (!named.insert(m).second) {
+      return refuse(ApiError::kDuplicateResource, "a mechanism of user " + user + " is named twice in one request");
+    }
+    return {};
+  };
+  Decision d;
+  for (int32_t m : deletions) {
+    if (Decision c = check_mechanism(m); !c.ok()) return c;
+    if (!image.scram_credential(user, m)) {
+      return refuse(ApiError::kResourceNotFound, "user " + user + " has no credential for mechanism " + std::to_string(m));
+    }
+    v1::MetadataRecord r;
+    r.mutable_remove_user_scram_credential()->set_name(user);
+    r.mutable_remove_user_scram_credential()->set_mechanism(m);
+    d.records.push_back(std::move(r));
+  }
+  for (const auto& [m, c] : upsertions) {
+    if (Decision k = check_mechanism(m); !k.ok()) return k;
+    if (c.iterations < kMinIterations || c.iterations > kMaxIterations) {
+      return refuse(ApiError::kUnacceptableCredential,
+                    "iterations must be within 4096..16384, not " + std::to_string(c.iterations));
+    }
+    if (c.salt.empty() || c.stored_key.empty() || c.server_key.empty()) {
+      return refuse(ApiError::kUnacceptableCredential, "the salt and the salted password must not be empty");
+    }
+    v1::MetadataRecord r;
+    auto* u = r.mutable_user_scram_credential();
+    u->set_name(user);
+    u->set_mechanism(m);
+    u->set_salt(c.salt);
+    u->set_stored_key(c.stored_key);
+    u->set_server_key(c.server_key);
+    u->set_iterations(c.iterations);
+    d.records.push_back(std::move(r));
+  }
+  if (d.records.empty()) return refuse(ApiError::kInvalidRequest, "no change for user " + user);
   return d;
 }
 

@@ -34,6 +34,10 @@ enum class ApiError {
   kTopicAuthorizationFailed,   // TOPIC_AUTHORIZATION_FAILED
   kPolicyViolation,            // POLICY_VIOLATION
   kDuplicateBrokerRegistration,  // DUPLICATE_BROKER_REGISTRATION
+  kUnsupportedSaslMechanism,     // UNSUPPORTED_SASL_MECHANISM
+  kResourceNotFound,             // RESOURCE_NOT_FOUND
+  kDuplicateResource,            // DUPLICATE_RESOURCE
+  kUnacceptableCredential,       // UNACCEPTABLE_CREDENTIAL
 };
 const char* api_error_name(ApiError e);
 
@@ -114,6 +118,15 @@ class ControllerLogic {
   Decision alter_topic_configs(const MetadataImage& image, const std::string& topic,
                                const std::map<std::string, std::string>& set,
                                const std::vector<std::string>& remove);
+
+  // One user's SCRAM credential changes (AlterUserScramCredentials): `deletions` are mechanisms
+  // to remove (each must exist), `upsertions` mechanisms with their new credential (computed
+  // from the salted password by the caller; an empty stored key means the salted password was
+  // empty). All or nothing for the user: a mechanism named twice, an unknown mechanism, a bad
+  // credential or a missing deletion refuses the user's whole change.
+  Decision alter_user_scram_credentials(const MetadataImage& image, const std::string& user,
+                                        const std::vector<int32_t>& deletions,
+                                        const std::vector<std::pair<int32_t, ScramCredential>>& upsertions);
 
   // The metadata offset each broker reported in its last heartbeat (soft state).
   const std::map<int32_t, int64_t>& broker_offsets() const { return broker_offsets_; }

@@ -332,3 +332,37 @@ TEST_F(ControllerLogicTest, ALiveBrokerIsNotEvictedByAnotherRegistrationOfItsId)
 
 }  // namespace
 }  // namespace gannet::metadata
+
+namespace gannet::metadata {
+namespace {
+
+// AlterUserScramCredentials: per-user, all or nothing, with Kafka's error for each refusal.
+TEST_F(ControllerLogicTest, UserScramCredentials) {
+  ScramCredential good{"salt", "stored", "server", 4096};
+  Decision d = logic_.alter_user_scram_credentials(*image_, "alice", {}, {{2, good}, {1, good}});
+  ASSERT_TRUE(d.ok()) << d.message;
+  apply(d);
+  EXPECT_EQ(image_->scram_credentials().size(), 2u);
+
+  EXPECT_EQ(logic_.alter_user_scram_credentials(*image_, "", {}, {{2, good}}).error, ApiError::kUnacceptableCredential);
+  EXPECT_EQ(logic_.alter_user_scram_credentials(*image_, "bob", {}, {{3, good}}).error,
+            ApiError::kUnsupportedSaslMechanism);
+  EXPECT_EQ(logic_.alter_user_scram_credentials(*image_, "bob", {}, {{2, {"salt", "s", "k", 1000}}}).error,
+            ApiError::kUnacceptableCredential);
+  EXPECT_EQ(logic_.alter_user_scram_credentials(*image_, "bob", {}, {{2, {"salt", "s", "k", 20000}}}).error,
+            ApiError::kUnacceptableCredential);
+  EXPECT_EQ(logic_.alter_user_scram_credentials(*image_, "bob", {}, {{2, {"", "s", "k", 4096}}}).error,
+            ApiError::kUnacceptableCredential);
+  EXPECT_EQ(logic_.alter_user_scram_credentials(*image_, "bob", {2}, {}).error, ApiError::kResourceNotFound);
+  // A mechanism both deleted and upserted: refused whole, nothing half done.
+  Decision dup = logic_.alter_user_scram_credentials(*image_, "alice", {1}, {{1, good}});
+  EXPECT_EQ(dup.error, ApiError::kDuplicateResource);
+  EXPECT_TRUE(dup.records.empty());
+
+  apply(logic_.alter_user_scram_credentials(*image_, "alice", {1}, {}));
+  EXPECT_EQ(image_->scram_credential("alice", 1), nullptr);
+  ASSERT_NE(image_->scram_credential("alice", 2), nullptr);
+}
+
+}  // namespace
+}  // namespace gannet::metadata

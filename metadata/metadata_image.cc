@@ -41,7 +41,7 @@ const std::map<std::string, std::string>& MetadataImage::configs(const ConfigRes
 
 bool MetadataImage::operator==(const MetadataImage& o) const {
   if (offset_ != o.offset_ || brokers_ != o.brokers_ || topic_ids_ != o.topic_ids_ ||
-      configs_ != o.configs_ || features_ != o.features_ || next_producer_id_ != o.next_producer_id_ ||
+      configs_ != o.configs_ || features_ != o.features_ || next_producer_id_ != o.next_producer_id_ || scram_ != o.scram_ ||
       topics_.size() != o.topics_.size()) {
     return false;
   }
@@ -117,6 +117,17 @@ std::vector<v1::MetadataRecord> MetadataImage::to_records() const {
       c->set_value(v);
       out.push_back(std::move(r));
     }
+  }
+  for (const auto& [key, c] : scram_) {
+    v1::MetadataRecord r;
+    auto* u = r.mutable_user_scram_credential();
+    u->set_name(key.first);
+    u->set_mechanism(key.second);
+    u->set_salt(c.salt);
+    u->set_stored_key(c.stored_key);
+    u->set_server_key(c.server_key);
+    u->set_iterations(c.iterations);
+    out.push_back(std::move(r));
   }
   return out;
 }
@@ -263,6 +274,14 @@ Status MetadataDelta::replay(const v1::MetadataRecord& r, int64_t offset) {
     case v1::MetadataRecord::kProducerIds:
       // Only ever raised: ids below it were given out, whatever order records arrive in.
       next_.next_producer_id_ = std::max(next_.next_producer_id_, r.producer_ids().next_producer_id());
+      break;
+    case v1::MetadataRecord::kUserScramCredential: {
+      const auto& u = r.user_scram_credential();
+      next_.scram_[{u.name(), u.mechanism()}] = ScramCredential{u.salt(), u.stored_key(), u.server_key(), u.iterations()};
+      break;
+    }
+    case v1::MetadataRecord::kRemoveUserScramCredential:
+      next_.scram_.erase({r.remove_user_scram_credential().name(), r.remove_user_scram_credential().mechanism()});
       break;
     case v1::MetadataRecord::RECORD_NOT_SET:
       // A record type from a newer release: skipped, as a newer field would be.

@@ -63,6 +63,15 @@ struct TopicImage {
   bool operator==(const TopicImage&) const = default;
 };
 
+// A user's SCRAM credential for one mechanism (UserScramCredentialRecord).
+struct ScramCredential {
+  std::string salt, stored_key, server_key;
+  int32_t iterations = 0;
+  bool operator==(const ScramCredential&) const = default;
+};
+// (user, mechanism as Kafka numbers it: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512)
+using ScramKey = std::pair<std::string, int32_t>;
+
 // Config resources: (type, name); type as in ConfigRecord.
 using ConfigResource = std::pair<int, std::string>;
 
@@ -78,6 +87,12 @@ class MetadataImage {
   const std::map<std::string, int32_t>& features() const { return features_; }
   // The first producer id no broker has been given yet (ProducerIdsRecord).
   int64_t next_producer_id() const { return next_producer_id_; }
+  // Users' SCRAM credentials, by (user, mechanism).
+  const std::map<ScramKey, ScramCredential>& scram_credentials() const { return scram_; }
+  const ScramCredential* scram_credential(const std::string& user, int32_t mechanism) const {
+    auto it = scram_.find({user, mechanism});
+    return it == scram_.end() ? nullptr : &it->second;
+  }
 
   // The image as records (for snapshots); replaying them into an empty delta rebuilds it.
   std::vector<v1::MetadataRecord> to_records() const;
@@ -92,6 +107,7 @@ class MetadataImage {
   std::map<ConfigResource, std::map<std::string, std::string>> configs_;
   std::map<std::string, int32_t> features_;
   int64_t next_producer_id_ = 0;
+  std::map<ScramKey, ScramCredential> scram_;
 };
 
 class MetadataDelta {

@@ -172,5 +172,40 @@ TEST(MetadataImage, SnapshotRoundTripsAndSkipsUnknownRecordTypes) {
   EXPECT_FALSE(bad.ok());
 }
 
+// SCRAM credentials: upserted per (user, mechanism), removed one mechanism at a time, and kept
+// by snapshots (a broker that starts from a snapshot must still authenticate the same users).
+TEST(MetadataImage, ScramCredentialsReplayAndSnapshot) {
+  MetadataDelta d(nullptr);
+  auto cred = [](const std::string& user, int mech, const std::string& key) {
+    v1::MetadataRecord r;
+    auto* u = r.mutable_user_scram_credential();
+    u->set_name(user);
+    u->set_mechanism(mech);
+    u->set_salt("salt");
+    u->set_stored_key(key);
+    u->set_server_key("server-" + key);
+    u->set_iterations(4096);
+    return r;
+  };
+  ASSERT_TRUE(d.replay(cred("alice", 1, "a1"), 0).ok());
+  ASSERT_TRUE(d.replay(cred("alice", 2, "a2"), 1).ok());
+  ASSERT_TRUE(d.replay(cred("bob", 2, "b2"), 2).ok());
+  ASSERT_TRUE(d.replay(cred("alice", 2, "a2-new"), 3).ok());  // a new password
+  v1::MetadataRecord rm;
+  rm.mutable_remove_user_scram_credential()->set_name("alice");
+  rm.mutable_remove_user_scram_credential()->set_mechanism(1);
+  ASSERT_TRUE(d.replay(rm, 4).ok());
+  auto img = d.apply();
+  EXPECT_EQ(img->scram_credentials().size(), 2u);
+  EXPECT_EQ(img->scram_credential("alice", 1), nullptr);
+  ASSERT_NE(img->scram_credential("alice", 2), nullptr);
+  EXPECT_EQ(img->scram_credential("alice", 2)->stored_key, "a2-new");
+  EXPECT_EQ(img->scram_credential("bob", 2)->server_key, "server-b2");
+  auto back = decode_snapshot(encode_snapshot(*img));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_TRUE(**back == *img);
+  EXPECT_EQ((*back)->scram_credential("bob", 2)->iterations, 4096);
+}
+
 }  // namespace
 }  // namespace gannet::metadata
