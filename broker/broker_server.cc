@@ -1480,7 +1480,11 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
   b->admin_ = std::make_unique<Executor>(kAdminThreads);
   if (!b->options_.kafka_listeners.empty()) {
     kafka::KafkaListenerOptions ko;
-    for (const KafkaEndpoint& k : b->options_.kafka_listeners) ko.endpoints.push_back({k.name, k.bind_host, k.port});
+    for (const KafkaEndpoint& k : b->options_.kafka_listeners) {
+      ko.endpoints.push_back({k.name, k.bind_host, k.port, k.protocol});
+    }
+    ko.sasl_mechanisms = b->options_.sasl_mechanisms;
+    ko.tls = b->options_.kafka_tls;
     ko.io_threads = b->options_.kafka_io_threads;
     ko.socket_request_max_bytes = b->options_.socket_request_max_bytes;
     ko.connections_max_idle_ms = b->options_.connections_max_idle_ms;
@@ -1492,7 +1496,7 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
     b->kafka_ = std::move(kl).value();
     for (const KafkaEndpoint& k : b->options_.kafka_listeners) {
       LOG(INFO) << "broker " << b->options_.node_id << " serving Kafka's protocol on " << k.name << " port "
-                << b->kafka_->port(k.name);
+                << b->kafka_->port(k.name) << " (" << k.protocol << ")";
     }
   }
   LOG(INFO) << "broker " << b->options_.node_id << " serving clients on port " << b->port_ << " ("

@@ -35,6 +35,7 @@
 #include "broker/fetch_waiter.h"
 #include "broker/group_coordinator.h"
 #include "broker/grpc_metrics.h"
+#include "broker/kafka/tls.h"
 #include "broker/partition.h"
 #include "broker/request_core.h"
 #include "common/call_watchdog.h"
@@ -59,6 +60,7 @@ struct KafkaEndpoint {
   int port = 0;                 // 0: any free port
   std::string advertised_host;  // what Metadata tells clients
   int advertised_port = 0;      // 0: the bound port
+  std::string protocol = "PLAINTEXT";  // PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
 };
 
 struct BrokerServerOptions {
@@ -76,6 +78,8 @@ struct BrokerServerOptions {
   int32_t max_connections = 100'000;               // max.connections
   int32_t max_connections_per_ip = 100'000;        // max.connections.per.ip
   bool auto_create_topics = true;                  // auto.create.topics.enable
+  std::vector<std::string> sasl_mechanisms = {"SCRAM-SHA-256", "SCRAM-SHA-512"};  // sasl.enabled.mechanisms
+  kafka::TlsOptions kafka_tls;                     // ssl.* (SSL and SASL_SSL Kafka listeners)
   std::string rack;
   std::string data_dir;
   storage::LogConfig default_log_config;

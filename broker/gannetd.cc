@@ -145,7 +145,8 @@ int main(int argc, char** argv) {
     bo.advertised_host = cfg->advertised(grpc_listener).host;
     for (const broker::Endpoint& k : cfg->kafka_listeners()) {
       const broker::Endpoint a = cfg->advertised(k);
-      bo.kafka_listeners.push_back({k.name, k.host, k.port, a.host, a.port == k.port ? 0 : a.port});
+      bo.kafka_listeners.push_back(
+          {k.name, k.host, k.port, a.host, a.port == k.port ? 0 : a.port, cfg->security_protocol(k.name)});
     }
     bo.kafka_io_threads = cfg->num_network_threads;
     bo.socket_request_max_bytes = cfg->socket_request_max_bytes;
@@ -153,6 +154,13 @@ int main(int argc, char** argv) {
     bo.max_connections = cfg->max_connections;
     bo.max_connections_per_ip = cfg->max_connections_per_ip;
     bo.auto_create_topics = cfg->auto_create_topics_enable;
+    bo.sasl_mechanisms = cfg->sasl_enabled_mechanisms;
+    bo.kafka_tls.keystore_location = cfg->ssl_keystore_location;
+    bo.kafka_tls.key_password = cfg->ssl_key_password;
+    bo.kafka_tls.truststore_location = cfg->ssl_truststore_location;
+    bo.kafka_tls.client_auth = cfg->ssl_client_auth;
+    bo.kafka_tls.enabled_protocols = cfg->ssl_enabled_protocols;
+    bo.kafka_tls.cipher_suites = cfg->ssl_cipher_suites;
     if (cfg->broker_rack) bo.rack = *cfg->broker_rack;
     bo.data_dir = cfg->log_dirs.front();
     bo.default_log_config = cfg->default_log_config;

@@ -235,7 +235,10 @@ std::optional<std::string> ScramServer::client_final(std::string_view message, s
     *error = "SCRAM: malformed client-final-message";
     return std::nullopt;
   }
-  if (parts[1].substr(2) != nonce_) {
+  // The nonce must end with the one we sent: librdkafka sends its own nonce again in front of it
+  // (client nonce + the whole server-first nonce), and Kafka's brokers accept that, so we do too.
+  const std::string_view nonce = parts[1].substr(2);
+  if (nonce.size() < nonce_.size() || nonce.substr(nonce.size() - nonce_.size()) != nonce_) {
     *error = "SCRAM: the nonce does not match";
     return std::nullopt;
   }

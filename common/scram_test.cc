@@ -91,6 +91,28 @@ TEST(Scram, RefusesMalformedAndReplayedMessages) {
   EXPECT_FALSE(server.client_final(*final, &error));  // the exchange is over once it failed
 }
 
+// librdkafka's client-final repeats its own nonce before the server's whole nonce; Kafka accepts
+// a nonce that ends with the server's, and so do we (kcat failed against the exact check).
+TEST(Scram, AcceptsLibrdkafkasRepeatedClientNonce) {
+  const Credential c = make(Mechanism::kSha512, "pw");
+  ScramServer server(Mechanism::kSha512);
+  std::string error;
+  const std::string cnonce = "abcdef";
+  const std::string bare = "n=u,r=" + cnonce;
+  ASSERT_TRUE(server.client_first("n,," + bare, &error));
+  const std::string server_first = server.server_first(c, true);
+  const std::string full_nonce = server_first.substr(2, server_first.find(',') - 2);
+  // The client's arithmetic, over the message librdkafka sends.
+  const std::string without_proof = "c=biws,r=" + cnonce + full_nonce;
+  const std::string auth = bare + "," + server_first + "," + without_proof;
+  const std::string salted = salted_password(Mechanism::kSha512, "pw", c.salt, c.iterations);
+  const std::string client_key = hmac(Mechanism::kSha512, salted, "Client Key");
+  const std::string sig = hmac(Mechanism::kSha512, hash(Mechanism::kSha512, client_key), auth);
+  std::string proof(client_key.size(), '\0');
+  for (size_t i = 0; i < proof.size(); ++i) proof[i] = static_cast<char>(client_key[i] ^ sig[i]);
+  EXPECT_TRUE(server.client_final(without_proof + ",p=" + base64_encode(proof), &error)) << error;
+}
+
 TEST(Scram, ClientRefusesTooFewIterations) {
   ScramClient client(Mechanism::kSha256, "u", "pw");
   client.client_first("abc");

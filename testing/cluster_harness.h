@@ -54,8 +54,11 @@ inline std::vector<std::string> split_addresses(const std::string& s) {
 class Cluster {
  public:
   // n combined nodes; or, with `controllers` > 0, nodes 1..controllers controller-only and the
-  // rest broker-only (observers of the metadata log).
-  explicit Cluster(int n, const std::string& extra = "", int controllers = 0)
+  // rest broker-only (observers of the metadata log). `kafka_listeners`: more Kafka listeners on
+  // every broker (names such as SASL_SSL, mapped to protocols by listener.security.protocol.map's
+  // default or by `extra`), each on a free port (kafka_port(id, name)).
+  explicit Cluster(int n, const std::string& extra = "", int controllers = 0,
+                   const std::vector<std::string>& kafka_listeners = {})
       : dir_(test_dir("cluster")) {
     for (int i = 1; i <= n; ++i) {
       const bool controller = controllers == 0 || i <= controllers;
@@ -64,6 +67,9 @@ class Cluster {
       if (broker) client_ports_[i] = free_port();
       if (broker) kafka_ports_[i] = free_port();
       if (broker) metrics_ports_[i] = free_port();
+      if (broker) {
+        for (const std::string& name : kafka_listeners) named_kafka_ports_[{i, name}] = free_port();
+      }
     }
     std::string voters;
     for (const auto& [id, port] : controller_ports_) {
@@ -77,6 +83,9 @@ class Cluster {
       if (broker) {
         listeners += (listeners.empty() ? "" : ",") + std::string("GRPC://127.0.0.1:") +
                      std::to_string(client_ports_[id]) + ",PLAINTEXT://127.0.0.1:" + std::to_string(kafka_ports_[id]);
+        for (const std::string& name : kafka_listeners) {
+          listeners += "," + name + "://127.0.0.1:" + std::to_string(named_kafka_ports_[{id, name}]);
+        }
       }
       roles = controller && broker ? "broker,controller" : (controller ? "controller" : "broker");
       write_file(config(id),
@@ -124,6 +133,14 @@ class Cluster {
 
   // Kafka's protocol: node `id`'s PLAINTEXT listener, and every broker's, for -b / bootstrap.servers.
   int kafka_port(int id) const { return kafka_ports_.at(id); }
+  int kafka_port(int id, const std::string& listener) const { return named_kafka_ports_.at({id, listener}); }
+  std::string kafka_bootstrap(const std::string& listener) const {
+    std::string s;
+    for (const auto& [key, port] : named_kafka_ports_) {
+      if (key.second == listener) s += (s.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
+    }
+    return s;
+  }
   std::string kafka_bootstrap() const {
     std::string s;
     for (const auto& [id, port] : kafka_ports_) s += (s.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(port);
@@ -140,7 +157,6 @@ class Cluster {
   // Whether node `id` has exited on its own (reaped; its wait status in *status).
   bool exited(int id, int* status) { return procs_[id]->reap(status); }
 
-  // A live broker to ask.
   // A live broker to ask.
   int any_live(int avoid = -1) const {
     for (const auto& [id, p] : procs_) {
@@ -293,6 +309,7 @@ class Cluster {
  private:
   std::string dir_;
   std::map<int, int> controller_ports_, client_ports_, kafka_ports_, metrics_ports_;
+  std::map<std::pair<int, std::string>, int> named_kafka_ports_;
   std::map<int, std::unique_ptr<bv1::Broker::Stub>> broker_stubs_;
   std::map<int, std::unique_ptr<cv1::Controller::Stub>> controller_stubs_;
   std::map<int, std::unique_ptr<Process>> procs_;  // killed on destruction

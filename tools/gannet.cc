@@ -48,6 +48,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -59,6 +60,7 @@
 #include "broker/meta_properties.h"
 #include "broker/server_config.h"
 #include "common/result.h"
+#include "common/scram.h"
 #include "proto/broker.grpc.pb.h"
 #include "proto/controller.pb.h"
 #include "proto/errors.pb.h"
@@ -80,6 +82,9 @@ namespace bv1 = gannet::broker::v1;
 namespace cv1 = gannet::controller::v1;
 using gannet::raft::v1::Quorum;
 using gannet::v1::ErrorCode;
+namespace scram = gannet::scram;
+template <typename T>
+using Result = gannet::Result<T, std::string>;
 
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
@@ -157,6 +162,7 @@ void print_usage(std::FILE* to) {
   static const std::map<std::string_view, const char*> kGroupTitles = {
       {"topic", "Topics (through a broker's client listener):"},
       {"cluster", "Cluster:"},
+      {"user", "Users: SASL/SCRAM credentials (through the brokers):"},
       {"quorum", "Metadata quorum (through a controller's listener):"},
       {"storage", "Storage (local, before a node first starts):"},
       {"perf", "Performance (through the brokers):"},
@@ -515,6 +521,186 @@ int topic_add_partitions(const Args& a) {
   if (!call_cluster(*o, rpc, &resp)) return kExitError;
   return finish_write(*o, WriteAnswer::of(resp, resp.topics()), *name,
                       "Topic " + *name + " now has " + std::to_string(*n) + " partitions.");
+}
+
+// ---- Users (SASL/SCRAM credentials) -------------------------------------------------------------
+
+// The mechanisms of --mechanism (default: both SCRAM mechanisms, so every client can log in).
+Result<std::vector<scram::Mechanism>> mechanisms_of(const Args& a) {
+  std::vector<scram::Mechanism> out;
+  for (const std::string& m : a.all("mechanism")) {
+    const scram::Mechanism mech = scram::mechanism_from_name(m);
+    if (mech == scram::Mechanism::kUnknown) return "--mechanism " + m + ": SCRAM-SHA-256 or SCRAM-SHA-512";
+    if (std::find(out.begin(), out.end(), mech) == out.end()) out.push_back(mech);
+  }
+  return out;
+}
+
+// Prints each user's result (JSON: {"users": [...]}); returns the exit status.
+int finish_users(const ClusterOptions& o, const cv1::AlterUserScramCredentialsResponse& resp,
+                 const std::string& success) {
+  if (o.json) {
+    Json j;
+    j.begin_object();
+    json_request_error(j, resp.error_code(), resp.error_message(), resp.controller());
+    j.key("users").begin_array();
+    for (const auto& r : resp.results()) {
+      j.begin_object().field("user", r.user()).field("error_code", code_name(r.error_code()));
+      j.field("error_message", r.error_message()).end_object();
+    }
+    j.end_array().end_object().print();
+  }
+  if (report_request_error(resp.error_code(), resp.error_message(), &resp.controller())) return kExitError;
+  bool failed = false;
+  for (const auto& r : resp.results()) {
+    if (r.error_code() != gannet::v1::NONE) {
+      report_topic_error(r.user(), r.error_code(), r.error_message());
+      failed = true;
+    }
+  }
+  if (failed) return kExitError;
+  if (!o.json) std::printf("%s\n", success.c_str());
+  return 0;
+}
+
+int user_create(const Args& a) {
+  const Command* c = find_command("user", "create");
+  if (a.operands().size() != 1) return usage_error("expected one user name", c);
+  const std::string name = a.operands()[0];
+  auto o = cluster_options(a);
+  if (!o.ok()) return usage_error(o.error(), c);
+  std::string password;
+  if (auto p = a.last("password")) {
+    password = *p;
+  } else if (auto f = a.last("password-file")) {
+    std::ifstream in(*f);
+    if (!in || !std::getline(in, password)) return usage_error("--password-file " + *f + ": cannot read a line", c);
+  } else {
+    return usage_error("give --password or --password-file", c);
+  }
+  if (password.empty()) return usage_error("the password is empty", c);
+  auto mechs = mechanisms_of(a);
+  if (!mechs.ok()) return usage_error(mechs.error(), c);
+  if (mechs->empty()) *mechs = {scram::Mechanism::kSha256, scram::Mechanism::kSha512};
+  int32_t iterations = 4096;
+  if (auto v = a.last("iterations")) {
+    auto n = parse_int32(*v);
+    if (!n || *n < scram::kMinIterations || *n > scram::kMaxIterations) {
+      return usage_error("--iterations " + *v + ": between 4096 and 16384", c);
+    }
+    iterations = *n;
+  }
+  // The password never leaves this process: the controller gets a salt and the salted password
+  // (PBKDF2), as Kafka's AlterUserScramCredentials carries them, and keeps only keys derived from it.
+  cv1::AlterUserScramCredentialsRequest req;
+  req.set_timeout_ms(o->timeout_ms);
+  std::vector<std::string> names;
+  for (scram::Mechanism m : *mechs) {
+    auto* u = req.add_upsertions();
+    u->set_name(name);
+    u->set_mechanism(static_cast<int32_t>(m));
+    u->set_iterations(iterations);
+    u->set_salt(scram::random_bytes(32));
+    u->set_salted_password(scram::salted_password(m, password, u->salt(), iterations));
+    names.push_back(scram::mechanism_name(m));
+  }
+  cv1::AlterUserScramCredentialsResponse resp;
+  auto rpc = [&](bv1::Broker::Stub* s, grpc::ClientContext* ctx, cv1::AlterUserScramCredentialsResponse* r) {
+    return s->AlterUserScramCredentials(ctx, req, r);
+  };
+  if (!call_cluster(*o, rpc, &resp)) return kExitError;
+  return finish_users(*o, resp, "Set the credentials of user " + name + " (" + join(names, ", ") + ").");
+}
+
+int user_delete(const Args& a) {
+  const Command* c = find_command("user", "delete");
+  if (a.operands().size() != 1) return usage_error("expected one user name", c);
+  const std::string name = a.operands()[0];
+  auto o = cluster_options(a);
+  if (!o.ok()) return usage_error(o.error(), c);
+  auto mechs = mechanisms_of(a);
+  if (!mechs.ok()) return usage_error(mechs.error(), c);
+  if (mechs->empty()) {
+    // Every credential the user has.
+    cv1::DescribeUserScramCredentialsRequest dreq;
+    dreq.add_users(name);
+    cv1::DescribeUserScramCredentialsResponse dresp;
+    auto rpc = [&](bv1::Broker::Stub* s, grpc::ClientContext* ctx, cv1::DescribeUserScramCredentialsResponse* r) {
+      return s->DescribeUserScramCredentials(ctx, dreq, r);
+    };
+    if (!call_cluster(*o, rpc, &dresp)) return kExitError;
+    for (const auto& r : dresp.results()) {
+      if (r.error_code() != gannet::v1::NONE) {
+        report_topic_error(r.user(), r.error_code(), r.error_message());
+        return kExitError;
+      }
+      for (const auto& info : r.credentials()) mechs->push_back(static_cast<scram::Mechanism>(info.mechanism()));
+    }
+  }
+  cv1::AlterUserScramCredentialsRequest req;
+  req.set_timeout_ms(o->timeout_ms);
+  for (scram::Mechanism m : *mechs) {
+    auto* d = req.add_deletions();
+    d->set_name(name);
+    d->set_mechanism(static_cast<int32_t>(m));
+  }
+  cv1::AlterUserScramCredentialsResponse resp;
+  auto rpc = [&](bv1::Broker::Stub* s, grpc::ClientContext* ctx, cv1::AlterUserScramCredentialsResponse* r) {
+    return s->AlterUserScramCredentials(ctx, req, r);
+  };
+  if (!call_cluster(*o, rpc, &resp)) return kExitError;
+  return finish_users(*o, resp, "Deleted the credentials of user " + name + ".");
+}
+
+int user_list(const Args& a) {
+  const Command* c = find_command("user", "list");
+  auto o = cluster_options(a);
+  if (!o.ok()) return usage_error(o.error(), c);
+  cv1::DescribeUserScramCredentialsRequest req;
+  for (const std::string& u : a.operands()) req.add_users(u);
+  cv1::DescribeUserScramCredentialsResponse resp;
+  auto rpc = [&](bv1::Broker::Stub* s, grpc::ClientContext* ctx, cv1::DescribeUserScramCredentialsResponse* r) {
+    return s->DescribeUserScramCredentials(ctx, req, r);
+  };
+  if (!call_cluster(*o, rpc, &resp)) return kExitError;
+  auto mech_list = [](const cv1::UserScramCredentials& u) {
+    std::vector<std::string> out;
+    for (const auto& info : u.credentials()) {
+      out.push_back(std::string(scram::mechanism_name(static_cast<scram::Mechanism>(info.mechanism()))) + " (" +
+                    std::to_string(info.iterations()) + " iterations)");
+    }
+    return out;
+  };
+  if (o->json) {
+    Json j;
+    j.begin_object().key("users").begin_array();
+    for (const auto& u : resp.results()) {
+      j.begin_object().field("user", u.user()).field("error_code", code_name(u.error_code()));
+      j.key("credentials").begin_array();
+      for (const auto& info : u.credentials()) {
+        j.begin_object()
+            .field("mechanism", scram::mechanism_name(static_cast<scram::Mechanism>(info.mechanism())))
+            .field("iterations", info.iterations())
+            .end_object();
+      }
+      j.end_array().end_object();
+    }
+    j.end_array().end_object().print();
+  } else {
+    std::printf("%-24s %s\n", "USER", "CREDENTIALS");
+    for (const auto& u : resp.results()) {
+      if (u.error_code() != gannet::v1::NONE) continue;
+      std::printf("%-24s %s\n", u.user().c_str(), join(mech_list(u), ", ").c_str());
+    }
+  }
+  bool failed = false;
+  for (const auto& u : resp.results()) {
+    if (u.error_code() != gannet::v1::NONE) {
+      report_topic_error(u.user(), u.error_code(), u.error_message());
+      failed = true;
+    }
+  }
+  return failed ? kExitError : 0;
 }
 
 // ---- Metadata reads: list, describe -------------------------------------------------------------
@@ -1005,6 +1191,11 @@ const std::vector<Command>& commands() {
       {"topic", "add-partitions", "NAME --partitions TOTAL", true, {"partitions"},
        topic_add_partitions},
       {"cluster", "info", "", true, {}, cluster_info},
+      {"user", "create",
+       "NAME --password P|--password-file FILE [--mechanism SCRAM-SHA-256|SCRAM-SHA-512]... [--iterations N]", true,
+       {"password", "password-file", "mechanism", "iterations"}, user_create},
+      {"user", "delete", "NAME [--mechanism SCRAM-SHA-256|SCRAM-SHA-512]...", true, {"mechanism"}, user_delete},
+      {"user", "list", "[NAME...]", true, {}, user_list},
       {"quorum", "status", "--bootstrap-controller HOST:PORT [--output text|json]", false,
        {"bootstrap-controller", "output"}, quorum_status},
       {"quorum", "append", "--bootstrap-controller HOST:PORT [--timeout-ms N] RECORD...", false,

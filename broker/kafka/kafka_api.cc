@@ -9,6 +9,7 @@
 
 #include "broker/group_coordinator.h"
 #include "broker/kafka/wire.h"
+#include "common/scram.h"
 
 namespace gannet::broker::kafka {
 
@@ -44,6 +45,10 @@ enum ApiKey : int16_t {
   kDescribeCluster = 60,
   kConsumerGroupHeartbeat = 68,
   kConsumerGroupDescribe = 69,
+  kSaslHandshake = 17,
+  kSaslAuthenticate = 36,
+  kDescribeUserScramCredentials = 50,
+  kAlterUserScramCredentials = 51,
 };
 
 constexpr int32_t kNoAuthorizedOperations = INT32_MIN;  // "not requested" in Metadata/DescribeGroups
@@ -72,6 +77,14 @@ struct Call {
     answer(std::move(a));
   }
   void close(std::string why) const { answer(Answer{Answer::kClose, {}, std::move(why)}); }
+  // Sends the answer, then closes the connection (a failed authentication).
+  void send_and_close(Writer& w, std::string why) const {
+    Answer a;
+    a.chunks.push_back(Chunk{w.take(), nullptr, 0, 0, nullptr});
+    a.reason = std::move(why);
+    a.close_after = true;
+    answer(std::move(a));
+  }
   // A token for a request that may park (see Cancels); 0 when nothing can be cancelled.
   uint64_t reserve_cancel() const { return conn.cancels ? conn.cancels->reserve() : 0; }
   void answered(uint64_t token) const {
@@ -1385,6 +1398,210 @@ void consumer_group_describe(RequestCore* core, const CallPtr& c, Reader& r) {
   c->send(w);
 }
 
+// ---- SASL (SaslHandshake, SaslAuthenticate; SCRAM credentials, KIP-554) ------------------------
+
+struct SaslStep {
+  ev1::ErrorCode error = ev1::NONE;
+  std::string message;
+  std::string token;  // the server's answer to the client's token
+};
+
+// One step of the exchange the handshake chose; on success with nothing left to say, the session
+// is authenticated.
+SaslStep sasl_step(RequestCore* core, Session& s, const std::string& token) {
+  SaslStep out;
+  auto fail = [&](std::string message) {
+    out.error = ev1::SASL_AUTHENTICATION_FAILED;
+    out.message = std::move(message);
+    out.token.clear();
+    return out;
+  };
+  if (s.mechanism == "PLAIN") {
+    std::string user, password;
+    if (!scram::parse_plain(token, &user, &password)) return fail("Authentication failed: invalid SASL/PLAIN message");
+    // The password is checked against the user's SCRAM credential (the stronger one first).
+    for (int32_t m : {2, 1}) {
+      auto cred = core->scram_credential(user, m);
+      if (cred && scram::password_matches(static_cast<scram::Mechanism>(m),
+                                          {cred->salt, cred->stored_key, cred->server_key, cred->iterations}, password)) {
+        s.state = Session::Sasl::kDone;
+        s.principal = "User:" + user;
+        return out;
+      }
+    }
+    return fail("Authentication failed: Invalid username or password");
+  }
+  const scram::Mechanism m = scram::mechanism_from_name(s.mechanism);
+  if (!s.exchange) {
+    auto server = std::make_shared<scram::ScramServer>(m);
+    std::string error;
+    if (!server->client_first(token, &error)) return fail(error);
+    auto cred = core->scram_credential(server->user(), static_cast<int32_t>(m));
+    scram::Credential c;
+    if (cred) c = {cred->salt, cred->stored_key, cred->server_key, cred->iterations};
+    out.token = server->server_first(c, cred.has_value());
+    s.exchange = server;
+    return out;
+  }
+  auto* server = static_cast<scram::ScramServer*>(s.exchange.get());
+  std::string error;
+  auto final = server->client_final(token, &error);
+  if (!final) return fail(error);
+  s.state = Session::Sasl::kDone;
+  s.principal = "User:" + server->user();
+  s.exchange.reset();
+  out.token = *final;
+  return out;
+}
+
+void sasl_handshake(const CallPtr& c, Reader& r) {
+  const std::string mechanism = r.str();
+  if (!r.ok()) return c->close("malformed SaslHandshake request");
+  Session* s = c->conn.session.get();
+  const std::vector<std::string> enabled = s && s->sasl ? s->mechanisms : std::vector<std::string>{};
+  Writer w = c->begin();
+  auto finish = [&](ev1::ErrorCode e, const char* why) {
+    w.i16(code(e));
+    w.array_len(enabled.size());
+    for (const std::string& m : enabled) w.str(m);
+    if (e == ev1::NONE) return c->send(w);
+    // On a listener without SASL the connection stays; on a SASL listener a wrong step ends it.
+    if (!s || !s->sasl) return c->send(w);
+    c->send_and_close(w, why);
+  };
+  if (!s || !s->sasl || s->state != Session::Sasl::kHandshake) {
+    return finish(ev1::ILLEGAL_SASL_STATE, "SaslHandshake out of order");
+  }
+  if (std::find(enabled.begin(), enabled.end(), mechanism) == enabled.end()) {
+    return finish(ev1::UNSUPPORTED_SASL_MECHANISM, "unsupported SASL mechanism");
+  }
+  s->mechanism = mechanism;
+  s->state = c->v() == 0 ? Session::Sasl::kRawTokens : Session::Sasl::kAuthenticate;
+  finish(ev1::NONE, "");
+}
+
+void sasl_authenticate(RequestCore* core, const CallPtr& c, Reader& r) {
+  const std::string token = c->flexible ? r.compact_bytes() : r.bytes();
+  if (c->flexible) r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed SaslAuthenticate request");
+  Session* s = c->conn.session.get();
+  SaslStep step;
+  if (!s || !s->sasl || s->state != Session::Sasl::kAuthenticate) {
+    step.error = ev1::ILLEGAL_SASL_STATE;
+    step.message = s && s->sasl && s->state == Session::Sasl::kDone
+                       ? "SaslAuthenticate after authentication finished"
+                       : "SaslAuthenticate without a SaslHandshake first";
+  } else {
+    step = sasl_step(core, *s, token);
+  }
+  Writer w = c->begin();
+  w.i16(code(step.error));
+  if (c->flexible) {
+    w.compact_nullable_str(step.error == ev1::NONE ? std::nullopt : std::optional<std::string>(step.message));
+    w.compact_str(step.token);
+  } else {
+    error_message(w, step.error, step.message);
+    w.bytes(step.token);
+  }
+  if (c->v() >= 1) w.i64(0);  // session_lifetime_ms: no re-authentication (KIP-368) required
+  if (c->flexible) w.empty_tagged_fields();
+  if (step.error == ev1::NONE) return c->send(w);
+  if (!s || !s->sasl) return c->send(w);
+  c->send_and_close(w, "SASL authentication failed: " + step.message);
+}
+
+// DescribeUserScramCredentials v0 (flexible): null users = every user.
+void describe_user_scram_credentials(RequestCore* core, const CallPtr& c, Reader& r) {
+  cv1::DescribeUserScramCredentialsRequest req;
+  const int32_t n = r.compact_array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    req.add_users(r.compact_str());
+    r.skip_tagged_fields();
+  }
+  r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed DescribeUserScramCredentials request");
+  cv1::DescribeUserScramCredentialsResponse resp;
+  if (n != 0) core->describe_user_scram_credentials(req, &resp);  // an empty list describes no one
+  Writer w = c->begin();
+  w.i32(0);
+  w.i16(0);
+  w.compact_nullable_str(std::nullopt);
+  w.compact_array_len(resp.results_size());
+  for (const auto& u : resp.results()) {
+    w.compact_str(u.user());
+    w.i16(static_cast<int16_t>(u.error_code()));
+    w.compact_nullable_str(u.error_code() == ev1::NONE ? std::nullopt : std::optional<std::string>(u.error_message()));
+    w.compact_array_len(u.credentials_size());
+    for (const auto& info : u.credentials()) {
+      w.i8(static_cast<int8_t>(info.mechanism()));
+      w.i32(info.iterations());
+      w.empty_tagged_fields();
+    }
+    w.empty_tagged_fields();
+  }
+  w.empty_tagged_fields();
+  c->send(w);
+}
+
+// AlterUserScramCredentials v0 (flexible), forwarded to the active controller.
+void alter_user_scram_credentials(RequestCore* core, const CallPtr& c, Reader& r) {
+  auto req = std::make_shared<cv1::AlterUserScramCredentialsRequest>();
+  int32_t n = r.compact_array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    auto* d = req->add_deletions();
+    d->set_name(r.compact_str());
+    d->set_mechanism(r.i8());
+    r.skip_tagged_fields();
+  }
+  n = r.compact_array_len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    auto* u = req->add_upsertions();
+    u->set_name(r.compact_str());
+    u->set_mechanism(r.i8());
+    u->set_iterations(r.i32());
+    u->set_salt(r.compact_bytes());
+    u->set_salted_password(r.compact_bytes());
+    r.skip_tagged_fields();
+  }
+  r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed AlterUserScramCredentials request");
+  core->run_admin([core, c, req] {
+    cv1::AlterUserScramCredentialsResponse resp;
+    if (req->deletions_size() + req->upsertions_size() > 0) core->alter_user_scram_credentials(*req, &resp);
+    // A request-level error (no controller) is every user's.
+    std::vector<std::string> users;
+    for (const auto& d : req->deletions()) users.push_back(d.name());
+    for (const auto& u : req->upsertions()) users.push_back(u.name());
+    Writer w = c->begin();
+    w.i32(0);
+    if (resp.error_code() != ev1::NONE) {
+      std::set<std::string> seen;
+      std::vector<std::string> unique;
+      for (const auto& u : users) {
+        if (seen.insert(u).second) unique.push_back(u);
+      }
+      w.compact_array_len(unique.size());
+      for (const auto& u : unique) {
+        w.compact_str(u);
+        w.i16(static_cast<int16_t>(resp.error_code()));
+        w.compact_nullable_str(resp.error_message());
+        w.empty_tagged_fields();
+      }
+    } else {
+      w.compact_array_len(resp.results_size());
+      for (const auto& res : resp.results()) {
+        w.compact_str(res.user());
+        w.i16(static_cast<int16_t>(res.error_code()));
+        w.compact_nullable_str(res.error_code() == ev1::NONE ? std::nullopt
+                                                            : std::optional<std::string>(res.error_message()));
+        w.empty_tagged_fields();
+      }
+    }
+    w.empty_tagged_fields();
+    c->send(w);
+  });
+}
+
 }  // namespace
 
 const std::vector<ApiRange>& supported_apis() {
@@ -1414,6 +1631,10 @@ const std::vector<ApiRange>& supported_apis() {
       {kDescribeCluster, 0, 0, 0, "DescribeCluster"},
       {kConsumerGroupHeartbeat, 0, 1, 0, "ConsumerGroupHeartbeat"},
       {kConsumerGroupDescribe, 0, 1, 0, "ConsumerGroupDescribe"},
+      {kSaslHandshake, 0, 1, 2, "SaslHandshake"},
+      {kSaslAuthenticate, 0, 2, 2, "SaslAuthenticate"},
+      {kDescribeUserScramCredentials, 0, 0, 0, "DescribeUserScramCredentials"},
+      {kAlterUserScramCredentials, 0, 0, 0, "AlterUserScramCredentials"},
   };
   return apis;
 }
@@ -1446,10 +1667,23 @@ void KafkaApi::handle(std::string frame, const ConnectionInfo& conn, std::functi
   auto c = std::make_shared<Call>();
   c->conn = conn;
   c->answer = std::move(answer);
+  Session* session = conn.session.get();
+  if (session && session->state == Session::Sasl::kRawTokens) {
+    // After SaslHandshake v0 the client's frames are bare SASL tokens, answered bare (no header).
+    SaslStep step = sasl_step(core_, *session, frame);
+    if (step.error != ev1::NONE) return c->close("SASL authentication failed: " + step.message);
+    Answer a;
+    a.chunks.push_back(Chunk{std::move(step.token), nullptr, 0, 0, nullptr});
+    return c->answer(std::move(a));
+  }
   size_t body = 0;
   if (!parse_header(frame, &c->header, &body)) return c->close("truncated request header");
   const ApiRange* api = find_api(c->header.api_key);
   if (!api) return c->close("unknown API key " + std::to_string(c->header.api_key));
+  if (session && !session->authenticated() && c->header.api_key != kApiVersions &&
+      c->header.api_key != kSaslHandshake && c->header.api_key != kSaslAuthenticate) {
+    return c->close(std::string(api->name) + " before SASL authentication finished");
+  }
   if (c->header.api_version < api->min_version || c->header.api_version > api->max_version) {
     if (c->header.api_key == kApiVersions) {
       // KIP-511: a v0 answer naming UNSUPPORTED_VERSION and our ranges; the client asks again.
@@ -1496,6 +1730,10 @@ void KafkaApi::handle(std::string frame, const ConnectionInfo& conn, std::functi
     case kConsumerGroupHeartbeat: return consumer_group_heartbeat(core_, c, r);
     case kConsumerGroupDescribe: return consumer_group_describe(core_, c, r);
     case kInitProducerId: return init_producer_id(core_, c, r);
+    case kSaslHandshake: return sasl_handshake(c, r);
+    case kSaslAuthenticate: return sasl_authenticate(core_, c, r);
+    case kDescribeUserScramCredentials: return describe_user_scram_credentials(core_, c, r);
+    case kAlterUserScramCredentials: return alter_user_scram_credentials(core_, c, r);
     default: return c->close("unhandled API key");
   }
 }

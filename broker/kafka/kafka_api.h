@@ -64,6 +64,24 @@ struct Answer {
   enum Kind { kRespond, kNoResponse, kClose } kind = kRespond;
   std::vector<Chunk> chunks;  // kRespond: the response (header and body), without the 4-byte size
   std::string reason;         // kClose: why, for the log
+  bool close_after = false;   // kRespond: close the connection once this answer is written
+};
+
+// One connection's identity: SASL on SASL_PLAINTEXT and SASL_SSL listeners (SaslHandshake, then
+// SaslAuthenticate, or the raw tokens of SaslHandshake v0), or the client certificate on SSL
+// ones. Until SASL has finished, only ApiVersions, SaslHandshake and SaslAuthenticate are
+// answered; any other request closes the connection, as Kafka does. A failed authentication is
+// answered (SASL_AUTHENTICATION_FAILED) and the connection closed. Touched only by the thread
+// that hands the connection's frames to KafkaApi::handle(), in order, so it needs no lock.
+struct Session {
+  enum class Sasl { kHandshake, kAuthenticate, kRawTokens, kDone };
+  bool sasl = false;                    // the listener requires SASL
+  std::vector<std::string> mechanisms;  // sasl.enabled.mechanisms
+  Sasl state = Sasl::kHandshake;
+  std::string mechanism;                // chosen by SaslHandshake
+  std::shared_ptr<void> exchange;       // the SCRAM exchange under way (a scram::ScramServer)
+  std::string principal = "User:ANONYMOUS";  // User:<name> after SASL; User:<DN> from a certificate
+  bool authenticated() const { return !sasl || state == Sasl::kDone; }
 };
 
 // The parked requests of one connection, dropped when it closes (a client gone is not waited
@@ -114,6 +132,7 @@ struct ConnectionInfo {
   bool auto_create_topics = true;  // auto.create.topics.enable
   int32_t default_partitions = -1;  // what an auto-created topic gets (-1: the cluster's num.partitions)
   std::shared_ptr<Cancels> cancels;  // null: nothing is cancelled
+  std::shared_ptr<Session> session;  // null: a PLAINTEXT listener's anonymous connection
 };
 
 class KafkaApi {

@@ -20,6 +20,8 @@
 #include <unordered_map>
 
 #include <glog/logging.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 namespace gannet::broker::kafka {
 
@@ -83,6 +85,10 @@ struct KafkaListener::Connection {
     Answer answer;
   };
   int fd = -1;
+  SSL* ssl = nullptr;            // SSL and SASL_SSL endpoints
+  bool tls_ready = false;        // the TLS handshake has finished
+  bool tls_want_write = false;   // an SSL_read must write before it can go on (EPOLLOUT)
+  uint32_t events = 0;           // what epoll watches now
   std::string ip;
   ConnectionInfo info;
   std::string in;             // bytes read, not yet a whole frame
@@ -136,6 +142,7 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (stopping_) {
+        if (c->ssl) SSL_free(c->ssl);
         ::close(c->fd);
         l_->release(c->ip);
         return;
@@ -203,6 +210,10 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
           continue;
         }
         if (events[i].events & EPOLLIN) on_readable(c);
+        if ((events[i].events & EPOLLOUT) && c->fd >= 0 && c->tls_want_write) {
+          c->tls_want_write = false;
+          on_readable(c);  // the TLS handshake that waited for room in the socket
+        }
         if ((events[i].events & EPOLLOUT) && c->fd >= 0) flush(c);
       }
       std::vector<std::shared_ptr<Connection>> incoming, ready;
@@ -217,6 +228,7 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
       ready_here_.clear();
       if (stop) {
         for (auto& c : incoming) {
+          if (c->ssl) SSL_free(c->ssl);
           ::close(c->fd);
           l_->release(c->ip);
         }
@@ -270,6 +282,23 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
       c->info.client_host = ip;
       c->info.auto_create_topics = l_->options_.auto_create_topics;
       c->info.cancels = std::make_shared<Cancels>();
+      const std::string& protocol = l_->options_.endpoints[index].protocol;
+      if (protocol != "PLAINTEXT") {
+        c->info.session = std::make_shared<Session>();
+        c->info.session->sasl = protocol == "SASL_PLAINTEXT" || protocol == "SASL_SSL";
+        c->info.session->mechanisms = l_->options_.sasl_mechanisms;
+      }
+      if ((protocol == "SSL" || protocol == "SASL_SSL") && l_->tls_) {
+        c->ssl = SSL_new(l_->tls_.get());
+        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+          LOG_EVERY_N(WARNING, 100) << "kafka listener: cannot start TLS: " << last_tls_error();
+          if (c->ssl) SSL_free(c->ssl);
+          ::close(fd);
+          l_->release(ip);
+          continue;
+        }
+        SSL_set_accept_state(c->ssl);
+      }
       auto& threads = l_->threads_;
       threads[l_->next_thread_++ % threads.size()]->hand_over(std::move(c));
     }
@@ -280,15 +309,55 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
     conns_[c->fd] = c;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
+    c->events = ev.events;
     ev.data.u64 = static_cast<uint64_t>(c->fd);
     epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd, &ev);
   }
 
   void set_events(const std::shared_ptr<Connection>& c) {
     epoll_event ev{};
-    ev.events = (c->reading ? EPOLLIN | EPOLLRDHUP : 0) | (c->writing ? EPOLLOUT : 0);
+    ev.events = (c->reading ? uint32_t{EPOLLIN | EPOLLRDHUP} : 0u) | (c->writing || c->tls_want_write ? uint32_t{EPOLLOUT} : 0u);
+    if (ev.events == c->events) return;
+    c->events = ev.events;
     ev.data.u64 = static_cast<uint64_t>(c->fd);
     epoll_ctl(epfd_, EPOLL_CTL_MOD, c->fd, &ev);
+  }
+
+  // read(2), or SSL_read on a TLS connection (which also runs the handshake): > 0 bytes, 0 at
+  // the end of the stream, -1 with errno (EAGAIN: nothing now).
+  ssize_t read_some(const std::shared_ptr<Connection>& c, char* buf, size_t n) {
+    if (!c->ssl) return ::read(c->fd, buf, n);
+    ERR_clear_error();
+    const int r = SSL_read(c->ssl, buf, static_cast<int>(n));
+    if (!c->tls_ready && SSL_is_init_finished(c->ssl)) tls_established(c);
+    if (r > 0) return r;
+    switch (SSL_get_error(c->ssl, r)) {
+      case SSL_ERROR_WANT_READ:
+        errno = EAGAIN;
+        return -1;
+      case SSL_ERROR_WANT_WRITE:
+        c->tls_want_write = true;  // the handshake's answer did not fit in the socket: EPOLLOUT
+        errno = EAGAIN;
+        return -1;
+      case SSL_ERROR_ZERO_RETURN:
+        return 0;
+      case SSL_ERROR_SYSCALL:
+        if (errno == 0) return 0;  // the peer went away without close_notify
+        return -1;
+      default:
+        LOG_EVERY_N(WARNING, 100) << "kafka listener: TLS " << (c->tls_ready ? "error" : "handshake failed")
+                                  << " with " << c->ip << ": " << last_tls_error();
+        errno = EPROTO;
+        return -1;
+    }
+  }
+
+  void tls_established(const std::shared_ptr<Connection>& c) {
+    c->tls_ready = true;
+    if (!c->info.session) return;
+    // With ssl.client.auth, the verified certificate names the client (SASL may rename it).
+    std::string principal = peer_principal(c->ssl);
+    if (!principal.empty()) c->info.session->principal = principal;
   }
 
   bool too_busy(const std::shared_ptr<Connection>& c) {
@@ -301,12 +370,14 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
     char buf[64 << 10];
     for (;;) {
       if (too_busy(c)) break;
-      ssize_t n = ::read(c->fd, buf, sizeof(buf));
+      ssize_t n = read_some(c, buf, sizeof(buf));
       if (n > 0) {
         c->last_active_ms = now_ms();
         c->in.append(buf, static_cast<size_t>(n));
         if (!parse_frames(c)) return;
-        if (static_cast<size_t>(n) < sizeof(buf)) break;
+        // (TLS hands over one record at a time: read until it would block, since bytes it has
+        // already taken from the socket would not wake epoll again.)
+        if (!c->ssl && static_cast<size_t>(n) < sizeof(buf)) break;
         continue;
       }
       if (n == 0) {
@@ -321,11 +392,8 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
       return;
     }
     // Back-pressure: stop reading while too much is unanswered or unsent.
-    const bool busy = too_busy(c);
-    if (busy == c->reading) {
-      c->reading = !busy;
-      set_events(c);
-    }
+    c->reading = !too_busy(c);
+    set_events(c);
   }
 
   // Takes every whole frame out of c->in; false when the connection was closed.
@@ -386,6 +454,11 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
           break;
         }
         if (a.kind == Answer::kNoResponse) continue;
+        if (a.close_after) {
+          // Written, then the connection closes (a failed authentication): nothing after it.
+          LOG_EVERY_N(WARNING, 100) << "kafka listener: closing the connection from " << c->ip << ": " << a.reason;
+          close_after = true;
+        }
         uint64_t total = 0;
         for (const Chunk& ch : a.chunks) total += ch.length();
         std::string size(4, '\0');
@@ -393,6 +466,10 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
         c->out_bytes += 4 + total;
         c->out.push_back(Chunk{std::move(size), nullptr, 0, 0, nullptr});
         for (Chunk& ch : a.chunks) c->out.push_back(std::move(ch));
+        if (close_after) {
+          c->slots.clear();
+          break;
+        }
       }
     }
     if (close_after) {
@@ -406,7 +483,34 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
     while (!c->out.empty()) {
       ssize_t w;
       Chunk& front = c->out.front();
-      if (front.file && front.file->fd() >= 0) {
+      if (c->ssl) {
+        if (front.file) {
+          // TLS cannot use sendfile: the segment's bytes are read and encrypted.
+          std::string bytes(front.size, '\0');
+          auto n = front.file->read_at(front.position, bytes.data(), bytes.size());
+          if (!n.ok() || n.value() != bytes.size()) {
+            close_conn(c);
+            return;
+          }
+          front.bytes = std::move(bytes);
+          front.file.reset();
+        }
+        if (front.bytes.size() == c->out_offset) {
+          w = 0;  // an empty chunk: nothing to send
+        } else {
+          ERR_clear_error();
+          const int r = SSL_write(c->ssl, front.bytes.data() + c->out_offset,
+                                  static_cast<int>(std::min<size_t>(front.bytes.size() - c->out_offset, 1 << 20)));
+          if (r <= 0) {
+            const int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) break;
+            LOG_EVERY_N(WARNING, 100) << "kafka listener: TLS write to " << c->ip << " failed: " << last_tls_error();
+            close_conn(c);
+            return;
+          }
+          w = r;
+        }
+      } else if (front.file && front.file->fd() >= 0) {
         // Zero copy: the segment file's bytes go from the page cache to the socket.
         off_t pos = static_cast<off_t>(front.position + c->out_offset);
         w = ::sendfile(c->fd, front.file->fd(), &pos, front.size - c->out_offset);
@@ -465,11 +569,15 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
     const bool want_write = !c->out.empty();
     const bool want_read = !c->closing && !too_busy(c);
     if (want_write != c->writing || want_read != c->reading) {
+      const bool resumed = want_read && !c->reading;
       c->writing = want_write;
       c->reading = want_read;
       set_events(c);
-      // Reading again: frames may already be waiting in the buffer.
+      // Reading again: frames may already be waiting in the buffer (and, with TLS, decrypted
+      // bytes inside OpenSSL, which epoll cannot see).
       if (want_read && !c->in.empty() && !parse_frames(c)) return;
+      if (resumed && c->ssl && c->fd >= 0) on_readable(c);
+      if (c->fd < 0) return;
     }
     maybe_close(c);
   }
@@ -497,6 +605,11 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
   void close_conn(const std::shared_ptr<Connection>& c) {
     if (c->fd < 0) return;
     epoll_ctl(epfd_, EPOLL_CTL_DEL, c->fd, nullptr);
+    if (c->ssl) {
+      if (c->tls_ready) SSL_shutdown(c->ssl);  // close_notify, best effort (never waited for)
+      SSL_free(c->ssl);
+      c->ssl = nullptr;
+    }
     ::close(c->fd);
     conns_.erase(c->fd);
     c->fd = -1;
@@ -533,6 +646,13 @@ Result<std::unique_ptr<KafkaListener>, std::string> KafkaListener::start(KafkaLi
   // (Process-wide; gRPC's own sockets use MSG_NOSIGNAL and do not care.)
   ::signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<KafkaListener> l(new KafkaListener(std::move(options), core));
+  for (const auto& e : l->options_.endpoints) {
+    if ((e.protocol == "SSL" || e.protocol == "SASL_SSL") && !l->tls_) {
+      auto ctx = make_server_context(l->options_.tls);
+      if (!ctx.ok()) return "listener " + e.name + ": " + ctx.error();
+      l->tls_ = std::move(ctx).value();
+    }
+  }
   const int n = std::max(1, l->options_.io_threads);
   for (int i = 0; i < n; ++i) l->threads_.push_back(std::make_shared<IoThread>(l.get(), i));
   for (size_t i = 0; i < l->options_.endpoints.size(); ++i) {

@@ -14,6 +14,11 @@
 //    connections idle that long; max.connections and max.connections.per.ip refuse more (the
 //    socket is closed at once). A connection with kMaxUnansweredRequests requests unanswered, or
 //    kMaxQueuedResponseBytes of answers unsent, is not read until they drain.
+//  - Security (listener.security.protocol.map): SSL and SASL_SSL endpoints speak TLS (tls.h) on the
+//    same loop: the handshake runs inside SSL_read as bytes arrive, a segment's bytes are read
+//    into memory and encrypted (no sendfile), and an SSL_read or SSL_write that must wait for the
+//    other direction arms that event. SASL_* endpoints require SASL before any other request
+//    (Session in kafka_api.h).
 //  - Memory per idle connection: its Connection object and socket buffers (stated in the README).
 //
 // start() sets SIGPIPE to be ignored, process-wide (a write to a socket its client closed must
@@ -33,6 +38,7 @@
 #include <vector>
 
 #include "broker/kafka/kafka_api.h"
+#include "broker/kafka/tls.h"
 #include "common/result.h"
 
 namespace gannet::broker::kafka {
@@ -42,8 +48,12 @@ struct KafkaListenerOptions {
     std::string name;  // the listener's name (PLAINTEXT, ...)
     std::string host;  // bind address ("" or 0.0.0.0: every interface)
     int port = 0;      // 0: any free port (see port())
+    // listener.security.protocol.map's entry: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    std::string protocol = "PLAINTEXT";
   };
   std::vector<Endpoint> endpoints;
+  std::vector<std::string> sasl_mechanisms = {"SCRAM-SHA-256", "SCRAM-SHA-512"};  // sasl.enabled.mechanisms
+  TlsOptions tls;  // for SSL and SASL_SSL endpoints
   int io_threads = 2;                                 // num.network.threads
   int32_t socket_request_max_bytes = 100 << 20;       // socket.request.max.bytes (Kafka's 104857600)
   int64_t connections_max_idle_ms = 600'000;          // connections.max.idle.ms
@@ -85,6 +95,7 @@ class KafkaListener {
 
   const KafkaListenerOptions options_;
   KafkaApi api_;
+  std::shared_ptr<SSL_CTX> tls_;  // set when an endpoint is SSL or SASL_SSL
   std::vector<std::shared_ptr<IoThread>> threads_;
   std::vector<int> listen_fds_;
   std::map<std::string, int> ports_;

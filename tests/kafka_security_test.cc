@@ -1,0 +1,501 @@
+// Security on the Kafka listener (issue 19), judged by Kafka's own clients against a real
+// three-node cluster: SASL (SCRAM-SHA-256/512 and PLAIN) on SASL_PLAINTEXT and SASL_SSL listeners,
+// TLS with and without client certificates (made here by openssl), users managed with the gannet
+// CLI and with Kafka's AlterUserScramCredentials, and raw frames for what clients never send
+// (requests before authentication, SaslHandshake v0's bare tokens, credentials out of range).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/scram.h"
+#include "testing/cli_harness.h"
+#include "testing/cluster_harness.h"
+#include "testing/kafka_wire.h"
+#include "testing/process_harness.h"
+
+namespace gannet {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Cluster;
+namespace wire = testing::kafka_wire;
+
+testing::CliRun sh(const std::string& command, const std::string& input = "") {
+  return testing::shell_run(command, input);
+}
+std::vector<std::string> lines(const std::string& s) { return testing::nonempty_lines(s); }
+
+// A CA, a server certificate for 127.0.0.1 with an encrypted key, a client certificate from the
+// same CA, and a client certificate from a CA the brokers do not trust.
+struct Certs {
+  std::string dir, ca, server, client_cert, client_key, rogue_cert, rogue_key;
+};
+
+Certs make_certs() {
+  Certs c;
+  c.dir = testing::test_dir("certs");
+  const std::string d = c.dir + "/";
+  const std::string script =
+      "set -e; cd " + c.dir + "\n"
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=gannet-test-ca 2>/dev/null\n"
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout rogue-ca.key -out rogue-ca.pem -days 2 -subj /CN=rogue-ca 2>/dev/null\n"
+      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext\n"
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null\n"
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null\n"
+      "openssl pkey -in server.key -aes256 -passout pass:keypass -out server.enc.key\n"
+      "cat server.enc.key server.crt > server.pem\n"
+      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /O=gannet/CN=alice-app 2>/dev/null\n"
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.crt -days 2 2>/dev/null\n"
+      "openssl req -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.csr -subj /CN=mallory 2>/dev/null\n"
+      "openssl x509 -req -in rogue.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -out rogue.crt -days 2 2>/dev/null\n";
+  auto r = sh("bash -c " + testing::shell_quote(script));
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  c.ca = d + "ca.pem";
+  c.server = d + "server.pem";
+  c.client_cert = d + "client.crt";
+  c.client_key = d + "client.key";
+  c.rogue_cert = d + "rogue.crt";
+  c.rogue_key = d + "rogue.key";
+  return c;
+}
+
+class KafkaSecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(std::system("command -v kcat >/dev/null && command -v openssl >/dev/null"), 0)
+        << "kcat and openssl are needed (scripts/install_deps.sh installs them)";
+    certs_ = make_certs();
+    cluster_ = std::make_unique<Cluster>(3,
+                                         "num.partitions=1\ndefault.replication.factor=3\n"
+                                         "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN\n"
+                                         "ssl.keystore.type=PEM\nssl.keystore.location=" + certs_.server +
+                                             "\nssl.key.password=keypass\nssl.truststore.location=" + certs_.ca +
+                                             "\nssl.client.auth=requested\n",
+                                         0, std::vector<std::string>{"SASL_SSL", "SASL_PLAINTEXT", "SSL"});
+    cluster_->start_all();
+    ASSERT_TRUE(cluster_->wait_unfenced({1, 2, 3}, 60s));
+  }
+  void TearDown() override {
+    if (HasFailure()) cluster_->dump_logs();
+  }
+
+  testing::CliRun gannet(std::vector<std::string> args) {
+    args.push_back("--bootstrap-server");
+    args.push_back(cluster_->bootstrap());
+    return testing::gannet_cli(args);
+  }
+  // kcat on listener `listener` as `user`/`password` with `mechanism` (SASL_*), or with a client
+  // certificate (SSL).
+  std::string kcat_sasl(const std::string& listener, const std::string& mechanism, const std::string& user,
+                        const std::string& password, const std::string& args) {
+    std::string cmd = "timeout 30 kcat -b " + cluster_->kafka_bootstrap(listener) + " -X security.protocol=" + listener +
+                      " -X sasl.mechanisms=" + mechanism + " -X sasl.username=" + user + " -X sasl.password=" + password;
+    if (listener == "SASL_SSL") cmd += " -X ssl.ca.location=" + certs_.ca;
+    return cmd + " " + args;
+  }
+  std::string kcat_ssl(const std::string& cert, const std::string& key, const std::string& ca, const std::string& args) {
+    std::string cmd = "timeout 30 kcat -b " + cluster_->kafka_bootstrap("SSL") + " -X security.protocol=SSL -X ssl.ca.location=" + ca;
+    if (!cert.empty()) cmd += " -X ssl.certificate.location=" + cert + " -X ssl.key.location=" + key;
+    return cmd + " " + args;
+  }
+
+  Certs certs_;
+  std::unique_ptr<Cluster> cluster_;
+};
+
+TEST_F(KafkaSecurityTest, ScramAndPlainOverSaslListenersAndUsersFromTheCli) {
+  // Users are created with the CLI; the password never leaves it (only a salted hash does).
+  auto created = gannet({"user", "create", "alice", "--password", "alice-secret"});
+  ASSERT_EQ(created.code, 0) << created.out << created.err;
+  auto listed = gannet({"user", "list", "--output", "json"});
+  ASSERT_EQ(listed.code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("\"user\":\"alice\""), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("SCRAM-SHA-256"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("SCRAM-SHA-512"), std::string::npos) << listed.out;
+  ASSERT_EQ(cluster_->create("secure", 1, 3).topics(0).error_code(), gannet::v1::NONE);
+
+  // kcat over SASL_SSL with SCRAM-SHA-512 produces; another login reads it back, byte for byte.
+  auto p = sh(kcat_sasl("SASL_SSL", "SCRAM-SHA-512", "alice", "alice-secret", "-P -t secure -K '\t' -X acks=all"),
+              "k1\tv1\nk2\tv2\nk3\tv3\n");
+  ASSERT_EQ(p.code, 0) << p.out << p.err;
+  auto c = sh(kcat_sasl("SASL_SSL", "SCRAM-SHA-512", "alice", "alice-secret", "-C -t secure -o beginning -e -q -f '%k=%s\\n'"));
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(lines(c.out), (std::vector<std::string>{"k1=v1", "k2=v2", "k3=v3"}));
+
+  // A wrong password and an unknown user are refused alike.
+  for (auto [user, password] : std::vector<std::pair<std::string, std::string>>{{"alice", "wrong"}, {"bob", "x"}}) {
+    auto bad = sh(kcat_sasl("SASL_SSL", "SCRAM-SHA-512", user, password, "-L -t secure -m 10"));
+    EXPECT_NE(bad.code, 0) << user;
+    EXPECT_NE((bad.out + bad.err).find("Authentication failed"), std::string::npos) << bad.out << bad.err;
+  }
+  // PLAIN over SASL_SSL, checked against the same credentials.
+  auto plain = sh(kcat_sasl("SASL_SSL", "PLAIN", "alice", "alice-secret", "-C -t secure -o beginning -e -q"));
+  EXPECT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(lines(plain.out).size(), 3u);
+  auto plain_bad = sh(kcat_sasl("SASL_SSL", "PLAIN", "alice", "alice-secrets", "-L -m 10"));
+  EXPECT_NE(plain_bad.code, 0);
+
+  // confluent-kafka with SCRAM-SHA-256 on SASL_PLAINTEXT: produce and read back.
+  const std::string py =
+      "import sys\n"
+      "from confluent_kafka import Producer, Consumer\n"
+      "conf = {'bootstrap.servers': sys.argv[1], 'security.protocol': 'SASL_PLAINTEXT',\n"
+      "        'sasl.mechanisms': 'SCRAM-SHA-256', 'sasl.username': 'alice', 'sasl.password': sys.argv[2]}\n"
+      "p = Producer(dict(conf, acks='all'))\n"
+      "for i in range(5): p.produce('secure', value=('py%d' % i).encode())\n"
+      "assert p.flush(30) == 0\n"
+      "c = Consumer(dict(conf, **{'group.id': 'py', 'auto.offset.reset': 'earliest'}))\n"
+      "c.subscribe(['secure'])\n"
+      "got = []\n"
+      "import time\n"
+      "deadline = time.time() + 30\n"
+      "while len(got) < 8 and time.time() < deadline:\n"
+      "    m = c.poll(1.0)\n"
+      "    if m is None: continue\n"
+      "    if m.error(): print('error', m.error()); continue\n"
+      "    got.append(m.value().decode())\n"
+      "c.close()\n"
+      "print('read', len(got), ','.join(got[3:]))\n";
+  auto pyr = sh("/usr/bin/python3 - " + cluster_->kafka_bootstrap("SASL_PLAINTEXT") + " alice-secret", py);
+  EXPECT_EQ(pyr.code, 0) << pyr.out << pyr.err;
+  EXPECT_NE(pyr.out.find("read 8 py0,py1,py2,py3,py4"), std::string::npos) << pyr.out << pyr.err;
+
+  // Deleting one mechanism: SCRAM-SHA-256 logins fail, SCRAM-SHA-512 ones still work.
+  auto del = gannet({"user", "delete", "alice", "--mechanism", "SCRAM-SHA-256"});
+  ASSERT_EQ(del.code, 0) << del.err;
+  EXPECT_NE(sh(kcat_sasl("SASL_PLAINTEXT", "SCRAM-SHA-256", "alice", "alice-secret", "-L -m 10")).code, 0);
+  EXPECT_EQ(sh(kcat_sasl("SASL_PLAINTEXT", "SCRAM-SHA-512", "alice", "alice-secret", "-L -t secure -m 10")).code, 0);
+  auto gone = gannet({"user", "delete", "nobody"});
+  EXPECT_NE(gone.code, 0);
+  EXPECT_NE(gone.err.find("RESOURCE_NOT_FOUND"), std::string::npos) << gone.err;
+
+  // After the active controller dies, the users it stored still log in, on another broker.
+  auto d = cluster_->describe_cluster();
+  ASSERT_TRUE(d);
+  const int controller = d->controller_id();
+  cluster_->kill(controller, SIGKILL);
+  const int other = controller == 1 ? 2 : 1;
+  const std::string survivor = "127.0.0.1:" + std::to_string(cluster_->kafka_port(other, "SASL_SSL"));
+  bool ok = false;
+  for (int i = 0; i < 30 && !ok; ++i) {
+    auto r = sh("timeout 30 kcat -b " + survivor +
+                " -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=alice"
+                " -X sasl.password=alice-secret -X ssl.ca.location=" + certs_.ca + " -C -t secure -o beginning -e -q");
+    ok = r.code == 0 && lines(r.out).size() == 8;
+    if (!ok) std::this_thread::sleep_for(1s);
+  }
+  EXPECT_TRUE(ok) << "alice could not read through broker " << other << " after controller " << controller << " died";
+}
+
+TEST_F(KafkaSecurityTest, MutualTlsAcceptsTrustedCertificatesAndRefusesOthers) {
+  ASSERT_EQ(cluster_->create("tls", 1, 3).topics(0).error_code(), gannet::v1::NONE);
+  // A client certificate from the trusted CA, and none at all (ssl.client.auth=requested).
+  auto p = sh(kcat_ssl(certs_.client_cert, certs_.client_key, certs_.ca, "-P -t tls -X acks=all"), "one\ntwo\n");
+  ASSERT_EQ(p.code, 0) << p.out << p.err;
+  auto c = sh(kcat_ssl("", "", certs_.ca, "-C -t tls -o beginning -e -q"));
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(lines(c.out), (std::vector<std::string>{"one", "two"}));
+  // A certificate from a CA the brokers do not trust is refused in the handshake.
+  auto rogue = sh(kcat_ssl(certs_.rogue_cert, certs_.rogue_key, certs_.ca, "-L -m 10"));
+  EXPECT_NE(rogue.code, 0) << rogue.out;
+  // A client that does not trust the broker's CA refuses the broker.
+  auto untrusting = sh(kcat_ssl("", "", certs_.dir + "/rogue-ca.pem", "-L -m 10"));
+  EXPECT_NE(untrusting.code, 0) << untrusting.out;
+  // Plaintext Kafka spoken to the TLS port gets nowhere, and the broker keeps serving.
+  auto plain = sh("timeout 20 kcat -b " + cluster_->kafka_bootstrap("SSL") + " -L -m 5");
+  EXPECT_NE(plain.code, 0);
+  EXPECT_EQ(sh(kcat_ssl("", "", certs_.ca, "-L -t tls -m 10")).code, 0);
+}
+
+// ---- Raw frames ---------------------------------------------------------------------------------
+
+int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+bool send_all(int fd, const std::string& s) { return ::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size()); }
+
+std::optional<std::string> read_frame(int fd) {
+  auto read_n = [&](size_t n) -> std::optional<std::string> {
+    std::string s(n, '\0');
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::read(fd, s.data() + got, n - got);
+      if (r <= 0) return std::nullopt;
+      got += static_cast<size_t>(r);
+    }
+    return s;
+  };
+  auto size = read_n(4);
+  if (!size) return std::nullopt;
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<uint8_t>((*size)[i]);
+  if (n > (16u << 20)) return std::nullopt;
+  return read_n(n);
+}
+
+bool closed_by_server(int fd) {
+  char b;
+  return ::read(fd, &b, 1) == 0;
+}
+
+// A reader of answers: big-endian fixed ints, classic and compact strings.
+struct In {
+  std::string s;
+  size_t at = 0;
+  bool ok = true;
+  uint64_t fixed(int n) {
+    if (at + n > s.size()) {
+      ok = false;
+      return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<uint8_t>(s[at++]);
+    return v;
+  }
+  int16_t i16() { return static_cast<int16_t>(fixed(2)); }
+  int32_t i32() { return static_cast<int32_t>(fixed(4)); }
+  uint32_t uvarint() {
+    uint32_t v = 0;
+    for (int shift = 0; shift < 35 && at < s.size(); shift += 7) {
+      const uint8_t b = static_cast<uint8_t>(s[at++]);
+      v |= uint32_t{b & 0x7fu} << shift;
+      if (!(b & 0x80)) return v;
+    }
+    ok = false;
+    return 0;
+  }
+  std::string take(size_t n) {
+    if (at + n > s.size()) {
+      ok = false;
+      return "";
+    }
+    at += n;
+    return s.substr(at - n, n);
+  }
+  std::string str() {
+    const int16_t n = i16();
+    return n < 0 ? "" : take(static_cast<size_t>(n));
+  }
+  std::string bytes() {
+    const int32_t n = i32();
+    return n < 0 ? "" : take(static_cast<size_t>(n));
+  }
+  std::string compact_str() {
+    const uint32_t n = uvarint();
+    return n == 0 ? "" : take(n - 1);
+  }
+};
+
+std::string handshake_body(const std::string& mechanism) {
+  std::string b;
+  wire::put_str(b, mechanism);
+  return b;
+}
+std::string authenticate_body(const std::string& token) {
+  std::string b;
+  wire::put32(b, static_cast<int32_t>(token.size()));
+  return b + token;
+}
+// SaslAuthenticate v1's answer: error, message, token.
+struct AuthAnswer {
+  int16_t error = -1;
+  std::string message, token;
+};
+std::optional<AuthAnswer> authenticate(int fd, int32_t correlation, const std::string& token) {
+  if (!send_all(fd, wire::frame(36, 1, correlation, authenticate_body(token)))) return std::nullopt;
+  auto f = read_frame(fd);
+  if (!f) return std::nullopt;
+  In in{*f};
+  if (in.i32() != correlation) return std::nullopt;
+  AuthAnswer a;
+  a.error = in.i16();
+  a.message = in.str();
+  a.token = in.bytes();
+  return in.ok ? std::optional<AuthAnswer>(a) : std::nullopt;
+}
+
+// Kafka's AlterUserScramCredentials v0 (flexible): upsert (user, mechanism, iterations) with
+// `password`, delete (user, mechanism). Returns (user, error) per result.
+std::vector<std::pair<std::string, int16_t>> alter_users(int fd, const std::vector<std::tuple<std::string, int, int>>& upserts,
+                                                         const std::vector<std::pair<std::string, int>>& deletes,
+                                                         const std::string& password) {
+  std::string b;
+  wire::put_compact_len(b, deletes.size());
+  for (const auto& [user, mech] : deletes) {
+    wire::put_compact_str(b, user);
+    b.push_back(static_cast<char>(mech));
+    wire::put_no_tags(b);
+  }
+  wire::put_compact_len(b, upserts.size());
+  for (const auto& [user, mech, iterations] : upserts) {
+    wire::put_compact_str(b, user);
+    b.push_back(static_cast<char>(mech));
+    wire::put32(b, iterations);
+    const std::string salt = scram::random_bytes(16);
+    wire::put_compact_str(b, salt);
+    wire::put_compact_str(b, scram::salted_password(static_cast<scram::Mechanism>(mech), password, salt, iterations));
+    wire::put_no_tags(b);
+  }
+  wire::put_no_tags(b);
+  std::vector<std::pair<std::string, int16_t>> out;
+  if (!send_all(fd, wire::frame_v2(51, 0, 77, b))) return out;
+  auto f = read_frame(fd);
+  if (!f) return out;
+  In in{*f};
+  in.i32();      // correlation
+  in.uvarint();  // header tags
+  in.i32();      // throttle
+  const uint32_t n = in.uvarint();
+  for (uint32_t i = 0; i + 1 < n && in.ok; ++i) {
+    std::string user = in.compact_str();
+    const int16_t error = in.i16();
+    in.compact_str();
+    in.uvarint();
+    out.emplace_back(user, error);
+  }
+  return out;
+}
+
+TEST_F(KafkaSecurityTest, RawFramesOnlyApiVersionsAndSaslBeforeAuthenticationAndKafkasUserApis) {
+  const int plain_port = cluster_->kafka_port(1);
+  const int sasl_port = cluster_->kafka_port(1, "SASL_PLAINTEXT");
+  // Kafka's user APIs on the plaintext listener: bob gets SCRAM-SHA-512; deleting a credential that
+  // does not exist and too few iterations get Kafka's errors.
+  int fd = connect_to(plain_port);
+  ASSERT_GE(fd, 0);
+  auto results = alter_users(fd, {{"bob", 2, 4096}, {"carol", 1, 100}}, {{"dave", 1}}, "bob-pw");
+  ::close(fd);
+  std::map<std::string, int16_t> by_user(results.begin(), results.end());
+  EXPECT_EQ(by_user["bob"], 0);
+  EXPECT_EQ(by_user["carol"], 93);  // UNACCEPTABLE_CREDENTIAL
+  EXPECT_EQ(by_user["dave"], 91);   // RESOURCE_NOT_FOUND
+  // DescribeUserScramCredentials (null: every user) names bob's mechanism and iterations.
+  fd = connect_to(plain_port);
+  std::string body;
+  wire::put_compact_null(body);
+  wire::put_no_tags(body);
+  ASSERT_TRUE(send_all(fd, wire::frame_v2(50, 0, 5, body)));
+  auto described = read_frame(fd);
+  ::close(fd);
+  ASSERT_TRUE(described);
+  In d{*described};
+  d.i32();
+  d.uvarint();
+  d.i32();
+  EXPECT_EQ(d.i16(), 0);
+  d.compact_str();
+  ASSERT_EQ(d.uvarint(), 2u);  // one user
+  EXPECT_EQ(d.compact_str(), "bob");
+  EXPECT_EQ(d.i16(), 0);
+  d.compact_str();
+  ASSERT_EQ(d.uvarint(), 2u);  // one credential
+  EXPECT_EQ(d.fixed(1), 2u);   // SCRAM-SHA-512
+  EXPECT_EQ(d.i32(), 4096);
+
+  // On the SASL listener: ApiVersions is answered before authentication, Metadata closes.
+  fd = connect_to(sasl_port);
+  ASSERT_TRUE(send_all(fd, wire::frame(18, 0, 1, "")));
+  EXPECT_TRUE(read_frame(fd));
+  std::string meta;
+  wire::put32(meta, 0);
+  ASSERT_TRUE(send_all(fd, wire::frame(3, 1, 2, meta)));
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+  // An unknown mechanism is refused with UNSUPPORTED_SASL_MECHANISM and the enabled list.
+  fd = connect_to(sasl_port);
+  ASSERT_TRUE(send_all(fd, wire::frame(17, 1, 3, handshake_body("GSSAPI"))));
+  auto h = read_frame(fd);
+  ASSERT_TRUE(h);
+  In hi{*h};
+  hi.i32();
+  EXPECT_EQ(hi.i16(), 33);
+  EXPECT_EQ(hi.i32(), 3);
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+  // SaslAuthenticate without a handshake: ILLEGAL_SASL_STATE, then closed.
+  fd = connect_to(sasl_port);
+  auto early = authenticate(fd, 4, "n,,n=bob,r=abc");
+  ASSERT_TRUE(early);
+  EXPECT_EQ(early->error, 34);
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+
+  // SCRAM-SHA-512 with SaslAuthenticate v1: the server proves it knows bob's key too.
+  fd = connect_to(sasl_port);
+  ASSERT_TRUE(send_all(fd, wire::frame(17, 1, 5, handshake_body("SCRAM-SHA-512"))));
+  auto ok = read_frame(fd);
+  ASSERT_TRUE(ok);
+  In oi{*ok};
+  oi.i32();
+  EXPECT_EQ(oi.i16(), 0);
+  scram::ScramClient client(scram::Mechanism::kSha512, "bob", "bob-pw");
+  auto first = authenticate(fd, 6, client.client_first());
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->error, 0) << first->message;
+  auto final_msg = client.client_final(first->token);
+  ASSERT_TRUE(final_msg);
+  auto second = authenticate(fd, 7, *final_msg);
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->error, 0) << second->message;
+  EXPECT_TRUE(client.server_final(second->token));
+  ASSERT_TRUE(send_all(fd, wire::frame(3, 1, 8, meta)));
+  EXPECT_TRUE(read_frame(fd));  // authenticated: Metadata is answered
+  // A second authentication on the same connection is out of order.
+  auto again = authenticate(fd, 9, "x");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->error, 34);
+  ::close(fd);
+
+  // SaslHandshake v0: then bare tokens, no Kafka header. A wrong password closes the connection.
+  for (const std::string& password : {std::string("bob-pw"), std::string("nope")}) {
+    fd = connect_to(sasl_port);
+    ASSERT_TRUE(send_all(fd, wire::frame(17, 0, 10, handshake_body("SCRAM-SHA-512"))));
+    ASSERT_TRUE(read_frame(fd));
+    scram::ScramClient raw(scram::Mechanism::kSha512, "bob", password);
+    auto token = [](const std::string& t) {
+      std::string f;
+      wire::put32(f, static_cast<int32_t>(t.size()));
+      return f + t;
+    };
+    ASSERT_TRUE(send_all(fd, token(raw.client_first())));
+    auto server_first = read_frame(fd);
+    ASSERT_TRUE(server_first);
+    auto fin = raw.client_final(*server_first);
+    ASSERT_TRUE(fin);
+    ASSERT_TRUE(send_all(fd, token(*fin)));
+    auto server_final = read_frame(fd);
+    if (password == "bob-pw") {
+      ASSERT_TRUE(server_final);
+      EXPECT_TRUE(raw.server_final(*server_final));
+      ASSERT_TRUE(send_all(fd, wire::frame(3, 1, 11, meta)));
+      EXPECT_TRUE(read_frame(fd));
+    } else {
+      EXPECT_FALSE(server_final);
+    }
+    ::close(fd);
+  }
+  // The broker kept serving everyone.
+  EXPECT_EQ(sh("timeout 20 kcat -b 127.0.0.1:" + std::to_string(plain_port) + " -L -m 10").code, 0);
+}
+
+}  // namespace
+}  // namespace gannet
