@@ -169,6 +169,17 @@ class BrokerServer::Service final
     broker::describe_user_scram_credentials(*b_->publisher_->image(), *req, resp);
     return grpc::Status::OK;
   }
+  grpc::Status CreateAcls(grpc::ServerContext*, const cv1::CreateAclsRequest* req, cv1::CreateAclsResponse* resp) override {
+    return forward(&ControllerChannel::Stub::CreateAcls, *req, resp);
+  }
+  grpc::Status DeleteAcls(grpc::ServerContext*, const cv1::DeleteAclsRequest* req, cv1::DeleteAclsResponse* resp) override {
+    return forward(&ControllerChannel::Stub::DeleteAcls, *req, resp);
+  }
+  grpc::Status DescribeAcls(grpc::ServerContext*, const cv1::DescribeAclsRequest* req,
+                            cv1::DescribeAclsResponse* resp) override {
+    b_->describe_acls(*req, resp);
+    return grpc::Status::OK;
+  }
   grpc::Status InitProducerId(grpc::ServerContext*, const bv1::InitProducerIdRequest* req,
                               bv1::InitProducerIdResponse* resp) override {
     b_->init_producer_id(*req, resp);
@@ -1300,6 +1311,20 @@ void BrokerServer::alter_user_scram_credentials(const cv1::AlterUserScramCredent
 void BrokerServer::describe_user_scram_credentials(const cv1::DescribeUserScramCredentialsRequest& req,
                                                    cv1::DescribeUserScramCredentialsResponse* resp) {
   broker::describe_user_scram_credentials(*publisher_->image(), req, resp);
+}
+bool BrokerServer::authorize(const std::string& principal, const std::string& host, acl::Operation op,
+                             acl::ResourceType type, const std::string& name) const {
+  if (!options_.authorizer_enabled) return true;
+  return acl::authorize(publisher_->image()->acls(), options_.authorizer, principal, host, op, type, name);
+}
+void BrokerServer::create_acls(const cv1::CreateAclsRequest& req, cv1::CreateAclsResponse* resp) {
+  service_->forward(&ControllerChannel::Stub::CreateAcls, req, resp);
+}
+void BrokerServer::delete_acls(const cv1::DeleteAclsRequest& req, cv1::DeleteAclsResponse* resp) {
+  service_->forward(&ControllerChannel::Stub::DeleteAcls, req, resp);
+}
+void BrokerServer::describe_acls(const cv1::DescribeAclsRequest& req, cv1::DescribeAclsResponse* resp) {
+  broker::describe_acls(*publisher_->image(), req, resp);
 }
 std::optional<metadata::ScramCredential> BrokerServer::scram_credential(const std::string& user,
                                                                         int32_t mechanism) const {

@@ -80,6 +80,8 @@ struct BrokerServerOptions {
   bool auto_create_topics = true;                  // auto.create.topics.enable
   std::vector<std::string> sasl_mechanisms = {"SCRAM-SHA-256", "SCRAM-SHA-512"};  // sasl.enabled.mechanisms
   kafka::TlsOptions kafka_tls;                     // ssl.* (SSL and SASL_SSL Kafka listeners)
+  bool authorizer_enabled = false;                 // authorizer.class.name set
+  acl::AuthorizerOptions authorizer;               // super.users, allow.everyone.if.no.acl.found
   std::string rack;
   std::string data_dir;
   storage::LogConfig default_log_config;
@@ -159,6 +161,12 @@ class BrokerServer final : public RequestCore {
   void describe_user_scram_credentials(const controller::v1::DescribeUserScramCredentialsRequest& req,
                                        controller::v1::DescribeUserScramCredentialsResponse* resp) override;
   std::optional<metadata::ScramCredential> scram_credential(const std::string& user, int32_t mechanism) const override;
+  bool authorizer_enabled() const override { return options_.authorizer_enabled; }
+  bool authorize(const std::string& principal, const std::string& host, acl::Operation op, acl::ResourceType type,
+                 const std::string& name) const override;
+  void create_acls(const controller::v1::CreateAclsRequest& req, controller::v1::CreateAclsResponse* resp) override;
+  void delete_acls(const controller::v1::DeleteAclsRequest& req, controller::v1::DeleteAclsResponse* resp) override;
+  void describe_acls(const controller::v1::DescribeAclsRequest& req, controller::v1::DescribeAclsResponse* resp) override;
   void describe_configs(const controller::v1::DescribeConfigsRequest& req,
                         controller::v1::DescribeConfigsResponse* resp) override;
   void init_producer_id(const v1::InitProducerIdRequest& req, v1::InitProducerIdResponse* resp) override;

@@ -300,6 +300,91 @@ grpc::Status ControllerService::AlterUserScramCredentials(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+acl::Binding binding_from(const cv1::AclBinding& b) {
+  acl::Binding out;
+  out.resource_type = static_cast<acl::ResourceType>(b.resource_type());
+  out.resource_name = b.resource_name();
+  out.pattern_type = static_cast<acl::PatternType>(b.pattern_type());
+  out.principal = b.principal();
+  out.host = b.host();
+  out.operation = static_cast<acl::Operation>(b.operation());
+  out.permission = static_cast<acl::Permission>(b.permission_type());
+  return out;
+}
+
+void binding_to(const acl::Binding& b, cv1::AclBinding* out) {
+  out->set_resource_type(static_cast<int32_t>(b.resource_type));
+  out->set_resource_name(b.resource_name);
+  out->set_pattern_type(static_cast<int32_t>(b.pattern_type));
+  out->set_principal(b.principal);
+  out->set_host(b.host);
+  out->set_operation(static_cast<int32_t>(b.operation));
+  out->set_permission_type(static_cast<int32_t>(b.permission));
+}
+
+acl::Filter filter_from(const cv1::AclFilter& f) {
+  acl::Filter out;
+  out.resource_type = static_cast<acl::ResourceType>(f.resource_type());
+  if (f.has_resource_name()) out.resource_name = f.resource_name();
+  out.pattern_type = static_cast<acl::PatternType>(f.pattern_type());
+  if (f.has_principal()) out.principal = f.principal();
+  if (f.has_host()) out.host = f.host();
+  out.operation = static_cast<acl::Operation>(f.operation());
+  out.permission = static_cast<acl::Permission>(f.permission_type());
+  return out;
+}
+
+void describe_acls(const MetadataImage& image, const cv1::DescribeAclsRequest& req, cv1::DescribeAclsResponse* resp) {
+  const acl::Filter f = filter_from(req.filter());
+  for (const auto& [id, b] : image.acls()) {
+    if (acl::matches(f, b)) binding_to(b, resp->add_acls());
+  }
+}
+
+grpc::Status ControllerService::CreateAcls(grpc::ServerContext*, const cv1::CreateAclsRequest* req,
+                                           cv1::CreateAclsResponse* resp) {
+  std::vector<ItemResult> results;
+  WriteOutcome o = write_items(
+      controller_, req->creations_size(),
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i) {
+        return logic.create_acl(image, binding_from(req->creations(static_cast<int>(i))));
+      },
+      [&](size_t) { return std::string(); }, false, timeout_of(req->timeout_ms()), &results);
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  for (const ItemResult& item : results) {
+    auto* r = resp->add_results();
+    r->set_error_code(to_error_code(item.error));
+    if (item.error != ApiError::kNone) r->set_error_message(item.message);
+  }
+  resp->set_metadata_offset(controller_->publisher()->image()->offset());
+  return grpc::Status::OK;
+}
+
+grpc::Status ControllerService::DeleteAcls(grpc::ServerContext*, const cv1::DeleteAclsRequest* req,
+                                           cv1::DeleteAclsResponse* resp) {
+  std::vector<ItemResult> results;
+  std::vector<std::vector<acl::Binding>> removed;
+  WriteOutcome o = write_items(
+      controller_, req->filters_size(),
+      [&](ControllerLogic& logic, const MetadataImage& image, size_t i) {
+        if (removed.size() <= i) removed.resize(i + 1);
+        removed[i].clear();  // (a retried decision starts over)
+        return logic.delete_acls(image, filter_from(req->filters(static_cast<int>(i))), &removed[i]);
+      },
+      [&](size_t) { return std::string(); }, false, timeout_of(req->timeout_ms()), &results);
+  if (!request_level(o, resp)) return grpc::Status::OK;
+  for (size_t i = 0; i < results.size(); ++i) {
+    auto* r = resp->add_filter_results();
+    r->set_error_code(to_error_code(results[i].error));
+    if (results[i].error != ApiError::kNone) r->set_error_message(results[i].message);
+    if (i < removed.size()) {
+      for (const auto& b : removed[i]) binding_to(b, r->add_matching());
+    }
+  }
+  resp->set_metadata_offset(controller_->publisher()->image()->offset());
+  return grpc::Status::OK;
+}
+
 void describe_user_scram_credentials(const MetadataImage& image, const cv1::DescribeUserScramCredentialsRequest& req,
                                      cv1::DescribeUserScramCredentialsResponse* resp) {
   std::map<std::string, std::vector<std::pair<int32_t, int32_t>>> by_user;

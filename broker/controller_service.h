@@ -16,6 +16,14 @@ namespace cv1 = gannet::controller::v1;
 
 gannet::v1::ErrorCode to_error_code(metadata::ApiError e);
 
+// ACL bindings and filters between the proto and common/acl.h.
+acl::Binding binding_from(const cv1::AclBinding& b);
+void binding_to(const acl::Binding& b, cv1::AclBinding* out);
+acl::Filter filter_from(const cv1::AclFilter& f);
+// DescribeAcls from an image.
+void describe_acls(const metadata::MetadataImage& image, const cv1::DescribeAclsRequest& req,
+                   cv1::DescribeAclsResponse* resp);
+
 // DescribeUserScramCredentials from an image (brokers answer it from their own).
 void describe_user_scram_credentials(const metadata::MetadataImage& image,
                                      const cv1::DescribeUserScramCredentialsRequest& req,
@@ -44,6 +52,8 @@ class ControllerService final : public cv1::Controller::Service {
                                cv1::DescribeClusterResponse*) override;
   grpc::Status AlterUserScramCredentials(grpc::ServerContext*, const cv1::AlterUserScramCredentialsRequest*,
                                          cv1::AlterUserScramCredentialsResponse*) override;
+  grpc::Status CreateAcls(grpc::ServerContext*, const cv1::CreateAclsRequest*, cv1::CreateAclsResponse*) override;
+  grpc::Status DeleteAcls(grpc::ServerContext*, const cv1::DeleteAclsRequest*, cv1::DeleteAclsResponse*) override;
   grpc::Status AllocateProducerIds(grpc::ServerContext*, const cv1::AllocateProducerIdsRequest*,
                                    cv1::AllocateProducerIdsResponse*) override;
 

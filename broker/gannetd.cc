@@ -161,6 +161,9 @@ int main(int argc, char** argv) {
     bo.kafka_tls.client_auth = cfg->ssl_client_auth;
     bo.kafka_tls.enabled_protocols = cfg->ssl_enabled_protocols;
     bo.kafka_tls.cipher_suites = cfg->ssl_cipher_suites;
+    bo.authorizer_enabled = !cfg->authorizer_class_name.empty();
+    bo.authorizer.super_users = cfg->super_users;
+    bo.authorizer.allow_if_no_acl = cfg->allow_everyone_if_no_acl_found;
     if (cfg->broker_rack) bo.rack = *cfg->broker_rack;
     bo.data_dir = cfg->log_dirs.front();
     bo.default_log_config = cfg->default_log_config;

@@ -71,6 +71,15 @@ class RequestCore {
   virtual void describe_user_scram_credentials(const controller::v1::DescribeUserScramCredentialsRequest& req,
                                                controller::v1::DescribeUserScramCredentialsResponse* resp) = 0;
   virtual std::optional<metadata::ScramCredential> scram_credential(const std::string& user, int32_t mechanism) const = 0;
+  // ACLs. authorize() answers for a connection's principal and address (always true when no
+  // authorizer is configured); never blocks (the local image's bindings). Changes are forwarded
+  // to the active controller (may block); descriptions come from the local image.
+  virtual bool authorizer_enabled() const = 0;
+  virtual bool authorize(const std::string& principal, const std::string& host, acl::Operation op,
+                         acl::ResourceType type, const std::string& name) const = 0;
+  virtual void create_acls(const controller::v1::CreateAclsRequest& req, controller::v1::CreateAclsResponse* resp) = 0;
+  virtual void delete_acls(const controller::v1::DeleteAclsRequest& req, controller::v1::DeleteAclsResponse* resp) = 0;
+  virtual void describe_acls(const controller::v1::DescribeAclsRequest& req, controller::v1::DescribeAclsResponse* resp) = 0;
   // A producer id from this broker's block; may block (asks the controller for the next block).
   virtual void init_producer_id(const v1::InitProducerIdRequest& req, v1::InitProducerIdResponse* resp) = 0;
   // Never blocks (from the local image).

@@ -70,10 +70,10 @@ bool is_alnum(char c) {
 }
 
 template <typename T, typename F>
-std::string join(const std::vector<T>& items, F&& render) {
+std::string join(const std::vector<T>& items, F&& render, const char* separator = ",") {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
+    if (i > 0) out += separator;
     out += render(items[i]);
   }
   return out;
@@ -748,6 +748,25 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
   for (const char* key : {"ssl.keystore.type", "ssl.truststore.type"}) {
     if (auto v = r.get(key); v && to_upper(*v) != "PEM") return bad_value(key, *v, "only PEM files are supported");
   }
+  c.authorizer_class_name = r.get("authorizer.class.name").value_or("");
+  if (auto v = r.get("super.users")) {
+    size_t at = 0;
+    while (at <= v->size()) {
+      size_t semi = v->find(';', at);
+      if (semi == std::string::npos) semi = v->size();
+      std::string p = v->substr(at, semi - at);
+      p.erase(0, p.find_first_not_of(" \t"));
+      p.erase(p.find_last_not_of(" \t") + 1);
+      if (!p.empty()) {
+        if (p.find(':') == std::string::npos || p.front() == ':' || p.back() == ':') {
+          return bad_value("super.users", *v, "principals are Type:name (User:admin), separated by ';'");
+        }
+        c.super_users.push_back(p);
+      }
+      at = semi + 1;
+    }
+  }
+  GANNET_RETURN_IF_ERROR(read_bool(r, "allow.everyone.if.no.acl.found", &c.allow_everyone_if_no_acl_found));
   c.ssl_keystore_location = r.get("ssl.keystore.location").value_or("");
   c.ssl_key_password = r.get("ssl.key.password").value_or("");
   c.ssl_truststore_location = r.get("ssl.truststore.location").value_or("");
@@ -1088,6 +1107,9 @@ ConfigMap ServerConfig::to_properties() const {
   if (!ssl_key_password.empty()) set("ssl.key.password", ssl_key_password);
   if (!ssl_truststore_location.empty()) set("ssl.truststore.location", ssl_truststore_location);
   set("ssl.client.auth", ssl_client_auth);
+  if (!authorizer_class_name.empty()) set("authorizer.class.name", authorizer_class_name);
+  if (!super_users.empty()) set("super.users", join(super_users, [](const std::string& s) { return s; }, ";"));
+  flag("allow.everyone.if.no.acl.found", allow_everyone_if_no_acl_found);
   set("ssl.enabled.protocols", join(ssl_enabled_protocols, [](const std::string& s) { return s; }));
   if (!ssl_cipher_suites.empty()) set("ssl.cipher.suites", ssl_cipher_suites);
   num("num.network.threads", num_network_threads);

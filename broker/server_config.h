@@ -135,6 +135,13 @@ struct ServerConfig {
   std::string ssl_client_auth = "none";
   std::vector<std::string> ssl_enabled_protocols = {"TLSv1.2", "TLSv1.3"};
   std::string ssl_cipher_suites;
+  // Authorization (Kafka's keys): authorizer.class.name (any value turns Gannet's authorizer on,
+  // e.g. Kafka's org.apache.kafka.metadata.authorizer.StandardAuthorizer; empty: off, every
+  // request allowed), super.users (principals separated by ';', allowed everything),
+  // allow.everyone.if.no.acl.found (default false).
+  std::string authorizer_class_name;
+  std::vector<std::string> super_users;
+  bool allow_everyone_if_no_acl_found = false;
   // inter.broker.listener.name (Kafka's; default: the gRPC listener): must be the gRPC listener,
   // over which followers fetch.
   std::string inter_broker_listener_name;

@@ -334,6 +334,43 @@ Decision ControllerLogic::alter_user_scram_credentials(
   return d;
 }
 
+Decision ControllerLogic::create_acl(const MetadataImage& image, const acl::Binding& binding) {
+  if (std::string why = acl::invalid_reason(binding); !why.empty()) return refuse(ApiError::kInvalidRequest, why);
+  for (const auto& [id, b] : image.acls()) {
+    if (b == binding) return {};  // already there
+  }
+  std::string id(16, '\0');
+  do {
+    for (char& c : id) c = static_cast<char>(rng_() & 0xff);
+  } while (image.acls().count(id));
+  Decision d;
+  v1::MetadataRecord r;
+  auto* a = r.mutable_access_control_entry();
+  a->set_id(id);
+  a->set_resource_type(static_cast<int32_t>(binding.resource_type));
+  a->set_resource_name(binding.resource_name);
+  a->set_pattern_type(static_cast<int32_t>(binding.pattern_type));
+  a->set_principal(binding.principal);
+  a->set_host(binding.host);
+  a->set_operation(static_cast<int32_t>(binding.operation));
+  a->set_permission_type(static_cast<int32_t>(binding.permission));
+  d.records.push_back(std::move(r));
+  return d;
+}
+
+Decision ControllerLogic::delete_acls(const MetadataImage& image, const acl::Filter& filter,
+                                      std::vector<acl::Binding>* removed) {
+  Decision d;
+  for (const auto& [id, b] : image.acls()) {
+    if (!acl::matches(filter, b)) continue;
+    removed->push_back(b);
+    v1::MetadataRecord r;
+    r.mutable_remove_access_control_entry()->set_id(id);
+    d.records.push_back(std::move(r));
+  }
+  return d;
+}
+
 Result<std::vector<std::vector<int32_t>>> ControllerLogic::place(const MetadataImage& image,
                                                                   int32_t first_partition,
                                                                   int32_t count, int16_t rf) {

@@ -128,6 +128,12 @@ class ControllerLogic {
                                         const std::vector<int32_t>& deletions,
                                         const std::vector<std::pair<int32_t, ScramCredential>>& upsertions);
 
+  // CreateAcls: one binding, stored under a new random id (an identical binding already stored
+  // is not stored twice: the answer is success with no record). kInvalidRequest with why.
+  Decision create_acl(const MetadataImage& image, const acl::Binding& binding);
+  // DeleteAcls: removes every binding `filter` selects; `removed` gets them.
+  Decision delete_acls(const MetadataImage& image, const acl::Filter& filter, std::vector<acl::Binding>* removed);
+
   // The metadata offset each broker reported in its last heartbeat (soft state).
   const std::map<int32_t, int64_t>& broker_offsets() const { return broker_offsets_; }
 

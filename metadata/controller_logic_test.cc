@@ -366,3 +366,36 @@ TEST_F(ControllerLogicTest, UserScramCredentials) {
 
 }  // namespace
 }  // namespace gannet::metadata
+
+namespace gannet::metadata {
+namespace {
+
+// CreateAcls and DeleteAcls: stored by id, validated, the same binding never twice, filters
+// remove exactly what they select.
+TEST_F(ControllerLogicTest, Acls) {
+  acl::Binding read_a{acl::ResourceType::kTopic, "a", acl::PatternType::kLiteral, "User:alice", "*",
+                      acl::Operation::kRead, acl::Permission::kAllow};
+  acl::Binding write_pre = read_a;
+  write_pre.pattern_type = acl::PatternType::kPrefixed;
+  write_pre.resource_name = "logs-";
+  write_pre.operation = acl::Operation::kWrite;
+  apply(logic_.create_acl(*image_, read_a));
+  apply(logic_.create_acl(*image_, write_pre));
+  EXPECT_TRUE(logic_.create_acl(*image_, read_a).records.empty());  // already there
+  EXPECT_EQ(image_->acls().size(), 2u);
+  acl::Binding bad = read_a;
+  bad.principal = "alice";
+  EXPECT_EQ(logic_.create_acl(*image_, bad).error, ApiError::kInvalidRequest);
+
+  acl::Filter prefixed;
+  prefixed.pattern_type = acl::PatternType::kPrefixed;
+  std::vector<acl::Binding> removed;
+  apply(logic_.delete_acls(*image_, prefixed, &removed));
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0], write_pre);
+  ASSERT_EQ(image_->acls().size(), 1u);
+  EXPECT_EQ(image_->acls().begin()->second, read_a);
+}
+
+}  // namespace
+}  // namespace gannet::metadata

@@ -41,7 +41,7 @@ const std::map<std::string, std::string>& MetadataImage::configs(const ConfigRes
 
 bool MetadataImage::operator==(const MetadataImage& o) const {
   if (offset_ != o.offset_ || brokers_ != o.brokers_ || topic_ids_ != o.topic_ids_ ||
-      configs_ != o.configs_ || features_ != o.features_ || next_producer_id_ != o.next_producer_id_ || scram_ != o.scram_ ||
+      configs_ != o.configs_ || features_ != o.features_ || next_producer_id_ != o.next_producer_id_ || scram_ != o.scram_ || acls_ != o.acls_ ||
       topics_.size() != o.topics_.size()) {
     return false;
   }
@@ -127,6 +127,19 @@ std::vector<v1::MetadataRecord> MetadataImage::to_records() const {
     u->set_stored_key(c.stored_key);
     u->set_server_key(c.server_key);
     u->set_iterations(c.iterations);
+    out.push_back(std::move(r));
+  }
+  for (const auto& [id, b] : acls_) {
+    v1::MetadataRecord r;
+    auto* a = r.mutable_access_control_entry();
+    a->set_id(id);
+    a->set_resource_type(static_cast<int32_t>(b.resource_type));
+    a->set_resource_name(b.resource_name);
+    a->set_pattern_type(static_cast<int32_t>(b.pattern_type));
+    a->set_principal(b.principal);
+    a->set_host(b.host);
+    a->set_operation(static_cast<int32_t>(b.operation));
+    a->set_permission_type(static_cast<int32_t>(b.permission));
     out.push_back(std::move(r));
   }
   return out;
@@ -282,6 +295,24 @@ Status MetadataDelta::replay(const v1::MetadataRecord& r, int64_t offset) {
     }
     case v1::MetadataRecord::kRemoveUserScramCredential:
       next_.scram_.erase({r.remove_user_scram_credential().name(), r.remove_user_scram_credential().mechanism()});
+      break;
+    case v1::MetadataRecord::kAccessControlEntry: {
+      const auto& a = r.access_control_entry();
+      acl::Binding b;
+      b.resource_type = static_cast<acl::ResourceType>(a.resource_type());
+      b.resource_name = a.resource_name();
+      b.pattern_type = static_cast<acl::PatternType>(a.pattern_type());
+      b.principal = a.principal();
+      b.host = a.host();
+      b.operation = static_cast<acl::Operation>(a.operation());
+      b.permission = static_cast<acl::Permission>(a.permission_type());
+      next_.acls_[a.id()] = std::move(b);
+      acls_changed_ = true;
+      break;
+    }
+    case v1::MetadataRecord::kRemoveAccessControlEntry:
+      next_.acls_.erase(r.remove_access_control_entry().id());
+      acls_changed_ = true;
       break;
     case v1::MetadataRecord::RECORD_NOT_SET:
       // A record type from a newer release: skipped, as a newer field would be.

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/acl.h"
 #include "common/result.h"
 #include "proto/metadata.pb.h"
 
@@ -87,6 +88,8 @@ class MetadataImage {
   const std::map<std::string, int32_t>& features() const { return features_; }
   // The first producer id no broker has been given yet (ProducerIdsRecord).
   int64_t next_producer_id() const { return next_producer_id_; }
+  // ACL bindings, by id (16 bytes).
+  const std::map<std::string, acl::Binding>& acls() const { return acls_; }
   // Users' SCRAM credentials, by (user, mechanism).
   const std::map<ScramKey, ScramCredential>& scram_credentials() const { return scram_; }
   const ScramCredential* scram_credential(const std::string& user, int32_t mechanism) const {
@@ -108,6 +111,7 @@ class MetadataImage {
   std::map<std::string, int32_t> features_;
   int64_t next_producer_id_ = 0;
   std::map<ScramKey, ScramCredential> scram_;
+  std::map<std::string, acl::Binding> acls_;
 };
 
 class MetadataDelta {
@@ -128,6 +132,7 @@ class MetadataDelta {
   // topic id -> partitions created or changed (of topics that still exist)
   const std::map<std::string, std::set<int32_t>>& changed_partitions() const { return changed_partitions_; }
   const std::set<ConfigResource>& changed_configs() const { return changed_configs_; }
+  bool acls_changed() const { return acls_changed_; }
   bool empty() const;
   // Built from nothing (a snapshot being loaded): the next image replaces the previous one
   // wholesale, so subscribers must compare everything, not just the change sets.
@@ -144,6 +149,7 @@ class MetadataDelta {
   std::set<std::string> created_topics_, deleted_topics_;
   std::map<std::string, std::set<int32_t>> changed_partitions_;
   std::set<ConfigResource> changed_configs_;
+  bool acls_changed_ = false;
 };
 
 // Snapshot bytes of an image: varint-length-prefixed MetadataRecords, then the offset.

@@ -10,7 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -495,6 +497,164 @@ TEST_F(KafkaSecurityTest, RawFramesOnlyApiVersionsAndSaslBeforeAuthenticationAnd
   }
   // The broker kept serving everyone.
   EXPECT_EQ(sh("timeout 20 kcat -b 127.0.0.1:" + std::to_string(plain_port) + " -L -m 10").code, 0);
+}
+
+// ---- ACLs -----------------------------------------------------------------------------------------
+
+// Three brokers with the authorizer on, SASL/SCRAM on a SASL_PLAINTEXT listener, User:admin a
+// super user; users and ACLs are managed with the CLI (gRPC) and with Kafka's ACL APIs (kafkajs).
+class KafkaAclTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(std::system("command -v kcat >/dev/null"), 0);
+    cluster_ = std::make_unique<Cluster>(3,
+                                         "num.partitions=1\ndefault.replication.factor=3\n"
+                                         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n"
+                                         "super.users=User:admin\n",
+                                         0, std::vector<std::string>{"SASL_PLAINTEXT"});
+    cluster_->start_all();
+    ASSERT_TRUE(cluster_->wait_unfenced({1, 2, 3}, 60s));
+    for (const char* user : {"admin", "alice", "bob"}) {
+      auto r = gannet({"user", "create", user, "--password", std::string(user) + "-pw", "--mechanism", "SCRAM-SHA-256"});
+      ASSERT_EQ(r.code, 0) << r.err;
+    }
+  }
+  void TearDown() override {
+    if (HasFailure()) cluster_->dump_logs();
+  }
+  testing::CliRun gannet(std::vector<std::string> args) {
+    args.push_back("--bootstrap-server");
+    args.push_back(cluster_->bootstrap());
+    return testing::gannet_cli(args);
+  }
+  std::string kcat(const std::string& user, const std::string& args, const std::string& bootstrap = "") {
+    return "timeout 30 kcat -b " + (bootstrap.empty() ? cluster_->kafka_bootstrap("SASL_PLAINTEXT") : bootstrap) +
+           " -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=SCRAM-SHA-256 -X sasl.username=" + user +
+           " -X sasl.password=" + user + "-pw " + args;
+  }
+  // Produces one line as `user`; true when it was acknowledged.
+  bool produces(const std::string& user, const std::string& topic, const std::string& value, std::string* why = nullptr,
+                const std::string& bootstrap = "") {
+    auto r = sh(kcat(user, "-P -t " + topic + " -X acks=all -X message.timeout.ms=10000", bootstrap), value + "\n");
+    if (why) *why = r.out + r.err;
+    return r.code == 0 && (r.out + r.err).find("failed") == std::string::npos;
+  }
+  std::unique_ptr<Cluster> cluster_;
+};
+
+TEST_F(KafkaAclTest, WriteReadGroupPrefixedAndDenyRulesHoldOnEveryBrokerAndAfterFailover) {
+  for (const char* t : {"orders", "payments"}) ASSERT_EQ(cluster_->create(t, 1, 3).topics(0).error_code(), gannet::v1::NONE);
+  // alice may write orders, nothing else.
+  auto add = gannet({"acl", "add", "--allow-principal", "User:alice", "--operation", "WRITE", "--topic", "orders"});
+  ASSERT_EQ(add.code, 0) << add.out << add.err;
+  std::string why;
+  EXPECT_TRUE(produces("alice", "orders", "o1", &why)) << why;
+  EXPECT_FALSE(produces("alice", "payments", "p1", &why));
+  EXPECT_NE(why.find("authorization failed"), std::string::npos) << why;
+  EXPECT_FALSE(produces("bob", "orders", "b1", &why));  // no ACL for bob at all
+  EXPECT_TRUE(produces("admin", "payments", "p-admin", &why)) << why;  // super user
+  // Metadata shows alice the topics she may describe (WRITE implies DESCRIBE), not the others.
+  auto listed = sh(kcat("alice", "-L"));
+  EXPECT_NE(listed.out.find("\"orders\""), std::string::npos) << listed.out;
+  EXPECT_EQ(listed.out.find("\"payments\""), std::string::npos) << listed.out;
+
+  // A prefixed ACL covers topics created later; a DENY overrides it.
+  ASSERT_EQ(gannet({"acl", "add", "--allow-principal", "User:alice", "--operation", "ALL", "--topic", "logs-",
+                    "--resource-pattern-type", "prefixed"}).code, 0);
+  ASSERT_EQ(gannet({"acl", "add", "--deny-principal", "User:alice", "--operation", "WRITE", "--topic", "logs-secret"}).code, 0);
+  for (const char* t : {"logs-app", "logs-secret"}) ASSERT_EQ(cluster_->create(t, 1, 3).topics(0).error_code(), gannet::v1::NONE);
+  EXPECT_TRUE(produces("alice", "logs-app", "l1", &why)) << why;
+  EXPECT_FALSE(produces("alice", "logs-secret", "s1", &why));
+
+  // A consumer needs READ on its group as well as on the topic.
+  ASSERT_EQ(gannet({"acl", "add", "--allow-principal", "User:bob", "--operation", "READ", "--topic", "orders"}).code, 0);
+  auto refused = sh(kcat("bob", "-G readers orders -o beginning -e -q -X enable.partition.eof=true -X session.timeout.ms=6000"));
+  EXPECT_NE(refused.code, 0);
+  // (librdkafka prints FindCoordinator's GROUP_AUTHORIZATION_FAILED by its message.)
+  EXPECT_NE((refused.out + refused.err).find("not authorized to describe group readers"), std::string::npos)
+      << refused.out << refused.err;
+  ASSERT_EQ(gannet({"acl", "add", "--allow-principal", "User:bob", "--operation", "READ", "--group", "readers"}).code, 0);
+  auto read = sh(kcat("bob", "-G readers orders -o beginning -e -q -X enable.partition.eof=true -X auto.offset.reset=earliest"));
+  EXPECT_EQ(read.code, 0) << read.err;
+  EXPECT_EQ(lines(read.out), std::vector<std::string>{"o1"});
+
+  // The CLI lists what was added, and Kafka's ACL APIs see the same bindings.
+  auto acls = gannet({"acl", "list", "--principal", "User:alice", "--output", "json"});
+  ASSERT_EQ(acls.code, 0) << acls.err;
+  EXPECT_NE(acls.out.find("\"resource_name\":\"logs-\",\"pattern_type\":\"PREFIXED\""), std::string::npos) << acls.out;
+  EXPECT_NE(acls.out.find("\"permission\":\"DENY\""), std::string::npos) << acls.out;
+
+  // After the active controller dies, every surviving broker enforces the same ACLs.
+  auto d = cluster_->describe_cluster();
+  ASSERT_TRUE(d);
+  const int controller = d->controller_id();
+  cluster_->kill(controller, SIGKILL);
+  for (int id : {1, 2, 3}) {
+    if (id == controller) continue;
+    const std::string one = "127.0.0.1:" + std::to_string(cluster_->kafka_port(id, "SASL_PLAINTEXT"));
+    bool wrote = false;
+    for (int i = 0; i < 20 && !wrote; ++i) {
+      wrote = produces("alice", "orders", "after-" + std::to_string(id), &why, one);
+      if (!wrote) std::this_thread::sleep_for(1s);
+    }
+    EXPECT_TRUE(wrote) << "broker " << id << ": " << why;
+    EXPECT_FALSE(produces("alice", "payments", "nope", &why, one)) << "broker " << id;
+  }
+  // ACLs can still change after the failover (the new controller stores them).
+  auto removed = gannet({"acl", "remove", "--topic", "orders", "--principal", "User:alice"});
+  ASSERT_EQ(removed.code, 0) << removed.err;
+  EXPECT_NE(removed.out.find("WRITE"), std::string::npos) << removed.out;
+  bool refused_now = false;
+  for (int i = 0; i < 20 && !refused_now; ++i) {
+    refused_now = !produces("alice", "orders", "after-removal", &why);
+    if (!refused_now) std::this_thread::sleep_for(500ms);
+  }
+  EXPECT_TRUE(refused_now);
+}
+
+TEST_F(KafkaAclTest, KafkasAclApisFromKafkajsNeedAlterOnTheCluster) {
+  const char* npm = std::getenv("GANNET_NPM_DIR");
+  const std::string node_path = npm ? std::string(npm) + "/node_modules" : "";
+  ASSERT_TRUE(npm && std::ifstream(node_path + "/kafkajs/package.json").good())
+      << "kafkajs not found: scripts/install_deps.sh installs it and scripts/test.sh passes GANNET_NPM_DIR";
+  const std::string js =
+      "const { Kafka, logLevel, AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } = require('kafkajs');\n"
+      "const [bootstrap, user] = process.argv.slice(2);\n"
+      "const kafka = new Kafka({ clientId: 'acl-test', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING,\n"
+      "  sasl: { mechanism: 'scram-sha-256', username: user, password: user + '-pw' } });\n"
+      "(async () => {\n"
+      "  const admin = kafka.admin();\n"
+      "  await admin.connect();\n"
+      "  try {\n"
+      "    await admin.createAcls({ acl: [{ resourceType: AclResourceTypes.TOPIC, resourceName: 'js-topic',\n"
+      "      resourcePatternType: ResourcePatternTypes.LITERAL, principal: 'User:bob', host: '*',\n"
+      "      operation: AclOperationTypes.READ, permissionType: AclPermissionTypes.ALLOW }] });\n"
+      "    const d = await admin.describeAcls({ resourceType: AclResourceTypes.TOPIC, resourceName: 'js-topic',\n"
+      "      resourcePatternType: ResourcePatternTypes.LITERAL, operation: AclOperationTypes.ANY,\n"
+      "      permissionType: AclPermissionTypes.ANY });\n"
+      "    for (const r of d.resources) for (const a of r.acls) console.log('acl', r.resourceName, a.principal, a.operation, a.permissionType);\n"
+      "    const del = await admin.deleteAcls({ filters: [{ resourceType: AclResourceTypes.TOPIC, resourceName: 'js-topic',\n"
+      "      resourcePatternType: ResourcePatternTypes.LITERAL, operation: AclOperationTypes.ANY,\n"
+      "      permissionType: AclPermissionTypes.ANY }] });\n"
+      "    console.log('deleted', del.filterResponses[0].matchingAcls.length);\n"
+      "  } catch (e) { console.log('error', e.type || e.message); }\n"
+      "  await admin.disconnect();\n"
+      "})();\n";
+  const std::string dir = testing::test_dir("acl-js");
+  const std::string script = dir + "/acl.js";
+  { std::ofstream(script) << js; }
+  const std::string node = "timeout 60 env NODE_PATH=" + testing::shell_quote(node_path) + " node " + script + " " +
+                           cluster_->kafka_bootstrap("SASL_PLAINTEXT") + " ";
+  auto admin = sh(node + "admin");
+  EXPECT_EQ(admin.code, 0) << admin.out << admin.err;
+  // kafkajs' numbers: TOPIC 2; READ 3; ALLOW 3.
+  EXPECT_NE(admin.out.find("acl js-topic User:bob 3 3"), std::string::npos) << admin.out << admin.err;
+  EXPECT_NE(admin.out.find("deleted 1"), std::string::npos) << admin.out;
+  auto alice = sh(node + "alice");
+  EXPECT_NE(alice.out.find("error CLUSTER_AUTHORIZATION_FAILED"), std::string::npos) << alice.out << alice.err;
+  // Nothing alice tried was stored.
+  auto listed = gannet({"acl", "list", "--topic", "js-topic", "--output", "json"});
+  EXPECT_EQ(listed.out.find("User:bob"), std::string::npos) << listed.out;
 }
 
 }  // namespace

@@ -59,6 +59,7 @@
 
 #include "broker/meta_properties.h"
 #include "broker/server_config.h"
+#include "common/acl.h"
 #include "common/result.h"
 #include "common/scram.h"
 #include "proto/broker.grpc.pb.h"
@@ -83,6 +84,7 @@ namespace cv1 = gannet::controller::v1;
 using gannet::raft::v1::Quorum;
 using gannet::v1::ErrorCode;
 namespace scram = gannet::scram;
+namespace acl = gannet::acl;
 template <typename T>
 using Result = gannet::Result<T, std::string>;
 
@@ -94,7 +96,7 @@ constexpr int32_t kDeadlineGraceMs = 2000;
 
 // Flags that take no value.
 const std::set<std::string> kBooleanFlags = {"help", "ignore-formatted", "from-beginning", "print-key",
-                                             "print-timestamp", "to-earliest", "to-latest", "dry-run"};
+                                             "print-timestamp", "to-earliest", "to-latest", "dry-run", "cluster"};
 
 // ---- Output helpers -----------------------------------------------------------------------------
 
@@ -163,6 +165,7 @@ void print_usage(std::FILE* to) {
       {"topic", "Topics (through a broker's client listener):"},
       {"cluster", "Cluster:"},
       {"user", "Users: SASL/SCRAM credentials (through the brokers):"},
+      {"acl", "ACLs: who may do what (through the brokers; enforced with authorizer.class.name):"},
       {"quorum", "Metadata quorum (through a controller's listener):"},
       {"storage", "Storage (local, before a node first starts):"},
       {"perf", "Performance (through the brokers):"},
@@ -703,6 +706,223 @@ int user_list(const Args& a) {
   return failed ? kExitError : 0;
 }
 
+// ---- ACLs ---------------------------------------------------------------------------------------
+
+// The resource of --topic, --group, --transactional-id or --cluster (with
+// --resource-pattern-type), for add (exactly one) and for list/remove filters (at most one).
+struct AclResource {
+  acl::ResourceType type = acl::ResourceType::kAny;
+  std::optional<std::string> name;
+  acl::PatternType pattern = acl::PatternType::kAny;
+};
+
+Result<AclResource> acl_resource(const Args& a, bool required) {
+  AclResource r;
+  int given = 0;
+  for (auto [flag, type] : std::vector<std::pair<const char*, acl::ResourceType>>{
+           {"topic", acl::ResourceType::kTopic},
+           {"group", acl::ResourceType::kGroup},
+           {"transactional-id", acl::ResourceType::kTransactionalId}}) {
+    if (auto v = a.last(flag)) {
+      ++given;
+      r.type = type;
+      r.name = *v;
+    }
+  }
+  if (a.has("cluster")) {
+    ++given;
+    r.type = acl::ResourceType::kCluster;
+    r.name = acl::kClusterName;
+  }
+  if (given > 1) return std::string("give one of --topic, --group, --transactional-id, --cluster");
+  if (required && given == 0) return std::string("a resource is required: --topic, --group, --transactional-id or --cluster");
+  if (auto p = a.last("resource-pattern-type")) {
+    r.pattern = acl::pattern_type_from(*p);
+    if (r.pattern == acl::PatternType::kUnknown || (required && r.pattern != acl::PatternType::kLiteral &&
+                                                    r.pattern != acl::PatternType::kPrefixed)) {
+      return "--resource-pattern-type " + *p + ": literal or prefixed" + (required ? "" : " (or any, match)");
+    }
+  } else if (required) {
+    r.pattern = acl::PatternType::kLiteral;
+  } else if (r.name) {
+    r.pattern = acl::PatternType::kLiteral;
+  }
+  return r;
+}
+
+Result<std::vector<acl::Operation>> acl_operations(const Args& a) {
+  std::vector<acl::Operation> out;
+  for (const std::string& o : a.all("operation")) {
+    const acl::Operation op = acl::operation_from(o);
+    if (op == acl::Operation::kUnknown || op == acl::Operation::kAny) {
+      return "--operation " + o + ": one of ALL, READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, CLUSTER_ACTION, "
+                                  "DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE";
+    }
+    out.push_back(op);
+  }
+  return out;
+}
+
+void print_bindings(const ClusterOptions& o, const std::vector<cv1::AclBinding>& bindings) {
+  auto row = [](const cv1::AclBinding& b) {
+    return std::vector<std::string>{
+        acl::name_of(static_cast<acl::ResourceType>(b.resource_type())), b.resource_name(),
+        acl::name_of(static_cast<acl::PatternType>(b.pattern_type())), b.principal(), b.host(),
+        acl::name_of(static_cast<acl::Operation>(b.operation())),
+        acl::name_of(static_cast<acl::Permission>(b.permission_type()))};
+  };
+  if (o.json) {
+    Json j;
+    j.begin_object().key("acls").begin_array();
+    for (const auto& b : bindings) {
+      const auto r = row(b);
+      j.begin_object()
+          .field("resource_type", r[0])
+          .field("resource_name", r[1])
+          .field("pattern_type", r[2])
+          .field("principal", r[3])
+          .field("host", r[4])
+          .field("operation", r[5])
+          .field("permission", r[6])
+          .end_object();
+    }
+    j.end_array().end_object().print();
+    return;
+  }
+  std::printf("%-16s %-24s %-9s %-20s %-10s %-16s %s\n", "RESOURCE", "NAME", "PATTERN", "PRINCIPAL", "HOST",
+              "OPERATION", "PERMISSION");
+  for (const auto& b : bindings) {
+    const auto r = row(b);
+    std::printf("%-16s %-24s %-9s %-20s %-10s %-16s %s\n", r[0].c_str(), r[1].c_str(), r[2].c_str(), r[3].c_str(),
+                r[4].c_str(), r[5].c_str(), r[6].c_str());
+  }
+}
+
+int acl_add(const Args& a) {
+  const Command* c = find_command("acl", "add");
+  if (!a.operands().empty()) return usage_error("acl add takes no operands", c);
+  auto o = cluster_options(a);
+  if (!o.ok()) return usage_error(o.error(), c);
+  auto res = acl_resource(a, true);
+  if (!res.ok()) return usage_error(res.error(), c);
+  auto ops = acl_operations(a);
+  if (!ops.ok()) return usage_error(ops.error(), c);
+  if (ops->empty()) return usage_error("--operation is required", c);
+  const auto allow = a.all("allow-principal"), deny = a.all("deny-principal");
+  if (allow.empty() && deny.empty()) return usage_error("give --allow-principal or --deny-principal", c);
+  const std::string host = a.last("host").value_or("*");
+  cv1::CreateAclsRequest req;
+  req.set_timeout_ms(o->timeout_ms);
+  for (auto [principals, permission] : {std::make_pair(allow, acl::Permission::kAllow),
+                                        std::make_pair(deny, acl::Permission::kDeny)}) {
+    for (const std::string& p : principals) {
+      for (acl::Operation op : *ops) {
+        auto* b = req.add_creations();
+        b->set_resource_type(static_cast<int32_t>(res->type));
+        b->set_resource_name(*res->name);
+        b->set_pattern_type(static_cast<int32_t>(res->pattern));
+        b->set_principal(p);
+        b->set_host(host);
+        b->set_operation(static_cast<int32_t>(op));
+        b->set_permission_type(static_cast<int32_t>(permission));
+      }
+    }
+  }
+  cv1::CreateAclsResponse resp;
+  auto rpc = [&](bv1::Broker::Stub* s, grpc::ClientContext* ctx, cv1::CreateAclsResponse* r) {
+    return s->CreateAcls(ctx, req, r);
+  };
+  if (!call_cluster(*o, rpc, &resp)) return kExitError;
+  if (report_request_error(resp.error_code(), resp.error_message(), &resp.controller())) return kExitError;
+  bool failed = false;
+  std::vector<cv1::AclBinding> added;
+  for (int i = 0; i < req.creations_size(); ++i) {
+    const auto* r = i < resp.results_size() ? &resp.results(i) : nullptr;
+    if (!r || r->error_code() != gannet::v1::NONE) {
+      report_topic_error("acl", r ? r->error_code() : gannet::v1::UNKNOWN_SERVER_ERROR,
+                         r ? r->error_message() : "no result");
+      failed = true;
+    } else {
+      added.push_back(req.creations(i));
+    }
+  }
+  print_bindings(*o, added);
+  return failed ? kExitError : 0;
+}
+
+cv1::AclFilter acl_filter(const AclResource& res, const Args& a) {
+  cv1::AclFilter f;
+  f.set_resource_type(static_cast<int32_t>(res.type));
+  if (res.name) f.set_resource_name(*res.name);
+  f.set_pattern_type(static_cast<int32_t>(res.pattern));
+  if (auto p = a.last("principal")) f.set_principal(*p);
+  if (auto h = a.last("host")) f.set_host(*h);
+  f.set_operation(static_cast<int32_t>(acl::Operation::kAny));
+  f.set_permission_type(static_cast<int32_t>(acl::Permission::kAny));
+  return f;
+}
+
+int acl_list(const Args& a) {
+  const Command* c = find_command("acl", "list");
+  if (!a.operands().empty()) return usage_error("acl list takes no operands", c);
+  auto o = cluster_options(a);
+  if (!o.ok()) return usage_error(o.error(), c);
+  auto res = acl_resource(a, false);
+  if (!res.ok()) return usage_error(res.error(), c);
+  cv1::DescribeAclsRequest req;
+  *req.mutable_filter() = acl_filter(*res, a);
+  cv1::DescribeAclsResponse resp;
+  auto rpc = [&](bv1::Broker::Stub* s, grpc::ClientContext* ctx, cv1::DescribeAclsResponse* r) {
+    return s->DescribeAcls(ctx, req, r);
+  };
+  if (!call_cluster(*o, rpc, &resp)) return kExitError;
+  if (report_request_error(resp.error_code(), resp.error_message(), nullptr)) return kExitError;
+  print_bindings(*o, {resp.acls().begin(), resp.acls().end()});
+  return 0;
+}
+
+int acl_remove(const Args& a) {
+  const Command* c = find_command("acl", "remove");
+  if (!a.operands().empty()) return usage_error("acl remove takes no operands", c);
+  auto o = cluster_options(a);
+  if (!o.ok()) return usage_error(o.error(), c);
+  auto res = acl_resource(a, false);
+  if (!res.ok()) return usage_error(res.error(), c);
+  if (!res->name && !a.last("principal")) {
+    return usage_error("name a resource or a --principal", c);
+  }
+  auto ops = acl_operations(a);
+  if (!ops.ok()) return usage_error(ops.error(), c);
+  cv1::DeleteAclsRequest req;
+  req.set_timeout_ms(o->timeout_ms);
+  if (ops->empty()) {
+    *req.add_filters() = acl_filter(*res, a);
+  } else {
+    for (acl::Operation op : *ops) {
+      auto* f = req.add_filters();
+      *f = acl_filter(*res, a);
+      f->set_operation(static_cast<int32_t>(op));
+    }
+  }
+  cv1::DeleteAclsResponse resp;
+  auto rpc = [&](bv1::Broker::Stub* s, grpc::ClientContext* ctx, cv1::DeleteAclsResponse* r) {
+    return s->DeleteAcls(ctx, req, r);
+  };
+  if (!call_cluster(*o, rpc, &resp)) return kExitError;
+  if (report_request_error(resp.error_code(), resp.error_message(), &resp.controller())) return kExitError;
+  std::vector<cv1::AclBinding> removed;
+  bool failed = false;
+  for (const auto& fr : resp.filter_results()) {
+    if (fr.error_code() != gannet::v1::NONE) {
+      report_topic_error("acl", fr.error_code(), fr.error_message());
+      failed = true;
+    }
+    removed.insert(removed.end(), fr.matching().begin(), fr.matching().end());
+  }
+  print_bindings(*o, removed);
+  return failed ? kExitError : 0;
+}
+
 // ---- Metadata reads: list, describe -------------------------------------------------------------
 
 // The replication factor of a topic: its largest replica set (they differ only while partitions
@@ -1196,6 +1416,18 @@ const std::vector<Command>& commands() {
        {"password", "password-file", "mechanism", "iterations"}, user_create},
       {"user", "delete", "NAME [--mechanism SCRAM-SHA-256|SCRAM-SHA-512]...", true, {"mechanism"}, user_delete},
       {"user", "list", "[NAME...]", true, {}, user_list},
+      {"acl", "add",
+       "(--allow-principal P | --deny-principal P)... --operation OP... (--topic T | --group G | --transactional-id X | "
+       "--cluster) [--resource-pattern-type literal|prefixed] [--host H]",
+       true, {"allow-principal", "deny-principal", "operation", "topic", "group", "transactional-id", "cluster",
+              "resource-pattern-type", "host"}, acl_add},
+      {"acl", "list", "[--topic T | --group G | --transactional-id X | --cluster] [--resource-pattern-type any|match|literal|prefixed] [--principal P]",
+       true, {"topic", "group", "transactional-id", "cluster", "resource-pattern-type", "principal", "host"}, acl_list},
+      {"acl", "remove",
+       "[--topic T | --group G | --transactional-id X | --cluster] [--resource-pattern-type ...] [--principal P] "
+       "[--operation OP]...",
+       true, {"topic", "group", "transactional-id", "cluster", "resource-pattern-type", "principal", "host", "operation"},
+       acl_remove},
       {"quorum", "status", "--bootstrap-controller HOST:PORT [--output text|json]", false,
        {"bootstrap-controller", "output"}, quorum_status},
       {"quorum", "append", "--bootstrap-controller HOST:PORT [--timeout-ms N] RECORD...", false,

@@ -6,9 +6,11 @@
 #include <regex>
 #include <memory>
 #include <set>
+#include <tuple>
 
 #include "broker/group_coordinator.h"
 #include "broker/kafka/wire.h"
+#include "common/acl.h"
 #include "common/scram.h"
 
 namespace gannet::broker::kafka {
@@ -49,6 +51,9 @@ enum ApiKey : int16_t {
   kSaslAuthenticate = 36,
   kDescribeUserScramCredentials = 50,
   kAlterUserScramCredentials = 51,
+  kDescribeAcls = 29,
+  kCreateAcls = 30,
+  kDeleteAcls = 31,
 };
 
 constexpr int32_t kNoAuthorizedOperations = INT32_MIN;  // "not requested" in Metadata/DescribeGroups
@@ -119,6 +124,32 @@ int16_t code(ev1::ErrorCode e) { return static_cast<int16_t>(e); }
 void error_message(Writer& w, ev1::ErrorCode e, const std::string& message) {
   if (e == ev1::NONE) return w.null_str();
   w.str(message);
+}
+
+// ---- Authorization (ACLs: common/acl.h) -----------------------------------------------------------
+// Every request is checked against the connection's principal (User:ANONYMOUS without SASL or a
+// client certificate) and address, with Kafka's operation for that API. Without an authorizer
+// (authorizer.class.name unset) every check passes.
+
+const std::string& principal_of(const Call& c) {
+  static const std::string kAnonymous = "User:ANONYMOUS";
+  return c.conn.session ? c.conn.session->principal : kAnonymous;
+}
+bool allowed(RequestCore* core, const Call& c, acl::Operation op, acl::ResourceType type, const std::string& name) {
+  return core->authorize(principal_of(c), c.conn.client_host, op, type, name);
+}
+bool allowed_topic(RequestCore* core, const Call& c, acl::Operation op, const std::string& topic) {
+  return allowed(core, c, op, acl::ResourceType::kTopic, topic);
+}
+bool allowed_group(RequestCore* core, const Call& c, acl::Operation op, const std::string& group) {
+  return allowed(core, c, op, acl::ResourceType::kGroup, group);
+}
+bool allowed_cluster(RequestCore* core, const Call& c, acl::Operation op) {
+  return allowed(core, c, op, acl::ResourceType::kCluster, acl::kClusterName);
+}
+// CreateTopics and auto-creation: CREATE on the cluster, or on the topic.
+bool may_create_topic(RequestCore* core, const Call& c, const std::string& topic) {
+  return allowed_cluster(core, c, acl::Operation::kCreate) || allowed_topic(core, c, acl::Operation::kCreate, topic);
 }
 
 // ---- ApiVersions ---------------------------------------------------------------------------------
@@ -213,9 +244,29 @@ void metadata(RequestCore* core, const CallPtr& c, Reader& r) {
   req->set_no_topics(n == 0);
   bv1::MetadataResponse m;
   core->metadata(*req, c->conn.listener, /*only_with_listener=*/true, &m);
+  // Topics the principal may not describe: hidden from "every topic", refused by name.
+  const bool all_topics = n < 0;
+  auto* topics = m.mutable_topics();
+  for (int i = topics->size() - 1; i >= 0; --i) {
+    auto* t = topics->Mutable(i);
+    if (t->error_code() == ev1::UNKNOWN_TOPIC_OR_PARTITION) continue;
+    if (allowed_topic(core, *c, acl::Operation::kDescribe, t->name())) continue;
+    if (all_topics) {
+      topics->DeleteSubrange(i, 1);
+    } else {
+      t->set_error_code(ev1::TOPIC_AUTHORIZATION_FAILED);
+      t->clear_partitions();
+    }
+  }
   std::vector<std::string> missing;
-  for (const auto& t : m.topics()) {
-    if (t.error_code() == ev1::UNKNOWN_TOPIC_OR_PARTITION) missing.push_back(t.name());
+  for (auto& t : *m.mutable_topics()) {
+    if (t.error_code() != ev1::UNKNOWN_TOPIC_OR_PARTITION) continue;
+    if (allow_create && c->conn.auto_create_topics && !may_create_topic(core, *c, t.name())) {
+      t.set_error_code(allowed_topic(core, *c, acl::Operation::kDescribe, t.name()) ? ev1::UNKNOWN_TOPIC_OR_PARTITION
+                                                                                    : ev1::TOPIC_AUTHORIZATION_FAILED);
+      continue;
+    }
+    missing.push_back(t.name());
   }
   if (missing.empty() || !allow_create || !c->conn.auto_create_topics) {
     Writer w = c->begin();
@@ -235,8 +286,24 @@ void metadata(RequestCore* core, const CallPtr& c, Reader& r) {
     core->create_topics(cr, &cresp);
     bv1::MetadataResponse m2;
     core->metadata(*req, c->conn.listener, true, &m2);
+    auto* topics2 = m2.mutable_topics();
+    for (int i = topics2->size() - 1; i >= 0; --i) {
+      if (topics2->Get(i).error_code() == ev1::UNKNOWN_TOPIC_OR_PARTITION) continue;
+      if (allowed_topic(core, *c, acl::Operation::kDescribe, topics2->Get(i).name())) continue;
+      if (req->topics_size() == 0) {
+        topics2->DeleteSubrange(i, 1);
+      } else {
+        topics2->Mutable(i)->set_error_code(ev1::TOPIC_AUTHORIZATION_FAILED);
+        topics2->Mutable(i)->clear_partitions();
+      }
+    }
     for (auto& t : *m2.mutable_topics()) {
       if (t.error_code() != ev1::UNKNOWN_TOPIC_OR_PARTITION) continue;
+      if (std::find(missing.begin(), missing.end(), t.name()) == missing.end()) {
+        t.set_error_code(allowed_topic(core, *c, acl::Operation::kDescribe, t.name()) ? ev1::UNKNOWN_TOPIC_OR_PARTITION
+                                                                                      : ev1::TOPIC_AUTHORIZATION_FAILED);
+        continue;
+      }
       for (const auto& res : cresp.topics()) {
         if (res.name() != t.name()) continue;
         // Created (or racing with another creator): its leaders are not known here yet.
@@ -274,6 +341,21 @@ void produce(RequestCore* core, const CallPtr& c, Reader& r) {
   if (!r.ok()) return c->close("malformed Produce request");
   const int acks = req.acks();
   auto resp = std::make_shared<bv1::ProduceResponse>();
+  // WRITE on each topic: the partitions of a topic the principal may not write get
+  // TOPIC_AUTHORIZATION_FAILED (after the others, in the answer) and nothing is appended to them.
+  auto denied = std::make_shared<std::vector<std::pair<std::string, int32_t>>>();
+  if (core->authorizer_enabled()) {
+    bv1::ProduceRequest kept = req;
+    kept.clear_partitions();
+    for (auto& pd : *req.mutable_partitions()) {
+      if (allowed_topic(core, *c, acl::Operation::kWrite, pd.topic())) {
+        *kept.add_partitions() = std::move(pd);
+      } else {
+        denied->emplace_back(pd.topic(), pd.partition());
+      }
+    }
+    req = std::move(kept);
+  }
   if (transactional_id) {
     // Transactions do not exist yet: refused with Kafka's error, nothing appended.
     for (const auto& pd : req.partitions()) {
@@ -283,8 +365,14 @@ void produce(RequestCore* core, const CallPtr& c, Reader& r) {
       pr->set_error_code(static_cast<ev1::ErrorCode>(53));  // TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     }
   }
-  auto done = [c, resp, acks] {
+  auto done = [c, resp, acks, denied] {
     if (acks == 0) return c->answer(Answer{Answer::kNoResponse, {}, ""});
+    for (const auto& [topic, partition] : *denied) {
+      auto* pr = resp->add_partitions();
+      pr->set_topic(topic);
+      pr->set_partition(partition);
+      pr->set_error_code(ev1::TOPIC_AUTHORIZATION_FAILED);
+    }
     Writer w = c->begin();
     const auto groups = group_by_topic(resp->partitions(), [](const auto& p) -> const std::string& { return p.topic(); });
     w.array_len(groups.size());
@@ -303,7 +391,7 @@ void produce(RequestCore* core, const CallPtr& c, Reader& r) {
     w.i32(0);  // throttle_time_ms
     c->send(w);
   };
-  if (transactional_id) return done();
+  if (transactional_id || req.partitions_size() == 0) return done();
   core->produce(&req, resp.get(), std::move(done));
 }
 
@@ -350,6 +438,16 @@ void fetch(RequestCore* core, const CallPtr& c, Reader& r) {
   if (v >= 11) r.str();  // rack_id
   if (!r.ok()) return c->close("malformed Fetch request");
   if (req->max_bytes() <= 0) req->set_max_bytes(1);  // KIP-74: the first batch goes whole anyway
+  // READ on each topic: the others' partitions are answered TOPIC_AUTHORIZATION_FAILED, after the rest.
+  auto denied = std::make_shared<std::vector<std::pair<std::string, int32_t>>>();
+  if (core->authorizer_enabled()) {
+    auto* parts = req->mutable_partitions();
+    for (int i = parts->size() - 1; i >= 0; --i) {
+      if (allowed_topic(core, *c, acl::Operation::kRead, parts->Get(i).topic())) continue;
+      denied->emplace(denied->begin(), parts->Get(i).topic(), parts->Get(i).partition());
+      parts->DeleteSubrange(i, 1);
+    }
+  }
   // Sessionless (KIP-227's session id 0): a full fetch that asks for a session gets none; an
   // incremental fetch names a session that does not exist.
   if (session_id != 0 || session_epoch > 0) {
@@ -372,8 +470,14 @@ void fetch(RequestCore* core, const CallPtr& c, Reader& r) {
   };
   auto holder = std::make_shared<Holder>();
   const uint64_t token = c->reserve_cancel();
-  auto done = [c, req, resp, slices, holder, token] {
+  auto done = [c, req, resp, slices, holder, token, denied] {
     c->answered(token);
+    for (const auto& [topic, partition] : *denied) {
+      auto* p = resp->add_partitions();
+      p->set_topic(topic);
+      p->set_partition(partition);
+      p->set_error_code(ev1::TOPIC_AUTHORIZATION_FAILED);
+    }
     Answer a;
     Writer w = c->begin();
     const int16_t v = c->v();
@@ -448,6 +552,12 @@ void list_offsets(RequestCore* core, const CallPtr& c, Reader& r) {
   if (!r.ok()) return c->close("malformed ListOffsets request");
   bv1::ListOffsetsResponse resp;
   core->list_offsets(req, &resp);
+  // DESCRIBE on each topic (the core answered in request order, one result per partition).
+  for (int i = 0; i < resp.partitions_size() && i < req.partitions_size(); ++i) {
+    if (!allowed_topic(core, *c, acl::Operation::kDescribe, req.partitions(i).topic())) {
+      resp.mutable_partitions(i)->set_error_code(ev1::TOPIC_AUTHORIZATION_FAILED);
+    }
+  }
   Writer w = c->begin();
   if (c->v() >= 2) w.i32(0);
   const auto groups = group_by_topic(resp.partitions(), [](const auto& p) -> const std::string& { return p.topic(); });
@@ -481,6 +591,9 @@ void find_coordinator(RequestCore* core, const CallPtr& c, Reader& r) {
     if (req->key_type() != 0) {
       resp.set_error_code(ev1::COORDINATOR_NOT_AVAILABLE);
       resp.set_error_message("transactions do not exist yet: there is no transaction coordinator");
+    } else if (!allowed_group(core, *c, acl::Operation::kDescribe, req->key())) {
+      resp.set_error_code(ev1::GROUP_AUTHORIZATION_FAILED);
+      resp.set_error_message("not authorized to describe group " + req->key());
     } else {
       core->find_coordinator(*req, c->conn.listener, &resp);
     }
@@ -531,6 +644,10 @@ void join_group(RequestCore* core, const CallPtr& c, Reader& r) {
   req->set_client_id(c->header.client_id.value_or(""));
   GroupCoordinator* groups = core->groups();
   auto resp = std::make_shared<bv1::JoinGroupResponse>();
+  if (!allowed_group(core, *c, acl::Operation::kRead, req->group_id())) {
+    resp->set_error_code(ev1::GROUP_AUTHORIZATION_FAILED);
+    return write_join(*c, *resp);
+  }
   // Before v4 (KIP-394) a client cannot be asked to join again with a member id: it is given one
   // and joined with it at once, here, as the coordinator's two steps.
   const bool two_steps = c->v() < 4 && req->member_id().empty();
@@ -568,14 +685,19 @@ void sync_group(RequestCore* core, const CallPtr& c, Reader& r) {
   auto resp = std::make_shared<bv1::SyncGroupResponse>();
   GroupCoordinator* groups = core->groups();
   const uint64_t token = c->reserve_cancel();
-  const uint64_t id = groups->sync_group(*req, resp.get(), [c, resp, token] {
+  auto finish = [c, resp, token] {
     c->answered(token);
     Writer w = c->begin();
     if (c->v() >= 1) w.i32(0);
     w.i16(code(resp->error_code()));
     w.bytes(resp->assignment());
     c->send(w);
-  });
+  };
+  if (!allowed_group(core, *c, acl::Operation::kRead, req->group_id())) {
+    resp->set_error_code(ev1::GROUP_AUTHORIZATION_FAILED);
+    return finish();
+  }
+  const uint64_t id = groups->sync_group(*req, resp.get(), std::move(finish));
   c->parked_in(token, groups, id);
 }
 
@@ -588,12 +710,17 @@ void heartbeat(RequestCore* core, const CallPtr& c, Reader& r) {
   if (!r.ok()) return c->close("malformed Heartbeat request");
   req.set_max_wait_ms(0);  // Kafka's heartbeats answer at once
   auto resp = std::make_shared<bv1::HeartbeatResponse>();
-  core->groups()->heartbeat(req, resp.get(), [c, resp] {
+  auto finish = [c, resp] {
     Writer w = c->begin();
     if (c->v() >= 1) w.i32(0);
     w.i16(code(resp->error_code()));
     c->send(w);
-  });
+  };
+  if (!allowed_group(core, *c, acl::Operation::kRead, req.group_id())) {
+    resp->set_error_code(ev1::GROUP_AUTHORIZATION_FAILED);
+    return finish();
+  }
+  core->groups()->heartbeat(req, resp.get(), std::move(finish));
 }
 
 void leave_group(RequestCore* core, const CallPtr& c, Reader& r) {
@@ -612,7 +739,7 @@ void leave_group(RequestCore* core, const CallPtr& c, Reader& r) {
   // Answered once the group's Empty record is written when the last member leaves (never on a
   // thread of ours).
   auto resp = std::make_shared<bv1::LeaveGroupResponse>();
-  core->groups()->leave_group(*req, resp.get(), [c, resp] {
+  auto finish = [c, resp] {
     Writer w = c->begin();
     if (c->v() >= 1) w.i32(0);
     ev1::ErrorCode top = resp->error_code();
@@ -627,7 +754,12 @@ void leave_group(RequestCore* core, const CallPtr& c, Reader& r) {
       }
     }
     c->send(w);
-  });
+  };
+  if (!allowed_group(core, *c, acl::Operation::kRead, req->group_id())) {
+    resp->set_error_code(ev1::GROUP_AUTHORIZATION_FAILED);
+    return finish();
+  }
+  core->groups()->leave_group(*req, resp.get(), std::move(finish));
 }
 
 // OffsetCommit 2-9 (flexible from 8). From v9 a broker-assigned group's members send their member
@@ -662,7 +794,27 @@ void offset_commit(RequestCore* core, const CallPtr& c, Reader& r) {
   if (flex) r.skip_tagged_fields();
   if (!r.ok()) return c->close("malformed OffsetCommit request");
   auto resp = std::make_shared<bv1::OffsetCommitResponse>();
-  core->groups()->offset_commit(req, resp.get(), [c, resp] {
+  // READ on the group (else every partition: GROUP_AUTHORIZATION_FAILED) and on each topic.
+  auto refused = std::make_shared<bv1::OffsetCommitResponse>();
+  if (core->authorizer_enabled()) {
+    const bool group_ok = allowed_group(core, *c, acl::Operation::kRead, req.group_id());
+    auto* topics = req.mutable_topics();
+    for (int i = topics->size() - 1; i >= 0; --i) {
+      const auto& t = topics->Get(i);
+      if (group_ok && allowed_topic(core, *c, acl::Operation::kRead, t.name())) continue;
+      auto* rt = refused->add_topics();
+      rt->set_name(t.name());
+      for (const auto& p : t.partitions()) {
+        auto* rp = rt->add_partitions();
+        rp->set_partition(p.partition());
+        rp->set_error_code(group_ok ? ev1::TOPIC_AUTHORIZATION_FAILED : ev1::GROUP_AUTHORIZATION_FAILED);
+      }
+      topics->DeleteSubrange(i, 1);
+    }
+  }
+  const bool nothing_left = core->authorizer_enabled() && req.topics_size() == 0;
+  auto finish = [c, resp, refused] {
+    for (const auto& t : refused->topics()) *resp->add_topics() = t;
     const bool flex = c->flexible;
     Writer w = c->begin();
     if (c->v() >= 3) w.i32(0);
@@ -679,7 +831,9 @@ void offset_commit(RequestCore* core, const CallPtr& c, Reader& r) {
     }
     if (flex) w.empty_tagged_fields();
     c->send(w);
-  });
+  };
+  if (nothing_left) return finish();
+  core->groups()->offset_commit(req, resp.get(), std::move(finish));
 }
 
 // OffsetFetch 1-9 (flexible from 6; from 8 several groups per request; from 9 a broker-assigned
@@ -732,7 +886,27 @@ void offset_fetch(RequestCore* core, const CallPtr& c, Reader& r) {
   if (!r.ok()) return c->close("malformed OffsetFetch request");
   std::vector<bv1::OffsetFetchResponse> answers(groups.size());
   for (size_t i = 0; i < groups.size(); ++i) {
+    // DESCRIBE on the group, and on each topic (unauthorized topics: refused by name, left out of
+    // "every topic").
+    if (!allowed_group(core, *c, acl::Operation::kDescribe, groups[i].req.group_id())) {
+      answers[i].set_error_code(ev1::GROUP_AUTHORIZATION_FAILED);
+      continue;
+    }
     if (!groups[i].none) core->groups()->offset_fetch(groups[i].req, &answers[i]);
+    if (!core->authorizer_enabled()) continue;
+    auto* topics = answers[i].mutable_topics();
+    for (int t = topics->size() - 1; t >= 0; --t) {
+      if (allowed_topic(core, *c, acl::Operation::kDescribe, topics->Get(t).name())) continue;
+      if (groups[i].all) {
+        topics->DeleteSubrange(t, 1);
+        continue;
+      }
+      for (auto& p : *topics->Mutable(t)->mutable_partitions()) {
+        p.set_committed_offset(-1);
+        p.set_metadata("");
+        p.set_error_code(ev1::TOPIC_AUTHORIZATION_FAILED);
+      }
+    }
   }
   Writer w = c->begin();
   if (v >= 3) w.i32(0);
@@ -779,6 +953,13 @@ void describe_groups(RequestCore* core, const CallPtr& c, Reader& r) {
   if (!r.ok()) return c->close("malformed DescribeGroups request");
   bv1::DescribeGroupsResponse resp;
   core->groups()->describe_groups(req, &resp);
+  for (auto& g : *resp.mutable_groups()) {
+    if (allowed_group(core, *c, acl::Operation::kDescribe, g.group_id())) continue;
+    const std::string id = g.group_id();
+    g.Clear();
+    g.set_group_id(id);
+    g.set_error_code(ev1::GROUP_AUTHORIZATION_FAILED);
+  }
   Writer w = c->begin();
   if (v >= 1) w.i32(0);
   w.array_len(resp.groups_size());
@@ -805,6 +986,13 @@ void describe_groups(RequestCore* core, const CallPtr& c, Reader& r) {
 void list_groups(RequestCore* core, const CallPtr& c, Reader&) {
   bv1::ListGroupsResponse resp;
   core->groups()->list_groups(bv1::ListGroupsRequest(), &resp);
+  // DESCRIBE on the cluster lists every group; else only the groups the principal may describe.
+  if (!allowed_cluster(core, *c, acl::Operation::kDescribe)) {
+    auto* groups = resp.mutable_groups();
+    for (int i = groups->size() - 1; i >= 0; --i) {
+      if (!allowed_group(core, *c, acl::Operation::kDescribe, groups->Get(i).group_id())) groups->DeleteSubrange(i, 1);
+    }
+  }
   Writer w = c->begin();
   if (c->v() >= 1) w.i32(0);
   w.i16(code(resp.error_code()));
@@ -823,7 +1011,17 @@ void delete_groups(RequestCore* core, const CallPtr& c, Reader& r) {
   if (!r.ok()) return c->close("malformed DeleteGroups request");
   core->run_blocking([core, c, req] {
     bv1::DeleteGroupsResponse resp;
-    core->groups()->delete_groups(*req, &resp);
+    bv1::DeleteGroupsRequest allowed_req;
+    for (const auto& g : req->group_ids()) {
+      if (allowed_group(core, *c, acl::Operation::kDelete, g)) allowed_req.add_group_ids(g);
+    }
+    if (allowed_req.group_ids_size() > 0) core->groups()->delete_groups(allowed_req, &resp);
+    for (const auto& g : req->group_ids()) {
+      if (allowed_group(core, *c, acl::Operation::kDelete, g)) continue;
+      auto* res = resp.add_results();
+      res->set_group_id(g);
+      res->set_error_code(ev1::GROUP_AUTHORIZATION_FAILED);
+    }
     Writer w = c->begin();
     w.i32(0);
     w.array_len(resp.results_size());
@@ -889,11 +1087,15 @@ void create_topics(RequestCore* core, const CallPtr& c, Reader& r) {
   req->set_timeout_ms(r.i32());
   req->set_validate_only(r.boolean());
   if (!r.ok()) return c->close("malformed CreateTopics request");
-  core->run_admin([core, c, req, names, refused] {
+  auto denied = std::make_shared<std::set<std::string>>();
+  for (const auto& t : req->topics()) {
+    if (!may_create_topic(core, *c, t.name())) denied->insert(t.name());
+  }
+  core->run_admin([core, c, req, names, refused, denied] {
     cv1::CreateTopicsRequest to_create = *req;
     to_create.clear_topics();
     for (const auto& t : req->topics()) {
-      if (!refused->count(t.name())) *to_create.add_topics() = t;
+      if (!refused->count(t.name()) && !denied->count(t.name())) *to_create.add_topics() = t;
     }
     cv1::CreateTopicsResponse resp;
     if (to_create.topics_size() > 0) core->create_topics(to_create, &resp);
@@ -904,7 +1106,10 @@ void create_topics(RequestCore* core, const CallPtr& c, Reader& r) {
     for (const std::string& name : *names) {
       w.str(name);
       const cv1::TopicResult* t = result_for(resp.topics(), name);
-      if (refused->count(name)) {
+      if (denied->count(name)) {
+        w.i16(code(ev1::TOPIC_AUTHORIZATION_FAILED));
+        w.str("not authorized to create topic " + name);
+      } else if (refused->count(name)) {
         w.i16(code(ev1::INVALID_REPLICA_ASSIGNMENT));
         w.str("manual replica assignments are not supported yet");
       } else if (!t) {
@@ -927,9 +1132,25 @@ void delete_topics(RequestCore* core, const CallPtr& c, Reader& r) {
   if (!r.ok()) return c->close("malformed DeleteTopics request");
   core->run_admin([core, c, req] {
     cv1::DeleteTopicsResponse resp;
-    core->delete_topics(*req, &resp);
-    std::vector<std::string> names(req->names().begin(), req->names().end());
+    cv1::DeleteTopicsRequest to_delete = *req;
+    to_delete.clear_names();
+    std::set<std::string> denied;
+    for (const auto& name : req->names()) {
+      if (allowed_topic(core, *c, acl::Operation::kDelete, name)) {
+        to_delete.add_names(name);
+      } else {
+        denied.insert(name);
+      }
+    }
+    if (to_delete.names_size() > 0) core->delete_topics(to_delete, &resp);
+    std::vector<std::string> names(to_delete.names().begin(), to_delete.names().end());
     spread_request_error(&resp, names);
+    for (const std::string& name : denied) {
+      auto* t = resp.add_topics();
+      t->set_name(name);
+      t->set_error_code(ev1::TOPIC_AUTHORIZATION_FAILED);
+    }
+    names.assign(req->names().begin(), req->names().end());
     Writer w = c->begin();
     if (c->v() >= 1) w.i32(0);
     w.array_len(names.size());
@@ -960,10 +1181,27 @@ void create_partitions(RequestCore* core, const CallPtr& c, Reader& r) {
   if (!r.ok()) return c->close("malformed CreatePartitions request");
   core->run_admin([core, c, req] {
     cv1::CreatePartitionsResponse resp;
-    core->create_partitions(*req, &resp);
-    std::vector<std::string> names;
-    for (const auto& t : req->topics()) names.push_back(t.name());
+    cv1::CreatePartitionsRequest to_alter = *req;
+    to_alter.clear_topics();
+    std::vector<std::string> names, denied;
+    for (const auto& t : req->topics()) {
+      if (allowed_topic(core, *c, acl::Operation::kAlter, t.name())) {
+        *to_alter.add_topics() = t;
+        names.push_back(t.name());
+      } else {
+        denied.push_back(t.name());
+      }
+    }
+    if (to_alter.topics_size() > 0) core->create_partitions(to_alter, &resp);
     spread_request_error(&resp, names);
+    for (const std::string& name : denied) {
+      auto* t = resp.add_topics();
+      t->set_name(name);
+      t->set_error_code(ev1::TOPIC_AUTHORIZATION_FAILED);
+      t->set_error_message("not authorized to alter topic " + name);
+    }
+    names.clear();
+    for (const auto& t : req->topics()) names.push_back(t.name());
     Writer w = c->begin();
     w.i32(0);
     w.array_len(names.size());
@@ -1012,7 +1250,13 @@ void describe_configs(RequestCore* core, const CallPtr& c, Reader& r) {
     std::vector<Entry> entries;
     ev1::ErrorCode err = ev1::NONE;
     std::string message;
-    if (res.type == kResourceTopic) {
+    const bool may = res.type == kResourceTopic
+                         ? allowed_topic(core, *c, acl::Operation::kDescribeConfigs, res.name)
+                         : allowed_cluster(core, *c, acl::Operation::kDescribeConfigs);
+    if (!may) {
+      err = res.type == kResourceTopic ? ev1::TOPIC_AUTHORIZATION_FAILED : ev1::CLUSTER_AUTHORIZATION_FAILED;
+      message = "not authorized to describe the configs of " + res.name;
+    } else if (res.type == kResourceTopic) {
       cv1::DescribeConfigsRequest req;
       req.add_topics(res.name);
       cv1::DescribeConfigsResponse resp;
@@ -1098,6 +1342,11 @@ void alter_configs(RequestCore* core, const CallPtr& c, Reader& r, bool incremen
       res.error = ev1::INVALID_REQUEST;
       res.message = "only topic configs can be altered";
     }
+    if (res.type == kResourceTopic && res.error == ev1::NONE &&
+        !allowed_topic(core, *c, acl::Operation::kAlterConfigs, res.name)) {
+      res.error = ev1::TOPIC_AUTHORIZATION_FAILED;
+      res.message = "not authorized to alter the configs of topic " + res.name;
+    }
     if (res.error == ev1::NONE) *req->add_resources() = std::move(ar);
     resources->push_back(std::move(res));
   }
@@ -1175,8 +1424,15 @@ void describe_cluster(RequestCore* core, const CallPtr& c, Reader& r) {
   core->metadata(mreq, c->conn.listener, true, &m);
   Writer w = c->begin();
   w.i32(0);
-  w.i16(0);
-  w.compact_nullable_str(std::nullopt);
+  if (!allowed_cluster(core, *c, acl::Operation::kDescribe)) {
+    m.clear_brokers();
+    m.set_broker_id(-1);
+    w.i16(code(ev1::CLUSTER_AUTHORIZATION_FAILED));
+    w.compact_nullable_str("not authorized to describe the cluster");
+  } else {
+    w.i16(0);
+    w.compact_nullable_str(std::nullopt);
+  }
   w.compact_str(m.cluster_id());
   w.i32(m.broker_id());
   w.compact_array_len(m.brokers_size());
@@ -1208,7 +1464,24 @@ void init_producer_id(RequestCore* core, const CallPtr& c, Reader& r) {
   // May ask the controller for a block of ids: off the event loop.
   core->run_admin([core, c, req] {
     bv1::InitProducerIdResponse resp;
-    core->init_producer_id(*req, &resp);
+    // IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (KIP-679).
+    bool may = !core->authorizer_enabled() || allowed_cluster(core, *c, acl::Operation::kIdempotentWrite);
+    if (!may) {
+      bv1::MetadataRequest mreq;
+      bv1::MetadataResponse m;
+      core->metadata(mreq, c->conn.listener, true, &m);
+      for (const auto& t : m.topics()) {
+        if (allowed_topic(core, *c, acl::Operation::kWrite, t.name())) {
+          may = true;
+          break;
+        }
+      }
+    }
+    if (!may) {
+      resp.set_error_code(ev1::CLUSTER_AUTHORIZATION_FAILED);
+    } else {
+      core->init_producer_id(*req, &resp);
+    }
     Writer w = c->begin();
     w.i32(0);
     w.i16(code(resp.error_code()));
@@ -1280,7 +1553,9 @@ void consumer_group_heartbeat(RequestCore* core, const CallPtr& c, Reader& r) {
     resp.set_error_message(std::move(why));
   };
   const TopicIds ids = topic_ids(core, c->conn.listener);
-  if (c->v() >= 1 && req.member_id().empty()) {
+  if (!allowed_group(core, *c, acl::Operation::kRead, req.group_id())) {
+    refuse(ev1::GROUP_AUTHORIZATION_FAILED, "not authorized to read group " + req.group_id());
+  } else if (c->v() >= 1 && req.member_id().empty()) {
     refuse(ev1::INVALID_REQUEST, "from version 1 on, the client chooses its member id");
   } else if (instance_id) {
     refuse(ev1::INVALID_REQUEST, "static membership (group.instance.id) is not supported with the consumer protocol yet");
@@ -1351,6 +1626,14 @@ void consumer_group_describe(RequestCore* core, const CallPtr& c, Reader& r) {
   if (!r.ok()) return c->close("malformed ConsumerGroupDescribe request");
   bv1::ConsumerGroupDescribeResponse resp;
   core->groups()->consumer_group_describe(req, &resp);
+  for (auto& g : *resp.mutable_groups()) {
+    if (allowed_group(core, *c, acl::Operation::kDescribe, g.group_id())) continue;
+    const std::string id = g.group_id();
+    g.Clear();
+    g.set_group_id(id);
+    g.set_error_code(ev1::GROUP_AUTHORIZATION_FAILED);
+    g.set_error_message("not authorized to describe group " + id);
+  }
   const TopicIds ids = topic_ids(core, c->conn.listener);
   auto assignment = [&](Writer& w, const google::protobuf::RepeatedPtrField<bv1::TopicPartitions>& tps) {
     w.compact_array_len(static_cast<size_t>(tps.size()));
@@ -1521,11 +1804,12 @@ void describe_user_scram_credentials(RequestCore* core, const CallPtr& c, Reader
   r.skip_tagged_fields();
   if (!r.ok()) return c->close("malformed DescribeUserScramCredentials request");
   cv1::DescribeUserScramCredentialsResponse resp;
-  if (n != 0) core->describe_user_scram_credentials(req, &resp);  // an empty list describes no one
+  const bool may = allowed_cluster(core, *c, acl::Operation::kDescribe);
+  if (n != 0 && may) core->describe_user_scram_credentials(req, &resp);  // an empty list describes no one
   Writer w = c->begin();
   w.i32(0);
-  w.i16(0);
-  w.compact_nullable_str(std::nullopt);
+  w.i16(may ? 0 : code(ev1::CLUSTER_AUTHORIZATION_FAILED));
+  w.compact_nullable_str(may ? std::nullopt : std::optional<std::string>("not authorized to describe users"));
   w.compact_array_len(resp.results_size());
   for (const auto& u : resp.results()) {
     w.compact_str(u.user());
@@ -1567,7 +1851,12 @@ void alter_user_scram_credentials(RequestCore* core, const CallPtr& c, Reader& r
   if (!r.ok()) return c->close("malformed AlterUserScramCredentials request");
   core->run_admin([core, c, req] {
     cv1::AlterUserScramCredentialsResponse resp;
-    if (req->deletions_size() + req->upsertions_size() > 0) core->alter_user_scram_credentials(*req, &resp);
+    if (!allowed_cluster(core, *c, acl::Operation::kAlter)) {
+      resp.set_error_code(ev1::CLUSTER_AUTHORIZATION_FAILED);
+      resp.set_error_message("not authorized to alter users");
+    } else if (req->deletions_size() + req->upsertions_size() > 0) {
+      core->alter_user_scram_credentials(*req, &resp);
+    }
     // A request-level error (no controller) is every user's.
     std::vector<std::string> users;
     for (const auto& d : req->deletions()) users.push_back(d.name());
@@ -1598,6 +1887,181 @@ void alter_user_scram_credentials(RequestCore* core, const CallPtr& c, Reader& r
       }
     }
     w.empty_tagged_fields();
+    c->send(w);
+  });
+}
+
+// ---- ACLs: CreateAcls, DescribeAcls, DeleteAcls (v1-3; flexible from 2) -------------------------
+
+struct AclCodec {
+  Reader& r;
+  bool flex;
+  std::string str() { return flex ? r.compact_str() : r.str(); }
+  std::optional<std::string> nstr() { return flex ? r.compact_nullable_str() : r.nullable_str(); }
+  int32_t len() { return flex ? r.compact_array_len() : r.array_len(); }
+  cv1::AclFilter filter() {
+    cv1::AclFilter f;
+    f.set_resource_type(r.i8());
+    if (auto n = nstr()) f.set_resource_name(*n);
+    f.set_pattern_type(r.i8());
+    if (auto p = nstr()) f.set_principal(*p);
+    if (auto h = nstr()) f.set_host(*h);
+    f.set_operation(r.i8());
+    f.set_permission_type(r.i8());
+    return f;
+  }
+};
+
+void put_str(Writer& w, bool flex, const std::string& s) { flex ? w.compact_str(s) : w.str(s); }
+void put_nstr(Writer& w, bool flex, ev1::ErrorCode e, const std::string& s) {
+  if (flex) return w.compact_nullable_str(e == ev1::NONE ? std::nullopt : std::optional<std::string>(s));
+  error_message(w, e, s);
+}
+void put_len(Writer& w, bool flex, size_t n) { flex ? w.compact_array_len(n) : w.array_len(n); }
+
+// SECURITY_DISABLED without an authorizer; CLUSTER_AUTHORIZATION_FAILED without `op` on the cluster.
+ev1::ErrorCode acl_api_error(RequestCore* core, const Call& c, acl::Operation op, std::string* message) {
+  if (!core->authorizer_enabled()) {
+    *message = "no authorizer is configured (authorizer.class.name)";
+    return ev1::SECURITY_DISABLED;
+  }
+  if (!allowed_cluster(core, c, op)) {
+    *message = "not authorized to " + std::string(op == acl::Operation::kAlter ? "alter" : "describe") + " ACLs";
+    return ev1::CLUSTER_AUTHORIZATION_FAILED;
+  }
+  return ev1::NONE;
+}
+
+void describe_acls(RequestCore* core, const CallPtr& c, Reader& r) {
+  AclCodec in{r, c->flexible};
+  cv1::DescribeAclsRequest req;
+  *req.mutable_filter() = in.filter();
+  if (c->flexible) r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed DescribeAcls request");
+  std::string message;
+  ev1::ErrorCode e = acl_api_error(core, *c, acl::Operation::kDescribe, &message);
+  cv1::DescribeAclsResponse resp;
+  if (e == ev1::NONE) core->describe_acls(req, &resp);
+  // Grouped by resource pattern, as Kafka answers.
+  std::map<std::tuple<int32_t, std::string, int32_t>, std::vector<const cv1::AclBinding*>> by_resource;
+  for (const auto& b : resp.acls()) by_resource[{b.resource_type(), b.resource_name(), b.pattern_type()}].push_back(&b);
+  const bool flex = c->flexible;
+  Writer w = c->begin();
+  w.i32(0);
+  w.i16(code(e));
+  put_nstr(w, flex, e, message);
+  put_len(w, flex, by_resource.size());
+  for (const auto& [res, bindings] : by_resource) {
+    w.i8(static_cast<int8_t>(std::get<0>(res)));
+    put_str(w, flex, std::get<1>(res));
+    w.i8(static_cast<int8_t>(std::get<2>(res)));
+    put_len(w, flex, bindings.size());
+    for (const cv1::AclBinding* b : bindings) {
+      put_str(w, flex, b->principal());
+      put_str(w, flex, b->host());
+      w.i8(static_cast<int8_t>(b->operation()));
+      w.i8(static_cast<int8_t>(b->permission_type()));
+      if (flex) w.empty_tagged_fields();
+    }
+    if (flex) w.empty_tagged_fields();
+  }
+  if (flex) w.empty_tagged_fields();
+  c->send(w);
+}
+
+void create_acls(RequestCore* core, const CallPtr& c, Reader& r) {
+  AclCodec in{r, c->flexible};
+  auto req = std::make_shared<cv1::CreateAclsRequest>();
+  const int32_t n = in.len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    auto* b = req->add_creations();
+    b->set_resource_type(r.i8());
+    b->set_resource_name(in.str());
+    b->set_pattern_type(r.i8());
+    b->set_principal(in.str());
+    b->set_host(in.str());
+    b->set_operation(r.i8());
+    b->set_permission_type(r.i8());
+    if (c->flexible) r.skip_tagged_fields();
+  }
+  if (c->flexible) r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed CreateAcls request");
+  core->run_admin([core, c, req] {
+    std::string message;
+    const ev1::ErrorCode e = acl_api_error(core, *c, acl::Operation::kAlter, &message);
+    cv1::CreateAclsResponse resp;
+    if (e == ev1::NONE && req->creations_size() > 0) core->create_acls(*req, &resp);
+    const bool flex = c->flexible;
+    Writer w = c->begin();
+    w.i32(0);
+    put_len(w, flex, req->creations_size());
+    for (int i = 0; i < req->creations_size(); ++i) {
+      ev1::ErrorCode ie = e;
+      std::string im = message;
+      if (ie == ev1::NONE && resp.error_code() != ev1::NONE) {
+        ie = resp.error_code();
+        im = resp.error_message();
+      } else if (ie == ev1::NONE && i < resp.results_size()) {
+        ie = resp.results(i).error_code();
+        im = resp.results(i).error_message();
+      }
+      w.i16(code(ie));
+      put_nstr(w, flex, ie, im);
+      if (flex) w.empty_tagged_fields();
+    }
+    if (flex) w.empty_tagged_fields();
+    c->send(w);
+  });
+}
+
+void delete_acls(RequestCore* core, const CallPtr& c, Reader& r) {
+  AclCodec in{r, c->flexible};
+  auto req = std::make_shared<cv1::DeleteAclsRequest>();
+  const int32_t n = in.len();
+  for (int32_t i = 0; i < n && r.ok(); ++i) {
+    *req->add_filters() = in.filter();
+    if (c->flexible) r.skip_tagged_fields();
+  }
+  if (c->flexible) r.skip_tagged_fields();
+  if (!r.ok()) return c->close("malformed DeleteAcls request");
+  core->run_admin([core, c, req] {
+    std::string message;
+    const ev1::ErrorCode e = acl_api_error(core, *c, acl::Operation::kAlter, &message);
+    cv1::DeleteAclsResponse resp;
+    if (e == ev1::NONE && req->filters_size() > 0) core->delete_acls(*req, &resp);
+    const bool flex = c->flexible;
+    Writer w = c->begin();
+    w.i32(0);
+    put_len(w, flex, req->filters_size());
+    for (int i = 0; i < req->filters_size(); ++i) {
+      ev1::ErrorCode fe = e != ev1::NONE ? e : resp.error_code();
+      std::string fm = e != ev1::NONE ? message : resp.error_message();
+      const cv1::DeleteAclsResponse::FilterResult* fr = nullptr;
+      if (fe == ev1::NONE && i < resp.filter_results_size()) {
+        fr = &resp.filter_results(i);
+        fe = fr->error_code();
+        fm = fr->error_message();
+      }
+      w.i16(code(fe));
+      put_nstr(w, flex, fe, fm);
+      put_len(w, flex, fr ? fr->matching_size() : 0);
+      if (fr) {
+        for (const auto& b : fr->matching()) {
+          w.i16(0);
+          put_nstr(w, flex, ev1::NONE, "");
+          w.i8(static_cast<int8_t>(b.resource_type()));
+          put_str(w, flex, b.resource_name());
+          w.i8(static_cast<int8_t>(b.pattern_type()));
+          put_str(w, flex, b.principal());
+          put_str(w, flex, b.host());
+          w.i8(static_cast<int8_t>(b.operation()));
+          w.i8(static_cast<int8_t>(b.permission_type()));
+          if (flex) w.empty_tagged_fields();
+        }
+      }
+      if (flex) w.empty_tagged_fields();
+    }
+    if (flex) w.empty_tagged_fields();
     c->send(w);
   });
 }
@@ -1635,6 +2099,9 @@ const std::vector<ApiRange>& supported_apis() {
       {kSaslAuthenticate, 0, 2, 2, "SaslAuthenticate"},
       {kDescribeUserScramCredentials, 0, 0, 0, "DescribeUserScramCredentials"},
       {kAlterUserScramCredentials, 0, 0, 0, "AlterUserScramCredentials"},
+      {kDescribeAcls, 1, 3, 2, "DescribeAcls"},
+      {kCreateAcls, 1, 3, 2, "CreateAcls"},
+      {kDeleteAcls, 1, 3, 2, "DeleteAcls"},
   };
   return apis;
 }
@@ -1734,6 +2201,9 @@ void KafkaApi::handle(std::string frame, const ConnectionInfo& conn, std::functi
     case kSaslAuthenticate: return sasl_authenticate(core_, c, r);
     case kDescribeUserScramCredentials: return describe_user_scram_credentials(core_, c, r);
     case kAlterUserScramCredentials: return alter_user_scram_credentials(core_, c, r);
+    case kDescribeAcls: return describe_acls(core_, c, r);
+    case kCreateAcls: return create_acls(core_, c, r);
+    case kDeleteAcls: return delete_acls(core_, c, r);
     default: return c->close("unhandled API key");
   }
 }
