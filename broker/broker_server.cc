@@ -405,8 +405,27 @@ class BrokerServer::Service final
     return grpc::Status::OK;
   }
 
-  grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext*, const bv1::FetchRequest* req,
+  // With TLS on this listener, a fetch naming a replica (a follower's) is taken only from the
+  // cluster's own principals: a forged one could move a high watermark.
+  grpc::Status check_replica_fetch(grpc::ServerContextBase* ctx, const bv1::FetchRequest& req) const {
+    if (req.replica_id() < 0 || !b_->options_.grpc_tls) return grpc::Status::OK;
+    const std::string principal = grpc_peer_principal(ctx);
+    const auto& allowed = b_->options_.cluster_principals;
+    if (!principal.empty() && std::find(allowed.begin(), allowed.end(), principal) != allowed.end()) {
+      return grpc::Status::OK;
+    }
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "replica fetches are taken only from the cluster's own principals (super.users), not " +
+                            (principal.empty() ? std::string("an unauthenticated caller") : principal));
+  }
+
+  grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext* ctx, const bv1::FetchRequest* req,
                                   bv1::FetchResponse* resp) override {
+    if (grpc::Status st = check_replica_fetch(ctx, *req); !st.ok()) {
+      auto* r = ctx->DefaultReactor();
+      r->Finish(st);
+      return r;
+    }
     auto* reactor = new CallReactor();
     auto call = std::make_shared<FetchCall>(this, req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
     reactor->keep(call);  // its budget bytes stay held until the answer is sent
@@ -629,6 +648,7 @@ class BrokerServer::Service final
     FetchRegistration waiting(b_);
     bv1::FetchRequest req;
     while (!b_->stopping() && stream->Read(&req)) {
+      if (grpc::Status st = check_replica_fetch(ctx, req); !st.ok()) return st;
       bv1::FetchResponse resp;
       fetch(ctx, &req, &resp, waiting.waiter);
       resp.set_correlation_id(req.correlation_id());
@@ -761,7 +781,7 @@ class BrokerServer::Service final
       grpc::ChannelArguments args;
       args.SetMaxReceiveMessageSize(64 << 20);
       args.SetMaxSendMessageSize(64 << 20);
-      stub = bv1::Broker::NewStub(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+      stub = bv1::Broker::NewStub(grpc::CreateCustomChannel(address, channel_credentials(b_->options_.grpc_tls), args));
     }
     return stub.get();
   }
@@ -1437,7 +1457,8 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
     if (!st.ok()) return "cannot record the broker's incarnation: " + st.error().to_string();
   }
   b->controller_ = std::make_unique<ControllerChannel>(b->options_.voters,
-                                                       [publisher] { return publisher->leader(); });
+                                                       [publisher] { return publisher->leader(); },
+                                                       channel_credentials(b->options_.controller_tls));
   BrokerServer* self = b.get();
   publisher->subscribe([self](const metadata::MetadataDelta& delta,
                               const std::shared_ptr<const MetadataImage>& image) {
@@ -1491,7 +1512,7 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
     creators.push_back(b->grpc_metrics_.interceptor_factory());
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
-  builder.AddListeningPort(b->options_.listen_address, grpc::InsecureServerCredentials(), &b->port_);
+  builder.AddListeningPort(b->options_.listen_address, server_credentials(b->options_.grpc_tls), &b->port_);
   builder.SetMaxReceiveMessageSize(64 << 20);
   // Never share the port with another process (gRPC sets SO_REUSEPORT by default): a second
   // server on it would silently take a share of the connections.
@@ -1626,7 +1647,7 @@ void BrokerServer::fetch_loop(int32_t leader) {
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
       apply_data_transport(args);
-      stub = bv1::Broker::NewStub(grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+      stub = bv1::Broker::NewStub(grpc::CreateCustomChannel(address, channel_credentials(options_.grpc_tls), args));
       stub_address = address;
     }
     bv1::FetchRequest req;

@@ -36,6 +36,7 @@
 #include "broker/group_coordinator.h"
 #include "broker/grpc_metrics.h"
 #include "broker/kafka/tls.h"
+#include "common/grpc_security.h"
 #include "broker/partition.h"
 #include "broker/request_core.h"
 #include "common/call_watchdog.h"
@@ -80,6 +81,12 @@ struct BrokerServerOptions {
   bool auto_create_topics = true;                  // auto.create.topics.enable
   std::vector<std::string> sasl_mechanisms = {"SCRAM-SHA-256", "SCRAM-SHA-512"};  // sasl.enabled.mechanisms
   kafka::TlsOptions kafka_tls;                     // ssl.* (SSL and SASL_SSL Kafka listeners)
+  // TLS on the gRPC listener (and toward other brokers' gRPC listeners), and toward the
+  // controllers; null: plaintext. With TLS on the gRPC listener, replica fetches are taken only
+  // from `cluster_principals` (super.users).
+  std::shared_ptr<const GrpcTls> grpc_tls;
+  std::shared_ptr<const GrpcTls> controller_tls;
+  std::vector<std::string> cluster_principals;
   bool authorizer_enabled = false;                 // authorizer.class.name set
   acl::AuthorizerOptions authorizer;               // super.users, allow.everyone.if.no.acl.found
   std::string rack;

@@ -3,7 +3,8 @@
 namespace gannet::broker {
 
 ControllerChannel::ControllerChannel(const std::map<int32_t, std::string>& voters,
-                                     std::function<int32_t()> leader_hint)
+                                     std::function<int32_t()> leader_hint,
+                                     std::shared_ptr<grpc::ChannelCredentials> credentials)
     : leader_hint_(std::move(leader_hint)) {
   for (const auto& [id, address] : voters) {
     grpc::ChannelArguments args;
@@ -14,7 +15,7 @@ ControllerChannel::ControllerChannel(const std::map<int32_t, std::string>& voter
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     stubs_[id] = gannet::controller::v1::Controller::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+        grpc::CreateCustomChannel(address, credentials, args));
     ids_.push_back(id);
   }
 }

@@ -25,7 +25,8 @@ class ControllerChannel {
   using Stub = gannet::controller::v1::Controller::Stub;
 
   // voters: id -> host:port; leader_hint: the quorum leader this node knows of (-1: none).
-  ControllerChannel(const std::map<int32_t, std::string>& voters, std::function<int32_t()> leader_hint);
+  ControllerChannel(const std::map<int32_t, std::string>& voters, std::function<int32_t()> leader_hint,
+                    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials());
 
   // Calls `rpc` on the active controller until it answers something other than NOT_CONTROLLER
   // (or a transport error), or until timeout_ms. Returns the last gRPC status; `resp` holds the

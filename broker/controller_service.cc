@@ -1,5 +1,6 @@
 #include "broker/controller_service.h"
 
+#include "common/grpc_security.h"
 #include "common/scram.h"
 
 #include <optional>
@@ -60,6 +61,23 @@ ErrorCode to_error_code(ApiError e) {
     case ApiError::kUnacceptableCredential: return gannet::v1::UNACCEPTABLE_CREDENTIAL;
   }
   return gannet::v1::UNKNOWN_SERVER_ERROR;
+}
+
+// With TLS on the controller listener, brokers' calls (registration, heartbeats, ISR changes,
+// producer ids) and the admin writes brokers forward are taken only from the cluster's own
+// principals (super.users): a client must go through a broker, whose front-end authorizes it.
+template <typename Resp>
+bool ControllerService::from_cluster(grpc::ServerContext* ctx, Resp* resp) const {
+  if (!security_.tls) return true;
+  const std::string principal = grpc_peer_principal(ctx);
+  if (!principal.empty() && std::find(security_.cluster_principals.begin(), security_.cluster_principals.end(),
+                                      principal) != security_.cluster_principals.end()) {
+    return true;
+  }
+  resp->set_error_code(gannet::v1::CLUSTER_AUTHORIZATION_FAILED);
+  resp->set_error_message("the controller takes this only from the cluster's own principals (super.users), not " +
+                          (principal.empty() ? std::string("an unauthenticated caller") : principal));
+  return false;
 }
 
 template <typename Resp>
@@ -159,8 +177,9 @@ Decision refused(ApiError e, std::string message) {
 
 }  // namespace
 
-grpc::Status ControllerService::CreateTopics(grpc::ServerContext*, const cv1::CreateTopicsRequest* req,
+grpc::Status ControllerService::CreateTopics(grpc::ServerContext* ctx, const cv1::CreateTopicsRequest* req,
                                              cv1::CreateTopicsResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   std::vector<ItemResult> results;
   std::set<std::string> seen;
   WriteOutcome o = write_items(
@@ -193,8 +212,9 @@ grpc::Status ControllerService::CreateTopics(grpc::ServerContext*, const cv1::Cr
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerService::DeleteTopics(grpc::ServerContext*, const cv1::DeleteTopicsRequest* req,
+grpc::Status ControllerService::DeleteTopics(grpc::ServerContext* ctx, const cv1::DeleteTopicsRequest* req,
                                              cv1::DeleteTopicsResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   std::vector<ItemResult> results;
   WriteOutcome o = write_items(
       controller_, req->names_size(),
@@ -209,8 +229,9 @@ grpc::Status ControllerService::DeleteTopics(grpc::ServerContext*, const cv1::De
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerService::CreatePartitions(grpc::ServerContext*, const cv1::CreatePartitionsRequest* req,
+grpc::Status ControllerService::CreatePartitions(grpc::ServerContext* ctx, const cv1::CreatePartitionsRequest* req,
                                                  cv1::CreatePartitionsResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   std::vector<ItemResult> results;
   WriteOutcome o = write_items(
       controller_, req->topics_size(),
@@ -231,8 +252,9 @@ grpc::Status ControllerService::CreatePartitions(grpc::ServerContext*, const cv1
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerService::AlterConfigs(grpc::ServerContext*, const cv1::AlterConfigsRequest* req,
+grpc::Status ControllerService::AlterConfigs(grpc::ServerContext* ctx, const cv1::AlterConfigsRequest* req,
                                              cv1::AlterConfigsResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   std::vector<ItemResult> results;
   WriteOutcome o = write_items(
       controller_, req->resources_size(),
@@ -252,9 +274,10 @@ grpc::Status ControllerService::AlterConfigs(grpc::ServerContext*, const cv1::Al
 }
 
 // Users in the order they first appear (deletions, then upsertions), each one item of the write.
-grpc::Status ControllerService::AlterUserScramCredentials(grpc::ServerContext*,
+grpc::Status ControllerService::AlterUserScramCredentials(grpc::ServerContext* ctx,
                                                           const cv1::AlterUserScramCredentialsRequest* req,
                                                           cv1::AlterUserScramCredentialsResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   struct UserChange {
     std::string user;
     std::vector<int32_t> deletions;
@@ -341,8 +364,9 @@ void describe_acls(const MetadataImage& image, const cv1::DescribeAclsRequest& r
   }
 }
 
-grpc::Status ControllerService::CreateAcls(grpc::ServerContext*, const cv1::CreateAclsRequest* req,
+grpc::Status ControllerService::CreateAcls(grpc::ServerContext* ctx, const cv1::CreateAclsRequest* req,
                                            cv1::CreateAclsResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   std::vector<ItemResult> results;
   WriteOutcome o = write_items(
       controller_, req->creations_size(),
@@ -360,8 +384,9 @@ grpc::Status ControllerService::CreateAcls(grpc::ServerContext*, const cv1::Crea
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerService::DeleteAcls(grpc::ServerContext*, const cv1::DeleteAclsRequest* req,
+grpc::Status ControllerService::DeleteAcls(grpc::ServerContext* ctx, const cv1::DeleteAclsRequest* req,
                                            cv1::DeleteAclsResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   std::vector<ItemResult> results;
   std::vector<std::vector<acl::Binding>> removed;
   WriteOutcome o = write_items(
@@ -452,8 +477,9 @@ grpc::Status ControllerService::DescribeConfigs(grpc::ServerContext*, const cv1:
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerService::BrokerRegistration(grpc::ServerContext*, const cv1::BrokerRegistrationRequest* req,
+grpc::Status ControllerService::BrokerRegistration(grpc::ServerContext* ctx, const cv1::BrokerRegistrationRequest* req,
                                                    cv1::BrokerRegistrationResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   const std::string& cluster = controller_->options().cluster_id;
   if (!cluster.empty() && req->cluster_id() != cluster) {
     resp->set_error_code(gannet::v1::INCONSISTENT_CLUSTER_ID);
@@ -485,8 +511,9 @@ grpc::Status ControllerService::BrokerRegistration(grpc::ServerContext*, const c
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerService::BrokerHeartbeat(grpc::ServerContext*, const cv1::BrokerHeartbeatRequest* req,
+grpc::Status ControllerService::BrokerHeartbeat(grpc::ServerContext* ctx, const cv1::BrokerHeartbeatRequest* req,
                                                 cv1::BrokerHeartbeatResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   controller_->note_heartbeat(req->broker_id());
   WriteOutcome o = controller_->write(
       [&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t now) {
@@ -515,8 +542,9 @@ grpc::Status ControllerService::BrokerHeartbeat(grpc::ServerContext*, const cv1:
   return grpc::Status::OK;
 }
 
-grpc::Status ControllerService::AlterPartition(grpc::ServerContext*, const cv1::AlterPartitionRequest* req,
+grpc::Status ControllerService::AlterPartition(grpc::ServerContext* ctx, const cv1::AlterPartitionRequest* req,
                                                cv1::AlterPartitionResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   auto stale_broker = [&](const MetadataImage& image) -> std::optional<Decision> {
     auto b = image.brokers().find(req->broker_id());
     if (b != image.brokers().end() && b->second.epoch == req->broker_epoch()) return std::nullopt;
@@ -618,8 +646,9 @@ grpc::Status ControllerService::DescribeCluster(grpc::ServerContext*, const cv1:
 // Kafka's block size: a broker asks again after giving out this many producer ids.
 constexpr int32_t kProducerIdBlock = 1000;
 
-grpc::Status ControllerService::AllocateProducerIds(grpc::ServerContext*, const cv1::AllocateProducerIdsRequest* req,
+grpc::Status ControllerService::AllocateProducerIds(grpc::ServerContext* ctx, const cv1::AllocateProducerIdsRequest* req,
                                                     cv1::AllocateProducerIdsResponse* resp) {
+  if (!from_cluster(ctx, resp)) return grpc::Status::OK;
   int64_t start = -1;
   WriteOutcome o = controller_->write([&](ControllerLogic& logic, const MetadataImage& image, int64_t, int64_t) {
     start = image.next_producer_id();

@@ -29,11 +29,18 @@ void describe_user_scram_credentials(const metadata::MetadataImage& image,
                                      const cv1::DescribeUserScramCredentialsRequest& req,
                                      cv1::DescribeUserScramCredentialsResponse* resp);
 
+// Who may call the brokers' RPCs: with TLS on the controller listener, only these principals.
+struct ControllerSecurity {
+  bool tls = false;
+  std::vector<std::string> cluster_principals;  // super.users
+};
+
 class ControllerService final : public cv1::Controller::Service {
  public:
   // voters: id -> host:port of each controller listener (for NOT_CONTROLLER hints).
-  ControllerService(metadata::QuorumController* controller, std::map<int32_t, std::string> voters)
-      : controller_(controller), voters_(std::move(voters)) {}
+  ControllerService(metadata::QuorumController* controller, std::map<int32_t, std::string> voters,
+                    ControllerSecurity security = {})
+      : controller_(controller), voters_(std::move(voters)), security_(std::move(security)) {}
 
   grpc::Status CreateTopics(grpc::ServerContext*, const cv1::CreateTopicsRequest*, cv1::CreateTopicsResponse*) override;
   grpc::Status DeleteTopics(grpc::ServerContext*, const cv1::DeleteTopicsRequest*, cv1::DeleteTopicsResponse*) override;
@@ -62,9 +69,14 @@ class ControllerService final : public cv1::Controller::Service {
   // as a whole (not controller, timed out).
   template <typename Resp>
   bool request_level(const metadata::WriteOutcome& o, Resp* resp);
+  // False (with CLUSTER_AUTHORIZATION_FAILED in `resp`) when the caller is not one of the
+  // cluster's principals and the listener has TLS.
+  template <typename Resp>
+  bool from_cluster(grpc::ServerContext* ctx, Resp* resp) const;
 
   metadata::QuorumController* const controller_;
   const std::map<int32_t, std::string> voters_;
+  const ControllerSecurity security_;
 };
 
 // Describe-configs from any node's image (controller or broker).

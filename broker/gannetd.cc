@@ -130,6 +130,30 @@ int main(int argc, char** argv) {
 
   metadata::MetadataPublisher publisher(cfg->metadata_snapshot_every_records);
 
+  // TLS on the gRPC and controller listeners (and toward them): the node's keystore is both its
+  // server certificate and its client certificate (mTLS between nodes).
+  std::shared_ptr<const GrpcTls> controller_tls, grpc_tls;
+  {
+    const bool controller_ssl = cfg->security_protocol(cfg->controller_listener_names.front()) == "SSL";
+    const bool grpc_ssl = cfg->is_broker() && cfg->security_protocol(cfg->grpc_listener()->name) == "SSL";
+    if (controller_ssl || grpc_ssl) {
+      auto tls = load_grpc_tls(cfg->ssl_keystore_location, cfg->ssl_key_password, cfg->ssl_truststore_location,
+                               "required");
+      if (!tls.ok()) {
+        std::fprintf(stderr, "gannetd: %s\n", tls.error().c_str());
+        return 2;
+      }
+      if (controller_ssl) controller_tls = *tls;
+      if (grpc_ssl) {
+        // Clients may come without a certificate unless ssl.client.auth=required; followers
+        // always present theirs.
+        auto g = std::make_shared<GrpcTls>(**tls);
+        g->client_auth = cfg->ssl_client_auth == "required" ? "required" : "requested";
+        grpc_tls = g;
+      }
+    }
+  }
+
   // The broker role: partition logs, the client listener, and (after the quorum starts)
   // registration and heartbeats.
   std::unique_ptr<broker::BrokerServer> broker_server;
@@ -161,6 +185,9 @@ int main(int argc, char** argv) {
     bo.kafka_tls.client_auth = cfg->ssl_client_auth;
     bo.kafka_tls.enabled_protocols = cfg->ssl_enabled_protocols;
     bo.kafka_tls.cipher_suites = cfg->ssl_cipher_suites;
+    bo.grpc_tls = grpc_tls;
+    bo.controller_tls = controller_tls;
+    bo.cluster_principals = cfg->super_users;
     bo.authorizer_enabled = !cfg->authorizer_class_name.empty();
     bo.authorizer.super_users = cfg->super_users;
     bo.authorizer.allow_if_no_acl = cfg->allow_everyone_if_no_acl_found;
@@ -217,7 +244,8 @@ int main(int argc, char** argv) {
     co.rebalance_interval_ms =
         cfg->auto_leader_rebalance_enable ? cfg->leader_imbalance_check_interval_seconds * 1000 : 0;
     controller = std::make_unique<metadata::QuorumController>(co, nullptr, &publisher);
-    controller_service = std::make_unique<broker::ControllerService>(controller.get(), voters);
+    controller_service = std::make_unique<broker::ControllerService>(
+        controller.get(), voters, broker::ControllerSecurity{controller_tls != nullptr, cfg->super_users});
   }
 
   raft::RaftNodeOptions o;
@@ -243,6 +271,8 @@ int main(int argc, char** argv) {
   o.fetch_max_wait_ms = std::max<int64_t>(50, cfg->controller_quorum_fetch_timeout_ms / 4);
   o.listener = &publisher;
   o.allow_append_rpc = cfg->quorum_append_rpc_enable;
+  o.tls = controller_tls;
+  o.cluster_principals = cfg->super_users;
   auto node = raft::RaftNode::start(o);
   if (!node.ok()) {
     std::fprintf(stderr, "gannetd: cannot start the quorum: %s\n", node.error().to_string().c_str());

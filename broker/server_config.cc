@@ -992,10 +992,21 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
     const std::string protocol = c.security_protocol(e.name);
     const bool kafka = std::count(c.controller_listener_names.begin(), c.controller_listener_names.end(), e.name) == 0 &&
                        std::count(c.grpc_listener_names.begin(), c.grpc_listener_names.end(), e.name) == 0;
-    if (protocol != "PLAINTEXT" && !kafka) {
+    if (protocol != "PLAINTEXT" && protocol != "SSL" && !kafka) {
       return make_error("listener " + e.name + " maps to " + protocol +
-                        " in listener.security.protocol.map, but TLS and SASL are served on Kafka listeners only "
-                        "(the gRPC and controller listeners are PLAINTEXT for now)");
+                        " in listener.security.protocol.map, but SASL is served on Kafka listeners only "
+                        "(the gRPC and controller listeners are PLAINTEXT or SSL)");
+    }
+    if (protocol == "SSL" && !kafka) {
+      if (c.ssl_truststore_location.empty()) {
+        return make_error("listener " + e.name + " is SSL: ssl.truststore.location must name the CA certificates "
+                          "the nodes' certificates are checked against (nodes authenticate each other)");
+      }
+      if (c.super_users.empty()) {
+        return make_error("listener " + e.name + " is SSL: super.users must name the nodes' own principals "
+                          "(User:<certificate subject>), the only callers the quorum, the controller and replica "
+                          "fetches answer");
+      }
     }
     if ((protocol == "SSL" || protocol == "SASL_SSL") && c.ssl_keystore_location.empty()) {
       return make_error("listener " + e.name + " is " + protocol +

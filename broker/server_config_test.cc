@@ -363,9 +363,17 @@ TEST(ServerConfig, KafkaListenersAdvertisedAndChecked) {
   // A broker needs exactly one gRPC listener.
   e = build_error(with(broker_only(), "listeners", "PLAINTEXT://:9092"));
   EXPECT_NE(e.find("exactly one listener named in grpc.listener.names"), std::string::npos) << e;
-  // TLS and SASL are on the Kafka listeners only; unknown protocols are refused.
-  e = build_error(with(broker_only(), "listener.security.protocol.map", "GRPC:SSL,PLAINTEXT:PLAINTEXT"));
-  EXPECT_NE(e.find("TLS and SASL are served on Kafka listeners only"), std::string::npos) << e;
+  // SASL is on the Kafka listeners only; an SSL gRPC listener needs a truststore and the nodes'
+  // principals; unknown protocols are refused.
+  e = build_error(with(broker_only(), "listener.security.protocol.map", "GRPC:SASL_SSL,PLAINTEXT:PLAINTEXT"));
+  EXPECT_NE(e.find("SASL is served on Kafka listeners only"), std::string::npos) << e;
+  ConfigMap ssl_grpc = with(with(broker_only(), "listener.security.protocol.map", "GRPC:SSL,PLAINTEXT:PLAINTEXT"),
+                            "ssl.keystore.location", "/k.pem");
+  e = build_error(ssl_grpc);
+  EXPECT_NE(e.find("ssl.truststore.location must name the CA"), std::string::npos) << e;
+  e = build_error(with(ssl_grpc, "ssl.truststore.location", "/ca.pem"));
+  EXPECT_NE(e.find("super.users must name the nodes' own principals"), std::string::npos) << e;
+  build_ok(with(with(ssl_grpc, "ssl.truststore.location", "/ca.pem"), "super.users", "User:CN=node"));
   e = build_error(with(broker_only(), "listener.security.protocol.map", "GRPC:PLAINTEXT,PLAINTEXT:KERBEROS"));
   EXPECT_NE(e.find("protocols are PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL"), std::string::npos) << e;
   // Followers fetch over gRPC.

@@ -1,5 +1,7 @@
 #include "raft/raft_node.h"
 
+#include "common/grpc_security.h"
+
 #include <glog/logging.h>
 #include <grpcpp/grpcpp.h>
 
@@ -112,6 +114,21 @@ class RaftNode::Service final : public v1::Quorum::Service {
   explicit Service(RaftNode* node) : node_(node) {}
 
   // The core drops fetches naming an id no node can have; the caller gets told why at once.
+  // With TLS on the quorum's listener, only the cluster's own principals (super.users) may vote,
+  // fetch the metadata log or change it: a forged fetch naming a voter would move its high
+  // watermark. Without TLS, anyone who reaches the port is trusted (docs/design-notes.md §24).
+  grpc::Status check_peer(grpc::ServerContext* ctx) const {
+    if (!node_->options_.tls) return grpc::Status::OK;
+    const auto& allowed = node_->options_.cluster_principals;
+    const std::string principal = grpc_peer_principal(ctx);
+    if (!principal.empty() && std::find(allowed.begin(), allowed.end(), principal) != allowed.end()) {
+      return grpc::Status::OK;
+    }
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "the metadata quorum answers only the cluster's own principals (super.users), not " +
+                            (principal.empty() ? std::string("an unauthenticated caller") : principal));
+  }
+
   grpc::Status check_replica(int32_t replica) const {
     if (replica >= 0 && replica <= node_->options_.max_node_id) return grpc::Status::OK;
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -119,7 +136,8 @@ class RaftNode::Service final : public v1::Quorum::Service {
                             std::to_string(node_->options_.max_node_id) + "]");
   }
 
-  grpc::Status Vote(grpc::ServerContext*, const v1::VoteRequest* req, v1::VoteResponse* resp) override {
+  grpc::Status Vote(grpc::ServerContext* ctx, const v1::VoteRequest* req, v1::VoteResponse* resp) override {
+    if (grpc::Status st = check_peer(ctx); !st.ok()) return st;
     Body out;
     if (!node_->exchange(Message{req->candidate(), node_->options_.id, from_proto(*req)}, &out, 2000)) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no answer from the quorum core");
@@ -128,19 +146,22 @@ class RaftNode::Service final : public v1::Quorum::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status BeginQuorumEpoch(grpc::ServerContext*, const v1::BeginQuorumEpochRequest* req,
+  grpc::Status BeginQuorumEpoch(grpc::ServerContext* ctx, const v1::BeginQuorumEpochRequest* req,
                                 v1::Ack*) override {
+    if (grpc::Status st = check_peer(ctx); !st.ok()) return st;
     node_->deliver(Message{req->leader(), node_->options_.id, from_proto(*req)});
     return grpc::Status::OK;
   }
 
-  grpc::Status EndQuorumEpoch(grpc::ServerContext*, const v1::EndQuorumEpochRequest* req,
+  grpc::Status EndQuorumEpoch(grpc::ServerContext* ctx, const v1::EndQuorumEpochRequest* req,
                               v1::Ack*) override {
+    if (grpc::Status st = check_peer(ctx); !st.ok()) return st;
     node_->deliver(Message{req->leader(), node_->options_.id, from_proto(*req)});
     return grpc::Status::OK;
   }
 
-  grpc::Status Fetch(grpc::ServerContext*, const v1::FetchRequest* req, v1::FetchResponse* resp) override {
+  grpc::Status Fetch(grpc::ServerContext* ctx, const v1::FetchRequest* req, v1::FetchResponse* resp) override {
+    if (grpc::Status st = check_peer(ctx); !st.ok()) return st;
     if (grpc::Status st = check_replica(req->replica()); !st.ok()) return st;
     Body out;
     if (!node_->exchange(Message{req->replica(), node_->options_.id, from_proto(*req)}, &out,
@@ -151,8 +172,9 @@ class RaftNode::Service final : public v1::Quorum::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status FetchSnapshot(grpc::ServerContext*, const v1::FetchSnapshotRequest* req,
+  grpc::Status FetchSnapshot(grpc::ServerContext* ctx, const v1::FetchSnapshotRequest* req,
                              v1::FetchSnapshotResponse* resp) override {
+    if (grpc::Status st = check_peer(ctx); !st.ok()) return st;
     if (grpc::Status st = check_replica(req->replica()); !st.ok()) return st;
     Body out;
     if (!node_->exchange(Message{req->replica(), node_->options_.id, from_proto(*req)}, &out, 2000)) {
@@ -162,7 +184,8 @@ class RaftNode::Service final : public v1::Quorum::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Append(grpc::ServerContext*, const v1::AppendRequest* req, v1::AppendResponse* resp) override {
+  grpc::Status Append(grpc::ServerContext* ctx, const v1::AppendRequest* req, v1::AppendResponse* resp) override {
+    if (grpc::Status st = check_peer(ctx); !st.ok()) return st;
     if (!node_->options_.allow_append_rpc) {
       // Raw records would bypass the controller's validation of metadata.
       resp->set_error(gannet::v1::INVALID_REQUEST);
@@ -249,7 +272,7 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
 
   node->service_ = std::make_unique<Service>(node.get());
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.listen_address, grpc::InsecureServerCredentials(), &node->port_);
+  builder.AddListeningPort(o.listen_address, server_credentials(o.tls), &node->port_);
   builder.SetMaxReceiveMessageSize(kMaxRpcBytes);
   // Never share the port with another process (gRPC sets SO_REUSEPORT by default): a second
   // server on it would silently take a share of the connections.
@@ -274,7 +297,7 @@ storage::Result<std::unique_ptr<RaftNode>> RaftNode::start(RaftNodeOptions optio
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     peer->stub = v1::Quorum::NewStub(
-        grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args));
+        grpc::CreateCustomChannel(addr, channel_credentials(o.tls), args));
     Peer* p = peer.get();
     RaftNode* self = node.get();
     const int64_t wait = o.fetch_max_wait_ms;

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/grpc_security.h"
 #include "raft/raft_core.h"
 #include "raft/raft_store.h"
 
@@ -58,6 +59,10 @@ struct RaftNodeOptions {
   bool allow_append_rpc = true;
   // More gRPC services to serve on listen_address (the controller API); must outlive the node.
   std::vector<grpc::Service*> services;
+  // TLS on listen_address and toward the other voters (mTLS); null: plaintext. With TLS, the
+  // quorum's RPCs (other than DescribeQuorum) are answered only for `cluster_principals`.
+  std::shared_ptr<const GrpcTls> tls;
+  std::vector<std::string> cluster_principals;
 };
 
 struct AppendOutcome {

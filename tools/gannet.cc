@@ -60,6 +60,7 @@
 #include "broker/meta_properties.h"
 #include "broker/server_config.h"
 #include "common/acl.h"
+#include "common/grpc_security.h"
 #include "common/result.h"
 #include "common/scram.h"
 #include "proto/broker.grpc.pb.h"
@@ -148,7 +149,10 @@ constexpr const char* kClusterFlagsHelp =
     "  Every topic and cluster command also takes:\n"
     "    --bootstrap-server HOST:PORT[,HOST:PORT...]  brokers to try in order (required)\n"
     "    --timeout-ms N                               request timeout (default 30000)\n"
-    "    --output text|json                           output format (default text)\n";
+    "    --output text|json                           output format (default text)\n"
+    "    --command-config FILE                        client properties: security.protocol=SSL,\n"
+    "                                                 ssl.truststore.location, ssl.keystore.location,\n"
+    "                                                 ssl.key.password (TLS to the gRPC listeners)\n";
 
 // "gannet GROUP NAME SYNOPSIS", with the cluster flags when `cluster_flags` and it takes them.
 std::string synopsis(const Command& c, bool cluster_flags) {
@@ -220,9 +224,46 @@ struct ClusterOptions {
   bool json = false;
 };
 
+// How the CLI dials the cluster: plaintext, or TLS from --command-config's Kafka client keys
+// (security.protocol=SSL, ssl.truststore.location, ssl.keystore.location, ssl.key.password).
+std::shared_ptr<grpc::ChannelCredentials>& credentials() {
+  static std::shared_ptr<grpc::ChannelCredentials> c = grpc::InsecureChannelCredentials();
+  return c;
+}
+
+Result<bool> load_command_config(const Args& a) {
+  auto path = a.last("command-config");
+  if (!path) return true;
+  auto props = gannet::broker::load_properties_file(*path);
+  if (!props.ok()) return "--command-config " + *path + ": " + props.error().message;
+  auto get = [&](const char* k) {
+    auto it = props->find(k);
+    return it == props->end() ? std::string() : it->second;
+  };
+  const std::string protocol = get("security.protocol");
+  if (protocol.empty() || protocol == "PLAINTEXT") return true;
+  if (protocol != "SSL") return "--command-config: security.protocol " + protocol + ": PLAINTEXT or SSL (gRPC)";
+  const std::string keystore = get("ssl.keystore.location"), truststore = get("ssl.truststore.location");
+  if (truststore.empty()) return std::string("--command-config: ssl.truststore.location is required with SSL");
+  if (keystore.empty()) {
+    std::ifstream in(truststore);
+    if (!in) return "ssl.truststore.location=" + truststore + ": cannot read the file";
+    std::string ca((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    grpc::SslCredentialsOptions so;
+    so.pem_root_certs = ca;
+    credentials() = grpc::SslCredentials(so);
+    return true;
+  }
+  auto tls = gannet::load_grpc_tls(keystore, get("ssl.key.password"), truststore, "required");
+  if (!tls.ok()) return "--command-config: " + tls.error();
+  credentials() = gannet::channel_credentials(*tls);
+  return true;
+}
+
 // The cluster flags of `a`; the error is a usage message.
 gannet::Result<ClusterOptions, std::string> cluster_options(const Args& a) {
   ClusterOptions o;
+  if (auto loaded = load_command_config(a); !loaded.ok()) return loaded.error();
   auto servers = a.last("bootstrap-server");
   if (!servers) return std::string("--bootstrap-server is required");
   for (const std::string& s : split(*servers, ',')) {
@@ -251,7 +292,7 @@ bool call_cluster(const ClusterOptions& o, Call call, Resp* resp) {
   std::vector<std::string> tried;
   for (const std::string& address : o.addresses) {
     auto stub =
-        bv1::Broker::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+        bv1::Broker::NewStub(grpc::CreateChannel(address, credentials()));
     grpc::ClientContext ctx;
     const int64_t deadline_ms = int64_t{o.timeout_ms} + std::min(o.timeout_ms, kDeadlineGraceMs);
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
@@ -1287,7 +1328,7 @@ int storage_random_uuid(const Args& a) {
 // ---- Quorum -------------------------------------------------------------------------------------
 
 std::unique_ptr<Quorum::Stub> quorum_stub(const std::string& address) {
-  return Quorum::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  return Quorum::NewStub(grpc::CreateChannel(address, credentials()));
 }
 
 bool describe_quorum(const std::string& address, gannet::raft::v1::DescribeQuorumResponse* out,
@@ -1306,6 +1347,7 @@ void replica_json(Json& j, const gannet::raft::v1::ReplicaState& r) {
 
 int quorum_status(const Args& a) {
   const Command* c = find_command("quorum", "status");
+  if (auto loaded = load_command_config(a); !loaded.ok()) return usage_error(loaded.error(), c);
   auto address = a.last("bootstrap-controller");
   if (!address) return usage_error("--bootstrap-controller is required", c);
   if (!a.operands().empty()) return usage_error("quorum status takes no operands", c);
@@ -1354,6 +1396,7 @@ int quorum_status(const Args& a) {
 
 int quorum_append(const Args& a) {
   const Command* c = find_command("quorum", "append");
+  if (auto loaded = load_command_config(a); !loaded.ok()) return usage_error(loaded.error(), c);
   auto bootstrap = a.last("bootstrap-controller");
   if (!bootstrap) return usage_error("--bootstrap-controller is required", c);
   auto records = a.operands();
@@ -1429,9 +1472,9 @@ const std::vector<Command>& commands() {
        true, {"topic", "group", "transactional-id", "cluster", "resource-pattern-type", "principal", "host", "operation"},
        acl_remove},
       {"quorum", "status", "--bootstrap-controller HOST:PORT [--output text|json]", false,
-       {"bootstrap-controller", "output"}, quorum_status},
+       {"bootstrap-controller", "output", "command-config"}, quorum_status},
       {"quorum", "append", "--bootstrap-controller HOST:PORT [--timeout-ms N] RECORD...", false,
-       {"bootstrap-controller", "timeout-ms"}, quorum_append},
+       {"bootstrap-controller", "timeout-ms", "command-config"}, quorum_append},
       {"storage", "format",
        "--cluster-id ID --config FILE [--override KEY=VALUE]... [--ignore-formatted]", false,
        {"cluster-id", "config", "override", "ignore-formatted"}, storage_format},
@@ -1488,7 +1531,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   for (const auto& [flag, values] : a.flags) {
-    bool cluster_flag = flag == "bootstrap-server" || flag == "timeout-ms" || flag == "output";
+    bool cluster_flag = flag == "bootstrap-server" || flag == "timeout-ms" || flag == "output" || flag == "command-config";
     if (!c->flags.count(flag) && !(c->cluster && cluster_flag)) {
       return usage_error(std::string(c->group) + " " + c->name + " does not take --" + flag, c);
     }
