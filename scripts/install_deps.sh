@@ -31,6 +31,9 @@ PACKAGES=(
   python3-protobuf
   # promtool checks the /metrics exposition (tests/metrics_test.cc).
   prometheus
+  # TLS and SCRAM (OpenSSL 3); the openssl tool makes the security tests' certificates.
+  libssl-dev
+  openssl
 )
 
 # Node.js and npm run kafkajs; Debian's packages when the machine has none of its own.
