@@ -1512,7 +1512,15 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
     creators.push_back(b->grpc_metrics_.interceptor_factory());
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
-  builder.AddListeningPort(b->options_.listen_address, server_credentials(b->options_.grpc_tls), &b->port_);
+  // With ACLs on, the gRPC client API (which does not check ACLs yet) answers only the cluster's
+  // own principals; everyone else uses the Kafka listeners, where every request is authorized.
+  std::shared_ptr<grpc::AuthMetadataProcessor> gate;
+  if (b->options_.authorizer_enabled) {
+    gate = only_principals(b->options_.cluster_principals,
+                           "with authorizer.class.name set, the gRPC listener answers only super.users; "
+                           "other principals use the Kafka listeners, where ACLs apply");
+  }
+  builder.AddListeningPort(b->options_.listen_address, server_credentials(b->options_.grpc_tls, gate), &b->port_);
   builder.SetMaxReceiveMessageSize(64 << 20);
   // Never share the port with another process (gRPC sets SO_REUSEPORT by default): a second
   // server on it would silently take a share of the connections.

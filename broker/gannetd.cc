@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
 
   std::map<int32_t, std::string> voters;
   for (const auto& v : cfg->quorum_voters) voters[v.id] = v.address();
+  for (const std::string& w : cfg->security_warnings()) LOG(WARNING) << w;
   // Every key is read and checked by ServerConfig; what is left in `extra` is unknown here.
   for (const auto& [key, value] : cfg->extra) {
     LOG(WARNING) << "unknown config " << key << "=" << value << " (ignored; misspelled?)";

@@ -1026,6 +1026,31 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
   return c;
 }
 
+std::vector<std::string> ServerConfig::security_warnings() const {
+  std::vector<std::string> out;
+  auto loopback = [](const std::string& host) {
+    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  };
+  for (const Endpoint& e : listeners) {
+    const std::string protocol = security_protocol(e.name);
+    const bool kafka = std::count(controller_listener_names.begin(), controller_listener_names.end(), e.name) == 0 &&
+                       std::count(grpc_listener_names.begin(), grpc_listener_names.end(), e.name) == 0;
+    const bool authenticated = protocol == "SASL_PLAINTEXT" || protocol == "SASL_SSL" ||
+                               (protocol == "SSL" && (!kafka || ssl_client_auth == "required"));
+    if (!authenticated && !loopback(e.host)) {
+      out.push_back("listener " + e.name + " (" + protocol + ") on " + (e.host.empty() ? "every interface" : e.host) +
+                    ":" + std::to_string(e.port) +
+                    " authenticates nobody: anyone who reaches it may use it (see the README's \"Securing a cluster\")");
+    }
+    if (!authorizer_class_name.empty() && !kafka && protocol == "PLAINTEXT" &&
+        std::count(grpc_listener_names.begin(), grpc_listener_names.end(), e.name) > 0) {
+      out.push_back("authorizer.class.name is set but gRPC listener " + e.name +
+                    " is PLAINTEXT: its callers are not authorized, so they bypass the ACLs (map it to SSL)");
+    }
+  }
+  return out;
+}
+
 std::string ServerConfig::security_protocol(const std::string& listener) const {
   auto it = listener_security_protocol_map.find(listener);
   return it == listener_security_protocol_map.end() ? "PLAINTEXT" : it->second;

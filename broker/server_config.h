@@ -229,6 +229,10 @@ struct ServerConfig {
   bool is_controller() const;
   // The security protocol listener `name` maps to (PLAINTEXT when the map does not name it).
   std::string security_protocol(const std::string& listener) const;
+  // What gannetd warns about at start: a listener on a non-loopback address where nobody
+  // authenticates (PLAINTEXT, or a Kafka SSL listener without ssl.client.auth=required), and a
+  // PLAINTEXT gRPC listener while ACLs are on (it would bypass them).
+  std::vector<std::string> security_warnings() const;
   // The listener called `name` (case-insensitive), if any.
   std::optional<Endpoint> listener(std::string_view name) const;
   // The listeners clients and follower brokers use: those not named in controller_listener_names.

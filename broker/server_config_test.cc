@@ -412,6 +412,23 @@ TEST(ServerConfig, SecurityKeys) {
   }
 }
 
+// Listeners nobody authenticates on, off loopback, are warned about; so is a PLAINTEXT gRPC
+// listener beside ACLs.
+TEST(ServerConfig, SecurityWarnings) {
+  ServerConfig local = build_ok(with(broker_only(), "listeners", "PLAINTEXT://127.0.0.1:9092,GRPC://127.0.0.1:9192"));
+  EXPECT_TRUE(local.security_warnings().empty());
+  ServerConfig open = build_ok(with(broker_only(), "listeners", "PLAINTEXT://:9092,GRPC://10.0.0.1:9192"));
+  ASSERT_EQ(open.security_warnings().size(), 2u);
+  EXPECT_NE(open.security_warnings()[0].find("PLAINTEXT (PLAINTEXT) on every interface:9092 authenticates nobody"),
+            std::string::npos) << open.security_warnings()[0];
+  ConfigMap m = with(broker_only(), "listeners", "SASL_SSL://10.0.0.1:9093,GRPC://127.0.0.1:9192");
+  m["ssl.keystore.location"] = "/k.pem";
+  m["authorizer.class.name"] = "x";
+  ServerConfig acl = build_ok(m);
+  ASSERT_EQ(acl.security_warnings().size(), 1u);
+  EXPECT_NE(acl.security_warnings()[0].find("bypass the ACLs"), std::string::npos);
+}
+
 TEST(ServerConfig, EveryRequiredKeyMissing) {
   for (const ConfigMap& base : {combined(), broker_only(), controller_only()}) {
     for (const char* key :
