@@ -13,6 +13,10 @@
 //    acks=all RF=3, beside the machine's blocking TCP round trip.
 //  - idle: 10,000 connections to one broker, each after one ApiVersions: the broker's threads
 //    and its resident memory per connection.
+//  - security: librdkafka produce and consume through an SSL listener beside the PLAINTEXT one
+//    (same records, same run) and the machine's AES-GCM rate; the cost of a connection's TLS
+//    handshake and of its SASL SCRAM-SHA-512 / PLAIN authentication beside a plain connection's
+//    first answer.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,6 +26,9 @@
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,11 +37,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
+#include "common/scram.h"
 #include "storage/record_batch.h"
 #include "testing/bench_harness.h"
 #include "testing/cli_harness.h"
@@ -203,13 +212,17 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
 }
 
 // Records/s of librdkafka producing n records of `size` bytes, keyless, to `topic`.
-double rdkafka_produce(const std::string& bootstrap, const std::string& topic, int64_t n, size_t size, const char* acks) {
-  rd_kafka_conf_t* c = conf({{"bootstrap.servers", bootstrap},
-                             {"acks", acks},
-                             {"linger.ms", "5"},
-                             {"batch.size", "1000000"},
-                             {"queue.buffering.max.kbytes", "1048576"},
-                             {"queue.buffering.max.messages", "1000000"}});
+using Kv = std::vector<std::pair<std::string, std::string>>;
+double rdkafka_produce(const std::string& bootstrap, const std::string& topic, int64_t n, size_t size, const char* acks,
+                       Kv extra = {}) {
+  Kv kv = {{"bootstrap.servers", bootstrap},
+           {"acks", acks},
+           {"linger.ms", "5"},
+           {"batch.size", "1000000"},
+           {"queue.buffering.max.kbytes", "1048576"},
+           {"queue.buffering.max.messages", "1000000"}};
+  kv.insert(kv.end(), extra.begin(), extra.end());
+  rd_kafka_conf_t* c = conf(kv);
   rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
@@ -233,11 +246,13 @@ double rdkafka_produce(const std::string& bootstrap, const std::string& topic, i
 
 // Records/s of a librdkafka consumer reading `partitions` of `topic` from the beginning until
 // `n` records (no group).
-double rdkafka_consume(const std::string& bootstrap, const std::string& topic, int partitions, int64_t n) {
-  rd_kafka_conf_t* c = conf({{"bootstrap.servers", bootstrap}, {"group.id", "kafka-bench"},
-                             {"enable.auto.commit", "false"}, {"fetch.max.bytes", "52428800"},
-                             {"max.partition.fetch.bytes", "8388608"}, {"queued.max.messages.kbytes", "262144"},
-                             {"queued.min.messages", "1000000"}});
+double rdkafka_consume(const std::string& bootstrap, const std::string& topic, int partitions, int64_t n, Kv extra = {}) {
+  Kv kv = {{"bootstrap.servers", bootstrap}, {"group.id", "kafka-bench"},
+           {"enable.auto.commit", "false"}, {"fetch.max.bytes", "52428800"},
+           {"max.partition.fetch.bytes", "8388608"}, {"queued.max.messages.kbytes", "262144"},
+           {"queued.min.messages", "1000000"}};
+  kv.insert(kv.end(), extra.begin(), extra.end());
+  rd_kafka_conf_t* c = conf(kv);
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
   rd_kafka_poll_set_consumer(rk);
@@ -262,6 +277,99 @@ double rdkafka_consume(const std::string& bootstrap, const std::string& topic, i
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
   return static_cast<double>(got) / secs;
+}
+
+// ---- Security --------------------------------------------------------------------------------------
+
+// The machine's AES-128-GCM encryption rate (what TLS's bulk cost is bounded by): bytes/s.
+double aes_gcm_rate() {
+  std::string in(16 << 20, 'x'), out(in.size() + 64, '\0');
+  unsigned char key[16] = {1}, iv[12] = {2};
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  const auto t0 = Clock::now();
+  uint64_t done = 0;
+  while (secs_since(t0) < 1.0) {
+    int n = 0;
+    EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), nullptr, key, iv);
+    EVP_EncryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &n,
+                      reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+    done += in.size();
+  }
+  const double secs = secs_since(t0);
+  EVP_CIPHER_CTX_free(ctx);
+  return static_cast<double>(done) / secs;
+}
+
+// Mean microseconds to connect and finish a TLS handshake with the SSL listener on `port`.
+double tls_handshake_us(int port, const std::string& ca, int n) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  const auto t0 = Clock::now();
+  int ok = 0;
+  for (int i = 0; i < n; ++i) {
+    int fd = dial(port);
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) == 1) ++ok;
+    SSL_free(ssl);
+    ::close(fd);
+  }
+  const double us = secs_since(t0) * 1e6 / n;
+  SSL_CTX_free(ctx);
+  if (ok != n) std::fprintf(stderr, "kafka_bench: %d of %d TLS handshakes failed\n", n - ok, n);
+  return us;
+}
+
+// Mean microseconds for a new connection to authenticate with SASL `mechanism` on `port`
+// (SaslHandshake v1 and SaslAuthenticate v1, one request at a time), or, with an empty mechanism,
+// to get its first ApiVersions answer.
+double sasl_connection_us(int port, const std::string& mechanism, const std::string& user, const std::string& password,
+                          int n) {
+  auto authenticate = [](int fd, int32_t corr, const std::string& token, std::string* buf) -> std::optional<std::string> {
+    std::string body;
+    testing::kafka_wire::put32(body, static_cast<int32_t>(token.size()));
+    body += token;
+    if (!write_all(fd, testing::kafka_wire::frame(36, 1, corr, body)) || !read_answer(fd, buf)) return std::nullopt;
+    // correlation(4) error(2) message(2+) bytes(4+)
+    const char* p = buf->data() + 4;
+    if (buf->size() < 12 || p[0] != 0 || p[1] != 0) return std::nullopt;
+    const int16_t ml = static_cast<int16_t>((static_cast<uint8_t>(p[2]) << 8) | static_cast<uint8_t>(p[3]));
+    const size_t at = 8 + (ml > 0 ? ml : 0);
+    if (buf->size() < at + 4) return std::nullopt;
+    const uint32_t bl = get32(buf->data() + at);
+    return buf->substr(at + 4, bl);
+  };
+  std::string buf;
+  int ok = 0;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    int fd = dial(port);
+    if (fd < 0) continue;
+    bool good = false;
+    if (mechanism.empty()) {
+      good = write_all(fd, testing::kafka_wire::frame(18, 0, 1, "")) && read_answer(fd, &buf);
+    } else {
+      std::string hs;
+      testing::kafka_wire::put_str(hs, mechanism);
+      if (write_all(fd, testing::kafka_wire::frame(17, 1, 1, hs)) && read_answer(fd, &buf)) {
+        if (mechanism == "PLAIN") {
+          good = authenticate(fd, 2, std::string("\0", 1) + user + std::string("\0", 1) + password, &buf).has_value();
+        } else {
+          scram::ScramClient client(scram::mechanism_from_name(mechanism), user, password);
+          auto first = authenticate(fd, 2, client.client_first(), &buf);
+          auto fin = first ? client.client_final(*first) : std::nullopt;
+          auto last = fin ? authenticate(fd, 3, *fin, &buf) : std::nullopt;
+          good = last && client.server_final(*last);
+        }
+      }
+    }
+    ok += good ? 1 : 0;
+    ::close(fd);
+  }
+  const double us = secs_since(t0) * 1e6 / n;
+  if (ok != n) std::fprintf(stderr, "kafka_bench: %d of %d %s connections failed\n", n - ok, n, mechanism.c_str());
+  return us;
 }
 
 // `gannet perf produce` (gRPC, our C++ client): records/s.
@@ -386,7 +494,24 @@ int run(int argc, char** argv) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   setenv("TEST_TMPDIR", dir.c_str(), 1);
-  testing::Cluster c(3, "log.retention.check.interval.ms=5000\n");
+  // A CA and the brokers' certificate, for the SSL and SASL listeners of the security phase.
+  const std::string certs = dir + "/certs";
+  std::filesystem::create_directories(certs);
+  const std::string make_certs =
+      "set -e; cd " + certs + "; "
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null; "
+      "openssl req -newkey rsa:2048 -nodes -keyout b.key -out b.csr -subj /CN=localhost 2>/dev/null; "
+      "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext; "
+      "openssl x509 -req -in b.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out b.crt -days 2 -extfile san.ext 2>/dev/null; "
+      "cat b.key b.crt > broker.pem";
+  if (std::system(("bash -c " + testing::shell_quote(make_certs)).c_str()) != 0) {
+    std::fprintf(stderr, "kafka_bench: openssl could not make the certificates\n");
+    return 1;
+  }
+  testing::Cluster c(3,
+                     "log.retention.check.interval.ms=5000\nsasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN\n"
+                     "ssl.keystore.location=" + certs + "/broker.pem\nssl.truststore.location=" + certs + "/ca.pem\n",
+                     0, {"SSL", "SASL_PLAINTEXT"});
   c.start_all();
   if (!c.wait_unfenced({1, 2, 3}, std::chrono::seconds(60))) {
     std::fprintf(stderr, "kafka_bench: the cluster did not come up\n");
@@ -399,6 +524,8 @@ int run(int argc, char** argv) {
   c.create("zc", 3, 1);
   c.create("lat1", 1, 1);
   c.create("lat3", 1, 3, {{"min.insync.replicas", "2"}});
+  c.create("sec-plain", 3, 1);
+  c.create("sec-tls", 3, 1);
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const std::string kb = c.kafka_bootstrap();
   std::fprintf(text_out, "kafka_bench: 3 combined nodes on loopback; clients in this process (2 cores shared)\n");
@@ -494,6 +621,35 @@ int run(int argc, char** argv) {
     auto [a3p50, a3p99] = produce_latency(c.kafka_port(leader_of("lat3")), "lat3", -1, 5000);
     figure("1 Produce in flight, acks=all RF=3 p50", a3p50, "us");
     figure("1 Produce in flight, acks=all RF=3 p99", a3p99, "us");
+  }
+  if (want("security")) {
+    const Kv tls = {{"security.protocol", "SSL"}, {"ssl.ca.location", certs + "/ca.pem"}};
+    const int64_t n = records / 2;
+    const double aes = aes_gcm_rate();
+    const double pp = rdkafka_produce(kb, "sec-plain", n, 1024, "1");
+    const double tp = rdkafka_produce(c.kafka_bootstrap("SSL"), "sec-tls", n, 1024, "1", tls);
+    figure("machine: AES-128-GCM encryption, one core", aes / 1e6, "MB/s");
+    figure("librdkafka produce 1 KiB acks=1 RF=1, PLAINTEXT listener", pp * 1024 / 1e6, "MB/s");
+    figure("librdkafka produce 1 KiB acks=1 RF=1, SSL listener", tp * 1024 / 1e6, "MB/s");
+    figure("  TLS / plaintext", tp / pp, "x");
+    const double pc = rdkafka_consume(kb, "sec-plain", 3, n);
+    const double tc = rdkafka_consume(c.kafka_bootstrap("SSL"), "sec-tls", 3, n, tls);
+    figure("librdkafka consume 1 KiB, PLAINTEXT listener", pc * 1024 / 1e6, "MB/s");
+    figure("librdkafka consume 1 KiB, SSL listener (no sendfile: read and encrypted)", tc * 1024 / 1e6, "MB/s");
+    figure("  TLS / plaintext", tc / pc, "x");
+    auto u = testing::gannet_cli({"user", "create", "bench", "--password", "bench-pw", "--mechanism", "SCRAM-SHA-512",
+                                  "--bootstrap-server", c.bootstrap()});
+    if (u.code != 0) std::fprintf(stderr, "kafka_bench: gannet user create failed:%s\n", u.dump().c_str());
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    const int kConns = 300;
+    const double plain_us = sasl_connection_us(c.kafka_port(1), "", "", "", kConns);
+    const double tls_us = tls_handshake_us(c.kafka_port(1, "SSL"), certs + "/ca.pem", kConns);
+    const double scram_us = sasl_connection_us(c.kafka_port(1, "SASL_PLAINTEXT"), "SCRAM-SHA-512", "bench", "bench-pw", kConns);
+    const double plain_sasl_us = sasl_connection_us(c.kafka_port(1, "SASL_PLAINTEXT"), "PLAIN", "bench", "bench-pw", kConns);
+    figure("new connection + first answer (ApiVersions), PLAINTEXT", plain_us, "us");
+    figure("new connection + TLS handshake (TLS 1.3, RSA-2048)", tls_us, "us");
+    figure("new connection + SASL SCRAM-SHA-512 (4096 iterations)", scram_us, "us");
+    figure("new connection + SASL PLAIN (checked against SCRAM-SHA-512)", plain_sasl_us, "us");
   }
   if (text_out == stderr) testing::print_figures_json(figures);
   return 0;
