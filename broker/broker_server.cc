@@ -1,5 +1,7 @@
 #include "broker/broker_server.h"
 
+#include "common/acl.h"
+
 #include "broker/kafka/listener.h"
 
 #include <signal.h>
@@ -135,73 +137,178 @@ class BrokerServer::Service final
     return reactor;
   }
 
+  // ---- Authorization (ACLs) on the gRPC API --------------------------------------------------
+  // The caller is User:<subject> of its verified certificate (a TLS listener), else
+  // User:ANONYMOUS; each method checks Kafka's operation for it (docs/kafka.md's table) before
+  // any work. A refusal is PERMISSION_DENIED naming Kafka's error and the resource; a request
+  // naming several resources is refused whole if any is refused (Metadata, ListGroups and
+  // DescribeConfigs of "everything" leave out what the caller may not describe).
+  std::string principal(const grpc::ServerContextBase* ctx) const {
+    std::string p = grpc_peer_principal(ctx);
+    return p.empty() ? "User:ANONYMOUS" : p;
+  }
+  bool may(const grpc::ServerContextBase* ctx, acl::Operation op, acl::ResourceType type, const std::string& name) const {
+    if (!b_->options_.authorizer_enabled) return true;
+    return b_->authorize(principal(ctx), peer_host(const_cast<grpc::ServerContextBase*>(ctx)->peer()), op, type, name);
+  }
+  grpc::Status allow(const grpc::ServerContextBase* ctx, acl::Operation op, acl::ResourceType type,
+                     const std::string& name) const {
+    if (may(ctx, op, type, name)) return grpc::Status::OK;
+    const char* error = type == acl::ResourceType::kTopic   ? "TOPIC_AUTHORIZATION_FAILED"
+                        : type == acl::ResourceType::kGroup ? "GROUP_AUTHORIZATION_FAILED"
+                                                            : "CLUSTER_AUTHORIZATION_FAILED";
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, std::string(error) + ": " + principal(ctx) + " may not " +
+                                                                 acl::name_of(op) + " " + acl::name_of(type) + " " + name);
+  }
+  grpc::Status allow_cluster(const grpc::ServerContextBase* ctx, acl::Operation op) const {
+    return allow(ctx, op, acl::ResourceType::kCluster, acl::kClusterName);
+  }
+  template <typename Names>
+  grpc::Status allow_each(const grpc::ServerContextBase* ctx, acl::Operation op, acl::ResourceType type,
+                          const Names& names) const {
+    for (const auto& n : names) {
+      if (grpc::Status st = allow(ctx, op, type, n); !st.ok()) return st;
+    }
+    return grpc::Status::OK;
+  }
+  template <typename Partitions>
+  grpc::Status allow_topics_of(const grpc::ServerContextBase* ctx, acl::Operation op, const Partitions& parts) const {
+    for (const auto& p : parts) {
+      if (grpc::Status st = allow(ctx, op, acl::ResourceType::kTopic, p.topic()); !st.ok()) return st;
+    }
+    return grpc::Status::OK;
+  }
+  static grpc::ServerUnaryReactor* refuse(grpc::CallbackServerContext* ctx, grpc::Status st) {
+    auto* r = ctx->DefaultReactor();
+    r->Finish(std::move(st));
+    return r;
+  }
+
   grpc::ServerUnaryReactor* Metadata(grpc::CallbackServerContext* ctx, const bv1::MetadataRequest* req,
                                      bv1::MetadataResponse* resp) override {
-    return answer_now(ctx, &Service::Metadata_now, req, resp);
+    Metadata_now(req, resp);
+    auto* topics = resp->mutable_topics();
+    for (int i = topics->size() - 1; i >= 0; --i) {
+      if (may(ctx, acl::Operation::kDescribe, acl::ResourceType::kTopic, topics->Get(i).name())) continue;
+      if (req->topics_size() == 0) {
+        topics->DeleteSubrange(i, 1);
+      } else {
+        topics->Mutable(i)->set_error_code(gannet::v1::TOPIC_AUTHORIZATION_FAILED);
+        topics->Mutable(i)->clear_partitions();
+        topics->Mutable(i)->clear_configs();
+      }
+    }
+    auto* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
   }
   grpc::Status Metadata_now(const bv1::MetadataRequest* req, bv1::MetadataResponse* resp) {
     b_->metadata(*req, b_->options_.listener_name, /*only_with_listener=*/false, resp);
     return grpc::Status::OK;
   }
 
-  grpc::Status CreateTopics(grpc::ServerContext*, const cv1::CreateTopicsRequest* req,
+  grpc::Status CreateTopics(grpc::ServerContext* ctx, const cv1::CreateTopicsRequest* req,
                             cv1::CreateTopicsResponse* resp) override {
+    if (grpc::Status st = [&] {
+      for (const auto& t : req->topics()) {
+        if (!may(ctx, acl::Operation::kCreate, acl::ResourceType::kCluster, acl::kClusterName)) {
+          if (grpc::Status st = allow(ctx, acl::Operation::kCreate, acl::ResourceType::kTopic, t.name()); !st.ok()) return st;
+        }
+      }
+      return grpc::Status::OK;
+    }(); !st.ok()) return st;
     return forward(&ControllerChannel::Stub::CreateTopics, *req, resp);
   }
-  grpc::Status DeleteTopics(grpc::ServerContext*, const cv1::DeleteTopicsRequest* req,
+  grpc::Status DeleteTopics(grpc::ServerContext* ctx, const cv1::DeleteTopicsRequest* req,
                             cv1::DeleteTopicsResponse* resp) override {
+    if (grpc::Status st = allow_each(ctx, acl::Operation::kDelete, acl::ResourceType::kTopic, req->names()); !st.ok()) return st;
     return forward(&ControllerChannel::Stub::DeleteTopics, *req, resp);
   }
-  grpc::Status CreatePartitions(grpc::ServerContext*, const cv1::CreatePartitionsRequest* req,
+  grpc::Status CreatePartitions(grpc::ServerContext* ctx, const cv1::CreatePartitionsRequest* req,
                                 cv1::CreatePartitionsResponse* resp) override {
+    if (grpc::Status st = [&] {
+      for (const auto& t : req->topics()) {
+        if (grpc::Status st = allow(ctx, acl::Operation::kAlter, acl::ResourceType::kTopic, t.name()); !st.ok()) return st;
+      }
+      return grpc::Status::OK;
+    }(); !st.ok()) return st;
     return forward(&ControllerChannel::Stub::CreatePartitions, *req, resp);
   }
-  grpc::Status AlterConfigs(grpc::ServerContext*, const cv1::AlterConfigsRequest* req,
+  grpc::Status AlterConfigs(grpc::ServerContext* ctx, const cv1::AlterConfigsRequest* req,
                             cv1::AlterConfigsResponse* resp) override {
+    if (grpc::Status st = [&] {
+      for (const auto& r : req->resources()) {
+        if (grpc::Status st = allow(ctx, acl::Operation::kAlterConfigs, acl::ResourceType::kTopic, r.topic()); !st.ok()) return st;
+      }
+      return grpc::Status::OK;
+    }(); !st.ok()) return st;
     return forward(&ControllerChannel::Stub::AlterConfigs, *req, resp);
   }
-  grpc::Status AlterUserScramCredentials(grpc::ServerContext*, const cv1::AlterUserScramCredentialsRequest* req,
+  grpc::Status AlterUserScramCredentials(grpc::ServerContext* ctx, const cv1::AlterUserScramCredentialsRequest* req,
                                          cv1::AlterUserScramCredentialsResponse* resp) override {
+    if (grpc::Status st = allow_cluster(ctx, acl::Operation::kAlter); !st.ok()) return st;
     return forward(&ControllerChannel::Stub::AlterUserScramCredentials, *req, resp);
   }
-  grpc::Status DescribeUserScramCredentials(grpc::ServerContext*, const cv1::DescribeUserScramCredentialsRequest* req,
+  grpc::Status DescribeUserScramCredentials(grpc::ServerContext* ctx, const cv1::DescribeUserScramCredentialsRequest* req,
                                             cv1::DescribeUserScramCredentialsResponse* resp) override {
+    if (grpc::Status st = allow_cluster(ctx, acl::Operation::kDescribe); !st.ok()) return st;
     broker::describe_user_scram_credentials(*b_->publisher_->image(), *req, resp);
     return grpc::Status::OK;
   }
-  grpc::Status CreateAcls(grpc::ServerContext*, const cv1::CreateAclsRequest* req, cv1::CreateAclsResponse* resp) override {
+  grpc::Status CreateAcls(grpc::ServerContext* ctx, const cv1::CreateAclsRequest* req, cv1::CreateAclsResponse* resp) override {
+    if (grpc::Status st = allow_cluster(ctx, acl::Operation::kAlter); !st.ok()) return st;
     return forward(&ControllerChannel::Stub::CreateAcls, *req, resp);
   }
-  grpc::Status DeleteAcls(grpc::ServerContext*, const cv1::DeleteAclsRequest* req, cv1::DeleteAclsResponse* resp) override {
+  grpc::Status DeleteAcls(grpc::ServerContext* ctx, const cv1::DeleteAclsRequest* req, cv1::DeleteAclsResponse* resp) override {
+    if (grpc::Status st = allow_cluster(ctx, acl::Operation::kAlter); !st.ok()) return st;
     return forward(&ControllerChannel::Stub::DeleteAcls, *req, resp);
   }
-  grpc::Status DescribeAcls(grpc::ServerContext*, const cv1::DescribeAclsRequest* req,
+  grpc::Status DescribeAcls(grpc::ServerContext* ctx, const cv1::DescribeAclsRequest* req,
                             cv1::DescribeAclsResponse* resp) override {
+    if (grpc::Status st = allow_cluster(ctx, acl::Operation::kDescribe); !st.ok()) return st;
     b_->describe_acls(*req, resp);
     return grpc::Status::OK;
   }
-  grpc::Status InitProducerId(grpc::ServerContext*, const bv1::InitProducerIdRequest* req,
+  grpc::Status InitProducerId(grpc::ServerContext* ctx, const bv1::InitProducerIdRequest* req,
                               bv1::InitProducerIdResponse* resp) override {
+    if (grpc::Status st = [&] {
+      if (may(ctx, acl::Operation::kIdempotentWrite, acl::ResourceType::kCluster, acl::kClusterName)) return grpc::Status::OK;
+      for (const auto& [id, t] : b_->publisher_->image()->topics()) {
+        if (may(ctx, acl::Operation::kWrite, acl::ResourceType::kTopic, t->name)) return grpc::Status::OK;
+      }
+      return allow_cluster(ctx, acl::Operation::kIdempotentWrite);
+    }(); !st.ok()) return st;
     b_->init_producer_id(*req, resp);
     return grpc::Status::OK;
   }
   grpc::ServerUnaryReactor* DescribeConfigs(grpc::CallbackServerContext* ctx, const cv1::DescribeConfigsRequest* req,
                                             cv1::DescribeConfigsResponse* resp) override {
-    return answer_now(ctx, &Service::DescribeConfigs_now, req, resp);
+    if (grpc::Status st = allow_each(ctx, acl::Operation::kDescribeConfigs, acl::ResourceType::kTopic, req->topics());
+        !st.ok()) {
+      return refuse(ctx, st);
+    }
+    DescribeConfigs_now(req, resp);
+    auto* res = resp->mutable_resources();
+    for (int i = res->size() - 1; i >= 0; --i) {
+      if (!may(ctx, acl::Operation::kDescribeConfigs, acl::ResourceType::kTopic, res->Get(i).topic())) res->DeleteSubrange(i, 1);
+    }
+    return refuse(ctx, grpc::Status::OK);
   }
   grpc::Status DescribeConfigs_now(const cv1::DescribeConfigsRequest* req, cv1::DescribeConfigsResponse* resp) {
     broker::describe_configs(*b_->publisher_->image(), *req, resp);
     return grpc::Status::OK;
   }
-  grpc::Status DescribeCluster(grpc::ServerContext*, const cv1::DescribeClusterRequest* req,
+  grpc::Status DescribeCluster(grpc::ServerContext* ctx, const cv1::DescribeClusterRequest* req,
                                cv1::DescribeClusterResponse* resp) override {
+    if (grpc::Status st = allow_cluster(ctx, acl::Operation::kDescribe); !st.ok()) return st;
     return forward(&ControllerChannel::Stub::DescribeCluster, *req, resp, 10'000, /*read_back=*/false);
   }
 
   // ---- Consumer groups: answered by this broker's coordinator (NOT_COORDINATOR if it is not
   // the group's).
-  grpc::Status FindCoordinator(grpc::ServerContext*, const bv1::FindCoordinatorRequest* req,
+  grpc::Status FindCoordinator(grpc::ServerContext* ctx, const bv1::FindCoordinatorRequest* req,
                                bv1::FindCoordinatorResponse* resp) override {
+    if (grpc::Status st = allow(ctx, acl::Operation::kDescribe, acl::ResourceType::kGroup, req->key()); !st.ok()) return st;
     if (req->key_type() != 0) {
       resp->set_error_code(gannet::v1::INVALID_REQUEST);
       resp->set_error_message("only group coordinators (key_type 0) exist");
@@ -223,38 +330,66 @@ class BrokerServer::Service final
   }
   grpc::ServerUnaryReactor* JoinGroup(grpc::CallbackServerContext* ctx, const bv1::JoinGroupRequest* req,
                                       bv1::JoinGroupResponse* resp) override {
+    if (grpc::Status st = allow(ctx, acl::Operation::kRead, acl::ResourceType::kGroup, req->group_id()); !st.ok()) {
+      return refuse(ctx, st);
+    }
     return parked_in_coordinator([&](GroupCoordinator* g, std::function<void()> done) {
       return g->join_group(*req, peer_host(ctx->peer()), resp, std::move(done));
     });
   }
-  grpc::ServerUnaryReactor* SyncGroup(grpc::CallbackServerContext*, const bv1::SyncGroupRequest* req,
+  grpc::ServerUnaryReactor* SyncGroup(grpc::CallbackServerContext* ctx, const bv1::SyncGroupRequest* req,
                                       bv1::SyncGroupResponse* resp) override {
+    if (grpc::Status st = allow(ctx, acl::Operation::kRead, acl::ResourceType::kGroup, req->group_id()); !st.ok()) {
+      return refuse(ctx, st);
+    }
     return parked_in_coordinator(
         [&](GroupCoordinator* g, std::function<void()> done) { return g->sync_group(*req, resp, std::move(done)); });
   }
-  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext*, const bv1::HeartbeatRequest* req,
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx, const bv1::HeartbeatRequest* req,
                                       bv1::HeartbeatResponse* resp) override {
+    if (grpc::Status st = allow(ctx, acl::Operation::kRead, acl::ResourceType::kGroup, req->group_id()); !st.ok()) {
+      return refuse(ctx, st);
+    }
     return parked_in_coordinator(
         [&](GroupCoordinator* g, std::function<void()> done) { return g->heartbeat(*req, resp, std::move(done)); });
   }
   // Answered once the group's Empty record is written when the last member leaves, holding no
   // thread meanwhile.
-  grpc::ServerUnaryReactor* LeaveGroup(grpc::CallbackServerContext*, const bv1::LeaveGroupRequest* req,
+  grpc::ServerUnaryReactor* LeaveGroup(grpc::CallbackServerContext* ctx, const bv1::LeaveGroupRequest* req,
                                        bv1::LeaveGroupResponse* resp) override {
+    if (grpc::Status st = allow(ctx, acl::Operation::kRead, acl::ResourceType::kGroup, req->group_id()); !st.ok()) {
+      return refuse(ctx, st);
+    }
     auto* reactor = new CallReactor();
     b_->groups_->leave_group(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
     return reactor;
   }
   // On the callback API: a commit parks in its offsets partition's purgatory, holding no thread.
-  grpc::ServerUnaryReactor* OffsetCommit(grpc::CallbackServerContext*, const bv1::OffsetCommitRequest* req,
+  grpc::ServerUnaryReactor* OffsetCommit(grpc::CallbackServerContext* ctx, const bv1::OffsetCommitRequest* req,
                                          bv1::OffsetCommitResponse* resp) override {
+    if (grpc::Status st = allow(ctx, acl::Operation::kRead, acl::ResourceType::kGroup, req->group_id()); !st.ok()) {
+      return refuse(ctx, st);
+    }
+    for (const auto& t : req->topics()) {
+      if (grpc::Status st = allow(ctx, acl::Operation::kRead, acl::ResourceType::kTopic, t.name()); !st.ok()) {
+        return refuse(ctx, st);
+      }
+    }
     auto* reactor = new CallReactor();
     b_->groups_->offset_commit(*req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
     return reactor;
   }
   grpc::ServerUnaryReactor* OffsetFetch(grpc::CallbackServerContext* ctx, const bv1::OffsetFetchRequest* req,
                                         bv1::OffsetFetchResponse* resp) override {
-    return answer_now(ctx, &Service::OffsetFetch_now, req, resp);
+    if (grpc::Status st = allow(ctx, acl::Operation::kDescribe, acl::ResourceType::kGroup, req->group_id()); !st.ok()) {
+      return refuse(ctx, st);
+    }
+    OffsetFetch_now(req, resp);
+    auto* topics = resp->mutable_topics();
+    for (int i = topics->size() - 1; i >= 0; --i) {
+      if (!may(ctx, acl::Operation::kDescribe, acl::ResourceType::kTopic, topics->Get(i).name())) topics->DeleteSubrange(i, 1);
+    }
+    return refuse(ctx, grpc::Status::OK);
   }
   grpc::Status OffsetFetch_now(const bv1::OffsetFetchRequest* req, bv1::OffsetFetchResponse* resp) {
     b_->groups_->offset_fetch(*req, resp);
@@ -264,6 +399,9 @@ class BrokerServer::Service final
   grpc::ServerUnaryReactor* ConsumerGroupHeartbeat(grpc::CallbackServerContext* ctx,
                                                    const bv1::ConsumerGroupHeartbeatRequest* req,
                                                    bv1::ConsumerGroupHeartbeatResponse* resp) override {
+    if (grpc::Status st = allow(ctx, acl::Operation::kRead, acl::ResourceType::kGroup, req->group_id()); !st.ok()) {
+      return refuse(ctx, st);
+    }
     b_->groups_->consumer_group_heartbeat(*req, peer_host(ctx->peer()), resp);
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
@@ -272,6 +410,9 @@ class BrokerServer::Service final
   grpc::ServerUnaryReactor* ConsumerGroupDescribe(grpc::CallbackServerContext* ctx,
                                                   const bv1::ConsumerGroupDescribeRequest* req,
                                                   bv1::ConsumerGroupDescribeResponse* resp) override {
+    if (grpc::Status st = allow_each(ctx, acl::Operation::kDescribe, acl::ResourceType::kGroup, req->group_ids()); !st.ok()) {
+      return refuse(ctx, st);
+    }
     b_->groups_->consumer_group_describe(*req, resp);
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
@@ -279,7 +420,16 @@ class BrokerServer::Service final
   }
   grpc::ServerUnaryReactor* ListGroups(grpc::CallbackServerContext* ctx, const bv1::ListGroupsRequest* req,
                                        bv1::ListGroupsResponse* resp) override {
-    return answer_now(ctx, &Service::ListGroups_now, req, resp);
+    ListGroups_now(req, resp);
+    if (!may(ctx, acl::Operation::kDescribe, acl::ResourceType::kCluster, acl::kClusterName)) {
+      auto* groups = resp->mutable_groups();
+      for (int i = groups->size() - 1; i >= 0; --i) {
+        if (!may(ctx, acl::Operation::kDescribe, acl::ResourceType::kGroup, groups->Get(i).group_id())) {
+          groups->DeleteSubrange(i, 1);
+        }
+      }
+    }
+    return refuse(ctx, grpc::Status::OK);
   }
   grpc::Status ListGroups_now(const bv1::ListGroupsRequest* req, bv1::ListGroupsResponse* resp) {
     b_->groups_->list_groups(*req, resp);
@@ -287,22 +437,27 @@ class BrokerServer::Service final
   }
   grpc::ServerUnaryReactor* DescribeGroups(grpc::CallbackServerContext* ctx, const bv1::DescribeGroupsRequest* req,
                                            bv1::DescribeGroupsResponse* resp) override {
+    if (grpc::Status st = allow_each(ctx, acl::Operation::kDescribe, acl::ResourceType::kGroup, req->group_ids()); !st.ok()) {
+      return refuse(ctx, st);
+    }
     return answer_now(ctx, &Service::DescribeGroups_now, req, resp);
   }
   grpc::Status DescribeGroups_now(const bv1::DescribeGroupsRequest* req, bv1::DescribeGroupsResponse* resp) {
     b_->groups_->describe_groups(*req, resp);
     return grpc::Status::OK;
   }
-  grpc::Status DeleteGroups(grpc::ServerContext*, const bv1::DeleteGroupsRequest* req,
+  grpc::Status DeleteGroups(grpc::ServerContext* ctx, const bv1::DeleteGroupsRequest* req,
                             bv1::DeleteGroupsResponse* resp) override {
+    if (grpc::Status st = allow_each(ctx, acl::Operation::kDelete, acl::ResourceType::kGroup, req->group_ids()); !st.ok()) return st;
     b_->groups_->delete_groups(*req, resp);
     return grpc::Status::OK;
   }
 
   // Produce and Fetch run on gRPC's callback API: a parked request holds no thread (its answer is
   // sent by whatever completes it: the HW moving, the deadline timer, the executor).
-  grpc::ServerUnaryReactor* Produce(grpc::CallbackServerContext*, const bv1::ProduceRequest* req,
+  grpc::ServerUnaryReactor* Produce(grpc::CallbackServerContext* ctx, const bv1::ProduceRequest* req,
                                     bv1::ProduceResponse* resp) override {
+    if (grpc::Status st = allow_topics_of(ctx, acl::Operation::kWrite, req->partitions()); !st.ok()) return refuse(ctx, st);
     auto* reactor = new CallReactor();
     auto call = new_produce_call([reactor] { reactor->Finish(grpc::Status::OK); });
     std::weak_ptr<ProduceCall> weak = call;
@@ -356,6 +511,23 @@ class BrokerServer::Service final
     while (stream->Read(&req)) {
       auto resp = std::make_shared<bv1::ProduceResponse>();
       resp->set_correlation_id(req.correlation_id());
+      if (!allow_topics_of(ctx, acl::Operation::kWrite, req.partitions()).ok()) {
+        // Refused whole (ACLs), answered like any request: each partition TOPIC_AUTHORIZATION_FAILED.
+        for (const auto& pd : req.partitions()) {
+          auto* pr = resp->add_partitions();
+          pr->set_topic(pd.topic());
+          pr->set_partition(pd.partition());
+          pr->set_error_code(may(ctx, acl::Operation::kWrite, acl::ResourceType::kTopic, pd.topic())
+                                 ? gannet::v1::NONE
+                                 : gannet::v1::TOPIC_AUTHORIZATION_FAILED);
+          if (pr->error_code() == gannet::v1::NONE) {
+            pr->set_error_code(gannet::v1::TOPIC_AUTHORIZATION_FAILED);
+            pr->set_error_message("another topic of the request is refused; nothing was appended");
+          }
+        }
+        if (req.acks() != 0) write(*resp);
+        continue;
+      }
       auto parked = std::make_shared<bool>(false);  // with mu
       const int acks = req.acks();
       auto call = new_produce_call([&mu, &ready, &cv, resp, parked] {
@@ -421,10 +593,9 @@ class BrokerServer::Service final
 
   grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext* ctx, const bv1::FetchRequest* req,
                                   bv1::FetchResponse* resp) override {
-    if (grpc::Status st = check_replica_fetch(ctx, *req); !st.ok()) {
-      auto* r = ctx->DefaultReactor();
-      r->Finish(st);
-      return r;
+    if (grpc::Status st = check_replica_fetch(ctx, *req); !st.ok()) return refuse(ctx, st);
+    if (req->replica_id() < 0) {
+      if (grpc::Status st = allow_topics_of(ctx, acl::Operation::kRead, req->partitions()); !st.ok()) return refuse(ctx, st);
     }
     auto* reactor = new CallReactor();
     auto call = std::make_shared<FetchCall>(this, req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
@@ -440,8 +611,11 @@ class BrokerServer::Service final
   // Records as messages (record_messages.h): partitioned and batched here and appended through
   // the same produce path; the records of partitions another broker leads are forwarded to it
   // (once: a forwarded request is never forwarded again).
-  grpc::ServerUnaryReactor* ProduceRecords(grpc::CallbackServerContext*, const bv1::ProduceRecordsRequest* req,
+  grpc::ServerUnaryReactor* ProduceRecords(grpc::CallbackServerContext* ctx, const bv1::ProduceRecordsRequest* req,
                                            bv1::ProduceRecordsResponse* resp) override {
+    if (grpc::Status st = allow(ctx, acl::Operation::kWrite, acl::ResourceType::kTopic, req->topic()); !st.ok()) {
+      return refuse(ctx, st);
+    }
     auto* reactor = new CallReactor();
     produce_records(req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
     return reactor;
@@ -453,6 +627,7 @@ class BrokerServer::Service final
       grpc::ServerReaderWriter<bv1::ProduceRecordsResponse, bv1::ProduceRecordsRequest>* stream) override {
     bv1::ProduceRecordsRequest req;
     while (!b_->stopping() && !ctx->IsCancelled() && stream->Read(&req)) {
+      if (grpc::Status st = allow(ctx, acl::Operation::kWrite, acl::ResourceType::kTopic, req.topic()); !st.ok()) return st;
       bv1::ProduceRecordsResponse resp;
       std::promise<void> answered;
       produce_records(&req, &resp, [&answered] { answered.set_value(); });
@@ -463,8 +638,11 @@ class BrokerServer::Service final
   }
 
   // Decoded records of one partition: the consumers' fetch path (parked long poll and all).
-  grpc::ServerUnaryReactor* FetchRecords(grpc::CallbackServerContext*, const bv1::FetchRecordsRequest* req,
+  grpc::ServerUnaryReactor* FetchRecords(grpc::CallbackServerContext* ctx, const bv1::FetchRecordsRequest* req,
                                          bv1::FetchRecordsResponse* resp) override {
+    if (grpc::Status st = allow(ctx, acl::Operation::kRead, acl::ResourceType::kTopic, req->topic()); !st.ok()) {
+      return refuse(ctx, st);
+    }
     auto* reactor = new CallReactor();
     auto call = fetch_records(req, resp, [reactor] { reactor->Finish(grpc::Status::OK); });
     reactor->keep(call);
@@ -481,6 +659,7 @@ class BrokerServer::Service final
   // cancels, an error (answered, then the stream ends) or the broker stops.
   grpc::Status ConsumeRecords(grpc::ServerContext* ctx, const bv1::FetchRecordsRequest* first,
                               grpc::ServerWriter<bv1::FetchRecordsResponse>* writer) override {
+    if (grpc::Status st = allow(ctx, acl::Operation::kRead, acl::ResourceType::kTopic, first->topic()); !st.ok()) return st;
     bv1::FetchRecordsRequest req = *first;
     if (req.max_wait_ms() <= 0) req.set_max_wait_ms(500);
     while (!b_->stopping() && !ctx->IsCancelled()) {
@@ -512,6 +691,13 @@ class BrokerServer::Service final
       e.mutable_error()->set_error_message("the first message of a Subscribe stream is a Start");
       stream->Write(e);
       return grpc::Status::OK;
+    }
+    if (grpc::Status st = allow(ctx, acl::Operation::kRead, acl::ResourceType::kGroup, first.start().group_id()); !st.ok()) {
+      return st;
+    }
+    if (grpc::Status st = allow_each(ctx, acl::Operation::kRead, acl::ResourceType::kTopic, first.start().topics());
+        !st.ok()) {
+      return st;
     }
     struct Inbox {
       std::mutex mu;
@@ -649,6 +835,9 @@ class BrokerServer::Service final
     bv1::FetchRequest req;
     while (!b_->stopping() && stream->Read(&req)) {
       if (grpc::Status st = check_replica_fetch(ctx, req); !st.ok()) return st;
+      if (req.replica_id() < 0) {
+        if (grpc::Status st = allow_topics_of(ctx, acl::Operation::kRead, req.partitions()); !st.ok()) return st;
+      }
       bv1::FetchResponse resp;
       fetch(ctx, &req, &resp, waiting.waiter);
       resp.set_correlation_id(req.correlation_id());
@@ -659,6 +848,7 @@ class BrokerServer::Service final
 
   grpc::ServerUnaryReactor* ListOffsets(grpc::CallbackServerContext* ctx, const bv1::ListOffsetsRequest* req,
                                         bv1::ListOffsetsResponse* resp) override {
+    if (grpc::Status st = allow_topics_of(ctx, acl::Operation::kDescribe, req->partitions()); !st.ok()) return refuse(ctx, st);
     return answer_now(ctx, &Service::ListOffsets_now, req, resp);
   }
   grpc::Status ListOffsets_now(const bv1::ListOffsetsRequest* req, bv1::ListOffsetsResponse* resp) {
@@ -1512,15 +1702,7 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
     creators.push_back(b->grpc_metrics_.interceptor_factory());
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
-  // With ACLs on, the gRPC client API (which does not check ACLs yet) answers only the cluster's
-  // own principals; everyone else uses the Kafka listeners, where every request is authorized.
-  std::shared_ptr<grpc::AuthMetadataProcessor> gate;
-  if (b->options_.authorizer_enabled) {
-    gate = only_principals(b->options_.cluster_principals,
-                           "with authorizer.class.name set, the gRPC listener answers only super.users; "
-                           "other principals use the Kafka listeners, where ACLs apply");
-  }
-  builder.AddListeningPort(b->options_.listen_address, server_credentials(b->options_.grpc_tls, gate), &b->port_);
+  builder.AddListeningPort(b->options_.listen_address, server_credentials(b->options_.grpc_tls), &b->port_);
   builder.SetMaxReceiveMessageSize(64 << 20);
   // Never share the port with another process (gRPC sets SO_REUSEPORT by default): a second
   // server on it would silently take a share of the connections.

@@ -91,47 +91,6 @@ std::shared_ptr<grpc::ServerCredentials> server_credentials(const std::shared_pt
   return grpc::SslServerCredentials(o);
 }
 
-namespace {
-
-std::string principal_of(const grpc::AuthContext& auth) {
-  if (!auth.IsPeerAuthenticated()) return "";
-  auto subject = auth.FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME);
-  if (subject.empty()) return "";
-  return "User:" + std::string(subject.front().data(), subject.front().size());
-}
-
-class OnlyPrincipals final : public grpc::AuthMetadataProcessor {
- public:
-  OnlyPrincipals(std::vector<std::string> principals, std::string why)
-      : principals_(std::move(principals)), why_(std::move(why)) {}
-  bool IsBlocking() const override { return false; }
-  grpc::Status Process(const InputMetadata&, grpc::AuthContext* context, OutputMetadata*, OutputMetadata*) override {
-    const std::string p = context ? principal_of(*context) : "";
-    if (!p.empty() && std::find(principals_.begin(), principals_.end(), p) != principals_.end()) {
-      return grpc::Status::OK;
-    }
-    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        why_ + " (caller: " + (p.empty() ? std::string("unauthenticated") : p) + ")");
-  }
-
- private:
-  const std::vector<std::string> principals_;
-  const std::string why_;
-};
-
-}  // namespace
-
-std::shared_ptr<grpc::AuthMetadataProcessor> only_principals(std::vector<std::string> principals, std::string why) {
-  return std::make_shared<OnlyPrincipals>(std::move(principals), std::move(why));
-}
-
-std::shared_ptr<grpc::ServerCredentials> server_credentials(const std::shared_ptr<const GrpcTls>& tls,
-                                                            std::shared_ptr<grpc::AuthMetadataProcessor> gate) {
-  auto creds = server_credentials(tls);
-  if (tls && gate) creds->SetAuthMetadataProcessor(gate);
-  return creds;
-}
-
 std::string grpc_peer_principal(const grpc::ServerContextBase* ctx) {
   auto auth = ctx->auth_context();
   if (!auth || !auth->IsPeerAuthenticated()) return "";

@@ -37,14 +37,6 @@ Result<std::shared_ptr<const GrpcTls>, std::string> load_grpc_tls(const std::str
 std::shared_ptr<grpc::ChannelCredentials> channel_credentials(const std::shared_ptr<const GrpcTls>& tls);
 std::shared_ptr<grpc::ServerCredentials> server_credentials(const std::shared_ptr<const GrpcTls>& tls);
 
-// A server-side gate for every call on a TLS listener: only callers whose verified certificate
-// names one of `principals` get through; the others are answered PERMISSION_DENIED with `why`
-// before any service sees the call.
-std::shared_ptr<grpc::AuthMetadataProcessor> only_principals(std::vector<std::string> principals, std::string why);
-// TLS server credentials with `gate` run on every call (null: none).
-std::shared_ptr<grpc::ServerCredentials> server_credentials(const std::shared_ptr<const GrpcTls>& tls,
-                                                            std::shared_ptr<grpc::AuthMetadataProcessor> gate);
-
 // The caller's principal, User:<subject> of the certificate it presented and the server verified;
 // "" on a plaintext connection or without a certificate.
 std::string grpc_peer_principal(const grpc::ServerContextBase* ctx);

@@ -505,16 +505,29 @@ TEST_F(KafkaSecurityTest, RawFramesOnlyApiVersionsAndSaslBeforeAuthenticationAnd
 
 // ---- ACLs -----------------------------------------------------------------------------------------
 
-// Three brokers with the authorizer on, SASL/SCRAM on a SASL_PLAINTEXT listener, User:admin a
-// super user; users and ACLs are managed with the CLI (gRPC) and with Kafka's ACL APIs (kafkajs).
+// Three brokers with the authorizer on, SASL/SCRAM on a SASL_PLAINTEXT listener, User:admin and
+// the nodes' certificate (User:CN=localhost, on the TLS gRPC and controller listeners) super users;
+// users and ACLs are managed with the CLI (gRPC, with the nodes' certificate) and with Kafka's ACL
+// APIs (kafkajs).
 class KafkaAclTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(std::system("command -v kcat >/dev/null"), 0);
+    certs_ = make_certs();
+    auto node = load_grpc_tls(certs_.server, "keypass", certs_.ca, "required");
+    ASSERT_TRUE(node.ok()) << node.error();
+    Cluster::credentials() = channel_credentials(*node);
+    props_ = certs_.dir + "/admin.properties";
+    std::ofstream(props_) << "security.protocol=SSL\nssl.truststore.location=" << certs_.ca
+                          << "\nssl.keystore.location=" << certs_.server << "\nssl.key.password=keypass\n";
     cluster_ = std::make_unique<Cluster>(3,
                                          "num.partitions=1\ndefault.replication.factor=3\n"
                                          "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n"
-                                         "super.users=User:admin\n",
+                                         "super.users=User:admin;User:CN=localhost\n"
+                                         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL,GRPC:SSL,"
+                                         "SASL_PLAINTEXT:SASL_PLAINTEXT\n"
+                                         "ssl.keystore.location=" + certs_.server +
+                                             "\nssl.key.password=keypass\nssl.truststore.location=" + certs_.ca + "\n",
                                          0, std::vector<std::string>{"SASL_PLAINTEXT"});
     cluster_->start_all();
     ASSERT_TRUE(cluster_->wait_unfenced({1, 2, 3}, 60s));
@@ -524,11 +537,12 @@ class KafkaAclTest : public ::testing::Test {
     }
   }
   void TearDown() override {
-    if (HasFailure()) cluster_->dump_logs();
+    if (HasFailure() && cluster_) cluster_->dump_logs();
+    cluster_.reset();
+    Cluster::credentials() = grpc::InsecureChannelCredentials();
   }
   testing::CliRun gannet(std::vector<std::string> args) {
-    args.push_back("--bootstrap-server");
-    args.push_back(cluster_->bootstrap());
+    args.insert(args.end(), {"--bootstrap-server", cluster_->bootstrap(), "--command-config", props_});
     return testing::gannet_cli(args);
   }
   std::string kcat(const std::string& user, const std::string& args, const std::string& bootstrap = "") {
@@ -543,6 +557,8 @@ class KafkaAclTest : public ::testing::Test {
     if (why) *why = r.out + r.err;
     return r.code == 0 && (r.out + r.err).find("failed") == std::string::npos;
   }
+  Certs certs_;
+  std::string props_;
   std::unique_ptr<Cluster> cluster_;
 };
 
@@ -801,31 +817,45 @@ TEST_F(ClusterTlsTest, OnlyTheClustersOwnPrincipalsRegisterFetchOrVoteAndTheClus
   EXPECT_EQ(lines(c.out), (std::vector<std::string>{"a", "b", "c"}));
 }
 
-// With ACLs on, the gRPC client API (which does not check ACLs itself yet) answers only the
-// cluster's own principals; the Kafka listener authorizes everyone else.
+// With ACLs on, the gRPC API authorizes each call for the principal of the client's certificate,
+// as the Kafka listener does for its clients.
 class ClusterTlsAuthorizerTest : public ClusterTlsTest {
  protected:
   std::string extra_config() const override {
-    return "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n"
-           "allow.everyone.if.no.acl.found=true\n";
+    return "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n";
   }
 };
 
-TEST_F(ClusterTlsAuthorizerTest, TheGrpcListenerAnswersOnlySuperUsers) {
+TEST_F(ClusterTlsAuthorizerTest, TheGrpcApiAuthorizesEachCallForTheCertificatesPrincipal) {
   ASSERT_EQ(cluster_->create("t", 1, 3).topics(0).error_code(), gannet::v1::NONE);
-  auto node = testing::gannet_cli({"topic", "list", "--bootstrap-server", cluster_->bootstrap(), "--command-config",
-                                   client_properties(certs_.server)});
-  EXPECT_EQ(node.code, 0) << node.err;
-  auto alice = testing::gannet_cli({"topic", "list", "--bootstrap-server", cluster_->bootstrap(), "--command-config",
-                                    client_properties(certs_.dir + "/alice.pem")});
-  EXPECT_NE(alice.code, 0);
-  EXPECT_NE(alice.err.find("PERMISSION_DENIED"), std::string::npos) << alice.err;
-  EXPECT_NE(alice.err.find("User:CN=alice-app,O=gannet"), std::string::npos) << alice.err;
-  // Replication between the nodes (super users) and the Kafka listener (no ACL on t: open) work.
+  const std::string node = client_properties(certs_.server), alice = client_properties(certs_.dir + "/alice.pem");
+  auto cli = [&](std::vector<std::string> args, const std::string& props) {
+    args.insert(args.end(), {"--bootstrap-server", cluster_->bootstrap(), "--command-config", props});
+    return testing::gannet_cli(args);
+  };
+  // Kafka clients on the PLAINTEXT listener are User:ANONYMOUS: given t, they use it.
+  auto grant = cli({"acl", "add", "--allow-principal", "User:ANONYMOUS", "--operation", "ALL", "--topic", "t"}, node);
+  ASSERT_EQ(grant.code, 0) << grant.err;
   auto p = sh("timeout 30 kcat -b " + cluster_->kafka_bootstrap() + " -P -t t -X acks=all", "x\n");
   EXPECT_EQ(p.code, 0) << p.err;
   auto c = sh("timeout 30 kcat -b " + cluster_->kafka_bootstrap() + " -C -t t -o beginning -e -q");
   EXPECT_EQ(lines(c.out), std::vector<std::string>{"x"});
+  // alice's certificate is hers: she sees no topic she may not describe, creates none until
+  // allowed, and cannot touch ACLs.
+  auto listed = cli({"topic", "list", "--output", "json"}, alice);
+  EXPECT_EQ(listed.code, 0) << listed.err;
+  EXPECT_EQ(listed.out.find("\"t\""), std::string::npos) << listed.out;
+  EXPECT_NE(cli({"topic", "list", "--output", "json"}, node).out.find("\"t\""), std::string::npos);
+  auto refused = cli({"topic", "create", "x2"}, alice);
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.err.find("TOPIC_AUTHORIZATION_FAILED: User:CN=alice-app,O=gannet may not CREATE TOPIC x2"),
+            std::string::npos) << refused.err;
+  auto acl_refused = cli({"acl", "add", "--allow-principal", "User:CN=alice-app,O=gannet", "--operation", "ALL", "--cluster"}, alice);
+  EXPECT_NE(acl_refused.code, 0);
+  EXPECT_NE(acl_refused.err.find("CLUSTER_AUTHORIZATION_FAILED"), std::string::npos) << acl_refused.err;
+  ASSERT_EQ(cli({"acl", "add", "--allow-principal", "User:CN=alice-app,O=gannet", "--operation", "CREATE", "--cluster"}, node).code, 0);
+  auto created = cli({"topic", "create", "x2", "--partitions", "1", "--replication-factor", "3"}, alice);
+  EXPECT_EQ(created.code, 0) << created.err;
 }
 
 }  // namespace
