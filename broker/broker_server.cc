@@ -1,6 +1,7 @@
 #include "broker/broker_server.h"
 
 #include "common/acl.h"
+#include "common/scram.h"
 
 #include "broker/kafka/listener.h"
 
@@ -143,17 +144,40 @@ class BrokerServer::Service final
   // any work. A refusal is PERMISSION_DENIED naming Kafka's error and the resource; a request
   // naming several resources is refused whole if any is refused (Metadata, ListGroups and
   // DescribeConfigs of "everything" leave out what the caller may not describe).
+  //
+  // A client without a certificate may name a user on the call instead: metadata
+  // `authorization: Basic base64(user:password)`, over TLS only, checked against the user's SCRAM
+  // credential as SASL/PLAIN is (docs/grpc.md). Wrong credentials, or credentials on a plaintext
+  // connection, leave no principal: the call is refused UNAUTHENTICATED.
   std::string principal(const grpc::ServerContextBase* ctx) const {
     std::string p = grpc_peer_principal(ctx);
-    return p.empty() ? "User:ANONYMOUS" : p;
+    if (!p.empty()) return p;
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("authorization");
+    if (it == md.end()) return "User:ANONYMOUS";
+    const std::string value(it->second.data(), it->second.size());
+    if (!b_->options_.grpc_tls || value.rfind("Basic ", 0) != 0) return "";
+    auto decoded = scram::base64_decode(value.substr(6));
+    if (!decoded) return "";
+    const size_t colon = decoded->find(':');
+    if (colon == std::string::npos || colon == 0) return "";
+    const std::string user = decoded->substr(0, colon);
+    return b_->password_ok(user, decoded->substr(colon + 1)) ? "User:" + user : "";
   }
   bool may(const grpc::ServerContextBase* ctx, acl::Operation op, acl::ResourceType type, const std::string& name) const {
     if (!b_->options_.authorizer_enabled) return true;
-    return b_->authorize(principal(ctx), peer_host(const_cast<grpc::ServerContextBase*>(ctx)->peer()), op, type, name);
+    const std::string p = principal(ctx);
+    if (p.empty()) return false;
+    return b_->authorize(p, peer_host(const_cast<grpc::ServerContextBase*>(ctx)->peer()), op, type, name);
   }
   grpc::Status allow(const grpc::ServerContextBase* ctx, acl::Operation op, acl::ResourceType type,
                      const std::string& name) const {
     if (may(ctx, op, type, name)) return grpc::Status::OK;
+    if (principal(ctx).empty()) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          b_->options_.grpc_tls ? "SASL_AUTHENTICATION_FAILED: invalid user name or password"
+                                                : "SASL_AUTHENTICATION_FAILED: credentials are taken only over TLS");
+    }
     const char* error = type == acl::ResourceType::kTopic   ? "TOPIC_AUTHORIZATION_FAILED"
                         : type == acl::ResourceType::kGroup ? "GROUP_AUTHORIZATION_FAILED"
                                                             : "CLUSTER_AUTHORIZATION_FAILED";
@@ -1536,6 +1560,30 @@ void BrokerServer::delete_acls(const cv1::DeleteAclsRequest& req, cv1::DeleteAcl
 void BrokerServer::describe_acls(const cv1::DescribeAclsRequest& req, cv1::DescribeAclsResponse* resp) {
   broker::describe_acls(*publisher_->image(), req, resp);
 }
+bool BrokerServer::password_ok(const std::string& user, const std::string& password) const {
+  // PBKDF2 costs milliseconds: a password already checked against the same credential is
+  // remembered (by a hash of user, password and stored key), at most kVerifiedPasswords of them.
+  static constexpr size_t kVerifiedPasswords = 1024;
+  for (int32_t m : {2, 1}) {
+    auto cred = scram_credential(user, m);
+    if (!cred) continue;
+    const std::string key = scram::hash(scram::Mechanism::kSha256, user + '\0' + password + '\0' + cred->stored_key);
+    {
+      std::lock_guard<std::mutex> l(verified_mu_);
+      if (verified_.count(key)) return true;
+    }
+    if (!scram::password_matches(static_cast<scram::Mechanism>(m),
+                                 {cred->salt, cred->stored_key, cred->server_key, cred->iterations}, password)) {
+      return false;
+    }
+    std::lock_guard<std::mutex> l(verified_mu_);
+    if (verified_.size() >= kVerifiedPasswords) verified_.clear();
+    verified_.insert(key);
+    return true;
+  }
+  return false;
+}
+
 std::optional<metadata::ScramCredential> BrokerServer::scram_credential(const std::string& user,
                                                                         int32_t mechanism) const {
   const auto image = publisher_->image();

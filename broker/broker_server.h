@@ -169,6 +169,8 @@ class BrokerServer final : public RequestCore {
                                        controller::v1::DescribeUserScramCredentialsResponse* resp) override;
   std::optional<metadata::ScramCredential> scram_credential(const std::string& user, int32_t mechanism) const override;
   bool authorizer_enabled() const override { return options_.authorizer_enabled; }
+  // Whether `password` is `user`'s (against its SCRAM credential, as SASL/PLAIN checks it).
+  bool password_ok(const std::string& user, const std::string& password) const;
   bool authorize(const std::string& principal, const std::string& host, acl::Operation op, acl::ResourceType type,
                  const std::string& name) const override;
   void create_acls(const controller::v1::CreateAclsRequest& req, controller::v1::CreateAclsResponse* resp) override;
@@ -261,6 +263,8 @@ class BrokerServer final : public RequestCore {
   bool fenced_ = true;
   // Producer ids this broker may give out: [next_producer_id_, producer_id_end_), a block from
   // the controller. pid_mu_ is held while a new block is asked for (one request at a time).
+  mutable std::mutex verified_mu_;
+  mutable std::set<std::string> verified_;  // with verified_mu_: hashes of checked passwords
   std::mutex pid_mu_;
   int64_t next_producer_id_ = 0;
   int64_t producer_id_end_ = 0;

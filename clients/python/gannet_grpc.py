@@ -51,9 +51,42 @@ def error_name(code):
     return errors_pb2.ErrorCode.Name(code)
 
 
+class _Basic(grpc.AuthMetadataPlugin):
+    """A user and password on every call (the broker checks them against the user's SCRAM
+    credential; it takes them only over TLS)."""
+
+    def __init__(self, user, password):
+        import base64
+        self._value = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+    def __call__(self, context, callback):
+        callback((("authorization", self._value),), None)
+
+
+def channel(address):
+    """A channel to one broker's gRPC listener (host:port). Plaintext, or, when the environment
+    names a CA (GANNET_TLS_CA), TLS trusting it, with a client certificate (GANNET_TLS_CERT and
+    GANNET_TLS_KEY, PEM files: the broker's ACLs then apply to User:<its subject>) or a user and
+    password on every call (GANNET_USER, GANNET_PASSWORD)."""
+    ca = os.environ.get("GANNET_TLS_CA")
+    if not ca:
+        return grpc.insecure_channel(address)
+
+    def read(name):
+        path = os.environ.get(name)
+        return open(path, "rb").read() if path else None
+
+    creds = grpc.ssl_channel_credentials(root_certificates=read("GANNET_TLS_CA"), private_key=read("GANNET_TLS_KEY"),
+                                         certificate_chain=read("GANNET_TLS_CERT"))
+    if os.environ.get("GANNET_USER"):
+        creds = grpc.composite_channel_credentials(
+            creds, grpc.metadata_call_credentials(_Basic(os.environ["GANNET_USER"], os.environ.get("GANNET_PASSWORD", ""))))
+    return grpc.secure_channel(address, creds)
+
+
 def broker_stub(address):
-    """A stub for one broker's gRPC listener (host:port)."""
-    return broker_pb2_grpc.BrokerStub(grpc.insecure_channel(address))
+    """A stub for one broker's gRPC listener (host:port); see channel() for TLS and credentials."""
+    return broker_pb2_grpc.BrokerStub(channel(address))
 
 
 def leaders(stub, topic):
