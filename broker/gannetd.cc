@@ -26,6 +26,7 @@
 #include "broker/controller_service.h"
 #include "broker/meta_properties.h"
 #include "broker/server_config.h"
+#include "common/principal_rules.h"
 #include "metadata/metadata_publisher.h"
 #include "metadata/quorum_controller.h"
 #include "raft/raft_node.h"
@@ -124,6 +125,10 @@ int main(int argc, char** argv) {
   std::map<int32_t, std::string> voters;
   for (const auto& v : cfg->quorum_voters) voters[v.id] = v.address();
   for (const std::string& w : cfg->security_warnings()) LOG(WARNING) << w;
+  {
+    std::string why;
+    set_principal_rules(*parse_principal_rules(cfg->ssl_principal_mapping_rules, &why));  // checked at load
+  }
   // Every key is read and checked by ServerConfig; what is left in `extra` is unknown here.
   for (const auto& [key, value] : cfg->extra) {
     LOG(WARNING) << "unknown config " << key << "=" << value << " (ignored; misspelled?)";

@@ -1,5 +1,7 @@
 #include "broker/server_config.h"
 
+#include "common/principal_rules.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -771,6 +773,11 @@ Result<ServerConfig, ConfigError> ServerConfig::from_properties(const ConfigMap&
   c.ssl_key_password = r.get("ssl.key.password").value_or("");
   c.ssl_truststore_location = r.get("ssl.truststore.location").value_or("");
   c.ssl_cipher_suites = r.get("ssl.cipher.suites").value_or("");
+  if (auto v = r.get("ssl.principal.mapping.rules")) {
+    std::string why;
+    if (!parse_principal_rules(*v, &why)) return bad_value("ssl.principal.mapping.rules", *v, why);
+    c.ssl_principal_mapping_rules = *v;
+  }
   if (auto v = r.get("ssl.client.auth")) {
     c.ssl_client_auth = to_lower(*v);
     if (c.ssl_client_auth != "none" && c.ssl_client_auth != "requested" && c.ssl_client_auth != "required") {
@@ -1148,6 +1155,7 @@ ConfigMap ServerConfig::to_properties() const {
   flag("allow.everyone.if.no.acl.found", allow_everyone_if_no_acl_found);
   set("ssl.enabled.protocols", join(ssl_enabled_protocols, [](const std::string& s) { return s; }));
   if (!ssl_cipher_suites.empty()) set("ssl.cipher.suites", ssl_cipher_suites);
+  set("ssl.principal.mapping.rules", ssl_principal_mapping_rules);
   num("num.network.threads", num_network_threads);
   num("socket.request.max.bytes", socket_request_max_bytes);
   num("connections.max.idle.ms", connections_max_idle_ms);

@@ -135,6 +135,9 @@ struct ServerConfig {
   std::string ssl_client_auth = "none";
   std::vector<std::string> ssl_enabled_protocols = {"TLSv1.2", "TLSv1.3"};
   std::string ssl_cipher_suites;
+  // ssl.principal.mapping.rules (Kafka's; default DEFAULT): how a client certificate's subject DN
+  // becomes the principal's name (common/principal_rules.h); checked at load.
+  std::string ssl_principal_mapping_rules = "DEFAULT";
   // Authorization (Kafka's keys): authorizer.class.name (any value turns Gannet's authorizer on,
   // e.g. Kafka's org.apache.kafka.metadata.authorizer.StandardAuthorizer; empty: off, every
   // request allowed), super.users (principals separated by ';', allowed everything),

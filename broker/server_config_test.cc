@@ -402,7 +402,11 @@ TEST(ServerConfig, SecurityKeys) {
   EXPECT_EQ(build_ok(c.to_properties()).to_properties(), c.to_properties());
   EXPECT_EQ(c.describe().find("k3y"), std::string::npos);
   EXPECT_NE(c.describe().find("ssl.key.password=[hidden]"), std::string::npos);
+  EXPECT_EQ(c.ssl_principal_mapping_rules, "DEFAULT");
+  EXPECT_EQ(build_ok(with(m, "ssl.principal.mapping.rules", "RULE:^CN=(.*)$/$1/L,DEFAULT")).ssl_principal_mapping_rules,
+            "RULE:^CN=(.*)$/$1/L,DEFAULT");
   for (auto [key, value, why] : std::vector<std::tuple<const char*, const char*, const char*>>{
+           {"ssl.principal.mapping.rules", "RULE:^CN=(.*$/$1/", "RULE pattern"},
            {"sasl.enabled.mechanisms", "GSSAPI", "mechanisms are PLAIN"},
            {"ssl.keystore.type", "JKS", "only PEM files"},
            {"ssl.client.auth", "maybe", "none, requested or required"},

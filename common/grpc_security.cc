@@ -1,5 +1,7 @@
 #include "common/grpc_security.h"
 
+#include "common/principal_rules.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -96,7 +98,7 @@ std::string grpc_peer_principal(const grpc::ServerContextBase* ctx) {
   if (!auth || !auth->IsPeerAuthenticated()) return "";
   auto subject = auth->FindPropertyValues(GRPC_X509_SUBJECT_PROPERTY_NAME);
   if (subject.empty()) return "";
-  return "User:" + std::string(subject.front().data(), subject.front().size());
+  return certificate_principal(std::string(subject.front().data(), subject.front().size()));
 }
 
 }  // namespace gannet

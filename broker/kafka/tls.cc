@@ -1,5 +1,7 @@
 #include "broker/kafka/tls.h"
 
+#include "common/principal_rules.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -108,7 +110,7 @@ std::string peer_principal(SSL* ssl) {
     BIO_free(bio);
   }
   X509_free(cert);
-  return "User:" + out;
+  return certificate_principal(out);
 }
 
 }  // namespace gannet::broker::kafka
