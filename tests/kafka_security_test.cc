@@ -220,6 +220,36 @@ TEST_F(KafkaSecurityTest, MutualTlsAcceptsTrustedCertificatesAndRefusesOthers) {
   EXPECT_EQ(sh(kcat_ssl("", "", certs_.ca, "-L -t tls -m 10")).code, 0);
 }
 
+// A renewed certificate written over the keystore file is served to new connections without a
+// restart; open connections and clients keep working.
+TEST_F(KafkaSecurityTest, ARenewedCertificateIsServedWithoutARestart) {
+  const std::string port = std::to_string(cluster_->kafka_port(1, "SSL"));
+  // The certificate the listener presents: s_client's " 0 s:" line.
+  auto subject = [&] {
+    const std::string out =
+        sh("timeout 10 openssl s_client -connect 127.0.0.1:" + port + " -CAfile " + certs_.ca + " </dev/null").out;
+    const size_t at = out.find(" 0 s:");
+    return at == std::string::npos ? std::string() : out.substr(at + 5, out.find('\n', at) - at - 5);
+  };
+  EXPECT_EQ(subject(), "CN = localhost");
+  const std::string renew =
+      "set -e; cd " + certs_.dir + "\n"
+      "openssl req -newkey rsa:2048 -nodes -keyout new.key -out new.csr -subj /CN=renewed 2>/dev/null\n"
+      "openssl x509 -req -in new.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out new.crt -days 2 -extfile san.ext 2>/dev/null\n"
+      "openssl pkey -in new.key -aes256 -passout pass:keypass -out new.enc.key\n"
+      "cat new.enc.key new.crt > server.pem.tmp && mv server.pem.tmp server.pem\n";
+  ASSERT_EQ(sh("bash -c " + testing::shell_quote(renew)).code, 0);
+  bool renewed = false;
+  for (int i = 0; i < 20 && !renewed; ++i) {
+    std::this_thread::sleep_for(500ms);
+    renewed = subject() == "CN = renewed";
+  }
+  EXPECT_TRUE(renewed) << subject();
+  ASSERT_EQ(cluster_->create("renewed", 1, 3).topics(0).error_code(), gannet::v1::NONE);
+  auto p = sh(kcat_ssl("", "", certs_.ca, "-P -t renewed -X acks=all"), "after\n");
+  EXPECT_EQ(p.code, 0) << p.err;
+}
+
 // ---- Raw frames ---------------------------------------------------------------------------------
 
 int connect_to(int port) {

@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -30,6 +31,21 @@ namespace {
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// What identifies the version of the TLS files on disk.
+std::string file_stamp(const TlsOptions& o) {
+  std::string out;
+  for (const std::string* path : {&o.keystore_location, &o.truststore_location}) {
+    struct stat st {};
+    if (path->empty() || ::stat(path->c_str(), &st) != 0) {
+      out += "-;";
+      continue;
+    }
+    out += std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
+           std::to_string(st.st_size) + ";";
+  }
+  return out;
 }
 
 std::string peer_ip(const sockaddr_storage& ss) {
@@ -288,6 +304,7 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
         c->info.session->sasl = protocol == "SASL_PLAINTEXT" || protocol == "SASL_SSL";
         c->info.session->mechanisms = l_->options_.sasl_mechanisms;
       }
+      if (protocol == "SSL" || protocol == "SASL_SSL") l_->maybe_reload_tls();
       if ((protocol == "SSL" || protocol == "SASL_SSL") && l_->tls_) {
         c->ssl = SSL_new(l_->tls_.get());
         if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
@@ -651,6 +668,8 @@ Result<std::unique_ptr<KafkaListener>, std::string> KafkaListener::start(KafkaLi
       auto ctx = make_server_context(l->options_.tls);
       if (!ctx.ok()) return "listener " + e.name + ": " + ctx.error();
       l->tls_ = std::move(ctx).value();
+      l->tls_stamp_ = file_stamp(l->options_.tls);
+      l->tls_checked_ms_ = now_ms();
     }
   }
   const int n = std::max(1, l->options_.io_threads);
@@ -669,6 +688,24 @@ Result<std::unique_ptr<KafkaListener>, std::string> KafkaListener::start(KafkaLi
   }
   for (auto& t : l->threads_) t->start();
   return l;
+}
+
+
+void KafkaListener::maybe_reload_tls() {
+  const int64_t now = now_ms();
+  if (!tls_ || now - tls_checked_ms_ < 1000) return;
+  tls_checked_ms_ = now;
+  const std::string stamp = file_stamp(options_.tls);
+  if (stamp == tls_stamp_) return;
+  auto ctx = make_server_context(options_.tls);
+  if (!ctx.ok()) {
+    // A half-written file, say: keep serving with the certificate we have, and try again.
+    LOG_EVERY_N(WARNING, 10) << "kafka listener: not reloading TLS files: " << ctx.error();
+    return;
+  }
+  tls_ = std::move(ctx).value();
+  tls_stamp_ = stamp;
+  LOG(INFO) << "kafka listener: reloaded the TLS certificate from " << options_.tls.keystore_location;
 }
 
 KafkaListener::~KafkaListener() { stop(); }

@@ -95,7 +95,12 @@ class KafkaListener {
 
   const KafkaListenerOptions options_;
   KafkaApi api_;
-  std::shared_ptr<SSL_CTX> tls_;  // set when an endpoint is SSL or SASL_SSL
+  // Reloads the TLS context when the keystore or truststore file changed (at most once a second;
+  // the accepting loop's): new connections get the new certificate, open ones keep theirs.
+  void maybe_reload_tls();
+  std::shared_ptr<SSL_CTX> tls_;  // set when an endpoint is SSL or SASL_SSL; the accepting loop's
+  int64_t tls_checked_ms_ = 0;
+  std::string tls_stamp_;         // the files' modification times and sizes when tls_ was built
   std::vector<std::shared_ptr<IoThread>> threads_;
   std::vector<int> listen_fds_;
   std::map<std::string, int> ports_;
