@@ -131,6 +131,7 @@ class Cluster {
     }
   }
   void kill(int id, int sig) { procs_[id]->kill(sig); }
+  std::string controller_address(int id) const { return "127.0.0.1:" + std::to_string(controller_ports_.at(id)); }
 
   bool partition_dir_exists(int id, const std::string& topic, int p) const {
     return std::filesystem::exists(data_dir(id) + "/" + topic + "-" + std::to_string(p));
@@ -506,6 +507,19 @@ TEST(CliProcess, TopicLifecycleErrorsAndFailover) {
     EXPECT_EQ(str(*j, "cluster_id"), kClusterId) << info.dump();
     std::cout << "cluster info through a dead first address answered " << ms_since(killed)
               << " ms after SIGKILL of node 1" << std::endl;
+    // quorum status takes a list of controllers too, and tries each (issue 20: a list used to be
+    // looked up as one host name).
+    const std::string controllers =
+        c.controller_address(1) + "," + c.controller_address(2) + "," + c.controller_address(3);
+    CliRun q;
+    EXPECT_TRUE(testing::wait_until([&] {
+      q = gannet_cli({"quorum", "status", "--bootstrap-controller", controllers, "--output", "json"});
+      auto jq = parse_json(q.out);
+      return q.code == 0 && jq && num(*jq, "leader") >= 2;
+    }, 20s, 200ms)) << q.dump();
+    CliRun dead_only = gannet_cli({"quorum", "status", "--bootstrap-controller", c.controller_address(1)});
+    EXPECT_NE(dead_only.code, 0);
+    EXPECT_TRUE(contains(dead_only.err, c.controller_address(1))) << dead_only.dump();
   }
   {
     // An admin write: forwarded to whichever controller is active now. (Node 1 is not fenced

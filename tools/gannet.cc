@@ -1340,6 +1340,24 @@ bool describe_quorum(const std::string& address, gannet::raft::v1::DescribeQuoru
   return st.ok();
 }
 
+// DescribeQuorum from the first of a comma-separated list of controllers that answers (as Kafka's
+// --bootstrap-controller); *answered is the address that did. The error names every address tried.
+bool describe_any(const std::string& list, gannet::raft::v1::DescribeQuorumResponse* out, std::string* answered,
+                  std::string* error) {
+  std::vector<std::string> tried;
+  for (const std::string& address : split(list, ',')) {
+    if (address.empty()) continue;
+    std::string why;
+    if (describe_quorum(address, out, &why)) {
+      *answered = address;
+      return true;
+    }
+    tried.push_back(why);
+  }
+  *error = tried.empty() ? std::string("--bootstrap-controller: no address given") : join(tried, "; ");
+  return false;
+}
+
 void replica_json(Json& j, const gannet::raft::v1::ReplicaState& r) {
   j.begin_object().field("id", r.id()).field("log_end_offset", r.log_end_offset());
   j.field("lag", r.lag()).field("last_fetch_ms_ago", r.last_fetch_ms_ago()).end_object();
@@ -1356,8 +1374,8 @@ int quorum_status(const Args& a) {
     return usage_error("--output " + output + ": expected text or json", c);
   }
   gannet::raft::v1::DescribeQuorumResponse d;
-  std::string error;
-  if (!describe_quorum(*address, &d, &error)) {
+  std::string error, answered;
+  if (!describe_any(*address, &d, &answered, &error)) {
     std::fprintf(stderr, "gannet: %s\n", error.c_str());
     return kExitError;
   }
@@ -1401,7 +1419,17 @@ int quorum_append(const Args& a) {
   if (!bootstrap) return usage_error("--bootstrap-controller is required", c);
   auto records = a.operands();
   if (records.empty()) return usage_error("at least one RECORD is required", c);
-  std::string address = *bootstrap;
+  // Start at the leader the first answering controller names (or that controller).
+  std::string address;
+  {
+    gannet::raft::v1::DescribeQuorumResponse d;
+    std::string error;
+    if (!describe_any(*bootstrap, &d, &address, &error)) {
+      std::fprintf(stderr, "gannet: %s\n", error.c_str());
+      return kExitError;
+    }
+    if (!d.leader_address().empty()) address = d.leader_address();
+  }
   gannet::raft::v1::AppendRequest req;
   for (const std::string& r : records) req.add_records(r);
   if (auto t = a.last("timeout-ms")) {
@@ -1471,9 +1499,9 @@ const std::vector<Command>& commands() {
        "[--operation OP]...",
        true, {"topic", "group", "transactional-id", "cluster", "resource-pattern-type", "principal", "host", "operation"},
        acl_remove},
-      {"quorum", "status", "--bootstrap-controller HOST:PORT [--output text|json]", false,
+      {"quorum", "status", "--bootstrap-controller HOST:PORT[,HOST:PORT...] [--output text|json]", false,
        {"bootstrap-controller", "output", "command-config"}, quorum_status},
-      {"quorum", "append", "--bootstrap-controller HOST:PORT [--timeout-ms N] RECORD...", false,
+      {"quorum", "append", "--bootstrap-controller HOST:PORT[,HOST:PORT...] [--timeout-ms N] RECORD...", false,
        {"bootstrap-controller", "timeout-ms", "command-config"}, quorum_append},
       {"storage", "format",
        "--cluster-id ID --config FILE [--override KEY=VALUE]... [--ignore-formatted]", false,
