@@ -161,6 +161,12 @@ std::string BrokerServer::render_metrics() {
                           &start, &hw, &size, &segments, &leader}) {
     out += f->text();
   }
+  std::function<std::string()> extra;
+  {
+    std::lock_guard<std::mutex> l(extra_metrics_mu_);
+    extra = extra_metrics_;
+  }
+  if (extra) out += extra();
   return out;
 }
 

@@ -146,6 +146,12 @@ class BrokerServer final : public RequestCore {
   // The metrics listener's port (0: none), and what it serves (Prometheus' text format).
   int metrics_port() const;
   std::string render_metrics();
+  // More Prometheus text appended to /metrics (gannetd: the metadata quorum's state, known only
+  // once the quorum node has started). Any thread.
+  void set_extra_metrics(std::function<std::string()> render) {
+    std::lock_guard<std::mutex> l(extra_metrics_mu_);
+    extra_metrics_ = std::move(render);
+  }
 
   // ---- RequestCore (request_core.h): what both front-ends call ----
   int32_t node_id() const override { return options_.node_id; }
@@ -233,6 +239,8 @@ class BrokerServer final : public RequestCore {
   std::unique_ptr<CallWatchdog> watchdog_;  // bounds each replica fetch on its stream
   std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;  // with metrics.http.listener
+  std::mutex extra_metrics_mu_;
+  std::function<std::string()> extra_metrics_;  // with extra_metrics_mu_
   GrpcMetrics grpc_metrics_;  // the gRPC server's per-method figures (its interceptor's)
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;

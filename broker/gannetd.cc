@@ -289,7 +289,36 @@ int main(int argc, char** argv) {
     controller->set_node(node->get());
     controller->start();
   }
-  if (broker_server) broker_server->start();
+  if (broker_server) {
+    // The metadata quorum as this node sees it, on the broker's /metrics.
+    broker_server->set_extra_metrics([n = node->get(), id = o.id] {
+      const raft::QuorumStatus s = n->status();
+      const std::string node_label = "node_id=\"" + std::to_string(id) + "\"";
+      std::string out;
+      auto gauge = [&](const char* name, const char* help, const std::string& labels, double v) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + "{" + labels +
+               "} " + std::to_string(static_cast<int64_t>(v)) + "\n";
+      };
+      gauge("gannet_quorum_role", "This node's role in the metadata quorum (value 1).",
+            node_label + ",role=\"" + raft::role_name(s.role) + "\"", 1);
+      gauge("gannet_quorum_epoch", "The metadata quorum's epoch (term) this node knows.", node_label, s.epoch);
+      gauge("gannet_quorum_leader", "The node id of the quorum leader this node knows (-1: none).", node_label, s.leader);
+      gauge("gannet_quorum_high_watermark", "The metadata log's high watermark on this node.", node_label, s.high_watermark);
+      gauge("gannet_quorum_log_end_offset", "The end of this node's copy of the metadata log.", node_label,
+            s.log_end_offset);
+      if (!s.replicas.empty()) {
+        out += "# HELP gannet_quorum_replica_lag_offsets The leader's log end minus each replica's fetched offset "
+               "(on the leader only).\n# TYPE gannet_quorum_replica_lag_offsets gauge\n";
+        for (const auto& r : s.replicas) {
+          const int64_t lag = r.end_offset < 0 ? s.log_end_offset : std::max<int64_t>(0, s.log_end_offset - r.end_offset);
+          out += "gannet_quorum_replica_lag_offsets{" + node_label + ",replica=\"" + std::to_string(r.id) +
+                 "\",voter=\"" + (r.voter ? "true" : "false") + "\"} " + std::to_string(lag) + "\n";
+        }
+      }
+      return out;
+    });
+    broker_server->start();
+  }
   LOG(INFO) << "gannetd node " << o.id << " running (cluster " << cluster_id << "); quorum port "
             << (*node)->port() << (broker_server ? "; client port " + std::to_string(broker_server->port()) : "")
             << (broker_server && broker_server->metrics_port() > 0 ? "; metrics port " + std::to_string(broker_server->metrics_port()) : "");

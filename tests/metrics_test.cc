@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <string>
@@ -19,6 +21,7 @@
 #include "testing/cli_harness.h"
 #include "testing/cluster_harness.h"
 #include "testing/kafka_wire.h"
+#include "testing/process_harness.h"
 
 namespace gannet {
 namespace {
@@ -95,7 +98,9 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
     ASSERT_EQ(acked.load(), 30);
   }
   const std::string dir = testing::test_dir("metrics");
-  double leaders = 0;
+  double leaders = 0, quorum_leaders = 0;
+  const auto cluster = c.describe_cluster();
+  ASSERT_TRUE(cluster);
   for (int id : {1, 2, 3}) {
     // Followers catch up within a fetch or two.
     std::string body;
@@ -113,6 +118,21 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
       leaders += sample(body, "gannet_partition_leader", "topic=\"m\",partition=\"" + std::to_string(p) + "\"");
     }
     EXPECT_EQ(sample(body, "gannet_partitions_under_replicated", "node_id=\"" + std::to_string(id) + "\""), 0) << body;
+    // The metadata quorum as each node sees it: one leader, the same epoch, and on the leader
+    // each other voter's lag.
+    const std::string n = "node_id=\"" + std::to_string(id) + "\"";
+    EXPECT_EQ(sample(body, "gannet_quorum_leader", n), cluster->controller_id()) << body;
+    EXPECT_EQ(sample(body, "gannet_quorum_epoch", n), cluster->quorum_epoch()) << body;
+    EXPECT_GT(sample(body, "gannet_quorum_high_watermark", n), 0) << body;
+    const double is_leader = sample(body, "gannet_quorum_role", n + ",role=\"leader\"");
+    quorum_leaders += std::max(0.0, is_leader);
+    if (is_leader == 1) {
+      for (int other : {1, 2, 3}) {
+        if (other == id) continue;
+        EXPECT_GE(sample(body, "gannet_quorum_replica_lag_offsets",
+                         n + ",replica=\"" + std::to_string(other) + "\",voter=\"true\""), 0) << body;
+      }
+    }
     // promtool's own check of the exposition format and names.
     const std::string path = dir + "/metrics" + std::to_string(id) + ".txt";
     testing::write_file(path, body);
@@ -120,6 +140,7 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
     EXPECT_EQ(check.code, 0) << check.dump();
   }
   EXPECT_EQ(leaders, 3) << "each of the 3 partitions is led by exactly one broker";
+  EXPECT_EQ(quorum_leaders, 1) << "one node reports itself the quorum leader";
   // Kafka requests are counted and timed per API: one ApiVersions, then broker 1's figures.
   {
     const std::string before = body_of(http(c.metrics_port(1), "GET /metrics HTTP/1.1\r\n\r\n"));
@@ -173,6 +194,51 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
       body = body_of(http(c.metrics_port(coordinator), "GET /metrics HTTP/1.1\r\n\r\n"));
       return sample(body, "gannet_consumer_group_lag", "group=\"lagging\",topic=\"m\",partition=\"0\"") == 20;
     }, 10s, 100ms)) << body;
+  }
+  // A real Prometheus server (Debian's) scrapes the three brokers every second; a rate and the
+  // group's lag are then queried from it, as a dashboard would.
+  {
+    const int web = testing::free_port();
+    std::string targets;
+    for (int id : {1, 2, 3}) {
+      targets += std::string(targets.empty() ? "" : ", ") + "'127.0.0.1:" + std::to_string(c.metrics_port(id)) + "'";
+    }
+    const std::string config = dir + "/prometheus.yml";
+    testing::write_file(config, "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                                "scrape_configs:\n  - job_name: gannet\n    static_configs:\n      - targets: [" +
+                                    targets + "]\n");
+    testing::Process prometheus;
+    prometheus.start({"/usr/bin/prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir + "/tsdb",
+                      "--web.listen-address=127.0.0.1:" + std::to_string(web), "--log.level=warn"},
+                     dir + "/prometheus.log");
+    // The value of a one-sample instant query ("" when Prometheus has none yet).
+    auto query = [&](const std::string& promql) {
+      std::string encoded;
+      for (unsigned char ch : promql) {
+        if (std::isalnum(ch) || ch == '_' || ch == '.') {
+          encoded.push_back(static_cast<char>(ch));
+        } else {
+          char buf[4];
+          std::snprintf(buf, sizeof(buf), "%%%02X", ch);
+          encoded += buf;
+        }
+      }
+      const std::string body =
+          body_of(http(web, "GET /api/v1/query?query=" + encoded + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+      std::smatch m;
+      static const std::regex kValue(R"re("value":\[[0-9.]+,"([-0-9.e+NaInf]+)"\])re");
+      return std::regex_search(body, m, kValue) ? m[1].str() : std::string();
+    };
+    std::string rate, lag;
+    const bool scraped = testing::wait_until([&] {
+      // Keep broker 1's Kafka listener busy, so the rate has something to show.
+      http(c.kafka_port(1), testing::kafka_wire::frame(18, 0, 9, ""), 2);
+      rate = query("sum(rate(gannet_kafka_requests_total{api=\"ApiVersions\"}[5s]))");
+      lag = query("max(gannet_consumer_group_lag{group=\"lagging\",topic=\"m\",partition=\"0\"})");
+      return !rate.empty() && std::stod(rate) > 0 && lag == "20";
+    }, 60s, 500ms);
+    EXPECT_TRUE(scraped) << "rate: '" << rate << "', lag: '" << lag << "'\n" << testing::read_file(dir + "/prometheus.log");
+    std::cout << "prometheus: ApiVersions rate " << rate << "/s, group lag " << lag << std::endl;
   }
   // gRPC calls are counted and timed per method: a Metadata call (OK) moves broker 1's figures.
   {
