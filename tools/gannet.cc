@@ -56,6 +56,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include <unistd.h>
+#include <thread>
 
 #include "broker/meta_properties.h"
 #include "broker/server_config.h"
@@ -565,6 +567,106 @@ int topic_add_partitions(const Args& a) {
   if (!call_cluster(*o, rpc, &resp)) return kExitError;
   return finish_write(*o, WriteAnswer::of(resp, resp.topics()), *name,
                       "Topic " + *name + " now has " + std::to_string(*n) + " partitions.");
+}
+
+// ---- Rolling restarts: wait until brokers are back ---------------------------------------------
+
+// Asks each address in turn, quietly (a broker being restarted does not answer); true on the
+// first answer.
+template <typename Resp, typename Call>
+bool try_cluster(const ClusterOptions& o, Call call, Resp* resp) {
+  for (const std::string& address : o.addresses) {
+    auto stub = bv1::Broker::NewStub(grpc::CreateChannel(address, credentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(std::min(o.timeout_ms, 3000)));
+    *resp = Resp();
+    if (!call(stub.get(), &ctx, resp).ok()) continue;
+    if constexpr (requires { resp->error_code(); }) {
+      if (resp->error_code() != gannet::v1::NONE) continue;
+    }
+    return true;
+  }
+  return false;
+}
+
+// One look at the cluster: why it is not ready yet ("" when it is). Ready: every broker named
+// (else every registered one) is registered, unfenced and not shutting down, and no partition has
+// fewer in-sync replicas than replicas (Kafka's UnderReplicatedPartitions = 0).
+std::string not_ready(const ClusterOptions& o, const std::vector<int32_t>& wanted, int64_t* under) {
+  cv1::DescribeClusterResponse cluster;
+  auto describe = [](bv1::Broker::Stub* s, grpc::ClientContext* ctx, cv1::DescribeClusterResponse* r) {
+    return s->DescribeCluster(ctx, cv1::DescribeClusterRequest(), r);
+  };
+  if (!try_cluster(o, describe, &cluster)) return "no broker answers";
+  std::map<int32_t, const cv1::BrokerDescription*> by_id;
+  for (const auto& b : cluster.brokers()) by_id[b.broker_id()] = &b;
+  std::vector<int32_t> ids = wanted;
+  if (ids.empty()) {
+    for (const auto& [id, b] : by_id) ids.push_back(id);
+  }
+  for (int32_t id : ids) {
+    auto it = by_id.find(id);
+    if (it == by_id.end()) return "broker " + std::to_string(id) + " is not registered";
+    if (it->second->fenced()) return "broker " + std::to_string(id) + " is fenced";
+    if (it->second->in_controlled_shutdown()) return "broker " + std::to_string(id) + " is shutting down";
+  }
+  bv1::MetadataResponse md;
+  auto metadata = [](bv1::Broker::Stub* s, grpc::ClientContext* ctx, bv1::MetadataResponse* r) {
+    return s->Metadata(ctx, bv1::MetadataRequest(), r);
+  };
+  if (!try_cluster(o, metadata, &md)) return "no broker answers Metadata";
+  *under = 0;
+  for (const auto& t : md.topics()) {
+    for (const auto& p : t.partitions()) {
+      if (p.isr_size() < p.replicas_size() || p.leader() < 0) ++*under;
+    }
+  }
+  if (*under > 0) return std::to_string(*under) + " partition(s) under-replicated";
+  return "";
+}
+
+int cluster_wait_ready(const Args& a) {
+  const Command* c = find_command("cluster", "wait-ready");
+  if (!a.operands().empty()) return usage_error("cluster wait-ready takes no operands", c);
+  auto o = cluster_options(a);
+  if (!o.ok()) return usage_error(o.error(), c);
+  std::vector<int32_t> wanted;
+  for (const std::string& b : a.all("broker")) {
+    auto id = parse_int32(b);
+    if (!id || *id < 0) return usage_error("--broker " + b + ": not a broker id", c);
+    wanted.push_back(*id);
+  }
+  int64_t wait_ms = 300'000;
+  if (auto w = a.last("wait-ms")) {
+    auto v = parse_int32(*w);
+    if (!v || *v <= 0) return usage_error("--wait-ms " + *w + ": not a positive integer", c);
+    wait_ms = *v;
+  }
+  // Progress on a terminal, one line rewritten; quiet under --output json or into a pipe.
+  const bool progress = !o->json && isatty(fileno(stderr));
+  const auto start = std::chrono::steady_clock::now();
+  auto waited = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  };
+  std::string why;
+  int64_t under = -1;
+  for (;;) {
+    why = not_ready(*o, wanted, &under);
+    if (why.empty() || waited() >= wait_ms) break;
+    if (progress) std::fprintf(stderr, "\r\033[Kwaiting %.1f s: %s", waited() / 1000.0, why.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  if (progress) std::fprintf(stderr, "\r\033[K");
+  const bool ready = why.empty();
+  if (o->json) {
+    Json j;
+    j.begin_object().field_bool("ready", ready).field("waited_ms", waited()).field("under_replicated", under);
+    j.field("reason", why).end_object().print();
+  } else if (ready) {
+    std::printf("Ready after %.1f s: brokers unfenced, every partition fully in sync.\n", waited() / 1000.0);
+  }
+  if (!ready) std::fprintf(stderr, "gannet: not ready after %.1f s: %s\n", waited() / 1000.0, why.c_str());
+  return ready ? 0 : kExitError;
 }
 
 // ---- Users (SASL/SCRAM credentials) -------------------------------------------------------------
@@ -1482,6 +1584,7 @@ const std::vector<Command>& commands() {
       {"topic", "add-partitions", "NAME --partitions TOTAL", true, {"partitions"},
        topic_add_partitions},
       {"cluster", "info", "", true, {}, cluster_info},
+      {"cluster", "wait-ready", "[--broker ID]... [--wait-ms MS]", true, {"broker", "wait-ms"}, cluster_wait_ready},
       {"user", "create",
        "NAME --password P|--password-file FILE [--mechanism SCRAM-SHA-256|SCRAM-SHA-512]... [--iterations N]", true,
        {"password", "password-file", "mechanism", "iterations"}, user_create},
