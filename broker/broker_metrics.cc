@@ -70,6 +70,29 @@ double open_fds() {
 
 }  // namespace
 
+void BrokerServer::count_topic_in(const std::string& topic, uint64_t bytes, uint64_t records) {
+  TopicCounters* c;
+  {
+    std::lock_guard<std::mutex> l(counters_mu_);
+    auto it = topic_counters_.find(topic);
+    if (it == topic_counters_.end()) {
+      const std::string key = topic_counters_.size() < kMaxTopicSeries ? topic : "other";
+      auto& slot = topic_counters_[key];
+      if (!slot) slot = std::make_unique<TopicCounters>();
+      c = slot.get();
+    } else {
+      c = it->second.get();
+    }
+  }
+  c->bytes_in.fetch_add(bytes, std::memory_order_relaxed);
+  c->records_in.fetch_add(records, std::memory_order_relaxed);
+}
+
+void BrokerServer::count_error(const char* api, ErrorCode code) {
+  std::lock_guard<std::mutex> l(counters_mu_);
+  ++error_counts_[{api, static_cast<int>(code)}];
+}
+
 std::string BrokerServer::render_metrics() {
   const std::string node = label("node_id", std::to_string(options_.node_id));
   Family info("gannet_broker_info", "gauge", "This broker: its node id and cluster id (value 1).");
@@ -156,7 +179,28 @@ std::string BrokerServer::render_metrics() {
   rss.add(node, proc_status("VmRSS") * 1024);
   Family fds("gannet_process_open_fds", "gauge", "Open file descriptors of the gannetd process.");
   fds.add(node, open_fds());
+  Family bytes_in("gannet_topic_bytes_in_total", "counter", "Bytes of record batches appended as leader, by topic.");
+  Family records_in("gannet_topic_records_in_total", "counter", "Records appended as leader, by topic.");
+  Family errors("gannet_partition_errors_total", "counter",
+                "Partitions answered with an error by Produce or Fetch (both protocols), by API and Kafka's error name.");
+  {
+    std::lock_guard<std::mutex> l(counters_mu_);
+    for (const auto& [topic, c] : topic_counters_) {
+      bytes_in.add(label("topic", topic), static_cast<double>(c->bytes_in.load()));
+      records_in.add(label("topic", topic), static_cast<double>(c->records_in.load()));
+    }
+    for (const auto& [key, n] : error_counts_) {
+      errors.add(label("api", key.first) + "," +
+                     label("error", gannet::v1::ErrorCode_Name(static_cast<gannet::v1::ErrorCode>(key.second))),
+                 static_cast<double>(n));
+    }
+  }
+  Family shrinks("gannet_isr_shrinks_total", "counter", "ISR shrinks this broker's partitions had accepted as leader.");
+  shrinks.add(node, static_cast<double>(isr_shrinks_.load()));
+  Family expands("gannet_isr_expands_total", "counter", "ISR expansions this broker's partitions had accepted as leader.");
+  expands.add(node, static_cast<double>(isr_expands_.load()));
   std::string out = (kafka_ ? kafka_->metrics_text() : std::string()) + grpc_metrics_.metrics_text();
+  for (const Family* f : {&bytes_in, &records_in, &errors, &shrinks, &expands}) out += f->text();
   for (const Family* f : {&info, &led_f, &hosted_f, &ur, &umi, &off, &offset, &groups, &lag, &threads, &rss, &fds, &end,
                           &start, &hw, &size, &segments, &leader}) {
     out += f->text();

@@ -1040,7 +1040,13 @@ class BrokerServer::Service final
         not_here(pd.topic(), pd.partition(), r);
         continue;
       }
+      const size_t bytes = pd.records().size();
       ProduceOutcome o = part->append_as_leader(pd.mutable_records(), acks);
+      if (o.error == gannet::v1::NONE) {
+        b_->count_topic_in(pd.topic(), bytes, static_cast<uint64_t>(o.last_offset - o.base_offset + 1));
+      } else {
+        b_->count_error("produce", o.error);
+      }
       r->set_error_code(o.error);
       r->set_error_message(o.message);
       r->set_base_offset(o.base_offset);
@@ -1156,6 +1162,7 @@ class BrokerServer::Service final
         pass.errors = true;
       }
       pass.errors |= o.error != gannet::v1::NONE;
+      if (o.error != gannet::v1::NONE) b_->count_error("fetch", o.error);
       pass.total += granted == 0 ? 0 : got;
       if (slices) (*slices)[resp->partitions_size() - 1] = std::move(o.slices);
       r->set_records(std::move(o.records));
@@ -2000,6 +2007,7 @@ void BrokerServer::isr_loop() {
                      << gannet::v1::ErrorCode_Name(r.error_code()) << ": " << r.error_message();
         part->isr_proposal_failed(r.error_code());
       } else {
+        (proposal.isr.size() < proposal.from_size ? isr_shrinks_ : isr_expands_).fetch_add(1, std::memory_order_relaxed);
         std::string isr;
         for (int32_t x : proposal.isr) isr += (isr.empty() ? "" : ",") + std::to_string(x);
         LOG(INFO) << "broker " << options_.node_id << ": ISR of " << part->tp().dir_name() << " is now {" << isr << "}";

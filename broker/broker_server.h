@@ -146,6 +146,11 @@ class BrokerServer final : public RequestCore {
   // The metrics listener's port (0: none), and what it serves (Prometheus' text format).
   int metrics_port() const;
   std::string render_metrics();
+  // Per topic: bytes and records appended as leader (at most kMaxTopicSeries topics, the rest as
+  // topic="other"); per API and error code: partitions answered with that error.
+  void count_topic_in(const std::string& topic, uint64_t bytes, uint64_t records);
+  void count_error(const char* api, ErrorCode code);
+  static constexpr size_t kMaxTopicSeries = 10'000;
   // More Prometheus text appended to /metrics (gannetd: the metadata quorum's state, known only
   // once the quorum node has started). Any thread.
   void set_extra_metrics(std::function<std::string()> render) {
@@ -239,6 +244,13 @@ class BrokerServer final : public RequestCore {
   std::unique_ptr<CallWatchdog> watchdog_;  // bounds each replica fetch on its stream
   std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;  // with metrics.http.listener
+  struct TopicCounters {
+    std::atomic<uint64_t> bytes_in{0}, records_in{0};
+  };
+  std::mutex counters_mu_;
+  std::map<std::string, std::unique_ptr<TopicCounters>> topic_counters_;  // with counters_mu_
+  std::map<std::pair<std::string, int>, uint64_t> error_counts_;          // with counters_mu_
+  std::atomic<uint64_t> isr_shrinks_{0}, isr_expands_{0};
   std::mutex extra_metrics_mu_;
   std::function<std::string()> extra_metrics_;  // with extra_metrics_mu_
   GrpcMetrics grpc_metrics_;  // the gRPC server's per-method figures (its interceptor's)

@@ -391,7 +391,7 @@ std::optional<Partition::IsrProposal> Partition::isr_proposal(int64_t now_ms, in
   auto isr = state_.wanted_isr(now_ms, lag_time_max_ms);
   if (!isr) return std::nullopt;
   state_.set_pending_isr(*isr);
-  return IsrProposal{*isr, state_.leader_epoch(), state_.partition_epoch()};
+  return IsrProposal{*isr, state_.leader_epoch(), state_.partition_epoch(), state_.isr().size()};
 }
 
 void Partition::isr_proposal_failed(ErrorCode code) {

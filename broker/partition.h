@@ -116,6 +116,7 @@ class Partition {
     std::vector<int32_t> isr;
     int32_t leader_epoch;
     int32_t partition_epoch;
+    size_t from_size = 0;  // the ISR's size it replaces (a shrink or an expansion, for metrics)
   };
   std::optional<IsrProposal> isr_proposal(int64_t now_ms, int64_t lag_time_max_ms);
   // The controller refused it with `code`. A refusal that says the controller holds a newer

@@ -98,7 +98,7 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
     ASSERT_EQ(acked.load(), 30);
   }
   const std::string dir = testing::test_dir("metrics");
-  double leaders = 0, quorum_leaders = 0;
+  double leaders = 0, quorum_leaders = 0, records_in = 0, bytes_in = 0;
   const auto cluster = c.describe_cluster();
   ASSERT_TRUE(cluster);
   for (int id : {1, 2, 3}) {
@@ -118,6 +118,9 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
       leaders += sample(body, "gannet_partition_leader", "topic=\"m\",partition=\"" + std::to_string(p) + "\"");
     }
     EXPECT_EQ(sample(body, "gannet_partitions_under_replicated", "node_id=\"" + std::to_string(id) + "\""), 0) << body;
+    records_in += std::max(0.0, sample(body, "gannet_topic_records_in_total", "topic=\"m\""));
+    bytes_in += std::max(0.0, sample(body, "gannet_topic_bytes_in_total", "topic=\"m\""));
+    EXPECT_GE(sample(body, "gannet_isr_shrinks_total", "node_id=\"" + std::to_string(id) + "\""), 0) << body;
     // The metadata quorum as each node sees it: one leader, the same epoch, and on the leader
     // each other voter's lag.
     const std::string n = "node_id=\"" + std::to_string(id) + "\"";
@@ -141,6 +144,8 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
   }
   EXPECT_EQ(leaders, 3) << "each of the 3 partitions is led by exactly one broker";
   EXPECT_EQ(quorum_leaders, 1) << "one node reports itself the quorum leader";
+  EXPECT_EQ(records_in, 30) << "the 30 records appended, counted once, by partition 0's leader";
+  EXPECT_GT(bytes_in, 30 * 2) << "their batches' bytes";
   // Kafka requests are counted and timed per API: one ApiVersions, then broker 1's figures.
   {
     const std::string before = body_of(http(c.metrics_port(1), "GET /metrics HTTP/1.1\r\n\r\n"));
