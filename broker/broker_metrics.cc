@@ -70,20 +70,22 @@ double open_fds() {
 
 }  // namespace
 
+BrokerServer::TopicCounters* BrokerServer::topic_counters(const std::string& topic) {
+  std::lock_guard<std::mutex> l(counters_mu_);
+  auto it = topic_counters_.find(topic);
+  if (it != topic_counters_.end()) return it->second.get();
+  const std::string key = topic_counters_.size() < kMaxTopicSeries ? topic : "other";
+  auto& slot = topic_counters_[key];
+  if (!slot) slot = std::make_unique<TopicCounters>();
+  return slot.get();
+}
+
+void BrokerServer::count_topic_out(const std::string& topic, uint64_t bytes) {
+  topic_counters(topic)->bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+}
+
 void BrokerServer::count_topic_in(const std::string& topic, uint64_t bytes, uint64_t records) {
-  TopicCounters* c;
-  {
-    std::lock_guard<std::mutex> l(counters_mu_);
-    auto it = topic_counters_.find(topic);
-    if (it == topic_counters_.end()) {
-      const std::string key = topic_counters_.size() < kMaxTopicSeries ? topic : "other";
-      auto& slot = topic_counters_[key];
-      if (!slot) slot = std::make_unique<TopicCounters>();
-      c = slot.get();
-    } else {
-      c = it->second.get();
-    }
-  }
+  TopicCounters* c = topic_counters(topic);
   c->bytes_in.fetch_add(bytes, std::memory_order_relaxed);
   c->records_in.fetch_add(records, std::memory_order_relaxed);
 }
@@ -181,6 +183,7 @@ std::string BrokerServer::render_metrics() {
   fds.add(node, open_fds());
   Family bytes_in("gannet_topic_bytes_in_total", "counter", "Bytes of record batches appended as leader, by topic.");
   Family records_in("gannet_topic_records_in_total", "counter", "Records appended as leader, by topic.");
+  Family bytes_out("gannet_topic_bytes_out_total", "counter", "Record bytes sent to consumers (not followers), by topic.");
   Family errors("gannet_partition_errors_total", "counter",
                 "Partitions answered with an error by Produce or Fetch (both protocols), by API and Kafka's error name.");
   {
@@ -188,6 +191,7 @@ std::string BrokerServer::render_metrics() {
     for (const auto& [topic, c] : topic_counters_) {
       bytes_in.add(label("topic", topic), static_cast<double>(c->bytes_in.load()));
       records_in.add(label("topic", topic), static_cast<double>(c->records_in.load()));
+      bytes_out.add(label("topic", topic), static_cast<double>(c->bytes_out.load()));
     }
     for (const auto& [key, n] : error_counts_) {
       errors.add(label("api", key.first) + "," +
@@ -200,7 +204,7 @@ std::string BrokerServer::render_metrics() {
   Family expands("gannet_isr_expands_total", "counter", "ISR expansions this broker's partitions had accepted as leader.");
   expands.add(node, static_cast<double>(isr_expands_.load()));
   std::string out = (kafka_ ? kafka_->metrics_text() : std::string()) + grpc_metrics_.metrics_text();
-  for (const Family* f : {&bytes_in, &records_in, &errors, &shrinks, &expands}) out += f->text();
+  for (const Family* f : {&bytes_in, &records_in, &bytes_out, &errors, &shrinks, &expands}) out += f->text();
   for (const Family* f : {&info, &led_f, &hosted_f, &ur, &umi, &off, &offset, &groups, &lag, &threads, &rss, &fds, &end,
                           &start, &hw, &size, &segments, &leader}) {
     out += f->text();

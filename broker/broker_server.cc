@@ -1107,6 +1107,11 @@ class BrokerServer::Service final
     size_t total = 0;
     bool errors = false;
     bool starved = false;  // a partition got no bytes because the broker-wide budget was spent
+    std::vector<std::pair<std::string, uint64_t>> consumed;  // a consumer's bytes, by topic (for metrics)
+    // The pass answers the fetch: count what goes out to consumers.
+    void answered(BrokerServer* b) const {
+      for (const auto& [topic, bytes] : consumed) b->count_topic_out(topic, bytes);
+    }
   };
   // Reads every partition of `req` into a fresh `resp`, its record bytes from `held` (the
   // broker-wide fetch.response.memory.max.bytes). With `waiter`, watches each partition first, so
@@ -1164,6 +1169,7 @@ class BrokerServer::Service final
       pass.errors |= o.error != gannet::v1::NONE;
       if (o.error != gannet::v1::NONE) b_->count_error("fetch", o.error);
       pass.total += granted == 0 ? 0 : got;
+      if (granted > 0 && got > 0 && req->replica_id() < 0) pass.consumed.emplace_back(r->topic(), got);
       if (slices) (*slices)[resp->partitions_size() - 1] = std::move(o.slices);
       r->set_records(std::move(o.records));
     }
@@ -1186,6 +1192,7 @@ class BrokerServer::Service final
       const FetchPass pass = read_pass(req, resp, plan, held, first_look, may_wait ? waiter : nullptr);
       if (pass.total >= static_cast<size_t>(std::max(1, req->min_bytes())) || pass.errors ||
           std::chrono::steady_clock::now() >= deadline || ctx->IsCancelled()) {
+        pass.answered(b_);
         return;
       }
       held.reset();
@@ -1276,6 +1283,7 @@ class BrokerServer::Service final
       const FetchPass pass = s_->read_pass(req_, resp_, plan_, held_, first_look_, final ? nullptr : waiter_, slices_);
       first_look_ = false;
       if (final || !waiter_ || pass.total >= static_cast<size_t>(std::max(1, req_->min_bytes())) || pass.errors) {
+        pass.answered(s_->b_);
         finish();
         return true;
       }

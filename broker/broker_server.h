@@ -149,6 +149,7 @@ class BrokerServer final : public RequestCore {
   // Per topic: bytes and records appended as leader (at most kMaxTopicSeries topics, the rest as
   // topic="other"); per API and error code: partitions answered with that error.
   void count_topic_in(const std::string& topic, uint64_t bytes, uint64_t records);
+  void count_topic_out(const std::string& topic, uint64_t bytes);  // sent to consumers
   void count_error(const char* api, ErrorCode code);
   static constexpr size_t kMaxTopicSeries = 10'000;
   // More Prometheus text appended to /metrics (gannetd: the metadata quorum's state, known only
@@ -245,8 +246,9 @@ class BrokerServer final : public RequestCore {
   std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;  // with metrics.http.listener
   struct TopicCounters {
-    std::atomic<uint64_t> bytes_in{0}, records_in{0};
+    std::atomic<uint64_t> bytes_in{0}, records_in{0}, bytes_out{0};
   };
+  TopicCounters* topic_counters(const std::string& topic);  // created on first use, never freed
   std::mutex counters_mu_;
   std::map<std::string, std::unique_ptr<TopicCounters>> topic_counters_;  // with counters_mu_
   std::map<std::pair<std::string, int>, uint64_t> error_counts_;          // with counters_mu_

@@ -17,6 +17,7 @@
 #include <regex>
 #include <string>
 
+#include "client/consumer.h"
 #include "client/producer.h"
 #include "testing/cli_harness.h"
 #include "testing/cluster_harness.h"
@@ -146,6 +147,28 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
   EXPECT_EQ(quorum_leaders, 1) << "one node reports itself the quorum leader";
   EXPECT_EQ(records_in, 30) << "the 30 records appended, counted once, by partition 0's leader";
   EXPECT_GT(bytes_in, 30 * 2) << "their batches' bytes";
+  // A consumer reads partition 0: its leader counts the bytes sent.
+  {
+    client::ConsumerConfig cc;
+    cc.bootstrap_servers = testing::split_addresses(c.bootstrap());
+    client::Consumer consumer(cc);
+    consumer.assign({{"m", 0}});
+    consumer.seek({"m", 0}, 0);
+    size_t n = 0;
+    ASSERT_TRUE(testing::wait_until([&] {
+      n += consumer.poll(200).size();
+      return n >= 30;
+    }, 20s, 10ms));
+    double out = 0;
+    ASSERT_TRUE(testing::wait_until([&] {
+      out = 0;
+      for (int id : {1, 2, 3}) {
+        out += std::max(0.0, sample(body_of(http(c.metrics_port(id), "GET /metrics HTTP/1.1\r\n\r\n")),
+                                    "gannet_topic_bytes_out_total", "topic=\"m\""));
+      }
+      return out >= bytes_in;
+    }, 10s, 100ms)) << out << " bytes out, " << bytes_in << " in";
+  }
   // Kafka requests are counted and timed per API: one ApiVersions, then broker 1's figures.
   {
     const std::string before = body_of(http(c.metrics_port(1), "GET /metrics HTTP/1.1\r\n\r\n"));

@@ -371,7 +371,7 @@ int perf_produce_command(const Args& a) {
       }
       lat.us.push_back(us);
     });
-    if (secs_since(last_report) >= 1.0) {
+    if (!json && secs_since(last_report) >= 1.0) {  // progress; quiet for scripts (--output json)
       const int64_t now_acked = acked.load();
       std::fprintf(stderr, "  %lld sent, %lld acknowledged, %.0f records/s\n", static_cast<long long>(i + 1),
                    static_cast<long long>(now_acked), (now_acked - last_acked) / secs_since(last_report));
@@ -441,7 +441,7 @@ int perf_consume_command(const Args& a) {
     }
     last_data = Clock::now();
     count += static_cast<int64_t>(records.size());
-    if (secs_since(last_report) >= 1.0) {
+    if (!json && secs_since(last_report) >= 1.0) {  // progress; quiet for scripts (--output json)
       std::fprintf(stderr, "  %lld records consumed\n", static_cast<long long>(count));
       last_report = Clock::now();
     }
