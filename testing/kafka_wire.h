@@ -2,6 +2,12 @@
 // client library: big-endian writers, a v1-header frame, and a Fetch v11 body.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -123,6 +129,15 @@ class BodyReader {
     return take(n - 1);
   }
   int32_t compact_len() { return static_cast<int32_t>(uvarint()) - 1; }  // -1: null
+  // A classic STRING (INT16 length; "" for null) and BYTES (INT32 length).
+  std::string str() {
+    const int16_t n = i16();
+    return n < 0 ? std::string() : take(static_cast<size_t>(n));
+  }
+  std::string bytes() {
+    const int32_t n = i32();
+    return n < 0 ? std::string() : take(static_cast<size_t>(n));
+  }
   std::string uuid() { return take(16); }
   void skip_tags() {
     const uint32_t n = uvarint();
@@ -151,5 +166,53 @@ class BodyReader {
   size_t at_;
   bool failed_ = false;
 };
+
+// ---- A blocking loopback socket, for tests that write frames by hand ------------------------------
+
+// A connection to 127.0.0.1:port whose reads give up after `timeout_s`; -1 when refused.
+inline int connect_loopback(int port, int timeout_s = 5) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{timeout_s, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+inline bool send_all(int fd, const std::string& s) {
+  return ::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size());
+}
+
+// One answer frame without its size (nullopt: the connection closed or the read timed out).
+inline std::optional<std::string> read_frame(int fd) {
+  auto read_n = [&](size_t n) -> std::optional<std::string> {
+    std::string s(n, '\0');
+    size_t got = 0;
+    while (got < n) {
+      const ssize_t r = ::read(fd, s.data() + got, n - got);
+      if (r <= 0) return std::nullopt;
+      got += static_cast<size_t>(r);
+    }
+    return s;
+  };
+  auto size = read_n(4);
+  if (!size) return std::nullopt;
+  uint32_t n = 0;
+  for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<uint8_t>((*size)[i]);
+  if (n > (64u << 20)) return std::nullopt;
+  return read_n(n);
+}
+
+// True when the server closes the connection (within the read timeout).
+inline bool closed_by_server(int fd) {
+  char b;
+  return ::read(fd, &b, 1) == 0;
+}
 
 }  // namespace gannet::testing::kafka_wire

@@ -394,51 +394,13 @@ TEST_F(KafkaClientTest, EveryRecordAnIdempotentLibrdkafkaSawAcknowledgedIsReadOn
 
 // ---- Hostile input -------------------------------------------------------------------------------
 
-int connect_to(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  return fd;
-}
-
 using testing::kafka_wire::frame;
 using testing::kafka_wire::put16;
 using testing::kafka_wire::put32;
 
-// Reads one answer frame (nullopt: the connection closed or timed out).
-std::optional<std::string> read_frame(int fd) {
-  auto read_n = [&](size_t n) -> std::optional<std::string> {
-    std::string s(n, '\0');
-    size_t got = 0;
-    while (got < n) {
-      ssize_t r = ::read(fd, s.data() + got, n - got);
-      if (r <= 0) return std::nullopt;
-      got += static_cast<size_t>(r);
-    }
-    return s;
-  };
-  auto size = read_n(4);
-  if (!size) return std::nullopt;
-  const uint32_t n = (uint32_t{static_cast<uint8_t>((*size)[0])} << 24) | (uint32_t{static_cast<uint8_t>((*size)[1])} << 16) |
-                     (uint32_t{static_cast<uint8_t>((*size)[2])} << 8) | uint32_t{static_cast<uint8_t>((*size)[3])};
-  if (n > (64u << 20)) return std::nullopt;
-  return read_n(n);
-}
-
-// True when the server closes the connection (within the receive timeout).
-bool closed_by_server(int fd) {
-  char b;
-  ssize_t r = ::read(fd, &b, 1);
-  return r == 0;
-}
+using testing::kafka_wire::closed_by_server;
+using testing::kafka_wire::read_frame;
+int connect_to(int port) { return testing::kafka_wire::connect_loopback(port); }
 
 int64_t rss_kib(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");

@@ -497,20 +497,23 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
   }
 
   void flush(const std::shared_ptr<Connection>& c) {
+    // A file range read into the chunk's bytes (TLS, which cannot use sendfile, and tests'
+    // simulated files without a descriptor); false when the file is shorter than promised.
+    auto load = [](Chunk& ch) {
+      std::string bytes(ch.size, '\0');
+      auto n = ch.file->read_at(ch.position, bytes.data(), bytes.size());
+      if (!n.ok() || n.value() != bytes.size()) return false;
+      ch.bytes = std::move(bytes);
+      ch.file.reset();
+      return true;
+    };
     while (!c->out.empty()) {
       ssize_t w;
       Chunk& front = c->out.front();
       if (c->ssl) {
-        if (front.file) {
-          // TLS cannot use sendfile: the segment's bytes are read and encrypted.
-          std::string bytes(front.size, '\0');
-          auto n = front.file->read_at(front.position, bytes.data(), bytes.size());
-          if (!n.ok() || n.value() != bytes.size()) {
-            close_conn(c);
-            return;
-          }
-          front.bytes = std::move(bytes);
-          front.file.reset();
+        if (front.file && !load(front)) {  // TLS: the segment's bytes are read and encrypted
+          close_conn(c);
+          return;
         }
         if (front.bytes.size() == c->out_offset) {
           w = 0;  // an empty chunk: nothing to send
@@ -539,15 +542,10 @@ class KafkaListener::IoThread : public std::enable_shared_from_this<IoThread> {
           return;
         }
       } else if (front.file) {
-        // A file without a descriptor (tests' simulated files): read it into bytes once.
-        std::string bytes(front.size, '\0');
-        auto n = front.file->read_at(front.position, bytes.data(), bytes.size());
-        if (!n.ok() || n.value() != bytes.size()) {
+        if (!load(front)) {  // a file without a descriptor (tests' simulated files): read once
           close_conn(c);
           return;
         }
-        front.bytes = std::move(bytes);
-        front.file.reset();
         continue;
       } else {
         iovec iov[16];
