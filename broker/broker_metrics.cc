@@ -106,7 +106,7 @@ std::string BrokerServer::render_metrics() {
   Family size("gannet_partition_log_size_bytes", "gauge", "Bytes of this replica's log segments.");
   Family segments("gannet_partition_log_segments", "gauge", "Segment files of this replica's log.");
   Family leader("gannet_partition_leader", "gauge", "1 if this broker leads the partition, else 0.");
-  int64_t led = 0, hosted = 0;
+  int64_t led = 0, hosted = 0, produce_waiting = 0;
   {
     std::lock_guard<std::mutex> l(partitions_mu_);
     for (const auto& [tp, part] : partitions_) {
@@ -121,6 +121,7 @@ std::string BrokerServer::render_metrics() {
       leader.add(labels, leads ? 1 : 0);
       led += leads ? 1 : 0;
       ++hosted;
+      produce_waiting += static_cast<int64_t>(part->replication_waiters());
     }
   }
   // From the metadata image: the partitions this broker leads whose ISR is short.
@@ -199,12 +200,17 @@ std::string BrokerServer::render_metrics() {
                  static_cast<double>(n));
     }
   }
+  Family purgatory("gannet_purgatory_size", "gauge",
+                   "Requests parked until something happens: acks=all produces waiting for the in-sync replicas, "
+                   "fetches waiting for data (long polls and fetch streams).");
+  purgatory.add(node + "," + label("kind", "produce"), static_cast<double>(produce_waiting));
+  purgatory.add(node + "," + label("kind", "fetch"), static_cast<double>(fetches_in_progress()));
   Family shrinks("gannet_isr_shrinks_total", "counter", "ISR shrinks this broker's partitions had accepted as leader.");
   shrinks.add(node, static_cast<double>(isr_shrinks_.load()));
   Family expands("gannet_isr_expands_total", "counter", "ISR expansions this broker's partitions had accepted as leader.");
   expands.add(node, static_cast<double>(isr_expands_.load()));
   std::string out = (kafka_ ? kafka_->metrics_text() : std::string()) + grpc_metrics_.metrics_text();
-  for (const Family* f : {&bytes_in, &records_in, &bytes_out, &errors, &shrinks, &expands}) out += f->text();
+  for (const Family* f : {&bytes_in, &records_in, &bytes_out, &errors, &purgatory, &shrinks, &expands}) out += f->text();
   for (const Family* f : {&info, &led_f, &hosted_f, &ur, &umi, &off, &offset, &groups, &lag, &threads, &rss, &fds, &end,
                           &start, &hw, &size, &segments, &leader}) {
     out += f->text();

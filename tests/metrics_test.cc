@@ -122,6 +122,9 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
     records_in += std::max(0.0, sample(body, "gannet_topic_records_in_total", "topic=\"m\""));
     bytes_in += std::max(0.0, sample(body, "gannet_topic_bytes_in_total", "topic=\"m\""));
     EXPECT_GE(sample(body, "gannet_isr_shrinks_total", "node_id=\"" + std::to_string(id) + "\""), 0) << body;
+    // Followers' fetch streams are parked fetches on the leaders; nothing waits to produce now.
+    EXPECT_GE(sample(body, "gannet_purgatory_size", "node_id=\"" + std::to_string(id) + "\",kind=\"fetch\""), 0) << body;
+    EXPECT_EQ(sample(body, "gannet_purgatory_size", "node_id=\"" + std::to_string(id) + "\",kind=\"produce\""), 0) << body;
     // The metadata quorum as each node sees it: one leader, the same epoch, and on the leader
     // each other voter's lag.
     const std::string n = "node_id=\"" + std::to_string(id) + "\"";
