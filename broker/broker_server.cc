@@ -1753,7 +1753,8 @@ Result<std::unique_ptr<BrokerServer>, std::string> BrokerServer::create(
     } catch (...) {
     }
     if (port < 0 || port > 65535) return "metrics.http.listener '" + m + "' is not host:port";
-    auto server = MetricsHttpServer::start(m.substr(0, colon), port, [self] { return self->render_metrics(); });
+    auto server = MetricsHttpServer::start(m.substr(0, colon), port, [self] { return self->render_metrics(); },
+                                           [self](const HttpRequest& r) { return self->console(r); });
     if (!server.ok()) return server.error();
     b->metrics_http_ = std::move(server).value();
   }

@@ -35,6 +35,7 @@
 #include "broker/fetch_waiter.h"
 #include "broker/group_coordinator.h"
 #include "broker/grpc_metrics.h"
+#include "broker/console.h"
 #include "broker/kafka/tls.h"
 #include "common/grpc_security.h"
 #include "broker/partition.h"
@@ -146,6 +147,8 @@ class BrokerServer final : public RequestCore {
   // The metrics listener's port (0: none), and what it serves (Prometheus' text format).
   int metrics_port() const;
   std::string render_metrics();
+  // The web console's page and JSON (broker/console.h), on the same listener.
+  HttpResponse console(const HttpRequest& req);
   // Per topic: bytes and records appended as leader (at most kMaxTopicSeries topics, the rest as
   // topic="other"); per API and error code: partitions answered with that error.
   void count_topic_in(const std::string& topic, uint64_t bytes, uint64_t records);

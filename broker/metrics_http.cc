@@ -6,15 +6,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 namespace gannet::broker {
 
 Result<std::unique_ptr<MetricsHttpServer>, std::string> MetricsHttpServer::start(const std::string& host, int port,
-                                                                              std::function<std::string()> render) {
+                                                                              std::function<std::string()> render,
+                                                                              std::function<HttpResponse(const HttpRequest&)> handler) {
   std::unique_ptr<MetricsHttpServer> s(new MetricsHttpServer());
   s->render_ = std::move(render);
+  s->handler_ = std::move(handler);
   s->listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s->listen_fd_ < 0) return std::string("metrics listener: socket: ") + std::strerror(errno);
   const int one = 1;
@@ -72,13 +76,53 @@ void MetricsHttpServer::serve(int fd) {
   }
   std::string status = "404 Not Found", body = "not found: try GET /metrics\n";
   std::string type = "text/plain; charset=utf-8";
+  const size_t head_end = head.find("\r\n\r\n");
   if (head.rfind("GET /metrics ", 0) == 0 || head.rfind("GET /metrics?", 0) == 0) {
     status = "200 OK";
     body = render_();
     type = "text/plain; version=0.0.4; charset=utf-8";
-  } else if (head.find("\r\n\r\n") == std::string::npos) {
+  } else if (head_end == std::string::npos) {
     status = "431 Request Header Fields Too Large";
     body = "request head over 8 KiB\n";
+  } else if (handler_) {
+    HttpRequest req;
+    const size_t sp1 = head.find(' '), sp2 = head.find(' ', sp1 + 1);
+    const std::string target = sp1 == std::string::npos || sp2 == std::string::npos ? "" : head.substr(sp1 + 1, sp2 - sp1 - 1);
+    req.method = head.substr(0, sp1);
+    req.path = target.substr(0, target.find('?'));
+    if (target.find('?') != std::string::npos) req.query = target.substr(target.find('?') + 1);
+    // The body, by Content-Length (at most 64 KiB, within the same 2 s).
+    size_t length = 0;
+    for (const char* name : {"\r\nContent-Length:", "\r\ncontent-length:"}) {
+      const size_t at = head.find(name);
+      if (at != std::string::npos && at < head_end) length = std::strtoul(head.c_str() + at + std::strlen(name), nullptr, 10);
+    }
+    req.body = head.substr(head_end + 4);
+    bool complete = length <= (64u << 10);
+    while (complete && req.body.size() < length) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+        complete = false;
+        break;
+      }
+      const ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n <= 0) {
+        complete = false;
+        break;
+      }
+      req.body.append(buf, static_cast<size_t>(n));
+    }
+    if (!complete) {
+      status = "413 Content Too Large";
+      body = "request body over 64 KiB or incomplete\n";
+    } else {
+      req.body.resize(std::min(req.body.size(), length));
+      HttpResponse r = handler_(req);
+      status = r.status;
+      body = r.body;
+      type = r.type;
+    }
   }
   std::string out = "HTTP/1.1 " + status + "\r\nContent-Type: " + type + "\r\nContent-Length: " +
                     std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;

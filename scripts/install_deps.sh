@@ -34,6 +34,10 @@ PACKAGES=(
   # TLS and SCRAM (OpenSSL 3); the openssl tool makes the security tests' certificates.
   libssl-dev
   openssl
+  # The web console is judged by a real browser (tests/console_test.cc).
+  chromium
+  # Network namespaces for the multi-host test (tests/multihost_test.cc).
+  iproute2
 )
 
 # Node.js and npm run kafkajs; Debian's packages when the machine has none of its own.
