@@ -187,6 +187,61 @@ HttpResponse BrokerServer::console(const HttpRequest& req) {
     freq.set_topic(req.param("topic"));
     freq.set_partition(std::atoi(req.param("partition").c_str()));
     freq.set_offset(std::atoll(req.param("offset").c_str()));
+    // The leader's gRPC stub, for what only a partition's leader answers.
+    auto leader_stub = [&](int32_t leader) -> std::unique_ptr<v1::Broker::Stub> {
+      if (leader < 0 || leader == options_.node_id) return nullptr;
+      auto it = image->brokers().find(leader);
+      if (it == image->brokers().end()) return nullptr;
+      for (const auto& e : it->second.endpoints) {
+        if (e.name == options_.listener_name) {
+          return v1::Broker::NewStub(
+              grpc::CreateChannel(e.host + ":" + num(e.port), channel_credentials(options_.grpc_tls)));
+        }
+      }
+      return nullptr;
+    };
+    if (const std::string time = req.param("time"); !time.empty()) {
+      // From a time: the first record at or after it (ListOffsets by timestamp, on the leader).
+      v1::ListOffsetsRequest lreq;
+      auto* pd = lreq.add_partitions();
+      pd->set_topic(freq.topic());
+      pd->set_partition(freq.partition());
+      pd->set_timestamp(std::max<int64_t>(0, std::atoll(time.c_str())));
+      pd->set_current_leader_epoch(-1);
+      v1::ListOffsetsResponse lresp;
+      list_offsets(lreq, &lresp);
+      if (lresp.partitions_size() == 1 && lresp.partitions(0).error_code() == gannet::v1::NOT_LEADER_OR_FOLLOWER) {
+        if (auto stub = leader_stub(lresp.partitions(0).leader_id())) {
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+          v1::ListOffsetsResponse remote;
+          if (stub->ListOffsets(&ctx, lreq, &remote).ok()) lresp = std::move(remote);
+        }
+      }
+      if (lresp.partitions_size() != 1 || lresp.partitions(0).error_code() != gannet::v1::NONE) {
+        return error("400 Bad Request", lresp.partitions_size() == 1
+                                            ? gannet::v1::ErrorCode_Name(lresp.partitions(0).error_code()) + " " +
+                                                  lresp.partitions(0).error_message()
+                                            : "no answer for the partition");
+      }
+      // No record at or after the time: start at the end (the high watermark: nothing to show).
+      int64_t from = lresp.partitions(0).offset();
+      if (from < 0) {
+        pd->set_timestamp(-1);
+        v1::ListOffsetsResponse latest;
+        list_offsets(lreq, &latest);
+        if (latest.partitions_size() == 1 && latest.partitions(0).error_code() == gannet::v1::NOT_LEADER_OR_FOLLOWER) {
+          if (auto stub = leader_stub(latest.partitions(0).leader_id())) {
+            grpc::ClientContext ctx;
+            ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+            v1::ListOffsetsResponse remote;
+            if (stub->ListOffsets(&ctx, lreq, &remote).ok()) latest = std::move(remote);
+          }
+        }
+        from = latest.partitions_size() == 1 ? std::max<int64_t>(0, latest.partitions(0).offset()) : 0;
+      }
+      freq.set_offset(from);
+    }
     const int max = std::atoi(req.param("max").c_str());
     freq.set_max_records(max > 0 && max <= 500 ? max : 50);
     freq.set_max_bytes(1 << 20);
@@ -200,17 +255,9 @@ HttpResponse BrokerServer::console(const HttpRequest& req) {
     }
     v1::FetchRecordsResponse fresp;
     decode_fetched_records(freq, core_resp, &fresp);
-    if (fresp.error_code() == gannet::v1::NOT_LEADER_OR_FOLLOWER && fresp.leader_id() >= 0 &&
-        fresp.leader_id() != options_.node_id) {
+    if (fresp.error_code() == gannet::v1::NOT_LEADER_OR_FOLLOWER) {
       // Consumers read from leaders: ask the partition's leader over its gRPC listener.
-      std::string address;
-      if (auto it = image->brokers().find(fresp.leader_id()); it != image->brokers().end()) {
-        for (const auto& e : it->second.endpoints) {
-          if (e.name == options_.listener_name) address = e.host + ":" + num(e.port);
-        }
-      }
-      if (!address.empty()) {
-        auto stub = v1::Broker::NewStub(grpc::CreateChannel(address, channel_credentials(options_.grpc_tls)));
+      if (auto stub = leader_stub(fresp.leader_id())) {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
         v1::FetchRecordsResponse remote;
@@ -230,7 +277,8 @@ HttpResponse BrokerServer::console(const HttpRequest& req) {
     HttpResponse r;
     if (fresp.error_code() != gannet::v1::NONE) r.status = "400 Bad Request";
     r.body = "{\"error_code\":" + json_string(gannet::v1::ErrorCode_Name(fresp.error_code())) + ",\"error_message\":" +
-             json_string(fresp.error_message()) + ",\"high_watermark\":" + num(fresp.high_watermark()) +
+             json_string(fresp.error_message()) + ",\"from_offset\":" + num(freq.offset()) +
+             ",\"high_watermark\":" + num(fresp.high_watermark()) +
              ",\"log_start_offset\":" + num(fresp.log_start_offset()) + ",\"next_offset\":" + num(fresp.next_offset()) +
              ",\"records\":[" + records + "]}";
     return r;

@@ -4,7 +4,8 @@
 //   GET  /api/overview          this broker, the controller, every registered broker
 //   GET  /api/topics            topics and partitions (leader, replicas, ISR; offsets and sizes of
 //                               the replicas hosted here)
-//   GET  /api/records?topic=T&partition=P&offset=O&max=N   records of a partition hosted here
+//   GET  /api/records?topic=T&partition=P&offset=O|time=MS&max=N   a partition's records (read
+//                               from its leader, over gRPC when that is another broker)
 //   GET  /api/groups            the groups this broker coordinates, committed offsets and lag
 //   POST /api/topics            create a topic (form fields name, partitions, replication_factor)
 // Charts (records appended per topic, group lag) are drawn from /metrics, polled by the page.

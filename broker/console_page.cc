@@ -31,7 +31,8 @@ code{background:#eef2f6;padding:1px 4px}
 <input name="replication_factor" placeholder="replication factor" size="14" value="3"><button>Create</button> <span id="create-result"></span></form>
 <h3>Topics</h3><table id="topic-table"></table></section>
 <section id="records"><form id="browse"><input name="topic" placeholder="topic" required><input name="partition" placeholder="partition" size="8" value="0">
-<input name="offset" placeholder="from offset" size="10" value="0"><input name="max" placeholder="max" size="6" value="50"><button>Read</button></form>
+<input name="offset" placeholder="from offset" size="10" value="0"> or from <input name="time" type="datetime-local" step="1">
+<input name="max" placeholder="max" size="6" value="50"><button>Read</button></form>
 <div id="records-info" class="muted"></div><table id="record-table"></table></section>
 <section id="groups"><h3>Consumer groups coordinated by this broker</h3><div id="group-list"></div>
 <h3>Lag over the last minutes, by group (records)</h3><svg id="lag-chart" width="720" height="200"></svg><div id="lag-legend"></div></section>
@@ -123,10 +124,12 @@ async function records() {
   const f = $('browse');
   if (!f.topic.value) { $('records-info').textContent = 'Pick a topic on the Topics page, or type one.'; return; }
   const q = new URLSearchParams({topic: f.topic.value, partition: f.partition.value, offset: f.offset.value, max: f.max.value});
+  if (f.time.value) q.set('time', String(Date.parse(f.time.value)));
   const r = await get('/api/records?' + q);
   $('records-info').innerHTML = esc(f.topic.value) + '-' + esc(f.partition.value) + ': ' +
     (r.error_code && r.error_code !== 'NONE' ? '<span class="bad">' + esc(r.error_code) + ' ' + esc(r.error_message) + '</span>'
-      : r.records.length + ' record(s) from offset ' + esc(f.offset.value) + '; log start ' + r.log_start_offset + ', high watermark ' + r.high_watermark);
+      : r.records.length + ' record(s) from offset ' + esc(r.from_offset) + (f.time.value ? ' (the first at or after ' + esc(f.time.value) + ')' : '') +
+        '; log start ' + r.log_start_offset + ', high watermark ' + r.high_watermark);
   table($('record-table'), ['Offset', 'Timestamp', 'Key', 'Value', 'Headers'], (r.records || []).map((x) => [x.offset,
     esc(new Date(x.timestamp).toISOString()), x.key === null ? '<span class="muted">null</span>' : '<code>' + esc(x.key) + '</code>',
     x.value === null ? '<span class="muted">null</span>' : esc(x.value), x.headers.map((h) => esc(h.key) + '=' + esc(h.value)).join('<br>')]));

@@ -105,6 +105,18 @@ TEST(ConsoleTest, EveryPageShowsTheClustersTopicGroupAndBrokersInChromium) {
     return records.find("\"key\":\"order-4\"") != std::string::npos;
   }, 10s, 200ms)) << records;
   EXPECT_EQ(records.find("\"key\":\"order-0\""), std::string::npos) << "offset 1 on" << records;
+  // From a time: every record is at or after 0, none after an hour from now.
+  const std::string from_zero = http(port, "GET /api/records?topic=console-orders&partition=0&time=0 HTTP/1.1\r\n\r\n");
+  EXPECT_NE(from_zero.find("\"from_offset\":0,"), std::string::npos) << from_zero;
+  EXPECT_NE(from_zero.find("\"key\":\"order-0\""), std::string::npos) << from_zero;
+  const int64_t later = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch() + std::chrono::hours(1))
+                            .count();
+  const std::string from_later = http(port, "GET /api/records?topic=console-orders&partition=0&time=" +
+                                                std::to_string(later) + " HTTP/1.1\r\n\r\n");
+  EXPECT_NE(from_later.find("\"error_code\":\"NONE\",\"error_message\":\"\",\"from_offset\":5,"), std::string::npos)
+      << from_later;
+  EXPECT_NE(from_later.find("\"records\":[]"), std::string::npos) << from_later;
   const std::string bad = http(port, "GET /api/records?topic=nope&partition=0&offset=0 HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_NE(bad.find("UNKNOWN_TOPIC_OR_PARTITION"), std::string::npos) << bad;
   const std::string form = "name=console-created&partitions=2&replication_factor=3";
