@@ -1055,6 +1055,14 @@ std::vector<std::string> ServerConfig::security_warnings() const {
                     " is PLAINTEXT: its callers are not authorized, so they bypass the ACLs (map it to SSL)");
     }
   }
+  if (!metrics_http_listener.empty()) {
+    const std::string host = metrics_http_listener.substr(0, metrics_http_listener.rfind(':'));
+    if (!loopback(host)) {
+      out.push_back("metrics.http.listener=" + metrics_http_listener +
+                    " serves metrics and the web console without authentication: bind it to loopback or a "
+                    "management network");
+    }
+  }
   return out;
 }
 

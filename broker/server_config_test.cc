@@ -431,6 +431,10 @@ TEST(ServerConfig, SecurityWarnings) {
   ServerConfig acl = build_ok(m);
   ASSERT_EQ(acl.security_warnings().size(), 1u);
   EXPECT_NE(acl.security_warnings()[0].find("bypass the ACLs"), std::string::npos);
+  ServerConfig console = build_ok(with(with(broker_only(), "listeners", "PLAINTEXT://127.0.0.1:9092,GRPC://127.0.0.1:9192"),
+                                       "metrics.http.listener", "0.0.0.0:9404"));
+  ASSERT_EQ(console.security_warnings().size(), 1u);
+  EXPECT_NE(console.security_warnings()[0].find("without authentication"), std::string::npos);
 }
 
 TEST(ServerConfig, EveryRequiredKeyMissing) {
