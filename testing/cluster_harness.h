@@ -112,12 +112,14 @@ class Cluster {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-    return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), credentials(), args);
+    auto& tls = credentials();
+    return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                     tls ? tls : grpc::InsecureChannelCredentials(), args);
   }
-  // How the harness dials the nodes (a test of TLS listeners sets its client credentials here
-  // before it builds the cluster).
+  // How the harness dials the nodes: plaintext unless a test of TLS listeners sets its client
+  // credentials here before it builds the cluster (and resets them to null after).
   static std::shared_ptr<grpc::ChannelCredentials>& credentials() {
-    static std::shared_ptr<grpc::ChannelCredentials> c = grpc::InsecureChannelCredentials();
+    static std::shared_ptr<grpc::ChannelCredentials> c;
     return c;
   }
 

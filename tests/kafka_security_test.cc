@@ -148,12 +148,12 @@ TEST_F(KafkaSecurityTest, ScramAndPlainOverSaslListenersAndUsersFromTheCli) {
   auto plain_bad = sh(kcat_sasl("SASL_SSL", "PLAIN", "alice", "alice-secrets", "-L -m 10"));
   EXPECT_NE(plain_bad.code, 0);
 
-  // confluent-kafka with SCRAM-SHA-256 on SASL_PLAINTEXT: produce and read back.
+  // confluent-kafka with SCRAM-SHA-512 over SASL_SSL: produce and read back.
   const std::string py =
       "import sys\n"
       "from confluent_kafka import Producer, Consumer\n"
-      "conf = {'bootstrap.servers': sys.argv[1], 'security.protocol': 'SASL_PLAINTEXT',\n"
-      "        'sasl.mechanisms': 'SCRAM-SHA-256', 'sasl.username': 'alice', 'sasl.password': sys.argv[2]}\n"
+      "conf = {'bootstrap.servers': sys.argv[1], 'security.protocol': 'SASL_SSL', 'ssl.ca.location': sys.argv[3],\n"
+      "        'sasl.mechanisms': 'SCRAM-SHA-512', 'sasl.username': 'alice', 'sasl.password': sys.argv[2]}\n"
       "p = Producer(dict(conf, acks='all'))\n"
       "for i in range(5): p.produce('secure', value=('py%d' % i).encode())\n"
       "assert p.flush(30) == 0\n"
@@ -169,7 +169,7 @@ TEST_F(KafkaSecurityTest, ScramAndPlainOverSaslListenersAndUsersFromTheCli) {
       "    got.append(m.value().decode())\n"
       "c.close()\n"
       "print('read', len(got), ','.join(got[3:]))\n";
-  auto pyr = sh("/usr/bin/python3 - " + cluster_->kafka_bootstrap("SASL_PLAINTEXT") + " alice-secret", py);
+  auto pyr = sh("/usr/bin/python3 - " + cluster_->kafka_bootstrap("SASL_SSL") + " alice-secret " + certs_.ca, py);
   EXPECT_EQ(pyr.code, 0) << pyr.out << pyr.err;
   EXPECT_NE(pyr.out.find("read 8 py0,py1,py2,py3,py4"), std::string::npos) << pyr.out << pyr.err;
 
@@ -486,7 +486,7 @@ class KafkaAclTest : public ::testing::Test {
   void TearDown() override {
     if (HasFailure() && cluster_) cluster_->dump_logs();
     cluster_.reset();
-    Cluster::credentials() = grpc::InsecureChannelCredentials();
+    Cluster::credentials() = nullptr;
   }
   testing::CliRun gannet(std::vector<std::string> args) {
     args.insert(args.end(), {"--bootstrap-server", cluster_->bootstrap(), "--command-config", props_});
@@ -657,7 +657,7 @@ class ClusterTlsTest : public ::testing::Test {
   void TearDown() override {
     if (HasFailure()) cluster_->dump_logs();
     cluster_.reset();
-    Cluster::credentials() = grpc::InsecureChannelCredentials();
+    Cluster::credentials() = nullptr;
   }
   std::shared_ptr<grpc::Channel> dial(int port, const std::shared_ptr<const GrpcTls>& tls) {
     return grpc::CreateChannel("127.0.0.1:" + std::to_string(port), channel_credentials(tls));
@@ -742,6 +742,17 @@ TEST_F(ClusterTlsTest, OnlyTheClustersOwnPrincipalsRegisterFetchOrVoteAndTheClus
     grpc::ClientContext ctx;
     deadline(&ctx);
     EXPECT_EQ(stub->Fetch(&ctx, f, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED) << "broker " << b;
+  }
+  // A certificate from a CA the cluster does not trust: the gRPC listener refuses the handshake.
+  {
+    std::ofstream(certs_.dir + "/rogue.pem") << testing::read_file(certs_.rogue_key) << testing::read_file(certs_.rogue_cert);
+    auto rogue = load_grpc_tls(certs_.dir + "/rogue.pem", "", certs_.ca, "required");
+    ASSERT_TRUE(rogue.ok()) << rogue.error();
+    auto stub = bv1::Broker::NewStub(dial(cluster_->client_port(1), *rogue));
+    bv1::MetadataResponse md;
+    grpc::ClientContext ctx;
+    deadline(&ctx);
+    EXPECT_FALSE(stub->Metadata(&ctx, {}, &md).ok());
   }
   // No certificate at all, and plaintext: the controller listener does not even answer.
   {
