@@ -90,6 +90,21 @@ void BrokerServer::count_topic_in(const std::string& topic, uint64_t bytes, uint
   c->records_in.fetch_add(records, std::memory_order_relaxed);
 }
 
+std::vector<BrokerServer::GroupOffset> BrokerServer::group_offsets(size_t limit) {
+  std::vector<GroupOffset> out;
+  if (!groups_) return out;
+  std::map<std::pair<std::string, int32_t>, int64_t> hws;
+  {
+    std::lock_guard<std::mutex> l(partitions_mu_);
+    for (const auto& [tp, part] : partitions_) hws[{tp.topic, tp.partition}] = part->high_watermark();
+  }
+  for (const auto& c : groups_->committed_offsets(limit)) {
+    auto it = hws.find({c.topic, c.partition});
+    out.push_back({c.group, c.topic, c.partition, c.offset, it == hws.end() ? -1 : it->second});
+  }
+  return out;
+}
+
 void BrokerServer::count_error(const char* api, ErrorCode code) {
   std::lock_guard<std::mutex> l(counters_mu_);
   ++error_counts_[{api, static_cast<int>(code)}];
@@ -163,18 +178,10 @@ std::string BrokerServer::render_metrics() {
   // partition's replica here (partitions without one here are left out). At most 10,000 series.
   Family lag("gannet_consumer_group_lag", "gauge",
              "Records between a group's committed offset and the partition's high watermark (groups coordinated here).");
-  if (groups_) {
-    std::map<std::pair<std::string, int32_t>, int64_t> hws;
-    {
-      std::lock_guard<std::mutex> l(partitions_mu_);
-      for (const auto& [tp, part] : partitions_) hws[{tp.topic, tp.partition}] = part->high_watermark();
-    }
-    for (const auto& c : groups_->committed_offsets(10'000)) {
-      auto it = hws.find({c.topic, c.partition});
-      if (it == hws.end() || c.offset < 0) continue;
-      lag.add(label("group", c.group) + "," + label("topic", c.topic) + "," + label("partition", std::to_string(c.partition)),
-              static_cast<double>(std::max<int64_t>(0, it->second - c.offset)));
-    }
+  for (const GroupOffset& g : group_offsets(10'000)) {
+    if (g.end < 0 || g.committed < 0) continue;
+    lag.add(label("group", g.group) + "," + label("topic", g.topic) + "," + label("partition", std::to_string(g.partition)),
+            static_cast<double>(std::max<int64_t>(0, g.end - g.committed)));
   }
   Family threads("gannet_process_threads", "gauge", "Threads of the gannetd process.");
   threads.add(node, proc_status("Threads"));

@@ -605,11 +605,8 @@ class BrokerServer::Service final
   // cluster's own principals: a forged one could move a high watermark.
   grpc::Status check_replica_fetch(grpc::ServerContextBase* ctx, const bv1::FetchRequest& req) const {
     if (req.replica_id() < 0 || !b_->options_.grpc_tls) return grpc::Status::OK;
-    const std::string principal = grpc_peer_principal(ctx);
-    const auto& allowed = b_->options_.cluster_principals;
-    if (!principal.empty() && std::find(allowed.begin(), allowed.end(), principal) != allowed.end()) {
-      return grpc::Status::OK;
-    }
+    std::string principal;
+    if (grpc_peer_is_one_of(ctx, b_->options_.cluster_principals, &principal)) return grpc::Status::OK;
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         "replica fetches are taken only from the cluster's own principals (super.users), not " +
                             (principal.empty() ? std::string("an unauthenticated caller") : principal));

@@ -154,6 +154,14 @@ class BrokerServer final : public RequestCore {
   void count_topic_in(const std::string& topic, uint64_t bytes, uint64_t records);
   void count_topic_out(const std::string& topic, uint64_t bytes);  // sent to consumers
   void count_error(const char* api, ErrorCode code);
+  // The committed offsets of the groups this broker coordinates (at most `limit`), each with the
+  // high watermark of the partition's replica here (-1: none here), for lag (metrics, console).
+  struct GroupOffset {
+    std::string group, topic;
+    int32_t partition;
+    int64_t committed, end;
+  };
+  std::vector<GroupOffset> group_offsets(size_t limit);
   static constexpr size_t kMaxTopicSeries = 10'000;
   // More Prometheus text appended to /metrics (gannetd: the metadata quorum's state, known only
   // once the quorum node has started). Any thread.
@@ -184,8 +192,7 @@ class BrokerServer final : public RequestCore {
                                        controller::v1::DescribeUserScramCredentialsResponse* resp) override;
   std::optional<metadata::ScramCredential> scram_credential(const std::string& user, int32_t mechanism) const override;
   bool authorizer_enabled() const override { return options_.authorizer_enabled; }
-  // Whether `password` is `user`'s (against its SCRAM credential, as SASL/PLAIN checks it).
-  bool password_ok(const std::string& user, const std::string& password) const;
+  bool password_ok(const std::string& user, const std::string& password) const override;
   bool authorize(const std::string& principal, const std::string& host, acl::Operation op, acl::ResourceType type,
                  const std::string& name) const override;
   void create_acls(const controller::v1::CreateAclsRequest& req, controller::v1::CreateAclsResponse* resp) override;

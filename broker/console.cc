@@ -284,21 +284,12 @@ HttpResponse BrokerServer::console(const HttpRequest& req) {
     return r;
   }
   if (req.path == "/api/groups" && req.method == "GET") {
-    std::map<std::pair<std::string, int32_t>, int64_t> hws;
-    {
-      std::lock_guard<std::mutex> l(partitions_mu_);
-      for (const auto& [tp, part] : partitions_) hws[{tp.topic, tp.partition}] = part->high_watermark();
-    }
     std::map<std::string, std::string> by_group;
-    if (groups_) {
-      for (const auto& c : groups_->committed_offsets(10'000)) {
-        auto it = hws.find({c.topic, c.partition});
-        const int64_t end = it == hws.end() ? -1 : it->second;
-        std::string& s = by_group[c.group];
-        s += std::string(s.empty() ? "" : ",") + "{\"topic\":" + json_string(c.topic) + ",\"partition\":" + num(c.partition) +
-             ",\"committed\":" + num(c.offset) + ",\"end\":" + num(end) + ",\"lag\":" +
-             (end < 0 ? std::string("null") : num(std::max<int64_t>(0, end - c.offset))) + "}";
-      }
+    for (const GroupOffset& g : group_offsets(10'000)) {
+      std::string& s = by_group[g.group];
+      s += std::string(s.empty() ? "" : ",") + "{\"topic\":" + json_string(g.topic) + ",\"partition\":" + num(g.partition) +
+           ",\"committed\":" + num(g.committed) + ",\"end\":" + num(g.end) + ",\"lag\":" +
+           (g.end < 0 ? std::string("null") : num(std::max<int64_t>(0, g.end - g.committed))) + "}";
     }
     std::string groups;
     if (groups_) {

@@ -69,11 +69,8 @@ ErrorCode to_error_code(ApiError e) {
 template <typename Resp>
 bool ControllerService::from_cluster(grpc::ServerContext* ctx, Resp* resp) const {
   if (!security_.tls) return true;
-  const std::string principal = grpc_peer_principal(ctx);
-  if (!principal.empty() && std::find(security_.cluster_principals.begin(), security_.cluster_principals.end(),
-                                      principal) != security_.cluster_principals.end()) {
-    return true;
-  }
+  std::string principal;
+  if (grpc_peer_is_one_of(ctx, security_.cluster_principals, &principal)) return true;
   resp->set_error_code(gannet::v1::CLUSTER_AUTHORIZATION_FAILED);
   resp->set_error_message("the controller takes this only from the cluster's own principals (super.users), not " +
                           (principal.empty() ? std::string("an unauthenticated caller") : principal));

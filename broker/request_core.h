@@ -71,6 +71,9 @@ class RequestCore {
   virtual void describe_user_scram_credentials(const controller::v1::DescribeUserScramCredentialsRequest& req,
                                                controller::v1::DescribeUserScramCredentialsResponse* resp) = 0;
   virtual std::optional<metadata::ScramCredential> scram_credential(const std::string& user, int32_t mechanism) const = 0;
+  // Whether `password` is `user`'s, against its SCRAM credential (SASL/PLAIN, passwords on gRPC
+  // calls); a checked password is remembered, so PBKDF2 runs once per password. Never blocks.
+  virtual bool password_ok(const std::string& user, const std::string& password) const = 0;
   // ACLs. authorize() answers for a connection's principal and address (always true when no
   // authorizer is configured); never blocks (the local image's bindings). Changes are forwarded
   // to the active controller (may block); descriptions come from the local image.

@@ -101,4 +101,10 @@ std::string grpc_peer_principal(const grpc::ServerContextBase* ctx) {
   return certificate_principal(std::string(subject.front().data(), subject.front().size()));
 }
 
+bool grpc_peer_is_one_of(const grpc::ServerContextBase* ctx, const std::vector<std::string>& principals,
+                         std::string* principal) {
+  *principal = grpc_peer_principal(ctx);
+  return !principal->empty() && std::find(principals.begin(), principals.end(), *principal) != principals.end();
+}
+
 }  // namespace gannet

@@ -41,4 +41,9 @@ std::shared_ptr<grpc::ServerCredentials> server_credentials(const std::shared_pt
 // "" on a plaintext connection or without a certificate.
 std::string grpc_peer_principal(const grpc::ServerContextBase* ctx);
 
+// Whether the caller's certificate names one of `principals` (the cluster's own: super.users);
+// *principal gets the caller's ("" when unauthenticated), for the refusal's message.
+bool grpc_peer_is_one_of(const grpc::ServerContextBase* ctx, const std::vector<std::string>& principals,
+                         std::string* principal);
+
 }  // namespace gannet

@@ -119,11 +119,8 @@ class RaftNode::Service final : public v1::Quorum::Service {
   // watermark. Without TLS, anyone who reaches the port is trusted (docs/design-notes.md §24).
   grpc::Status check_peer(grpc::ServerContext* ctx) const {
     if (!node_->options_.tls) return grpc::Status::OK;
-    const auto& allowed = node_->options_.cluster_principals;
-    const std::string principal = grpc_peer_principal(ctx);
-    if (!principal.empty() && std::find(allowed.begin(), allowed.end(), principal) != allowed.end()) {
-      return grpc::Status::OK;
-    }
+    std::string principal;
+    if (grpc_peer_is_one_of(ctx, node_->options_.cluster_principals, &principal)) return grpc::Status::OK;
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         "the metadata quorum answers only the cluster's own principals (super.users), not " +
                             (principal.empty() ? std::string("an unauthenticated caller") : principal));

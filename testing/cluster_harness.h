@@ -307,6 +307,44 @@ class Cluster {
   // Broker `id`'s metrics.http.listener port.
   int metrics_port(int id) { return metrics_ports_[id]; }
   bv1::Broker::Stub* broker(int id) { return broker_stubs_[id].get(); }
+
+  // Commits `offset` of topic-partition for `group`, from outside the group, on the group's
+  // coordinator (found first, through a live broker). Returns the coordinator's node id, or -1
+  // when that did not succeed within 30 s.
+  int commit_offset(const std::string& group, const std::string& topic, int32_t partition, int64_t offset) {
+    int32_t coordinator = -1;
+    const bool found = wait_until([&] {
+      bv1::FindCoordinatorRequest req;
+      req.set_key(group);
+      bv1::FindCoordinatorResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      if (!broker_stubs_[any_live()]->FindCoordinator(&ctx, req, &resp).ok() ||
+          resp.error_code() != gannet::v1::NONE) {
+        return false;
+      }
+      coordinator = resp.node_id();
+      return true;
+    }, std::chrono::seconds(30), std::chrono::milliseconds(200));
+    if (!found || !broker_stubs_.count(coordinator)) return -1;
+    const bool committed = wait_until([&] {
+      bv1::OffsetCommitRequest req;
+      req.set_group_id(group);
+      req.set_generation_id(-1);
+      auto* t = req.add_topics();
+      t->set_name(topic);
+      auto* p = t->add_partitions();
+      p->set_partition(partition);
+      p->set_committed_offset(offset);
+      p->set_committed_leader_epoch(-1);
+      bv1::OffsetCommitResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      return broker_stubs_[coordinator]->OffsetCommit(&ctx, req, &resp).ok() && resp.topics_size() == 1 &&
+             resp.topics(0).partitions(0).error_code() == gannet::v1::NONE;
+    }, std::chrono::seconds(30), std::chrono::milliseconds(200));
+    return committed ? coordinator : -1;
+  }
   int controller_port(int id) const { return controller_ports_.at(id); }
   int client_port(int id) const { return client_ports_.at(id); }
 

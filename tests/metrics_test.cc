@@ -193,33 +193,8 @@ TEST(MetricsTest, EveryBrokerServesPrometheusTextThatPromtoolAcceptsWithTheClust
   }
   // A group's lag, on its coordinator: 30 records, committed at 10.
   {
-    int32_t coordinator = -1;
-    ASSERT_TRUE(testing::wait_until([&] {
-      broker::v1::FindCoordinatorRequest req;
-      req.set_key("lagging");
-      broker::v1::FindCoordinatorResponse resp;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-      if (!c.broker(1)->FindCoordinator(&ctx, req, &resp).ok() || resp.error_code() != gannet::v1::NONE) return false;
-      coordinator = resp.node_id();
-      return true;
-    }, 30s, 200ms));
-    ASSERT_TRUE(testing::wait_until([&] {
-      broker::v1::OffsetCommitRequest req;
-      req.set_group_id("lagging");
-      req.set_generation_id(-1);
-      auto* t = req.add_topics();
-      t->set_name("m");
-      auto* p = t->add_partitions();
-      p->set_partition(0);
-      p->set_committed_offset(10);
-      p->set_committed_leader_epoch(-1);
-      broker::v1::OffsetCommitResponse resp;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-      return c.broker(coordinator)->OffsetCommit(&ctx, req, &resp).ok() && resp.topics_size() == 1 &&
-             resp.topics(0).partitions(0).error_code() == gannet::v1::NONE;
-    }, 30s, 200ms));
+    const int coordinator = c.commit_offset("lagging", "m", 0, 10);
+    ASSERT_GE(coordinator, 1);
     std::string body;
     EXPECT_TRUE(testing::wait_until([&] {
       body = body_of(http(c.metrics_port(coordinator), "GET /metrics HTTP/1.1\r\n\r\n"));

@@ -1702,17 +1702,11 @@ SaslStep sasl_step(RequestCore* core, Session& s, const std::string& token) {
   if (s.mechanism == "PLAIN") {
     std::string user, password;
     if (!scram::parse_plain(token, &user, &password)) return fail("Authentication failed: invalid SASL/PLAIN message");
-    // The password is checked against the user's SCRAM credential (the stronger one first).
-    for (int32_t m : {2, 1}) {
-      auto cred = core->scram_credential(user, m);
-      if (cred && scram::password_matches(static_cast<scram::Mechanism>(m),
-                                          {cred->salt, cred->stored_key, cred->server_key, cred->iterations}, password)) {
-        s.state = Session::Sasl::kDone;
-        s.principal = "User:" + user;
-        return out;
-      }
-    }
-    return fail("Authentication failed: Invalid username or password");
+    // The password is checked against the user's SCRAM credential.
+    if (!core->password_ok(user, password)) return fail("Authentication failed: Invalid username or password");
+    s.state = Session::Sasl::kDone;
+    s.principal = "User:" + user;
+    return out;
   }
   const scram::Mechanism m = scram::mechanism_from_name(s.mechanism);
   if (!s.exchange) {
